@@ -1,0 +1,70 @@
+"""Setting a repo up and keeping its graph healthy: init, repair."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from speedrift.cli.base import JsonFlag, app, store
+from speedrift.cli.output import emit_json, say, warn
+from speedrift.graph.repair import repair as repair_graph
+from speedrift.graph.store import init_graph_dir
+from speedrift.repo import git
+
+
+def init_repo(root: Path) -> tuple[Path, bool]:
+    """Create the graph dir and keep ``.speedrift/`` out of git. Returns (graph dir, excluded?)."""
+    graph_dir = init_graph_dir(root)
+    excluded = False
+    if git.toplevel(root) is not None:
+        git.exclude_locally(root, ".speedrift/")
+        excluded = True
+    return graph_dir, excluded
+
+
+@app.command()
+def init(
+    path: Annotated[Path, typer.Argument(help="Repository root (default: current directory).")] = Path(),
+    as_json: JsonFlag = False,
+) -> None:
+    """Create .workgraph/ (graph.jsonl, graph.lock, .gitignore) and git-exclude .speedrift/."""
+    root = path.resolve()
+    graph_dir, excluded = init_repo(root)
+    if as_json:
+        emit_json({"graph_dir": str(graph_dir), "excluded_speedrift_dir": excluded})
+        return
+    say(f"Initialized {graph_dir}")
+    if not excluded:
+        warn(f"{root} is not a git repository; .speedrift/ was not added to .git/info/exclude")
+
+
+@app.command()
+def repair(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report the malformed lines.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Move malformed graph lines into .speedrift/repair/ with a report, so the graph is writable again."""
+    graph_store = store()
+    report = repair_graph(graph_store, dry_run=dry_run)
+    if as_json:
+        emit_json(
+            {
+                "moved" if not dry_run else "would_move": [
+                    {"line": n, "problem": p} for n, p in report.moved
+                ],
+                "side_file": str(report.side_file) if report.side_file else None,
+                "report": str(report.report_file) if report.report_file else None,
+            }
+        )
+        return
+    if not report.moved:
+        say(f"{graph_store.graph_path}: no malformed lines.")
+        return
+    for lineno, problem in report.moved:
+        say(f"{graph_store.graph_path}:{lineno}: {problem}")
+    if dry_run:
+        say(f"{len(report.moved)} line(s) would be moved aside (run without --dry-run).")
+    else:
+        say(f"Moved {len(report.moved)} line(s) to {report.side_file}; report: {report.report_file}")

@@ -1,0 +1,145 @@
+"""``graph.jsonl`` bytes <-> an in-memory :class:`Graph`, losing nothing.
+
+Every line is kept as its original bytes next to its decoded node. Only lines speedrift changes
+are re-encoded, so unchanged lines — and every field or node kind speedrift does not model —
+come back byte-identical. Pure: no file access here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+from speedrift.graph.model import AFTER_KEYS, BEFORE_KEYS, Task
+
+
+def encode_node(node: dict[str, Any]) -> bytes:
+    """One compact JSON line, as serde_json writes it (UTF-8, no spaces, no trailing newline)."""
+    try:
+        return orjson.dumps(node)
+    except TypeError:  # integers beyond 64 bits, which orjson refuses
+        return json.dumps(node, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _decode_slow(raw: bytes) -> tuple[Any, str | None]:
+    """The rare path: blank, comment, or something orjson refused. Returns (node, problem)."""
+    stripped = raw.strip()
+    if not stripped or stripped.startswith(b"#"):
+        return None, None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, f"not valid UTF-8 (byte {exc.start})"
+    try:
+        return json.loads(text), None  # accepts what orjson refuses (e.g. >64-bit integers)
+    except json.JSONDecodeError as exc:
+        return None, f"invalid JSON: {exc.msg} at column {exc.colno}"
+
+
+class Graph:
+    """The nodes of one graph file in file order, plus an id index over its tasks (last wins, as wg)."""
+
+    __slots__ = ("changed", "nodes", "problems", "raw_lines", "task_line", "tasks", "warnings")
+
+    def __init__(self) -> None:
+        self.raw_lines: list[bytes] = []
+        self.nodes: list[dict[str, Any] | None] = []
+        self.tasks: dict[str, Task] = {}
+        self.task_line: dict[str, int] = {}
+        self.problems: list[tuple[int, str]] = []  # (1-based line, what is wrong)
+        self.warnings: list[str] = []
+        self.changed: list[str] = []  # ids of tasks written since load, in order
+
+    # --- decoding -------------------------------------------------------------------------
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Graph:
+        graph = cls()
+        lines = data.split(b"\n")
+        if lines and lines[-1] == b"":
+            lines.pop()
+        graph.raw_lines = lines
+        nodes = graph.nodes
+        tasks = graph.tasks
+        task_line = graph.task_line
+        loads = orjson.loads
+        for index, raw in enumerate(lines):
+            try:
+                node = loads(raw)
+            except orjson.JSONDecodeError:
+                node, problem = _decode_slow(raw)
+                if problem is not None:
+                    graph.problems.append((index + 1, problem))
+                    nodes.append(None)
+                    continue
+                if node is None:
+                    nodes.append(None)
+                    continue
+            if type(node) is not dict:
+                graph.problems.append((index + 1, "a node line must be a JSON object"))
+                nodes.append(None)
+                continue
+            nodes.append(node)
+            if node.get("kind") != "task":
+                continue  # resources, legacy actors and unknown kinds are kept as they are
+            task_id = node.get("id")
+            if type(task_id) is not str or not task_id:
+                graph.problems.append((index + 1, "task has no string 'id'"))
+                nodes[index] = None
+                continue
+            if task_id in tasks:
+                graph.warnings.append(
+                    f"line {index + 1}: duplicate task id {task_id!r} (the last one wins, as in wg)"
+                )
+            if AFTER_KEYS[0] in node and AFTER_KEYS[1] in node:
+                graph.problems.append(
+                    (index + 1, f"task {task_id!r} has both 'after' and 'blocked_by'; wg rejects such a line")
+                )
+            tasks[task_id] = node
+            task_line[task_id] = index
+        return graph
+
+    # --- encoding -------------------------------------------------------------------------
+    def to_bytes(self) -> bytes:
+        if not self.raw_lines:
+            return b""
+        return b"\n".join(self.raw_lines) + b"\n"
+
+    # --- access ---------------------------------------------------------------------------
+    def get(self, task_id: str) -> Task | None:
+        return self.tasks.get(task_id)
+
+    def __contains__(self, task_id: object) -> bool:
+        return task_id in self.tasks
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+    def iter_tasks(self) -> Iterator[Task]:
+        return iter(self.tasks.values())
+
+    def put_task(self, task: Task) -> None:
+        """Replace the task's line in place (or append a new line); no other line is touched."""
+        task_id = task["id"]
+        if AFTER_KEYS[0] in task and AFTER_KEYS[1] in task:
+            raise ValueError(f"task {task_id!r} would carry both 'after' and 'blocked_by'")
+        if BEFORE_KEYS[0] in task and BEFORE_KEYS[1] in task:
+            raise ValueError(f"task {task_id!r} would carry both 'before' and 'blocks'")
+        raw = encode_node(task)
+        index = self.task_line.get(task_id)
+        if index is None:
+            self.task_line[task_id] = len(self.raw_lines)
+            self.raw_lines.append(raw)
+            self.nodes.append(task)
+        else:
+            self.raw_lines[index] = raw
+            self.nodes[index] = task
+        self.tasks[task_id] = task
+        self.changed.append(task_id)
+
+    def without_lines(self, line_numbers: set[int]) -> Graph:
+        """A copy of this graph minus the given 1-based lines (used by repair)."""
+        kept = [raw for number, raw in enumerate(self.raw_lines, 1) if number not in line_numbers]
+        return Graph.from_bytes(b"\n".join(kept) + b"\n" if kept else b"")

@@ -1,0 +1,430 @@
+"""Pure graph mutations: each takes the graph and arguments and returns the new task versions.
+
+Nothing here touches a file. A :class:`Mutation` carries the replacement task dicts (copies: the
+loaded graph is never modified here) and the operation-log records to append; the store applies
+both under the graph lock. Transitions follow wg (``src/commands/*.rs``).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from speedrift.errors import NotFound, Refused, UsageError
+from speedrift.graph import ids
+from speedrift.graph.codec import Graph
+from speedrift.graph.cycles import path_between
+from speedrift.graph.model import (
+    ABANDONED,
+    AFTER_KEYS,
+    BEFORE_KEYS,
+    BLOCKED,
+    DONE,
+    FAILED,
+    IN_PROGRESS,
+    INCOMPLETE,
+    OPEN,
+    SPEEDRIFT_KEY,
+    TERMINAL,
+    Task,
+    after_of,
+    before_of,
+    edge_key,
+    format_time,
+    speedrift_data,
+    status_of,
+    str_list,
+)
+
+
+@dataclass
+class OpRecord:
+    op: str
+    task_id: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Mutation:
+    tasks: list[Task] = field(default_factory=list)
+    records: list[OpRecord] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def put(self, task: Task, op: str, detail: dict[str, Any] | None = None) -> None:
+        self.tasks.append(task)
+        self.records.append(OpRecord(op, task["id"], detail or {}))
+
+
+def _existing(graph: Graph, task_id: str) -> Task:
+    task = graph.get(task_id)
+    if task is None:
+        raise NotFound(f"no task {task_id!r} in the graph", hint="`speedrift list --all` shows every id")
+    return copy.deepcopy(task)
+
+
+def _log_entry(task: Task, message: str, actor: str | None, now: datetime) -> None:
+    entry: dict[str, Any] = {"timestamp": format_time(now)}
+    if actor:
+        entry["actor"] = actor
+    entry["message"] = message
+    log = task.get("log")
+    task["log"] = [*log, entry] if isinstance(log, list) else [entry]
+
+
+def _set_edges(task: Task, keys: tuple[str, str], values: list[str]) -> None:
+    key = edge_key(task, keys)
+    if values:
+        task[key] = values
+    else:
+        task.pop(key, None)
+
+
+def _set_speedrift(task: Task, **values: Any) -> None:
+    data = dict(speedrift_data(task))
+    for key, value in values.items():
+        if value is None:
+            data.pop(key, None)
+        else:
+            data[key] = value
+    if data:
+        task[SPEEDRIFT_KEY] = data
+    else:
+        task.pop(SPEEDRIFT_KEY, None)
+
+
+def _is_loop(graph: Graph, members: list[str]) -> bool:
+    return any(isinstance(graph.tasks.get(m), dict) and graph.tasks[m].get("cycle_config") for m in members)
+
+
+def _check_new_edge(
+    graph: Graph, task_id: str, blocker_id: str, strict: bool, extra: dict[str, list[str]]
+) -> list[str]:
+    """Validate ``task_id`` running after ``blocker_id``; returns warnings, raises when refused."""
+    ids.validate_dep_id(blocker_id)
+    if blocker_id == task_id and not _is_loop(graph, [task_id]):
+        raise Refused(
+            f"task {task_id!r} cannot run after itself", hint="declare a loop with --max-iterations"
+        )
+    warnings: list[str] = []
+    if blocker_id not in graph.tasks and blocker_id not in extra and ":" not in blocker_id:
+        if strict:
+            raise Refused(f"dependency {blocker_id!r} does not exist (--strict)")
+        warnings.append(
+            f"dependency {blocker_id!r} does not exist yet; {task_id!r} stays blocked until it does"
+        )
+    edges = {tid: after_of(t) for tid, t in graph.tasks.items()}
+    edges.update(extra)
+    # the new edge closes a loop iff the blocker already (transitively) runs after the task
+    chain = path_between(edges, blocker_id, task_id)
+    if chain is not None and not _is_loop(graph, [*chain, task_id]):
+        shown = " -> ".join([task_id, *chain])
+        raise Refused(
+            f"{task_id!r} after {blocker_id!r} would create a cycle: {shown} (each runs after the next)",
+            hint="declare a deliberate loop with `--max-iterations N` on one of its tasks",
+        )
+    return warnings
+
+
+@dataclass
+class NewTask:
+    title: str
+    task_id: str | None = None
+    description: str | None = None
+    after: list[str] = field(default_factory=list)
+    before: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    priority: int | None = None
+    assign: str | None = None
+    model: str | None = None
+    exec_command: str | None = None
+    paused: bool = False
+    not_before: datetime | None = None
+    delay: timedelta | None = None
+    max_iterations: int | None = None
+    touch: list[str] = field(default_factory=list)
+    deliverables: list[str] = field(default_factory=list)
+
+
+def add_task(
+    graph: Graph, spec: NewTask, *, now: datetime, actor: str | None, strict: bool = False
+) -> Mutation:
+    title = ids.clean_text(spec.title, "title", limit=ids.MAX_TITLE_LENGTH, multiline=False).strip()
+    if not title:
+        raise UsageError("title is empty")
+    task_id = ids.validate_id(spec.task_id) if spec.task_id else ids.unique_slug(title, graph.tasks)
+    if task_id in graph.tasks:
+        raise Refused(f"task {task_id!r} already exists", hint="choose another --id, or `speedrift edit` it")
+    task: Task = {"kind": "task", "id": task_id, "title": title}
+    if spec.description:
+        task["description"] = ids.clean_text(
+            spec.description, "description", limit=ids.MAX_DESCRIPTION_LENGTH, multiline=True
+        )
+    task["status"] = OPEN
+    if spec.priority is not None:
+        task["priority"] = spec.priority
+    if spec.paused:
+        task["paused"] = True
+    if spec.assign:
+        task["assigned"] = ids.clean_text(spec.assign, "assignee", limit=200, multiline=False)
+    mutation = Mutation()
+    after = list(dict.fromkeys(spec.after))
+    loop_config = {"max_iterations": spec.max_iterations} if spec.max_iterations else None
+    probe = Graph()
+    probe.tasks = dict(graph.tasks)
+    probe.tasks[task_id] = {**task, "after": after, **({"cycle_config": loop_config} if loop_config else {})}
+    extra = {task_id: after}
+    for blocker in after:
+        mutation.warnings += _check_new_edge(probe, task_id, blocker, strict, extra)
+    if after:
+        task["after"] = after
+    before = list(dict.fromkeys(spec.before))
+    for dependent_id in before:
+        ids.validate_dep_id(dependent_id)
+        if dependent_id not in graph.tasks:
+            if strict:
+                raise Refused(f"task {dependent_id!r} named in --before does not exist (--strict)")
+            mutation.warnings.append(
+                f"--before {dependent_id!r}: no such task yet; recorded on {task_id!r} only"
+            )
+            continue
+        mutation.warnings += _check_new_edge(probe, dependent_id, task_id, strict, extra)
+        dependent = copy.deepcopy(graph.tasks[dependent_id])
+        _set_edges(dependent, AFTER_KEYS, [*after_of(dependent), task_id])
+        extra[dependent_id] = after_of(dependent)
+        mutation.put(dependent, "edit", {"add_dep": task_id})
+    if before:
+        task["before"] = before
+    if spec.tags:
+        task["tags"] = list(dict.fromkeys(spec.tags))
+    if spec.deliverables:
+        task["deliverables"] = spec.deliverables
+    task["created_at"] = format_time(now)
+    if spec.not_before is not None:
+        task["not_before"] = format_time(spec.not_before)
+    elif spec.delay is not None:
+        task["not_before"] = format_time(now + spec.delay)
+    if spec.model:
+        task["model"] = spec.model
+    if spec.exec_command:
+        task["exec"] = ids.clean_text(spec.exec_command, "exec", limit=100_000, multiline=True)
+    if loop_config:
+        task["cycle_config"] = loop_config
+    if spec.touch:
+        _set_speedrift(task, touch=spec.touch)
+    mutation.tasks.insert(0, task)
+    mutation.records.insert(0, OpRecord("add_task", task_id, {"title": title}))
+    return mutation
+
+
+@dataclass
+class Edit:
+    title: str | None = None
+    description: str | None = None
+    priority: int | None = None
+    add_tags: list[str] = field(default_factory=list)
+    remove_tags: list[str] = field(default_factory=list)
+    assign: str | None = None
+    model: str | None = None
+    exec_command: str | None = None
+    not_before: datetime | None = None
+    max_iterations: int | None = None
+    touch: list[str] | None = None
+    deliverables: list[str] | None = None
+
+
+def edit_task(graph: Graph, task_id: str, change: Edit, *, now: datetime, actor: str | None) -> Mutation:
+    task = _existing(graph, task_id)
+    fields: dict[str, Any] = {}
+    if change.title is not None:
+        fields["title"] = ids.clean_text(change.title, "title", limit=ids.MAX_TITLE_LENGTH, multiline=False)
+    if change.description is not None:
+        fields["description"] = ids.clean_text(
+            change.description, "description", limit=ids.MAX_DESCRIPTION_LENGTH, multiline=True
+        )
+    if change.priority is not None:
+        fields["priority"] = change.priority
+    if change.assign is not None:
+        fields["assigned"] = change.assign
+    if change.model is not None:
+        fields["model"] = change.model
+    if change.exec_command is not None:
+        fields["exec"] = ids.clean_text(change.exec_command, "exec", limit=100_000, multiline=True)
+    if change.not_before is not None:
+        fields["not_before"] = format_time(change.not_before)
+    if change.max_iterations is not None:
+        fields["cycle_config"] = {**(task.get("cycle_config") or {}), "max_iterations": change.max_iterations}
+    if change.deliverables is not None:
+        fields["deliverables"] = change.deliverables
+    task.update(fields)
+    if change.add_tags or change.remove_tags:
+        tags = [t for t in str_list(task, "tags") if t not in change.remove_tags]
+        tags += [t for t in change.add_tags if t not in tags]
+        if tags:
+            task["tags"] = tags
+        else:
+            task.pop("tags", None)
+        fields["tags"] = tags
+    if change.touch is not None:
+        _set_speedrift(task, touch=change.touch or None)
+        fields["touch"] = change.touch
+    if not fields:
+        raise UsageError("nothing to change", hint="pass at least one field, e.g. --title or --priority")
+    mutation = Mutation()
+    mutation.put(task, "edit", {"fields": sorted(fields)})
+    return mutation
+
+
+def add_dep(
+    graph: Graph, task_id: str, blocker_id: str, *, now: datetime, actor: str | None, strict: bool = False
+) -> Mutation:
+    task = _existing(graph, task_id)
+    after = after_of(task)
+    if blocker_id in after:
+        raise Refused(f"{task_id!r} already runs after {blocker_id!r}")
+    mutation = Mutation()
+    mutation.warnings += _check_new_edge(graph, task_id, blocker_id, strict, {})
+    _set_edges(task, AFTER_KEYS, [*after, blocker_id])
+    mutation.put(task, "edit", {"add_dep": blocker_id})
+    return mutation
+
+
+def rm_dep(graph: Graph, task_id: str, blocker_id: str, *, now: datetime, actor: str | None) -> Mutation:
+    task = _existing(graph, task_id)
+    after = after_of(task)
+    if blocker_id not in after:
+        raise Refused(f"{task_id!r} does not run after {blocker_id!r}")
+    _set_edges(task, AFTER_KEYS, [b for b in after if b != blocker_id])
+    mutation = Mutation()
+    mutation.put(task, "edit", {"rm_dep": blocker_id})
+    blocker = graph.get(blocker_id)
+    if blocker is not None and task_id in before_of(blocker):
+        blocker = copy.deepcopy(blocker)
+        _set_edges(blocker, BEFORE_KEYS, [d for d in before_of(blocker) if d != task_id])
+        mutation.put(blocker, "edit", {"rm_before": task_id})
+    return mutation
+
+
+_CLAIMABLE = frozenset({OPEN, BLOCKED, INCOMPLETE})
+
+
+def claim(graph: Graph, task_id: str, *, now: datetime, actor: str) -> Mutation:
+    task = _existing(graph, task_id)
+    status = status_of(task)
+    if status not in _CLAIMABLE:
+        holder = task.get("assigned")
+        held = f", held by {holder}" if holder and status == IN_PROGRESS else ""
+        raise Refused(
+            f"task {task_id!r} is {status}{held}; only open, blocked or incomplete tasks can be claimed"
+        )
+    task["status"] = IN_PROGRESS
+    task["assigned"] = actor
+    task["started_at"] = format_time(now)
+    _log_entry(task, f"Task claimed by @{actor}", actor, now)
+    mutation = Mutation()
+    mutation.put(task, "claim", {"actor": actor})
+    return mutation
+
+
+def unclaim(graph: Graph, task_id: str, *, now: datetime, actor: str | None) -> Mutation:
+    task = _existing(graph, task_id)
+    if status_of(task) != IN_PROGRESS:
+        raise Refused(f"task {task_id!r} is {status_of(task)}, not in-progress")
+    previous = task.pop("assigned", None)
+    task["status"] = OPEN
+    _log_entry(task, f"Task unclaimed (was @{previous})" if previous else "Task unclaimed", actor, now)
+    mutation = Mutation()
+    mutation.put(task, "unclaim", {"previous": previous})
+    return mutation
+
+
+def done(graph: Graph, task_id: str, *, now: datetime, actor: str | None) -> Mutation:
+    task = _existing(graph, task_id)
+    status = status_of(task)
+    if status not in (OPEN, IN_PROGRESS):
+        raise Refused(f"task {task_id!r} is {status}; only open or in-progress tasks can be marked done")
+    task["status"] = DONE
+    task["completed_at"] = format_time(now)
+    _log_entry(task, "Task marked as done", actor, now)
+    mutation = Mutation()
+    mutation.put(task, "done")
+    return mutation
+
+
+def fail(graph: Graph, task_id: str, *, reason: str | None, now: datetime, actor: str | None) -> Mutation:
+    task = _existing(graph, task_id)
+    status = status_of(task)
+    if status in TERMINAL:
+        raise Refused(f"task {task_id!r} is already {status}")
+    task["status"] = FAILED
+    if reason:
+        task["failure_reason"] = ids.clean_text(
+            reason, "reason", limit=ids.MAX_LOG_MESSAGE_LENGTH, multiline=True
+        )
+    _log_entry(task, f"Task failed: {reason}" if reason else "Task failed", actor, now)
+    mutation = Mutation()
+    mutation.put(task, "fail", {"reason": reason} if reason else {})
+    return mutation
+
+
+def abandon(graph: Graph, task_id: str, *, reason: str | None, now: datetime, actor: str | None) -> Mutation:
+    task = _existing(graph, task_id)
+    status = status_of(task)
+    if status in (DONE, ABANDONED):
+        raise Refused(f"task {task_id!r} is already {status}")
+    task["status"] = ABANDONED
+    message = f"Task abandoned: {reason}" if reason else "Task abandoned"
+    _log_entry(task, message, actor, now)
+    mutation = Mutation()
+    mutation.put(task, "abandon", {"reason": reason} if reason else {})
+    return mutation
+
+
+def retry(graph: Graph, task_id: str, *, context: str | None, now: datetime, actor: str | None) -> Mutation:
+    task = _existing(graph, task_id)
+    status = status_of(task)
+    if status not in (FAILED, INCOMPLETE):
+        raise Refused(f"task {task_id!r} is {status}; only failed or incomplete tasks can be retried")
+    retries = task.get("retry_count", 0)
+    task["retry_count"] = (retries if isinstance(retries, int) else 0) + 1
+    reason = task.pop("failure_reason", None)
+    task.pop("failure_class", None)
+    task.pop("assigned", None)
+    task["status"] = OPEN
+    history = list(speedrift_data(task).get("failures", []))
+    history.append({"at": format_time(now), "reason": reason, "status": status})
+    retry_context = (
+        ids.clean_text(context, "context", limit=ids.MAX_LOG_MESSAGE_LENGTH, multiline=True)
+        if context
+        else None
+    )
+    _set_speedrift(task, failures=history[-20:], retry_context=retry_context)
+    _log_entry(task, "Task reset for retry" + (f": {context}" if context else ""), actor, now)
+    mutation = Mutation()
+    mutation.put(task, "retry", {"context": context} if context else {})
+    return mutation
+
+
+def log_message(graph: Graph, task_id: str, message: str, *, now: datetime, actor: str | None) -> Mutation:
+    task = _existing(graph, task_id)
+    text = ids.clean_text(message, "message", limit=ids.MAX_LOG_MESSAGE_LENGTH, multiline=True)
+    if not text.strip():
+        raise UsageError("log message is empty")
+    _log_entry(task, text, actor, now)
+    mutation = Mutation()
+    mutation.put(task, "log", {"message": text[:200]})
+    return mutation
+
+
+def set_paused(graph: Graph, task_id: str, paused: bool, *, now: datetime, actor: str | None) -> Mutation:
+    task = _existing(graph, task_id)
+    if bool(task.get("paused")) == paused:
+        raise Refused(f"task {task_id!r} is already {'paused' if paused else 'not paused'}")
+    if paused:
+        task["paused"] = True
+    else:
+        task.pop("paused", None)
+    mutation = Mutation()
+    mutation.put(task, "pause" if paused else "resume")
+    return mutation

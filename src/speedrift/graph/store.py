@@ -1,0 +1,198 @@
+"""The one place that reads and writes a graph directory (POSIX: flock + atomic rename).
+
+Writers follow wg's protocol exactly, so wg and speedrift can share a repo: exclusive ``flock`` on
+``graph.lock``, re-read under the lock, write ``.graph.tmp.<pid>``, fsync, rename over
+``graph.jsonl``, fsync the directory. Readers need no lock: rename is atomic, so a reader sees
+the old file or the new one, never half of one. Every mutation is appended to
+``log/operations.jsonl`` in wg's schema.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import getpass
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from speedrift.errors import GraphFormatError, NotFound, Refused
+from speedrift.graph import oplog
+from speedrift.graph.codec import Graph
+from speedrift.graph.model import format_time, now_utc
+from speedrift.graph.ops import Mutation
+from speedrift.graph.wgcompat import check_task
+
+GRAPH_DIR_NAMES = (".wg", ".workgraph")  # wg's resolver order: new name first, then legacy
+GRAPH_FILE = "graph.jsonl"
+LOCK_FILE = "graph.lock"
+TMP_PREFIX = ".graph.tmp."
+
+
+def find_graph_dir(explicit: str | os.PathLike[str] | None = None, cwd: Path | None = None) -> Path:
+    """Resolve like wg: ``--dir`` > ``$WG_DIR`` > walk up from cwd for ``.wg/`` then ``.workgraph/``."""
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not (path / GRAPH_FILE).is_file():
+            raise NotFound(f"{path} holds no {GRAPH_FILE}", hint="check --dir, or run `speedrift init`")
+        return path
+    env = os.environ.get("WG_DIR")
+    if env:
+        path = Path(env).expanduser()
+        if not (path / GRAPH_FILE).is_file():
+            raise NotFound(
+                f"WG_DIR={env} holds no {GRAPH_FILE}", hint="unset WG_DIR or point it at a graph dir"
+            )
+        return path
+    start = (cwd or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        for name in GRAPH_DIR_NAMES:
+            candidate = folder / name
+            if (candidate / GRAPH_FILE).is_file():
+                return candidate
+    raise NotFound(
+        f"no .wg/ or .workgraph/ graph found in {start} or any parent",
+        hint="run `speedrift init` in your repository, or pass --dir",
+    )
+
+
+def current_user() -> str:
+    try:
+        return os.environ.get("WG_USER") or getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class Transaction:
+    """A graph loaded under the exclusive lock; :meth:`apply` writes it back atomically."""
+
+    store: GraphStore
+    graph: Graph
+    actor: str | None
+    now: datetime
+
+    def apply(self, mutation: Mutation) -> Mutation:
+        if self.graph.problems:
+            raise GraphFormatError(self.store.graph_path, self.graph.problems)
+        for task in mutation.tasks:
+            check_task(task, self.graph.get(task["id"]))
+            self.graph.put_task(task)
+        self.store.write_bytes_locked(self.graph.to_bytes())
+        user = current_user()
+        for record in mutation.records:
+            oplog.append(
+                self.store.directory,
+                {
+                    "timestamp": format_time(self.now),
+                    "op": record.op,
+                    "task_id": record.task_id,
+                    "actor": self.actor,
+                    "user": user,
+                    "detail": record.detail,
+                },
+            )
+        return mutation
+
+
+class GraphStore:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.graph_path = directory / GRAPH_FILE
+        self.lock_path = directory / LOCK_FILE
+
+    @classmethod
+    def locate(cls, explicit: str | os.PathLike[str] | None = None) -> GraphStore:
+        return cls(find_graph_dir(explicit))
+
+    def read_bytes(self) -> bytes:
+        try:
+            return self.graph_path.read_bytes()
+        except FileNotFoundError:
+            raise NotFound(f"{self.graph_path} does not exist", hint="run `speedrift init`") from None
+
+    def load(self) -> Graph:
+        """Lock-free read (atomic rename makes it safe). Malformed lines are listed on the graph."""
+        return Graph.from_bytes(self.read_bytes())
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    @contextlib.contextmanager
+    def transaction(self, actor: str | None = None, now: datetime | None = None) -> Iterator[Transaction]:
+        with self.locked():
+            yield Transaction(self, self.load(), actor, now or now_utc())
+
+    def mutate(
+        self,
+        build: Callable[[Graph, datetime], Mutation],
+        actor: str | None = None,
+        now: datetime | None = None,
+    ) -> Mutation:
+        """Lock, reload, run ``build(graph, now)``, write. The usual way to change a graph."""
+        with self.transaction(actor, now) as tx:
+            return tx.apply(build(tx.graph, tx.now))
+
+    def write_bytes_locked(self, data: bytes) -> None:
+        """Replace graph.jsonl atomically. The caller holds the lock."""
+        for stale in self.directory.glob(TMP_PREFIX + "*"):
+            # under the exclusive lock no writer is active: any temp file is a crashed write
+            with contextlib.suppress(OSError):
+                stale.unlink()
+        tmp = self.directory / f"{TMP_PREFIX}{os.getpid()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            os.chmod(tmp, self.graph_path.stat().st_mode & 0o777)
+        os.replace(tmp, self.graph_path)
+        _fsync_dir(self.directory)
+
+    def replace_all(self, data: bytes) -> None:
+        """Write a whole new graph under the lock (repair)."""
+        with self.locked():
+            self.write_bytes_locked(data)
+
+
+def init_graph_dir(repo_root: Path) -> Path:
+    """Create ``.workgraph/`` like ``wg init`` (graph, lock, .gitignore). Refuses a second graph dir."""
+    existing = [repo_root / name for name in GRAPH_DIR_NAMES if (repo_root / name).exists()]
+    target = repo_root / ".workgraph"
+    others = [p for p in existing if p != target]
+    if others:
+        raise Refused(
+            f"{others[0]} already exists; a repo may hold only one of .wg/ and .workgraph/",
+            hint=f"use the existing graph (speedrift finds {others[0].name}/ by itself)",
+        )
+    target.mkdir(exist_ok=True)
+    graph = target / GRAPH_FILE
+    if not graph.exists():
+        graph.touch()
+    (target / LOCK_FILE).touch()
+    gitignore = target / ".gitignore"
+    if not gitignore.exists():
+        gitignore.write_text("agents/\nservice/\nmatrix.toml\n*.secret\n*.credentials\n")
+    return target
