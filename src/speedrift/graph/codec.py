@@ -127,8 +127,10 @@ class Graph:
             raise ValueError(f"task {task_id!r} would carry both 'after' and 'blocked_by'")
         if BEFORE_KEYS[0] in task and BEFORE_KEYS[1] in task:
             raise ValueError(f"task {task_id!r} would carry both 'before' and 'blocks'")
-        raw = encode_node(task)
         index = self.task_line.get(task_id)
+        if index is not None:
+            task = self._keep_exact_values(index, task)
+        raw = encode_node(task)
         if index is None:
             self.task_line[task_id] = len(self.raw_lines)
             self.raw_lines.append(raw)
@@ -138,6 +140,14 @@ class Graph:
             self.nodes[index] = task
         self.tasks[task_id] = task
         self.changed.append(task_id)
+
+    def _keep_exact_values(self, index: int, task: Task) -> Task:
+        """orjson reads integers beyond 64 bits as floats; unchanged fields keep the exact original."""
+        old = self.nodes[index]
+        exact = json.loads(self.raw_lines[index])
+        if old is None or exact == old:
+            return task
+        return {k: exact[k] if k in exact and old.get(k) == v else v for k, v in task.items()}
 
     def without_lines(self, line_numbers: set[int]) -> Graph:
         """A copy of this graph minus the given 1-based lines (used by repair)."""

@@ -153,7 +153,7 @@ def add_task(
     title = ids.clean_text(spec.title, "title", limit=ids.MAX_TITLE_LENGTH, multiline=False).strip()
     if not title:
         raise UsageError("title is empty")
-    task_id = ids.validate_id(spec.task_id) if spec.task_id else ids.unique_slug(title, graph.tasks)
+    task_id = ids.validate_id(spec.task_id) if spec.task_id is not None else ids.unique_slug(title, graph.tasks)
     if task_id in graph.tasks:
         raise Refused(f"task {task_id!r} already exists", hint="choose another --id, or `speedrift edit` it")
     task: Task = {"kind": "task", "id": task_id, "title": title}
