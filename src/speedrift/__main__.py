@@ -1,4 +1,4 @@
-from speedrift.cli.app import main
+from speedrift.cli.app import run
 
 if __name__ == "__main__":
-    main()
+    run()

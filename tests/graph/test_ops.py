@@ -71,10 +71,22 @@ def test_done_from_open_or_in_progress(status: str) -> None:
     assert finished["completed_at"] == format_time(NOW)
 
 
-@pytest.mark.parametrize("status", ["failed", "done", "abandoned", "waiting"])
+@pytest.mark.parametrize("status", ["failed", "abandoned", "waiting"])
 def test_done_is_refused_from_other_statuses(status: str) -> None:
     with pytest.raises(Refused):
         ops.done(graph_of(task("a", status)), "a", now=NOW, actor=None)
+
+
+def test_done_on_a_done_task_is_a_no_op_like_wg() -> None:
+    mutation = ops.done(graph_of(task("a", "done")), "a", now=NOW, actor=None)
+    assert mutation.tasks == [] and "already done" in mutation.warnings[0]
+
+
+def test_done_is_refused_while_blockers_are_unresolved_unless_forced() -> None:
+    graph = graph_of(task("a"), task("b", after=["a", "gone"]))
+    with pytest.raises(Refused, match="2 unresolved task"):
+        ops.done(graph, "b", now=NOW, actor=None)
+    assert ops.done(graph, "b", now=NOW, actor=None, force=True).tasks[0]["status"] == "done"
 
 
 def test_fail_records_the_reason_in_wg_field() -> None:

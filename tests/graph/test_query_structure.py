@@ -41,7 +41,9 @@ def test_why_blocked_on_a_ready_task_says_so() -> None:
 
 
 def test_why_blocked_shows_a_shared_dependency_once() -> None:
-    graph = graph_of(task("top", after=["l", "r"]), task("l", after=["base"]), task("r", after=["base"]), task("base"))
+    graph = graph_of(
+        task("top", after=["l", "r"]), task("l", after=["base"]), task("r", after=["base"]), task("base")
+    )
     text = viz.render_block_tree(query.why_blocked(graph, "top", NOW))
     assert text.count("base [open] ready") == 1
     assert "already shown above" in text
@@ -91,7 +93,9 @@ def test_critical_path_survives_a_loop() -> None:
 
 
 def test_bottlenecks_rank_by_transitive_waiters() -> None:
-    graph = graph_of(task("root"), task("m1", after=["root"]), task("m2", after=["root"]), task("leaf", after=["m1"]))
+    graph = graph_of(
+        task("root"), task("m1", after=["root"]), task("m2", after=["root"]), task("leaf", after=["m1"])
+    )
     rows = query.bottlenecks(graph)
     assert [(r["id"], r["transitive_dependents"]) for r in rows] == [("root", 3), ("m1", 1)]
 

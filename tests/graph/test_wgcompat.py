@@ -24,7 +24,7 @@ from tests.builders import task
 )
 def test_values_wg_would_reject_are_refused(field: str, value: object) -> None:
     with pytest.raises(WgCompatError, match=field.split("_")[0]):
-        check_task(task("a", **{field: value}))
+        check_task({**task("a"), field: value})
 
 
 def test_wg_failure_classes_are_accepted() -> None:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
+from argparse import Namespace
 from pathlib import Path
-from typing import Annotated
 
-import typer
-
-from speedrift.cli.base import JsonFlag, app, store
+from speedrift.cli.base import store
 from speedrift.cli.output import emit_json, say, warn
 from speedrift.graph.repair import repair as repair_graph
 from speedrift.graph.store import init_graph_dir
@@ -24,15 +22,11 @@ def init_repo(root: Path) -> tuple[Path, bool]:
     return graph_dir, excluded
 
 
-@app.command()
-def init(
-    path: Annotated[Path, typer.Argument(help="Repository root (default: current directory).")] = Path(),
-    as_json: JsonFlag = False,
-) -> None:
+def init(args: Namespace) -> None:
     """Create .workgraph/ (graph.jsonl, graph.lock, .gitignore) and git-exclude .speedrift/."""
-    root = path.resolve()
+    root = Path(args.path).resolve()
     graph_dir, excluded = init_repo(root)
-    if as_json:
+    if args.as_json:
         emit_json({"graph_dir": str(graph_dir), "excluded_speedrift_dir": excluded})
         return
     say(f"Initialized {graph_dir}")
@@ -40,15 +34,12 @@ def init(
         warn(f"{root} is not a git repository; .speedrift/ was not added to .git/info/exclude")
 
 
-@app.command()
-def repair(
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report the malformed lines.")] = False,
-    as_json: JsonFlag = False,
-) -> None:
+def repair(args: Namespace) -> None:
     """Move malformed graph lines into .speedrift/repair/ with a report, so the graph is writable again."""
-    graph_store = store()
+    graph_store = store(args)
+    dry_run = args.dry_run
     report = repair_graph(graph_store, dry_run=dry_run)
-    if as_json:
+    if args.as_json:
         emit_json(
             {
                 "moved" if not dry_run else "would_move": [

@@ -1,28 +1,48 @@
-"""Entry point: registers every command group and turns errors into messages and exit codes.
+"""Entry point: parse argv, import only the chosen command's module, map errors to exit codes.
 
 Exit codes: 0 success, 1 refused or failed, 2 usage error.
 """
 
 from __future__ import annotations
 
+import gc
+import importlib
+import os
 import sys
+from collections.abc import Callable
+from typing import Any
 
-from speedrift.cli import admin_cmds, demo_cmd, query_cmds, task_cmds
-from speedrift.cli.base import app
+from speedrift.cli import parser as cli_parser
+from speedrift.cli.output import printable
 from speedrift.errors import SpeedriftError
 from speedrift.graph.wgcompat import WgCompatError
 
-__all__ = ["admin_cmds", "app", "demo_cmd", "main", "query_cmds", "task_cmds"]
 
-
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
+    args = cli_parser.build().parse_args(argv)  # exits 2 on a usage error, 0 for --help
+    module_name, function_name = args.handler.split(":")
+    module = importlib.import_module(f"speedrift.cli.{module_name}")
+    handler: Callable[[Any], int | None] = getattr(module, function_name)
     try:
-        app(args=argv, prog_name="speedrift", standalone_mode=True)
+        return handler(args) or 0
     except SpeedriftError as error:
-        sys.stderr.write(f"error: {error}\n")
-        sys.exit(error.exit_code)
+        sys.stderr.write(f"error: {printable(str(error))}\n")
+        return error.exit_code
     except WgCompatError as error:
-        sys.stderr.write(f"error: refusing to write a line wg could not read: {error}\n")
-        sys.exit(1)
+        sys.stderr.write(f"error: refusing to write a line wg could not read: {printable(str(error))}\n")
+        return 1
+
+
+def run() -> None:
+    """The console script. A short-lived process: decoded JSON holds no reference cycles, so the
+    cyclic GC is off, and the interpreter skips tearing down a large graph object by object."""
+    gc.disable()
+    try:
+        code = main()
+        sys.stdout.flush()
+        sys.stderr.flush()
     except BrokenPipeError:
-        sys.exit(0)
+        # the reader went away (`speedrift list | head`): not an error; silence the final flush
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 0
+    os._exit(code)

@@ -1,54 +1,25 @@
-"""The Typer application object and what every command shares (graph location, actor, time)."""
+"""What every command shares: finding the graph, the acting identity, durations and times."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 from datetime import datetime, timedelta
-from typing import Annotated
-
-import typer
 
 from speedrift.errors import UsageError
-from speedrift.graph.model import parse_time
+from speedrift.graph import ids
+from speedrift.graph.model import parse_priority, parse_time
 from speedrift.graph.store import GraphStore, current_user
 
-app = typer.Typer(
-    name="speedrift",
-    help="A control plane for an AI dark factory. Graph verbs mirror `wg`; every query takes --json.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-
-
-class State:
-    graph_dir: str | None = None
-
-
-state = State()
-
-
-@app.callback()
-def _root(
-    dir: Annotated[
-        str | None,
-        typer.Option(
-            "--dir", help="The graph directory (.wg/ or .workgraph/). Default: $WG_DIR, then search upward."
-        ),
-    ] = None,
-) -> None:
-    state.graph_dir = dir
-
-
-def store() -> GraphStore:
-    return GraphStore.locate(state.graph_dir)
+def store(args: argparse.Namespace) -> GraphStore:
+    return GraphStore.locate(getattr(args, "dir", None))
 
 
 def actor_name(explicit: str | None = None) -> str:
-    return explicit or os.environ.get("WG_AGENT_ID") or current_user()
+    name = explicit or os.environ.get("WG_AGENT_ID") or current_user()
+    return ids.clean_text(name, "actor", limit=200, multiline=False)
 
 
 _DURATION = re.compile(r"^(\d+)\s*(s|m|h|d|w)$")
@@ -67,3 +38,23 @@ def parse_moment(text: str) -> datetime:
     if moment is None:
         raise UsageError(f"timestamp {text!r} is not RFC 3339", hint="e.g. 2026-12-01T09:00:00Z")
     return moment
+
+
+def priority(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        return parse_priority(text)
+    except ValueError:
+        raise UsageError(
+            f"priority {text!r} not understood",
+            hint="use critical, high, normal, low, idle or an integer >= 0",
+        ) from None
+
+
+def split_ids(values: list[str] | None) -> list[str]:
+    """`--after a,b --after c` -> [a, b, c] (wg accepts both forms)."""
+    out: list[str] = []
+    for value in values or []:
+        out.extend(part.strip() for part in value.split(",") if part.strip())
+    return out

@@ -6,15 +6,12 @@ A rerun reuses the demo directory instead of rebuilding it.
 
 from __future__ import annotations
 
+from argparse import Namespace
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Annotated
-
-import typer
 
 from speedrift.cli.admin_cmds import init_repo
-from speedrift.cli.base import app
 from speedrift.cli.output import say, table
 from speedrift.graph import ops, query, viz
 from speedrift.graph.codec import Graph
@@ -67,12 +64,9 @@ def _build(repo: Path) -> GraphStore:
     return graph_store
 
 
-@app.command()
-def demo(
-    directory: Annotated[Path, typer.Argument(help="Where to create the demo.")] = Path("speedrift-demo"),
-) -> None:
+def demo(args: Namespace) -> None:
     """Create (or reuse) a demo repository with a task graph, and show what speedrift sees."""
-    repo = directory.resolve() / "shop-api"
+    repo = Path(args.directory).resolve() / "shop-api"
     if (repo / ".workgraph" / "graph.jsonl").exists():
         graph_store = GraphStore(repo / ".workgraph")
         say(f"Reusing the demo in {repo}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -24,8 +25,22 @@ def console(stderr: bool = False) -> Console:
     return Console(stderr=stderr, highlight=False, soft_wrap=False)
 
 
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+MAX_CELL = 200  # a table cell shows this much; --json always has the whole value
+
+
+def printable(text: str) -> str:
+    """Text from a graph may hold escape sequences; a terminal must never receive them raw."""
+    return _UNPRINTABLE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def _cell(value: object) -> str:
+    text = printable("" if value is None else str(value))
+    return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
+
+
 def warn(message: str) -> None:
-    console(stderr=True).print(f"[yellow]warning:[/yellow] {message}", markup=True, highlight=False)
+    sys.stderr.write(f"warning: {printable(message)}\n")
 
 
 def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
@@ -37,9 +52,10 @@ def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any
         grid.add_column(column, overflow="fold")
     for row in rows:
         # Text(), not str: a title like "[red]x" must print as typed, never as markup
-        grid.add_row(*(Text("" if cell is None else str(cell)) for cell in row))
+        grid.add_row(*(Text(_cell(cell)) for cell in row))
     console().print(grid)
 
 
 def say(message: str) -> None:
-    console().print(message, markup=False, highlight=False)
+    """Plain lines need no Rich: keeping it off the mutation path saves ~15 ms a command."""
+    sys.stdout.write(printable(message) + "\n")

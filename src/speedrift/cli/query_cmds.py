@@ -4,21 +4,20 @@ aging, viz. None of them takes a lock or writes a byte."""
 from __future__ import annotations
 
 import sys
-from enum import StrEnum
-from typing import Annotated, Any
+from argparse import Namespace
+from typing import Any
 
-import typer
-
-from speedrift.cli.base import JsonFlag, app, store
-from speedrift.cli.output import emit_json, say, table, warn
+from speedrift.cli.base import store
+from speedrift.cli.output import emit_json, printable, say, table, warn
 from speedrift.errors import NotFound
-from speedrift.graph import query, viz
+from speedrift.graph import query
+from speedrift.graph import viz as viz_render
 from speedrift.graph.codec import Graph
 from speedrift.graph.model import Task, after_of, is_system, now_utc, priority_of, status_of, str_list
 
 
-def _load() -> Graph:
-    graph_store = store()
+def _load(args: Namespace) -> Graph:
+    graph_store = store(args)
     graph = graph_store.load()
     for lineno, problem in graph.problems[:5]:
         warn(f"{graph_store.graph_path}:{lineno}: {problem} (line skipped; `speedrift repair` sets it aside)")
@@ -44,12 +43,11 @@ def row(task: Task) -> dict[str, Any]:
     return out
 
 
-@app.command()
-def ready(as_json: JsonFlag = False) -> None:
+def ready(args: Namespace) -> None:
     """Tasks ready to start, in dispatch order (priority with age bump, then fewest dispatches)."""
-    graph = _load()
+    graph = _load(args)
     tasks = query.ready(graph, now_utc())
-    if as_json:
+    if args.as_json:
         emit_json([{**row(t), "ready": True} for t in tasks])
         return
     if not tasks:
@@ -62,26 +60,19 @@ def ready(as_json: JsonFlag = False) -> None:
     )
 
 
-@app.command("list")
-def list_cmd(
-    status: Annotated[str | None, typer.Option("--status", help="Only tasks with this status.")] = None,
-    tag: Annotated[
-        list[str] | None, typer.Option("--tag", "-t", help="Only tasks with this tag (repeat: all of them).")
-    ] = None,
-    show_all: Annotated[bool, typer.Option("--all", help="Include dot-prefixed system tasks.")] = False,
-    as_json: JsonFlag = False,
-) -> None:
+def list_tasks(args: Namespace) -> None:
     """List tasks in file order. System tasks (.evaluate-x, ...) are hidden unless --all."""
-    graph = _load()
-    wanted_tags = set(tag or [])
+    graph = _load(args)
+    wanted_tags = set(args.tag or [])
+    status = args.status
     rows = [
         row(t)
         for t in graph.iter_tasks()
-        if (show_all or not is_system(t["id"]))
-        and (status is None or status_of(t) == status)
+        if (args.show_all or not is_system(t["id"]))
+        and (status is None or status in (status_of(t), t.get("status")))
         and wanted_tags.issubset(str_list(t, "tags"))
     ]
-    if as_json:
+    if args.as_json:
         emit_json(rows)
         return
     table(
@@ -94,14 +85,14 @@ def list_cmd(
     )
 
 
-@app.command()
-def show(task_id: Annotated[str, typer.Argument(metavar="ID")], as_json: JsonFlag = False) -> None:
+def show(args: Namespace) -> None:
     """The whole task, every field included (unknown ones too)."""
-    graph = _load()
+    graph = _load(args)
+    task_id = args.task_id
     task = graph.get(task_id)
     if task is None:
         raise NotFound(f"no task {task_id!r} in the graph", hint="`speedrift list --all` shows every id")
-    if as_json:
+    if args.as_json:
         emit_json(task, pretty=True)
         return
     reasons = (
@@ -125,17 +116,16 @@ def show(task_id: Annotated[str, typer.Argument(metavar="ID")], as_json: JsonFla
             lines.append(
                 f"  [{entry.get('timestamp', '')}] {entry.get('actor', '')}: {entry.get('message', '')}"
             )
-    extra = sorted(k for k in task if k not in viz.SHOWN_KEYS)
+    extra = sorted(k for k in task if k not in viz_render.SHOWN_KEYS)
     if extra:
         lines.append(f"  other fields: {', '.join(extra)}")
     say("\n".join(lines))
 
 
-@app.command()
-def blocked(as_json: JsonFlag = False) -> None:
+def blocked(args: Namespace) -> None:
     """Open tasks that are not ready, with what holds each."""
-    rows = query.blocked(_load(), now_utc())
-    if as_json:
+    rows = query.blocked(_load(args), now_utc())
+    if args.as_json:
         emit_json(rows)
         return
     table(
@@ -152,23 +142,22 @@ def blocked(as_json: JsonFlag = False) -> None:
     )
 
 
-@app.command("why-blocked")
-def why_blocked(task_id: Annotated[str, typer.Argument(metavar="ID")], as_json: JsonFlag = False) -> None:
+def why_blocked(args: Namespace) -> None:
     """The transitive chain of what holds a task, down to root causes."""
-    graph = _load()
+    graph = _load(args)
+    task_id = args.task_id
     if task_id not in graph:
         raise NotFound(f"no task {task_id!r} in the graph")
     tree = query.why_blocked(graph, task_id, now_utc())
-    if as_json:
+    if args.as_json:
         emit_json(tree.to_dict(), pretty=True)
         return
-    say(viz.render_block_tree(tree))
+    say(viz_render.render_block_tree(tree))
 
 
-@app.command()
-def cycles(as_json: JsonFlag = False) -> None:
+def cycles(args: Namespace) -> None:
     """Loops in the dependency graph; configured ones (cycle_config) are deliberate."""
-    analysis = query.cycle_analysis(_load())
+    analysis = query.cycle_analysis(_load(args))
     rows: list[dict[str, Any]] = [
         {
             "members": list(c.members),
@@ -178,7 +167,7 @@ def cycles(as_json: JsonFlag = False) -> None:
         }
         for c in analysis.cycles
     ]
-    if as_json:
+    if args.as_json:
         emit_json(rows)
         return
     if not rows:
@@ -188,13 +177,10 @@ def cycles(as_json: JsonFlag = False) -> None:
         say(f"{kind}: {' -> '.join(r['members'])} -> {r['header']}")
 
 
-@app.command()
-def bottlenecks(
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1)] = 10, as_json: JsonFlag = False
-) -> None:
+def bottlenecks(args: Namespace) -> None:
     """Unfinished tasks that the most other work waits on."""
-    rows = query.bottlenecks(_load(), limit)
-    if as_json:
+    rows = query.bottlenecks(_load(args), args.limit)
+    if args.as_json:
         emit_json(rows)
         return
     table(
@@ -207,12 +193,11 @@ def bottlenecks(
     )
 
 
-@app.command("critical-path")
-def critical_path(as_json: JsonFlag = False) -> None:
+def critical_path(args: Namespace) -> None:
     """The longest chain of unfinished work, by estimated hours (1 when unestimated)."""
-    graph = _load()
+    graph = _load(args)
     chain, hours = query.critical_path(graph)
-    if as_json:
+    if args.as_json:
         emit_json({"path": chain, "hours": hours})
         return
     if not chain:
@@ -223,11 +208,10 @@ def critical_path(as_json: JsonFlag = False) -> None:
         say(f"  {tid}  [{status_of(graph.tasks[tid])}]  {graph.tasks[tid].get('title', '')}")
 
 
-@app.command()
-def aging(as_json: JsonFlag = False) -> None:
+def aging(args: Namespace) -> None:
     """Unfinished tasks by age, oldest first."""
-    rows = query.aging(_load(), now_utc())
-    if as_json:
+    rows = query.aging(_load(args), now_utc())
+    if args.as_json:
         emit_json(rows)
         return
     table(
@@ -237,18 +221,8 @@ def aging(as_json: JsonFlag = False) -> None:
     )
 
 
-class VizFormat(StrEnum):
-    tree = "tree"
-    dot = "dot"
-    mermaid = "mermaid"
-
-
-@app.command("viz")
-def viz_cmd(
-    fmt: Annotated[VizFormat, typer.Option("--format", "-f")] = VizFormat.tree,
-    show_all: Annotated[bool, typer.Option("--all", help="Include done and system tasks.")] = False,
-) -> None:
+def viz(args: Namespace) -> None:
     """Draw the graph as an indented tree, Graphviz dot, or Mermaid."""
-    graph = _load()
-    render = {VizFormat.tree: viz.tree, VizFormat.dot: viz.dot, VizFormat.mermaid: viz.mermaid}[fmt]
-    sys.stdout.write(render(graph, include_done=show_all) + "\n")
+    graph = _load(args)
+    render = {"tree": viz_render.tree, "dot": viz_render.dot, "mermaid": viz_render.mermaid}[args.fmt]
+    sys.stdout.write(printable(render(graph, include_done=args.show_all)) + "\n")

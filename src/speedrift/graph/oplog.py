@@ -29,7 +29,7 @@ def append(graph_dir: Path, record: dict[str, Any], threshold: int = ROTATION_BY
             rotate(path)
     except FileNotFoundError:
         pass
-    entry = {k: v for k, v in record.items() if v is not None and v != {}}
+    entry = {k: v for k, v in record.items() if v is not None}  # wg omits null, keeps {} detail
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, orjson.dumps(entry) + b"\n")  # one write(2) per record: never interleaved

@@ -37,6 +37,7 @@ from speedrift.graph.model import (
     status_of,
     str_list,
 )
+from speedrift.graph.query import blocker_problem
 
 
 @dataclass
@@ -153,7 +154,9 @@ def add_task(
     title = ids.clean_text(spec.title, "title", limit=ids.MAX_TITLE_LENGTH, multiline=False).strip()
     if not title:
         raise UsageError("title is empty")
-    task_id = ids.validate_id(spec.task_id) if spec.task_id is not None else ids.unique_slug(title, graph.tasks)
+    task_id = (
+        ids.validate_id(spec.task_id) if spec.task_id is not None else ids.unique_slug(title, graph.tasks)
+    )
     if task_id in graph.tasks:
         raise Refused(f"task {task_id!r} already exists", hint="choose another --id, or `speedrift edit` it")
     task: Task = {"kind": "task", "id": task_id, "title": title}
@@ -206,7 +209,7 @@ def add_task(
     elif spec.delay is not None:
         task["not_before"] = format_time(now + spec.delay)
     if spec.model:
-        task["model"] = spec.model
+        task["model"] = ids.clean_text(spec.model, "model", limit=200, multiline=False)
     if spec.exec_command:
         task["exec"] = ids.clean_text(spec.exec_command, "exec", limit=100_000, multiline=True)
     if loop_config:
@@ -238,7 +241,10 @@ def edit_task(graph: Graph, task_id: str, change: Edit, *, now: datetime, actor:
     task = _existing(graph, task_id)
     fields: dict[str, Any] = {}
     if change.title is not None:
-        fields["title"] = ids.clean_text(change.title, "title", limit=ids.MAX_TITLE_LENGTH, multiline=False)
+        title = ids.clean_text(change.title, "title", limit=ids.MAX_TITLE_LENGTH, multiline=False).strip()
+        if not title:
+            raise UsageError("title is empty")
+        fields["title"] = title
     if change.description is not None:
         fields["description"] = ids.clean_text(
             change.description, "description", limit=ids.MAX_DESCRIPTION_LENGTH, multiline=True
@@ -246,9 +252,9 @@ def edit_task(graph: Graph, task_id: str, change: Edit, *, now: datetime, actor:
     if change.priority is not None:
         fields["priority"] = change.priority
     if change.assign is not None:
-        fields["assigned"] = change.assign
+        fields["assigned"] = ids.clean_text(change.assign, "assignee", limit=200, multiline=False)
     if change.model is not None:
-        fields["model"] = change.model
+        fields["model"] = ids.clean_text(change.model, "model", limit=200, multiline=False)
     if change.exec_command is not None:
         fields["exec"] = ids.clean_text(change.exec_command, "exec", limit=100_000, multiline=True)
     if change.not_before is not None:
@@ -339,11 +345,19 @@ def unclaim(graph: Graph, task_id: str, *, now: datetime, actor: str | None) -> 
     return mutation
 
 
-def done(graph: Graph, task_id: str, *, now: datetime, actor: str | None) -> Mutation:
+def done(graph: Graph, task_id: str, *, now: datetime, actor: str | None, force: bool = False) -> Mutation:
     task = _existing(graph, task_id)
     status = status_of(task)
+    if status == DONE:
+        return Mutation(warnings=[f"task {task_id!r} is already done"])  # a no-op, as in wg
     if status not in (OPEN, IN_PROGRESS):
         raise Refused(f"task {task_id!r} is {status}; only open or in-progress tasks can be marked done")
+    unresolved = [b for b in after_of(task) if blocker_problem(b, task_id, graph.tasks) is not None]
+    if unresolved and not force:
+        raise Refused(
+            f"task {task_id!r} is blocked by {len(unresolved)} unresolved task(s): {', '.join(unresolved)}",
+            hint="finish those first, or pass --force",
+        )
     task["status"] = DONE
     task["completed_at"] = format_time(now)
     _log_entry(task, "Task marked as done", actor, now)

@@ -84,15 +84,24 @@ def blocker_problem(blocker_id: str, dependent_id: str, tasks: dict[str, Task]) 
     return None
 
 
-def _blocker_map(tasks: dict[str, Task]) -> dict[str, list[str]]:
-    """after-edges between unfinished tasks: the only edges a loop can hold readiness on."""
+def _unfinished_ancestry(tasks: dict[str, Task], starts: list[str]) -> dict[str, list[str]]:
+    """after-edges of the unfinished tasks reachable upstream from ``starts``.
+
+    A back-edge can only free a waiting task if it lies on a loop through that task, and a loop
+    through it runs entirely through its unfinished ancestors: nothing else needs analysing.
+    """
     edges: dict[str, list[str]] = {}
-    for task_id, task in tasks.items():
-        if status_of(task) in DEP_SATISFIED:
+    stack = list(starts)
+    while stack:
+        task_id = stack.pop()
+        if task_id in edges:
+            continue
+        task = tasks.get(task_id)
+        if task is None or status_of(task) in DEP_SATISFIED:
             continue
         after = after_of(task)
-        if after:
-            edges[task_id] = after
+        edges[task_id] = after
+        stack.extend(after)
     return edges
 
 
@@ -139,9 +148,8 @@ def ready_ids(graph: Graph, now: datetime) -> list[str]:
         elif only_unfinished:
             held_by_unfinished.append(task_id)
     if held_by_unfinished:
-        back_edges = analyze(
-            _blocker_map(tasks), {t for t, v in tasks.items() if v.get("cycle_config")}
-        ).back_edges
+        edges = _unfinished_ancestry(tasks, held_by_unfinished)
+        back_edges = analyze(edges, {t for t in edges if tasks[t].get("cycle_config")}).back_edges
         if back_edges:
             for task_id in held_by_unfinished:
                 if all(
@@ -150,6 +158,14 @@ def ready_ids(graph: Graph, now: datetime) -> list[str]:
                 ):
                     ready.append(task_id)
     return ready
+
+
+def _tier_of(priority: int) -> int:
+    """Index of the highest named level at or below ``priority`` (0 idle ... 4 critical)."""
+    for index in range(len(PRIORITY_TIERS) - 1, -1, -1):
+        if PRIORITY_TIERS[index] <= priority:
+            return index
+    return 0
 
 
 def effective_priorities(graph: Graph, candidates: list[str], now: datetime) -> dict[str, int]:
@@ -168,10 +184,16 @@ def effective_priorities(graph: Graph, candidates: list[str], now: datetime) -> 
         queue = deque(after_of(tasks[lender_id]))
         while queue:
             blocker_id = queue.popleft()
-            if inherited.get(blocker_id, -1) >= level or blocker_id not in tasks:
+            blocker = tasks.get(blocker_id)
+            # a finished blocker no longer holds the lender, and neither does its ancestry
+            if (
+                blocker is None
+                or inherited.get(blocker_id, -1) >= level
+                or status_of(blocker) in DEP_SATISFIED
+            ):
                 continue
             inherited[blocker_id] = level
-            queue.extend(after_of(tasks[blocker_id]))
+            queue.extend(after_of(blocker))
     result: dict[str, int] = {}
     for task_id in candidates:
         task = tasks[task_id]
@@ -179,7 +201,7 @@ def effective_priorities(graph: Graph, candidates: list[str], now: datetime) -> 
         created = parse_time(task.get("created_at"))
         if created is not None and base > 0:
             days = int((now - created) / timedelta(days=1))
-            tier = max(i for i, level in enumerate(PRIORITY_TIERS) if level <= base)
+            tier = _tier_of(base)
             bumped_tier = min(tier + max(days, 0), len(PRIORITY_TIERS) - 1)
             base = max(base, PRIORITY_TIERS[bumped_tier])
         result[task_id] = max(base, inherited.get(task_id, 0))

@@ -85,6 +85,8 @@ class Transaction:
     def apply(self, mutation: Mutation) -> Mutation:
         if self.graph.problems:
             raise GraphFormatError(self.store.graph_path, self.graph.problems)
+        if not mutation.tasks:
+            return mutation  # a no-op (e.g. done on a done task) writes nothing
         for task in mutation.tasks:
             check_task(task, self.graph.get(task["id"]))
             self.graph.put_task(task)
