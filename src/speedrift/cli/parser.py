@@ -189,4 +189,52 @@ def build() -> argparse.ArgumentParser:
     p = command("viz", "query_cmds:viz", "Draw the graph as a tree, Graphviz dot or Mermaid.")
     p.add_argument("-f", "--format", dest="fmt", choices=("tree", "dot", "mermaid"), default="tree")
     p.add_argument("--all", dest="show_all", action="store_true", help="include done and system tasks")
+    # --- worker plane ---------------------------------------------------------------------------
+    p = command("run", "worker_cmds:run", "Run one attempt at a task in its own worktree, in the foreground.")
+    _id(p)
+    p.add_argument("--force", action="store_true", help="run it even if it is not ready")
+    p.add_argument("--quiet", action="store_true", help="do not stream the agent's events")
+    _json(p)
+    p = command("agents", "worker_cmds:agents", "Running attempts in this repo.")
+    _json(p)
+    p = command("tail", "worker_cmds:tail", "Show (and with -f follow) an attempt's events.")
+    _id(p)
+    p.add_argument("-f", "--follow", action="store_true", help="keep following while it runs")
+    p.add_argument("--attempt", type=_at_least_one, help="attempt number (default: the latest)")
+    _json(p)
+    p = command("cancel", "worker_cmds:cancel", "Kill a running attempt's process group; keep its worktree.")
+    _id(p)
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for it to stop")
+    p = command(
+        "worktrees", "worker_cmds:worktrees_list", "List speedrift's worktrees, or garbage-collect them."
+    )
+    wt = p.add_subparsers(dest="worktrees_command", metavar="ACTION")
+    q = wt.add_parser("list", help="list worktrees and what GC would do", parents=[common])
+    q.set_defaults(handler="worker_cmds:worktrees_list")
+    _json(q)
+    q = wt.add_parser(
+        "gc", help="remove landed/abandoned worktrees; never dirty or unlanded ones", parents=[common]
+    )
+    q.add_argument("--dry-run", action="store_true", help="only say what would be removed")
+    q.set_defaults(handler="worker_cmds:worktrees_gc")
+    _json(q)
+    q = wt.add_parser("quarantine", help="move a worktree aside, work intact", parents=[common])
+    q.add_argument("name", help="worktree name from `worktrees list`")
+    q.set_defaults(handler="worker_cmds:worktrees_quarantine")
+    _json(p)
+
+    p = command("service", "service_cmds:status", "The per-repo service: start|stop|status|restart.")
+    sv = p.add_subparsers(dest="service_command", metavar="ACTION")
+    for name, handler, help_text in (
+        ("start", "service_cmds:start", "start the service in the background"),
+        ("stop", "service_cmds:stop", "stop it; running attempts are cancelled and their tasks reopened"),
+        ("status", "service_cmds:status", "is it running, and what is it doing"),
+        ("restart", "service_cmds:restart", "stop, then start"),
+        ("run", "service_cmds:serve", "run the service in the foreground (what start launches)"),
+    ):
+        q = sv.add_parser(name, help=help_text, parents=[common])
+        q.set_defaults(handler=handler)
+        q.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for start/stop")
+        _json(q)
+    _json(p)
     return root

@@ -82,7 +82,7 @@ def _set_edges(task: Task, keys: tuple[str, str], values: list[str]) -> None:
         task.pop(key, None)
 
 
-def _set_speedrift(task: Task, **values: Any) -> None:
+def set_speedrift(task: Task, **values: Any) -> None:
     data = dict(speedrift_data(task))
     for key, value in values.items():
         if value is None:
@@ -215,7 +215,7 @@ def add_task(
     if loop_config:
         task["cycle_config"] = loop_config
     if spec.touch:
-        _set_speedrift(task, touch=spec.touch)
+        set_speedrift(task, touch=spec.touch)
     mutation.tasks.insert(0, task)
     mutation.records.insert(0, OpRecord("add_task", task_id, {"title": title}))
     return mutation
@@ -273,7 +273,7 @@ def edit_task(graph: Graph, task_id: str, change: Edit, *, now: datetime, actor:
             task.pop("tags", None)
         fields["tags"] = tags
     if change.touch is not None:
-        _set_speedrift(task, touch=change.touch or None)
+        set_speedrift(task, touch=change.touch or None)
         fields["touch"] = change.touch
     if not fields:
         raise UsageError("nothing to change", hint="pass at least one field, e.g. --title or --priority")
@@ -413,7 +413,7 @@ def retry(graph: Graph, task_id: str, *, context: str | None, now: datetime, act
         if context
         else None
     )
-    _set_speedrift(task, failures=history[-20:], retry_context=retry_context)
+    set_speedrift(task, failures=history[-20:], retry_context=retry_context)
     _log_entry(task, "Task reset for retry" + (f": {context}" if context else ""), actor, now)
     mutation = Mutation()
     mutation.put(task, "retry", {"context": context} if context else {})
@@ -441,4 +441,38 @@ def set_paused(graph: Graph, task_id: str, paused: bool, *, now: datetime, actor
         task.pop("paused", None)
     mutation = Mutation()
     mutation.put(task, "pause" if paused else "resume")
+    return mutation
+
+
+def update_speedrift(
+    graph: Graph,
+    task_id: str,
+    fields: dict[str, Any],
+    *,
+    now: datetime,
+    actor: str | None,
+    message: str | None = None,
+    status: str | None = None,
+    wg_fields: dict[str, Any] | None = None,
+) -> Mutation:
+    """Set keys of the task's ``speedrift`` object (None removes one), optionally with a log line,
+    a status change and wg fields (the wgcompat guard checks those before anything is written)."""
+    task = _existing(graph, task_id)
+    set_speedrift(task, **fields)
+    if status is not None:
+        task["status"] = status
+    for key, value in (wg_fields or {}).items():
+        if value is None:
+            task.pop(key, None)
+        else:
+            task[key] = value
+    if message:
+        _log_entry(
+            task,
+            ids.clean_text(message, "message", limit=ids.MAX_LOG_MESSAGE_LENGTH, multiline=True),
+            actor,
+            now,
+        )
+    mutation = Mutation()
+    mutation.put(task, "edit", {"speedrift": sorted(fields), **({"status": status} if status else {})})
     return mutation

@@ -2,31 +2,147 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from speedrift.errors import SpeedriftError
+
+# Identity for commits speedrift makes when the repo has none configured.
+FALLBACK_NAME = "speedrift"
+FALLBACK_EMAIL = "speedrift@localhost"
 
 
 class GitError(SpeedriftError):
     pass
 
 
-def git(args: list[str], cwd: Path, *, check: bool = True, timeout: float = 60) -> str:
+def run(
+    args: list[str],
+    cwd: Path,
+    *,
+    check: bool = True,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 120,
+    input_text: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    base = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
     try:
         result = subprocess.run(
-            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+            ["git", *args],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            env={**base, **(env or {})},
+            input=input_text,
         )
     except FileNotFoundError:
         raise GitError("git is not installed", hint="install git (e.g. `apt-get install git`)") from None
     if check and result.returncode != 0:
-        raise GitError(f"git {' '.join(args)} failed in {cwd}: {result.stderr.strip()}")
+        raise GitError(
+            f"git {' '.join(args)} failed in {cwd}: {result.stderr.strip() or result.stdout.strip()}"
+        )
+    return result
+
+
+def git(args: list[str], cwd: Path, *, check: bool = True, timeout: float = 120) -> str:
+    result = run(args, cwd, check=check, timeout=timeout)
     return result.stdout.strip() if result.returncode == 0 else ""
 
 
 def toplevel(path: Path) -> Path | None:
     out = git(["rev-parse", "--show-toplevel"], path, check=False)
     return Path(out) if out else None
+
+
+def rev_parse(repo: Path, ref: str) -> str | None:
+    out = git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], repo, check=False)
+    return out or None
+
+
+def current_branch(repo: Path) -> str | None:
+    """The checked-out branch, or None on a detached HEAD or an unborn repo."""
+    out = git(["symbolic-ref", "--quiet", "--short", "HEAD"], repo, check=False)
+    return out or None
+
+
+def default_branch(repo: Path) -> str | None:
+    """origin's HEAD when known, else the checked-out branch, else main/master if they exist."""
+    remote_head = git(["symbolic-ref", "--quiet", "--short", "refs/remotes/origin/HEAD"], repo, check=False)
+    if remote_head.startswith("origin/"):
+        return remote_head.removeprefix("origin/")
+    branch = current_branch(repo)
+    if branch and rev_parse(repo, branch):
+        return branch
+    for name in ("main", "master"):
+        if rev_parse(repo, name):
+            return name
+    return None
+
+
+def status_porcelain(repo: Path) -> list[str]:
+    """Changed and untracked paths (porcelain v1, -z); speedrift's own dirs are excluded by git."""
+    out = run(["status", "--porcelain=v1", "-z", "--untracked-files=all"], repo).stdout
+    entries = [e for e in out.split("\0") if e]
+    paths: list[str] = []
+    skip_next = False
+    for entry in entries:
+        if skip_next:  # the source path of a rename
+            skip_next = False
+            continue
+        paths.append(entry[3:])
+        if entry[0] in "RC":
+            skip_next = True
+    return paths
+
+
+def identity_env(repo: Path) -> dict[str, str]:
+    """Author/committer for speedrift's commits: the repo's identity, else the fallback."""
+    name = git(["config", "user.name"], repo, check=False)
+    email = git(["config", "user.email"], repo, check=False)
+    if name and email:
+        return {}
+    return {
+        "GIT_AUTHOR_NAME": name or FALLBACK_NAME,
+        "GIT_AUTHOR_EMAIL": email or FALLBACK_EMAIL,
+        "GIT_COMMITTER_NAME": name or FALLBACK_NAME,
+        "GIT_COMMITTER_EMAIL": email or FALLBACK_EMAIL,
+    }
+
+
+@dataclass(frozen=True)
+class WorktreeEntry:
+    path: Path
+    head: str | None
+    branch: str | None  # short name, None when detached
+    locked: bool
+
+
+def worktrees(repo: Path) -> list[WorktreeEntry]:
+    out = run(["worktree", "list", "--porcelain", "-z"], repo).stdout
+    entries: list[WorktreeEntry] = []
+    fields: dict[str, str] = {}
+    for token in [*out.split("\0"), ""]:
+        if token:
+            key, _, value = token.partition(" ")
+            fields[key] = value
+            continue
+        if "worktree" in fields:
+            branch = fields.get("branch", "")
+            entries.append(
+                WorktreeEntry(
+                    path=Path(fields["worktree"]),
+                    head=fields.get("HEAD"),
+                    branch=branch.removeprefix("refs/heads/") or None,
+                    locked="locked" in fields,
+                )
+            )
+        fields = {}
+    return entries
 
 
 def exclude_locally(repo: Path, pattern: str) -> bool:

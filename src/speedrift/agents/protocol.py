@@ -1,0 +1,124 @@
+"""The contract between the task pipeline and an agent runtime (claude, codex, opencode, shell).
+
+A runtime is one small module with one argv builder and one event parser. The session
+(`agents.session`) spawns what the runtime builds, feeds it the prompt, turns every stdout line
+into :class:`AgentEvent`s through the runtime's parser, enforces budgets, and finally asks the
+runtime to judge the run into a :class:`RunOutcome`. Exit codes alone never decide an outcome.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol
+
+
+class EventKind(StrEnum):
+    STARTED = "started"
+    MESSAGE = "message"
+    TOOL_USE = "tool_use"
+    USAGE = "usage"
+    ERROR = "error"
+    FINISHED = "finished"
+
+
+@dataclass(frozen=True)
+class AgentEvent:
+    kind: EventKind
+    text: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+    progress: bool = True  # counts as progress for stall detection (reconnect noise does not)
+
+
+@dataclass
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cost_usd: float = 0.0
+    turns: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+class FailureKind(StrEnum):
+    AUTH = "auth_failure"  # not retryable
+    USAGE_LIMIT = "usage_limit"  # pause the runtime until reset_at
+    TRANSIENT = "transient"  # network / 5xx: retry with backoff
+    MAX_TURNS = "max_turns"
+    INCOMPLETE = "incomplete"  # stopped unfinished (e.g. exit 0 after auto-rejected permissions)
+    STALL = "stall"  # no progress for the stall window
+    BUDGET = "budget"  # wall clock, tokens or cost budget hit; speedrift killed it
+    CRASHED = "crashed"  # died without a final event / killed by a signal
+    NOT_INSTALLED = "not_installed"
+    AGENT_ERROR = "agent_error"  # the agent reported an error we do not classify further
+    BLOCKED = "blocked"  # the agent reported {status: blocked} in its result file
+
+
+@dataclass
+class Budgets:
+    wall_clock_s: float = 30 * 60
+    max_turns: int | None = None
+    max_tokens: int | None = None
+    max_cost_usd: float | None = None
+    stall_s: float = 5 * 60
+    kill_grace_s: float = 10.0
+
+
+@dataclass
+class RunRequest:
+    """Everything a runtime needs to build its command line."""
+
+    task_id: str
+    attempt: int
+    prompt: str
+    prompt_file: Path  # the full prompt is written here before the run (never put in argv)
+    cwd: Path  # the attempt's worktree
+    model: str | None = None  # without the runtime prefix ("sonnet", not "claude:sonnet")
+    exec_command: str | None = None  # shell runtime: the task's `exec`
+    options: dict[str, Any] = field(default_factory=dict)  # runtime config from speedrift.toml
+    budgets: Budgets = field(default_factory=Budgets)
+
+
+@dataclass
+class ParseState:
+    """What a parser accumulates across lines; the runtime reads it back in `judge`."""
+
+    usage: Usage = field(default_factory=Usage)
+    final_seen: bool = False
+    final_text: str = ""
+    error: FailureKind | None = None
+    error_text: str = ""
+    reset_at: datetime | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunOutcome:
+    success: bool
+    failure: FailureKind | None = None
+    reason: str = ""
+    usage: Usage = field(default_factory=Usage)
+    exit_code: int | None = None
+    reset_at: datetime | None = None  # usage limit: when the runtime may be used again
+    final_text: str = ""
+    duration_s: float = 0.0
+
+
+class Runtime(Protocol):
+    name: str
+    executable: str  # what must be on PATH
+    install_hint: str  # shown when it is not
+
+    def build_argv(self, request: RunRequest) -> list[str]: ...
+
+    def stdin_payload(self, request: RunRequest) -> bytes | None: ...
+
+    def parse_line(self, line: str, state: ParseState) -> list[AgentEvent]: ...
+
+    def judge(self, state: ParseState, exit_code: int | None) -> RunOutcome: ...

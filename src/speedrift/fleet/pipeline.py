@@ -1,0 +1,487 @@
+"""One attempt at one task, end to end:
+
+claim (atomic) -> worktree -> prompt -> runtime -> commit -> gate seam -> merge queue -> done
+with evidence, or failed with a class and a reason. Every step that can fail after the claim
+releases the task properly: no task stays claimed by a process that has stopped working on it,
+and no worktree holding work is ever deleted.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from speedrift.agents import env as agent_env
+from speedrift.agents import registry, result, session
+from speedrift.agents.protocol import AgentEvent, Budgets, FailureKind, RunOutcome, RunRequest
+from speedrift.errors import Refused, SpeedriftError
+from speedrift.fleet import attempts, prompt
+from speedrift.fleet.gate_seam import GateBlocked, GateRunner, GateVerdict, NoGates
+from speedrift.graph import ops, query
+from speedrift.graph.codec import Graph
+from speedrift.graph.model import DONE, FAILED, IN_PROGRESS, format_time, speedrift_data
+from speedrift.graph.store import GraphStore
+from speedrift.repo import envshare, git, landing, worktrees
+from speedrift.repo.config import RepoConfig
+
+# speedrift's failure kinds -> the nearest value of wg's own `failure_class` enum (or none)
+WG_FAILURE_CLASS = {
+    FailureKind.USAGE_LIMIT: "api-error-429-rate-limit",
+    FailureKind.TRANSIENT: "api-error-5xx-transient",
+    FailureKind.STALL: "agent-hard-timeout",
+    FailureKind.BUDGET: "agent-hard-timeout",
+    FailureKind.CRASHED: "agent-exit-nonzero",
+}
+
+
+@dataclass
+class AttemptResult:
+    task_id: str
+    attempt: int
+    status: str  # done | failed | merge-pending
+    reason: str
+    failure: str | None = None
+    landed_commit: str | None = None
+    run_dir: str | None = None
+    reset_at: str | None = None
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunOptions:
+    actor: str = ""
+    force: bool = False  # run a task that is not ready (a human's explicit choice)
+    cancel: threading.Event | None = None
+    on_event: Callable[[AgentEvent], None] | None = None
+    on_step: Callable[[str], None] | None = None
+
+
+def worker_actor() -> str:
+    return f"speedrift@{socket.gethostname()}:{os.getpid()}"
+
+
+class Pipeline:
+    def __init__(
+        self, repo: Path, store: GraphStore, config: RepoConfig, gates: GateRunner | None = None
+    ) -> None:
+        self.repo = repo
+        self.store = store
+        self.config = config
+        self.gates = gates or NoGates()
+
+    # --- the attempt -----------------------------------------------------------------------
+    def target_branch(self) -> str:
+        branch = self.config.target_branch or git.default_branch(self.repo)
+        if branch is None or git.rev_parse(self.repo, branch) is None:
+            raise SpeedriftError(
+                f"{self.repo} has no commit on a target branch yet",
+                hint="make an initial commit, or set target_branch in speedrift.toml",
+            )
+        return branch
+
+    def run(self, task_id: str, options: RunOptions) -> AttemptResult:
+        step = options.on_step or (lambda _message: None)
+        target = self.target_branch()  # before the claim: a repo with nothing to branch from is refused
+        actor = options.actor or worker_actor()
+        claimed = self._claim(task_id, actor, options.force)
+        task = claimed.tasks[0]
+        attempt = int(speedrift_data(task)["attempt"])
+        step(f"claimed {task_id} (attempt {attempt})")
+        run_dir = attempts.run_dir(self.repo, task_id, attempt)
+        started = time.monotonic()
+        manifest: worktrees.Manifest | None = None
+        ports: envshare.PortBlock | None = None
+        try:
+            manifest = worktrees.create(self.repo, task_id, attempt, target)
+            injection = envshare.inject(self.repo, Path(manifest.path), self.config.worktrees.share)
+            ports = envshare.lease_ports(
+                worktrees.state_dir(self.repo),
+                manifest.name,
+                self.config.worktrees.port_base,
+                self.config.worktrees.port_block,
+            )
+            step(f"worktree {manifest.path} on {manifest.branch}")
+            outcome, runtime_name = self._run_agent(task, manifest, attempt, run_dir, ports, options)
+            outcome = self._check_boundaries(outcome, manifest, injection)
+            if not outcome.success:
+                return self._failed(task_id, attempt, manifest, run_dir, outcome, runtime_name, started)
+            step("agent finished; committing and checking")
+            return self._land(task, attempt, manifest, run_dir, outcome, runtime_name, started, step)
+        except BaseException as error:  # release the claim whatever happened, then re-raise
+            self._release_after_crash(task_id, attempt, manifest, run_dir, error, started)
+            raise
+        finally:
+            if ports is not None:
+                envshare.release_ports(worktrees.state_dir(self.repo), ports)
+
+    # --- steps ---------------------------------------------------------------------------------
+    def _claim(self, task_id: str, actor: str, force: bool) -> ops.Mutation:
+        def build(graph: Graph, now: Any) -> ops.Mutation:
+            task = graph.get(task_id)
+            if task is not None and not force and task_id not in query.ready_ids(graph, now):
+                reasons = query.direct_reasons(graph, task, now)
+                detail = "; ".join(f"{r.get('blocker', r['kind'])}: {r['detail']}" for r in reasons)
+                raise Refused(
+                    f"task {task_id!r} is not ready ({detail or task.get('status')})", hint="--force"
+                )
+            mutation = ops.claim(graph, task_id, now=now, actor=actor)
+            claimed = mutation.tasks[0]
+            data = speedrift_data(claimed)
+            floor = max(int(data.get("attempts", 0) or 0), int(claimed.get("retry_count", 0) or 0)) + 1
+            attempt = worktrees.next_attempt(self.repo, task_id, floor)
+            ops.set_speedrift(
+                claimed,
+                attempt=attempt,
+                attempts=attempt,
+                state="running",
+                worker={"pid": os.getpid(), "host": socket.gethostname(), "started": format_time(now)},
+            )
+            return mutation
+
+        return self.store.mutate(build, actor=actor)
+
+    def _run_agent(
+        self,
+        task: dict[str, Any],
+        manifest: worktrees.Manifest,
+        attempt: int,
+        run_dir: Path,
+        ports: envshare.PortBlock,
+        options: RunOptions,
+    ) -> tuple[RunOutcome, str]:
+        graph = self.store.load()
+        text = prompt.build_prompt(
+            task,
+            repo_name=self.repo.name,
+            target_branch=manifest.target_branch,
+            dependencies=prompt.dependencies_of(task, graph.tasks),
+            earlier=attempts.earlier_attempts(self.repo, task["id"], attempt),
+            handoff=attempts.handoff_notes(self.repo, task["id"]),
+        )
+        prompt_file = run_dir / "prompt.md"
+        prompt_file.write_text(text)
+        runtime_name, model = registry.select_runtime(task, self.config.default_runtime)
+        runtime_options = self.config.runtime_options(runtime_name)
+        budgets = self.config.budgets
+        request = RunRequest(
+            task_id=task["id"],
+            attempt=attempt,
+            prompt=text,
+            prompt_file=prompt_file,
+            cwd=Path(manifest.path),
+            model=model or runtime_options.model,
+            exec_command=task.get("exec") if isinstance(task.get("exec"), str) else None,
+            options=runtime_options.model_dump(),
+            budgets=Budgets(
+                wall_clock_s=budgets.wall_clock_minutes * 60,
+                max_turns=budgets.max_turns,
+                max_tokens=budgets.max_tokens,
+                max_cost_usd=budgets.max_cost_usd,
+                stall_s=budgets.stall_seconds,
+                kill_grace_s=budgets.kill_grace_seconds,
+            ),
+        )
+        result_path = run_dir / "result.json"
+        environment = agent_env.agent_env(
+            {
+                "SPEEDRIFT_TASK_ID": task["id"],
+                "SPEEDRIFT_ATTEMPT": str(attempt),
+                "SPEEDRIFT_RESULT": str(result_path),
+                "WG_DIR": str(self.store.directory),
+                "WG_TASK_ID": task["id"],
+                **ports.env(),
+            },
+            allow=self.config.env.allow,
+            passthrough_secrets=self.config.env.secrets,
+        )
+        attempts.write_attempt(run_dir, {"runtime": runtime_name, "model": request.model, "state": "running"})
+        runtime = registry.runtime_for(runtime_name)
+        cancel = options.cancel or threading.Event()
+        watcher = attempts.CancelWatcher(run_dir, cancel)  # `speedrift cancel` from another process
+        watcher.start()
+        try:
+            outcome = session.run_session(
+                runtime, request, env=environment, run_dir=run_dir, cancel=cancel, on_event=options.on_event
+            )
+        finally:
+            watcher.stop()
+        report, _problem = result.read_result(result_path)
+        return result.apply_report(outcome, report), runtime_name
+
+    def _check_boundaries(
+        self, outcome: RunOutcome, manifest: worktrees.Manifest, injection: envshare.Injection
+    ) -> RunOutcome:
+        changed_shared = envshare.shared_changes(self.repo, injection)
+        if changed_shared and outcome.success:
+            outcome.success = False
+            outcome.failure = FailureKind.AGENT_ERROR
+            outcome.reason = f"the agent modified shared environment paths: {', '.join(changed_shared)}"
+        return outcome
+
+    def _land(
+        self,
+        task: dict[str, Any],
+        attempt: int,
+        manifest: worktrees.Manifest,
+        run_dir: Path,
+        outcome: RunOutcome,
+        runtime_name: str,
+        started: float,
+        step: Callable[[str], None],
+    ) -> AttemptResult:
+        task_id = task["id"]
+        worktree = Path(manifest.path)
+        try:
+            landing.commit_all(self.repo, worktree, task_id, str(task.get("title", task_id)))
+        except landing.CommitRejected as error:
+            outcome.success, outcome.failure, outcome.reason = False, FailureKind.AGENT_ERROR, error.message
+            return self._failed(task_id, attempt, manifest, run_dir, outcome, runtime_name, started)
+        tip = git.rev_parse(worktree, "HEAD")
+        assert tip is not None
+        if tip == manifest.base_commit and runtime_name != "shell":
+            outcome.success, outcome.failure = False, FailureKind.INCOMPLETE
+            outcome.reason = "the agent reported success but changed nothing"
+            return self._failed(task_id, attempt, manifest, run_dir, outcome, runtime_name, started)
+        verdicts: list[GateVerdict] = []
+
+        def gate(checked: worktrees.Manifest, candidate: str) -> None:
+            if verdicts and verdicts[-1].evidence.get("tip") == candidate:
+                return  # this exact tree was already checked
+            verdict = self.gates.check(self.repo, worktree, checked.base_commit, candidate, task)
+            verdict.evidence.setdefault("tip", candidate)
+            verdicts.append(verdict)
+            if not verdict.passed:
+                raise GateBlocked(verdict)
+
+        try:
+            if tip != manifest.base_commit:
+                gate(manifest, tip)
+                manifest.state = "landing"
+                worktrees.write_manifest(self.repo, manifest)
+                step("in the merge queue")
+                landed: str | None = landing.land(self.repo, manifest, gate)
+            else:
+                landed = None  # a shell task that changed nothing: done, with nothing to merge
+        except GateBlocked as blocked:
+            outcome.success, outcome.failure, outcome.reason = False, FailureKind.AGENT_ERROR, blocked.message
+            return self._failed(
+                task_id,
+                attempt,
+                manifest,
+                run_dir,
+                outcome,
+                runtime_name,
+                started,
+                verdicts,
+                blocked.verdict.failure_class,
+            )
+        except landing.MergeConflict as conflict:
+            outcome.success, outcome.failure, outcome.reason = (
+                False,
+                FailureKind.AGENT_ERROR,
+                conflict.message,
+            )
+            outcome_extra = {"conflicting_files": conflict.files}
+            return self._failed(
+                task_id,
+                attempt,
+                manifest,
+                run_dir,
+                outcome,
+                runtime_name,
+                started,
+                verdicts,
+                "merge_conflict",
+                outcome_extra,
+            )
+        except landing.MergePending as pending:
+            return self._merge_pending(task_id, attempt, manifest, run_dir, pending.message)
+        manifest.state = "landed"
+        manifest.landed_commit = landed
+        worktrees.write_manifest(self.repo, manifest)
+        stats = landing.diff_stats(self.repo, manifest.base_commit, landed) if landed else None
+        duration = time.monotonic() - started
+        evidence = {
+            "task": task_id,
+            "attempt": attempt,
+            "runtime": runtime_name,
+            "base_commit": manifest.base_commit,
+            "landed_commit": landed,
+            "target_branch": manifest.target_branch,
+            "diff": asdict(stats) if stats else None,
+            "usage": asdict(outcome.usage),
+            "duration_s": round(duration, 3),
+            "gates": [v.evidence | {"passed": v.passed, "summary": v.summary} for v in verdicts],
+            "agent_summary": outcome.final_text[:2000],
+        }
+        attempts.write_evidence(run_dir, evidence)
+        if landed and stats:
+            summary = f"Landed {landed[:12]} on {manifest.target_branch} "
+            summary += f"({stats.files} files, +{stats.insertions}/-{stats.deletions})"
+        else:
+            summary = "Done with no changes to land"
+        message = f"{summary} via {runtime_name} in {duration:.1f}s; evidence: {run_dir / 'evidence.json'}"
+
+        def finish(graph: Graph, now: Any) -> ops.Mutation:
+            mutation = ops.done(graph, task_id, now=now, actor=worker_actor(), force=True)
+            done_task = mutation.tasks[0]
+            ops.set_speedrift(
+                done_task,
+                state=None,
+                worker=None,
+                evidence=str(run_dir / "evidence.json"),
+                landed_commit=landed,
+            )
+            done_task["log"][-1]["message"] = message
+            return mutation
+
+        self.store.mutate(finish, actor=worker_actor())
+        attempts.write_attempt(run_dir, {"runtime": runtime_name, "state": DONE, "landed_commit": landed})
+        return AttemptResult(
+            task_id, attempt, DONE, summary, landed_commit=landed, run_dir=str(run_dir), evidence=evidence
+        )
+
+    def _failed(
+        self,
+        task_id: str,
+        attempt: int,
+        manifest: worktrees.Manifest,
+        run_dir: Path,
+        outcome: RunOutcome,
+        runtime_name: str,
+        started: float,
+        verdicts: list[GateVerdict] | None = None,
+        failure_class: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> AttemptResult:
+        kind = failure_class or (outcome.failure.value if outcome.failure else FailureKind.AGENT_ERROR.value)
+        reason = outcome.reason or kind
+        manifest.state = "failed"
+        worktrees.write_manifest(self.repo, manifest)
+        evidence = {
+            "task": task_id,
+            "attempt": attempt,
+            "runtime": runtime_name,
+            "failure": kind,
+            "reason": reason,
+            "exit_code": outcome.exit_code,
+            "usage": asdict(outcome.usage),
+            "duration_s": round(time.monotonic() - started, 3),
+            "reset_at": format_time(outcome.reset_at) if outcome.reset_at else None,
+            "worktree": manifest.path,
+            "branch": manifest.branch,
+            "gates": [v.evidence | {"passed": v.passed, "summary": v.summary} for v in verdicts or []],
+            **(extra or {}),
+        }
+        attempts.write_evidence(run_dir, evidence)
+        wg_class = WG_FAILURE_CLASS.get(outcome.failure) if outcome.failure and not failure_class else None
+
+        def record(graph: Graph, now: Any) -> ops.Mutation:
+            mutation = ops.fail(
+                graph, task_id, reason=f"{kind}: {reason}"[:2000], now=now, actor=worker_actor()
+            )
+            failed = mutation.tasks[0]
+            ops.set_speedrift(
+                failed,
+                state=None,
+                worker=None,
+                failure_class=kind,
+                evidence=str(run_dir / "evidence.json"),
+                reset_at=evidence["reset_at"],
+                **(
+                    {"conflicting_files": extra["conflicting_files"]}
+                    if extra and "conflicting_files" in extra
+                    else {}
+                ),
+            )
+            if wg_class:
+                failed["failure_class"] = wg_class
+            return mutation
+
+        self.store.mutate(record, actor=worker_actor())
+        attempts.write_attempt(
+            run_dir, {"runtime": runtime_name, "state": FAILED, "failure": kind, "reason": reason}
+        )
+        return AttemptResult(
+            task_id,
+            attempt,
+            FAILED,
+            reason,
+            failure=kind,
+            run_dir=str(run_dir),
+            reset_at=evidence["reset_at"],
+            evidence=evidence,
+        )
+
+    def _merge_pending(
+        self, task_id: str, attempt: int, manifest: worktrees.Manifest, run_dir: Path, reason: str
+    ) -> AttemptResult:
+        manifest.state = "merge-pending"
+        worktrees.write_manifest(self.repo, manifest)
+        self.store.mutate(
+            lambda g, now: ops.update_speedrift(
+                g,
+                task_id,
+                {"state": "merge-pending", "pending_reason": reason},
+                now=now,
+                actor=worker_actor(),
+                message=f"Merge pending: {reason}",
+            ),
+            actor=worker_actor(),
+        )
+        attempts.write_attempt(run_dir, {"state": "merge-pending", "reason": reason})
+        return AttemptResult(task_id, attempt, "merge-pending", reason, run_dir=str(run_dir))
+
+    def _release_after_crash(
+        self,
+        task_id: str,
+        attempt: int,
+        manifest: worktrees.Manifest | None,
+        run_dir: Path,
+        error: BaseException,
+        started: float,
+    ) -> None:
+        """An exception escaped the pipeline: fail the task with the reason, keep any work."""
+        reason = str(error) if isinstance(error, SpeedriftError) else f"{type(error).__name__}: {error}"
+        if manifest is not None:
+            if (
+                git.status_porcelain(Path(manifest.path))
+                or git.rev_parse(self.repo, manifest.branch) != manifest.base_commit
+            ):
+                manifest.state = "failed"
+                worktrees.write_manifest(self.repo, manifest)
+            else:
+                worktrees.discard_unused(self.repo, manifest)
+
+        def record(graph: Graph, now: Any) -> ops.Mutation:
+            task = graph.get(task_id)
+            if task is None or task.get("status") != IN_PROGRESS:
+                return ops.Mutation()
+            mutation = ops.fail(
+                graph, task_id, reason=f"speedrift_internal: {reason}"[:2000], now=now, actor=worker_actor()
+            )
+            ops.set_speedrift(
+                mutation.tasks[0],
+                state=None,
+                worker=None,
+                failure_class="env_bootstrap" if manifest is None else "wrapper_internal",
+            )
+            mutation.tasks[0]["failure_class"] = "wrapper-internal"
+            return mutation
+
+        try:
+            self.store.mutate(record, actor=worker_actor())
+        finally:
+            attempts.write_attempt(run_dir, {"state": FAILED, "failure": "internal", "reason": reason[:2000]})
+
+
+def dumps(result_obj: AttemptResult) -> bytes:
+    return orjson.dumps(asdict(result_obj))

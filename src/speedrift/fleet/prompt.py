@@ -1,0 +1,105 @@
+"""The prompt an agent gets for one attempt, built from the task and what earlier attempts left.
+
+Pure: the caller passes in the task, its graph neighbourhood and the earlier attempts' notes.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+
+from speedrift.graph.model import Task, after_of, speedrift_data, str_list
+
+_CONTRACT = re.compile(r"```wg-contract\s*\n(.*?)```", re.S)
+MAX_LOG_LINES = 20
+MAX_EARLIER = 3
+
+
+@dataclass
+class EarlierAttempt:
+    attempt: int
+    outcome: str
+    reason: str
+    tail: list[str] = field(default_factory=list)  # last agent messages, already redacted
+
+
+def build_prompt(
+    task: Task,
+    *,
+    repo_name: str,
+    target_branch: str,
+    dependencies: list[Task],
+    earlier: list[EarlierAttempt],
+    handoff: str | None,
+) -> str:
+    data = speedrift_data(task)
+    parts: list[str] = [f"# Task {task['id']}: {task.get('title', '')}", ""]
+    parts += [
+        f"You are working in a dedicated git worktree of the repository `{repo_name}`, on a branch that "
+        f"will be merged into `{target_branch}` after automated checks. Make the change, run the "
+        "project's tests if it has them, and leave the result in the working tree (committing is "
+        "optional; speedrift commits what you leave). Stay inside this directory.",
+        "",
+    ]
+    description = task.get("description")
+    if isinstance(description, str) and description.strip():
+        parts += ["## Description", description.strip(), ""]
+    deliverables = str_list(task, "deliverables")
+    if deliverables:
+        parts += [
+            "## Deliverables (these files must exist when you finish)",
+            *[f"- {d}" for d in deliverables],
+            "",
+        ]
+    touch = [t for t in data.get("touch", []) if isinstance(t, str)] + contract_globs(task)
+    if touch:
+        parts += ["## Scope (change only files matching these globs)", *[f"- {t}" for t in touch], ""]
+    if dependencies:
+        parts.append("## Finished work this task builds on")
+        parts += [f"- {d['id']}: {d.get('title', '')}" for d in dependencies]
+        parts.append("")
+    retry_context = data.get("retry_context")
+    if isinstance(retry_context, str) and retry_context.strip():
+        parts += ["## Guidance for this retry", retry_context.strip(), ""]
+    if earlier:
+        parts.append("## Earlier attempts (do not repeat their mistakes)")
+        for previous in earlier[-MAX_EARLIER:]:
+            parts.append(f"- attempt {previous.attempt}: {previous.outcome} — {previous.reason}")
+            parts += [f"    {line}" for line in previous.tail[-5:]]
+        parts.append("")
+    if handoff:
+        parts += ["## Handoff notes", handoff.strip(), ""]
+    log = [e for e in task.get("log") or [] if isinstance(e, dict) and isinstance(e.get("message"), str)]
+    if log:
+        parts.append("## Task log")
+        parts += [f"- {e['message']}" for e in log[-MAX_LOG_LINES:]]
+        parts.append("")
+    parts += [
+        "## When you finish",
+        "Write a JSON object to the file named by the environment variable SPEEDRIFT_RESULT:",
+        '`{"status": "done" | "blocked", "summary": "...", "files_touched": [...], "tests_added": [...], '
+        '"concerns": [...]}`. Use "blocked" (with the question in "summary") if the task cannot be '
+        "done as specified.",
+    ]
+    return "\n".join(parts) + "\n"
+
+
+def contract_globs(task: Task) -> list[str]:
+    """`touch` globs from a coredrift ```wg-contract``` block in the description (TOML)."""
+    description = task.get("description")
+    if not isinstance(description, str):
+        return []
+    match = _CONTRACT.search(description)
+    if not match:
+        return []
+    try:
+        contract = tomllib.loads(match.group(1))
+    except tomllib.TOMLDecodeError:
+        return []
+    touch = contract.get("touch", [])
+    return [t for t in touch if isinstance(t, str)] if isinstance(touch, list) else []
+
+
+def dependencies_of(task: Task, tasks: dict[str, Task]) -> list[Task]:
+    return [tasks[d] for d in after_of(task) if d in tasks]

@@ -1,0 +1,360 @@
+"""The per-repo service: keeps claiming ready tasks and running attempts, up to ``max_agents``.
+
+State lives in ``<repo>/.speedrift/service/``: ``lock`` (held by the running service: one per
+repo), ``pid``, ``heartbeat.json`` (written every tick), ``service.log``. On start it recovers
+what a crash left: rebases cut off mid-way are aborted, work that reached the target branch is
+recorded done, and tasks claimed by workers that are gone are released — no task stays claimed
+by a dead process. It does not dispatch while a live ``wg service`` owns the repo, unless told to.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import signal
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from speedrift.agents.protocol import FailureKind
+from speedrift.errors import SpeedriftError
+from speedrift.fleet import attempts
+from speedrift.fleet.pipeline import AttemptResult, Pipeline, RunOptions, worker_actor
+from speedrift.graph import ops, query
+from speedrift.graph.codec import Graph
+from speedrift.graph.model import FAILED, IN_PROGRESS, format_time, now_utc, parse_time, speedrift_data
+from speedrift.repo import git, landing, worktrees
+
+# Failure kinds the service retries by itself (with backoff); the rest wait for a human.
+RETRYABLE = {
+    FailureKind.TRANSIENT.value,
+    FailureKind.STALL.value,
+    FailureKind.CRASHED.value,
+    FailureKind.USAGE_LIMIT.value,
+}
+
+
+def service_dir(repo: Path) -> Path:
+    return worktrees.state_dir(repo) / "service"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_heartbeat(repo: Path) -> dict[str, Any] | None:
+    return attempts.read_json(service_dir(repo) / "heartbeat.json")
+
+
+def running_pid(repo: Path) -> int | None:
+    """The pid of the live service, judged by its lock (a stale pid file proves nothing)."""
+    lock = service_dir(repo) / "lock"
+    if not lock.exists():
+        return None
+    fd = os.open(lock, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        text = (service_dir(repo) / "pid").read_text().strip() if (service_dir(repo) / "pid").exists() else ""
+        return int(text) if text.isdigit() else -1
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def wg_service_live(graph_dir: Path) -> bool:
+    state = attempts.read_json(graph_dir / "service" / "state.json")
+    pid = state.get("pid") if state else None
+    return isinstance(pid, int) and _alive(pid)
+
+
+# --- recovery ------------------------------------------------------------------------------------
+def recover(pipeline: Pipeline) -> list[str]:
+    """Make the repo consistent after a crash. Returns what was done, one line per action."""
+    repo, store = pipeline.repo, pipeline.store
+    notes: list[str] = []
+    host = socket.gethostname()
+    for manifest in worktrees.read_manifests(repo):
+        worktree = Path(manifest.path)
+        interrupted = manifest.state in ("landing", "active", "merge-pending") and worktree.is_dir()
+        if interrupted and landing.abort_rebase_if_any(worktree):
+            notes.append(f"aborted an interrupted rebase in {worktree}")
+        if manifest.state == "landing":
+            tip = git.rev_parse(repo, f"refs/heads/{manifest.branch}")
+            on_target = (
+                bool(tip)
+                and git.run(
+                    ["merge-base", "--is-ancestor", str(tip), manifest.target_branch], repo, check=False
+                ).returncode
+                == 0
+            )
+            if on_target and tip != manifest.base_commit:
+                manifest.state, manifest.landed_commit = "landed", tip
+                worktrees.write_manifest(repo, manifest)
+                store.mutate(lambda g, now, m=manifest: _done_after_crash(g, now, m), actor=worker_actor())
+                notes.append(f"{manifest.task_id}: had landed {str(tip)[:12]} before the crash; marked done")
+            else:
+                manifest.state = "failed"
+                worktrees.write_manifest(repo, manifest)
+    graph = store.load()
+    for task_id, task in graph.tasks.items():
+        worker = speedrift_data(task).get("worker")
+        if task.get("status") != IN_PROGRESS or not isinstance(worker, dict):
+            continue
+        pid, where = worker.get("pid"), worker.get("host")
+        if where == host and isinstance(pid, int) and not _alive(pid):
+            store.mutate(partial(_release, task_id=task_id, pid=pid), actor=worker_actor())
+            notes.append(f"{task_id}: released (its worker {pid} is gone)")
+    return notes
+
+
+def _done_after_crash(graph: Graph, now: datetime, manifest: worktrees.Manifest) -> ops.Mutation:
+    task = graph.get(manifest.task_id)
+    if task is None or task.get("status") != IN_PROGRESS:
+        return ops.Mutation()
+    mutation = ops.done(graph, manifest.task_id, now=now, actor=worker_actor(), force=True)
+    ops.set_speedrift(mutation.tasks[0], state=None, worker=None, landed_commit=manifest.landed_commit)
+    mutation.tasks[0]["log"][-1]["message"] = (
+        f"Landed {str(manifest.landed_commit)[:12]} (recorded after a restart)"
+    )
+    return mutation
+
+
+def _release(graph: Graph, now: datetime, task_id: str, pid: int) -> ops.Mutation:
+    task = graph.get(task_id)
+    if task is None or task.get("status") != IN_PROGRESS:
+        return ops.Mutation()
+    mutation = ops.unclaim(graph, task_id, now=now, actor=worker_actor())
+    ops.set_speedrift(mutation.tasks[0], state=None, worker=None)
+    mutation.tasks[0]["log"][-1]["message"] = (
+        f"Released: worker {pid} is gone; the task is open for a new attempt"
+    )
+    return mutation
+
+
+# --- retry policy ----------------------------------------------------------------------------------
+def schedule_retry(
+    pipeline: Pipeline, result: AttemptResult, paused_until: dict[str, datetime]
+) -> str | None:
+    """Reopen a failed task after a backoff when its failure is retryable and attempts remain."""
+    service = pipeline.config.service
+    if result.failure not in RETRYABLE or result.attempt >= service.max_attempts:
+        return None
+    now = now_utc()
+    if result.failure == FailureKind.USAGE_LIMIT.value and result.reset_at:
+        when = parse_time(result.reset_at) or now + timedelta(hours=1)
+        runtime = str(result.evidence.get("runtime", ""))
+        paused_until[runtime] = when
+    else:
+        when = now + timedelta(seconds=service.backoff_seconds * (2 ** (result.attempt - 1)))
+
+    def build(graph: Graph, now_: datetime) -> ops.Mutation:
+        task = graph.get(result.task_id)
+        if task is None or task.get("status") != FAILED:
+            return ops.Mutation()
+        mutation = ops.retry(graph, result.task_id, context=None, now=now_, actor=worker_actor())
+        mutation.tasks[0]["not_before"] = format_time(when)
+        return mutation
+
+    pipeline.store.mutate(build, actor=worker_actor())
+    return format_time(when)
+
+
+# --- the loop --------------------------------------------------------------------------------------
+@dataclass
+class ServiceLoop:
+    pipeline: Pipeline
+    log: Any = None  # callable(str) for the service log
+    stop: threading.Event = field(default_factory=threading.Event)
+    running: dict[str, threading.Thread] = field(default_factory=dict)
+    cancels: dict[str, threading.Event] = field(default_factory=dict)
+    paused_until: dict[str, datetime] = field(default_factory=dict)
+    results: list[AttemptResult] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def say(self, message: str) -> None:
+        if self.log:
+            self.log(message)
+
+    def heartbeat(self, state: str) -> None:
+        folder = service_dir(self.pipeline.repo)
+        record = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "at": format_time(now_utc()),
+            "state": state,
+            "running": sorted(self.running),
+            "max_agents": self.pipeline.config.service.max_agents,
+            "paused_runtimes": {k: format_time(v) for k, v in self.paused_until.items()},
+        }
+        tmp = folder / f".heartbeat.{os.getpid()}.tmp"
+        tmp.write_bytes(orjson.dumps(record))
+        os.replace(tmp, folder / "heartbeat.json")
+
+    def _attempt(self, task_id: str, cancel: threading.Event) -> None:
+        try:
+            result = self.pipeline.run(task_id, RunOptions(cancel=cancel))
+            self.say(f"{task_id}: attempt {result.attempt} {result.status}: {result.reason}")
+            if result.status == FAILED and self.stop.is_set():
+                # cut off by our own shutdown: not the task's fault, so it goes straight back to open
+                self.pipeline.store.mutate(
+                    lambda g, now: ops.retry(
+                        g, task_id, context="interrupted by a service stop", now=now, actor=worker_actor()
+                    ),
+                    actor=worker_actor(),
+                )
+            elif result.status == FAILED:
+                when = schedule_retry(self.pipeline, result, self.paused_until)
+                if when:
+                    self.say(f"{task_id}: retry scheduled for {when}")
+            with self.lock:
+                self.results.append(result)
+        except SpeedriftError as error:
+            self.say(f"{task_id}: not run: {error.message}")
+        except Exception as error:  # a bug must not take the service down; the pipeline released the task
+            self.say(f"{task_id}: internal error: {type(error).__name__}: {error}")
+        finally:
+            with self.lock:
+                self.running.pop(task_id, None)
+                self.cancels.pop(task_id, None)
+
+    def dispatch(self) -> int:
+        """Start attempts for ready tasks while there is capacity. Returns how many started."""
+        from speedrift.agents import registry
+
+        config = self.pipeline.config
+        if (
+            wg_service_live(self.pipeline.store.directory)
+            and not config.service.dispatch_when_wg_service_live
+        ):
+            return 0
+        graph = self.pipeline.store.load()
+        now = now_utc()
+        started = 0
+        for task in query.ready(graph, now):
+            with self.lock:
+                if len(self.running) >= config.service.max_agents:
+                    break
+                if task["id"] in self.running:
+                    continue
+            runtime, _model = registry.select_runtime(task, config.default_runtime)
+            if self.paused_until.get(runtime, now) > now:
+                continue
+            cancel = threading.Event()
+            thread = threading.Thread(target=self._attempt, args=(task["id"], cancel), daemon=True)
+            with self.lock:
+                self.running[task["id"]] = thread
+                self.cancels[task["id"]] = cancel
+            thread.start()
+            started += 1
+        return started
+
+    def retry_pending_merges(self) -> None:
+        for manifest in worktrees.read_manifests(self.pipeline.repo):
+            if manifest.state != "merge-pending" or manifest.task_id in self.running:
+                continue
+            try:
+                tip = landing.land(self.pipeline.repo, manifest, lambda _m, _t: None)
+            except (landing.MergePending, landing.MergeConflict) as error:
+                self.say(f"{manifest.task_id}: still waiting to land: {error.message}")
+                continue
+            manifest.state, manifest.landed_commit = "landed", tip
+            worktrees.write_manifest(self.pipeline.repo, manifest)
+            self.pipeline.store.mutate(
+                lambda g, now, m=manifest: _done_after_crash(g, now, m), actor=worker_actor()
+            )
+            self.say(f"{manifest.task_id}: landed {tip[:12]} after waiting")
+
+    def run(self, once: bool = False) -> None:
+        for note in recover(self.pipeline):
+            self.say(f"recovery: {note}")
+        graph_file = self.pipeline.store.graph_path
+        last_mtime = 0.0
+        poll = self.pipeline.config.service.poll_seconds
+        while not self.stop.is_set():
+            self.heartbeat("running")
+            self.retry_pending_merges()
+            self.dispatch()
+            if once:
+                break
+            deadline = time.monotonic() + poll
+            while time.monotonic() < deadline and not self.stop.is_set():
+                with contextlib.suppress(OSError):
+                    mtime = graph_file.stat().st_mtime
+                    if mtime != last_mtime:  # a graph change (new task, a done) triggers a tick now
+                        last_mtime = mtime
+                        break
+                self.stop.wait(0.2)
+        self.shutdown()
+
+    def wait_idle(self, timeout: float | None = None) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self.lock:
+                threads = list(self.running.values())
+            if not threads:
+                return
+            for thread in threads:
+                thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            if deadline is not None and time.monotonic() >= deadline:
+                return
+
+    def shutdown(self) -> None:
+        self.heartbeat("stopping")
+        with self.lock:
+            cancels = list(self.cancels.values())
+        for cancel in cancels:
+            cancel.set()
+        self.wait_idle()
+        self.heartbeat("stopped")
+
+
+def serve(pipeline: Pipeline, log_path: Path) -> int:
+    """Run the service in this process until SIGTERM/SIGINT. Returns the exit code."""
+    folder = service_dir(pipeline.repo)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise SpeedriftError(f"a speedrift service is already running for {pipeline.repo}") from None
+    (folder / "pid").write_text(str(os.getpid()))
+    handle = open(log_path, "a", buffering=1)  # noqa: SIM115 - lives as long as the service
+
+    def log(message: str) -> None:
+        handle.write(f"{format_time(now_utc())} {message}\n")
+
+    loop = ServiceLoop(pipeline, log=log)
+
+    def on_signal(_signum: int, _frame: Any) -> None:
+        loop.stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    log(f"service started (pid {os.getpid()}, max_agents {pipeline.config.service.max_agents})")
+    try:
+        loop.run()
+    finally:
+        log("service stopped")
+        handle.close()
+        (folder / "pid").unlink(missing_ok=True)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+    return 0

@@ -1,0 +1,102 @@
+"""``<repo>/speedrift.toml``: the optional, committed per-repo configuration.
+
+Every key has a default, so a repo without the file works. Unknown keys and bad values are
+errors that name the file, the key path and (from the TOML parser) the line.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from speedrift.errors import SpeedriftError
+
+CONFIG_FILE = "speedrift.toml"
+
+
+class ConfigError(SpeedriftError):
+    pass
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RuntimeOptions(_Strict):
+    model: str | None = None
+    permission_mode: str = "acceptEdits"  # claude: unattended edits inside the worktree
+    allowed_tools: list[str] = Field(default_factory=list)  # claude --allowedTools
+    sandbox: str = "workspace-write"  # codex --sandbox
+    agent: str | None = None  # opencode --agent
+    command: list[str] | None = None  # shell: a configured argv reading the prompt on stdin
+
+
+class BudgetConfig(_Strict):
+    wall_clock_minutes: float = Field(default=30, gt=0)
+    max_turns: int | None = Field(default=None, ge=1)
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_cost_usd: float | None = Field(default=None, gt=0)
+    stall_seconds: float = Field(default=300, gt=0)
+    kill_grace_seconds: float = Field(default=10, ge=0)
+
+
+class WorktreeConfig(_Strict):
+    # Python virtualenvs get a per-worktree overlay (see repo/envshare.py); other paths are
+    # symlinked and watched: an attempt that modifies one fails with the change reported.
+    share: list[str] = Field(default_factory=lambda: [".venv", "node_modules"])
+    port_block: int = Field(default=10, ge=1, le=1000)
+    port_base: int = Field(default=20000, ge=1024, le=60000)
+
+
+class ServiceConfig(_Strict):
+    max_agents: int = Field(default=2, ge=1, le=64)
+    poll_seconds: float = Field(default=5, gt=0)
+    max_attempts: int = Field(default=3, ge=1)
+    backoff_seconds: float = Field(default=30, ge=0)
+    dispatch_when_wg_service_live: bool = False
+
+
+class AgentEnvConfig(_Strict):
+    allow: list[str] = Field(default_factory=list)  # extra environment variable names to pass
+    secrets: list[str] = Field(default_factory=list)  # credentials deliberately passed through
+
+
+class RepoConfig(_Strict):
+    target_branch: str | None = None  # default: the repo's current default branch
+    default_runtime: Literal["claude", "codex", "opencode", "shell"] = "claude"
+    runtimes: dict[Literal["claude", "codex", "opencode", "shell"], RuntimeOptions] = Field(
+        default_factory=dict
+    )
+    budgets: BudgetConfig = Field(default_factory=BudgetConfig)
+    worktrees: WorktreeConfig = Field(default_factory=WorktreeConfig)
+    service: ServiceConfig = Field(default_factory=ServiceConfig)
+    env: AgentEnvConfig = Field(default_factory=AgentEnvConfig)
+    gates: dict[str, Any] = Field(default_factory=dict)  # owned by the gates plane
+
+    def runtime_options(self, name: str) -> RuntimeOptions:
+        for key, options in self.runtimes.items():
+            if key == name:
+                return options
+        return RuntimeOptions()
+
+
+def load_config(repo: Path) -> RepoConfig:
+    path = repo / CONFIG_FILE
+    if not path.exists():
+        return RepoConfig()
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: {error}", hint="fix the TOML syntax at that line") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not valid UTF-8") from None
+    try:
+        return RepoConfig.model_validate(raw)
+    except ValidationError as error:
+        problems = "\n".join(
+            f"  {path}: {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
+        )
+        raise ConfigError(f"{path} is not a valid speedrift config:\n{problems}") from None
