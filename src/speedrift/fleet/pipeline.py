@@ -8,7 +8,9 @@ and no worktree holding work is ever deleted.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import socket
 import threading
 import time
@@ -29,7 +31,7 @@ from speedrift.graph import ops, query
 from speedrift.graph.codec import Graph
 from speedrift.graph.model import DONE, FAILED, IN_PROGRESS, format_time, speedrift_data
 from speedrift.graph.store import GraphStore
-from speedrift.repo import envshare, git, landing, worktrees
+from speedrift.repo import boundary, envshare, git, landing, worktrees
 from speedrift.repo.config import RepoConfig
 
 # speedrift's failure kinds -> the nearest value of wg's own `failure_class` enum (or none)
@@ -76,27 +78,31 @@ class Pipeline:
         self.store = store
         self.config = config
         self.gates = gates or NoGates()
+        self._target: str | None = None
 
     # --- the attempt -----------------------------------------------------------------------
     def target_branch(self) -> str:
+        if self._target is not None:
+            return self._target
         branch = self.config.target_branch or git.default_branch(self.repo)
         if branch is None or git.rev_parse(self.repo, branch) is None:
             raise SpeedriftError(
                 f"{self.repo} has no commit on a target branch yet",
                 hint="make an initial commit, or set target_branch in speedrift.toml",
             )
+        self._target = branch  # resolved once per pipeline (a service picks up changes on restart)
         return branch
 
     def run(self, task_id: str, options: RunOptions) -> AttemptResult:
         step = options.on_step or (lambda _message: None)
         target = self.target_branch()  # before the claim: a repo with nothing to branch from is refused
         actor = options.actor or worker_actor()
+        started = time.monotonic()
         claimed = self._claim(task_id, actor, options.force)
         task = claimed.tasks[0]
         attempt = int(speedrift_data(task)["attempt"])
         step(f"claimed {task_id} (attempt {attempt})")
         run_dir = attempts.run_dir(self.repo, task_id, attempt)
-        started = time.monotonic()
         manifest: worktrees.Manifest | None = None
         ports: envshare.PortBlock | None = None
         try:
@@ -109,7 +115,12 @@ class Pipeline:
                 self.config.worktrees.port_block,
             )
             step(f"worktree {manifest.path} on {manifest.branch}")
+            skip = boundary.running_worktrees(self.repo) | {Path(manifest.path).resolve()}
+            outside_before = boundary.snapshot(self.repo, skip)
             outcome, runtime_name = self._run_agent(task, manifest, attempt, run_dir, ports, options)
+            outside = boundary.changes(outside_before, boundary.snapshot(self.repo, skip))
+            if outside:
+                self._report_outside_writes(task_id, run_dir, outside)
             outcome = self._check_boundaries(outcome, manifest, injection)
             if not outcome.success:
                 return self._failed(task_id, attempt, manifest, run_dir, outcome, runtime_name, started)
@@ -194,7 +205,6 @@ class Pipeline:
             {
                 "SPEEDRIFT_TASK_ID": task["id"],
                 "SPEEDRIFT_ATTEMPT": str(attempt),
-                "SPEEDRIFT_RESULT": str(result_path),
                 "WG_DIR": str(self.store.directory),
                 "WG_TASK_ID": task["id"],
                 **ports.env(),
@@ -213,8 +223,26 @@ class Pipeline:
             )
         finally:
             watcher.stop()
-        report, _problem = result.read_result(result_path)
+        report, _problem = result.read_report(outcome.result_file) if outcome.result_file else (None, "")
+        if outcome.result_file and outcome.result_file.is_file():
+            # the agent writes it inside its worktree (its sandbox allows nothing else), in the
+            # git-excluded .speedrift/; the run record keeps a copy
+            shutil.copyfile(outcome.result_file, result_path)
         return result.apply_report(outcome, report), runtime_name
+
+    def _report_outside_writes(self, task_id: str, run_dir: Path, paths: list[str]) -> None:
+        shown = ", ".join(paths[:10]) + (f" and {len(paths) - 10} more" if len(paths) > 10 else "")
+        attempts.write_attempt(run_dir, {"outside_writes": paths[:200]})
+        self.store.mutate(
+            lambda g, now: ops.log_message(
+                g,
+                task_id,
+                f"Files outside the attempt's worktree changed during the run: {shown}",
+                now=now,
+                actor=worker_actor(),
+            ),
+            actor=worker_actor(),
+        )
 
     def _check_boundaries(
         self, outcome: RunOutcome, manifest: worktrees.Manifest, injection: envshare.Injection
@@ -239,6 +267,7 @@ class Pipeline:
     ) -> AttemptResult:
         task_id = task["id"]
         worktree = Path(manifest.path)
+        timings: dict[str, float] = {"agent_done": time.monotonic() - started}
         try:
             landing.commit_all(self.repo, worktree, task_id, str(task.get("title", task_id)))
         except landing.CommitRejected as error:
@@ -267,7 +296,7 @@ class Pipeline:
                 manifest.state = "landing"
                 worktrees.write_manifest(self.repo, manifest)
                 step("in the merge queue")
-                landed: str | None = landing.land(self.repo, manifest, gate)
+                landed: str | None = landing.land(self.repo, manifest, gate, timings)
             else:
                 landed = None  # a shell task that changed nothing: done, with nothing to merge
         except GateBlocked as blocked:
@@ -307,6 +336,7 @@ class Pipeline:
         manifest.state = "landed"
         manifest.landed_commit = landed
         worktrees.write_manifest(self.repo, manifest)
+        worktrees.remove_landed(self.repo, manifest)
         stats = landing.diff_stats(self.repo, manifest.base_commit, landed) if landed else None
         duration = time.monotonic() - started
         evidence = {
@@ -322,6 +352,7 @@ class Pipeline:
             "gates": [v.evidence | {"passed": v.passed, "summary": v.summary} for v in verdicts],
             "agent_summary": outcome.final_text[:2000],
         }
+        evidence["timings_s"] = {k: round(v, 4) for k, v in timings.items()}
         attempts.write_evidence(run_dir, evidence)
         if landed and stats:
             summary = f"Landed {landed[:12]} on {manifest.target_branch} "

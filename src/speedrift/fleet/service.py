@@ -107,7 +107,7 @@ def recover(pipeline: Pipeline) -> list[str]:
             if on_target and tip != manifest.base_commit:
                 manifest.state, manifest.landed_commit = "landed", tip
                 worktrees.write_manifest(repo, manifest)
-                store.mutate(lambda g, now, m=manifest: _done_after_crash(g, now, m), actor=worker_actor())
+                store.mutate(partial(_done_after_crash, manifest=manifest), actor=worker_actor())
                 notes.append(f"{manifest.task_id}: had landed {str(tip)[:12]} before the crash; marked done")
             else:
                 manifest.state = "failed"
@@ -194,6 +194,7 @@ class ServiceLoop:
 
     def heartbeat(self, state: str) -> None:
         folder = service_dir(self.pipeline.repo)
+        folder.mkdir(parents=True, exist_ok=True)
         record = {
             "pid": os.getpid(),
             "host": socket.gethostname(),
@@ -269,6 +270,7 @@ class ServiceLoop:
         for manifest in worktrees.read_manifests(self.pipeline.repo):
             if manifest.state != "merge-pending" or manifest.task_id in self.running:
                 continue
+            landing.abort_rebase_if_any(Path(manifest.path))
             try:
                 tip = landing.land(self.pipeline.repo, manifest, lambda _m, _t: None)
             except (landing.MergePending, landing.MergeConflict) as error:
@@ -276,9 +278,7 @@ class ServiceLoop:
                 continue
             manifest.state, manifest.landed_commit = "landed", tip
             worktrees.write_manifest(self.pipeline.repo, manifest)
-            self.pipeline.store.mutate(
-                lambda g, now, m=manifest: _done_after_crash(g, now, m), actor=worker_actor()
-            )
+            self.pipeline.store.mutate(partial(_done_after_crash, manifest=manifest), actor=worker_actor())
             self.say(f"{manifest.task_id}: landed {tip[:12]} after waiting")
 
     def run(self, once: bool = False) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 from collections.abc import Mapping
@@ -86,7 +87,9 @@ def default_branch(repo: Path) -> str | None:
 
 def status_porcelain(repo: Path) -> list[str]:
     """Changed and untracked paths (porcelain v1, -z); speedrift's own dirs are excluded by git."""
-    out = run(["status", "--porcelain=v1", "-z", "--untracked-files=all"], repo).stdout
+    # --no-optional-locks: never take index.lock while looking, so peeking at a worktree another
+    # process is committing in cannot make its `git add` fail
+    out = run(["--no-optional-locks", "status", "--porcelain=v1", "-z", "--untracked-files=all"], repo).stdout
     entries = [e for e in out.split("\0") if e]
     paths: list[str] = []
     skip_next = False
@@ -100,8 +103,10 @@ def status_porcelain(repo: Path) -> list[str]:
     return paths
 
 
+@functools.lru_cache(maxsize=256)
 def identity_env(repo: Path) -> dict[str, str]:
-    """Author/committer for speedrift's commits: the repo's identity, else the fallback."""
+    """Author/committer for speedrift's commits: the repo's identity, else the fallback.
+    Cached per process: a long-running service picks up a changed identity on restart."""
     name = git(["config", "user.name"], repo, check=False)
     email = git(["config", "user.email"], repo, check=False)
     if name and email:

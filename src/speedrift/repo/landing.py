@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,12 +102,13 @@ def abort_rebase_if_any(worktree: Path) -> bool:
     return False
 
 
-def rebase_onto_target(repo: Path, manifest: Manifest) -> str:
+def rebase_onto_target(repo: Path, manifest: Manifest, target_tip: str) -> str:
     """Rebase the attempt branch onto the target's tip; a conflict is aborted and reported."""
     worktree = Path(manifest.path)
-    target_tip = git.rev_parse(repo, manifest.target_branch)
-    if target_tip is None:
-        raise SpeedriftError(f"target branch {manifest.target_branch!r} disappeared")
+    if target_tip == manifest.base_commit:  # nothing landed meanwhile: the branch is already on top
+        tip = git.rev_parse(worktree, "HEAD")
+        assert tip is not None
+        return tip
     result = git.run(["rebase", "--quiet", target_tip], worktree, check=False, env=git.identity_env(repo))
     if result.returncode != 0:
         conflicted = git.git(["diff", "--name-only", "--diff-filter=U"], worktree, check=False).split("\n")
@@ -124,17 +126,18 @@ def checkout_holding(repo: Path, branch: str) -> Path | None:
     return None
 
 
-def fast_forward_target(repo: Path, target: str, new_tip: str) -> None:
-    old_tip = git.rev_parse(repo, target)
+def fast_forward_target(repo: Path, target: str, new_tip: str, old_tip: str | None = None) -> None:
+    """Move ``target`` (at ``old_tip``) forward to ``new_tip``; anything but a fast-forward is refused."""
+    old_tip = old_tip or git.rev_parse(repo, target)
     if (
         old_tip is None
+        or old_tip == new_tip
         or git.run(["merge-base", "--is-ancestor", old_tip, new_tip], repo, check=False).returncode
     ):
-        raise SpeedriftError(
-            f"{new_tip[:12]} does not descend from {target}; refusing anything but a fast-forward"
-        )
+        raise SpeedriftError(f"{new_tip[:12]} is not ahead of {target}; refusing anything but a fast-forward")
     holder = checkout_holding(repo, target)
     if holder is not None:
+        # --ff-only: git itself refuses a non-fast-forward, and any change to uncommitted files
         result = git.run(["merge", "--ff-only", "--quiet", new_tip], holder, check=False)
         if result.returncode != 0:
             raise MergePending(
@@ -143,17 +146,24 @@ def fast_forward_target(repo: Path, target: str, new_tip: str) -> None:
                 hint="commit or stash the changes there; the attempt lands on the next try",
             )
         return
-    git.run(["update-ref", f"refs/heads/{target}", new_tip, old_tip], repo)
+    git.run(["update-ref", f"refs/heads/{target}", new_tip, old_tip], repo)  # compare-and-swap
 
 
 GateSeam = Callable[[Manifest, str], None]  # raises to block landing; runs on the rebased tip
 
 
-def land(repo: Path, manifest: Manifest, gate: GateSeam) -> str:
-    """The merge queue's one step: rebase, re-run the gate seam, fast-forward. Returns the new tip."""
+def land(repo: Path, manifest: Manifest, gate: GateSeam, timings: dict[str, float] | None = None) -> str:
+    """The merge queue's one step: rebase, re-run the gate seam, fast-forward. Returns the new tip.
+
+    ``timings["queue_wait"]`` receives the seconds spent waiting for the queue."""
+    asked = time.monotonic()
     with merge_lock(repo):
-        abort_rebase_if_any(Path(manifest.path))
-        tip = rebase_onto_target(repo, manifest)
+        if timings is not None:
+            timings["queue_wait"] = time.monotonic() - asked
+        target_tip = git.rev_parse(repo, manifest.target_branch)
+        if target_tip is None:
+            raise SpeedriftError(f"target branch {manifest.target_branch!r} disappeared")
+        tip = rebase_onto_target(repo, manifest, target_tip)
         gate(manifest, tip)
-        fast_forward_target(repo, manifest.target_branch, tip)
+        fast_forward_target(repo, manifest.target_branch, tip, target_tip)
         return tip

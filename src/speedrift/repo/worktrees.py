@@ -229,6 +229,16 @@ def remove(repo: Path, status: WorktreeStatus) -> None:
     manifest_path(repo, manifest.name).unlink(missing_ok=True)
 
 
+def remove_landed(repo: Path, manifest: Manifest) -> bool:
+    """Right after landing: drop the worktree and its (now merged) branch. git refuses both if
+    anything is left uncommitted or unmerged, in which case they stay for `worktrees gc`."""
+    if git.run(["worktree", "remove", manifest.path], repo, check=False).returncode != 0:
+        return False
+    git.run(["branch", "-d", manifest.branch], repo, check=False)
+    manifest_path(repo, manifest.name).unlink(missing_ok=True)
+    return True
+
+
 def quarantine(repo: Path, manifest: Manifest) -> Path:
     """Move a worktree out of the way (work intact) so new attempts are not confused by it."""
     folder = state_dir(repo) / "quarantine"
