@@ -237,7 +237,7 @@ def _failure(api: str, fail: str, reset_at: int) -> tuple[int, dict[str, str], d
             }
             error = {"type": "rate_limit_error", "message": "Usage limit reached"}
             return 429, headers, {"type": "error", "error": error}
-        error = {
+        limit: dict[str, Any] = {
             "type": "usage_limit_reached",
             "message": "The usage limit has been reached",
             "plan_type": "plus",
@@ -245,7 +245,7 @@ def _failure(api: str, fail: str, reset_at: int) -> tuple[int, dict[str, str], d
             "resets_in_seconds": wait,
         }
         # retry-after-ms keeps opencode's (silent, retry-after-honouring) retries short.
-        return 429, {"retry-after-ms": "10"}, {"error": error}
+        return 429, {"retry-after-ms": "10"}, {"error": limit}
     if api == "anthropic":
         return 500, {}, {"type": "error", "error": {"type": "api_error", "message": "Internal server error"}}
     return 500, {}, {"error": {"message": "Internal server error", "type": "server_error"}}
@@ -255,13 +255,13 @@ def _failure(api: str, fail: str, reset_at: int) -> tuple[int, dict[str, str], d
 
 
 def _anthropic_message(blocks: list[dict[str, Any]], stop_reason: str) -> list[dict[str, Any] | str]:
-    start_usage = {
+    start_usage: dict[str, Any] = {
         "input_tokens": PROMPT_TOKENS - CACHED_TOKENS,
         "cache_read_input_tokens": CACHED_TOKENS,
         "cache_creation_input_tokens": 0,
         "output_tokens": 1,
     }
-    message = {
+    message: dict[str, Any] = {
         "id": f"msg_{time.monotonic_ns()}",
         "type": "message",
         "role": "assistant",

@@ -19,6 +19,7 @@ class EventKind(StrEnum):
     STARTED = "started"
     MESSAGE = "message"
     TOOL_USE = "tool_use"
+    TOOL_RESULT = "tool_result"
     USAGE = "usage"
     ERROR = "error"
     FINISHED = "finished"
@@ -34,6 +35,12 @@ class AgentEvent:
 
 @dataclass
 class Usage:
+    """Token usage normalised across runtimes.
+
+    `input_tokens` excludes cached prompt tokens (Anthropic's convention); cache reads and writes
+    are counted apart, so `total_tokens` is what a run newly consumed.
+    """
+
     input_tokens: int = 0
     output_tokens: int = 0
     cache_read_tokens: int = 0
@@ -56,6 +63,7 @@ class FailureKind(StrEnum):
     BUDGET = "budget"  # wall clock, tokens or cost budget hit; speedrift killed it
     CRASHED = "crashed"  # died without a final event / killed by a signal
     NOT_INSTALLED = "not_installed"
+    CONFIG = "config_error"  # the runtime's options in speedrift.toml are invalid; not retryable
     AGENT_ERROR = "agent_error"  # the agent reported an error we do not classify further
     BLOCKED = "blocked"  # the agent reported {status: blocked} in its result file
 
@@ -83,6 +91,10 @@ class RunRequest:
     exec_command: str | None = None  # shell runtime: the task's `exec`
     options: dict[str, Any] = field(default_factory=dict)  # runtime config from speedrift.toml
     budgets: Budgets = field(default_factory=Budgets)
+    # Where the agent may write its report (exported as SPEEDRIFT_RESULT). None: the session uses
+    # `result.default_result_file(cwd)`, inside the worktree, because every CLI's sandbox or
+    # permission rules refuse writes outside it.
+    result_file: Path | None = None
 
 
 @dataclass
@@ -96,6 +108,13 @@ class ParseState:
     error_text: str = ""
     reset_at: datetime | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # Set by a parser that has seen enough to judge a run that would otherwise drag on (claude
+    # retrying a 401 ten times, codex retrying one five times): the session stops the agent then.
+    abort: bool = False
+    # Reference time and zone for reset times the CLIs print as local wall-clock text. The session
+    # pins the child's TZ and records it here; `now` None means "the current time".
+    now: datetime | None = None
+    tz: str = "UTC"
 
 
 @dataclass
@@ -108,6 +127,7 @@ class RunOutcome:
     reset_at: datetime | None = None  # usage limit: when the runtime may be used again
     final_text: str = ""
     duration_s: float = 0.0
+    result_file: Path | None = None  # where the agent was told to write its report
 
 
 class Runtime(Protocol):

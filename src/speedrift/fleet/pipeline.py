@@ -8,7 +8,6 @@ and no worktree holding work is ever deleted.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import socket
