@@ -48,7 +48,10 @@ def test_the_service_runs_ready_work_in_dependency_order(workshop: Workshop) -> 
 def test_the_service_never_runs_more_than_max_agents_at_once(workshop: Workshop) -> None:
     marker = workshop.repo.parent / "concurrency"
     marker.mkdir()
-    probe = f'touch {marker}/$SPEEDRIFT_TASK_ID; sleep 0.4; echo $(ls {marker} | wc -l) > seen.txt; rm {marker}/$SPEEDRIFT_TASK_ID'
+    probe = (
+        f"touch {marker}/$SPEEDRIFT_TASK_ID; sleep 0.4; "
+        f"echo $(ls {marker} | wc -l) > seen.txt; rm {marker}/$SPEEDRIFT_TASK_ID"
+    )
     for i in range(5):
         workshop.add(f"t{i}", probe.replace("seen.txt", f"seen{i}.txt"))
     loop = ServiceLoop(workshop.pipeline(service={"max_agents": 2, "poll_seconds": 0.05}))
@@ -80,7 +83,9 @@ def test_a_non_retryable_failure_waits_for_a_human(workshop: Workshop) -> None:
 
 def test_recovery_releases_tasks_claimed_by_a_dead_worker(workshop: Workshop) -> None:
     workshop.add("orphan", "true")
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     pid = int(dead.stdout)
 
     def claim_by_dead(graph: object, now: object) -> ops.Mutation:
@@ -90,7 +95,7 @@ def test_recovery_releases_tasks_claimed_by_a_dead_worker(workshop: Workshop) ->
         ops.set_speedrift(mutation.tasks[0], worker={"pid": pid, "host": socket.gethostname()})
         return mutation
 
-    workshop.store.mutate(claim_by_dead)  # type: ignore[arg-type]
+    workshop.store.mutate(claim_by_dead)
     notes = service.recover(workshop.pipeline())
     assert notes == [f"orphan: released (its worker {pid} is gone)"]
     task = workshop.task("orphan")
