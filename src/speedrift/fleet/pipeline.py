@@ -115,9 +115,10 @@ class Pipeline:
             )
             step(f"worktree {manifest.path} on {manifest.branch}")
             skip = boundary.running_worktrees(self.repo) | {Path(manifest.path).resolve()}
-            outside_before = boundary.snapshot(self.repo, skip)
+            watched = boundary.checkouts(self.repo, skip)
+            outside_before = boundary.snapshot(watched)
             outcome, runtime_name = self._run_agent(task, manifest, attempt, run_dir, ports, options)
-            outside = boundary.changes(outside_before, boundary.snapshot(self.repo, skip))
+            outside = boundary.changes(outside_before, boundary.snapshot(watched))
             if outside:
                 self._report_outside_writes(task_id, run_dir, outside)
             outcome = self._check_boundaries(outcome, manifest, injection)

@@ -245,6 +245,9 @@ class ServiceLoop:
             and not config.service.dispatch_when_wg_service_live
         ):
             return 0
+        with self.lock:
+            if len(self.running) >= config.service.max_agents:
+                return 0  # no capacity: don't spend a graph load (and the GIL) finding work
         graph = self.pipeline.store.load()
         now = now_utc()
         started = 0

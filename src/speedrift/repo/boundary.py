@@ -5,6 +5,7 @@ their checkout meanwhile, so speedrift says what changed and where instead of gu
 from __future__ import annotations
 
 import contextlib
+import time
 from pathlib import Path
 
 from speedrift.repo import git
@@ -12,14 +13,33 @@ from speedrift.repo import git
 Snapshot = dict[str, tuple[int, int]]  # "<checkout>/<path>" -> (size, mtime_ns); (-1, -1) = deleted
 
 
-def snapshot(repo: Path, skip: set[Path]) -> Snapshot:
+_LISTING_TTL_S = 5.0
+_listings: dict[Path, tuple[float, list[Path]]] = {}
+
+
+def checkouts(repo: Path, skip: set[Path]) -> list[Path]:
+    """The checkouts to watch: every worktree of the repo except ``skip``. The listing is reused
+    for a few seconds: with many attempts starting at once, asking git each time costs more than
+    a checkout added in the last seconds going unwatched by one attempt."""
+    cached = _listings.get(repo)
+    if cached is None or time.monotonic() - cached[0] > _LISTING_TTL_S:
+        cached = (time.monotonic(), [e.path for e in git.worktrees(repo)])
+        _listings[repo] = cached
+    return [p for p in cached[1] if p.resolve() not in skip and p.is_dir()]
+
+
+def snapshot(watched: list[Path]) -> Snapshot:
     state: Snapshot = {}
-    for entry in git.worktrees(repo):
-        if entry.path.resolve() in skip or not entry.path.is_dir():
-            continue
-        for rel in git.status_porcelain(entry.path):
-            target = entry.path / rel
-            key = f"{entry.path}/{rel}"
+    for checkout in watched:
+        try:
+            changed = git.status_porcelain(checkout)
+        except (git.GitError, OSError):
+            if checkout.is_dir():
+                raise
+            continue  # removed meanwhile (another attempt landed and cleaned up): nothing to watch
+        for rel in changed:
+            target = checkout / rel
+            key = f"{checkout}/{rel}"
             try:
                 stat = target.lstat()
                 state[key] = (stat.st_size, stat.st_mtime_ns)

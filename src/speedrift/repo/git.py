@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import os
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +22,25 @@ class GitError(SpeedriftError):
     pass
 
 
+_WORKTREE_WRITES = frozenset({"add", "remove", "move", "prune"})
+
+
 def run(
+    args: list[str],
+    cwd: Path,
+    *,
+    check: bool = True,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 120,
+    input_text: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    if len(args) > 1 and args[0] == "worktree" and args[1] in _WORKTREE_WRITES:
+        with worktree_admin(cwd, exclusive=True):
+            return _run(args, cwd, check=check, env=env, timeout=timeout, input_text=input_text)
+    return _run(args, cwd, check=check, env=env, timeout=timeout, input_text=input_text)
+
+
+def _run(
     args: list[str],
     cwd: Path,
     *,
@@ -42,6 +62,8 @@ def run(
             input=input_text,
         )
     except FileNotFoundError:
+        if not Path(cwd).is_dir():
+            raise GitError(f"{cwd} does not exist (git {' '.join(args[:2])})") from None
         raise GitError("git is not installed", hint="install git (e.g. `apt-get install git`)") from None
     if check and result.returncode != 0:
         raise GitError(
@@ -127,8 +149,29 @@ class WorktreeEntry:
     locked: bool
 
 
+@functools.lru_cache(maxsize=1024)
+def _common_dir(path: Path) -> Path:
+    common = Path(_run(["rev-parse", "--git-common-dir"], path).stdout.strip())
+    return (common if common.is_absolute() else path / common).resolve()
+
+
+@contextlib.contextmanager
+def worktree_admin(repo: Path, exclusive: bool) -> Iterator[None]:
+    """git's worktree bookkeeping is not safe under concurrent `worktree add`: a lister can catch
+    a half-created entry ("failed to read .../commondir"). Adding and removing take this lock
+    exclusively, listing shares it. Per repo, across processes (flock)."""
+    fd = os.open(_common_dir(repo) / "speedrift-worktrees.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
 def worktrees(repo: Path) -> list[WorktreeEntry]:
-    out = run(["worktree", "list", "--porcelain", "-z"], repo).stdout
+    with worktree_admin(repo, exclusive=False):
+        out = run(["worktree", "list", "--porcelain", "-z"], repo).stdout
     entries: list[WorktreeEntry] = []
     fields: dict[str, str] = {}
     for token in [*out.split("\0"), ""]:

@@ -54,12 +54,12 @@ def merge_lock(repo: Path) -> Iterator[None]:
 def commit_all(repo: Path, worktree: Path, task_id: str, title: str) -> str | None:
     """Commit everything the agent left uncommitted (hooks run). Returns the new commit or None."""
     git.run(["add", "-A"], worktree)
-    if git.run(["diff", "--cached", "--quiet"], worktree, check=False).returncode == 0:
-        return None
     message = f"{task_id}: {title}\n\n{TRAILER}: {task_id}\n"
     result = git.run(
         ["commit", "-q", "-F", "-"], worktree, check=False, env=git.identity_env(repo), input_text=message
     )
+    if result.returncode == 1 and "nothing to commit" in result.stdout + result.stderr:
+        return None  # LC_ALL=C in git.run keeps this message stable
     if result.returncode != 0:
         raise CommitRejected(
             f"commit in {worktree} was refused: {(result.stderr or result.stdout).strip()[:2000]}"

@@ -110,12 +110,10 @@ def create(repo: Path, task_id: str, attempt: int, target_branch: str) -> Manife
         raise Refused(
             f"worktree {path} already exists", hint="`speedrift worktrees gc` or pick another attempt"
         )
-    if git.rev_parse(repo, f"refs/heads/{branch}"):
-        raise Refused(
-            f"branch {branch} already exists", hint="it holds an earlier attempt; nothing was changed"
-        )
     worktrees_dir(repo).mkdir(parents=True, exist_ok=True)
-    git.run(["worktree", "add", "--quiet", "-b", branch, str(path), base], repo)
+    added = git.run(["worktree", "add", "--quiet", "-b", branch, str(path), base], repo, check=False)
+    if added.returncode != 0:  # e.g. the branch exists: it holds an earlier attempt, never reused
+        raise Refused(f"cannot create worktree {path} on {branch}: {added.stderr.strip()}")
     manifest = Manifest(
         task_id=task_id,
         attempt=attempt,
@@ -132,11 +130,14 @@ def create(repo: Path, task_id: str, attempt: int, target_branch: str) -> Manife
 
 def next_attempt(repo: Path, task_id: str, floor: int = 1) -> int:
     """The lowest attempt number >= floor that no worktree, manifest or branch uses yet."""
+    prefix = f"refs/heads/{BRANCH_PREFIX}{safe_name(task_id)}-a"
+    listed = git.git(["for-each-ref", "--format=%(refname)", prefix + "*"], repo, check=False)
+    branches = {ref.removeprefix(prefix) for ref in listed.splitlines()}
     attempt = floor
     while (
-        manifest_path(repo, attempt_name(task_id, attempt)).exists()
+        str(attempt) in branches
+        or manifest_path(repo, attempt_name(task_id, attempt)).exists()
         or (worktrees_dir(repo) / attempt_name(task_id, attempt)).exists()
-        or git.rev_parse(repo, f"refs/heads/{branch_name(task_id, attempt)}")
     ):
         attempt += 1
     return attempt

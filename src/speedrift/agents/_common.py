@@ -1,0 +1,89 @@
+"""Helpers every runtime parser shares: tolerant JSON reading and outcome building.
+
+Agent output is untrusted input. A line may be garbage, truncated, or valid JSON of the wrong
+shape (`"usage": "lots"`), so parsers read fields only through these coercions, which return a
+neutral value instead of raising.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from speedrift.agents.protocol import FailureKind, ParseState, RunOutcome
+
+MAX_TEXT = 16_384  # event text kept per event; the raw stream is not ours to archive
+
+
+def load_object(line: str) -> dict[str, Any] | None:
+    """The JSON object on this line, or None for blank lines, noise and non-objects."""
+    line = line.strip()
+    if not line.startswith("{"):
+        return None
+    try:
+        value = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def seq(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def clip(value: str, limit: int = MAX_TEXT) -> str:
+    return value if len(value) <= limit else value[:limit] + "…"
+
+
+def integer(value: Any) -> int:
+    """A non-negative token count; anything else (bool, NaN, a string, negative) is 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0
+    if isinstance(value, float) and not math.isfinite(value):
+        return 0
+    return max(0, min(int(value), 2**53))
+
+
+def number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0.0
+    value = float(value)
+    return value if math.isfinite(value) and value >= 0 else 0.0
+
+
+def fail(state: ParseState, kind: FailureKind, reason: str) -> None:
+    """Record the run's failure; the first decisive one wins (later noise does not replace it)."""
+    if state.error is None:
+        state.error = kind
+        state.error_text = clip(reason, 2_000)
+
+
+def judged(state: ParseState, exit_code: int | None, *, finished: bool) -> RunOutcome:
+    """The common end of every `judge`: a recorded failure, else a finished run, else a crash.
+
+    `finished` says whether the runtime saw its own end-of-run marker. Without one the run was
+    interrupted or died, whatever the exit code: claude exits 0 on SIGINT without a result line.
+    """
+    common: dict[str, Any] = {"usage": state.usage, "exit_code": exit_code, "final_text": state.final_text}
+    if state.error is not None:
+        reason = state.error_text or state.error.value
+        return RunOutcome(
+            success=False, failure=state.error, reason=reason, reset_at=state.reset_at, **common
+        )
+    if not finished:
+        kind = FailureKind.INCOMPLETE if exit_code == 0 else FailureKind.CRASHED
+        reason = f"the agent ended without its final event (exit code {exit_code})"
+        return RunOutcome(success=False, failure=kind, reason=reason, **common)
+    if exit_code not in (0, None):
+        reason = f"the agent reported success but exited with code {exit_code}"
+        return RunOutcome(success=False, failure=FailureKind.CRASHED, reason=reason, **common)
+    return RunOutcome(success=True, **common)

@@ -1,0 +1,266 @@
+"""One agent run: spawn what the runtime builds, stream its events, enforce budgets, judge.
+
+The session owns the child's process group (`start_new_session=True`) from spawn to the end of
+the run: every way out (natural exit, budget kill, stall, cancel, an exception in a callback)
+passes through `end_group`, so nothing the agent started outlives the run.
+
+Verdicts: a run that ends by itself, or that its runtime asked to stop (`ParseState.abort`), is
+judged by the runtime from its events. A run speedrift stopped is judged by why it was stopped
+(BUDGET, STALL, MAX_TURNS, or CRASHED "cancelled").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import queue
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from speedrift.agents import _proc
+from speedrift.agents.protocol import (
+    AgentEvent,
+    Budgets,
+    EventKind,
+    FailureKind,
+    ParseState,
+    RunOutcome,
+    RunRequest,
+    Runtime,
+)
+from speedrift.agents.result import default_result_file
+
+_TICK_S = 0.1  # how often budgets and `cancel` are looked at while the agent is quiet
+_FINAL_READ_S = 5.0  # after the group is gone, how long to wait for the pipes to close
+
+Stop = tuple[FailureKind, str]
+
+
+def run_session(
+    runtime: Runtime,
+    request: RunRequest,
+    *,
+    env: Mapping[str, str],
+    run_dir: Path,
+    cancel: threading.Event | None = None,
+    on_event: Callable[[AgentEvent], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> RunOutcome:
+    """Run `runtime` on `request` in its own process group; never raises for agent failures."""
+    started = clock()
+    try:
+        argv = runtime.build_argv(request)
+    except ValueError as exc:
+        return RunOutcome(success=False, failure=FailureKind.CONFIG, reason=str(exc))
+    child_env = dict(env)
+    # The CLIs print reset times as local wall-clock text; pin the zone so it can be read back.
+    tz = child_env.setdefault("TZ", "UTC")
+    result_file = request.result_file or default_result_file(request.cwd)
+    child_env["SPEEDRIFT_RESULT"] = str(result_file)
+    executable = shutil.which(argv[0], path=child_env.get("PATH", os.defpath))
+    if executable is None:
+        reason = f"{argv[0]} is not installed (not found on the agent's PATH): {runtime.install_hint}"
+        return RunOutcome(success=False, failure=FailureKind.NOT_INSTALLED, reason=reason)
+    if not request.cwd.is_dir():
+        reason = f"the working directory {request.cwd} does not exist"
+        return RunOutcome(success=False, failure=FailureKind.CRASHED, reason=reason)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _prepare_files(request, result_file)
+    payload = runtime.stdin_payload(request)
+    state = ParseState(tz=tz)
+    with (run_dir / "events.jsonl").open("a", encoding="utf-8") as log:
+        try:
+            proc = subprocess.Popen(
+                argv,
+                executable=executable,
+                cwd=request.cwd,
+                env=child_env,
+                stdin=subprocess.PIPE if payload is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,  # its own process group: we signal the whole group
+                close_fds=True,
+            )
+        except OSError as exc:
+            reason = f"could not start {argv[0]}: {exc.strerror or exc}"
+            return RunOutcome(
+                success=False, failure=FailureKind.CRASHED, reason=reason, result_file=result_file
+            )
+        run = _Run(runtime, request.budgets, proc, state, log, on_event, cancel, clock, started)
+        outcome = run.supervise(payload, run_dir / "stderr.log")
+    return dataclasses.replace(outcome, duration_s=max(0.0, clock() - started), result_file=result_file)
+
+
+def _prepare_files(request: RunRequest, result_file: Path) -> None:
+    if not request.prompt_file.exists():  # the pipeline normally writes it; opencode needs it
+        request.prompt_file.parent.mkdir(parents=True, exist_ok=True)
+        request.prompt_file.write_text(request.prompt, encoding="utf-8")
+    result_file.parent.mkdir(parents=True, exist_ok=True)
+    result_file.unlink(missing_ok=True)  # a stale report must not speak for this attempt
+
+
+@dataclasses.dataclass
+class _Run:
+    runtime: Runtime
+    budgets: Budgets
+    proc: subprocess.Popen[bytes]
+    state: ParseState
+    log: IO[str]
+    on_event: Callable[[AgentEvent], None] | None
+    cancel: threading.Event | None
+    clock: Callable[[], float]
+    started: float
+    stdout_closed: bool = False
+
+    def supervise(self, payload: bytes | None, stderr_path: Path) -> RunOutcome:
+        proc = self.proc
+        assert proc.stdout is not None and proc.stderr is not None
+        lines: queue.Queue[bytes | None] = queue.Queue(maxsize=4096)  # backpressure on floods
+        sink = _proc.StderrSink(stderr_path)
+        readers = [
+            _proc.start_thread(_proc.pump_lines, proc.stdout, lines),
+            _proc.start_thread(sink.pump, proc.stderr),
+        ]
+        if payload is not None and proc.stdin is not None:
+            _proc.start_thread(_proc.feed_stdin, proc.stdin, payload)
+        stop: Stop | None = None
+        try:
+            stop = self._watch(lines)
+        finally:
+            _proc.end_group(proc, self.budgets.kill_grace_s)
+            self._drain(lines, readers)
+        if stop is not None:
+            self._record(
+                AgentEvent(
+                    EventKind.ERROR, f"speedrift stopped the agent: {stop[1]}", {"source": "speedrift"}
+                )
+            )
+        return self._verdict(stop, proc.returncode, sink.last_line())
+
+    def _watch(self, lines: queue.Queue[bytes | None]) -> Stop | None:
+        """Consume events until the agent exits or must be stopped (then say why).
+
+        Once the agent itself has exited, whatever it wrote is already in the pipe: `_drain`
+        reads it after the group is ended, so a helper that inherited stdout cannot hold the
+        run open.
+        """
+        last_progress = self.started
+        while True:
+            stop = self._limits(self.clock(), last_progress)
+            if stop is not None:
+                return stop
+            if self.proc.poll() is not None:
+                return None
+            if self.stdout_closed:  # nothing more can arrive: wait on the process, not the pipe
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.proc.wait(timeout=_TICK_S)
+                continue
+            try:
+                raw = lines.get(timeout=_TICK_S)
+            except queue.Empty:
+                continue
+            if raw is None:  # end of stdout: the agent is exiting, which poll() will see
+                self.stdout_closed = True
+                continue
+            if self._handle(raw):
+                last_progress = self.clock()
+            if self.state.abort:
+                return None  # the runtime has its verdict; `end_group` stops the agent
+            stop = self._budget()
+            if stop is not None:
+                return stop
+
+    def _limits(self, now: float, last_progress: float) -> Stop | None:
+        budgets = self.budgets
+        if self.cancel is not None and self.cancel.is_set():
+            return FailureKind.CRASHED, "cancelled"
+        if now - self.started >= budgets.wall_clock_s:
+            return FailureKind.BUDGET, f"wall-clock budget of {budgets.wall_clock_s:g}s used up"
+        if now - last_progress >= budgets.stall_s:
+            last = self.state.extra.get("last_retry")
+            return FailureKind.STALL, f"no progress for {budgets.stall_s:g}s" + (
+                f" (last: {last})" if last else ""
+            )
+        return None
+
+    def _budget(self) -> Stop | None:
+        """Turn, token and cost budgets, counted from events while the run is still going."""
+        usage, budgets = self.state.usage, self.budgets
+        if self.state.final_seen:
+            return None  # the run is over: stopping it now would only discard finished work
+        if budgets.max_turns is not None and usage.turns > budgets.max_turns:
+            return FailureKind.MAX_TURNS, f"turn budget of {budgets.max_turns} exceeded ({usage.turns} turns)"
+        if budgets.max_tokens is not None and usage.total_tokens > budgets.max_tokens:
+            return FailureKind.BUDGET, f"token budget of {budgets.max_tokens} exceeded ({usage.total_tokens})"
+        if budgets.max_cost_usd is not None and usage.cost_usd > budgets.max_cost_usd:
+            return (
+                FailureKind.BUDGET,
+                f"cost budget of ${budgets.max_cost_usd:g} exceeded (${usage.cost_usd:.4f})",
+            )
+        return None
+
+    def _handle(self, raw: bytes) -> bool:
+        """Parse one stdout line and record its events; True when one of them was progress."""
+        line = raw.decode("utf-8", "replace")
+        try:
+            events = self.runtime.parse_line(line, self.state)
+        except Exception as exc:  # a parser bug must not leave an agent unsupervised
+            events = [
+                AgentEvent(EventKind.ERROR, f"parser error: {exc!r}", {"source": "speedrift"}, progress=False)
+            ]
+        for event in events:
+            self._record(event)
+        return any(event.progress for event in events)
+
+    def _record(self, event: AgentEvent) -> None:
+        stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        record: dict[str, Any] = {"ts": stamp, "kind": event.kind.value, "text": event.text}
+        if event.data:
+            record["data"] = event.data
+        if not event.progress:
+            record["progress"] = False
+        self.log.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+        self.log.flush()
+        if self.on_event is not None:
+            self.on_event(event)
+
+    def _drain(self, lines: queue.Queue[bytes | None], readers: list[threading.Thread]) -> None:
+        """Parse what the agent wrote before it went, so the log and the verdict miss nothing."""
+        deadline = time.monotonic() + _FINAL_READ_S
+        while not self.stdout_closed and time.monotonic() < deadline:
+            try:
+                raw = lines.get(timeout=_TICK_S)
+            except queue.Empty:
+                if not readers[0].is_alive():
+                    break
+                continue
+            if raw is None:
+                break
+            self._handle(raw)
+        readers[1].join(timeout=max(0.0, deadline - time.monotonic()))
+
+    def _verdict(self, stop: Stop | None, exit_code: int | None, stderr_line: str) -> RunOutcome:
+        state = self.state
+        if stop is None:
+            outcome = self.runtime.judge(state, exit_code)
+        else:
+            kind, reason = stop
+            outcome = RunOutcome(
+                success=False,
+                failure=kind,
+                reason=reason,
+                usage=state.usage,
+                exit_code=exit_code,
+                final_text=state.final_text,
+            )
+        if outcome.failure is FailureKind.CRASHED and stop is None and stderr_line:
+            outcome = dataclasses.replace(outcome, reason=f"{outcome.reason}; stderr: {stderr_line}")
+        return outcome

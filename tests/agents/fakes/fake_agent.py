@@ -1,0 +1,301 @@
+"""A stand-in for the claude, codex and opencode CLIs that speaks each one's event stream.
+
+The executables `claude`, `codex` and `opencode` next to this file call `main(<cli>)`. What the
+fake does comes from a scenario JSON file named by $FAKE_AGENT_SCENARIO: a list of steps, run in
+order. The lines each step prints copy the shapes of the real CLIs' streams (captured in
+`../fixtures/streams/`), and file edits really happen in the working directory.
+
+Steps (`{"do": …}`): record, start, edit, finish, auth_failure, usage_limit, max_turns,
+tool_loop, garbage, reconnect, auth_retry, rejected, stderr, sleep, spawn_grandchild,
+ignore_sigterm, result_file, exit, kill_self.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+SESSION = str(uuid.uuid4())
+
+
+def emit(obj: dict[str, Any] | str) -> None:
+    sys.stdout.write((obj if isinstance(obj, str) else json.dumps(obj, ensure_ascii=False)) + "\n")
+    sys.stdout.flush()
+
+
+class Claude:
+    def start(self) -> None:
+        emit(
+            {"type": "system", "subtype": "init", "cwd": os.getcwd(), "session_id": SESSION, "model": "mock"}
+        )
+
+    def assistant(self, block: dict[str, Any], error: str | None = None) -> None:
+        usage = {"input_tokens": 800, "cache_read_input_tokens": 200, "output_tokens": 1}
+        message = {"id": f"msg_{uuid.uuid4().hex[:8]}", "type": "message", "role": "assistant"}
+        line: dict[str, Any] = {
+            "type": "assistant",
+            "message": message
+            | {"model": "<synthetic>" if error else "mock", "content": [block], "usage": usage},
+            "parent_tool_use_id": None,
+            "session_id": SESSION,
+        }
+        if error:
+            line["error"] = error
+        emit(line)
+
+    def tool(self, name: str, args: dict[str, Any], n: int) -> None:
+        self.assistant({"type": "tool_use", "id": f"toolu_{n}", "name": name, "input": args})
+        result = {"type": "tool_result", "tool_use_id": f"toolu_{n}", "content": "ok"}
+        emit({"type": "user", "message": {"role": "user", "content": [result]}, "session_id": SESSION})
+
+    def result(self, text: str, *, subtype: str = "success", is_error: bool = False, **extra: Any) -> None:
+        usage = {"input_tokens": 1600, "cache_read_input_tokens": 400, "output_tokens": 60}
+        line = {
+            "type": "result",
+            "subtype": subtype,
+            "is_error": is_error,
+            "num_turns": extra.pop("num_turns", 2),
+            "result": text,
+            "total_cost_usd": 0.0097,
+            "usage": usage,
+            "session_id": SESSION,
+        }
+        emit(line | extra)
+
+    def edit(self, path: str, content: str, n: int) -> None:
+        self.tool("Write", {"file_path": path, "content": content}, n)
+
+    def finish(self, text: str) -> None:
+        self.assistant({"type": "text", "text": text})
+        self.result(text, terminal_reason="completed")
+
+    def auth_failure(self) -> int:
+        text = "Invalid API key · Fix external API key"
+        self.assistant({"type": "text", "text": text}, error="authentication_failed")
+        self.result(text, is_error=True, api_error_status=401, num_turns=1)
+        return 1
+
+    def usage_limit(self, reset: datetime) -> int:
+        info = {"status": "rejected", "resetsAt": int(reset.timestamp()), "rateLimitType": "five_hour"}
+        emit({"type": "rate_limit_event", "rate_limit_info": info, "session_id": SESSION})
+        text = f"You've hit your session limit · resets {_clock12(reset).lower().replace(' ', '')} (UTC)"
+        self.assistant({"type": "text", "text": text}, error="rate_limit")
+        self.result(text, is_error=True, api_error_status=429, num_turns=1)
+        return 1
+
+    def max_turns(self, turns: int) -> int:
+        for n in range(turns):
+            self.tool("Read", {"file_path": "README"}, n)
+        errors = [f"Reached maximum number of turns ({turns})"]
+        self.result("", subtype="error_max_turns", is_error=True, num_turns=turns + 1, errors=errors)
+        return 1
+
+    def auth_retry(self, attempt: int) -> None:
+        emit(
+            {
+                "type": "system",
+                "subtype": "api_retry",
+                "attempt": attempt,
+                "max_retries": 10,
+                "retry_delay_ms": 500.0,
+                "error_status": 401,
+                "error": "authentication_failed",
+            }
+        )
+
+
+class Codex:
+    def __init__(self) -> None:
+        self.items = 0
+
+    def item(self, kind: str, item: dict[str, Any]) -> None:
+        emit({"type": kind, "item": {"id": f"item_{self.items}"} | item})
+
+    def start(self) -> None:
+        emit({"type": "thread.started", "thread_id": str(uuid.uuid4())})
+        emit({"type": "turn.started"})
+
+    def edit(self, path: str, content: str, n: int) -> None:
+        change = {"type": "file_change", "changes": [{"path": str(Path.cwd() / path), "kind": "add"}]}
+        self.item("item.started", change | {"status": "in_progress"})
+        self.item("item.completed", change | {"status": "completed"})
+        self.items += 1
+
+    def tool(self, n: int) -> None:
+        command = {
+            "type": "command_execution",
+            "command": "/bin/bash -lc 'cat README'",
+            "aggregated_output": "",
+        }
+        self.item("item.started", command | {"exit_code": None, "status": "in_progress"})
+        self.item("item.completed", command | {"exit_code": 0, "status": "completed"})
+        self.items += 1
+
+    def finish(self, text: str) -> None:
+        self.item("item.completed", {"type": "agent_message", "text": text})
+        usage = {
+            "input_tokens": 2000,
+            "cached_input_tokens": 400,
+            "cache_write_input_tokens": 0,
+            "output_tokens": 60,
+        }
+        emit({"type": "turn.completed", "usage": usage | {"reasoning_output_tokens": 0}})
+
+    def fatal(self, message: str) -> int:
+        emit({"type": "error", "message": message})
+        emit({"type": "turn.failed", "error": {"message": message}})
+        return 1
+
+    def auth_failure(self) -> int:
+        return self.fatal("unexpected status 401 Unauthorized: Incorrect API key provided: sk-mock.")
+
+    def usage_limit(self, reset: datetime) -> int:
+        return self.fatal(f"You’ve hit your usage limit. Try again at {_clock12(reset)}.")
+
+    def reconnect(self, n: int) -> None:
+        message = "stream disconnected before completion: error sending request"
+        emit({"type": "error", "message": f"Reconnecting... {n}/5 ({message})"})
+
+
+class OpenCode:
+    def __init__(self) -> None:
+        self.session = "ses_" + uuid.uuid4().hex[:20]
+
+    def line(self, kind: str, part: dict[str, Any] | None = None, **extra: Any) -> None:
+        body: dict[str, Any] = {"type": kind, "timestamp": int(time.time() * 1000), "sessionID": self.session}
+        if part is not None:
+            body["part"] = {"id": "prt_" + uuid.uuid4().hex[:12], "sessionID": self.session} | part
+        emit(body | extra)
+
+    def start(self) -> None:
+        pass  # opencode prints nothing until its first step has started
+
+    def step(self, reason: str) -> None:
+        tokens = {
+            "total": 1030,
+            "input": 800,
+            "output": 30,
+            "reasoning": 0,
+            "cache": {"write": 0, "read": 200},
+        }
+        self.line("step_finish", {"type": "step-finish", "reason": reason, "tokens": tokens, "cost": 0.002})
+
+    def tool(self, name: str, args: dict[str, Any], error: str | None = None) -> None:
+        self.line("step_start", {"type": "step-start"})
+        state: dict[str, Any] = {"status": "error", "input": args, "error": error} if error else {}
+        state = state or {"status": "completed", "input": args, "output": "ok", "title": name}
+        self.line("tool_use", {"type": "tool", "tool": name, "callID": "call_1", "state": state})
+        self.step("tool-calls")
+
+    def edit(self, path: str, content: str, n: int) -> None:
+        self.tool("write", {"filePath": path, "content": content})
+
+    def finish(self, text: str) -> None:
+        self.line("step_start", {"type": "step-start"})
+        self.line("text", {"type": "text", "text": text})
+        self.step("stop")
+
+    def api_error(self, message: str, status: int, headers: dict[str, str], body: str) -> int:
+        data = {
+            "message": message,
+            "statusCode": status,
+            "isRetryable": status == 429,
+            "responseHeaders": headers,
+            "responseBody": body,
+        }
+        self.line("error", error={"name": "APIError", "data": data})
+        return 1
+
+    def auth_failure(self) -> int:
+        body = json.dumps({"error": {"message": "Incorrect API key provided", "code": "invalid_api_key"}})
+        return self.api_error("Incorrect API key provided", 401, {}, body)
+
+    def usage_limit(self, reset: datetime) -> int:
+        error = {"type": "usage_limit_reached", "message": "The usage limit has been reached"}
+        body = json.dumps({"error": error | {"resets_at": int(reset.timestamp())}})
+        return self.api_error("The usage limit has been reached", 429, {"retry-after-ms": "10"}, body)
+
+    def rejected(self) -> None:
+        error = "The user rejected permission to use this specific tool call."
+        self.tool("write", {"filePath": "../outside.txt", "content": "x"}, error=error)
+
+
+def _clock12(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%I:%M %p").lstrip("0")
+
+
+def _garbage() -> None:
+    emit("not json at all")
+    emit('{"type": "result", "truncated')
+    emit("[1, 2, 3]")
+    emit('{"type": 42, "usage": "lots", "message": [null]}')
+    sys.stdout.buffer.write(b"\xff\xfe\x00binary\x80\n")
+    sys.stdout.write("x" * 200_000 + "\n")
+    sys.stdout.flush()
+
+
+def main(cli: str) -> int:
+    steps: list[dict[str, Any]] = json.loads(Path(os.environ["FAKE_AGENT_SCENARIO"]).read_text())
+    agent: Any = {"claude": Claude, "codex": Codex, "opencode": OpenCode}[cli]()
+    for n, step in enumerate(steps):
+        do = step["do"]
+        if do == "record":  # what the session handed us: argv, stdin, cwd, environment
+            stdin = sys.stdin.read() if not sys.stdin.isatty() else ""
+            seen = {"argv": sys.argv, "stdin": stdin, "cwd": os.getcwd(), "env": dict(os.environ)}
+            Path(step["path"]).write_text(json.dumps(seen))
+        elif do == "start":
+            agent.start()
+        elif do == "edit":
+            agent.edit(step["path"], step["content"], n)
+            Path(step["path"]).write_text(step["content"])
+        elif do == "finish":
+            agent.finish(step.get("text", "Done."))
+        elif do in ("auth_failure", "usage_limit", "max_turns"):
+            if do == "usage_limit":
+                code = agent.usage_limit(datetime.now(UTC) + timedelta(seconds=step["reset_in_s"]))
+            elif do == "max_turns":
+                code = agent.max_turns(step["turns"])
+            else:
+                code = agent.auth_failure()
+            return int(step.get("exit", code))
+        elif do == "tool_loop":
+            for i in range(step["count"]):
+                agent.tool(i) if cli == "codex" else agent.tool("read", {"filePath": "README"})
+                time.sleep(step.get("every_s", 0))
+        elif do == "garbage":
+            _garbage()
+        elif do == "reconnect":
+            for i in range(step["count"]):
+                agent.reconnect(i % 5 + 1)
+                time.sleep(step["every_s"])
+        elif do == "auth_retry":
+            for attempt in (1, 2, 3):
+                agent.auth_retry(attempt)
+                time.sleep(0.05)
+        elif do == "rejected":
+            agent.rejected()
+        elif do == "stderr":
+            sys.stderr.write(step["text"] * step.get("times", 1))
+            sys.stderr.flush()
+        elif do == "sleep":
+            time.sleep(step["s"])
+        elif do == "spawn_grandchild":
+            child = subprocess.Popen(["sleep", str(step.get("s", 300))])
+            Path(step["pid_file"]).write_text(str(child.pid))
+        elif do == "ignore_sigterm":
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        elif do == "result_file":
+            Path(os.environ["SPEEDRIFT_RESULT"]).write_text(json.dumps(step["report"]))
+        elif do == "exit":
+            return int(step["code"])
+        elif do == "kill_self":
+            os.kill(os.getpid(), signal.SIGKILL)
+    return 0
