@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from argparse import Namespace
@@ -17,6 +16,7 @@ from speedrift.cli.output import emit_json, printable, say, table
 from speedrift.errors import NotFound, Refused
 from speedrift.fleet import attempts
 from speedrift.graph.store import GraphStore
+from speedrift.procs import pid_alive
 from speedrift.repo import worktrees
 from speedrift.repo.config import RepoConfig, load_config
 
@@ -60,21 +60,9 @@ def run(args: Namespace) -> int:
     return 0 if result.status == "done" else 1
 
 
-def _pid_alive(pid: object) -> bool:
-    if not isinstance(pid, int):
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def agents(args: Namespace) -> None:
     repo, _store, _config = repo_context(args)
-    rows = [r for r in attempts.running(repo) if _pid_alive(r.get("pid"))]
+    rows = [r for r in attempts.running(repo) if pid_alive(r.get("pid"))]
     rows.sort(key=lambda r: str(r.get("started", "")))
     if args.as_json:
         emit_json(rows)
@@ -140,7 +128,7 @@ def cancel(args: Namespace) -> int:
     repo, _store, _config = repo_context(args)
     folder = _attempt_dir(repo, args.task_id, None)
     record = attempts.read_json(folder / "attempt.json") or {}
-    if record.get("state") != "running" or not _pid_alive(record.get("pid")):
+    if record.get("state") != "running" or not pid_alive(record.get("pid")):
         raise Refused(f"no running attempt of {args.task_id!r} (latest is {record.get('state', 'unknown')})")
     attempts.request_cancel(folder)
     deadline = time.monotonic() + args.timeout

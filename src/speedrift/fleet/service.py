@@ -31,6 +31,7 @@ from speedrift.fleet.pipeline import AttemptResult, Pipeline, RunOptions, worker
 from speedrift.graph import ops, query
 from speedrift.graph.codec import Graph
 from speedrift.graph.model import FAILED, IN_PROGRESS, format_time, now_utc, parse_time, speedrift_data
+from speedrift.procs import pid_alive
 from speedrift.repo import git, landing, worktrees
 
 # Failure kinds the service retries by itself (with backoff); the rest wait for a human.
@@ -44,16 +45,6 @@ RETRYABLE = {
 
 def service_dir(repo: Path) -> Path:
     return worktrees.state_dir(repo) / "service"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def read_heartbeat(repo: Path) -> dict[str, Any] | None:
@@ -81,7 +72,7 @@ def running_pid(repo: Path) -> int | None:
 def wg_service_live(graph_dir: Path) -> bool:
     state = attempts.read_json(graph_dir / "service" / "state.json")
     pid = state.get("pid") if state else None
-    return isinstance(pid, int) and _alive(pid)
+    return isinstance(pid, int) and pid_alive(pid)
 
 
 # --- recovery ------------------------------------------------------------------------------------
@@ -118,7 +109,7 @@ def recover(pipeline: Pipeline) -> list[str]:
         if task.get("status") != IN_PROGRESS or not isinstance(worker, dict):
             continue
         pid, where = worker.get("pid"), worker.get("host")
-        if where == host and isinstance(pid, int) and not _alive(pid):
+        if where == host and isinstance(pid, int) and not pid_alive(pid):
             store.mutate(partial(_release, task_id=task_id, pid=pid), actor=worker_actor())
             notes.append(f"{task_id}: released (its worker {pid} is gone)")
     return notes

@@ -22,6 +22,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from speedrift.procs import pid_alive
 from speedrift.repo import git
 
 INCLUDE_FILE = ".worktreeinclude"
@@ -195,7 +196,7 @@ def lease_ports(state_dir: Path, owner: str, base: int, count: int, max_slots: i
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
             holder = path.read_text().split(" ", 1)
-            if holder and holder[0].isdigit() and not _alive(int(holder[0])):
+            if holder and holder[0].isdigit() and not pid_alive(int(holder[0])):
                 path.unlink(missing_ok=True)
                 with contextlib.suppress(FileExistsError):
                     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -211,13 +212,3 @@ def lease_ports(state_dir: Path, owner: str, base: int, count: int, max_slots: i
 
 def release_ports(state_dir: Path, block: PortBlock) -> None:
     (state_dir / "ports" / f"{block.slot}.lease").unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -20,6 +20,7 @@ import orjson
 
 from speedrift.errors import Refused, SpeedriftError
 from speedrift.graph.model import format_time, now_utc
+from speedrift.procs import pid_alive
 from speedrift.repo import git
 
 STATE_DIR = ".speedrift"
@@ -166,16 +167,6 @@ class WorktreeStatus:
         }
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def inspect(repo: Path, manifest: Manifest, task_status: str | None) -> WorktreeStatus:
     path = Path(manifest.path)
     exists = path.is_dir()
@@ -188,7 +179,7 @@ def inspect(repo: Path, manifest: Manifest, task_status: str | None) -> Worktree
         count = git.git(["rev-list", "--count", f"{target}..{tip}"], repo, check=False)
         unlanded = int(count) if count.isdigit() else 0
         landed = landed or unlanded == 0
-    if manifest.state == "active" and _pid_alive(manifest.pid) and manifest.pid != os.getpid():
+    if manifest.state == "active" and pid_alive(manifest.pid) and manifest.pid != os.getpid():
         return WorktreeStatus(
             manifest, exists, dirty, landed, unlanded, "keep", "an attempt is running in it"
         )
