@@ -177,19 +177,37 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", type=int, default=200)
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3, help="floor/speedrift pairs; medians reported")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="speedrift-pipeline-bench-") as tmp:
-        root = Path(tmp)
-        floor_s = floor(root, args.tasks, args.workers)
-        ours = speedrift(root, args.tasks, args.workers)
+    floors: list[float] = []
+    runs: list[dict[str, Any]] = []
+    for number in range(args.rounds):  # interleaved pairs: both sides see the same machine noise
+        with tempfile.TemporaryDirectory(prefix="speedrift-pipeline-bench-") as tmp:
+            root = Path(tmp)
+            floors.append(floor(root, args.tasks, args.workers))
+            runs.append(speedrift(root, args.tasks, args.workers))
+        print(f"round {number + 1}/{args.rounds}: floor {floors[-1] * 1000:.1f} ms, "
+              f"speedrift {runs[-1]['per_task_s'] * 1000:.1f} ms", file=sys.stderr)  # fmt: skip
+    floor_s = statistics.median(floors)
+    ours = dict(runs[0])
+    for key in ("per_task_s", "per_task_median_s", "elapsed_s", "tasks_per_minute"):
+        ours[key] = statistics.median(r[key] for r in runs)
+    ours["done"] = min(r["done"] for r in runs)
+    ours["failed"] = sum(r["failed"] for r in runs)
+    ours["lost"] = sum(r["lost"] for r in runs)
+    ours["double_runs"] = sum(r["double_runs"] for r in runs)
+    ours["content_ok"] = all(r["content_ok"] for r in runs)
     ratio = ours["per_task_s"] / floor_s
+    ratios = [r["per_task_s"] / f for r, f in zip(runs, floors, strict=True)]
     ok = ours["done"] == args.tasks and ours["double_runs"] == 0 and ours["lost"] == 0 and ours["content_ok"]
     report = {
         "tasks": args.tasks,
         "workers": args.workers,
+        "rounds": args.rounds,
         "floor_per_task_s": floor_s,
         **ours,
+        "round_ratios": ratios,
         "ratio": ratio,
         "acceptance_ratio": 2.0,
         "correct": ok,
@@ -204,7 +222,8 @@ def main() -> int:
         f"  floor (git work only, per task, excl. queue wait): {floor_s * 1000:8.1f} ms",
         f"  speedrift per task (excl. queue wait): {ours['per_task_s'] * 1000:8.1f} ms"
         f" (median {ours['per_task_median_s'] * 1000:.1f} ms)",
-        f"  ratio:                                 {ratio:8.2f}x  (acceptance <= 2x: {verdict})",
+        f"  ratio (medians of {args.rounds} rounds):        {ratio:8.2f}x  (acceptance <= 2x: {verdict});"
+        f" per round: {', '.join(f'{r:.2f}x' for r in ratios)}",
         f"  throughput:                            {ours['tasks_per_minute']:8.1f} tasks/min"
         f" ({ours['elapsed_s']:.1f} s total)",
         f"  done {ours['done']}, failed {ours['failed']}, lost {ours['lost']},"
