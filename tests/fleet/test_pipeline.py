@@ -155,3 +155,13 @@ def test_the_users_dirty_checkout_is_never_touched_by_an_attempt(tmp_path: Path)
     assert shop.pipeline().run("edit-a", RunOptions()).status == "done"
     assert (repo / "a.txt").read_text() == "agent\n"
     assert (repo / "b.txt").read_text() == "user wip\n"
+
+
+def test_a_detached_head_in_the_users_checkout_still_lands_on_the_branch(workshop: Workshop) -> None:
+    sh_git(workshop.repo, "checkout", "-q", "--detach", "HEAD")
+    workshop.add("detached", "echo d > d.txt")
+    result = workshop.pipeline().run("detached", RunOptions())
+    assert result.status == "done", result.reason
+    assert sh_git(workshop.repo, "rev-parse", "main") == result.landed_commit
+    assert sh_git(workshop.repo, "rev-parse", "HEAD") != result.landed_commit  # the user's HEAD stays put
+    assert not (workshop.repo / "d.txt").exists()
