@@ -18,8 +18,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from speedrift.agents import env as agent_env
 from speedrift.agents import registry, result, session
 from speedrift.agents.protocol import AgentEvent, Budgets, FailureKind, RunOutcome, RunRequest
@@ -268,18 +266,33 @@ class Pipeline:
         task_id = task["id"]
         worktree = Path(manifest.path)
         timings: dict[str, float] = {"agent_done": time.monotonic() - started}
+        verdicts: list[GateVerdict] = []
+
+        def fail(
+            kind: FailureKind, reason: str, failure_class: str | None = None, **extra: Any
+        ) -> AttemptResult:
+            outcome.success, outcome.failure, outcome.reason = False, kind, reason
+            return self._failed(
+                task_id,
+                attempt,
+                manifest,
+                run_dir,
+                outcome,
+                runtime_name,
+                started,
+                verdicts,
+                failure_class,
+                extra,
+            )
+
         try:
             landing.commit_all(self.repo, worktree, task_id, str(task.get("title", task_id)))
         except landing.CommitRejected as error:
-            outcome.success, outcome.failure, outcome.reason = False, FailureKind.AGENT_ERROR, error.message
-            return self._failed(task_id, attempt, manifest, run_dir, outcome, runtime_name, started)
+            return fail(FailureKind.AGENT_ERROR, error.message)
         tip = git.rev_parse(worktree, "HEAD")
         assert tip is not None
         if tip == manifest.base_commit and runtime_name != "shell":
-            outcome.success, outcome.failure = False, FailureKind.INCOMPLETE
-            outcome.reason = "the agent reported success but changed nothing"
-            return self._failed(task_id, attempt, manifest, run_dir, outcome, runtime_name, started)
-        verdicts: list[GateVerdict] = []
+            return fail(FailureKind.INCOMPLETE, "the agent reported success but changed nothing")
 
         def gate(checked: worktrees.Manifest, candidate: str) -> None:
             if verdicts and verdicts[-1].evidence.get("tip") == candidate:
@@ -300,36 +313,10 @@ class Pipeline:
             else:
                 landed = None  # a shell task that changed nothing: done, with nothing to merge
         except GateBlocked as blocked:
-            outcome.success, outcome.failure, outcome.reason = False, FailureKind.AGENT_ERROR, blocked.message
-            return self._failed(
-                task_id,
-                attempt,
-                manifest,
-                run_dir,
-                outcome,
-                runtime_name,
-                started,
-                verdicts,
-                blocked.verdict.failure_class,
-            )
+            return fail(FailureKind.AGENT_ERROR, blocked.message, blocked.verdict.failure_class)
         except landing.MergeConflict as conflict:
-            outcome.success, outcome.failure, outcome.reason = (
-                False,
-                FailureKind.AGENT_ERROR,
-                conflict.message,
-            )
-            outcome_extra = {"conflicting_files": conflict.files}
-            return self._failed(
-                task_id,
-                attempt,
-                manifest,
-                run_dir,
-                outcome,
-                runtime_name,
-                started,
-                verdicts,
-                "merge_conflict",
-                outcome_extra,
+            return fail(
+                FailureKind.AGENT_ERROR, conflict.message, "merge_conflict", conflicting_files=conflict.files
             )
         except landing.MergePending as pending:
             return self._merge_pending(task_id, attempt, manifest, run_dir, pending.message)
@@ -512,7 +499,3 @@ class Pipeline:
             self.store.mutate(record, actor=worker_actor())
         finally:
             attempts.write_attempt(run_dir, {"state": FAILED, "failure": "internal", "reason": reason[:2000]})
-
-
-def dumps(result_obj: AttemptResult) -> bytes:
-    return orjson.dumps(asdict(result_obj))
