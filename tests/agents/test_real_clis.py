@@ -208,7 +208,9 @@ def test_usage_limit_with_reset_time(
         assert outcome.reset_at == expected
 
 
-@pytest.mark.parametrize(("name", "stall_s"), [("claude", 2.0), ("codex", 2.0), ("opencode", 10.0)]  # opencode boots for 2-4 s (more under load))
+@pytest.mark.parametrize(
+    ("name", "stall_s"), [("claude", 2.0), ("codex", 2.0), ("opencode", 10.0)]
+)  # opencode boots 2-4 s, more under load
 def test_stalled_stream_is_killed_by_the_stall_budget(
     name: str, stall_s: float, cli_for: Callable[[str, Script], Cli], request_for: Callable[..., RunRequest]
 ) -> None:
