@@ -237,4 +237,11 @@ def build() -> argparse.ArgumentParser:
         q.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for start/stop")
         _json(q)
     _json(p)
+
+    # command groups of the other planes each live in their own parser module
+    from speedrift.cli import parser_control, parser_gates, parser_web
+
+    parser_gates.add(command, common)
+    parser_control.add(command, common)
+    parser_web.add(command, common)
     return root
