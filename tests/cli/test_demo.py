@@ -1,4 +1,4 @@
-"""`speedrift demo DIR`: a real repository with a graph, reused (not rebuilt) on a rerun."""
+"""`speedrift demo DIR`: the main job — a demo ecosystem of real repos and the hub on it; reruns reuse it."""
 
 from __future__ import annotations
 
@@ -6,33 +6,37 @@ from pathlib import Path
 
 from tests.cli.support import Cli, git
 
+REPOS = ("shop-api", "billing", "web-ui", "search", "factory")
 
-def test_demo_builds_a_repo_with_a_graph_and_a_rerun_reuses_it(tmp_path: Path) -> None:
+
+def test_demo_builds_an_ecosystem_of_real_repos_runs_the_hub_and_a_rerun_reuses_it(tmp_path: Path) -> None:
     cli = Cli(tmp_path)
 
-    first = cli.ok("demo", str(tmp_path / "demo"))
+    first = cli.ok("demo", str(tmp_path / "demo"), "--no-dashboard", "--cycles", "1")
 
-    repo = tmp_path / "demo" / "shop-api"
-    graph = repo / ".workgraph" / "graph.jsonl"
-    assert f"Created a demo repository in {repo}" in first.stdout
-    assert git(repo, "log", "--oneline").strip()  # a real repository with a commit
-    assert graph.is_file()
-    built = graph.read_bytes()
+    root = tmp_path / "demo"
+    assert "Created the demo ecosystem" in first.stdout
+    for name in REPOS:
+        assert git(root / name, "log", "--oneline").strip()
+        assert (root / name / ".workgraph" / "graph.jsonl").is_file()
+    assert (root / "ecosystem.toml").is_file()
+    assert (root / ".speedrift-hub" / "ledger" / "cycles.jsonl").is_file()
+    built = (root / "billing" / ".workgraph" / "graph.jsonl").read_bytes()
 
-    second = cli.ok("demo", str(tmp_path / "demo"))
+    second = cli.ok("demo", str(root), "--no-dashboard", "--cycles", "1")
 
-    assert f"Reusing the demo in {repo}" in second.stdout
-    assert "Created" not in second.stdout
-    assert graph.read_bytes() == built
+    assert "Reusing the demo ecosystem" in second.stdout
+    assert (root / "billing" / ".workgraph" / "graph.jsonl").read_bytes() == built
+    cycles = Cli(root).json("ledger", "show", "--json", "--last", "10")
+    assert len([r for r in cycles if r.get("cycle_id")]) == 2
 
 
-def test_the_demo_graph_answers_the_commands_it_suggests(tmp_path: Path) -> None:
-    Cli(tmp_path).ok("demo", str(tmp_path))
-    cli = Cli(tmp_path / "shop-api")
+def test_the_demo_repos_answer_the_graph_commands(tmp_path: Path) -> None:
+    Cli(tmp_path).ok("demo", str(tmp_path), "--no-dashboard", "--cycles", "1")
+    billing = Cli(tmp_path / "billing")
 
-    ready = [row["id"] for row in cli.json("ready")]
-    chain = cli.json("why-blocked", "release")
+    ready = [row["id"] for row in billing.json("ready")]
+    chain = Cli(tmp_path / "search").json("why-blocked", "ranking")
 
-    assert ready and "release" not in ready
-    assert chain["id"] == "release"
-    assert chain["blocked_by"]
+    assert "invoice-numbers" in ready and "statements" not in ready
+    assert any(node["status"] == "missing" for node in chain["blocked_by"])

@@ -1,0 +1,222 @@
+"""`speedrift hub up|once|status|stop|approve`, `speedrift mode`, `speedrift ledger show|tail`."""
+
+from __future__ import annotations
+
+import sys
+from argparse import Namespace
+from pathlib import Path
+from typing import Any
+
+from speedrift.cli.base import actor_name, parse_duration
+from speedrift.cli.output import emit_json, say, table
+from speedrift.control import hubdir
+from speedrift.errors import UsageError
+
+
+def ecosystem_path(args: Namespace) -> Path:
+    explicit = getattr(args, "ecosystem", None)
+    return hubdir.find_ecosystem(Path(explicit) if explicit else None, Path.cwd())
+
+
+def up(args: Namespace) -> int:
+    from speedrift.control.daemon import HubOptions, run_hub, start_detached
+
+    path = ecosystem_path(args)
+    if args.interval <= 0:
+        raise UsageError("--interval must be positive", hint="e.g. --interval 30")
+    if args.detach:
+        argv = [sys.executable, "-m", "speedrift", "hub", "up", "--ecosystem", str(path)]
+        argv += ["--interval", str(args.interval), "--host", args.host, "--port", str(args.port)]
+        if args.no_dashboard:
+            argv.append("--no-dashboard")
+        if args.cycles is not None:
+            argv += ["--cycles", str(args.cycles)]
+        pid = start_detached(path, argv)
+        say(f"Hub started (pid {pid}); log: {hubdir.hub_dir(path) / 'logs' / 'hub.log'}")
+        if not args.no_dashboard:
+            say(f"Dashboard: {dashboard_url(path, args.host, args.port)}")
+        return 0
+    options = HubOptions(
+        interval=args.interval,
+        host=args.host,
+        port=args.port,
+        dashboard=not args.no_dashboard,
+        max_cycles=args.cycles,
+    )
+    if options.dashboard:
+        say(f"Dashboard: {dashboard_url(path, args.host, args.port)}")
+    run_hub(path, options, on_cycle=_print_cycle_line)
+    return 0
+
+
+def dashboard_url(path: Path, host: str, port: int) -> str:
+    token = hubdir.ensure_token(hubdir.hub_dir(path))
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104 - we only print it
+    return f"http://{shown}:{port}/#token={token}"
+
+
+def _print_cycle_line(record: dict[str, Any]) -> None:
+    tiers: dict[str, int] = {}
+    for repo in record.get("repos", []):
+        tiers[repo["tier"]] = tiers.get(repo["tier"], 0) + 1
+    executed = len(record.get("executed", []))
+    skipped = len(record.get("skipped", []))
+    mode = "observe (plan_only)" if record.get("plan_only") else "execute"
+    say(
+        f"{record['generated_at']} {record['cycle_id']} {mode}: "
+        + ", ".join(f"{n} {tier}" for tier, n in sorted(tiers.items()))
+        + f"; {len(record.get('planned', []))} planned, {executed} executed, {skipped} held back"
+    )
+
+
+def once(args: Namespace) -> int:
+    from speedrift.control.cycle import run_once
+
+    record = run_once(ecosystem_path(args), execute_actions=not args.plan)
+    if args.as_json:
+        emit_json(record)
+        return 0
+    render_cycle(record)
+    return 0
+
+
+def render_cycle(record: dict[str, Any]) -> None:
+    say(record.get("narrative") or "")
+    rows = [
+        (
+            r["name"],
+            r["score"],
+            r["tier"],
+            r["trend"],
+            r.get("stall") or (r["reasons"][0]["text"] if r["reasons"] else ""),
+        )
+        for r in record.get("repos", [])
+    ]
+    table(f"cycle {record['cycle_id']}", ["repo", "score", "tier", "trend", "why"], rows)
+    metrics = record.get("metrics", {})
+    table(
+        "metrics",
+        ["metric", "value", "tier", "trend"],
+        [(m["label"], m["value"], m["tier"], m["trend"]) for m in metrics.values()],
+    )
+    executed = record.get("executed", [])
+    if executed:
+        table(
+            "executed",
+            ["action", "status", "detail"],
+            [(o["action_id"], o["status"], o["detail"]) for o in executed],
+        )
+    skipped = record.get("skipped", [])
+    if skipped:
+        table(
+            "held back",
+            ["action", "rule", "reason"],
+            [(s["action"]["id"], s["rule"], s["reason"]) for s in skipped[:30]],
+        )
+
+
+def status(args: Namespace) -> int:
+    from speedrift.control.daemon import running_hub
+    from speedrift.register.ledger import Ledger
+
+    path = ecosystem_path(args)
+    hub = hubdir.hub_dir(path)
+    pid = running_hub(hub)
+    last = [r for r in Ledger(hub).read(last=5) if r.get("cycle_id")]
+    latest = last[-1] if last else None
+    report = {
+        "ecosystem": str(path),
+        "hub_dir": str(hub),
+        "running": pid is not None,
+        "pid": pid,
+        "last_cycle": None
+        if latest is None
+        else {
+            "cycle_id": latest["cycle_id"],
+            "generated_at": latest["generated_at"],
+            "plan_only": latest["plan_only"],
+            "narrative": latest.get("narrative"),
+        },
+    }
+    if getattr(args, "as_json", False):
+        emit_json(report, pretty=True)
+        return 0
+    say(f"Hub for {path}: " + (f"running (pid {pid})" if pid else "stopped"))
+    if latest:
+        say(f"Last cycle {latest['cycle_id']} at {latest['generated_at']}: {latest.get('narrative', '')}")
+    else:
+        say("No cycle recorded yet: run `speedrift hub once` or `speedrift hub up`.")
+    return 0
+
+
+def stop(args: Namespace) -> int:
+    from speedrift.control.daemon import stop_hub
+
+    pid = stop_hub(hubdir.hub_dir(ecosystem_path(args)), timeout=args.timeout)
+    say("No hub is running." if pid is None else f"Hub stopped (pid {pid}).")
+    return 0
+
+
+def approve(args: Namespace) -> int:
+    from speedrift.control.operator import approve_action
+
+    result = approve_action(ecosystem_path(args), args.action_id, actor_name(), source="cli")
+    if args.as_json:
+        emit_json(result)
+    else:
+        say(f"Approved {args.action_id}: the next cycle runs it on your authority.")
+    return 0
+
+
+def mode(args: Namespace) -> int:
+    from speedrift.control.operator import set_mode
+
+    ttl = parse_duration(args.lease_ttl) if args.lease_ttl else None
+    result = set_mode(
+        ecosystem_path(args),
+        args.repo,
+        args.mode,
+        lease_ttl=ttl,
+        owner=args.owner,
+        actor=actor_name(),
+        source="cli",
+        reason=args.reason,
+    )
+    if args.as_json:
+        emit_json(result)
+    else:
+        lease = result.get("lease_expires_at") or "no expiry"
+        say(f"{args.repo}: mode {args.mode}, lease held by {result.get('lease_owner')} ({lease}).")
+    return 0
+
+
+def ledger_show(args: Namespace) -> int:
+    from speedrift.register.ledger import Ledger
+
+    records = Ledger(hubdir.hub_dir(ecosystem_path(args))).read(last=getattr(args, "last", 5))
+    if getattr(args, "as_json", False):
+        emit_json(records)
+        return 0
+    for record in records:
+        _print_record(record)
+    if not records:
+        say("The ledger is empty: no cycle has run yet.")
+    return 0
+
+
+def _print_record(record: dict[str, Any]) -> None:
+    if record.get("cycle_id"):
+        _print_cycle_line(record)
+    else:
+        say(f"{record.get('generated_at', '')} {record.get('kind', 'entry')}: {record.get('detail', '')}")
+
+
+def ledger_tail(args: Namespace) -> int:
+    from speedrift.register.ledger import Ledger
+
+    for record in Ledger(hubdir.hub_dir(ecosystem_path(args))).tail(follow=args.follow, last=10):
+        if args.as_json:
+            emit_json(record)
+        else:
+            _print_record(record)
+    return 0

@@ -1,0 +1,262 @@
+"""One control cycle: observe -> prioritize -> plan -> (policy) -> execute -> record.
+
+The stages are the pure core (score, metrics, edges, plan, policy, narrative) between two thin
+edges (the observer, the handlers); this module only wires them and keeps the state one cycle
+hands to the next (previous health and metrics for trends, the observer's incremental cache).
+
+Restart safety: every action is written to the register as *started* before its handler runs
+and *finished* after. A hub killed in between leaves a started row; the next :class:`Hub`
+marks it ``interrupted`` and records that in a ledger entry before its first cycle, so nothing
+is lost, and the policy's dedup/cooldown (fed by the register) keeps it from running twice.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from speedrift.control import hubdir
+from speedrift.control.edges import repo_edges
+from speedrift.control.handlers import HandlerContext, execute
+from speedrift.control.metrics import ecosystem_metrics
+from speedrift.control.model import (
+    Action,
+    CycleRecord,
+    Metric,
+    Outcome,
+    Plan,
+    RepoHealth,
+    RepoReport,
+    RepoSnapshot,
+    Skipped,
+)
+from speedrift.control.narrative import narrate
+from speedrift.control.observe import Observer
+from speedrift.control.plan import plan_actions
+from speedrift.control.policy import apply_policy, cut_after_hard_stop
+from speedrift.control.registry import Ecosystem, load_ecosystem
+from speedrift.control.score import score_repo
+from speedrift.control.serialize import cycle_to_dict
+from speedrift.graph.model import now_utc
+from speedrift.register.ledger import Ledger
+from speedrift.register.sqlite import Register
+
+HISTORY_WINDOW = timedelta(hours=24)
+# a failed dispatch says little about the repo (the next cycle re-observes); every other failed
+# action means a verification failed, and the cycle stops there
+HARD_STOP_EXEMPT = frozenset({"dispatch_ready"})
+
+
+def new_cycle_id(now: datetime) -> str:
+    return f"c-{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
+
+
+class Hub:
+    """The control plane's state across cycles for one ecosystem.toml."""
+
+    def __init__(
+        self,
+        ecosystem_path: Path,
+        *,
+        clock: Callable[[], datetime] = now_utc,
+        speedrift_argv: list[str] | None = None,
+    ) -> None:
+        self.ecosystem_path = ecosystem_path.resolve()
+        self.ecosystem: Ecosystem = load_ecosystem(self.ecosystem_path)
+        self.hub = hubdir.hub_dir(self.ecosystem_path)
+        self.clock = clock
+        self.speedrift_argv = speedrift_argv or [sys.executable, "-m", "speedrift"]
+        self.register = Register.open(self.hub, url=self.ecosystem.register_url)
+        self.ledger = Ledger(self.hub)
+        self.observer = Observer(self.ecosystem)
+        self.previous: CycleRecord | None = None
+        self.previous_health: dict[str, RepoHealth] = {}
+        self.previous_metrics: dict[str, Metric] | None = None
+        self._approved_by: dict[str, str] = {}  # this cycle's approved action ids -> approver
+        self._recover_interrupted()
+
+    # ------------------------------------------------------------------ restart safety
+
+    def _recover_interrupted(self) -> None:
+        interrupted = self.register.interrupted_actions()
+        if not interrupted:
+            return
+        now = self.clock()
+        self.register.mark_interrupted([row["action_id"] for row in interrupted], now)
+        self.ledger.append(
+            {
+                "kind": "recovery",
+                "generated_at": now,
+                "interrupted": interrupted,
+                "detail": "the hub stopped while these actions ran; marked interrupted, not retried "
+                "before their cooldown",
+            }
+        )
+
+    def reload(self) -> None:
+        """Re-read ecosystem.toml (between cycles) and keep the observer's cache when repos are unchanged."""
+        fresh = load_ecosystem(self.ecosystem_path)
+        if fresh.repos != self.ecosystem.repos:
+            self.observer = Observer(fresh)
+        self.ecosystem = fresh
+
+    # ------------------------------------------------------------------ the cycle
+
+    def cycle(self, *, execute_actions: bool = True) -> CycleRecord:
+        started = time.perf_counter()
+        now = self.clock()
+        cycle_id = new_cycle_id(now)
+        policy = self.ecosystem.policy
+
+        snapshots = self.observer.observe(now)
+        healths = {name: score_repo(s, self.previous_health.get(name), now) for name, s in snapshots.items()}
+        history = self.register.history(now, HISTORY_WINDOW)
+        metrics = ecosystem_metrics(
+            list(snapshots.values()),
+            list(healths.values()),
+            history,
+            self.previous_metrics,
+            len(self.ecosystem.repos),
+            now=now,
+        )
+        edges = repo_edges(self.ecosystem.repos, snapshots)
+        candidates = plan_actions(snapshots, healths, self.ecosystem.repos, now)
+        plan = apply_policy(candidates, policy, snapshots, history, now)
+        self._approved_by = {}
+        plan = self._with_approvals(plan, cycle_id)
+
+        outcomes: list[Outcome] = []
+        skipped = list(plan.skipped)
+        if execute_actions:
+            outcomes, stopped = self._execute(plan.allowed, cycle_id, snapshots)
+            skipped.extend(stopped)
+        else:
+            skipped.extend(
+                Skipped(a, "plan_only", "hub once --plan: nothing is executed") for a in plan.allowed
+            )
+
+        reports = tuple(
+            RepoReport(
+                name=h.name,
+                score=h.score,
+                tier=h.tier,
+                trend=h.trend,
+                delta=h.delta,
+                reasons=h.reasons,
+                activity=h.activity,
+                stall=h.stall,
+                snapshot=snapshots[h.name],
+            )
+            for h in sorted(healths.values(), key=lambda h: (h.score, h.name))
+        )
+        executed_plan = Plan(allowed=plan.allowed, skipped=tuple(skipped))
+        record = CycleRecord(
+            cycle_id=cycle_id,
+            generated_at=now,
+            finished_at=self.clock(),
+            plan_only=policy.plan_only,
+            ecosystem=str(self.ecosystem_path),
+            repos=reports,
+            metrics=metrics,
+            edges=edges,
+            planned=tuple(candidates),
+            skipped=executed_plan.skipped,
+            executed=tuple(outcomes),
+            hints=_hints(executed_plan, outcomes, healths),
+            inputs={
+                "repos_total": len(self.ecosystem.repos),
+                "observed": sum(1 for s in snapshots.values() if not s.reused),
+                "reused": sum(1 for s in snapshots.values() if s.reused),
+                "errors": sum(1 for s in snapshots.values() if s.errors),
+                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+            },
+            narrative=narrate(list(healths.values()), metrics, self.previous_health, executed_plan),
+        )
+        as_dict = cycle_to_dict(record)
+        self.ledger.append(as_dict)
+        self.register.record_cycle(as_dict)
+        self.previous = record
+        self.previous_health = healths
+        self.previous_metrics = metrics
+        return record
+
+    def _with_approvals(self, plan: Plan, cycle_id: str) -> Plan:
+        """An operator's approval carries the operator's authority: the approved action runs even when
+        plan_only, mode or budget held it back — but never past the handlers' own refusals."""
+        approvers = self.register.pending_approvers()
+        approved = set(approvers)
+        if not approved:
+            return plan
+        promoted = [s.action for s in plan.skipped if s.action.id in approved]
+        if not promoted:
+            return plan
+        for action in promoted:
+            self.register.consume_approval(action.id, cycle_id)
+            self._approved_by[action.id] = approvers[action.id]
+        keep = tuple(s for s in plan.skipped if s.action.id not in approved)
+        return Plan(allowed=tuple(promoted) + plan.allowed, skipped=keep)
+
+    def _execute(
+        self, allowed: tuple[Action, ...], cycle_id: str, snapshots: dict[str, RepoSnapshot]
+    ) -> tuple[list[Outcome], list[Skipped]]:
+        outcomes: list[Outcome] = []
+        by_name = {entry.name: entry for entry in self.ecosystem.repos}
+        for index, action in enumerate(allowed):
+            entry = by_name.get(action.repo)
+            if entry is None:
+                continue
+            started_at = self.clock()
+            self.register.action_started(action, cycle_id, started_at)
+            context = HandlerContext(
+                repo=entry.path,
+                entry=entry,
+                now=self.clock,
+                speedrift_argv=self.speedrift_argv,
+                log_dir=self.hub / "logs",
+                cycle_id=cycle_id,
+                approved_by=self._approved_by.get(action.id),
+            )
+            outcome = execute(action, context)
+            self.register.action_finished(outcome)
+            outcomes.append(outcome)
+            if (
+                outcome.status == "failed"
+                and self.ecosystem.policy.hard_stop_on_failed_verification
+                and action.kind not in HARD_STOP_EXEMPT
+            ):
+                return outcomes, cut_after_hard_stop(allowed[index + 1 :], action)
+        return outcomes, []
+
+
+def _hints(plan: Plan, outcomes: list[Outcome], healths: dict[str, RepoHealth]) -> tuple[str, ...]:
+    hints: list[str] = []
+    rules: dict[str, int] = {}
+    for skipped in plan.skipped:
+        rules[skipped.rule] = rules.get(skipped.rule, 0) + 1
+    if rules.get("plan_only"):
+        hints.append(
+            f"{rules['plan_only']} action(s) held by plan_only; set [policy] plan_only = false to execute"
+        )
+    if rules.get("lease"):
+        hints.append(
+            f"{rules['lease']} action(s) held by an expired or missing lease: renew with `speedrift mode`"
+        )
+    for outcome in outcomes:
+        if outcome.status in ("failed", "refused"):
+            hints.append(f"{outcome.action_id} {outcome.status}: {outcome.detail}")
+    worst = sorted(healths.values(), key=lambda h: h.score)[:1]
+    for health in worst:
+        if health.tier != "healthy":
+            hints.append(f"look at {health.name} first: {health.stall or health.reasons[0].text}")
+    return tuple(hints)
+
+
+def run_once(ecosystem_path: Path, *, execute_actions: bool = True) -> dict[str, Any]:
+    """`speedrift hub once`: one cycle, recorded, returned as the ledger's dict."""
+    hub = Hub(ecosystem_path)
+    return cycle_to_dict(hub.cycle(execute_actions=execute_actions))

@@ -1,0 +1,206 @@
+"""`speedrift hub up`: run cycles forever (every interval, sooner when a repo changes) with the
+dashboard in the same process.
+
+One hub per ecosystem: ``hub.pid`` is flocked for the daemon's lifetime, so a second `hub up`
+is refused and `hub status` can tell a live hub from a stale pid file. SIGTERM/SIGINT finish the
+running cycle and stop; SIGKILL is survivable (see control/cycle.py, restart safety).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from speedrift.control import hubdir
+from speedrift.control.cycle import Hub
+from speedrift.control.registry import Ecosystem
+from speedrift.control.serialize import cycle_to_dict
+from speedrift.errors import Refused, SpeedriftError
+from speedrift.procs import pid_alive
+
+WAKE_POLL_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class HubOptions:
+    interval: float = 30.0
+    host: str = "127.0.0.1"
+    port: int = 8777
+    dashboard: bool = True
+    max_cycles: int | None = None  # for tests and the demo's bounded runs
+
+
+def pid_path(hub: Path) -> Path:
+    return hub / "hub.pid"
+
+
+def running_hub(hub: Path) -> int | None:
+    """The live hub's pid, judged by its flock (a stale pid file proves nothing)."""
+    path = pid_path(hub)
+    if not path.exists():
+        return None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        text = path.read_text().strip()
+        return int(text) if text.isdigit() else None
+    finally:
+        os.close(fd)
+    return None
+
+
+class _PidLock:
+    def __init__(self, hub: Path) -> None:
+        self.path = pid_path(hub)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self.fd)
+            pid = self.path.read_text().strip()
+            raise Refused(
+                f"a hub is already running for this ecosystem (pid {pid}, {self.path}); "
+                "stop it with `speedrift hub stop`"
+            ) from None
+        os.ftruncate(self.fd, 0)
+        os.write(self.fd, f"{os.getpid()}\n".encode())
+        os.fsync(self.fd)
+
+    def release(self) -> None:
+        os.ftruncate(self.fd, 0)
+        os.close(self.fd)
+
+
+def change_signature(ecosystem: Ecosystem) -> tuple[float, ...]:
+    """Cheap stat-only signature of what makes a repo worth a sooner cycle (graph, HEAD, index, service)."""
+    marks: list[float] = []
+    for entry in ecosystem.repos:
+        for rel in (
+            ".workgraph/graph.jsonl",
+            ".wg/graph.jsonl",
+            ".git/HEAD",
+            ".git/index",
+            ".speedrift/service/heartbeat.json",
+            ".speedrift/control.json",
+        ):
+            try:
+                marks.append(os.stat(entry.path / rel).st_mtime)
+            except OSError:
+                marks.append(0.0)
+    try:
+        marks.append(os.stat(ecosystem.path).st_mtime)
+    except OSError:
+        marks.append(0.0)
+    return tuple(marks)
+
+
+def run_hub(
+    ecosystem_path: Path,
+    options: HubOptions,
+    *,
+    on_cycle: Callable[[dict[str, Any]], None] | None = None,
+    stop: threading.Event | None = None,
+) -> int:
+    """Run the hub in the foreground until stopped. Returns the number of cycles run."""
+    stop = stop or threading.Event()
+    hub = Hub(ecosystem_path)
+    lock = _PidLock(hub.hub)
+    server = None
+    publish: Callable[[dict[str, Any]], object] | None = None
+    if options.dashboard:
+        from speedrift.web.server import start_in_thread
+
+        server, state = start_in_thread(hub.ecosystem_path, options.host, options.port)
+        publish = state.publish_cycle
+
+    def _stop(signum: int, frame: object) -> None:
+        stop.set()
+
+    previous_handlers = (
+        {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        if threading.current_thread() is threading.main_thread()
+        else {}
+    )
+    cycles = 0
+    try:
+        while not stop.is_set():
+            try:
+                hub.reload()
+                record = cycle_to_dict(hub.cycle())
+            except SpeedriftError as error:  # a broken ecosystem.toml edit: say so, keep serving
+                print(f"speedrift hub: cycle skipped: {error.message}", file=sys.stderr, flush=True)
+                record = None
+            cycles += 1
+            if record is not None:
+                if publish is not None:
+                    publish(record)
+                if on_cycle is not None:
+                    on_cycle(record)
+            if options.max_cycles is not None and cycles >= options.max_cycles:
+                break
+            _wait(hub.ecosystem, options.interval, stop)
+    finally:
+        if server is not None:
+            server.should_exit = True
+        for sig, handler in previous_handlers.items():
+            signal.signal(sig, handler)
+        lock.release()
+    return cycles
+
+
+def _wait(ecosystem: Ecosystem, interval: float, stop: threading.Event) -> None:
+    """Sleep until the interval passes, a repo changes, or we are stopped."""
+    deadline = time.monotonic() + interval
+    before = change_signature(ecosystem)
+    while not stop.is_set():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        if stop.wait(min(WAKE_POLL_SECONDS, remaining)):
+            return
+        if change_signature(ecosystem) != before:
+            return
+
+
+def start_detached(ecosystem_path: Path, argv: list[str], timeout: float = 30.0) -> int:
+    """Start `hub up` in its own session, output to the hub's log; return its pid once it holds the lock."""
+    hub = hubdir.hub_dir(ecosystem_path)
+    if (pid := running_hub(hub)) is not None:
+        raise Refused(f"a hub is already running for {ecosystem_path} (pid {pid})")
+    logs = hub / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    with open(logs / "hub.log", "ab") as log:
+        child = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if running_hub(hub) == child.pid:
+            return child.pid
+        if child.poll() is not None:
+            raise SpeedriftError(f"the hub exited at start (code {child.returncode}); see {logs / 'hub.log'}")
+        time.sleep(0.1)
+    raise SpeedriftError(f"the hub did not start within {timeout:.0f}s; see {logs / 'hub.log'}")
+
+
+def stop_hub(hub: Path, timeout: float = 30.0) -> int | None:
+    pid = running_hub(hub)
+    if pid is None:
+        return None
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if running_hub(hub) is None or not pid_alive(pid):
+            return pid
+        time.sleep(0.1)
+    raise SpeedriftError(f"the hub (pid {pid}) did not stop within {timeout:.0f}s")

@@ -1,0 +1,202 @@
+"""What every hub handler is given and gives back, and the few file helpers they share.
+
+A handler gets a :class:`HandlerContext` (the repo, its registry entry, the clock, how to start
+speedrift itself) and returns a :class:`HandlerResult`; ``handlers.execute`` turns that into the
+ledger's :class:`~speedrift.control.model.Outcome`. Everything a handler writes in a repo lives
+under ``.speedrift/``, which is git-excluded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from speedrift.control.authority import HubGit
+from speedrift.control.model import ControlState, OutcomeStatus, RepoEntry
+from speedrift.graph.model import now_utc
+from speedrift.graph.store import GRAPH_DIR_NAMES, GRAPH_FILE, GraphStore
+from speedrift.repo.worktrees import STATE_DIR
+
+
+def _read_control(repo: Path) -> ControlState:
+    from speedrift.control.controlfile import read_control
+
+    return read_control(repo)
+
+
+@dataclass(frozen=True)
+class HandlerContext:
+    repo: Path
+    entry: RepoEntry
+    now: Callable[[], datetime] = now_utc
+    speedrift_argv: Sequence[str] = (sys.executable, "-m", "speedrift")
+    log_dir: Path | None = None  # for detached processes' output; default <repo>/.speedrift/logs
+    read_control: Callable[[Path], ControlState] = _read_control
+    cycle_id: str | None = None
+    env: Mapping[str, str] | None = None  # for the processes handlers start; default os.environ
+    timeout_s: float = 60.0  # git calls, service start
+    scan_timeout_s: float = 900.0  # a whole gate scan
+    # An operator's approval (`hub approve`) carries that operator's authority: the mode/lease
+    # check is theirs, and processes start without --hub. The git contract still holds.
+    approved_by: str | None = None
+
+    def git(self) -> HubGit:
+        return HubGit(self.repo, timeout=self.timeout_s)
+
+    def process_env(self) -> dict[str, str]:
+        env = dict(self.env if self.env is not None else os.environ)
+        env.pop("WG_DIR", None)  # every command gets --dir; an inherited WG_DIR must not redirect it
+        return env
+
+    def logs(self) -> Path:
+        folder = self.log_dir or self.repo / STATE_DIR / "logs"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+
+@dataclass(frozen=True)
+class HandlerResult:
+    status: OutcomeStatus
+    detail: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+class HandlerFailed(Exception):
+    """A handler could not do its job (not a refusal): becomes a ``failed`` outcome."""
+
+    def __init__(self, detail: str, **evidence: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.evidence = evidence
+
+
+def graph_store(repo: Path) -> GraphStore:
+    """The repo's own graph (never $WG_DIR, never a parent directory's)."""
+    for name in GRAPH_DIR_NAMES:
+        if (repo / name / GRAPH_FILE).is_file():
+            return GraphStore(repo / name)
+    raise HandlerFailed(f"{repo} has no .wg/ or .workgraph/ task graph", rule="no_graph")
+
+
+def state_path(repo: Path, *parts: str) -> Path:
+    folder = repo.joinpath(STATE_DIR, *parts)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def stamp(moment: datetime) -> str:
+    """A filename-safe UTC timestamp, fixed width so names sort in time order: 20261120T120000.000000Z."""
+    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+
+
+def fresh_path(folder: Path, stem: str, suffix: str) -> Path:
+    """``folder/stem.suffix``, or ``stem-2.suffix`` … when that name is taken (never overwrite)."""
+    candidate = folder / f"{stem}{suffix}"
+    number = 2
+    while candidate.exists():
+        candidate = folder / f"{stem}-{number}{suffix}"
+        number += 1
+    return candidate
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """tmp + fsync + rename + fsync of the directory: a reader sees the old file or the new one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def ensure_excluded(hub_git: HubGit) -> None:
+    """Keep ``.speedrift/`` out of git (the handlers' files must never show as a user's changes)."""
+    exclude = Path(hub_git.out("rev-parse", "--git-path", "info/exclude"))
+    if not exclude.is_absolute():
+        exclude = hub_git.repo / exclude
+    pattern = f"{STATE_DIR}/"
+    current = exclude.read_text() if exclude.exists() else ""
+    if pattern in current.splitlines():
+        return
+    exclude.parent.mkdir(parents=True, exist_ok=True)
+    with open(exclude, "a") as handle:
+        handle.write(("" if current.endswith("\n") or not current else "\n") + pattern + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def run_bounded(
+    argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """Run a command in its own process group; past ``timeout`` the whole group is killed."""
+    child = subprocess.Popen(
+        list(argv),
+        cwd=cwd,
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = child.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGKILL)
+        child.communicate()
+        raise HandlerFailed(
+            f"{' '.join(argv[-6:])} timed out after {timeout:g}s", timeout_s=timeout
+        ) from None
+    return subprocess.CompletedProcess(list(argv), child.returncode, out, err)
+
+
+def spawn_detached(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], log: Path) -> int:
+    """Start a process that outlives the hub (own session, output to ``log``). Returns its pid.
+    A thread reaps it, so a finished child never lingers as a zombie that still looks alive."""
+    with open(log, "ab") as out:
+        child = subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    threading.Thread(target=child.wait, name=f"reap-{child.pid}", daemon=True).start()
+    return child.pid
+
+
+def tail(text: str, limit: int = 1500) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else "…" + text[-limit:]
+
+
+def prune(folder: Path, pattern: str, keep: int) -> None:
+    """Retention: keep the ``keep`` newest files matching ``pattern`` (by modification time)."""
+    entries: list[tuple[float, Path]] = []
+    for path in folder.glob(pattern):
+        with contextlib.suppress(OSError):
+            entries.append((path.stat().st_mtime, path))
+    for _mtime, old in sorted(entries, reverse=True)[keep:]:
+        with contextlib.suppress(OSError):
+            old.unlink()

@@ -1,0 +1,221 @@
+"""Handlers that read git (through :class:`HubGit` only): fetch from upstream, write an upstream
+contribution packet, and run the gates on the target branch in a detached scratch worktree.
+
+None of them touches the user's checkout or any branch: ``fetch`` writes remote-tracking refs,
+the packet and the scan results are files under ``.speedrift/``, and the scan's worktree is a
+detached one under ``.speedrift/hub-worktrees/``, removed afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import orjson
+
+from speedrift.control import upstream_packet
+from speedrift.control.authority import HUB_WORKTREES, HubGit
+from speedrift.control.handler_base import (
+    HandlerContext,
+    HandlerFailed,
+    HandlerResult,
+    ensure_excluded,
+    fresh_path,
+    prune,
+    run_bounded,
+    stamp,
+    state_path,
+    tail,
+    write_atomic,
+)
+from speedrift.control.model import Action
+from speedrift.errors import SpeedriftError
+
+DEFAULT_SCAN_DEPTH = 20  # a scan looks at the target branch's last N commits (or all, if fewer)
+MAX_PACKET_COMMITS = 500
+KEEP_FILES = 20  # retention: the newest scan bundles / packets per repo
+
+
+def _ref_arg(value: str, what: str) -> str:
+    """A ref name from the plan is data: one that looks like an option is never passed to git."""
+    if value.startswith("-"):
+        raise HandlerFailed(f"params.{what} {value!r} is not a ref name")
+    return value
+
+
+def _remote_refs(hub_git: HubGit, remote: str) -> dict[str, str]:
+    out = hub_git.out("for-each-ref", "--format=%(refname) %(objectname)", f"refs/remotes/{remote}/")
+    return dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
+
+
+def sync_upstream(action: Action, ctx: HandlerContext) -> HandlerResult:
+    """``git fetch <remote>`` and nothing else: never merges, rebases or pushes."""
+    remote = str(action.params.get("remote") or ctx.entry.upstream_remote or "origin")
+    hub_git = ctx.git()
+    before = _remote_refs(hub_git, remote) if not remote.startswith("-") else {}
+    hub_git.run("fetch", remote, timeout=max(ctx.timeout_s, 120))
+    after = _remote_refs(hub_git, remote)
+    updated = sorted(ref for ref, sha in after.items() if before.get(ref) != sha)
+    return HandlerResult(
+        "succeeded",
+        f"fetched {remote}: {len(updated)} remote-tracking ref(s) updated",
+        {"remote": remote, "updated": updated[:50]},
+    )
+
+
+# ---------------------------------------------------------------- upstream packet
+
+
+def _upstream_of(hub_git: HubGit, ctx: HandlerContext, branch: str, action: Action) -> str:
+    explicit = action.params.get("upstream")
+    if isinstance(explicit, str) and explicit:
+        return _ref_arg(explicit, "upstream")
+    if ctx.entry.upstream_remote:
+        return f"{ctx.entry.upstream_remote}/{ctx.entry.upstream_branch or branch}"
+    done = hub_git.run(
+        "rev-parse", "--abbrev-ref", "--symbolic-full-name", f"{branch}@{{upstream}}", check=False
+    )
+    if done.returncode != 0 or not done.stdout.strip():
+        raise HandlerFailed(
+            f"{branch} has no upstream to compare with; fix: set upstream_remote (and upstream_branch) "
+            f"for {ctx.entry.name} in ecosystem.toml, or give the branch an upstream"
+        )
+    return done.stdout.strip()
+
+
+def prepare_upstream_packet(action: Action, ctx: HandlerContext) -> HandlerResult:
+    """Write ``.speedrift/upstream/<timestamp>.md``; never pushes, never opens a pull request."""
+    hub_git = ctx.git()
+    branch = _ref_arg(str(action.params.get("branch") or ""), "branch")
+    if not branch:
+        done = hub_git.run("symbolic-ref", "--quiet", "--short", "HEAD", check=False)
+        branch = done.stdout.strip() or hub_git.target()
+    upstream = _upstream_of(hub_git, ctx, branch, action)
+    head = hub_git.out("rev-parse", "--verify", f"{branch}^{{commit}}")
+    hub_git.out("rev-parse", "--verify", f"{upstream}^{{commit}}")
+    behind, ahead = (
+        int(n) for n in hub_git.out("rev-list", "--left-right", "--count", f"{upstream}...{branch}").split()
+    )
+    if ahead == 0:
+        return HandlerResult(
+            "skipped", f"{branch} has no commits ahead of {upstream}", {"ahead": 0, "behind": behind}
+        )
+    log = hub_git.out(
+        "log",
+        "--reverse",
+        f"--max-count={MAX_PACKET_COMMITS}",
+        "--format=%H%x1f%an%x1f%s%x1e",
+        f"{upstream}..{branch}",
+    )
+    commits = [
+        upstream_packet.Commit(*fields)
+        for record in log.split("\x1e")
+        if len(fields := record.strip().split("\x1f")) == 3
+    ]
+    files = _changed_files(hub_git, f"{upstream}...{branch}")
+    now = ctx.now()
+    category, text = upstream_packet.render(
+        repo=ctx.entry.name,
+        branch=branch,
+        head=head,
+        upstream=upstream,
+        ahead=ahead,
+        behind=behind,
+        commits=commits,
+        files=files,
+        generated_at=now,
+        cycle_id=ctx.cycle_id,
+    )
+    ensure_excluded(hub_git)
+    folder = state_path(ctx.repo, "upstream")
+    path = fresh_path(folder, stamp(now), ".md")
+    write_atomic(path, text.encode())
+    prune(folder, "*.md", KEEP_FILES)
+    return HandlerResult(
+        "succeeded",
+        f"wrote a {category} packet for {branch} ({ahead} commit(s) ahead of {upstream}) to {path}",
+        {"path": str(path), "category": category, "ahead": ahead, "behind": behind, "branch": branch},
+    )
+
+
+def _changed_files(hub_git: HubGit, span: str) -> list[upstream_packet.FileChange]:
+    out = hub_git.run("diff", "--name-status", "-z", "--no-renames", span).stdout
+    tokens = [t for t in out.split("\0") if t]
+    return [upstream_packet.FileChange(tokens[i], tokens[i + 1]) for i in range(0, len(tokens) - 1, 2)]
+
+
+# ---------------------------------------------------------------- gate scan
+
+
+def run_gate_scan(action: Action, ctx: HandlerContext) -> HandlerResult:
+    """``speedrift gates run --json`` on a detached scratch worktree of the target branch's tip."""
+    hub_git = ctx.git()
+    target = _ref_arg(str(action.params.get("branch") or hub_git.target()), "branch")
+    tip = hub_git.out("rev-parse", "--verify", f"{target}^{{commit}}")
+    base = _scan_base(hub_git, tip, action.params)
+    ensure_excluded(hub_git)
+    now = ctx.now()
+    scratch = fresh_path(state_path(ctx.repo, HUB_WORKTREES), f"scan-{stamp(now)}", "")
+    hub_git.run("worktree", "add", "--detach", "--quiet", str(scratch), tip)
+    try:
+        argv = [*ctx.speedrift_argv, "gates", "run", "--worktree", str(scratch), "--base", base, "--json"]
+        done = run_bounded(argv, cwd=ctx.repo, env=ctx.process_env(), timeout=ctx.scan_timeout_s)
+    finally:
+        with contextlib.suppress(SpeedriftError):
+            hub_git.run("worktree", "remove", "--force", str(scratch), check=False)
+    if done.returncode not in (0, 1):
+        raise HandlerFailed(
+            f"`speedrift gates run` exited {done.returncode}: {tail(done.stderr or done.stdout, 600)}",
+            exit_code=done.returncode,
+        )
+    try:
+        bundle = orjson.loads(done.stdout)
+    except orjson.JSONDecodeError:
+        bundle = None
+    if not isinstance(bundle, dict):
+        raise HandlerFailed(f"`speedrift gates run --json` printed no bundle: {tail(done.stdout, 300)!r}")
+    blocking = _blocking(bundle)
+    bundle["scan"] = {"target": target, "tip": tip, "base": base, "cycle": ctx.cycle_id, "action": action.id}
+    folder = state_path(ctx.repo, "scans")
+    path = fresh_path(folder, stamp(now), ".json")
+    write_atomic(path, orjson.dumps(bundle, option=orjson.OPT_INDENT_2))
+    prune(folder, "*.json", KEEP_FILES)
+    where = f"{target}@{tip[:12]} (since {base[:12]})"
+    detail = (
+        f"gates found blocking results on {where}: {', '.join(blocking)}"
+        if blocking
+        else f"gates passed on {where}"
+    )
+    return HandlerResult(
+        "succeeded", detail, {"bundle": str(path), "passed": not blocking, "blocking": blocking, "tip": tip}
+    )
+
+
+def _scan_base(hub_git: HubGit, tip: str, params: dict[str, Any]) -> str:
+    explicit = params.get("base")
+    if isinstance(explicit, str) and explicit:
+        _ref_arg(explicit, "base")
+        return hub_git.out("rev-parse", "--verify", f"{explicit}^{{commit}}")
+    depth = params.get("depth", DEFAULT_SCAN_DEPTH)
+    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
+        raise HandlerFailed(f"params.depth must be a whole number >= 1, not {depth!r}")
+    done = hub_git.run("rev-parse", "--verify", "--quiet", f"{tip}~{depth}^{{commit}}", check=False)
+    if done.returncode == 0 and done.stdout.strip():
+        return done.stdout.strip()
+    roots = hub_git.out("rev-list", "--max-parents=0", tip).split()
+    return roots[-1] if roots else tip  # fewer than N commits: the whole history since the root
+
+
+def _blocking(bundle: dict[str, Any]) -> list[str]:
+    listed = bundle.get("blocking")
+    if isinstance(listed, list):
+        return [str(name) for name in listed]
+    results = bundle.get("results")
+    blocked: list[str] = []
+    for result in results if isinstance(results, list) else []:
+        if isinstance(result, dict):
+            required = bool(result.get("required"))
+            status = result.get("status")
+            if status == "fail" or (required and status in ("warn", "skipped")):
+                blocked.append(str(result.get("gate")))
+    return blocked

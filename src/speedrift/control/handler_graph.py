@@ -1,0 +1,207 @@
+"""Handlers that write to a repo's task graph: corrective tasks (the loopback), dependency repairs
+(delegated to a corrective task), and reopening tasks whose claimant died.
+
+Every write goes through :meth:`GraphStore.mutate` (lock, reload, build, atomic write), and each
+build decides from the graph it reloaded under the lock — so two hubs, or a hub and a service,
+never double-write. The hub never edits another task's dependencies: a broken chain becomes a
+task describing it, for an agent or a human to fix.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from speedrift.control.handler_base import HandlerContext, HandlerResult, graph_store
+from speedrift.control.model import Action
+from speedrift.control.plan import corrective_id
+from speedrift.graph import ids, ops
+from speedrift.graph.codec import Graph
+from speedrift.graph.model import FAILED, IN_PROGRESS, after_of, parse_time, speedrift_data, status_of
+from speedrift.procs import pid_alive
+from speedrift.repo import worktrees
+
+HUB_ACTOR = "speedrift-hub"
+CORRECTIVE_TAGS = ("speedrift", "corrective")
+MAX_LISTED = 20
+MAX_TITLE = 200
+CORRECTIVE_PREFIX = "speedrift-fix-"
+
+
+# ---------------------------------------------------------------- corrective tasks
+
+
+def _corrective_kind(action: Action, default: str) -> str:
+    kind = action.params.get("corrective_kind") or action.params.get("kind") or default
+    return str(kind)
+
+
+def _corrective_task_id(action: Action, kind: str) -> str:
+    """The plan names the task (``subject``, deterministic); without one, derive it the same way."""
+    if action.subject and action.subject.startswith(CORRECTIVE_PREFIX):
+        return action.subject
+    return corrective_id(kind, action.subject or action.repo)
+
+
+def corrective_description(action: Action, cycle_id: str | None, kind: str, facts: Sequence[str] = ()) -> str:
+    lines = [
+        "Corrective task emitted by the speedrift hub.",
+        "",
+        f"Cycle: {cycle_id or 'n/a'}",
+        f"Action: {action.id}",
+        f"Kind: {kind}",
+        f"Priority: {action.priority}",
+        f"Reason: {action.reason}",
+    ]
+    tasks = action.params.get("tasks")
+    if isinstance(tasks, list | tuple) and tasks:
+        lines.append(f"Tasks: {', '.join(str(t) for t in tasks[:MAX_LISTED])}")
+    if facts:
+        lines += ["", "What the hub saw:", *(f"- {fact}" for fact in facts)]
+    for runtime in ("claude", "codex"):
+        prompt = action.prompts.get(runtime)
+        if prompt:
+            lines += ["", f"## Prompt for {runtime.capitalize()}", "", prompt]
+    return "\n".join(lines)
+
+
+def write_corrective(
+    ctx: HandlerContext, action: Action, task_id: str, kind: str, title: str, description: str
+) -> bool:
+    """Add the task unless its id exists (in any status). Returns True when it was created."""
+    ids.validate_id(task_id)
+    one_line = " ".join(title.split())
+    spec = ops.NewTask(
+        one_line if len(one_line) <= MAX_TITLE else one_line[: MAX_TITLE - 1] + "…",
+        task_id=task_id,
+        description=description,
+        tags=[*CORRECTIVE_TAGS, kind],
+    )
+
+    def build(graph: Graph, now: datetime) -> ops.Mutation:
+        if task_id in graph.tasks:
+            return ops.Mutation()  # idempotent: the loopback never duplicates a task
+        return ops.add_task(graph, spec, now=now, actor=HUB_ACTOR)
+
+    created = graph_store(ctx.repo).mutate(build, actor=HUB_ACTOR, now=ctx.now())
+    return bool(created.tasks)
+
+
+def emit_corrective_task(action: Action, ctx: HandlerContext) -> HandlerResult:
+    kind = _corrective_kind(action, action.kind)
+    task_id = _corrective_task_id(action, kind)
+    title = str(action.params.get("title") or f"speedrift: {action.reason}")
+    created = write_corrective(
+        ctx, action, task_id, kind, title, corrective_description(action, ctx.cycle_id, kind)
+    )
+    if not created:
+        return HandlerResult("succeeded", f"existing: {task_id} is already in the graph", {"task": task_id})
+    return HandlerResult(
+        "succeeded", f"created corrective task {task_id}", {"task": task_id, "created": True}
+    )
+
+
+def repair_dependencies(action: Action, ctx: HandlerContext) -> HandlerResult:
+    """Delegated: a corrective task lists the missing and failed blockers; no dependency is edited."""
+    # the whole graph is looked at again: what is broken may have changed since the plan was made
+    missing, failed = broken_blockers(graph_store(ctx.repo).load(), None)
+    if not missing and not failed:
+        return HandlerResult("skipped", "no missing or failed blockers any more; nothing to repair")
+    facts = [f"{task} waits on {blocker}, which does not exist" for task, blocker in missing]
+    facts += [f"{task} waits on {blocker}, which failed" for task, blocker in failed]
+    kind = _corrective_kind(action, "dependencies")
+    task_id = _corrective_task_id(action, kind)
+    title = str(
+        action.params.get("title")
+        or f"Repair the dependency chain ({len(missing)} missing, {len(failed)} failed blocker(s))"
+    )
+    description = corrective_description(action, ctx.cycle_id, kind, facts[:MAX_LISTED])
+    created = write_corrective(ctx, action, task_id, kind, title, description)
+    state = "created" if created else "existing"
+    return HandlerResult(
+        "delegated",
+        f"delegated to corrective task {task_id} ({state})",
+        {"task": task_id, "created": created, "missing": missing[:MAX_LISTED], "failed": failed[:MAX_LISTED]},
+    )
+
+
+def broken_blockers(
+    graph: Graph, scope: Sequence[str] | None
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(task, blocker) pairs of unfinished tasks whose blocker is missing, and those whose blocker failed."""
+    missing: list[tuple[str, str]] = []
+    failed: list[tuple[str, str]] = []
+    for task_id, task in graph.tasks.items():
+        if scope is not None and task_id not in scope:
+            continue
+        if status_of(task) in ("done", "abandoned"):
+            continue
+        for blocker in after_of(task):
+            if ":" in blocker:  # a peer reference (wg's repo:task): not this graph's to judge
+                continue
+            found = graph.tasks.get(blocker)
+            if found is None:
+                missing.append((task_id, blocker))
+            elif status_of(found) == FAILED:
+                failed.append((task_id, blocker))
+    return missing, failed
+
+
+# ---------------------------------------------------------------- in-progress verification
+
+
+def verify_in_progress(action: Action, ctx: HandlerContext) -> HandlerResult:
+    """Reopen tasks claimed by a local process that is gone; report live claims, change nothing else."""
+    wanted = action.params.get("tasks")
+    scope = set(wanted) if isinstance(wanted, list | tuple) and wanted else None
+    host = socket.gethostname()
+    # a claim whose attempt died mid-landing is the service's to recover (its work may have landed)
+    landing = {
+        m.task_id for m in worktrees.read_manifests(ctx.repo) if m.state in ("landing", "merge-pending")
+    }
+    report: dict[str, list[Any]] = {"reopened": [], "alive": [], "unverifiable": [], "left_for_recovery": []}
+
+    def build(graph: Graph, now: datetime) -> ops.Mutation:
+        for key in report:
+            report[key].clear()  # mutate may rebuild: report only the last, applied build
+        mutation = ops.Mutation()
+        for task_id, task in graph.tasks.items():
+            if (scope is not None and task_id not in scope) or status_of(task) != IN_PROGRESS:
+                continue
+            worker = speedrift_data(task).get("worker")
+            pid = worker.get("pid") if isinstance(worker, dict) else None
+            if not isinstance(worker, dict) or worker.get("host") != host or not isinstance(pid, int):
+                report["unverifiable"].append(task_id)  # claimed by a person, or on another machine
+                continue
+            if pid_alive(pid):
+                started = parse_time(task.get("started_at"))
+                age = round((now - started).total_seconds()) if started else None
+                report["alive"].append({"task": task_id, "pid": pid, "age_s": age})
+                continue
+            if task_id in landing:
+                report["left_for_recovery"].append(task_id)
+                continue
+            reopened = ops.unclaim(graph, task_id, now=now, actor=HUB_ACTOR)
+            ops.set_speedrift(reopened.tasks[0], state=None, worker=None)
+            reopened.tasks[0]["log"][-1]["message"] = f"claimant pid {pid} is gone; reopened by the hub"
+            mutation.tasks += reopened.tasks
+            mutation.records += reopened.records
+            report["reopened"].append({"task": task_id, "pid": pid})
+        return mutation
+
+    graph_store(ctx.repo).mutate(build, actor=HUB_ACTOR, now=ctx.now())
+    parts = []
+    if report["reopened"]:
+        shown = ", ".join(f"{r['task']} (pid {r['pid']})" for r in report["reopened"])
+        parts.append(f"reopened {len(report['reopened'])} task(s) whose claimant is gone: {shown}")
+    if report["alive"]:
+        parts.append(f"{len(report['alive'])} live claim(s) left alone")
+    if report["left_for_recovery"]:
+        parts.append(
+            f"{len(report['left_for_recovery'])} interrupted landing(s) left to the service's recovery"
+        )
+    if report["unverifiable"]:
+        parts.append(f"{len(report['unverifiable'])} claim(s) not made by a local speedrift worker")
+    return HandlerResult("succeeded", "; ".join(parts) or "no in-progress tasks to verify", report)

@@ -1,0 +1,87 @@
+"""The execute step: run one planned action through its deterministic, bounded handler.
+
+:func:`execute` never raises for anything an action can run into: every refusal comes back as
+``Outcome(status="refused", evidence={"rule": ...})`` and every failure as ``failed`` with the
+reason, so the cycle always has a record to write. Before any handler runs, the action itself is
+checked (:func:`~speedrift.control.authority.refuse_gate_bypass`) and the repo's mode and lease
+are re-read and re-checked (:func:`~speedrift.control.authority.guard_action`) — the plan may be
+seconds old, and a lease that expired since then means no authority.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from speedrift.control.authority import AuthorityRefused, guard_action, refuse_gate_bypass
+from speedrift.control.handler_base import HandlerContext, HandlerFailed, HandlerResult
+from speedrift.control.handler_git import prepare_upstream_packet, run_gate_scan, sync_upstream
+from speedrift.control.handler_graph import emit_corrective_task, repair_dependencies, verify_in_progress
+from speedrift.control.handler_procs import dispatch_ready, restart_service
+from speedrift.control.model import Action, ActionKind, Outcome, OutcomeStatus
+from speedrift.errors import SpeedriftError
+
+__all__ = ["HANDLERS", "HandlerContext", "authorise", "execute"]
+
+Handler = Callable[[Action, HandlerContext], HandlerResult]
+
+HANDLERS: dict[ActionKind, Handler] = {
+    "restart_service": restart_service,
+    "dispatch_ready": dispatch_ready,
+    "run_gate_scan": run_gate_scan,
+    "repair_dependencies": repair_dependencies,
+    "verify_in_progress": verify_in_progress,
+    "sync_upstream": sync_upstream,
+    "prepare_upstream_packet": prepare_upstream_packet,
+    "emit_corrective_task": emit_corrective_task,
+}
+
+
+def authorise(action: Action, ctx: HandlerContext, now: datetime) -> str:
+    """Raise AuthorityRefused unless ``action`` may run in ``ctx.repo`` now; returns the basis."""
+    if action.repo != ctx.entry.name:
+        raise AuthorityRefused(
+            f"{action.id} is for repo {action.repo!r}, but the context is {ctx.entry.name!r}",
+            rule="not_allowed",
+        )
+    refuse_gate_bypass(action)
+    if ctx.approved_by:
+        return f"approved by {ctx.approved_by}"
+    try:
+        control = ctx.read_control(ctx.repo)
+    except Exception as error:  # fail-closed: an unreadable control state grants nothing
+        raise AuthorityRefused(f"{action.id}: control state unavailable: {error}", rule="lease") from None
+    return guard_action(action, control, now)
+
+
+def execute(action: Action, ctx: HandlerContext) -> Outcome:
+    """Authorise, then run the action's handler. Never raises for a refusal or a failure."""
+    started = ctx.now()
+    status: OutcomeStatus
+    evidence: dict[str, Any]
+    try:
+        basis = authorise(action, ctx, started)
+        result = HANDLERS[action.kind](action, ctx)
+        status, detail, evidence = result.status, result.detail, {"authority": basis, **result.evidence}
+    except AuthorityRefused as refusal:
+        status, detail, evidence = "refused", str(refusal), {"rule": refusal.rule}
+    except HandlerFailed as failure:
+        status, detail, evidence = "failed", failure.detail, dict(failure.evidence)
+    except subprocess.TimeoutExpired as timeout:
+        status, detail, evidence = "failed", f"timed out after {timeout.timeout:g}s", {}
+    except SpeedriftError as error:
+        status, detail, evidence = "failed", str(error), {"error": type(error).__name__}
+    except Exception as error:  # a handler bug must not take the cycle down; it is recorded instead
+        status, detail, evidence = "failed", f"internal error: {type(error).__name__}: {error}", {}
+    return Outcome(
+        action_id=action.id,
+        repo=action.repo,
+        kind=action.kind,
+        status=status,
+        detail=detail,
+        started_at=started,
+        finished_at=ctx.now(),
+        evidence=evidence,
+    )

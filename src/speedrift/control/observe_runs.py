@@ -1,0 +1,280 @@
+"""What a repo's ``.speedrift/`` says about its runtime: service liveness, recent attempts, gate findings.
+
+All read-only. Service liveness is judged without touching the service's lock: the kernel's
+lock table (``/proc/locks``, read once per cycle) says whether the lock file's inode is held, so
+an observation can never race a ``service start`` for the lock. Where that table is unavailable
+a live pid plus a fresh heartbeat counts instead.
+
+Attempts come from ``.speedrift/runs/<task>/<n>/attempt.json`` within :data:`RECENT_WINDOW`;
+gate findings from the latest evidence bundle of each task's newest attempt in that window plus
+the newest hub scan (``.speedrift/scans/*.json``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+
+from speedrift.control.model import AttemptStats, GateStats, ServiceState
+from speedrift.control.serialize import parse_iso
+from speedrift.procs import pid_alive
+
+RECENT_WINDOW = timedelta(days=7)
+HEARTBEAT_FRESH = timedelta(minutes=2)  # only used where /proc/locks cannot be read
+STARTED_BY_HUB = "started-by-hub"
+SEVERITIES = ("critical", "high", "medium", "low")
+
+LockTable = dict[tuple[int, int], int]  # (device, inode) -> pid holding a flock on it
+
+
+def read_lock_table(path: Path = Path("/proc/locks")) -> LockTable | None:
+    """Every FLOCK held on this machine, from the kernel; None when the table cannot be read."""
+    try:
+        text = path.read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    table: LockTable = {}
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 6 or fields[1] != "FLOCK":  # "->" lines are waiters, not holders
+            continue
+        try:
+            major, minor, inode = fields[5].split(":")
+            device = os.makedev(int(major, 16), int(minor, 16))
+            table[(device, int(inode))] = int(fields[4])
+        except ValueError:
+            continue
+    return table
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        value = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _pid_file(path: Path) -> int | None:
+    try:
+        text = path.read_text(encoding="ascii", errors="replace").strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+# --- service --------------------------------------------------------------------------------------
+def service_state(repo: Path, graph_dir: Path | None, locks: LockTable | None, now: datetime) -> ServiceState:
+    """speedrift's own service (``.speedrift/service/``), else a live ``wg service``."""
+    folder = repo / ".speedrift" / "service"
+    started_by_hub = (folder / STARTED_BY_HUB).exists()
+    heartbeat = read_json(folder / "heartbeat.json")
+    beat_at = parse_iso(heartbeat.get("at")) if heartbeat else None
+    age = max(0.0, (now - beat_at).total_seconds()) if beat_at else None
+    pid = _pid_file(folder / "pid")
+    running = False
+    try:
+        info = os.stat(folder / "lock")
+    except OSError:
+        info = None
+    if info is not None and locks is not None:
+        holder = locks.get((info.st_dev, info.st_ino))
+        running = holder is not None
+        pid = pid or holder
+    if not running and pid is not None and pid_alive(pid):
+        running = age is not None and age <= HEARTBEAT_FRESH.total_seconds()
+    if running:
+        agents = heartbeat.get("running") if heartbeat else None
+        return ServiceState(
+            running=True,
+            kind="speedrift",
+            pid=pid,
+            heartbeat_age_seconds=age,
+            active_agents=len(agents) if isinstance(agents, list) else 0,
+            started_by_hub=started_by_hub,
+        )
+    if graph_dir is not None:
+        state_file = graph_dir / "service" / "state.json"
+        wg_state = read_json(state_file)
+        wg_pid = wg_state.get("pid") if wg_state else None
+        if isinstance(wg_pid, int) and pid_alive(wg_pid):
+            try:
+                wg_age: float | None = max(0.0, now.timestamp() - state_file.stat().st_mtime)
+            except OSError:
+                wg_age = None
+            return ServiceState(running=True, kind="wg", pid=wg_pid, heartbeat_age_seconds=wg_age)
+    return ServiceState(
+        running=False,
+        kind="speedrift" if heartbeat or started_by_hub else None,
+        heartbeat_age_seconds=age,
+        started_by_hub=started_by_hub,
+    )
+
+
+# --- attempts -------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    task: str
+    number: int
+    state: str
+    failure: str | None
+    at: datetime | None
+    folder: Path
+
+
+def _numbered(folder: Path) -> list[Path]:
+    try:
+        return sorted(
+            (p for p in folder.iterdir() if p.name.isdigit() and p.is_dir()),
+            key=lambda p: int(p.name),
+            reverse=True,
+        )
+    except OSError:
+        return []
+
+
+def _attempts(repo: Path, since: datetime) -> dict[str, list[_Attempt]]:
+    """Per task (run-dir name), its attempts newest first: all inside the window, and at least two."""
+    runs = repo / ".speedrift" / "runs"
+    try:
+        task_dirs = [p for p in runs.iterdir() if p.is_dir()]
+    except OSError:
+        return {}
+    found: dict[str, list[_Attempt]] = {}
+    for task_dir in task_dirs:
+        rows: list[_Attempt] = []
+        for folder in _numbered(task_dir):
+            record = read_json(folder / "attempt.json") or {}
+            at = parse_iso(record.get("updated")) or parse_iso(record.get("started"))
+            if len(rows) >= 2 and (at is None or at < since):
+                break
+            state = record.get("state")
+            failure = record.get("failure")
+            rows.append(
+                _Attempt(
+                    task=task_dir.name,
+                    number=int(folder.name),
+                    state=state if isinstance(state, str) else "unknown",
+                    failure=failure if isinstance(failure, str) else None,
+                    at=at,
+                    folder=folder,
+                )
+            )
+        if rows:
+            found[task_dir.name] = rows
+    return found
+
+
+def attempt_stats(found: dict[str, list[_Attempt]], since: datetime) -> AttemptStats:
+    recent = succeeded = failed = 0
+    classes: dict[str, int] = {}
+    repeated: list[str] = []
+    last: datetime | None = None
+    for rows in found.values():
+        for row in rows:
+            if row.at is None or row.at < since:
+                continue
+            recent += 1
+            if row.state == "done":
+                succeeded += 1
+            elif row.state == "failed":
+                failed += 1
+                kind = row.failure or "unknown"
+                classes[kind] = classes.get(kind, 0) + 1
+            if row.state in ("done", "failed") and (last is None or row.at > last):
+                last = row.at
+        finished = [row for row in rows if row.state in ("done", "failed")]
+        if len(finished) >= 2 and finished[0].state == finished[1].state == "failed":
+            evidence = read_json(finished[0].folder / "evidence.json") or {}
+            task = evidence.get("task")
+            repeated.append(task if isinstance(task, str) else finished[0].task)
+    return AttemptStats(
+        recent=recent,
+        succeeded=succeeded,
+        failed=failed,
+        failure_classes=dict(sorted(classes.items())),
+        repeated_failures=tuple(sorted(repeated)),
+        last_finished_at=last,
+    )
+
+
+# --- gates ----------------------------------------------------------------------------------------
+def _bundles(evidence: dict[str, Any]) -> Iterable[dict[str, Any]]:
+    """Evidence bundles inside an attempt's evidence.json or a scan file (the gates plane's shape)."""
+    if isinstance(evidence.get("results"), list):
+        yield evidence
+    nested = evidence.get("bundle")
+    if isinstance(nested, dict) and isinstance(nested.get("results"), list):
+        yield nested
+    for gate in evidence.get("gates") or ():
+        if isinstance(gate, dict) and isinstance(gate.get("results"), list):
+            yield gate
+
+
+def _newest_scan(repo: Path) -> dict[str, Any] | None:
+    folder = repo / ".speedrift" / "scans"
+    try:
+        names = sorted(p.name for p in folder.iterdir() if p.suffix == ".json")
+    except OSError:
+        return None
+    return read_json(folder / names[-1]) if names else None
+
+
+def gate_stats(repo: Path, found: dict[str, list[_Attempt]], since: datetime) -> GateStats:
+    counts = dict.fromkeys(SEVERITIES, 0)
+    leaks = 0
+    newest: tuple[str, str] | None = None  # (created_at, status) of the newest bundle
+    sources: list[tuple[dict[str, Any], bool]] = []  # (evidence, only findings new in that diff)
+    for rows in found.values():
+        latest = rows[0]
+        if latest.at is not None and latest.at >= since:
+            evidence = read_json(latest.folder / "evidence.json")
+            if evidence:
+                sources.append((evidence, True))
+    scan = _newest_scan(repo)
+    if scan:
+        sources.append((scan, False))
+    for evidence, only_new in sources:
+        for bundle in _bundles(evidence):
+            statuses: set[str] = set()
+            for result in bundle["results"]:
+                if not isinstance(result, dict):
+                    continue
+                status = str(result.get("status", ""))
+                statuses.add(status)
+                findings = [f for f in result.get("findings") or () if isinstance(f, dict)]
+                if only_new:
+                    findings = [f for f in findings if f.get("new", True) is not False]
+                for finding in findings:
+                    severity = finding.get("severity", "medium")
+                    if severity in counts:
+                        counts[severity] += 1
+                if result.get("failure_class") == "secret_leak" and status == "fail":
+                    leaks += max(1, len(findings))
+            overall = "fail" if "fail" in statuses else "warn" if "warn" in statuses else "pass"
+            created = str(bundle.get("created_at") or "")
+            if newest is None or created >= newest[0]:
+                newest = (created, overall)
+    last: Literal["pass", "warn", "fail", "none"] = "none"
+    if newest is not None:
+        last = "fail" if newest[1] == "fail" else "warn" if newest[1] == "warn" else "pass"
+    return GateStats(
+        critical=counts["critical"],
+        high=counts["high"],
+        medium=counts["medium"],
+        low=counts["low"],
+        secret_leaks=leaks,
+        last_status=last,
+    )
+
+
+def runs_state(repo: Path, now: datetime) -> tuple[AttemptStats, GateStats]:
+    since = now - RECENT_WINDOW
+    found = _attempts(repo, since)
+    return attempt_stats(found, since), gate_stats(repo, found, since)

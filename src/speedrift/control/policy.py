@@ -1,0 +1,335 @@
+"""The policy envelope: which planned actions may run this cycle, and the rule that holds each other one.
+
+Pure: candidates, the ``[policy]`` config, the snapshots (control mode, lease, dirty state), the
+action history (from the register) and ``now`` in; a :class:`Plan` out. Nothing is dropped:
+``len(plan.allowed) + len(plan.skipped) == len(candidates)`` always.
+
+Rules run in :data:`RULE_ORDER`; an action is cut by the first rule that holds it. The first six
+look at the action alone; the budgets are then spent greedily in priority order (highest first,
+ties by id), so the most urgent actions get the budget. ``plan_only`` is the master switch: the
+whole evaluation still runs, every action is then skipped with rule ``plan_only``, and the reason
+says what would have happened with it off — the full plan stays visible.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from speedrift.control.model import (
+    ACTION_KINDS,
+    Action,
+    ActionKind,
+    ControlMode,
+    Plan,
+    RepoSnapshot,
+    Skipped,
+)
+from speedrift.control.policy_config import PolicyConfig
+
+RULE_ORDER: tuple[str, ...] = (
+    "plan_only",
+    "mode",
+    "lease",
+    "dirty_checkout",
+    "dedup",
+    "cooldown",
+    "budget.cycle_repos",
+    "budget.cycle_actions",
+    "budget.repo_actions",
+    "budget.service_starts",
+    "budget.hour",
+    "corrective_cap",
+)
+HARD_STOP_RULE = "hard_stop"  # applied during execution by the cycle, see cut_after_hard_stop
+
+MODE_PERMITS: dict[ControlMode, frozenset[ActionKind]] = {
+    "manual": frozenset(),
+    "observe": frozenset(),
+    "supervise": frozenset(
+        {
+            "restart_service",
+            "run_gate_scan",
+            "verify_in_progress",
+            "sync_upstream",
+            "prepare_upstream_packet",
+            "emit_corrective_task",
+            "repair_dependencies",
+        }
+    ),
+    "autonomous": frozenset(ACTION_KINDS),
+}
+
+# Whether an action depends on (or would change) the checkout's working tree, and why. Only those
+# marked True are cut by `dirty_checkout_blocks`; the others never touch the user's checkout.
+DIRTY_CHECKOUT: dict[ActionKind, tuple[bool, str]] = {
+    "restart_service": (False, "starts a process; its workers run in their own worktrees"),
+    "dispatch_ready": (False, "workers run in their own worktrees, never in the checkout"),
+    "run_gate_scan": (False, "scans a detached temporary worktree of the target branch"),
+    "repair_dependencies": (False, "writes a corrective task into the task graph (speedrift state)"),
+    "verify_in_progress": (False, "reads claims and reopens dead ones in the task graph only"),
+    "sync_upstream": (False, "`git fetch` updates remote-tracking refs only"),
+    "prepare_upstream_packet": (
+        True,
+        "describes the checkout's branch against upstream; with uncommitted changes it would "
+        "misrepresent the work (clean before proposing upstream)",
+    ),
+    "emit_corrective_task": (False, "writes a task into the task graph (speedrift state)"),
+}
+
+CORRECTIVE_KINDS: frozenset[ActionKind] = frozenset({"emit_corrective_task", "repair_dependencies"})
+
+UNFINISHED = frozenset({"started", "running"})
+# refused counts: retrying a refusal every cycle would only fill the ledger; skipped never ran
+COUNTED = frozenset({"started", "running", "succeeded", "failed", "delegated", "interrupted", "refused"})
+HOUR = timedelta(hours=1)
+
+
+@dataclass(frozen=True, slots=True)
+class PastAction:
+    """One action the hub started (a row of the register's actions table).
+
+    ``status``: started (or running) = not finished yet; succeeded | failed | refused |
+    delegated | interrupted | skipped = finished.
+    """
+
+    action_id: str
+    repo: str
+    kind: str
+    started_at: datetime
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class ActionHistory:
+    """What the hub did recently (the register's window) and the corrective tasks still open."""
+
+    executions: tuple[PastAction, ...] = ()
+    open_corrective: dict[str, tuple[str, ...]] = field(default_factory=dict)  # repo -> task ids
+
+
+def apply_policy(
+    actions: Sequence[Action],
+    policy: PolicyConfig,
+    snapshots: Mapping[str, RepoSnapshot] | Sequence[RepoSnapshot],
+    history: ActionHistory,
+    now: datetime,
+) -> Plan:
+    by_name = snapshots if isinstance(snapshots, Mapping) else {s.name: s for s in snapshots}
+    ordered = sorted(actions, key=lambda a: (-a.priority, a.id))
+    verdicts = _Evaluation(policy, by_name, history, now).run(ordered)
+    if policy.plan_only:
+        return Plan(
+            allowed=(),
+            skipped=tuple(Skipped(a, "plan_only", _plan_only_reason(rule, why)) for a, rule, why in verdicts),
+        )
+    return Plan(
+        allowed=tuple(a for a, rule, _ in verdicts if rule is None),
+        skipped=tuple(Skipped(a, rule, why) for a, rule, why in verdicts if rule is not None),
+    )
+
+
+def cut_after_hard_stop(remaining: Sequence[Action], failed: Action) -> list[Skipped]:
+    """The actions a cycle did not run because ``failed`` failed and the hard stop is on."""
+    reason = (
+        f"cycle stopped after {failed.id} failed (hard_stop_on_failed_verification); "
+        "the next cycle re-observes and plans again"
+    )
+    return [Skipped(action, HARD_STOP_RULE, reason) for action in remaining]
+
+
+def _plan_only_reason(rule: str | None, why: str) -> str:
+    base = "plan_only = true: the hub executes nothing; set [policy] plan_only = false to execute"
+    if rule is None:
+        return f"{base} (with it off this would run)"
+    return f"{base} (with it off it would still be held by {rule}: {why})"
+
+
+Verdict = tuple[Action, str | None, str]
+
+
+class _Evaluation:
+    """One pass over the candidates in priority order, spending the budgets as it allows."""
+
+    def __init__(
+        self,
+        policy: PolicyConfig,
+        snapshots: Mapping[str, RepoSnapshot],
+        history: ActionHistory,
+        now: datetime,
+    ) -> None:
+        self.policy = policy
+        self.snapshots = snapshots
+        self.now = now
+        self.open_corrective = history.open_corrective
+        counted = [p for p in history.executions if p.status in COUNTED]
+        self.running = {p.action_id: p for p in history.executions if p.status in UNFINISHED}
+        self.last_run: dict[tuple[str, str], datetime] = {}
+        for past in counted:
+            key = (past.repo, past.kind)
+            if key not in self.last_run or past.started_at > self.last_run[key]:
+                self.last_run[key] = past.started_at
+        recent = [p for p in counted if now - HOUR < p.started_at <= now]
+        self.hour_total = len(recent)
+        self.hour_repo = Counter(p.repo for p in recent)
+        self.open_total = sum(len(ids) for ids in self.open_corrective.values())
+        # spent this cycle
+        self.seen: set[str] = set()
+        self.repos: set[str] = set()
+        self.total = 0
+        self.per_repo: Counter[str] = Counter()
+        self.starts = 0
+        self.new_corrective: Counter[str] = Counter()
+
+    def run(self, ordered: Sequence[Action]) -> list[Verdict]:
+        verdicts: list[Verdict] = []
+        for action in ordered:
+            cut = self._alone(action) or self._budget(action)
+            self.seen.add(action.id)
+            if cut is None:
+                self._spend(action)
+                verdicts.append((action, None, ""))
+            else:
+                verdicts.append((action, cut[0], cut[1]))
+        return verdicts
+
+    # -- rules that look at the action alone: mode, lease, dirty_checkout, dedup, cooldown
+
+    def _alone(self, action: Action) -> tuple[str, str] | None:
+        snapshot = self.snapshots.get(action.repo)
+        if snapshot is None:
+            return "mode", f"no snapshot of {action.repo} this cycle: fail closed"
+        control = snapshot.control
+        if action.kind not in MODE_PERMITS[control.mode]:
+            return "mode", _mode_reason(action, control.mode)
+        ok, why = control.authority(self.now)
+        if not ok:
+            return "lease", (
+                f"{why}; renew with `speedrift mode {action.repo} {control.mode} --owner NAME --lease-ttl 8h`"
+            )
+        return self._dirty(action, snapshot) or self._dedup(action) or self._cooldown(action)
+
+    def _dirty(self, action: Action, snapshot: RepoSnapshot) -> tuple[str, str] | None:
+        touches, what = DIRTY_CHECKOUT[action.kind]
+        if not (touches and self.policy.dirty_checkout_blocks):
+            return None
+        git = snapshot.git
+        if git is None:  # git could not be read this cycle: fail closed
+            return (
+                "dirty_checkout",
+                f"{action.repo}'s checkout state is unknown this cycle and {action.kind} {what}",
+            )
+        if git.dirty_files > 0:
+            return "dirty_checkout", (
+                f"{action.repo} has {git.dirty_files} uncommitted changed file(s) and "
+                f"{action.kind} {what}; commit or stash them (the hub never touches them)"
+            )
+        return None
+
+    def _dedup(self, action: Action) -> tuple[str, str] | None:
+        if action.id in self.seen:
+            return "dedup", f"{action.id} appears twice in this plan; kept the first"
+        running = self.running.get(action.id)
+        if running is not None:
+            return "dedup", f"{action.id} already started at {_iso(running.started_at)} and has not finished"
+        open_here = self.open_corrective.get(action.repo, ())
+        if action.kind in CORRECTIVE_KINDS and action.subject and action.subject in open_here:
+            return "dedup", f"corrective task {action.subject} is already open in {action.repo}"
+        return None
+
+    def _cooldown(self, action: Action) -> tuple[str, str] | None:
+        last = self.last_run.get((action.repo, action.kind))
+        if last is None:
+            return None
+        cooldown = self.policy.cooldown_for(action.kind)
+        ready_at = last + timedelta(seconds=cooldown)
+        if self.now < ready_at:
+            return "cooldown", (
+                f"{action.kind} last ran in {action.repo} at {_iso(last)}; cooldown {cooldown:g} s, "
+                f"eligible again at {_iso(ready_at)}"
+            )
+        return None
+
+    # -- budgets, spent greedily in priority order
+
+    def _budget(self, action: Action) -> tuple[str, str] | None:
+        p, repo = self.policy, action.repo
+        if repo not in self.repos and len(self.repos) >= p.max_repos_per_cycle:
+            return (
+                "budget.cycle_repos",
+                f"already acting in {len(self.repos)} repo(s) this cycle (max_repos_per_cycle)",
+            )
+        if self.total >= p.max_actions_per_cycle:
+            return (
+                "budget.cycle_actions",
+                f"{self.total} action(s) already allowed this cycle (max_actions_per_cycle)",
+            )
+        if self.per_repo[repo] >= p.max_actions_per_repo:
+            return "budget.repo_actions", (
+                f"{self.per_repo[repo]} action(s) already allowed in {repo} this cycle (max_actions_per_repo)"
+            )
+        if action.kind == "restart_service" and self.starts >= p.max_service_starts_per_cycle:
+            return "budget.service_starts", (
+                f"{self.starts} service start(s) already allowed this cycle (max_service_starts_per_cycle)"
+            )
+        if self.hour_total + self.total >= p.max_actions_per_hour:
+            return "budget.hour", (
+                f"{self.hour_total + self.total} action(s) in the last hour across the ecosystem "
+                "(max_actions_per_hour)"
+            )
+        if self.hour_repo[repo] + self.per_repo[repo] >= p.max_actions_per_repo_per_hour:
+            return "budget.hour", (
+                f"{self.hour_repo[repo] + self.per_repo[repo]} action(s) in {repo} in the last hour "
+                "(max_actions_per_repo_per_hour)"
+            )
+        if action.kind in CORRECTIVE_KINDS:
+            open_here = len(self.open_corrective.get(repo, ())) + self.new_corrective[repo]
+            if open_here >= p.max_corrective_per_repo:
+                return "corrective_cap", (
+                    f"{open_here} corrective task(s) already open in {repo} (max_corrective_per_repo); "
+                    "finish or close them first"
+                )
+            open_all = self.open_total + sum(self.new_corrective.values())
+            if open_all >= p.max_corrective_total:
+                return (
+                    "corrective_cap",
+                    f"{open_all} corrective task(s) open across the ecosystem (max_corrective_total)",
+                )
+        return None
+
+    def _spend(self, action: Action) -> None:
+        self.repos.add(action.repo)
+        self.total += 1
+        self.per_repo[action.repo] += 1
+        if action.kind == "restart_service":
+            self.starts += 1
+        if action.kind in CORRECTIVE_KINDS:
+            self.new_corrective[action.repo] += 1
+
+
+def _mode_reason(action: Action, mode: ControlMode) -> str:
+    if not MODE_PERMITS[mode]:
+        return (
+            f"control mode {mode} permits no hub action in {action.repo}; "
+            f"`speedrift mode {action.repo} supervise --owner NAME` allows safe handlers"
+        )
+    return (
+        f"control mode {mode} does not permit {action.kind}; "
+        f"`speedrift mode {action.repo} autonomous --owner NAME` allows it"
+    )
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def kind_table_markdown() -> str:
+    """Per action kind: the modes that permit it and whether a dirty checkout cuts it (for the doc)."""
+    rows = ["| kind | supervise | autonomous | cut on a dirty checkout | why |", "|---|---|---|---|---|"]
+    for kind in ACTION_KINDS:
+        touches, why = DIRTY_CHECKOUT[kind]
+        cells = [kind in MODE_PERMITS["supervise"], kind in MODE_PERMITS["autonomous"], touches]
+        rows.append(f"| `{kind}` | " + " | ".join("yes" if c else "no" for c in cells) + f" | {why} |")
+    return "\n".join(rows)
