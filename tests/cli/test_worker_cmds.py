@@ -33,7 +33,7 @@ def test_run_lands_a_shell_task_and_exits_zero(cli: Cli, committed: Path) -> Non
 def test_run_of_a_failing_task_exits_one_with_its_class(cli: Cli, committed: Path) -> None:
     cli.ok("add", "Broken", "--id", "broken", "--exec", "exit 4")
     result = cli.fails(1, "run", "broken")
-    assert "failed" in result.stdout and "failure class: agent_error" in result.stdout
+    assert "failed" in result.stdout and "failure class: implementation_error" in result.stdout
     task = graph_tasks(committed)["broken"]
     assert task["status"] == "failed" and "code 4" in task["failure_reason"]
 

@@ -119,7 +119,7 @@ def test_linked_worktrees_resolve_their_git_dirs(tmp_path: Path) -> None:
     state, errors = state_of(tmp_path / "wt")
     assert errors == [] and state.branch == "side" and state.last_commit_at is not None
     watched = watched_paths(tmp_path / "wt", dirs, RepoEntry(name="wt", path=tmp_path / "wt"))
-    assert dirs.common_dir / "refs" / "heads" / "side" in watched
+    assert str(dirs.common_dir / "refs" / "heads" / "side") in watched
 
 
 def test_a_directory_that_is_not_a_repo_has_no_git_dirs(tmp_path: Path) -> None:

@@ -116,9 +116,10 @@ class Agent:
         stat = Path(f"/proc/{self.process.pid}/stat").read_text()
         return stat[stat.rfind(")") + 2 :].split()[0]
 
-    def wait_state(self, wanted: set[str]) -> str:
+    def wait_stopped(self, stopped: bool) -> str:
+        """The process state once it is (or is no longer) stopped, or whatever it is after 30 s."""
         deadline = time.monotonic() + 30
-        while (state := self.state()) not in wanted and time.monotonic() < deadline:
+        while ((state := self.state()) == "T") != stopped and time.monotonic() < deadline:
             time.sleep(0.02)
         return state
 
@@ -144,13 +145,25 @@ def test_pause_stops_the_attempts_agent_group_and_resume_continues_it(eco: Path,
     agents.extend([agent, bystander])
     result = pause_agent(shop, "t1", ecosystem_path=eco, actor="ann", source="dashboard")
     assert result["process_groups"] == [agent.process.pid]
-    assert agent.wait_state({"T"}) == "T"
+    assert agent.wait_stopped(True) == "T"
     assert bystander.state() != "T"
     assert (folder / "paused").exists()
     resume_agent(shop, "t1", ecosystem_path=eco, actor="ann", source="dashboard")
-    assert agent.wait_state({"S", "R"}) in ("S", "R")
+    assert agent.wait_stopped(False) != "T"
     assert not (folder / "paused").exists()
     assert [e["op"] for e in _operator_entries(eco)] == ["pause_agent", "resume_agent"]
+
+
+def test_a_recorded_agent_group_is_used_when_the_worker_wrote_one(eco: Path, agents: list[Agent]) -> None:
+    shop = eco.parent / "shop"
+    agent = Agent(eco.parent / "billing", "other", 9)  # its environment would not match
+    agents.append(agent)
+    folder = attempts.run_dir(shop, "t1", 1)
+    attempts.write_attempt(folder, {"state": "running", "agent_pgid": agent.process.pid})
+    assert pause_agent(shop, "t1")["process_groups"] == [agent.process.pid]
+    assert agent.wait_stopped(True) == "T"
+    resume_agent(shop, "t1")
+    assert agent.wait_stopped(False) != "T"
 
 
 def test_pausing_without_a_running_attempt_or_agent_is_refused(eco: Path) -> None:

@@ -450,7 +450,7 @@ def test_the_defaults_are_the_public_envelope() -> None:
         4,
     )
     assert (p.max_corrective_per_repo, p.max_corrective_total) == (2, 50)
-    assert p.cooldown_seconds == {"restart_service": 180, "default": 600}
+    assert p.cooldown_seconds == {"restart_service": 180, "dispatch_ready": 30, "default": 600}
     assert p.hard_stop_on_failed_verification and p.dirty_checkout_blocks
     assert parse_policy(None) == p
 

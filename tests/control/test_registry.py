@@ -103,7 +103,8 @@ def test_broken_toml_is_reported_at_file_line_and_column(tmp_path: Path) -> None
 def test_unknown_keys_are_errors_with_the_line_they_are_on(tmp_path: Path) -> None:
     path = _write(
         tmp_path,
-        "schema = 1\ncolour = 'red'\n\n[repos.a]\npath = 'a'\nbranch = 'main'\n\n[policy]\nplan_onyl = false\n",
+        "schema = 1\ncolour = 'red'\n\n[repos.a]\npath = 'a'\nbranch = 'main'\n\n"
+        "[policy]\nplan_onyl = false\n",
     )
     message = _problems(path)
     assert f"{path}:2: colour: unknown key" in message

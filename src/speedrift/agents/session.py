@@ -37,6 +37,7 @@ from speedrift.agents.protocol import (
     Runtime,
 )
 from speedrift.agents.result import default_result_file
+from speedrift.gates import redact
 
 _TICK_S = 0.1  # how often budgets and `cancel` are looked at while the agent is quiet
 _FINAL_READ_S = 5.0  # after the group is gone, how long to wait for the pipes to close
@@ -96,6 +97,7 @@ def run_session(
             )
         run = _Run(runtime, request.budgets, proc, state, log, on_event, cancel, clock, started)
         outcome = run.supervise(payload, run_dir / "stderr.log")
+    redact.redact_file(run_dir / "stderr.log")  # written raw while the agent ran
     return dataclasses.replace(outcome, duration_s=max(0.0, clock() - started), result_file=result_file)
 
 
@@ -227,7 +229,8 @@ class _Run:
             record["data"] = event.data
         if not event.progress:
             record["progress"] = False
-        self.log.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+        # the event log never carries a credential the agent printed: see gates/redact.py
+        self.log.write(json.dumps(redact.redact_value(record), ensure_ascii=False, default=str) + "\n")
         self.log.flush()
         if self.on_event is not None:
             self.on_event(event)
@@ -262,5 +265,6 @@ class _Run:
                 final_text=state.final_text,
             )
         if outcome.failure is FailureKind.CRASHED and stop is None and stderr_line:
+            stderr_line = redact.redact_text(stderr_line)
             outcome = dataclasses.replace(outcome, reason=f"{outcome.reason}; stderr: {stderr_line}")
         return outcome

@@ -7,6 +7,7 @@ live, within a minute. Ctrl-C stops it; a rerun reuses the directory and the hub
 
 from __future__ import annotations
 
+import gc
 from argparse import Namespace
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from speedrift.control.daemon import HubOptions, run_hub
 
 
 def demo(args: Namespace) -> int:
+    gc.enable()  # the CLI turns the collector off for short commands; the hub is long-lived
     root = Path(args.directory).resolve()
     created = demo_ecosystem.build(root)
     ecosystem = root / "ecosystem.toml"

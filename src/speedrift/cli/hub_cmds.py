@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 from argparse import Namespace
 from pathlib import Path
@@ -20,6 +21,8 @@ def ecosystem_path(args: Namespace) -> Path:
 
 def up(args: Namespace) -> int:
     from speedrift.control.daemon import HubOptions, run_hub, start_detached
+
+    gc.enable()  # the CLI turns the collector off for short commands; the hub is long-lived
 
     path = ecosystem_path(args)
     if args.interval <= 0:
@@ -50,9 +53,9 @@ def up(args: Namespace) -> int:
 
 
 def dashboard_url(path: Path, host: str, port: int) -> str:
-    token = hubdir.ensure_token(hubdir.hub_dir(path))
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104 - we only print it
-    return f"http://{shown}:{port}/#token={token}"
+    from speedrift.cli import web_cmds
+
+    return web_cmds.dashboard_url(host, port, hubdir.ensure_token(hubdir.hub_dir(path)))
 
 
 def _print_cycle_line(record: dict[str, Any]) -> None:

@@ -12,6 +12,7 @@ import argparse
 from speedrift import __version__
 
 _PRIORITY = "critical|high|normal|low|idle or an integer >= 0"
+_HUB_HELP = "act on the hub's authority: before every claim, re-check the repo's control mode and lease"
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
@@ -74,8 +75,17 @@ def build() -> argparse.ArgumentParser:
     p = command("repair", "admin_cmds:repair", "Move malformed graph lines aside with a report.")
     p.add_argument("--dry-run", action="store_true", help="only report the malformed lines")
     _json(p)
-    p = command("demo", "demo_cmd:demo", "Create (or reuse) a demo repository and walk through it.")
+    p = command(
+        "demo",
+        "demo_cmd:demo",
+        "Create (or reuse) a demo ecosystem and run the hub with its dashboard on it.",
+    )
     p.add_argument("directory", nargs="?", default="speedrift-demo", help="where to create it")
+    p.add_argument("--interval", type=float, default=5.0, help="seconds between hub cycles (default 5)")
+    p.add_argument("--cycles", type=int, default=None, help="stop after this many cycles")
+    p.add_argument("--host", default="127.0.0.1", help="dashboard bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8777, help="dashboard port (default 8777)")
+    p.add_argument("--no-dashboard", action="store_true", help="run the hub without the dashboard")
 
     # --- mutations ----------------------------------------------------------------------------
     p = command("add", "task_cmds:add", "Add a task (id slugged from the title unless --id).")
@@ -154,7 +164,10 @@ def build() -> argparse.ArgumentParser:
     _json(p)
     p = command("retry", "task_cmds:retry", "Reopen a failed task; the failure and --context are kept.")
     _id(p)
-    p.add_argument("--context", help="guidance kept for the next attempt")
+    p.add_argument("--context", help="guidance kept for the next attempt (what to do differently)")
+    p.add_argument(
+        "--force", action="store_true", help="retry a non-retryable failure class without --context"
+    )
     _json(p)
     p = command("log", "task_cmds:log_message", "Append a progress note to a task's log.")
     _id(p)
@@ -194,6 +207,7 @@ def build() -> argparse.ArgumentParser:
     _id(p)
     p.add_argument("--force", action="store_true", help="run it even if it is not ready")
     p.add_argument("--quiet", action="store_true", help="do not stream the agent's events")
+    p.add_argument("--hub", action="store_true", help=_HUB_HELP)
     _json(p)
     p = command("agents", "worker_cmds:agents", "Running attempts in this repo.")
     _json(p)
@@ -231,10 +245,13 @@ def build() -> argparse.ArgumentParser:
         ("status", "service_cmds:status", "is it running, and what is it doing"),
         ("restart", "service_cmds:restart", "stop, then start"),
         ("run", "service_cmds:serve", "run the service in the foreground (what start launches)"),
+        ("resume-retries", "service_cmds:resume_retries", "resume automatic retries halted by failures"),
     ):
         q = sv.add_parser(name, help=help_text, parents=[common])
         q.set_defaults(handler=handler)
         q.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for start/stop")
+        if name in ("start", "run"):
+            q.add_argument("--hub", action="store_true", help=_HUB_HELP + "; idle while it is not valid")
         _json(q)
     _json(p)
 

@@ -12,8 +12,8 @@ from argparse import Namespace
 from speedrift.cli.output import emit_json, say
 from speedrift.cli.worker_cmds import repo_context
 from speedrift.errors import Refused
-from speedrift.fleet import service
-from speedrift.graph.model import now_utc, parse_time
+from speedrift.fleet import halt, service
+from speedrift.graph.model import format_time, now_utc, parse_time
 
 
 def serve(args: Namespace) -> int:
@@ -22,7 +22,18 @@ def serve(args: Namespace) -> int:
     repo, graph_store, config = repo_context(args)
     folder = service.service_dir(repo)
     folder.mkdir(parents=True, exist_ok=True)
-    return service.serve(Pipeline(repo, graph_store, config), folder / "service.log")
+    admission = None
+    if getattr(args, "hub", False):
+        from speedrift.control.authority import hub_admission
+
+        admission = hub_admission(repo)
+    else:
+        service.hub_marker(repo).unlink(missing_ok=True)  # a human started it: not the hub's any more
+    from speedrift.gates.suite import for_repo
+
+    gates = for_repo(config.gates, graph_store, config.target_branch)
+    pipeline = Pipeline(repo, graph_store, config, gates=gates)
+    return service.serve(pipeline, folder / "service.log", admission)
 
 
 def start(args: Namespace) -> int:
@@ -34,7 +45,8 @@ def start(args: Namespace) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "service.out", "ab") as out:
         child = subprocess.Popen(
-            [sys.executable, "-m", "speedrift", "--dir", str(graph_store.directory), "service", "run"],
+            [sys.executable, "-m", "speedrift", "--dir", str(graph_store.directory), "service", "run"]
+            + (["--hub"] if getattr(args, "hub", False) else []),
             cwd=repo,
             stdin=subprocess.DEVNULL,
             stdout=out,
@@ -56,6 +68,7 @@ def start(args: Namespace) -> int:
 
 def stop(args: Namespace) -> int:
     repo, _store, _config = repo_context(args)
+    service.hub_marker(repo).unlink(missing_ok=True)  # a human stop: the hub must not restart it
     pid = service.running_pid(repo)
     if pid is None:
         say(f"No service is running for {repo}.")
@@ -75,7 +88,7 @@ def stop(args: Namespace) -> int:
 
 
 def status(args: Namespace) -> int:
-    repo, _store, _config = repo_context(args)
+    repo, _store, config = repo_context(args)
     pid = service.running_pid(repo)
     beat = service.read_heartbeat(repo) or {}
     at = parse_time(beat.get("at"))
@@ -89,15 +102,39 @@ def status(args: Namespace) -> int:
         "attempts": beat.get("running", []) if pid is not None else [],
         "max_agents": beat.get("max_agents"),
         "paused_runtimes": beat.get("paused_runtimes", {}),
+        "retries": halt.retries_halted(repo, config.recovery).as_dict(),  # halted by recent failures?
+        "hub": bool(beat.get("hub")) if pid is not None else False,
+        "paused": beat.get("paused") if pid is not None else None,  # --hub without authority: why
     }
     if args.as_json:
         emit_json(report, pretty=True)
         return 0
+    retries = report["retries"]
+    if isinstance(retries, dict) and retries.get("halted"):
+        say(
+            f"Automatic retries are halted: {retries['reason']}; "
+            "`speedrift service resume-retries` resumes them."
+        )
     if pid is None:
         say(f"Service for {repo}: stopped.")
         return 0
     running = ", ".join(report["attempts"]) or "none"
-    say(f"Service for {repo}: running (pid {pid}), heartbeat {age}s ago; attempts: {running}")
+    state = f"paused: {report['paused']}" if report["paused"] else "running"
+    say(f"Service for {repo}: {state} (pid {pid}), heartbeat {age}s ago; attempts: {running}")
+    return 0
+
+
+def resume_retries(args: Namespace) -> int:
+    """Outcomes so far stop counting toward the halt; a running service reopens what it withheld."""
+    repo, _store, config = repo_context(args)
+    before = halt.retries_halted(repo, config.recovery)
+    at = halt.resume_retries(repo)
+    if args.as_json:
+        now = halt.retries_halted(repo, config.recovery)
+        emit_json({"resumed_at": format_time(at), "was": before.as_dict(), "now": now.as_dict()}, pretty=True)
+        return 0
+    was = "were halted" if before.halted else "were not halted"
+    say(f"Automatic retries resumed for {repo} (they {was}: {before.reason}).")
     return 0
 
 

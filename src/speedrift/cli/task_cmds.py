@@ -153,11 +153,19 @@ def abandon(args: Namespace) -> None:
 
 
 def retry(args: Namespace) -> None:
+    """A failure class that is not retryable as it is (spec_gap, secret_leak …) needs --context
+    (what to do differently) or --force; see docs/failure-classes.md."""
+    from speedrift.fleet import recovery_graph
+    from speedrift.repo.config import load_config
+
     actor = actor_name()
-    task_id, context = args.task_id, args.context
+    task_id, context, force = args.task_id, args.context, args.force
+    config = load_config(store(args).directory.parent)
     _run(
         args,
-        lambda g, now: ops.retry(g, task_id, context=context, now=now, actor=actor),
+        lambda g, now: recovery_graph.manual_retry_mutation(
+            g, task_id, context=context, force=force, config=config, now=now, actor=actor
+        ),
         actor,
         f"Reopened {task_id} for retry",
     )

@@ -37,9 +37,20 @@ def _show_event(event: Any) -> None:
 
 def run(args: Namespace) -> int:
     from speedrift.fleet.pipeline import Pipeline, RunOptions
+    from speedrift.gates.suite import for_repo
 
     repo, graph_store, config = repo_context(args)
-    pipeline = Pipeline(repo, graph_store, config)
+    gates = for_repo(config.gates, graph_store, config.target_branch)
+    pipeline = Pipeline(repo, graph_store, config, gates=gates)
+    if getattr(args, "hub", False):
+        from speedrift.control.authority import hub_admission
+
+        allowed, reason = hub_admission(repo)()  # right before the claim; fail-closed
+        if not allowed:
+            raise Refused(
+                f"not claiming {args.task_id}: paused: {reason}",
+                hint="the hub acts only under a live lease (`speedrift mode`); run it without --hub yourself",
+            )
 
     def step(message: str) -> None:
         sys.stderr.write(f"speedrift: {printable(message)}\n")

@@ -14,33 +14,18 @@ from __future__ import annotations
 
 import secrets
 import sys
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from speedrift.control import hubdir
-from speedrift.control.edges import repo_edges
+from speedrift.control.assess import assess, build_record
 from speedrift.control.handlers import HandlerContext, execute
-from speedrift.control.metrics import ecosystem_metrics
-from speedrift.control.model import (
-    Action,
-    CycleRecord,
-    Metric,
-    Outcome,
-    Plan,
-    RepoHealth,
-    RepoReport,
-    RepoSnapshot,
-    Skipped,
-)
-from speedrift.control.narrative import narrate
+from speedrift.control.model import Action, CycleRecord, Metric, Outcome, Plan, RepoHealth, Skipped
 from speedrift.control.observe import Observer
-from speedrift.control.plan import plan_actions
-from speedrift.control.policy import apply_policy, cut_after_hard_stop
+from speedrift.control.policy import cut_after_hard_stop
 from speedrift.control.registry import Ecosystem, load_ecosystem
-from speedrift.control.score import score_repo
 from speedrift.control.serialize import cycle_to_dict
 from speedrift.graph.model import now_utc
 from speedrift.register.ledger import Ledger
@@ -108,81 +93,36 @@ class Hub:
     # ------------------------------------------------------------------ the cycle
 
     def cycle(self, *, execute_actions: bool = True) -> CycleRecord:
-        started = time.perf_counter()
         now = self.clock()
         cycle_id = new_cycle_id(now)
         policy = self.ecosystem.policy
-
-        snapshots = self.observer.observe(now)
-        healths = {name: score_repo(s, self.previous_health.get(name), now) for name, s in snapshots.items()}
+        if not execute_actions:  # `hub once --plan`: this cycle runs under plan_only whatever the file says
+            policy = policy.model_copy(update={"plan_only": True})
         history = self.register.history(now, HISTORY_WINDOW)
-        metrics = ecosystem_metrics(
-            list(snapshots.values()),
-            list(healths.values()),
-            history,
-            self.previous_metrics,
-            len(self.ecosystem.repos),
-            now=now,
+        assessment = assess(
+            self.ecosystem, self.observer, policy, history, self.previous_health, self.previous_metrics, now
         )
-        edges = repo_edges(self.ecosystem.repos, snapshots)
-        candidates = plan_actions(snapshots, healths, self.ecosystem.repos, now)
-        plan = apply_policy(candidates, policy, snapshots, history, now)
         self._approved_by = {}
-        plan = self._with_approvals(plan, cycle_id)
-
-        outcomes: list[Outcome] = []
-        skipped = list(plan.skipped)
-        if execute_actions:
-            outcomes, stopped = self._execute(plan.allowed, cycle_id, snapshots)
-            skipped.extend(stopped)
-        else:
-            skipped.extend(
-                Skipped(a, "plan_only", "hub once --plan: nothing is executed") for a in plan.allowed
-            )
-
-        reports = tuple(
-            RepoReport(
-                name=h.name,
-                score=h.score,
-                tier=h.tier,
-                trend=h.trend,
-                delta=h.delta,
-                reasons=h.reasons,
-                activity=h.activity,
-                stall=h.stall,
-                snapshot=snapshots[h.name],
-            )
-            for h in sorted(healths.values(), key=lambda h: (h.score, h.name))
-        )
-        executed_plan = Plan(allowed=plan.allowed, skipped=tuple(skipped))
-        record = CycleRecord(
+        plan = self._with_approvals(assessment.plan, cycle_id)
+        outcomes, stopped = self._execute(plan.allowed, cycle_id)
+        skipped = (*plan.skipped, *stopped)
+        record = build_record(
+            assessment,
             cycle_id=cycle_id,
-            generated_at=now,
             finished_at=self.clock(),
             plan_only=policy.plan_only,
-            ecosystem=str(self.ecosystem_path),
-            repos=reports,
-            metrics=metrics,
-            edges=edges,
-            planned=tuple(candidates),
-            skipped=executed_plan.skipped,
-            executed=tuple(outcomes),
-            hints=_hints(executed_plan, outcomes, healths),
-            inputs={
-                "repos_total": len(self.ecosystem.repos),
-                "observed": sum(1 for s in snapshots.values() if not s.reused),
-                "reused": sum(1 for s in snapshots.values() if s.reused),
-                "errors": sum(1 for s in snapshots.values() if s.errors),
-                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
-            },
-            narrative=narrate(list(healths.values()), metrics, self.previous_health, executed_plan),
+            ecosystem=self.ecosystem,
+            previous_health=self.previous_health,
+            skipped=skipped,
+            outcomes=outcomes,
+            hints=_hints(skipped, outcomes),
         )
         as_dict = cycle_to_dict(record)
         self.ledger.append(as_dict)
         self.register.record_cycle(as_dict)
         self.previous = record
-        self.previous_health = healths
-        self.previous_metrics = metrics
+        self.previous_health = assessment.healths
+        self.previous_metrics = assessment.metrics
         return record
 
     def _with_approvals(self, plan: Plan, cycle_id: str) -> Plan:
@@ -201,9 +141,7 @@ class Hub:
         keep = tuple(s for s in plan.skipped if s.action.id not in approved)
         return Plan(allowed=tuple(promoted) + plan.allowed, skipped=keep)
 
-    def _execute(
-        self, allowed: tuple[Action, ...], cycle_id: str, snapshots: dict[str, RepoSnapshot]
-    ) -> tuple[list[Outcome], list[Skipped]]:
+    def _execute(self, allowed: tuple[Action, ...], cycle_id: str) -> tuple[list[Outcome], list[Skipped]]:
         outcomes: list[Outcome] = []
         by_name = {entry.name: entry for entry in self.ecosystem.repos}
         for index, action in enumerate(allowed):
@@ -233,11 +171,11 @@ class Hub:
         return outcomes, []
 
 
-def _hints(plan: Plan, outcomes: list[Outcome], healths: dict[str, RepoHealth]) -> tuple[str, ...]:
+def _hints(skipped: Sequence[Skipped], outcomes: Sequence[Outcome]) -> tuple[str, ...]:
     hints: list[str] = []
     rules: dict[str, int] = {}
-    for skipped in plan.skipped:
-        rules[skipped.rule] = rules.get(skipped.rule, 0) + 1
+    for skipped_action in skipped:
+        rules[skipped_action.rule] = rules.get(skipped_action.rule, 0) + 1
     if rules.get("plan_only"):
         hints.append(
             f"{rules['plan_only']} action(s) held by plan_only; set [policy] plan_only = false to execute"
@@ -249,10 +187,6 @@ def _hints(plan: Plan, outcomes: list[Outcome], healths: dict[str, RepoHealth]) 
     for outcome in outcomes:
         if outcome.status in ("failed", "refused"):
             hints.append(f"{outcome.action_id} {outcome.status}: {outcome.detail}")
-    worst = sorted(healths.values(), key=lambda h: h.score)[:1]
-    for health in worst:
-        if health.tier != "healthy":
-            hints.append(f"look at {health.name} first: {health.stall or health.reasons[0].text}")
     return tuple(hints)
 
 

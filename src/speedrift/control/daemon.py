@@ -151,7 +151,7 @@ def run_hub(
             _wait(hub.ecosystem, options.interval, stop)
     finally:
         if server is not None:
-            server.should_exit = True
+            server.stop()
         for sig, handler in previous_handlers.items():
             signal.signal(sig, handler)
         lock.release()

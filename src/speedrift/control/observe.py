@@ -13,6 +13,8 @@ content) in three parts, and only the parts that changed are read again:
 
 Service liveness, heartbeat and the control file are cheap and can change with no file event
 (a service killed with -9 leaves every file as it was), so they are read fresh every cycle.
+Fingerprints are taken in the calling thread; only repos with something to read go to the pool
+of ``workers`` threads (git runs there, ``workers`` at a time).
 
 **Staleness bound.** Working-tree edits — a tracked file modified in place, or an untracked file
 created below the top level — touch none of the git files above (``git status`` would refresh the
@@ -32,31 +34,62 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import hashlib
+import os
+import queue
 import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TypeAlias
 
 from speedrift.control import discover
 from speedrift.control.controlfile import load_control
-from speedrift.control.model import AttemptStats, GateStats, GitState, RepoEntry, RepoSnapshot
+from speedrift.control.model import (
+    AttemptStats,
+    ControlState,
+    GateStats,
+    GitState,
+    RepoEntry,
+    RepoSnapshot,
+    ServiceState,
+)
 from speedrift.control.observe_git import (
     GitDirs,
     GitReadError,
     git_dirs,
+    git_env,
+    head_ref,
     read_git_state,
+    start_status,
     stat_key,
     watched_paths,
 )
-from speedrift.control.observe_graph import GraphReading, graph_file, read_graph, refresh
+from speedrift.control.observe_graph import GraphReading, read_graph, refresh
 from speedrift.control.observe_runs import LockTable, read_lock_table, runs_state, service_state
 from speedrift.control.registry import Ecosystem
-from speedrift.graph.store import GRAPH_DIR_NAMES, GRAPH_FILE
 
 StatKey = tuple[tuple[int, int, int] | None, ...]
 WATCHDOG_GRACE_S = 5.0  # past timeout_s, a repo whose worker has not returned is given up on
+GRAPH_DIRS = (".wg", ".workgraph")  # wg's resolver order
+
+
+@dataclass(frozen=True, slots=True)
+class _Keys:
+    """A repo's fingerprint, taken before anything is read (so a change during the read is seen next time)."""
+
+    dirs: GitDirs | None
+    git: StatKey
+    graph: StatKey
+    runs: StatKey
+    state_dir: bool  # .speedrift/ exists: there may be a service, runs, a control file
+
+    def graph_dir(self, repo: Path) -> Path | None:
+        for name, key in zip(GRAPH_DIRS, self.graph, strict=True):
+            if key is not None:
+                return repo / name
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,12 +107,11 @@ class _Cache:
     gates: GateStats
 
 
-def _keys(paths: Sequence[Path]) -> StatKey:
-    return tuple(stat_key(path) for path in paths)
+_Outcome: TypeAlias = tuple[RepoSnapshot, _Cache | None] | Exception
 
 
-def _fingerprint(*parts: StatKey) -> str:
-    return hashlib.blake2b(repr(parts).encode(), digest_size=10).hexdigest()
+def _fingerprint(keys: _Keys) -> str:
+    return hashlib.blake2b(repr((keys.git, keys.runs)).encode(), digest_size=10).hexdigest()
 
 
 class Observer:
@@ -103,6 +135,8 @@ class Observer:
         self.cycles = 0
         self._cache: dict[str, _Cache] = {}
         self._previous: dict[str, RepoSnapshot] = {}
+        self._dirs: dict[str, GitDirs | None] = {}
+        self._heads: dict[str, tuple[tuple[int, int, int] | None, str | None]] = {}
 
     # ------------------------------------------------------------------ the cycle
     def is_full_rescan(self) -> bool:
@@ -113,67 +147,98 @@ class Observer:
 
     def observe(self, now: datetime) -> dict[str, RepoSnapshot]:
         full = self.is_full_rescan()
-        if full and self._fixed_entries is None:
-            eco = self.ecosystem
-            self.entries = discover.with_discovered(eco.discovery, eco.repos, now, eco.workspace_root)
+        if full:
+            self._dirs.clear()
+            self._heads.clear()
+            if self._fixed_entries is None:
+                eco = self.ecosystem
+                self.entries = discover.with_discovered(eco.discovery, eco.repos, now, eco.workspace_root)
         self.cycles += 1
         names = frozenset(entry.name.lower() for entry in self.entries)
         locks = read_lock_table()
-        started: dict[str, float] = {}
         results: dict[str, RepoSnapshot] = {}
-        pool = cf.ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="observe")
-        try:
-            futures = {
-                pool.submit(self._observe_one, entry, now, full, names, locks, started): entry
-                for entry in self.entries
-            }
-            pending = set(futures)
-            while pending:
-                done, pending = cf.wait(pending, timeout=0.5, return_when=cf.FIRST_COMPLETED)
-                for future in done:
-                    self._collect(futures[future], future, now, results)
-                for future in self._overdue(pending, futures, started):
-                    pending.discard(future)
-                    entry = futures[future]
-                    results[entry.name] = self._failed(entry, now, f"timed out after {self.timeout_s:g}s")
-        finally:
-            pool.shutdown(wait=False, cancel_futures=True)
+        jobs: list[tuple[RepoEntry, _Keys, _Cache | None]] = []
+        for entry in self.entries:
+            if not os.path.isdir(entry.path):
+                results[entry.name] = RepoSnapshot(
+                    name=entry.name, path=str(entry.path), observed_at=now, exists=False, tags=entry.tags
+                )
+                self._cache.pop(entry.name, None)
+                continue
+            keys = self._keys(entry)
+            old = None if full else self._cache.get(entry.name)
+            reused = self._reuse(entry, keys, old, now, locks) if old is not None else None
+            if reused is not None:
+                results[entry.name] = reused
+            else:
+                jobs.append((entry, keys, old))
+        if jobs:
+            self._read(jobs, now, names, locks, results)
         ordered = {entry.name: results[entry.name] for entry in self.entries if entry.name in results}
         self._previous = ordered
         return ordered
 
-    def _collect(
+    def _read(
         self,
-        entry: RepoEntry,
-        future: cf.Future[tuple[RepoSnapshot, _Cache | None]],
+        jobs: list[tuple[RepoEntry, _Keys, _Cache | None]],
+        now: datetime,
+        names: frozenset[str],
+        locks: LockTable | None,
+        results: dict[str, RepoSnapshot],
+    ) -> None:
+        """Read the changed repos on the pool; results come back through a queue (O(1) each)."""
+        env = git_env()
+        started: dict[str, float] = {}
+        done: queue.SimpleQueue[tuple[RepoEntry, _Outcome]] = queue.SimpleQueue()
+
+        def work(entry: RepoEntry, keys: _Keys, old: _Cache | None) -> None:
+            try:
+                outcome: _Outcome = self._observe_one(entry, keys, old, now, names, locks, env, started)
+            except Exception as error:  # a bug in one repo's reading must not end the cycle
+                outcome = error
+            done.put((entry, outcome))
+
+        pool = cf.ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="observe")
+        try:
+            waiting = {entry.name: entry for entry, _, _ in jobs}
+            for entry, keys, old in jobs:
+                pool.submit(work, entry, keys, old)
+            while waiting:
+                try:
+                    entry, outcome = done.get(timeout=0.5)
+                except queue.Empty:
+                    self._give_up_overdue(waiting, started, now, results)
+                    continue
+                if waiting.pop(entry.name, None) is None:
+                    continue  # already given up on
+                if isinstance(outcome, Exception):
+                    results[entry.name] = self._failed(entry, now, f"{type(outcome).__name__}: {outcome}")
+                    continue
+                snapshot, cache = outcome
+                results[entry.name] = snapshot
+                if cache is not None:
+                    self._cache[entry.name] = cache
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _give_up_overdue(
+        self,
+        waiting: dict[str, RepoEntry],
+        started: dict[str, float],
         now: datetime,
         results: dict[str, RepoSnapshot],
     ) -> None:
-        try:
-            snapshot, cache = future.result()
-        except Exception as error:  # a bug in one repo's reading must not end the cycle
-            results[entry.name] = self._failed(entry, now, f"{type(error).__name__}: {error}")
-            return
-        results[entry.name] = snapshot
-        if cache is not None:
-            self._cache[entry.name] = cache
-
-    def _overdue(
-        self,
-        pending: set[cf.Future[tuple[RepoSnapshot, _Cache | None]]],
-        futures: dict[cf.Future[tuple[RepoSnapshot, _Cache | None]], RepoEntry],
-        started: dict[str, float],
-    ) -> list[cf.Future[tuple[RepoSnapshot, _Cache | None]]]:
-        """Workers past their timeout (plus grace): given up on, their thread left to finish alone."""
+        """Workers past their timeout (plus grace): reported, their thread left to finish alone."""
         limit = self.timeout_s + WATCHDOG_GRACE_S
-        now = time.monotonic()
-        return [
-            f for f in pending if (began := started.get(futures[f].name)) is not None and now - began > limit
-        ]
+        clock = time.monotonic()
+        for name in [n for n in waiting if (began := started.get(n)) is not None and clock - began > limit]:
+            entry = waiting.pop(name)
+            results[name] = self._failed(entry, now, f"timed out after {self.timeout_s:g}s")
 
     def _failed(self, entry: RepoEntry, now: datetime, error: str) -> RepoSnapshot:
         previous = self._previous.get(entry.name)
-        snapshot = RepoSnapshot(
+        self._cache.pop(entry.name, None)  # the next cycle reads this repo afresh
+        return RepoSnapshot(
             name=entry.name,
             path=str(entry.path),
             observed_at=now,
@@ -183,93 +248,162 @@ class Observer:
             graph=previous.graph if previous else None,
             tags=entry.tags,
         )
-        self._cache.pop(entry.name, None)  # the next cycle reads this repo afresh
-        return snapshot
 
-    # ------------------------------------------------------------------ one repo (worker thread)
+    # ------------------------------------------------------------------ fingerprints (calling thread)
+    def _keys(self, entry: RepoEntry) -> _Keys:
+        repo = entry.path
+        if entry.name not in self._dirs:
+            self._dirs[entry.name] = git_dirs(repo)
+        dirs = self._dirs[entry.name]
+        git: StatKey = ()
+        if dirs is not None:
+            head_key = stat_key(dirs.git_dir / "HEAD")
+            cached = self._heads.get(entry.name)
+            if cached is None or cached[0] != head_key:
+                cached = (head_key, head_ref(dirs))
+                self._heads[entry.name] = cached
+            git = tuple(stat_key(p) for p in watched_paths(repo, dirs, entry, cached[1] or ""))
+        base = str(repo)
+        graph = tuple(stat_key(f"{base}/{name}/graph.jsonl") for name in GRAPH_DIRS)
+        state_dir = os.path.isdir(f"{base}/.speedrift")
+        runs = graph + (
+            (stat_key(f"{base}/.speedrift/runs"), stat_key(f"{base}/.speedrift/scans"))
+            if state_dir
+            else (None, None)
+        )
+        return _Keys(dirs, git, graph, runs, state_dir)
+
+    def _live(
+        self, entry: RepoEntry, keys: _Keys, locks: LockTable | None, now: datetime
+    ) -> tuple[ServiceState, ControlState, str | None]:
+        """The parts read fresh every cycle: service liveness and the control file."""
+        service = service_state(entry.path, keys.graph_dir(entry.path), locks, now, state_dir=keys.state_dir)
+        if not keys.state_dir:
+            return service, ControlState(), None
+        control, problem = load_control(entry.path)
+        return service, control, problem
+
+    def _snapshot(
+        self,
+        entry: RepoEntry,
+        keys: _Keys,
+        cache: _Cache,
+        now: datetime,
+        locks: LockTable | None,
+        reused: bool,
+    ) -> RepoSnapshot:
+        service, control, problem = self._live(entry, keys, locks, now)
+        errors = (*cache.git_errors, *cache.graph_errors, *((problem,) if problem else ()))
+        return RepoSnapshot(
+            name=entry.name,
+            path=str(entry.path),
+            observed_at=now,
+            exists=True,
+            errors=errors,
+            git=cache.git,
+            graph=cache.graph.state if cache.graph else None,
+            service=service,
+            attempts=cache.attempts,
+            gates=cache.gates,
+            control=control,
+            tags=entry.tags,
+            fingerprint=_fingerprint(keys),
+            reused=reused,
+        )
+
+    def _reuse(
+        self, entry: RepoEntry, keys: _Keys, old: _Cache, now: datetime, locks: LockTable | None
+    ) -> RepoSnapshot | None:
+        """The snapshot without reading anything, or None when some part changed."""
+        if old.git_key != keys.git or old.graph_key != keys.graph or old.runs_key != keys.runs:
+            return None
+        reading = old.graph
+        if reading is not None:
+            reading = refresh(reading, now)
+            if reading is None:
+                return None  # past the horizon: a time-based fact changed, read the graph again
+        cache = _Cache(
+            old.git_key, old.git, old.git_errors, old.graph_key, reading, old.graph_errors, old.runs_key,
+            old.attempts, old.gates,
+        )  # fmt: skip
+        self._cache[entry.name] = cache
+        return self._snapshot(entry, keys, cache, now, locks, reused=True)
+
+    # ------------------------------------------------------------------ reading (worker thread)
     def _observe_one(
         self,
         entry: RepoEntry,
+        keys: _Keys,
+        old: _Cache | None,
         now: datetime,
-        full: bool,
         names: frozenset[str],
         locks: LockTable | None,
+        env: dict[str, str] | None,
         started: dict[str, float],
     ) -> tuple[RepoSnapshot, _Cache | None]:
         began = time.monotonic()
         started[entry.name] = began
-        deadline = began + self.timeout_s
         repo = entry.path
-        if not repo.is_dir():
-            missing = RepoSnapshot(
-                name=entry.name, path=str(repo), observed_at=now, exists=False, tags=entry.tags
-            )
-            return missing, None
-        old = None if full else self._cache.get(entry.name)
-        dirs = git_dirs(repo)
-        git, git_errors, git_key, reused_git = self._git_part(repo, dirs, entry, old, deadline)
-        graph_paths = [repo / name / GRAPH_FILE for name in GRAPH_DIR_NAMES]
-        graph_key = _keys(graph_paths)
-        others = names - {entry.name.lower()}
-        reading, graph_errors, reused_graph = self._graph_part(repo, now, others, old, graph_key)
-        runs_key = graph_key + _keys([repo / ".speedrift" / "runs", repo / ".speedrift" / "scans"])
-        if old is not None and old.runs_key == runs_key:
-            attempts, gates = old.attempts, old.gates
+        deadline = began + self.timeout_s
+        status: subprocess.Popen[bytes] | None = None
+        failure: str | None = None
+        if keys.dirs is not None and not (old is not None and old.git_key == keys.git):
+            try:  # git runs while this thread reads the graph
+                status = start_status(repo, deadline, env)
+            except subprocess.TimeoutExpired:
+                failure = f"git: timed out after {self.timeout_s:g}s"
+            except OSError as error:
+                failure = f"git: {error}"
+        reading, graph_errors, reused_graph = self._graph_part(entry, now, names, old, keys.graph)
+        git_key: StatKey = ()
+        if failure is not None:
+            git, git_errors, reused_git = None, [failure], False
         else:
+            git, git_errors, git_key, reused_git = self._git_part(entry, keys, old, deadline, env, status)
+        if old is not None and old.runs_key == keys.runs:
+            attempts, gates, reused_runs = old.attempts, old.gates, True
+        elif keys.state_dir:
             attempts, gates = runs_state(repo, now)
-        found_graph = graph_file(repo)
-        service = service_state(repo, found_graph.parent if found_graph else None, locks, now)
-        control, control_problem = load_control(repo)
-        errors = [*git_errors, *graph_errors]
-        if control_problem:
-            errors.append(control_problem)
+            reused_runs = False
+        else:
+            attempts, gates, reused_runs = AttemptStats(), GateStats(), False
         cache = _Cache(
             git_key,
             git,
             tuple(git_errors),
-            graph_key,
+            keys.graph,
             reading,
             tuple(graph_errors),
-            runs_key,
+            keys.runs,
             attempts,
             gates,
         )
-        snapshot = RepoSnapshot(
-            name=entry.name,
-            path=str(repo),
-            observed_at=now,
-            exists=True,
-            errors=tuple(errors),
-            git=git,
-            graph=reading.state if reading else None,
-            service=service,
-            attempts=attempts,
-            gates=gates,
-            control=control,
-            tags=entry.tags,
-            fingerprint=_fingerprint(git_key, runs_key),
-            reused=reused_git and reused_graph and old is not None and old.runs_key == runs_key,
-        )
-        return snapshot, cache
+        reused = reused_git and reused_graph and reused_runs
+        return self._snapshot(entry, keys, cache, now, locks, reused), cache
 
     def _git_part(
-        self, repo: Path, dirs: GitDirs | None, entry: RepoEntry, old: _Cache | None, deadline: float
+        self,
+        entry: RepoEntry,
+        keys: _Keys,
+        old: _Cache | None,
+        deadline: float,
+        env: dict[str, str] | None,
+        status: subprocess.Popen[bytes] | None,
     ) -> tuple[GitState | None, list[str], StatKey, bool]:
-        if dirs is None:
+        if keys.dirs is None:
             return None, ["not a git repository (no .git)"], (), old is not None and old.git_key == ()
-        key = _keys(watched_paths(repo, dirs, entry))
-        if old is not None and old.git_key == key:
-            return old.git, list(old.git_errors), key, True
+        if old is not None and old.git_key == keys.git:
+            return old.git, list(old.git_errors), keys.git, True
         try:
-            state, errors = read_git_state(repo, dirs, entry, deadline)
+            state, errors = read_git_state(entry.path, keys.dirs, entry, deadline, env, status)
         except subprocess.TimeoutExpired:
             return None, [f"git: timed out after {self.timeout_s:g}s"], (), False
         except (GitReadError, OSError) as error:
             return None, [f"git: {error}"], (), False
-        return state, errors, key, False
+        return state, errors, keys.git, False
 
     def _graph_part(
-        self, repo: Path, now: datetime, names: frozenset[str], old: _Cache | None, key: StatKey
+        self, entry: RepoEntry, now: datetime, names: frozenset[str], old: _Cache | None, key: StatKey
     ) -> tuple[GraphReading | None, list[str], bool]:
         if old is not None and old.graph_key == key:
             if old.graph is None:
@@ -278,6 +412,6 @@ class Observer:
             if moved is not None:
                 return moved, list(old.graph_errors), True
         try:
-            return read_graph(repo, now, names), [], False
+            return read_graph(entry.path, now, names, own=entry.name.lower()), [], False
         except OSError as error:
             return None, [f"graph: unreadable ({error.strerror or error})"], False

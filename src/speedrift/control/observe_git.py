@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import mmap
 import os
+import stat
 import subprocess
+import threading
 import time
 import zlib
 from dataclasses import dataclass
@@ -21,7 +23,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from speedrift.control.model import GitState, RepoEntry
-from speedrift.repo import git
 
 OWN_DIRS = (".speedrift/", ".speedrift-hub/")  # speedrift's own state never counts as a change
 MAX_PATHS = 50
@@ -38,26 +39,25 @@ class GitDirs:
 def git_dirs(repo: Path) -> GitDirs | None:
     """Where the repo's git data lives; handles ``.git`` files (worktrees, submodules)."""
     dot_git = repo / ".git"
-    if dot_git.is_dir():
-        git_dir = dot_git
-    elif dot_git.is_file():
-        try:
-            text = dot_git.read_text(encoding="utf-8", errors="replace").strip()
-        except OSError:
-            return None
-        if not text.startswith("gitdir:"):
-            return None
-        target = Path(text.removeprefix("gitdir:").strip())
-        git_dir = target if target.is_absolute() else repo / target
-    else:
+    try:
+        mode = os.stat(dot_git).st_mode
+    except OSError:
         return None
-    common = git_dir
+    if stat.S_ISDIR(mode):
+        return GitDirs(dot_git, dot_git)  # a main checkout: its git dir is the common dir
+    try:
+        text = dot_git.read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return None
+    if not text.startswith("gitdir:"):
+        return None
+    target = Path(text.removeprefix("gitdir:").strip())
+    git_dir = target if target.is_absolute() else repo / target
     try:
         pointer = (git_dir / "commondir").read_text(encoding="utf-8").strip()
     except OSError:
         pointer = ""
-    if pointer:
-        common = Path(pointer) if Path(pointer).is_absolute() else git_dir / pointer
+    common = (Path(pointer) if Path(pointer).is_absolute() else git_dir / pointer) if pointer else git_dir
     return GitDirs(git_dir, common)
 
 
@@ -70,22 +70,24 @@ def head_ref(dirs: GitDirs) -> str | None:
     return text.removeprefix("ref:").strip() if text.startswith("ref:") else None
 
 
-def watched_paths(repo: Path, dirs: GitDirs, entry: RepoEntry) -> list[Path]:
+def watched_paths(repo: Path, dirs: GitDirs, entry: RepoEntry, ref: str | None = None) -> list[str]:
     """Files whose change means the git state may have changed (see docs: working-tree edits are
-    not among them; the periodic full rescan bounds how long those go unseen)."""
+    not among them; the periodic full rescan bounds how long those go unseen). ``ref`` is HEAD's
+    branch ref when the caller already knows it."""
+    git_dir, common = str(dirs.git_dir), str(dirs.common_dir)
     paths = [
-        repo,  # top-level files created or deleted
-        dirs.git_dir / "HEAD",
-        dirs.git_dir / "index",
-        dirs.git_dir / "FETCH_HEAD",
-        dirs.common_dir / "packed-refs",
+        str(repo),  # top-level files created or deleted
+        f"{git_dir}/HEAD",
+        f"{git_dir}/index",
+        f"{git_dir}/FETCH_HEAD",
+        f"{common}/packed-refs",
     ]
-    ref = head_ref(dirs)
+    ref = ref if ref is not None else head_ref(dirs)
     if ref:
-        paths.append(dirs.common_dir / ref)
+        paths.append(f"{common}/{ref}")
         branch = ref.removeprefix("refs/heads/")
         remote = entry.upstream_remote or "origin"
-        paths.append(dirs.common_dir / "refs" / "remotes" / remote / (entry.upstream_branch or branch))
+        paths.append(f"{common}/refs/remotes/{remote}/{entry.upstream_branch or branch}")
     return paths
 
 
@@ -248,22 +250,116 @@ class GitReadError(Exception):
     """git answered with an error (not a repo, dubious ownership, corrupt index...)."""
 
 
-def _git(args: list[str], repo: Path, timeout: float) -> subprocess.CompletedProcess[str]:
-    return git.run(args, repo, check=False, env=READ_ONLY_ENV, timeout=max(timeout, 0.1))
+# set in the hub's own environment (a hook, a script run by git), these would point every
+# observation at the wrong repository
+_LOCATION_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_OBJECT_DIRECTORY")
+
+
+def git_env() -> dict[str, str] | None:
+    """The environment for observation: None (inherit as is: cheaper to spawn) unless it must change.
+
+    ``--no-optional-locks`` is always on the command line, so the environment only needs
+    changing when it carries variables that relocate the repository, or enables optional locks.
+    """
+    relocated = any(v in os.environ for v in _LOCATION_VARS)
+    if not relocated and os.environ.get("GIT_OPTIONAL_LOCKS", "0") == "0":
+        return None
+    clean = {k: v for k, v in os.environ.items() if k not in _LOCATION_VARS}
+    return {**clean, **READ_ONLY_ENV}
+
+
+class _Watchdog:
+    """Kills git processes that run past their deadline.
+
+    ``subprocess.run(timeout=...)`` polls for the child's exit with sleeps, which adds latency to
+    every call; instead each call waits plainly and this one thread (alive only while some git
+    runs) kills the overdue ones.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: dict[int, tuple[subprocess.Popen[bytes], float]] = {}
+        self._killed: set[int] = set()
+        self._thread: threading.Thread | None = None
+
+    def start(
+        self, argv: list[str], cwd: Path, env: dict[str, str] | None, deadline: float
+    ) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        with self._lock:
+            self._running[id(proc)] = (proc, deadline)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._watch, name="git-watchdog", daemon=True)
+                self._thread.start()
+        return proc
+
+    def finish(self, proc: subprocess.Popen[bytes]) -> tuple[int, str, str]:
+        """Wait for a started process; TimeoutExpired if the watchdog had to kill it."""
+        key = id(proc)
+        try:
+            out, err = proc.communicate()
+        finally:
+            with self._lock:
+                self._running.pop(key, None)
+                killed = key in self._killed
+                self._killed.discard(key)
+        if killed:
+            raise subprocess.TimeoutExpired(proc.args, 0)
+        return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(0.05)
+            now = time.monotonic()
+            with self._lock:
+                if not self._running:
+                    self._thread = None
+                    return
+                for key, (proc, deadline) in self._running.items():
+                    if now > deadline and key not in self._killed:
+                        self._killed.add(key)
+                        proc.kill()
+
+
+_WATCHDOG = _Watchdog()
+
+
+def _start(
+    args: list[str], repo: Path, deadline: float, env: dict[str, str] | None
+) -> subprocess.Popen[bytes]:
+    if time.monotonic() > deadline:
+        raise subprocess.TimeoutExpired(["git", *args], 0)
+    return _WATCHDOG.start(["git", *args], repo, env, deadline)
+
+
+def _git(args: list[str], repo: Path, deadline: float, env: dict[str, str] | None) -> tuple[int, str, str]:
+    return _WATCHDOG.finish(_start(args, repo, deadline, env))
+
+
+def start_status(repo: Path, deadline: float, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start ``git status`` now and collect it later with :func:`read_git_state` (``status=``), so
+    the caller can read the graph while git runs."""
+    return _start(STATUS_ARGS, repo, deadline, env)
 
 
 def read_git_state(
-    repo: Path, dirs: GitDirs, entry: RepoEntry, deadline: float
+    repo: Path,
+    dirs: GitDirs,
+    entry: RepoEntry,
+    deadline: float,
+    env: dict[str, str] | None = None,
+    status: subprocess.Popen[bytes] | None = None,
 ) -> tuple[GitState, list[str]]:
-    """The repo's git state and any problems (as words). ``deadline`` is a ``time.monotonic()`` value.
+    """The repo's git state and any problems (as words). ``deadline`` is a ``time.monotonic()`` value;
+    ``env`` is :func:`git_env`'s answer (None: inherit).
 
     Raises ``subprocess.TimeoutExpired`` when git runs past the deadline (the observer reports it).
     """
     errors: list[str] = []
-    result = _git(STATUS_ARGS, repo, deadline - time.monotonic())
-    if result.returncode != 0:
-        raise GitReadError(f"git status failed: {result.stderr.strip()[:300] or result.returncode}")
-    facts = parse_status(result.stdout)
+    code, out, err = _WATCHDOG.finish(status or _start(STATUS_ARGS, repo, deadline, env))
+    if code != 0:
+        raise GitReadError(f"git status failed: {err.strip()[:300] or code}")
+    facts = parse_status(out)
     upstream, ahead, behind = facts.upstream, facts.ahead, facts.behind
     if entry.upstream_remote or entry.upstream_branch:
         remote = entry.upstream_remote or "origin"
@@ -272,9 +368,9 @@ def read_git_state(
         if wanted and wanted != facts.upstream:
             upstream, ahead, behind = wanted, None, None
             argv = ["--no-optional-locks", "rev-list", "--left-right", "--count"]
-            counted = _git([*argv, f"HEAD...refs/remotes/{wanted}"], repo, deadline - time.monotonic())
-            left, _, right = counted.stdout.strip().partition("\t")
-            if counted.returncode == 0 and left.isdigit() and right.isdigit():
+            code, out, _ = _git([*argv, f"HEAD...refs/remotes/{wanted}"], repo, deadline, env)
+            left, _, right = out.strip().partition("\t")
+            if code == 0 and left.isdigit() and right.isdigit():
                 ahead, behind = int(left), int(right)
             else:
                 errors.append(
@@ -283,9 +379,9 @@ def read_git_state(
     last_commit = commit_time(dirs, facts.head) if facts.head else None
     if facts.head and last_commit is None:
         argv = ["--no-optional-locks", "log", "-1", "--format=%ct", "HEAD"]
-        logged = _git(argv, repo, deadline - time.monotonic())
-        stamp = logged.stdout.strip()
-        if logged.returncode == 0 and stamp.isdigit():
+        code, out, _ = _git(argv, repo, deadline, env)
+        stamp = out.strip()
+        if code == 0 and stamp.isdigit():
             last_commit = datetime.fromtimestamp(int(stamp), UTC)
     state = GitState(
         branch=facts.branch,
@@ -301,7 +397,7 @@ def read_git_state(
     return state, errors
 
 
-def stat_key(path: Path) -> tuple[int, int, int] | None:
+def stat_key(path: str | Path) -> tuple[int, int, int] | None:
     """What changes when a file is rewritten or replaced: (mtime ns, size, inode)."""
     try:
         info = os.stat(path)

@@ -42,7 +42,7 @@ STALE_IN_PROGRESS = timedelta(days=3)
 MAX_BRIEFS = 20
 CRON_RECHECK = timedelta(minutes=5)
 MENTION_TEXT = 2000  # characters of a description scanned for other repos' names
-_TOKEN = re.compile(r"[a-z0-9][a-z0-9._-]*")
+_TOKEN = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")  # a word never ends in punctuation
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +62,17 @@ def graph_file(repo: Path) -> Path | None:
     return None
 
 
+def _time(value: object) -> datetime | None:
+    """``parse_time`` with the common case first: 3.11's fromisoformat reads wg's RFC 3339 stamps."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return parse_time(value)
+    return parsed if parsed.tzinfo else parse_time(value)
+
+
 def _age(since: datetime | None, now: datetime) -> float | None:
     return max(0.0, (now - since).total_seconds()) if since else None
 
@@ -77,21 +88,15 @@ def _brief(task: Task, since: datetime | None, now: datetime) -> TaskBrief:
     )
 
 
-def _mentions(graph: Graph, names: frozenset[str]) -> tuple[str, ...]:
-    if not names:
+def _mentions(parts: list[str], names: frozenset[str], own: str | None) -> tuple[str, ...]:
+    """Registered repo names (other than ``own``) appearing as whole words in ``parts`` (unfinished
+    tasks' titles, descriptions and blocker ids): one regex pass and a set intersection."""
+    if not names or not parts:
         return ()
-    seen: set[str] = set()
-    for task in graph.tasks.values():
-        parts = [str(task.get("title") or "")]
-        description = task.get("description")
-        if isinstance(description, str):
-            parts.append(description[:MENTION_TEXT])
-        parts.extend(after_of(task))
-        for token in _TOKEN.findall(" ".join(parts).lower()):
-            token = token.rstrip("._-")
-            if token in names:
-                seen.add(token)
-    return tuple(sorted(seen))
+    found = set(_TOKEN.findall("\n".join(parts).lower()))
+    found.intersection_update(names)
+    found.discard(own or "")
+    return tuple(sorted(found))
 
 
 def _horizon(candidates: list[datetime], now: datetime) -> datetime | None:
@@ -99,23 +104,41 @@ def _horizon(candidates: list[datetime], now: datetime) -> datetime | None:
     return min(future) if future else None
 
 
-def analyze(graph: Graph, graph_dir: str, now: datetime, names: frozenset[str] = frozenset()) -> GraphReading:
-    """Everything the control plane reads from one graph, plus when it goes stale. Pure."""
+def analyze(
+    graph: Graph, graph_dir: str, now: datetime, names: frozenset[str] = frozenset(), own: str | None = None
+) -> GraphReading:
+    """Everything the control plane reads from one graph, plus when it goes stale. Pure; one pass
+    over the tasks besides readiness and dispatch order (``graph.query``'s)."""
     tasks = graph.tasks
     host = socket.gethostname()
     ready_ids = query.ready_ids(graph, now)
     ordered = query.dispatch_order(graph, ready_ids, now)
     ready_set = set(ready_ids)
+    counts: dict[str, int] = {}
     horizon: list[datetime] = []
     in_progress: list[TaskBrief] = []
     claims: list[tuple[str, int]] = []
     missing: list[tuple[str, str]] = []
+    text: list[str] = []  # for mentions; finished work says nothing about current dependencies
     blocked = failed_blockers = stale_open = stale_in_progress = 0
     for task_id, task in tasks.items():
         status = status_of(task)
-        created = parse_time(task.get("created_at"))
+        counts[status] = counts.get(status, 0) + 1
+        if status in TERMINAL:
+            continue
+        after = after_of(task)
+        for blocker in after:
+            if blocker not in tasks:
+                missing.append((task_id, blocker))
+        if names:
+            title, description = task.get("title"), task.get("description")
+            if isinstance(title, str):
+                text.append(title)
+            if isinstance(description, str):
+                text.append(description[:MENTION_TEXT])
+            text.extend(after)
         if status == IN_PROGRESS:
-            since = parse_time(task.get("started_at")) or created
+            since = _time(task.get("started_at")) or _time(task.get("created_at"))
             in_progress.append(_brief(task, since, now))
             if since is not None:
                 if now - since >= STALE_IN_PROGRESS:
@@ -125,20 +148,17 @@ def analyze(graph: Graph, graph_dir: str, now: datetime, names: frozenset[str] =
             worker = speedrift_data(task).get("worker")
             if isinstance(worker, dict) and worker.get("host") == host and isinstance(worker.get("pid"), int):
                 claims.append((task_id, worker["pid"]))
-        if status not in TERMINAL:
-            for blocker in after_of(task):
-                if blocker not in tasks:
-                    missing.append((task_id, blocker))
+            continue
         if status not in DISPATCHABLE:
             continue
+        created = _time(task.get("created_at"))
         if created is not None:
             if now - created >= STALE_OPEN:
                 stale_open += 1
             else:
                 horizon.append(created + STALE_OPEN)
         for key in ("not_before", "ready_after"):
-            gate = parse_time(task.get(key))
-            if gate is not None:
+            if key in task and (gate := _time(task[key])) is not None:
                 horizon.append(gate)
         if task.get("cron_enabled") is True:
             horizon.append(now + CRON_RECHECK)
@@ -146,8 +166,7 @@ def analyze(graph: Graph, graph_dir: str, now: datetime, names: frozenset[str] =
             if created is not None:  # the age bump of dispatch order moves once a day
                 horizon.append(created + timedelta(days=int((now - created) / timedelta(days=1)) + 1))
             continue
-        problems = [query.blocker_problem(b, task_id, tasks) for b in after_of(task)]
-        problems = [p for p in problems if p is not None]
+        problems = [p for b in after if (p := query.blocker_problem(b, task_id, tasks)) is not None]
         if problems:
             blocked += 1
             if FAILED in problems:
@@ -155,10 +174,8 @@ def analyze(graph: Graph, graph_dir: str, now: datetime, names: frozenset[str] =
     in_progress.sort(key=lambda brief: (-(brief.age_seconds or 0.0), brief.id))
     state = GraphState(
         graph_dir=graph_dir,
-        counts=query.status_counts(graph),
-        ready=tuple(
-            _brief(tasks[t], parse_time(tasks[t].get("created_at")), now) for t in ordered[:MAX_BRIEFS]
-        ),
+        counts=counts,
+        ready=tuple(_brief(tasks[t], _time(tasks[t].get("created_at")), now) for t in ordered[:MAX_BRIEFS]),
         ready_count=len(ordered),
         in_progress=tuple(in_progress[:MAX_BRIEFS]),
         blocked=blocked,
@@ -168,17 +185,20 @@ def analyze(graph: Graph, graph_dir: str, now: datetime, names: frozenset[str] =
         stale_in_progress=stale_in_progress,
         dead_claims=tuple(task for task, pid in claims if not pid_alive(pid)),
         problems=len(graph.problems),
-        mentions=_mentions(graph, names),
+        mentions=_mentions(text, names, own),
     )
     return GraphReading(state, now, _horizon(horizon, now), tuple(claims))
 
 
-def read_graph(repo: Path, now: datetime, names: frozenset[str] = frozenset()) -> GraphReading | None:
-    """The repo's graph reading, None when the repo has no graph. Raises OSError if unreadable."""
+def read_graph(
+    repo: Path, now: datetime, names: frozenset[str] = frozenset(), own: str | None = None
+) -> GraphReading | None:
+    """The repo's graph reading, None when the repo has no graph. Raises OSError if unreadable.
+    ``names``: registered repo names (lower case) to look for; ``own``: this repo's, left out."""
     path = graph_file(repo)
     if path is None:
         return None
-    return analyze(Graph.from_bytes(path.read_bytes()), path.parent.name, now, names)
+    return analyze(Graph.from_bytes(path.read_bytes()), path.parent.name, now, names, own)
 
 
 def _shift(briefs: tuple[TaskBrief, ...], seconds: float) -> tuple[TaskBrief, ...]:

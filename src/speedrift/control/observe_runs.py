@@ -70,25 +70,32 @@ def _pid_file(path: Path) -> int | None:
 
 
 # --- service --------------------------------------------------------------------------------------
-def service_state(repo: Path, graph_dir: Path | None, locks: LockTable | None, now: datetime) -> ServiceState:
-    """speedrift's own service (``.speedrift/service/``), else a live ``wg service``."""
+def service_state(
+    repo: Path, graph_dir: Path | None, locks: LockTable | None, now: datetime, *, state_dir: bool = True
+) -> ServiceState:
+    """speedrift's own service (``.speedrift/service/``), else a live ``wg service``.
+
+    ``state_dir=False`` (the caller saw no ``.speedrift/``) skips the speedrift files.
+    """
     folder = repo / ".speedrift" / "service"
-    started_by_hub = (folder / STARTED_BY_HUB).exists()
-    heartbeat = read_json(folder / "heartbeat.json")
+    present = state_dir and os.path.isdir(folder)
+    started_by_hub = present and (folder / STARTED_BY_HUB).exists()
+    heartbeat = read_json(folder / "heartbeat.json") if present else None
     beat_at = parse_iso(heartbeat.get("at")) if heartbeat else None
     age = max(0.0, (now - beat_at).total_seconds()) if beat_at else None
-    pid = _pid_file(folder / "pid")
+    pid = _pid_file(folder / "pid") if present else None
     running = False
-    try:
-        info = os.stat(folder / "lock")
-    except OSError:
-        info = None
-    if info is not None and locks is not None:
-        holder = locks.get((info.st_dev, info.st_ino))
-        running = holder is not None
-        pid = pid or holder
-    if not running and pid is not None and pid_alive(pid):
-        running = age is not None and age <= HEARTBEAT_FRESH.total_seconds()
+    if present:
+        try:
+            info: os.stat_result | None = os.stat(folder / "lock")
+        except OSError:
+            info = None
+        if info is not None and locks is not None:
+            holder = locks.get((info.st_dev, info.st_ino))
+            running = holder is not None
+            pid = pid or holder
+        if not running and pid is not None and pid_alive(pid):
+            running = age is not None and age <= HEARTBEAT_FRESH.total_seconds()
     if running:
         agents = heartbeat.get("running") if heartbeat else None
         return ServiceState(
@@ -99,21 +106,31 @@ def service_state(repo: Path, graph_dir: Path | None, locks: LockTable | None, n
             active_agents=len(agents) if isinstance(agents, list) else 0,
             started_by_hub=started_by_hub,
         )
-    if graph_dir is not None:
-        state_file = graph_dir / "service" / "state.json"
-        wg_state = read_json(state_file)
-        wg_pid = wg_state.get("pid") if wg_state else None
-        if isinstance(wg_pid, int) and pid_alive(wg_pid):
-            try:
-                wg_age: float | None = max(0.0, now.timestamp() - state_file.stat().st_mtime)
-            except OSError:
-                wg_age = None
-            return ServiceState(running=True, kind="wg", pid=wg_pid, heartbeat_age_seconds=wg_age)
+    wg = _wg_service(graph_dir, now)
+    if wg is not None:
+        return wg
     return ServiceState(
         running=False,
         kind="speedrift" if heartbeat or started_by_hub else None,
         heartbeat_age_seconds=age,
         started_by_hub=started_by_hub,
+    )
+
+
+def _wg_service(graph_dir: Path | None, now: datetime) -> ServiceState | None:
+    if graph_dir is None:
+        return None
+    state_file = graph_dir / "service" / "state.json"
+    try:
+        mtime = state_file.stat().st_mtime
+    except OSError:
+        return None
+    wg_state = read_json(state_file)
+    wg_pid = wg_state.get("pid") if wg_state else None
+    if not isinstance(wg_pid, int) or not pid_alive(wg_pid):
+        return None
+    return ServiceState(
+        running=True, kind="wg", pid=wg_pid, heartbeat_age_seconds=max(0.0, now.timestamp() - mtime)
     )
 
 

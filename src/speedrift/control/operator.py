@@ -240,7 +240,15 @@ def _running_attempt(repo: Path, task_id: str) -> dict[str, Any]:
 
 def _signal_agent(repo: Path, task_id: str, sig: signal.Signals) -> tuple[dict[str, Any], list[int]]:
     record = _running_attempt(repo, task_id)
-    groups = agent_groups(repo, task_id, int(record["attempt"]))
+    recorded = record.get("agent_pgid")  # if the worker records its agent's group, trust that first
+    groups = (
+        [recorded]
+        if isinstance(recorded, int)
+        and not isinstance(recorded, bool)
+        and recorded > 1
+        and pid_alive(recorded)
+        else agent_groups(repo, task_id, int(record["attempt"]))
+    )
     if not groups:
         raise Refused(
             f"attempt {record['attempt']} of {task_id!r} has no agent process right now",

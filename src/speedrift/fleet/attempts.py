@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from speedrift.fleet.prompt import EarlierAttempt
+from speedrift.gates import redact
 from speedrift.graph.model import format_time, now_utc
 from speedrift.repo.worktrees import safe_name, state_dir
 
@@ -44,7 +45,8 @@ def _prune(folder: Path) -> None:
 
 def _write_json(path: Path, value: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(orjson.dumps(value, option=orjson.OPT_INDENT_2))
+    # run records never carry a credential: see gates/redact.py
+    tmp.write_bytes(orjson.dumps(redact.redact_value(value), option=orjson.OPT_INDENT_2))
     os.replace(tmp, path)
 
 

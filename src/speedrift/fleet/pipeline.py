@@ -22,23 +22,15 @@ from speedrift.agents import env as agent_env
 from speedrift.agents import registry, result, session
 from speedrift.agents.protocol import AgentEvent, Budgets, FailureKind, RunOutcome, RunRequest
 from speedrift.errors import Refused, SpeedriftError
-from speedrift.fleet import attempts, prompt
+from speedrift.fleet import attempts, failures, halt, prompt
 from speedrift.fleet.gate_seam import GateBlocked, GateRunner, GateVerdict, NoGates
+from speedrift.gates import redact
 from speedrift.graph import ops, query
 from speedrift.graph.codec import Graph
-from speedrift.graph.model import DONE, FAILED, IN_PROGRESS, format_time, speedrift_data
+from speedrift.graph.model import DONE, FAILED, format_time, speedrift_data
 from speedrift.graph.store import GraphStore
 from speedrift.repo import boundary, envshare, git, landing, worktrees
 from speedrift.repo.config import RepoConfig
-
-# speedrift's failure kinds -> the nearest value of wg's own `failure_class` enum (or none)
-WG_FAILURE_CLASS = {
-    FailureKind.USAGE_LIMIT: "api-error-429-rate-limit",
-    FailureKind.TRANSIENT: "api-error-5xx-transient",
-    FailureKind.STALL: "agent-hard-timeout",
-    FailureKind.BUDGET: "agent-hard-timeout",
-    FailureKind.CRASHED: "agent-exit-nonzero",
-}
 
 
 @dataclass
@@ -52,6 +44,7 @@ class AttemptResult:
     run_dir: str | None = None
     reset_at: str | None = None
     evidence: dict[str, Any] = field(default_factory=dict)
+    recovery: dict[str, Any] | None = None  # the failure's recovery decision (fleet/recovery.py)
 
 
 @dataclass
@@ -102,6 +95,7 @@ class Pipeline:
         run_dir = attempts.run_dir(self.repo, task_id, attempt)
         manifest: worktrees.Manifest | None = None
         ports: envshare.PortBlock | None = None
+        bootstrapped = False  # until the agent starts, a crash is an environment problem
         try:
             manifest = worktrees.create(self.repo, task_id, attempt, target)
             injection = envshare.inject(self.repo, Path(manifest.path), self.config.worktrees.share)
@@ -115,17 +109,21 @@ class Pipeline:
             skip = boundary.running_worktrees(self.repo) | {Path(manifest.path).resolve()}
             watched = boundary.checkouts(self.repo, skip)
             outside_before = boundary.snapshot(watched)
+            bootstrapped = True
             outcome, runtime_name = self._run_agent(task, manifest, attempt, run_dir, ports, options)
             outside = boundary.changes(outside_before, boundary.snapshot(watched))
             if outside:
                 self._report_outside_writes(task_id, run_dir, outside)
-            outcome = self._check_boundaries(outcome, manifest, injection)
+            outcome, shared = self._check_boundaries(outcome, manifest, injection)
             if not outcome.success:
-                return self._failed(task_id, attempt, manifest, run_dir, outcome, runtime_name, started)
+                extra = {"shared_paths_modified": shared} if shared else None
+                return self._failed(
+                    task_id, attempt, manifest, run_dir, outcome, runtime_name, started, extra=extra
+                )
             step("agent finished; committing and checking")
             return self._land(task, attempt, manifest, run_dir, outcome, runtime_name, started, step)
         except BaseException as error:  # release the claim whatever happened, then re-raise
-            self._release_after_crash(task_id, attempt, manifest, run_dir, error, started)
+            self._release_after_crash(task_id, attempt, manifest, run_dir, error, bootstrapped)
             raise
         finally:
             if ports is not None:
@@ -167,13 +165,16 @@ class Pipeline:
         options: RunOptions,
     ) -> tuple[RunOutcome, str]:
         graph = self.store.load()
-        text = prompt.build_prompt(
-            task,
-            repo_name=self.repo.name,
-            target_branch=manifest.target_branch,
-            dependencies=prompt.dependencies_of(task, graph.tasks),
-            earlier=attempts.earlier_attempts(self.repo, task["id"], attempt),
-            handoff=attempts.handoff_notes(self.repo, task["id"]),
+        # no known credential reaches the agent, or prompt.md
+        text = redact.redact_text(
+            prompt.build_prompt(
+                task,
+                repo_name=self.repo.name,
+                target_branch=manifest.target_branch,
+                dependencies=prompt.dependencies_of(task, graph.tasks),
+                earlier=attempts.earlier_attempts(self.repo, task["id"], attempt),
+                handoff=attempts.handoff_notes(self.repo, task["id"]),
+            )
         )
         prompt_file = run_dir / "prompt.md"
         prompt_file.write_text(text)
@@ -226,6 +227,7 @@ class Pipeline:
             # the agent writes it inside its worktree (its sandbox allows nothing else), in the
             # git-excluded .speedrift/; the run record keeps a copy
             shutil.copyfile(outcome.result_file, result_path)
+            redact.redact_file(result_path)
         return result.apply_report(outcome, report), runtime_name
 
     def _report_outside_writes(self, task_id: str, run_dir: Path, paths: list[str]) -> None:
@@ -244,13 +246,14 @@ class Pipeline:
 
     def _check_boundaries(
         self, outcome: RunOutcome, manifest: worktrees.Manifest, injection: envshare.Injection
-    ) -> RunOutcome:
+    ) -> tuple[RunOutcome, list[str]]:
         changed_shared = envshare.shared_changes(self.repo, injection)
         if changed_shared and outcome.success:
             outcome.success = False
             outcome.failure = FailureKind.AGENT_ERROR
             outcome.reason = f"the agent modified shared environment paths: {', '.join(changed_shared)}"
-        return outcome
+            return outcome, list(changed_shared)
+        return outcome, []
 
     def _land(
         self,
@@ -281,8 +284,9 @@ class Pipeline:
                 runtime_name,
                 started,
                 verdicts,
-                failure_class,
                 extra,
+                # the agent's own work is at fault (no commit, no change); else a later step failed
+                agent_failed=failure_class is None and not verdicts,
             )
 
         try:
@@ -363,6 +367,7 @@ class Pipeline:
 
         self.store.mutate(finish, actor=worker_actor())
         attempts.write_attempt(run_dir, {"runtime": runtime_name, "state": DONE, "landed_commit": landed})
+        halt.record_outcome(self.repo, task_id, attempt, DONE)
         return AttemptResult(
             task_id, attempt, DONE, summary, landed_commit=landed, run_dir=str(run_dir), evidence=evidence
         )
@@ -377,67 +382,36 @@ class Pipeline:
         runtime_name: str,
         started: float,
         verdicts: list[GateVerdict] | None = None,
-        failure_class: str | None = None,
         extra: dict[str, Any] | None = None,
+        agent_failed: bool = True,
     ) -> AttemptResult:
-        kind = failure_class or (outcome.failure.value if outcome.failure else FailureKind.AGENT_ERROR.value)
-        reason = outcome.reason or kind
-        manifest.state = "failed"
-        worktrees.write_manifest(self.repo, manifest)
-        evidence = {
-            "task": task_id,
-            "attempt": attempt,
-            "runtime": runtime_name,
-            "failure": kind,
-            "reason": reason,
-            "exit_code": outcome.exit_code,
-            "usage": asdict(outcome.usage),
-            "duration_s": round(time.monotonic() - started, 3),
-            "reset_at": format_time(outcome.reset_at) if outcome.reset_at else None,
-            "worktree": manifest.path,
-            "branch": manifest.branch,
-            "gates": [v.evidence | {"passed": v.passed, "summary": v.summary} for v in verdicts or []],
-            **(extra or {}),
-        }
-        attempts.write_evidence(run_dir, evidence)
-        wg_class = WG_FAILURE_CLASS.get(outcome.failure) if outcome.failure and not failure_class else None
-
-        def record(graph: Graph, now: Any) -> ops.Mutation:
-            mutation = ops.fail(
-                graph, task_id, reason=f"{kind}: {reason}"[:2000], now=now, actor=worker_actor()
-            )
-            failed = mutation.tasks[0]
-            ops.set_speedrift(
-                failed,
-                state=None,
-                worker=None,
-                failure_class=kind,
-                evidence=str(run_dir / "evidence.json"),
-                reset_at=evidence["reset_at"],
-                **(
-                    {"conflicting_files": extra["conflicting_files"]}
-                    if extra and "conflicting_files" in extra
-                    else {}
-                ),
-            )
-            if wg_class:
-                failed["failure_class"] = wg_class
-            return mutation
-
-        self.store.mutate(record, actor=worker_actor())
-        attempts.write_attempt(
-            run_dir, {"runtime": runtime_name, "state": FAILED, "failure": kind, "reason": reason}
+        """Record a failed attempt (class, recovery: fleet/failures.py); the worktree is kept."""
+        recorded = self._recorder().failed(
+            task_id=task_id,
+            attempt=attempt,
+            manifest=manifest,
+            run_dir=run_dir,
+            outcome=outcome,
+            runtime_name=runtime_name,
+            duration_s=time.monotonic() - started,
+            verdicts=verdicts or [],
+            extra=extra or {},
+            agent_failed=agent_failed,
         )
         return AttemptResult(
             task_id,
             attempt,
             FAILED,
-            reason,
-            failure=kind,
+            recorded.reason,
+            failure=recorded.failure_class,
             run_dir=str(run_dir),
-            reset_at=evidence["reset_at"],
-            evidence=evidence,
+            reset_at=recorded.evidence["reset_at"],
+            evidence=recorded.evidence,
+            recovery=recorded.decision.as_dict(),
         )
+
+    def _recorder(self) -> failures.FailureRecorder:
+        return failures.FailureRecorder(self.repo, self.store, self.config, worker_actor())
 
     def _merge_pending(
         self, task_id: str, attempt: int, manifest: worktrees.Manifest, run_dir: Path, reason: str
@@ -465,7 +439,7 @@ class Pipeline:
         manifest: worktrees.Manifest | None,
         run_dir: Path,
         error: BaseException,
-        started: float,
+        bootstrapped: bool,
     ) -> None:
         """An exception escaped the pipeline: fail the task with the reason, keep any work."""
         reason = str(error) if isinstance(error, SpeedriftError) else f"{type(error).__name__}: {error}"
@@ -478,24 +452,6 @@ class Pipeline:
                 worktrees.write_manifest(self.repo, manifest)
             else:
                 worktrees.discard_unused(self.repo, manifest)
-
-        def record(graph: Graph, now: Any) -> ops.Mutation:
-            task = graph.get(task_id)
-            if task is None or task.get("status") != IN_PROGRESS:
-                return ops.Mutation()
-            mutation = ops.fail(
-                graph, task_id, reason=f"speedrift_internal: {reason}"[:2000], now=now, actor=worker_actor()
-            )
-            ops.set_speedrift(
-                mutation.tasks[0],
-                state=None,
-                worker=None,
-                failure_class="env_bootstrap" if manifest is None else "wrapper_internal",
-            )
-            mutation.tasks[0]["failure_class"] = "wrapper-internal"
-            return mutation
-
-        try:
-            self.store.mutate(record, actor=worker_actor())
-        finally:
-            attempts.write_attempt(run_dir, {"state": FAILED, "failure": "internal", "reason": reason[:2000]})
+        self._recorder().crashed(
+            task_id=task_id, attempt=attempt, run_dir=run_dir, reason=reason, bootstrapped=bootstrapped
+        )

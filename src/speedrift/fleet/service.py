@@ -16,6 +16,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -24,9 +25,8 @@ from typing import Any
 
 import orjson
 
-from speedrift.agents.protocol import FailureKind
 from speedrift.errors import SpeedriftError
-from speedrift.fleet import attempts
+from speedrift.fleet import attempts, halt, recovery, recovery_graph
 from speedrift.fleet.pipeline import AttemptResult, Pipeline, RunOptions, worker_actor
 from speedrift.graph import ops, query
 from speedrift.graph.codec import Graph
@@ -34,17 +34,14 @@ from speedrift.graph.model import FAILED, IN_PROGRESS, format_time, now_utc, par
 from speedrift.procs import pid_alive
 from speedrift.repo import git, landing, worktrees
 
-# Failure kinds the service retries by itself (with backoff); the rest wait for a human.
-RETRYABLE = {
-    FailureKind.TRANSIENT.value,
-    FailureKind.STALL.value,
-    FailureKind.CRASHED.value,
-    FailureKind.USAGE_LIMIT.value,
-}
-
 
 def service_dir(repo: Path) -> Path:
     return worktrees.state_dir(repo) / "service"
+
+
+def hub_marker(repo: Path) -> Path:
+    """Written by the hub's restart_service handler; a human start or stop removes it."""
+    return service_dir(repo) / "started-by-hub"
 
 
 def read_heartbeat(repo: Path) -> dict[str, Any] | None:
@@ -140,31 +137,78 @@ def _release(graph: Graph, now: datetime, task_id: str, pid: int) -> ops.Mutatio
 
 
 # --- retry policy ----------------------------------------------------------------------------------
+STOPPED = "interrupted by a service stop"
+
+
 def schedule_retry(
-    pipeline: Pipeline, result: AttemptResult, paused_until: dict[str, datetime]
+    pipeline: Pipeline,
+    result: AttemptResult,
+    paused_until: dict[str, datetime],
+    withheld: set[str] | None = None,
 ) -> str | None:
-    """Reopen a failed task after a backoff when its failure is retryable and attempts remain."""
-    service = pipeline.config.service
-    if result.failure not in RETRYABLE or result.attempt >= service.max_attempts:
+    """Carry out an automatic recovery (fleet/recovery.py): reopen the task after its backoff, or
+    after its runtime's usage-limit reset, with the decision's diagnosis and model tier. While the
+    repo's retries are halted (fleet/halt.py) the task stays failed, marked withheld."""
+    decision = recovery.Decision.from_dict(result.recovery) if result.recovery else None
+    if decision is None or not decision.automatic:
+        return None
+    state = halt.retries_halted(pipeline.repo, pipeline.config.recovery)
+    if state.halted:
+        why = f"automatic retries are halted: {state.reason}"
+        pipeline.store.mutate(
+            lambda g, now: recovery_graph.withhold_mutation(
+                g, result.task_id, why, now=now, actor=worker_actor()
+            ),
+            actor=worker_actor(),
+        )
+        if withheld is not None:
+            withheld.add(result.task_id)
         return None
     now = now_utc()
-    if result.failure == FailureKind.USAGE_LIMIT.value and result.reset_at:
+    when = now + timedelta(seconds=decision.delay_seconds)
+    if decision.recovery == "pause_runtime" and result.reset_at:
         when = parse_time(result.reset_at) or now + timedelta(hours=1)
-        runtime = str(result.evidence.get("runtime", ""))
-        paused_until[runtime] = when
-    else:
-        when = now + timedelta(seconds=service.backoff_seconds * (2 ** (result.attempt - 1)))
-
-    def build(graph: Graph, now_: datetime) -> ops.Mutation:
-        task = graph.get(result.task_id)
-        if task is None or task.get("status") != FAILED:
-            return ops.Mutation()
-        mutation = ops.retry(graph, result.task_id, context=None, now=now_, actor=worker_actor())
-        mutation.tasks[0]["not_before"] = format_time(when)
-        return mutation
-
-    pipeline.store.mutate(build, actor=worker_actor())
+        paused_until[str(result.evidence.get("runtime", ""))] = when
+    pipeline.store.mutate(partial(_reopen, task_id=result.task_id, decision=decision, when=when))
     return format_time(when)
+
+
+def _reopen(
+    graph: Graph,
+    now: datetime,
+    task_id: str,
+    decision: recovery.Decision | None,
+    when: datetime | None,
+    context: str | None = None,
+) -> ops.Mutation:
+    task = graph.get(task_id)
+    if task is None or task.get("status") != FAILED:
+        return ops.Mutation()  # recovered already (split, re-planned, retried by a human)
+    return recovery_graph.retry_mutation(
+        graph, task_id, decision, when=when, now=now, actor=worker_actor(), context=context
+    )
+
+
+def withheld_tasks(graph: Graph) -> set[str]:
+    """Failed tasks whose automatic retry a halt withheld."""
+    return {
+        task_id
+        for task_id, task in graph.tasks.items()
+        if task.get("status") == FAILED and (speedrift_data(task).get("recovery") or {}).get("withheld")
+    }
+
+
+def retry_withheld(pipeline: Pipeline, task_id: str) -> bool:
+    """Retries resumed: reopen a withheld task now, as its recorded decision said."""
+
+    def build(graph: Graph, now: datetime) -> ops.Mutation:
+        task = graph.get(task_id)
+        recorded = speedrift_data(task).get("recovery") if task is not None else None
+        if not isinstance(recorded, dict) or not recorded.get("withheld"):
+            return ops.Mutation()
+        return _reopen(graph, now, task_id, recovery.Decision.from_dict(recorded), None)
+
+    return bool(pipeline.store.mutate(build, actor=worker_actor()).tasks)
 
 
 # --- the loop --------------------------------------------------------------------------------------
@@ -178,6 +222,11 @@ class ServiceLoop:
     paused_until: dict[str, datetime] = field(default_factory=dict)
     results: list[AttemptResult] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    retries: halt.HaltState | None = None  # the last halt verdict (fleet/halt.py)
+    withheld: set[str] = field(default_factory=set)  # failed tasks whose retry a halt withheld
+    # --hub: asked before every claim; (False, reason) keeps the service idle ("paused: reason")
+    admission: Callable[[], tuple[bool, str]] | None = None
+    paused: str | None = None
 
     def say(self, message: str) -> None:
         if self.log:
@@ -194,6 +243,9 @@ class ServiceLoop:
             "running": sorted(self.running),
             "max_agents": self.pipeline.config.service.max_agents,
             "paused_runtimes": {k: format_time(v) for k, v in self.paused_until.items()},
+            "retries": self.retries.as_dict() if self.retries else None,
+            "hub": self.admission is not None,
+            "paused": self.paused,
         }
         tmp = folder / f".heartbeat.{os.getpid()}.tmp"
         tmp.write_bytes(orjson.dumps(record))
@@ -203,16 +255,15 @@ class ServiceLoop:
         try:
             result = self.pipeline.run(task_id, RunOptions(cancel=cancel))
             self.say(f"{task_id}: attempt {result.attempt} {result.status}: {result.reason}")
-            if result.status == FAILED and self.stop.is_set():
+            if result.status == FAILED and self.stop.is_set() and result.reason == "cancelled":
                 # cut off by our own shutdown: not the task's fault, so it goes straight back to open
+                # (a failure that merely finished while the service stops keeps its recovery)
                 self.pipeline.store.mutate(
-                    lambda g, now: ops.retry(
-                        g, task_id, context="interrupted by a service stop", now=now, actor=worker_actor()
-                    ),
+                    partial(_reopen, task_id=task_id, decision=None, when=None, context=STOPPED),
                     actor=worker_actor(),
                 )
             elif result.status == FAILED:
-                when = schedule_retry(self.pipeline, result, self.paused_until)
+                when = schedule_retry(self.pipeline, result, self.paused_until, self.withheld)
                 if when:
                     self.say(f"{task_id}: retry scheduled for {when}")
             with self.lock:
@@ -225,6 +276,36 @@ class ServiceLoop:
             with self.lock:
                 self.running.pop(task_id, None)
                 self.cancels.pop(task_id, None)
+
+    def check_retries(self) -> None:
+        """Recompute the halt verdict; when retries may run again, reopen what a halt withheld."""
+        state = halt.retries_halted(self.pipeline.repo, self.pipeline.config.recovery)
+        was = self.retries.halted if self.retries else False
+        if state.halted != was:
+            self.say(f"automatic retries {'halted' if state.halted else 'resumed'}: {state.reason}")
+        self.retries = state
+        if state.halted:
+            return
+        with self.lock:
+            waiting = sorted(self.withheld)
+            self.withheld.clear()
+        for task_id in waiting:
+            if retry_withheld(self.pipeline, task_id):
+                self.say(f"{task_id}: withheld retry released")
+
+    def admitted(self) -> bool:
+        """Re-read the hub's authority (fail-closed); logs each change between paused and running."""
+        if self.admission is None:
+            return True
+        try:
+            allowed, reason = self.admission()
+        except Exception as error:  # an unreadable control file means no authority
+            allowed, reason = False, f"control state unavailable: {error}"
+        paused = None if allowed else reason
+        if paused != self.paused:
+            self.say(f"paused: {paused}" if paused else f"resumed: {reason}")
+        self.paused = paused
+        return allowed
 
     def dispatch(self) -> int:
         """Start attempts for ready tasks while there is capacity. Returns how many started."""
@@ -251,6 +332,8 @@ class ServiceLoop:
             runtime, _model = registry.select_runtime(task, config.default_runtime)
             if self.paused_until.get(runtime, now) > now:
                 continue
+            if not self.admitted():  # before every claim: a lease may expire between two tasks
+                break
             cancel = threading.Event()
             thread = threading.Thread(target=self._attempt, args=(task["id"], cancel), daemon=True)
             with self.lock:
@@ -273,16 +356,19 @@ class ServiceLoop:
             manifest.state, manifest.landed_commit = "landed", tip
             worktrees.write_manifest(self.pipeline.repo, manifest)
             self.pipeline.store.mutate(partial(_done_after_crash, manifest=manifest), actor=worker_actor())
+            halt.record_outcome(self.pipeline.repo, manifest.task_id, manifest.attempt, "done")
             self.say(f"{manifest.task_id}: landed {tip[:12]} after waiting")
 
     def run(self, once: bool = False) -> None:
         for note in recover(self.pipeline):
             self.say(f"recovery: {note}")
+        self.withheld |= withheld_tasks(self.pipeline.store.load())
         graph_file = self.pipeline.store.graph_path
         last_mtime = 0.0
         poll = self.pipeline.config.service.poll_seconds
         while not self.stop.is_set():
-            self.heartbeat("running")
+            self.check_retries()
+            self.heartbeat("running" if self.admitted() else f"paused: {self.paused}")
             self.retry_pending_merges()
             self.dispatch()
             if once:
@@ -319,8 +405,9 @@ class ServiceLoop:
         self.heartbeat("stopped")
 
 
-def serve(pipeline: Pipeline, log_path: Path) -> int:
-    """Run the service in this process until SIGTERM/SIGINT. Returns the exit code."""
+def serve(pipeline: Pipeline, log_path: Path, admission: Callable[[], tuple[bool, str]] | None = None) -> int:
+    """Run the service in this process until SIGTERM/SIGINT. Returns the exit code.
+    ``admission`` (``--hub``) is asked before every claim; see :attr:`ServiceLoop.admission`."""
     folder = service_dir(pipeline.repo)
     folder.mkdir(parents=True, exist_ok=True)
     fd = os.open(folder / "lock", os.O_RDWR | os.O_CREAT, 0o644)
@@ -335,14 +422,15 @@ def serve(pipeline: Pipeline, log_path: Path) -> int:
     def log(message: str) -> None:
         handle.write(f"{format_time(now_utc())} {message}\n")
 
-    loop = ServiceLoop(pipeline, log=log)
+    loop = ServiceLoop(pipeline, log=log, admission=admission)
 
     def on_signal(_signum: int, _frame: Any) -> None:
         loop.stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    log(f"service started (pid {os.getpid()}, max_agents {pipeline.config.service.max_agents})")
+    hub = ", on the hub's authority: claims only while the repo's lease is valid" if admission else ""
+    log(f"service started (pid {os.getpid()}, max_agents {pipeline.config.service.max_agents}{hub})")
     try:
         loop.run()
     finally:

@@ -244,27 +244,47 @@ class Ledger:
         yield from self.read(last=last)
         if not follow:
             return
-        identity, offset = self._position()
+        handle = self._open_at_end()
         pending = b""
-        while not (stop and stop()):
-            current = self._position()
-            if current[0] != identity:  # rotated: start at the beginning of the new file
-                identity, offset, pending = current[0], 0, b""
-            if current[1] > offset:
-                with open(self.path, "rb") as handle:
-                    handle.seek(offset)
-                    data = handle.read(current[1] - offset)
-                offset += len(data)
-                pending += data
-                complete, _, pending = pending.rpartition(b"\n")
-                if complete:
-                    yield from self._parse(complete + b"\n", final=False)
-            else:
-                time.sleep(poll_s)
-
-    def _position(self) -> tuple[tuple[int, int] | None, int]:
         try:
-            info = self.path.stat()
+            while not (stop and stop()):
+                data = handle.read() if handle else b""
+                if data:
+                    pending += data
+                    complete, _, pending = pending.rpartition(b"\n")
+                    if complete:
+                        yield from self._parse(complete + b"\n", final=False)
+                    continue
+                if self._replaced(handle):  # rotated: the old file is drained, go on with the new one
+                    if handle:
+                        handle.close()
+                    handle = self._open_at_start()
+                    pending = b""
+                    continue
+                time.sleep(poll_s)
+        finally:
+            if handle:
+                handle.close()
+
+    def _open_at_start(self) -> BinaryIO | None:
+        try:
+            return open(self.path, "rb")  # tail() owns and closes it
         except FileNotFoundError:
-            return None, 0
-        return (info.st_dev, info.st_ino), info.st_size
+            return None
+
+    def _open_at_end(self) -> BinaryIO | None:
+        handle = self._open_at_start()
+        if handle:
+            handle.seek(0, os.SEEK_END)
+        return handle
+
+    def _replaced(self, handle: BinaryIO | None) -> bool:
+        """Whether the path names another file than ``handle`` now (held open, its inode is not reused)."""
+        try:
+            current = self.path.stat()
+        except FileNotFoundError:
+            return False
+        if handle is None:
+            return True
+        mine = os.fstat(handle.fileno())
+        return (mine.st_dev, mine.st_ino) != (current.st_dev, current.st_ino)

@@ -144,12 +144,12 @@ def resolve_url(hub: Path, url: str | None) -> tuple[Path, str | None]:
         return register_db_path(hub), None
     if url.startswith("sqlite://"):
         rest = url.removeprefix("sqlite://")
-        if not rest.startswith("/") or rest == "/":
+        if not rest.startswith("/") or not rest.strip("/"):
             raise UsageError(
                 f"register URL {url!r} has no absolute file path",
                 hint="write sqlite:///absolute/path/register.db",
             )
-        return Path(rest), None
+        return Path("/" + rest.lstrip("/")), None  # sqlite:///abs and sqlite:////abs: the same file
     if url.startswith(("postgresql://", "postgres://")):
         from speedrift.control.registry import redact_url
 
@@ -541,9 +541,7 @@ class Register:
 
     def pending_approvers(self) -> dict[str, str]:
         """Approved, not yet run action ids -> who approved them (the first approval's actor)."""
-        rows = self._rows(
-            "SELECT action_id, actor FROM approvals WHERE consumed_at IS NULL ORDER BY id DESC"
-        )
+        rows = self._rows("SELECT action_id, actor FROM approvals WHERE consumed_at IS NULL ORDER BY id DESC")
         return {row["action_id"]: row["actor"] for row in rows}  # the oldest row wins (written last)
 
     def consume_approval(self, action_id: str, cycle_id: str, now: datetime | None = None) -> int:

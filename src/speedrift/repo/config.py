@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from speedrift.errors import SpeedriftError
+from speedrift.gates.config import GatesConfig
 
 CONFIG_FILE = "speedrift.toml"
 
@@ -59,6 +60,58 @@ class ServiceConfig(_Strict):
     dispatch_when_wg_service_live: bool = False
 
 
+RecoveryKind = Literal[
+    "retry",
+    "retry_with_diagnosis",
+    "escalate_model",
+    "split_task",
+    "replan",
+    "escalate_human",
+    "pause_runtime",
+]
+
+
+ModelRuntime = Literal["claude", "codex", "opencode"]
+
+
+def _default_tiers() -> dict[ModelRuntime, list[str]]:
+    return {"claude": ["haiku", "sonnet", "opus"]}  # SPEED's ladder
+
+
+class ClassPolicyOverride(_Strict):
+    """``[recovery.classes.<class>]``: replaces fields of one class's default policy."""
+
+    retryable: bool | None = None
+    recovery: RecoveryKind | None = None
+    max_attempts: int | None = Field(default=None, ge=1)
+    backoff_seconds: float | None = Field(default=None, ge=0)
+    backoff_cap_seconds: float | None = Field(default=None, ge=0)
+
+
+class RecoveryConfig(_Strict):
+    """``[recovery]``: failure recovery (see docs/failure-classes.md)."""
+
+    # halt automatic retries when more than this share of the recent window's attempts failed
+    halt_threshold: float = Field(default=0.3, ge=0, le=1)
+    halt_window: int = Field(default=20, ge=1)
+    halt_min_attempts: int = Field(default=5, ge=1)
+    # escalate_model walks these, weakest first, per runtime
+    model_tiers: dict[ModelRuntime, list[str]] = Field(default_factory=_default_tiers)
+    classes: dict[str, ClassPolicyOverride] = Field(default_factory=dict)
+
+    @field_validator("classes")
+    @classmethod
+    def _known_classes(cls, value: dict[str, ClassPolicyOverride]) -> dict[str, ClassPolicyOverride]:
+        from speedrift.fleet.classify import FAILURE_CLASSES
+
+        unknown = sorted(set(value) - set(FAILURE_CLASSES))
+        if unknown:
+            raise ValueError(
+                f"unknown failure class {', '.join(unknown)}; known: {', '.join(FAILURE_CLASSES)}"
+            )
+        return value
+
+
 class AgentEnvConfig(_Strict):
     allow: list[str] = Field(default_factory=list)  # extra environment variable names to pass
     secrets: list[str] = Field(default_factory=list)  # credentials deliberately passed through
@@ -73,8 +126,9 @@ class RepoConfig(_Strict):
     budgets: BudgetConfig = Field(default_factory=BudgetConfig)
     worktrees: WorktreeConfig = Field(default_factory=WorktreeConfig)
     service: ServiceConfig = Field(default_factory=ServiceConfig)
+    recovery: RecoveryConfig = Field(default_factory=RecoveryConfig)
     env: AgentEnvConfig = Field(default_factory=AgentEnvConfig)
-    gates: dict[str, Any] = Field(default_factory=dict)  # owned by the gates plane
+    gates: GatesConfig = Field(default_factory=GatesConfig)  # see gates/config.py
 
     def runtime_options(self, name: str) -> RuntimeOptions:
         for key, options in self.runtimes.items():

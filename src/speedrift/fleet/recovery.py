@@ -1,0 +1,289 @@
+"""What happens after a classified failure: the per-class recovery policy. Pure.
+
+:data:`POLICIES` says, per failure class, whether it is retryable, its backoff and attempt cap,
+and its recovery; ``[recovery]`` in speedrift.toml overrides it. :func:`decide` turns a
+classification into a :class:`Decision`. ``fleet/recovery_graph.py`` turns decisions into graph
+edits; the service schedules the retry kinds (``fleet/service.py``). ``docs/failure-classes.md``
+is the human version.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from speedrift.fleet.classify import Classification
+from speedrift.graph.model import Task
+from speedrift.repo.config import RecoveryKind, RepoConfig
+
+MAX_PARTS = 6  # split_task: more file groups than this are merged by top-level directory
+MAX_DIAGNOSIS = 4000
+RETRY_KINDS = frozenset({"retry", "retry_with_diagnosis", "escalate_model", "pause_runtime"})
+
+
+@dataclass(frozen=True)
+class ClassPolicy:
+    retryable: bool
+    recovery: RecoveryKind
+    max_attempts: int | None = None  # None: [service] max_attempts
+    backoff_seconds: float | None = None  # None: [service] backoff_seconds (doubles per attempt)
+    backoff_cap_seconds: float = 3600.0
+    why: str = ""
+
+
+POLICIES: dict[str, ClassPolicy] = {
+    "auth_failure": ClassPolicy(
+        False, "escalate_human", why="the runtime's credentials were refused: a human logs it in again"
+    ),
+    "usage_limit": ClassPolicy(
+        True, "pause_runtime", max_attempts=10, why="the plan's limit: the runtime pauses until its reset"
+    ),
+    "transient_infra": ClassPolicy(True, "retry", why="network, 5xx or a crash: the same attempt again"),
+    "secret_leak": ClassPolicy(
+        False, "escalate_human", why="a credential in the diff: a human rotates it; never retried blind"
+    ),
+    "scope_violation": ClassPolicy(
+        False, "replan", why="the change needs files other open tasks own: the plan must change"
+    ),
+    "decomposition_error": ClassPolicy(
+        False, "split_task", why="the task needed more files than it declared: split it along them"
+    ),
+    "merge_conflict": ClassPolicy(
+        True, "retry_with_diagnosis", max_attempts=3, why="redo the work on the moved target branch"
+    ),
+    "env_bootstrap": ClassPolicy(
+        False, "escalate_human", why="the worktree, runtime or a required tool could not be set up"
+    ),
+    "exceeded_capacity": ClassPolicy(
+        True, "escalate_model", why="a hard budget was hit: a stronger model tier, then re-planning"
+    ),
+    "agent_stall": ClassPolicy(True, "retry", why="no progress within the stall window: once more"),
+    "context_cut": ClassPolicy(
+        True, "escalate_model", why="the context ran out: a stronger tier, then re-planning"
+    ),
+    "exploration_death": ClassPolicy(
+        True, "retry_with_diagnosis", max_attempts=2, why="explored without editing: retry told to edit"
+    ),
+    "spec_gap": ClassPolicy(False, "escalate_human", why="the agent asked what only a human can answer"),
+    "sast_block": ClassPolicy(True, "retry_with_diagnosis", why="new security findings: retry with them"),
+    "regression": ClassPolicy(True, "retry_with_diagnosis", why="tests that passed before fail now"),
+    "implementation_error": ClassPolicy(
+        True, "retry_with_diagnosis", why="syntax, lint, type or test failures: retry with the gate output"
+    ),
+}
+
+
+def policy_for(cls: str, config: RepoConfig) -> ClassPolicy:
+    """The class's policy with ``[recovery.classes.<cls>]`` and the ``[service]`` defaults applied."""
+    base = POLICIES.get(cls, POLICIES["implementation_error"])
+    override = config.recovery.classes.get(cls)
+    if override is not None:
+        fields = {k: v for k, v in override.model_dump().items() if v is not None}
+        base = replace(base, **fields)
+    return replace(
+        base,
+        max_attempts=base.max_attempts or config.service.max_attempts,
+        backoff_seconds=config.service.backoff_seconds
+        if base.backoff_seconds is None
+        else base.backoff_seconds,
+    )
+
+
+@dataclass(frozen=True)
+class Decision:
+    failure_class: str
+    recovery: RecoveryKind  # what happens now (after fallbacks)
+    retryable: bool
+    automatic: bool  # the service retries it by itself (the retry kinds, attempts remaining)
+    attempt: int
+    max_attempts: int
+    delay_seconds: float = 0.0
+    model: str | None = None  # escalate_model: the next tier, runtime-prefixed ("claude:opus")
+    question: str | None = None  # escalate_human: what the human is asked
+    note: str | None = None  # why this recovery (fallbacks say what they replaced)
+    diagnosis: str | None = None  # goes into the next attempt's prompt as retry guidance
+    parts: tuple[tuple[str, tuple[str, ...]], ...] = ()  # split_task: (label, files) per part
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in asdict(self).items() if v not in (None, ())}
+        if self.parts:
+            out["parts"] = [{"label": label, "files": list(files)} for label, files in self.parts]
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Decision:
+        parts = tuple(
+            (str(p.get("label", "")), tuple(str(f) for f in p.get("files", [])))
+            for p in data.get("parts", [])
+            if isinstance(p, dict)
+        )
+        known = {f for f in cls.__dataclass_fields__ if f != "parts"}
+        return cls(**{k: v for k, v in data.items() if k in known}, parts=parts)
+
+
+# --- deciding -----------------------------------------------------------------------------------
+def decide(
+    found: Classification,
+    *,
+    task: Task,
+    attempt: int,
+    runtime: str,
+    current_model: str | None,
+    config: RepoConfig,
+    reason: str = "",
+) -> Decision:
+    """The recovery for one failed attempt. Pure."""
+    policy = policy_for(found.cls, config)
+    max_attempts = policy.max_attempts or config.service.max_attempts
+    base = Decision(
+        failure_class=found.cls,
+        recovery=policy.recovery,
+        retryable=policy.retryable,
+        automatic=False,
+        attempt=attempt,
+        max_attempts=max_attempts,
+        note=policy.why,
+    )
+    task_id = str(task.get("id", ""))
+    if policy.retryable and attempt >= max_attempts:
+        return replace(
+            base,
+            recovery="escalate_human",
+            note=f"{attempt} attempt(s) failed, the cap for {found.cls} is {max_attempts}",
+            question=f"{attempt} attempts failed; the last as {found.cls}: {_first(found, reason)}. "
+            f"What should the next attempt do differently? `speedrift retry {task_id} --context '…'`",
+        )
+    kind = policy.recovery
+    if kind in ("retry_with_diagnosis", "escalate_model") and runtime == "shell":
+        # a shell command reads no prompt: neither a diagnosis nor a stronger model changes it
+        return replace(
+            base,
+            recovery="escalate_human",
+            note="a shell task's command does not read a diagnosis; it is rerun only after transient faults",
+            question=f"The command failed ({found.cls}): {_first(found, reason)}. Fix the command or the "
+            f"code, then `speedrift retry {task_id} --force`",
+        )
+    if kind == "escalate_model":
+        tiers = config.recovery.model_tiers.get(runtime, [])  # type: ignore[call-overload]
+        following = next_tier(tiers, current_model)
+        if following is None:
+            return replace(
+                base,
+                recovery="replan",
+                note=f"{found.cls} on the strongest configured model tier ({current_model or 'default'}): "
+                "split the task or give it more budget",
+            )
+        told = diagnose(found, attempt, reason) + f"\nYou now run on the stronger model {following}."
+        return replace(
+            base,
+            automatic=policy.retryable,
+            delay_seconds=backoff(policy, attempt),
+            model=f"{runtime}:{following}",
+            diagnosis=told[:MAX_DIAGNOSIS],
+        )
+    if kind == "split_task":
+        groups = split_groups(found.files)
+        if not groups or task.get("exec"):
+            return replace(
+                base, recovery="replan", note=f"{found.cls}, with no file groups to split along: re-plan it"
+            )
+        return replace(base, parts=tuple(groups), note=f"split along {len(groups)} file group(s)")
+    if kind == "escalate_human":
+        return replace(base, question=_question(found, task_id, runtime, reason))
+    if kind == "replan":
+        return replace(base, note=f"{policy.why}: {_first(found, reason)}")
+    delay = backoff(policy, attempt)
+    diagnosis = diagnose(found, attempt, reason)[:MAX_DIAGNOSIS] if kind == "retry_with_diagnosis" else None
+    return replace(
+        base, automatic=policy.retryable and kind in RETRY_KINDS, delay_seconds=delay, diagnosis=diagnosis
+    )
+
+
+def backoff(policy: ClassPolicy, attempt: int) -> float:
+    """Exponential: base, 2x base, 4x base … capped."""
+    base = policy.backoff_seconds or 0.0
+    return float(min(policy.backoff_cap_seconds, base * (2 ** max(0, attempt - 1))))
+
+
+def next_tier(tiers: Sequence[str], current: str | None) -> str | None:
+    """The tier after ``current``; an unknown current model goes to the strongest tier."""
+    if not tiers:
+        return None
+    position = None
+    if current:
+        for index, tier in enumerate(tiers):
+            if current == tier or tier in current:  # "claude-sonnet-4-5" is the sonnet tier
+                position = index
+    if position is None:
+        return tiers[-1] if tiers[-1] != current else None
+    return tiers[position + 1] if position + 1 < len(tiers) else None
+
+
+def split_groups(files: Sequence[str]) -> list[tuple[str, tuple[str, ...]]]:
+    """Files grouped by directory (by top-level directory when that makes too many), sorted."""
+    unique = sorted(dict.fromkeys(f for f in files if f))
+    for key in (posixpath.dirname, _top_level):
+        groups: dict[str, list[str]] = {}
+        for path in unique:
+            groups.setdefault(key(path) or ".", []).append(path)
+        if len(groups) <= MAX_PARTS:
+            return [(label, tuple(paths)) for label, paths in sorted(groups.items())]
+    size = -(-len(unique) // MAX_PARTS)
+    return [
+        (f"files {i + 1}", tuple(unique[i * size : (i + 1) * size]))
+        for i in range(MAX_PARTS)
+        if unique[i * size :]
+    ]
+
+
+def _top_level(path: str) -> str:
+    return path.split("/", 1)[0] if "/" in path else "."
+
+
+def diagnose(found: Classification, attempt: int, reason: str) -> str:
+    lines = [
+        f"The previous attempt ({attempt}) failed as {found.cls} (rule {found.rule}). What speedrift saw:"
+    ]
+    lines += [f"- {e.strip()}" for e in found.evidence]
+    advice = {
+        "merge_conflict": "The target branch changed in those files while you worked: make your change on "
+        "top of the current code, keeping what others changed there.",
+        "exploration_death": "That attempt only read and searched. Start editing the files the task names "
+        "early; explore only what the edit needs.",
+        "context_cut": "The context ran out: read less, edit in smaller steps.",
+        "exceeded_capacity": "The attempt hit its budget: do the smallest complete change first.",
+        "regression": "Tests that passed before your change fail now: fix the code, not the tests.",
+        "sast_block": "Fix the security findings above without suppressing the rules.",
+        "implementation_error": "Fix what the checks above report, and run the project's checks yourself "
+        "before finishing.",
+    }.get(found.cls)
+    if advice:
+        lines.append(advice)
+    elif reason:
+        lines.append(f"Reason: {reason[:500]}")
+    return "\n".join(lines)
+
+
+def _first(found: Classification, reason: str) -> str:
+    return found.evidence[0] if found.evidence else (reason or found.cls)
+
+
+def _question(found: Classification, task_id: str, runtime: str, reason: str) -> str:
+    answer = f"Answer with `speedrift retry {task_id} --context '<answer>'`"
+    forced = f"then `speedrift retry {task_id} --force`"
+    first = _first(found, reason)
+    if found.cls == "spec_gap":
+        return f"The agent is blocked ({found.subclass or 'blocked'}): {first}. {answer}"
+    if found.cls == "auth_failure":
+        return f"The {runtime} runtime's credentials were refused. Log it in again, {forced}"
+    if found.cls == "secret_leak":
+        where = ", ".join(found.files[:5]) or "the diff"
+        return (
+            f"The attempt wrote what looks like a secret ({where}; nothing was landed). Rotate it if it is "
+            f"real and say where credentials belong. {answer}"
+        )
+    if found.cls == "env_bootstrap":
+        return f"The environment could not be prepared: {first}. Fix it, {forced}"
+    return f"{found.cls}: {first}. What should happen next? {answer}"

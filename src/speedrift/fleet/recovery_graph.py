@@ -1,0 +1,290 @@
+"""Recovery decisions applied to the graph: failure records, retries, splits, re-planning.
+
+The ``*_mutation`` builders are pure (graph in, :class:`~speedrift.graph.ops.Mutation` out) and go
+through ``graph.ops`` so every line stays loadable by wg; :func:`apply` is the thin edge that
+writes a split or replan decision through the store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from speedrift.errors import Refused
+from speedrift.fleet.classify import Classification
+from speedrift.fleet.recovery import Decision, policy_for
+from speedrift.graph import ops
+from speedrift.graph.codec import Graph
+from speedrift.graph.model import (
+    AFTER_KEYS,
+    FAILED,
+    Task,
+    after_of,
+    edge_key,
+    format_time,
+    speedrift_data,
+    status_of,
+    str_list,
+)
+from speedrift.graph.store import GraphStore
+from speedrift.repo.config import RepoConfig
+
+NEEDS_HUMAN = "needs-human"
+NEEDS_REPLAN = "needs-replan"
+MAX_HISTORY = 20
+
+
+def annotate_failure(
+    task: Task,
+    found: Classification,
+    decision: Decision,
+    *,
+    reason: str,
+    now: datetime,
+    actor: str | None,
+) -> None:
+    """Record class and decision on a task copy that was just marked failed (in place)."""
+    history = [h for h in speedrift_data(task).get("failures", []) if isinstance(h, dict)]
+    entry = {
+        "at": format_time(now),
+        "attempt": decision.attempt,
+        "class": found.cls,
+        "rule": found.rule,
+        "recovery": decision.recovery,
+        "reason": reason[:500],
+    }
+    ops.set_speedrift(
+        task,
+        failure_class=found.cls,
+        classification=found.as_dict(),
+        recovery=decision.as_dict(),
+        failures=[*history, entry][-MAX_HISTORY:],
+    )
+    if decision.recovery == "escalate_human" and decision.question:
+        _tag(task, NEEDS_HUMAN)
+        _log(task, f"Needs a human: {decision.question}", actor, now)
+
+
+def split_mutation(
+    graph: Graph, task_id: str, decision: Decision, *, now: datetime, actor: str | None
+) -> ops.Mutation:
+    """``<task>-part-<n>`` subtasks, one per file group, and the task reopened after them.
+
+    Idempotent: a part whose files match an existing ``-part-`` task reuses it, and a task that is
+    no longer failed is left alone."""
+    task = graph.get(task_id)
+    if task is None or status_of(task) != FAILED or not decision.parts:
+        return ops.Mutation()
+    probe = Graph()
+    probe.tasks = dict(graph.tasks)
+    mutation = ops.Mutation()
+    part_ids: list[str] = []
+    for label, files in decision.parts:
+        existing = _existing_part(probe, task_id, files)
+        if existing:
+            part_ids.append(existing)
+            continue
+        part_id = _free_part_id(probe, task_id)
+        spec = ops.NewTask(
+            title=f"{task.get('title', task_id)} — part {part_id.rsplit('-', 1)[-1]}: {label}"[:200],
+            task_id=part_id,
+            description=_part_description(task, decision, files),
+            after=after_of(task),
+            tags=[*str_list(task, "tags"), "split"],
+            model=task.get("model") if isinstance(task.get("model"), str) else None,
+            touch=list(files),
+        )
+        added = ops.add_task(probe, spec, now=now, actor=actor)
+        probe.tasks[part_id] = added.tasks[0]
+        mutation.tasks += added.tasks
+        mutation.records += added.records
+        part_ids.append(part_id)
+    note = f"Split into {', '.join(part_ids)} after {decision.failure_class}; it runs again after them"
+    reopened = retry_mutation(probe, task_id, decision, when=None, now=now, actor=actor, context=note)
+    original = reopened.tasks[0]
+    original[edge_key(original, AFTER_KEYS)] = list(dict.fromkeys([*after_of(original), *part_ids]))
+    mutation.tasks.append(original)
+    mutation.records += reopened.records
+    return mutation
+
+
+def replan_mutation(
+    graph: Graph, task_id: str, decision: Decision, *, now: datetime, actor: str | None
+) -> ops.Mutation:
+    """Back to open, paused (so nothing dispatches it unchanged), tagged and noted for re-planning."""
+    task = graph.get(task_id)
+    if task is None or status_of(task) != FAILED:
+        return ops.Mutation()
+    mutation = retry_mutation(graph, task_id, decision, when=None, now=now, actor=actor)
+    reopened = mutation.tasks[0]
+    reopened["paused"] = True
+    _tag(reopened, NEEDS_REPLAN)
+    _log(
+        reopened,
+        f"Needs re-planning ({decision.failure_class}): {decision.note or ''}. Change the task (scope, "
+        f"split, description), then `speedrift edit {task_id} --remove-tag {NEEDS_REPLAN}` and "
+        f"`speedrift resume {task_id}`",
+        actor,
+        now,
+    )
+    return mutation
+
+
+def retry_mutation(
+    graph: Graph,
+    task_id: str,
+    decision: Decision | None,
+    *,
+    when: datetime | None,
+    now: datetime,
+    actor: str | None,
+    context: str | None = None,
+) -> ops.Mutation:
+    """Reopen a failed task: wg's retry plus the decision's guidance, model tier and start time."""
+    task = graph.get(task_id)
+    guidance = "\n\n".join(t for t in (context, decision.diagnosis if decision else None) if t) or None
+    mutation = ops.retry(graph, task_id, context=guidance, now=now, actor=actor)
+    reopened = mutation.tasks[0]
+    _fold_history(reopened)
+    ops.set_speedrift(reopened, failure_class=None, classification=None, recovery=None)
+    _untag(reopened, NEEDS_HUMAN)
+    if decision is not None and decision.model and task is not None:
+        previous = task.get("model")
+        if isinstance(previous, str) and previous:
+            reopened["tried_models"] = list(dict.fromkeys([*str_list(task, "tried_models"), previous]))
+        reopened["model"] = decision.model
+        _log(reopened, f"Escalated to {decision.model} after {decision.failure_class}", actor, now)
+    if when is not None:
+        reopened["not_before"] = format_time(when)
+    return mutation
+
+
+def withhold_mutation(
+    graph: Graph, task_id: str, why: str, *, now: datetime, actor: str | None
+) -> ops.Mutation:
+    """Keep a failed task failed: automatic retries are halted; the service retries it on resume."""
+    task = graph.get(task_id)
+    if task is None or status_of(task) != FAILED:
+        return ops.Mutation()
+    recovery = dict(speedrift_data(task).get("recovery") or {})
+    if recovery.get("withheld"):
+        return ops.Mutation()
+    recovery["withheld"] = why
+    return ops.update_speedrift(
+        graph,
+        task_id,
+        {"recovery": recovery},
+        now=now,
+        actor=actor,
+        message=f"Automatic retry withheld: {why}",
+    )
+
+
+def manual_retry_mutation(
+    graph: Graph,
+    task_id: str,
+    *,
+    context: str | None,
+    force: bool,
+    config: RepoConfig,
+    now: datetime,
+    actor: str | None,
+) -> ops.Mutation:
+    """`speedrift retry`: a non-retryable class needs --context (what to do differently) or --force."""
+    task = graph.get(task_id)
+    cls = speedrift_data(task).get("failure_class") if task is not None else None
+    if isinstance(cls, str) and not context and not force and not policy_for(cls, config).retryable:
+        raise Refused(
+            f"task {task_id!r} failed as {cls}, which is not retryable as it is: "
+            f"{policy_for(cls, config).why}",
+            hint=f"say what to do differently: `speedrift retry {task_id} --context '…'` (or --force)",
+        )
+    recorded = speedrift_data(task).get("recovery") if task is not None else None
+    decision = (
+        Decision.from_dict(recorded) if isinstance(recorded, dict) and recorded.get("recovery") else None
+    )
+    # a human's retry carries their context and the diagnosis, never an automatic model change
+    manual = replace(decision, model=None) if decision is not None else None
+    return retry_mutation(graph, task_id, manual, when=None, now=now, actor=actor, context=context)
+
+
+def _existing_part(graph: Graph, task_id: str, files: tuple[str, ...]) -> str | None:
+    prefix = f"{task_id}-part-"
+    for other_id, other in graph.tasks.items():
+        numbered = other_id.startswith(prefix) and other_id[len(prefix) :].isdigit()
+        if numbered and sorted(speedrift_data(other).get("touch", [])) == sorted(files):
+            return other_id
+    return None
+
+
+def _free_part_id(graph: Graph, task_id: str) -> str:
+    number = 1
+    while f"{task_id}-part-{number}" in graph.tasks:
+        number += 1
+    return f"{task_id}-part-{number}"
+
+
+def _part_description(task: Task, decision: Decision, files: tuple[str, ...]) -> str:
+    lines = [
+        f"Split from `{task['id']}`: its attempt {decision.attempt} changed files outside its declared "
+        f"scope ({decision.failure_class}). This part makes the changes those files need:",
+        *[f"- {f}" for f in files],
+    ]
+    description = task.get("description")
+    if isinstance(description, str) and description.strip():
+        lines += ["", f"The original task `{task['id']}`:", description.strip()[:8000]]
+    return "\n".join(lines)
+
+
+def _fold_history(task: Task) -> None:
+    """wg's retry appends a history entry; when the failure was already recorded with its class,
+    merge the two so each failure is one entry."""
+    history = [h for h in speedrift_data(task).get("failures", []) if isinstance(h, dict)]
+    if len(history) >= 2 and "class" in history[-2] and "class" not in history[-1]:
+        retried = history.pop()
+        history[-1] = {**history[-1], "retried_at": retried.get("at")}
+        ops.set_speedrift(task, failures=history)
+
+
+def _tag(task: Task, tag: str) -> None:
+    tags = str_list(task, "tags")
+    if tag not in tags:
+        task["tags"] = [*tags, tag]
+
+
+def _untag(task: Task, tag: str) -> None:
+    tags = str_list(task, "tags")
+    if tag in tags:
+        remaining = [t for t in tags if t != tag]
+        if remaining:
+            task["tags"] = remaining
+        else:
+            task.pop("tags", None)
+
+
+def _log(task: Task, message: str, actor: str | None, now: datetime) -> None:
+    entry: dict[str, Any] = {"timestamp": format_time(now)}
+    if actor:
+        entry["actor"] = actor
+    entry["message"] = message[:4000]
+    log = task.get("log")
+    task["log"] = [*log, entry] if isinstance(log, list) else [entry]
+
+
+# --- the edge ------------------------------------------------------------------------------------------
+def apply(store: GraphStore, task_id: str, decision: Decision, *, actor: str | None) -> str | None:
+    """Write a split or replan decision into the graph; returns what was done (None: nothing)."""
+    if decision.recovery == "split_task":
+        build = split_mutation
+    elif decision.recovery == "replan":
+        build = replan_mutation
+    else:
+        return None
+    mutation = store.mutate(lambda g, now: build(g, task_id, decision, now=now, actor=actor), actor=actor)
+    if not mutation.tasks:
+        return None
+    if decision.recovery == "split_task":
+        parts = [t["id"] for t in mutation.tasks if t["id"] != task_id]
+        return f"split into {', '.join(parts) or 'its existing parts'}"
+    return "reopened, paused and tagged for re-planning"

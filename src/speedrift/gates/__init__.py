@@ -1,0 +1,1 @@
+"""Quality gates: checks speedrift itself runs on every agent diff before anything lands."""

@@ -1,0 +1,89 @@
+/* Section 5: the attention queues, with copy-to-clipboard prompts and approvals. */
+(function () {
+  "use strict";
+
+  const SR = window.SR;
+  const { S, $, el, api, post, toast, ago, keepFocus, QUEUE_PAGE } = SR;
+
+  // ------------------------------------------------------------------ section 5: queues
+
+  async function loadPrompts() {
+    try {
+      const data = await api("/api/queues");
+      S.prompts = new Map();
+      for (const queue of Object.values(data.queues || {})) for (const item of queue.items || []) S.prompts.set(item.id, item.prompts);
+      for (const button of document.querySelectorAll("button[data-copy]")) button.disabled = false;
+    } catch (error) { /* prompts stay unavailable; copy buttons stay disabled */ }
+  }
+
+  function fallbackCopy(text) {
+    const area = $("copy-fallback");
+    area.value = text;
+    area.focus();
+    area.select();
+    let ok = false;
+    try { ok = document.execCommand("copy"); } catch (e) { ok = false; }
+    return ok;
+  }
+
+  async function copyPrompt(itemId, which, button) {
+    const prompts = S.prompts.get(itemId);
+    const text = prompts && prompts[which];
+    if (!text) { toast("prompt not loaded yet", true); return; }
+    let ok = false;
+    try {
+      if (navigator.clipboard && window.isSecureContext) { await navigator.clipboard.writeText(text); ok = true; }
+    } catch (e) { ok = false; }
+    if (!ok) ok = fallbackCopy(text);
+    if (button) button.focus();
+    toast(ok ? which + " prompt copied" : "copy failed: select the text by hand", !ok);
+  }
+
+  async function approve(item, button) {
+    button.disabled = true;
+    try {
+      const result = await post("/api/actions/" + encodeURIComponent(item.action_id) + "/approve");
+      toast("approved " + result.action_id + ": the next cycle runs it");
+    } catch (error) {
+      toast("approve refused: " + error.message, true);
+      button.disabled = false;
+    }
+  }
+
+  function queueItem(item) {
+    const prio = item.priority >= 80 ? "prio-hi" : item.priority >= 50 ? "prio-mid" : "";
+    const loaded = S.prompts.has(item.id);
+    return el("li", { class: "qitem", "data-item": item.id },
+      el("div", { class: "what", text: item.what }),
+      el("div", { class: "why", text: item.why }),
+      el("div", { class: "meta" },
+        el("span", { class: "prio " + prio, text: "priority " + item.priority }),
+        el("span", { text: item.repo }),
+        item.since ? el("span", { class: "muted", title: "since " + item.since, text: "waiting " + ago(Math.max(0, (Date.now() - Date.parse(item.since)) / 1000)) }) : null),
+      el("div", { class: "actions" },
+        el("button", { type: "button", "data-copy": "claude", disabled: !loaded, "aria-label": "Copy the Claude prompt for: " + item.what, onclick: (e) => copyPrompt(item.id, "claude", e.currentTarget) }, "copy Claude prompt"),
+        el("button", { type: "button", "data-copy": "codex", disabled: !loaded, "aria-label": "Copy the Codex prompt for: " + item.what, onclick: (e) => copyPrompt(item.id, "codex", e.currentTarget) }, "copy Codex prompt"),
+        item.approvable && item.action_id ? el("button", { type: "button", "aria-label": "Approve " + item.action_id, onclick: (e) => approve(item, e.currentTarget) }, "approve") : null,
+        item.task ? el("button", { type: "button", "aria-label": "Run detail of " + item.task, onclick: () => SR.openRun(item.repo, item.task) }, "run detail") : null));
+  }
+
+  function renderQueues() {
+    const box = $("queue-list");
+    const keys = Object.keys(S.queues);
+    keepFocus(box, () => box.replaceChildren(...keys.map((key) => {
+      const queue = S.queues[key];
+      const limit = S.queueLimits[key] || QUEUE_PAGE;
+      const items = queue.items || [];
+      const more = items.length > limit
+        ? el("button", { type: "button", class: "more", onclick: () => { S.queueLimits[key] = limit + 10; renderQueues(); } }, "show more (" + (items.length - limit) + ")")
+        : null;
+      return el("div", { class: "queue", "data-queue": key },
+        el("h3", {}, queue.label + " ", el("span", { class: "muted", text: "(" + queue.total + ")" })),
+        items.length ? el("ol", {}, ...items.slice(0, limit).map(queueItem)) : el("p", { class: "muted", text: "nothing waiting" }),
+        more,
+        queue.total > items.length ? el("p", { class: "muted", text: (queue.total - items.length) + " more in /api/queues" }) : null);
+    })));
+  }
+
+  Object.assign(SR, { loadPrompts, renderQueues });
+})();

@@ -1,0 +1,168 @@
+"""Pure builders for what the page shows: task nodes, per-repo live summaries and repo cards.
+
+Everything here takes plain data (a decoded graph, a serialized cycle record's repo report) and
+returns small JSON-ready dicts, so the live state can diff them with ``==`` and send only what
+changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from speedrift.graph.codec import Graph
+from speedrift.graph.model import after_of, is_system, priority_of, status_of
+from speedrift.graph.query import ready_ids
+
+TITLE_LIMIT = 120  # a node label; the whole task is one click away
+RUNNING = "in-progress"
+
+
+@dataclass(frozen=True, slots=True)
+class RepoInfo:
+    """What the registry says about a repo (available before the first cycle)."""
+
+    name: str
+    path: str
+    tags: tuple[str, ...] = ()
+    role: str = "product"
+    depends_on: tuple[str, ...] = ()
+    lifecycle: str = "active"
+
+
+def task_nodes(graph: Graph, now: datetime) -> dict[str, dict[str, Any]]:
+    """One small dict per user-visible task: id, title, status, after, ready, priority."""
+    ready = set(ready_ids(graph, now))
+    nodes: dict[str, dict[str, Any]] = {}
+    for task_id, task in graph.tasks.items():
+        if is_system(task_id):
+            continue
+        title = task.get("title")
+        node: dict[str, Any] = {
+            "id": task_id,
+            "title": (title if isinstance(title, str) else task_id)[:TITLE_LIMIT],
+            "status": status_of(task),
+            "after": [a for a in after_of(task) if not is_system(a)],
+            "ready": task_id in ready,
+            "priority": priority_of(task),
+        }
+        if task.get("paused") is True:
+            node["paused"] = True
+        assigned = task.get("assigned")
+        if isinstance(assigned, str) and assigned:
+            node["assigned"] = assigned[:80]
+        nodes[task_id] = node
+    return nodes
+
+
+def summarize(nodes: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
+    """Live task counts of one repo, from its nodes (None: the repo has no graph)."""
+    if nodes is None:
+        return {"graph": False, "total": 0, "counts": {}, "ready": 0, "running": 0, "missing_deps": 0}
+    counts: dict[str, int] = {}
+    ready = running = missing = 0
+    for node in nodes.values():
+        status = node["status"]
+        counts[status] = counts.get(status, 0) + 1
+        ready += node["ready"]
+        running += status == RUNNING
+        missing += sum(1 for blocker in node["after"] if blocker not in nodes)
+    return {
+        "graph": True,
+        "total": len(nodes),
+        "counts": dict(sorted(counts.items())),
+        "ready": ready,
+        "running": running,
+        "missing_deps": missing,
+    }
+
+
+def node_changes(
+    old: dict[str, dict[str, Any]] | None, new: dict[str, dict[str, Any]] | None
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """(nodes added or changed, ids removed) between two node maps."""
+    old = old or {}
+    new = new or {}
+    upsert = [node for task_id, node in new.items() if old.get(task_id) != node]
+    removed = [task_id for task_id in old if task_id not in new]
+    return upsert, removed
+
+
+def risk_level(gates: dict[str, Any] | None) -> str:
+    """none | low | medium | high | critical, from the latest gate findings."""
+    if not gates:
+        return "none"
+    if gates.get("critical") or gates.get("secret_leaks"):
+        return "critical"
+    if gates.get("high") or gates.get("last_status") == "fail":
+        return "high"
+    if gates.get("medium"):
+        return "medium"
+    if gates.get("low") or gates.get("last_status") == "warn":
+        return "low"
+    return "none"
+
+
+def _stall_words(report: dict[str, Any] | None, summary: dict[str, Any]) -> str | None:
+    if report and report.get("stall"):
+        return str(report["stall"])
+    if report and report.get("activity") == "stalled":
+        reasons = report.get("reasons") or []
+        return str(reasons[0]["text"]) if reasons else "stalled"
+    return None
+
+
+def build_card(
+    info: RepoInfo,
+    report: dict[str, Any] | None,
+    summary: dict[str, Any],
+    control: dict[str, Any] | None = None,
+    next_action: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A repo card: the cycle's judgment (score, tier, stall) plus the live task counts.
+
+    Before the first cycle (``report`` None) the card shows the live counts only.
+    """
+    snapshot: dict[str, Any] = (report or {}).get("snapshot") or {}
+    git = snapshot.get("git") or {}
+    gates = snapshot.get("gates") or {}
+    service = snapshot.get("service") or {}
+    control = control or snapshot.get("control") or {}
+    reasons = [str(r.get("text", "")) for r in (report or {}).get("reasons") or []][:3]
+    score = report.get("score") if report else None
+    activity = report.get("activity") if report else ("active" if summary["running"] else None)
+    if activity in (None, "idle", "stalled") and summary["running"]:
+        activity = "active"  # live evidence beats the last cycle's verdict
+    card: dict[str, Any] = {
+        "name": info.name,
+        "path": info.path,
+        "tags": list(snapshot.get("tags") or info.tags),
+        "role": info.role,
+        "score": score,
+        "tier": report.get("tier") if report else None,
+        "trend": report.get("trend") if report else None,
+        "delta": report.get("delta") if report else None,
+        # attention priority: the further from healthy, the sooner to look (0..100)
+        "priority": (100 - int(score)) if isinstance(score, int | float) else None,
+        "activity": activity,
+        "stall": _stall_words(report, summary) if activity == "stalled" else None,
+        "reasons": reasons,
+        "dirty": int(git.get("dirty_files") or 0) + int(git.get("untracked_files") or 0),
+        "branch": git.get("branch"),
+        "ahead": git.get("ahead"),
+        "behind": git.get("behind"),
+        "risk": risk_level(gates),
+        "findings": {
+            k: int(gates.get(k) or 0) for k in ("critical", "high", "medium", "low", "secret_leaks")
+        },
+        "mode": control.get("mode", "observe"),
+        "lease_owner": control.get("lease_owner"),
+        "lease_expires_at": control.get("lease_expires_at"),
+        "service": bool(service.get("running")),
+        "agents": int(service.get("active_agents") or 0),
+        "errors": [str(e) for e in snapshot.get("errors") or []][:3],
+        "tasks": summary,
+        "next_action": next_action,
+    }
+    return card
