@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
+from typing import Any
 
-from tests.cli.support import Cli, git
+import pytest
+
+from tests.cli.support import Cli, base_env, git
 
 REPOS = ("shop-api", "billing", "web-ui", "search", "factory")
 
@@ -40,3 +50,50 @@ def test_the_demo_repos_answer_the_graph_commands(tmp_path: Path) -> None:
 
     assert "invoice-numbers" in ready and "statements" not in ready
     assert any(node["status"] == "missing" for node in chain["blocked_by"])
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())
+
+
+@pytest.mark.slow
+def test_the_main_job_serves_the_dashboard_and_closes_the_loop_in_the_autonomous_repo(tmp_path: Path) -> None:
+    port = _free_port()
+    argv = [sys.executable, "-m", "speedrift", "demo", str(tmp_path / "demo"), "--port", str(port)]
+    child = subprocess.Popen(
+        [*argv, "--interval", "1"],
+        cwd=tmp_path,
+        env=base_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        done = False
+        while time.monotonic() < deadline and not done:
+            time.sleep(0.5)
+            try:
+                nodes = _get(f"{base}/api/repos/factory/graph")["nodes"]
+            except (OSError, ValueError):
+                continue
+            done = bool(nodes) and all(node["status"] == "done" for node in nodes)
+        status = _get(f"{base}/api/status")
+        cards = {card["name"]: card for card in _get(f"{base}/api/repos")["cards"]}
+    finally:
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=60)
+
+    assert done, f"factory's tasks did not complete\n{out.decode()}\n{err.decode()}"
+    assert status["overview"]["plan_only"] is False and status["overview"]["source"] == "hub"
+    assert set(cards) == set(REPOS)
+    assert cards["billing"]["tier"] == "at-risk" and cards["shop-api"]["tier"] == "healthy"
+    assert f"http://127.0.0.1:{port}/#token=" in out.decode()
+    assert child.returncode == 0, err.decode()

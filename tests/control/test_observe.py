@@ -379,3 +379,13 @@ def test_discovered_repos_join_on_a_full_rescan(tmp_path: Path) -> None:
     assert list(observer.observe(NOW)) == ["declared"]
     assert list(observer.observe(NOW)) == ["declared", "found"]
     assert [e.source for e in observer.entries] == ["ecosystem-toml", "autodiscovered"]
+
+
+def test_a_directory_that_becomes_a_repo_is_seen_next_cycle(tmp_path: Path) -> None:
+    (tmp_path / "later").mkdir()
+    observer = Observer(ecosystem(tmp_path, ["later"]), full_rescan_every=0)
+    assert observer.observe(NOW)["later"].errors == ("not a git repository (no .git)",)
+    shutil.rmtree(tmp_path / "later")
+    make_repo(tmp_path / "later")
+    snap = observer.observe(NOW + timedelta(seconds=30))["later"]
+    assert snap.errors == () and snap.git is not None and snap.git.branch == "main"

@@ -35,6 +35,18 @@ def test_records_are_appended_one_line_each_and_read_back_oldest_first(tmp_path:
     assert ledger.torn is None and ledger.problems == []
 
 
+def test_a_dataclass_is_written_as_the_same_line_as_its_dict(tmp_path: Path) -> None:
+    from speedrift.control.model import Reason
+    from speedrift.control.serialize import to_plain
+
+    reason = Reason("code", "text", 1.5)
+    Ledger(tmp_path / "a").append(reason)
+    Ledger(tmp_path / "b").append(to_plain(reason))
+    assert (tmp_path / "a" / "ledger" / "cycles.jsonl").read_bytes() == (
+        tmp_path / "b" / "ledger" / "cycles.jsonl"
+    ).read_bytes()
+
+
 def test_a_torn_last_line_is_skipped_reported_and_repaired_with_a_copy(tmp_path: Path) -> None:
     ledger = Ledger(tmp_path)
     for record in records(3):

@@ -15,6 +15,7 @@ import pytest
 from speedrift.control.model import (
     Action,
     CycleRecord,
+    Metric,
     Outcome,
     OutcomeStatus,
     Reason,
@@ -24,7 +25,8 @@ from speedrift.control.model import (
 )
 from speedrift.control.serialize import cycle_to_dict
 from speedrift.errors import Refused, UsageError
-from speedrift.register.sqlite import SCHEMA_VERSION, Register, cycle_status
+from speedrift.register.schema import SCHEMA_VERSION, cycle_status
+from speedrift.register.sqlite import Register
 from tests.builders import task
 from tests.gitrepo import make_repo
 
@@ -43,6 +45,12 @@ def outcome(act: Action, status: OutcomeStatus = "succeeded", **evidence: object
 
 
 def cycle(cycle_id: str = "c-1", at: datetime = NOW, executed: tuple[Outcome, ...] = ()) -> dict[str, object]:
+    return cycle_to_dict(cycle_record(cycle_id, at, executed))
+
+
+def cycle_record(
+    cycle_id: str = "c-1", at: datetime = NOW, executed: tuple[Outcome, ...] = ()
+) -> CycleRecord:
     snap = RepoSnapshot(name="a", path="/r/a", observed_at=at, exists=True)
     act = action()
     record = CycleRecord(
@@ -64,7 +72,6 @@ def cycle(cycle_id: str = "c-1", at: datetime = NOW, executed: tuple[Outcome, ..
                 snap,
             ),
         ),
-        metrics={},
         edges=(),
         planned=(act,),
         skipped=() if executed else (Skipped(act, "plan_only", "plan_only is on"),),
@@ -72,8 +79,9 @@ def cycle(cycle_id: str = "c-1", at: datetime = NOW, executed: tuple[Outcome, ..
         hints=(),
         inputs={"repos_total": 1},
         narrative="Alert posture.",
+        metrics={"flow_health": Metric("flow_health", "Flow", 80.0, "healthy", "new", None, "f", {})},
     )
-    return cycle_to_dict(record)
+    return record
 
 
 @pytest.fixture
@@ -118,6 +126,17 @@ def test_a_cycle_is_stored_with_one_health_row_per_repo_and_recording_twice_repl
     assert health["reasons"] == [{"code": "svc", "text": "service down", "points": 30.0}]
     register.record_cycle({"kind": "recovery", "generated_at": "x"})  # ledger-only entries are ignored
     assert len(register.cycles()) == 1
+
+
+def test_the_cycle_record_object_is_stored_exactly_like_its_dict(tmp_path: Path) -> None:
+    done = outcome(action(), "failed")
+    from_dict, from_object = Register.open(tmp_path / "d"), Register.open(tmp_path / "o")
+    from_dict.record_cycle(cycle(executed=(done,)))
+    from_object.record_cycle(cycle_record(executed=(done,)))
+    assert from_object.cycles() == from_dict.cycles()
+    assert from_object.repo_history("a") == from_dict.repo_history("a")
+    assert from_dict.cycles()[0]["status"] == "failed"
+    assert from_dict.cycles()[0]["summary"]["metrics"] == {"flow_health": 80.0}
 
 
 def test_cycle_status_summarizes_the_outcomes() -> None:
@@ -260,6 +279,7 @@ def test_approvals_are_pending_until_a_cycle_consumes_them(register: Register) -
     )
     register.record_approval(action_id="b:sync_upstream", repo="b", kind="sync_upstream", actor="bob", at=NOW)
     assert register.pending_approvals() == ["a:dispatch_ready", "b:sync_upstream"]
+    assert register.pending_approvers() == {"a:dispatch_ready": "alice", "b:sync_upstream": "bob"}
     assert register.consume_approval("a:dispatch_ready", "c-2", NOW) == 2
     assert register.pending_approvals() == ["b:sync_upstream"]
 

@@ -111,5 +111,6 @@ def add(command: Command, common: argparse.ArgumentParser) -> None:
     q = repos.add_parser("remove", help="unregister a repo (its files are untouched)")
     _ecosystem(q)
     q.add_argument("name")
+    q.add_argument("--force", action="store_true", help="even while other repos declare depends_on it")
     _json(q)
     q.set_defaults(handler="repos_cmds:remove")

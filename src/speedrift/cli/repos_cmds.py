@@ -65,7 +65,7 @@ def add(args: Namespace) -> int:
 
 def remove(args: Namespace) -> int:
     path = ecosystem_path(args)
-    ecosystem_edit.remove_repo(path, args.name)
+    ecosystem_edit.remove_repo(path, args.name, force=args.force)
     if args.as_json:
         emit_json({"removed": args.name, "ecosystem": str(path)})
     else:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -30,8 +30,35 @@ from speedrift.control.observe import Observer
 from speedrift.control.plan import plan_actions
 from speedrift.control.policy import ActionHistory, apply_policy
 from speedrift.control.policy_config import PolicyConfig
+from speedrift.control.prompts import action_prompts
 from speedrift.control.registry import Ecosystem
-from speedrift.control.score import score_repo
+from speedrift.control.score import HEARTBEAT_STALE_SECONDS, score_repo
+
+
+@dataclass(frozen=True)
+class RepoMemo:
+    """A repo's score and candidate actions, kept for the next cycle while nothing about it changes."""
+
+    key: tuple[object, ...]
+    health: RepoHealth
+    actions: tuple[Action, ...]
+
+
+def memo_key(snapshot: RepoSnapshot, now: datetime) -> tuple[object, ...] | None:
+    """What a reused snapshot's score and plan depend on besides the repo's files (which its
+    fingerprint covers); None for a freshly read repo, which is always scored again."""
+    if not snapshot.reused:
+        return None
+    service = snapshot.service
+    beat = service.heartbeat_age_seconds
+    return (
+        snapshot.fingerprint,
+        snapshot.errors,
+        snapshot.control,
+        snapshot.control.authority(now)[0],
+        (service.running, service.kind, service.active_agents, service.started_by_hub),
+        beat is not None and beat > HEARTBEAT_STALE_SECONDS,
+    )
 
 
 @dataclass(frozen=True)
@@ -44,6 +71,7 @@ class Assessment:
     edges: tuple[RepoEdge, ...]
     candidates: tuple[Action, ...]
     plan: Plan
+    memo: dict[str, RepoMemo]
 
 
 def assess(
@@ -54,28 +82,61 @@ def assess(
     previous_health: Mapping[str, RepoHealth],
     previous_metrics: Mapping[str, Metric] | None,
     now: datetime,
+    memo: Mapping[str, RepoMemo] | None = None,
+    *,
+    with_prompts: bool = True,
 ) -> Assessment:
+    """Observe and judge. ``memo`` (the previous assessment's) lets a repo the observer reused keep
+    its score (trend flat) and candidate actions instead of being scored and planned again — the
+    same staleness bound as observation: time-only changes (a task crossing the aging threshold)
+    show at the observer's next full rescan."""
     started = time.perf_counter()
     snapshots = observer.observe(now)
-    healths = {name: score_repo(s, previous_health.get(name), now) for name, s in snapshots.items()}
+    entries = observer.entries  # the registry plus autodiscovered repos, as observed
+    memo = memo or {}
+    kept: dict[str, RepoMemo] = {}
+    for name, snapshot in snapshots.items():
+        key = memo_key(snapshot, now)
+        old = memo.get(name)
+        if key is not None and old is not None and old.key == key:
+            kept[name] = old
+    healths: dict[str, RepoHealth] = {}
+    for name, snapshot in snapshots.items():
+        if name in kept:  # unchanged since the last cycle: the same score, so delta 0
+            healths[name] = replace(kept[name].health, delta=0, trend="flat")
+        else:
+            healths[name] = score_repo(snapshot, previous_health.get(name), now)
     metrics = ecosystem_metrics(
         list(snapshots.values()),
         list(healths.values()),
         history,
         previous_metrics,
-        len(ecosystem.repos),
+        len(entries),
         now=now,
     )
-    candidates = plan_actions(snapshots, healths, ecosystem.repos, now)
+    fresh = [snapshot for name, snapshot in snapshots.items() if name not in kept]
+    planned = plan_actions(fresh, healths, entries, now, with_prompts=with_prompts)
+    by_repo: dict[str, list[Action]] = {}
+    for action in planned:
+        by_repo.setdefault(action.repo, []).append(action)
+    next_memo = {name: replace(m, health=healths[name]) for name, m in kept.items()}
+    for snapshot in fresh:
+        key = memo_key(replace(snapshot, reused=True), now)
+        if key is not None:
+            next_memo[snapshot.name] = RepoMemo(
+                key, healths[snapshot.name], tuple(by_repo.get(snapshot.name, ()))
+            )
+    candidates = [*planned, *(a for m in kept.values() for a in m.actions)]
     return Assessment(
         now=now,
         started=started,
         snapshots=snapshots,
         healths=healths,
         metrics=metrics,
-        edges=repo_edges(ecosystem.repos, snapshots),
+        edges=repo_edges(entries, snapshots),
         candidates=tuple(candidates),
         plan=apply_policy(candidates, policy, snapshots, history, now),
+        memo=next_memo,
     )
 
 
@@ -94,7 +155,7 @@ def build_record(
     a = assessment
     final_plan = Plan(allowed=a.plan.allowed, skipped=tuple(skipped))
     inputs: dict[str, Any] = {
-        "repos_total": len(ecosystem.repos),
+        "repos_total": len(a.snapshots),
         "observed": sum(1 for s in a.snapshots.values() if not s.reused),
         "reused": sum(1 for s in a.snapshots.values() if s.reused),
         "errors": sum(1 for s in a.snapshots.values() if s.errors),
@@ -128,4 +189,39 @@ def build_record(
         hints=tuple(hints),
         inputs=inputs,
         narrative=narrate(list(a.healths.values()), a.metrics, previous_health, final_plan),
+    )
+
+
+def with_prompts(record: CycleRecord) -> CycleRecord:
+    """The record as it is presented (``hub once --json``, the dashboard): every action with its
+    Claude and Codex prompt. The hub's cycle plans without them — prompts are presentation,
+    derived from the action and its repo's snapshot and health, so the ledger keeps decisions
+    only and a cycle does not spend its time writing prose nobody reads."""
+    reports = {r.name: r for r in record.repos}
+
+    def dress(action: Action) -> Action:
+        if action.prompts:
+            return action
+        report = reports.get(action.repo)
+        health = (
+            None
+            if report is None
+            else RepoHealth(
+                name=report.name,
+                score=report.score,
+                tier=report.tier,
+                trend=report.trend,
+                delta=report.delta,
+                reasons=report.reasons,
+                activity=report.activity,
+                stall=report.stall,
+            )
+        )
+        return replace(action, prompts=action_prompts(action, report.snapshot if report else None, health))
+
+    dressed = {a.id: dress(a) for a in record.planned}
+    return replace(
+        record,
+        planned=tuple(dressed[a.id] for a in record.planned),
+        skipped=tuple(replace(s, action=dressed.get(s.action.id) or dress(s.action)) for s in record.skipped),
     )

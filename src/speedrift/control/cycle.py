@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from speedrift.control import hubdir
-from speedrift.control.assess import assess, build_record
+from speedrift.control.assess import RepoMemo, assess, build_record, with_prompts
 from speedrift.control.handlers import HandlerContext, execute
 from speedrift.control.model import Action, CycleRecord, Metric, Outcome, Plan, RepoHealth, Skipped
 from speedrift.control.observe import Observer
@@ -62,6 +62,7 @@ class Hub:
         self.previous: CycleRecord | None = None
         self.previous_health: dict[str, RepoHealth] = {}
         self.previous_metrics: dict[str, Metric] | None = None
+        self._memo: dict[str, RepoMemo] = {}
         self._approved_by: dict[str, str] = {}  # this cycle's approved action ids -> approver
         self._recover_interrupted()
 
@@ -88,6 +89,7 @@ class Hub:
         fresh = load_ecosystem(self.ecosystem_path)
         if fresh.repos != self.ecosystem.repos:
             self.observer = Observer(fresh)
+            self._memo = {}
         self.ecosystem = fresh
 
     # ------------------------------------------------------------------ the cycle
@@ -98,9 +100,19 @@ class Hub:
         policy = self.ecosystem.policy
         if not execute_actions:  # `hub once --plan`: this cycle runs under plan_only whatever the file says
             policy = policy.model_copy(update={"plan_only": True})
+        # corrective tasks finished in their repos free their slots before the policy counts them
+        self.register.refresh_corrective({e.name: e.path for e in self.observer.entries}, now)
         history = self.register.history(now, HISTORY_WINDOW)
         assessment = assess(
-            self.ecosystem, self.observer, policy, history, self.previous_health, self.previous_metrics, now
+            self.ecosystem,
+            self.observer,
+            policy,
+            history,
+            self.previous_health,
+            self.previous_metrics,
+            now,
+            self._memo,
+            with_prompts=False,  # presentation adds them: assess.with_prompts
         )
         self._approved_by = {}
         plan = self._with_approvals(assessment.plan, cycle_id)
@@ -117,12 +129,12 @@ class Hub:
             outcomes=outcomes,
             hints=_hints(skipped, outcomes),
         )
-        as_dict = cycle_to_dict(record)
-        self.ledger.append(as_dict)
-        self.register.record_cycle(as_dict)
+        self.ledger.append(record)
+        self.register.record_cycle(record)
         self.previous = record
         self.previous_health = assessment.healths
         self.previous_metrics = assessment.metrics
+        self._memo = assessment.memo
         return record
 
     def _with_approvals(self, plan: Plan, cycle_id: str) -> Plan:
@@ -143,7 +155,7 @@ class Hub:
 
     def _execute(self, allowed: tuple[Action, ...], cycle_id: str) -> tuple[list[Outcome], list[Skipped]]:
         outcomes: list[Outcome] = []
-        by_name = {entry.name: entry for entry in self.ecosystem.repos}
+        by_name = {entry.name: entry for entry in self.observer.entries}
         for index, action in enumerate(allowed):
             entry = by_name.get(action.repo)
             if entry is None:
@@ -191,6 +203,8 @@ def _hints(skipped: Sequence[Skipped], outcomes: Sequence[Outcome]) -> tuple[str
 
 
 def run_once(ecosystem_path: Path, *, execute_actions: bool = True) -> dict[str, Any]:
-    """`speedrift hub once`: one cycle, recorded, returned as the ledger's dict."""
+    """`speedrift hub once`: one cycle, recorded, returned as a dict (prompts included)."""
     hub = Hub(ecosystem_path)
-    return cycle_to_dict(hub.cycle(execute_actions=execute_actions))
+    if hub.register.notice:
+        print(f"speedrift hub: {hub.register.notice}", file=sys.stderr)
+    return cycle_to_dict(with_prompts(hub.cycle(execute_actions=execute_actions)))

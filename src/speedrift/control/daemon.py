@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from speedrift.control import hubdir
+from speedrift.control.assess import with_prompts
 from speedrift.control.cycle import Hub
 from speedrift.control.registry import Ecosystem
 from speedrift.control.serialize import cycle_to_dict
@@ -113,8 +114,14 @@ def run_hub(
 ) -> int:
     """Run the hub in the foreground until stopped. Returns the number of cycles run."""
     stop = stop or threading.Event()
-    hub = Hub(ecosystem_path)
-    lock = _PidLock(hub.hub)
+    lock = _PidLock(hubdir.hub_dir(ecosystem_path))  # before Hub(): its recovery must not race a live hub
+    try:
+        hub = Hub(ecosystem_path)
+    except BaseException:
+        lock.release()
+        raise
+    if hub.register.notice:
+        print(f"speedrift hub: {hub.register.notice}", file=sys.stderr, flush=True)
     server = None
     publish: Callable[[dict[str, Any]], object] | None = None
     if options.dashboard:
@@ -136,12 +143,14 @@ def run_hub(
         while not stop.is_set():
             try:
                 hub.reload()
-                record = cycle_to_dict(hub.cycle())
+                cycle = hub.cycle()
+                # only the live consumers need the dict form; the ledger and register take the record
+                record = cycle_to_dict(with_prompts(cycle)) if (publish or on_cycle) else None
             except SpeedriftError as error:  # a broken ecosystem.toml edit: say so, keep serving
                 print(f"speedrift hub: cycle skipped: {error.message}", file=sys.stderr, flush=True)
                 record = None
             cycles += 1
-            if record is not None:
+            if record is not None:  # a dict only when someone consumes it
                 if publish is not None:
                     publish(record)
                 if on_cycle is not None:

@@ -67,7 +67,7 @@ from speedrift.control.observe_git import (
     watched_paths,
 )
 from speedrift.control.observe_graph import GraphReading, read_graph, refresh
-from speedrift.control.observe_runs import LockTable, read_lock_table, runs_state, service_state
+from speedrift.control.observe_runs import LazyLockTable, Locks, runs_state, service_state
 from speedrift.control.registry import Ecosystem
 
 StatKey = tuple[tuple[int, int, int] | None, ...]
@@ -131,7 +131,9 @@ class Observer:
         self.timeout_s = timeout_s
         self.workers = max(1, workers)
         self._fixed_entries = tuple(entries) if entries is not None else None
-        self.entries: tuple[RepoEntry, ...] = self._fixed_entries or ecosystem.repos
+        self.entries: tuple[RepoEntry, ...] = (
+            self._fixed_entries if self._fixed_entries is not None else ecosystem.repos
+        )
         self.cycles = 0
         self._cache: dict[str, _Cache] = {}
         self._previous: dict[str, RepoSnapshot] = {}
@@ -155,7 +157,7 @@ class Observer:
                 self.entries = discover.with_discovered(eco.discovery, eco.repos, now, eco.workspace_root)
         self.cycles += 1
         names = frozenset(entry.name.lower() for entry in self.entries)
-        locks = read_lock_table()
+        locks = LazyLockTable()
         results: dict[str, RepoSnapshot] = {}
         jobs: list[tuple[RepoEntry, _Keys, _Cache | None]] = []
         for entry in self.entries:
@@ -183,7 +185,7 @@ class Observer:
         jobs: list[tuple[RepoEntry, _Keys, _Cache | None]],
         now: datetime,
         names: frozenset[str],
-        locks: LockTable | None,
+        locks: Locks | None,
         results: dict[str, RepoSnapshot],
     ) -> None:
         """Read the changed repos on the pool; results come back through a queue (O(1) each)."""
@@ -252,9 +254,11 @@ class Observer:
     # ------------------------------------------------------------------ fingerprints (calling thread)
     def _keys(self, entry: RepoEntry) -> _Keys:
         repo = entry.path
-        if entry.name not in self._dirs:
-            self._dirs[entry.name] = git_dirs(repo)
-        dirs = self._dirs[entry.name]
+        dirs = self._dirs.get(entry.name)
+        if dirs is None:  # a directory that is not (yet) a repo is looked at again every cycle
+            dirs = git_dirs(repo)
+            if dirs is not None:
+                self._dirs[entry.name] = dirs
         git: StatKey = ()
         if dirs is not None:
             head_key = stat_key(dirs.git_dir / "HEAD")
@@ -274,7 +278,7 @@ class Observer:
         return _Keys(dirs, git, graph, runs, state_dir)
 
     def _live(
-        self, entry: RepoEntry, keys: _Keys, locks: LockTable | None, now: datetime
+        self, entry: RepoEntry, keys: _Keys, locks: Locks | None, now: datetime
     ) -> tuple[ServiceState, ControlState, str | None]:
         """The parts read fresh every cycle: service liveness and the control file."""
         service = service_state(entry.path, keys.graph_dir(entry.path), locks, now, state_dir=keys.state_dir)
@@ -289,7 +293,7 @@ class Observer:
         keys: _Keys,
         cache: _Cache,
         now: datetime,
-        locks: LockTable | None,
+        locks: Locks | None,
         reused: bool,
     ) -> RepoSnapshot:
         service, control, problem = self._live(entry, keys, locks, now)
@@ -312,7 +316,7 @@ class Observer:
         )
 
     def _reuse(
-        self, entry: RepoEntry, keys: _Keys, old: _Cache, now: datetime, locks: LockTable | None
+        self, entry: RepoEntry, keys: _Keys, old: _Cache, now: datetime, locks: Locks | None
     ) -> RepoSnapshot | None:
         """The snapshot without reading anything, or None when some part changed."""
         if old.git_key != keys.git or old.graph_key != keys.graph or old.runs_key != keys.runs:
@@ -337,7 +341,7 @@ class Observer:
         old: _Cache | None,
         now: datetime,
         names: frozenset[str],
-        locks: LockTable | None,
+        locks: Locks | None,
         env: dict[str, str] | None,
         started: dict[str, float],
     ) -> tuple[RepoSnapshot, _Cache | None]:

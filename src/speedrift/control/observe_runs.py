@@ -53,6 +53,25 @@ def read_lock_table(path: Path = Path("/proc/locks")) -> LockTable | None:
     return table
 
 
+class LazyLockTable:
+    """The kernel's lock table, read on first use: a cycle in which no repo has a service lock
+    file (the common case for most of a fleet) never reads /proc/locks at all."""
+
+    def __init__(self, path: Path = Path("/proc/locks")) -> None:
+        self._path = path
+        self._table: LockTable | None = None
+        self._loaded = False
+
+    def get(self, key: tuple[int, int]) -> int | None:
+        if not self._loaded:  # a race between observer threads only reads the table twice
+            self._table = read_lock_table(self._path)
+            self._loaded = True
+        return None if self._table is None else self._table.get(key)
+
+
+Locks = LockTable | LazyLockTable
+
+
 def read_json(path: Path) -> dict[str, Any] | None:
     try:
         value = orjson.loads(path.read_bytes())
@@ -71,7 +90,7 @@ def _pid_file(path: Path) -> int | None:
 
 # --- service --------------------------------------------------------------------------------------
 def service_state(
-    repo: Path, graph_dir: Path | None, locks: LockTable | None, now: datetime, *, state_dir: bool = True
+    repo: Path, graph_dir: Path | None, locks: Locks | None, now: datetime, *, state_dir: bool = True
 ) -> ServiceState:
     """speedrift's own service (``.speedrift/service/``), else a live ``wg service``.
 

@@ -83,7 +83,11 @@ def plan_actions(
     healths: Mapping[str, RepoHealth] | Sequence[RepoHealth],
     entries: Sequence[RepoEntry],
     now: datetime,
+    *,
+    with_prompts: bool = True,
 ) -> list[Action]:
+    """Candidate actions, highest priority first. ``with_prompts=False`` leaves ``prompts`` empty
+    for a caller that adds them only when presenting (see control/assess.py: with_prompts)."""
     snaps = list(snapshots.values()) if isinstance(snapshots, Mapping) else list(snapshots)
     health_by = healths if isinstance(healths, Mapping) else {h.name: h for h in healths}
     entry_by = {e.name: e for e in entries}
@@ -94,7 +98,9 @@ def plan_actions(
             continue
         health = health_by.get(snapshot.name)
         for action in _repo_actions(snapshot, entry, now):
-            actions.append(dataclasses.replace(action, prompts=action_prompts(action, snapshot, health)))
+            if with_prompts:
+                action = dataclasses.replace(action, prompts=action_prompts(action, snapshot, health))
+            actions.append(action)
     return sorted(actions, key=lambda a: (-a.priority, a.id))
 
 

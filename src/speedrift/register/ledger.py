@@ -18,6 +18,7 @@ import fcntl
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import is_dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -69,9 +70,13 @@ class Ledger:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
 
-    def append(self, record: Mapping[str, Any]) -> None:
-        """Append one record as one fsynced line (repairing a torn tail and rotating first if due)."""
-        line = dumps(dict(record)) + b"\n"
+    def append(self, record: Mapping[str, Any] | Any) -> None:
+        """Append one record as one fsynced line (repairing a torn tail and rotating first if due).
+
+        ``record`` is a mapping or a dataclass (a ``CycleRecord`` is written directly, without
+        converting it to a dict first)."""
+        value = record if isinstance(record, dict) or is_dataclass(record) else dict(record)
+        line = dumps(value) + b"\n"
         with self._locked():
             self._repair_locked()
             self._rotate_locked()

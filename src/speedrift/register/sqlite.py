@@ -24,114 +24,23 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from speedrift.control.hubdir import register_db_path
-from speedrift.control.model import Action, Outcome
+from speedrift.control.model import Action, CycleRecord, Outcome
 from speedrift.control.policy import ActionHistory, PastAction
 from speedrift.control.serialize import dumps, parse_iso
 from speedrift.errors import Refused, UsageError
 from speedrift.graph.model import now_utc
 from speedrift.procs import pid_alive
+from speedrift.register.schema import MIGRATIONS, SCHEMA_VERSION, cycle_status, summary_view, ts
 
 BUSY_TIMEOUT_S = 10.0
 CORRECTIVE_KINDS = frozenset({"emit_corrective_task", "repair_dependencies"})
-
-MIGRATIONS: tuple[tuple[int, str], ...] = (
-    (
-        1,
-        """
-        CREATE TABLE cycles (
-            cycle_id     TEXT PRIMARY KEY,
-            generated_at TEXT NOT NULL,
-            finished_at  TEXT,
-            plan_only    INTEGER NOT NULL,
-            status       TEXT NOT NULL,
-            summary      TEXT NOT NULL
-        );
-        CREATE INDEX cycles_generated ON cycles (generated_at);
-        CREATE TABLE repo_health (
-            cycle_id TEXT NOT NULL,
-            repo     TEXT NOT NULL,
-            score    INTEGER NOT NULL,
-            tier     TEXT NOT NULL,
-            trend    TEXT NOT NULL,
-            activity TEXT NOT NULL,
-            stall    TEXT,
-            reasons  TEXT NOT NULL,
-            PRIMARY KEY (cycle_id, repo)
-        );
-        CREATE INDEX repo_health_repo ON repo_health (repo, cycle_id);
-        CREATE TABLE actions (
-            id          INTEGER PRIMARY KEY AUTOINCREMENT,
-            action_id   TEXT NOT NULL,
-            cycle_id    TEXT NOT NULL,
-            repo        TEXT NOT NULL,
-            kind        TEXT NOT NULL,
-            status      TEXT NOT NULL CHECK (status IN
-                        ('started', 'succeeded', 'failed', 'refused', 'delegated', 'interrupted', 'skipped')),
-            started_at  TEXT NOT NULL,
-            finished_at TEXT,
-            detail      TEXT,
-            evidence    TEXT,
-            pid         INTEGER,
-            host        TEXT
-        );
-        CREATE INDEX actions_started_at ON actions (started_at);
-        CREATE INDEX actions_action ON actions (action_id, id);
-        CREATE INDEX actions_unfinished ON actions (status) WHERE status = 'started';
-        CREATE TABLE corrective_tasks (
-            repo       TEXT NOT NULL,
-            task_id    TEXT NOT NULL,
-            created_at TEXT NOT NULL,
-            action_id  TEXT,
-            state      TEXT NOT NULL CHECK (state IN ('open', 'closed')),
-            closed_at  TEXT,
-            PRIMARY KEY (repo, task_id)
-        );
-        CREATE TABLE mode_changes (
-            id         INTEGER PRIMARY KEY AUTOINCREMENT,
-            repo       TEXT NOT NULL,
-            mode       TEXT NOT NULL,
-            owner      TEXT,
-            expires_at TEXT,
-            actor      TEXT NOT NULL,
-            at         TEXT NOT NULL,
-            source     TEXT NOT NULL,
-            reason     TEXT
-        );
-        CREATE INDEX mode_changes_repo ON mode_changes (repo, at);
-        CREATE TABLE approvals (
-            id          INTEGER PRIMARY KEY AUTOINCREMENT,
-            action_id   TEXT NOT NULL,
-            repo        TEXT NOT NULL,
-            kind        TEXT NOT NULL,
-            actor       TEXT NOT NULL,
-            approved_at TEXT NOT NULL,
-            consumed_at TEXT,
-            cycle_id    TEXT
-        );
-        CREATE INDEX approvals_pending ON approvals (action_id) WHERE consumed_at IS NULL;
-        """,
-    ),
-)
-SCHEMA_VERSION = MIGRATIONS[-1][0]
-
-
-def ts(moment: datetime | str | None) -> str | None:
-    """A fixed-width UTC text form (microseconds always present), so text order is time order."""
-    if moment is None:
-        return None
-    parsed = parse_iso(moment) if isinstance(moment, str) else moment
-    if parsed is None:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _json(value: Any) -> str:
@@ -233,12 +142,15 @@ class Register:
         return int(self._rows("SELECT MAX(version) FROM schema_version")[0][0])
 
     # ------------------------------------------------------------------ cycles
-    def record_cycle(self, record: Mapping[str, Any]) -> None:
-        """Store a cycle record (the ledger's dict): one cycles row and one repo_health row per repo.
+    def record_cycle(self, record: Mapping[str, Any] | CycleRecord) -> None:
+        """Store a cycle record (the ledger's dict, or the :class:`CycleRecord` itself, which spares
+        converting the whole record): one cycles row and one repo_health row per repo.
 
         Records without a ``cycle_id`` (recovery or operator entries) are ledger-only and ignored.
         Recording the same cycle twice replaces it.
         """
+        if isinstance(record, CycleRecord):
+            record = summary_view(record)
         cycle_id = record.get("cycle_id")
         if not isinstance(cycle_id, str) or not cycle_id:
             return
@@ -552,15 +464,3 @@ class Register:
                 "WHERE action_id = ? AND consumed_at IS NULL",
                 (ts(now or now_utc()), cycle_id, action_id),
             ).rowcount
-
-
-def cycle_status(plan_only: bool, executed: Sequence[Mapping[str, Any]]) -> str:
-    """plan_only | noop | executed | partial_failed | failed — the cycle's one-word result."""
-    if plan_only and not executed:
-        return "plan_only"
-    if not executed:
-        return "noop"
-    failed = sum(1 for o in executed if o.get("status") == "failed")
-    if failed == 0:
-        return "executed"
-    return "failed" if failed == len(executed) else "partial_failed"
