@@ -11,10 +11,9 @@ import gc
 from argparse import Namespace
 from pathlib import Path
 
-from speedrift.cli.hub_cmds import _print_cycle_line, dashboard_url
+from speedrift.cli.hub_cmds import dashboard_url, run_foreground
 from speedrift.cli.output import say
 from speedrift.control import demo as demo_ecosystem
-from speedrift.control.daemon import HubOptions, run_hub
 
 
 def demo(args: Namespace) -> int:
@@ -36,12 +35,5 @@ def demo(args: Namespace) -> int:
         f"Stop with Ctrl-C. Then try:\n  cd {root}\n  speedrift why billing\n  speedrift ledger show\n"
         "  speedrift hub once --json\n  speedrift mode billing supervise --lease-ttl 1h"
     )
-    options = HubOptions(
-        interval=args.interval,
-        host=args.host,
-        port=args.port,
-        dashboard=not args.no_dashboard,
-        max_cycles=args.cycles,
-    )
-    run_hub(ecosystem, options, on_cycle=_print_cycle_line)
+    run_foreground(ecosystem, args)
     return 0

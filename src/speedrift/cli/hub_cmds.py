@@ -20,7 +20,7 @@ def ecosystem_path(args: Namespace) -> Path:
 
 
 def up(args: Namespace) -> int:
-    from speedrift.control.daemon import HubOptions, run_hub, start_detached
+    from speedrift.control.daemon import start_detached
 
     gc.enable()  # the CLI turns the collector off for short commands; the hub is long-lived
 
@@ -39,6 +39,16 @@ def up(args: Namespace) -> int:
         if not args.no_dashboard:
             say(f"Dashboard: {dashboard_url(path, args.host, args.port)}")
         return 0
+    if not args.no_dashboard:
+        say(f"Dashboard: {dashboard_url(path, args.host, args.port)}")
+    run_foreground(path, args)
+    return 0
+
+
+def run_foreground(path: Path, args: Namespace) -> None:
+    """The hub in this process with `hub up`'s options (also what `speedrift demo` runs)."""
+    from speedrift.control.daemon import HubOptions, run_hub
+
     options = HubOptions(
         interval=args.interval,
         host=args.host,
@@ -46,10 +56,7 @@ def up(args: Namespace) -> int:
         dashboard=not args.no_dashboard,
         max_cycles=args.cycles,
     )
-    if options.dashboard:
-        say(f"Dashboard: {dashboard_url(path, args.host, args.port)}")
     run_hub(path, options, on_cycle=_print_cycle_line)
-    return 0
 
 
 def dashboard_url(path: Path, host: str, port: int) -> str:

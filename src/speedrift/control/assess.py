@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from typing import Any
 
@@ -168,17 +168,7 @@ def build_record(
         plan_only=plan_only,
         ecosystem=str(ecosystem.path),
         repos=tuple(
-            RepoReport(
-                name=h.name,
-                score=h.score,
-                tier=h.tier,
-                trend=h.trend,
-                delta=h.delta,
-                reasons=h.reasons,
-                activity=h.activity,
-                stall=h.stall,
-                snapshot=a.snapshots[h.name],
-            )
+            RepoReport(**_health_fields(h), snapshot=a.snapshots[h.name])
             for h in sorted(a.healths.values(), key=lambda h: (h.score, h.name))
         ),
         metrics=a.metrics,
@@ -192,6 +182,14 @@ def build_record(
     )
 
 
+_HEALTH_FIELDS = tuple(f.name for f in fields(RepoHealth))
+
+
+def _health_fields(value: RepoHealth | RepoReport) -> dict[str, Any]:
+    """A report is a health plus its snapshot: the fields they share."""
+    return {name: getattr(value, name) for name in _HEALTH_FIELDS}
+
+
 def with_prompts(record: CycleRecord) -> CycleRecord:
     """The record as it is presented (``hub once --json``, the dashboard): every action with its
     Claude and Codex prompt. The hub's cycle plans without them — prompts are presentation,
@@ -203,20 +201,7 @@ def with_prompts(record: CycleRecord) -> CycleRecord:
         if action.prompts:
             return action
         report = reports.get(action.repo)
-        health = (
-            None
-            if report is None
-            else RepoHealth(
-                name=report.name,
-                score=report.score,
-                tier=report.tier,
-                trend=report.trend,
-                delta=report.delta,
-                reasons=report.reasons,
-                activity=report.activity,
-                stall=report.stall,
-            )
-        )
+        health = None if report is None else RepoHealth(**_health_fields(report))
         return replace(action, prompts=action_prompts(action, report.snapshot if report else None, health))
 
     dressed = {a.id: dress(a) for a in record.planned}

@@ -16,15 +16,13 @@ File shape (schema 1)::
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
 import orjson
 
+from speedrift import fsutil
 from speedrift.control.model import CONTROL_MODES, ControlMode, ControlState
 from speedrift.control.serialize import iso_utc, parse_iso
 from speedrift.errors import NotFound, Refused, SpeedriftError, UsageError
@@ -88,17 +86,8 @@ def read_control(repo: Path) -> ControlState:
     return ControlState(mode="observe", reason=problem)
 
 
-@contextlib.contextmanager
-def _locked(repo: Path) -> Iterator[None]:
-    folder = repo / STATE_DIR
-    folder.mkdir(exist_ok=True)
-    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+def _locked(repo: Path) -> contextlib.AbstractContextManager[None]:
+    return fsutil.flocked(repo / STATE_DIR / LOCK_FILE)
 
 
 def _to_dict(state: ControlState) -> dict[str, Any]:
@@ -114,20 +103,8 @@ def _to_dict(state: ControlState) -> dict[str, Any]:
 
 
 def _write(repo: Path, state: ControlState) -> None:
-    path = control_path(repo)
-    tmp = path.with_name(f".{CONTROL_FILE}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, orjson.dumps(_to_dict(state), option=orjson.OPT_INDENT_2) + b"\n")
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    data = orjson.dumps(_to_dict(state), option=orjson.OPT_INDENT_2) + b"\n"
+    fsutil.write_atomic(control_path(repo), data, keep_mode=False)
 
 
 def _prepare(repo: Path) -> None:

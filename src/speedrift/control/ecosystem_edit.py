@@ -18,6 +18,7 @@ import tomlkit
 from tomlkit.exceptions import TOMLKitError
 from tomlkit.items import Table
 
+from speedrift import fsutil
 from speedrift.control.registry import NAME_RE, REPO_KEYS, SCHEMA, parse_ecosystem, resolve_path
 from speedrift.errors import NotFound, Refused, UsageError
 
@@ -30,7 +31,10 @@ NEW_FILE_HEADER = """\
 
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    """Exclusive flock on the file itself, re-taken if a concurrent writer replaced it meanwhile."""
+    """Exclusive flock on the file itself, re-taken if a concurrent writer replaced it meanwhile.
+
+    Not ``fsutil.flocked``: locking the file itself needs no lock file beside the user's
+    ecosystem.toml, no write permission on it, and never creates it."""
     while True:
         fd = os.open(path, os.O_RDONLY)
         try:
@@ -44,26 +48,6 @@ def _locked(path: Path) -> Iterator[None]:
                 return
         finally:
             os.close(fd)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        data = text.encode("utf-8")
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def _parse(path: Path, text: str) -> tomlkit.TOMLDocument:
@@ -148,26 +132,13 @@ def add_repo(path: Path, name: str, repo_path: Path | None, *, create: bool = Tr
             return
     with _locked(path):
         text = path.read_text(encoding="utf-8")
-        _write_atomic(path, _with_repo(path, text, name, stored, fields))
+        fsutil.write_atomic(path, _with_repo(path, text, name, stored, fields).encode("utf-8"))
 
 
 def _create_exclusive(path: Path, text: str) -> bool:
     """Write a brand-new file; False if another writer created it first (then edit that one)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.new")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, text.encode("utf-8"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        return False
-    finally:
-        os.unlink(tmp)
-    return True
+    return fsutil.create_new(path, text.encode("utf-8"))
 
 
 def remove_repo(path: Path, name: str, *, force: bool = False) -> None:
@@ -202,4 +173,4 @@ def remove_repo(path: Path, name: str, *, force: bool = False) -> None:
         del repos[name]
         new_text = tomlkit.dumps(doc)
         parse_ecosystem(new_text, path)
-        _write_atomic(path, new_text)
+        fsutil.write_atomic(path, new_text.encode("utf-8"))

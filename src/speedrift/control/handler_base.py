@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from speedrift import fsutil
 from speedrift.control.authority import HubGit
 from speedrift.control.model import ControlState, OutcomeStatus, RepoEntry
 from speedrift.graph.model import now_utc
@@ -108,25 +109,6 @@ def fresh_path(folder: Path, stem: str, suffix: str) -> Path:
     return candidate
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """tmp + fsync + rename + fsync of the directory: a reader sees the old file or the new one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
-
-
 def ensure_excluded(hub_git: HubGit) -> None:
     """Keep ``.speedrift/`` out of git (the handlers' files must never show as a user's changes)."""
     exclude = Path(hub_git.out("rev-parse", "--git-path", "info/exclude"))
@@ -137,10 +119,8 @@ def ensure_excluded(hub_git: HubGit) -> None:
     if pattern in current.splitlines():
         return
     exclude.parent.mkdir(parents=True, exist_ok=True)
-    with open(exclude, "a") as handle:
-        handle.write(("" if current.endswith("\n") or not current else "\n") + pattern + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    line = ("" if current.endswith("\n") or not current else "\n") + pattern + "\n"
+    fsutil.append_synced(exclude, line.encode())
 
 
 def run_bounded(

@@ -26,10 +26,10 @@ from speedrift.control.handler_base import (
     stamp,
     state_path,
     tail,
-    write_atomic,
 )
 from speedrift.control.model import Action
 from speedrift.errors import SpeedriftError
+from speedrift.fsutil import write_atomic
 
 DEFAULT_SCAN_DEPTH = 20  # a scan looks at the target branch's last N commits (or all, if fewer)
 MAX_PACKET_COMMITS = 500

@@ -28,10 +28,10 @@ from speedrift.control.handler_base import (
     spawn_detached,
     stamp,
     tail,
-    write_atomic,
 )
 from speedrift.control.model import Action
 from speedrift.fleet import service
+from speedrift.fsutil import write_atomic
 from speedrift.graph import ids
 from speedrift.graph.model import format_time
 from speedrift.procs import pid_alive

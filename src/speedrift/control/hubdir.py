@@ -8,11 +8,11 @@ agree on one hub per ecosystem.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
 from pathlib import Path
 
+from speedrift import fsutil
 from speedrift.errors import NotFound, UsageError
 
 ECOSYSTEM_FILE = "ecosystem.toml"
@@ -103,28 +103,11 @@ def read_token(hub: Path) -> str | None:
 def _write_token(hub: Path, token: str, *, exclusive: bool) -> bool:
     """Write the token 0600. With ``exclusive`` only if no token exists; returns whether it wrote."""
     hub.mkdir(mode=0o700, parents=True, exist_ok=True)
-    target = token_path(hub)
-    tmp = hub / f".{TOKEN_FILE}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, (token + "\n").encode("ascii"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    try:
-        if exclusive:
-            # link() fails if the token appeared meanwhile: two first calls agree on one token
-            try:
-                os.link(tmp, target)
-            except FileExistsError:
-                return False
-        else:
-            os.replace(tmp, target)
-            tmp = target  # nothing left to clean up
-    finally:
-        if tmp != target:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+    data = (token + "\n").encode("ascii")
+    if exclusive:
+        # of two first calls only one creates the file: they agree on one token
+        return fsutil.create_new(token_path(hub), data, mode=0o600)
+    fsutil.write_atomic(token_path(hub), data, mode=0o600, keep_mode=False)
     return True
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from speedrift import fsutil
 from speedrift.fleet.prompt import EarlierAttempt
 from speedrift.gates import redact
 from speedrift.graph.model import format_time, now_utc
@@ -44,10 +45,8 @@ def _prune(folder: Path) -> None:
 
 
 def _write_json(path: Path, value: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     # run records never carry a credential: see gates/redact.py
-    tmp.write_bytes(orjson.dumps(redact.redact_value(value), option=orjson.OPT_INDENT_2))
-    os.replace(tmp, path)
+    fsutil.write_atomic(path, orjson.dumps(redact.redact_value(value), option=orjson.OPT_INDENT_2))
 
 
 def read_json(path: Path) -> dict[str, Any] | None:

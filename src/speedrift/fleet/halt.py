@@ -11,7 +11,6 @@ pure; the rest are thin file edges.
 
 from __future__ import annotations
 
-import fcntl
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -21,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from speedrift import fsutil
 from speedrift.graph.model import format_time, now_utc, parse_time
 from speedrift.repo.config import RecoveryConfig
 from speedrift.repo.worktrees import state_dir
@@ -88,32 +88,15 @@ def record_outcome(
         record["class"] = failure_class
     path = ledger_path(repo)
     path.parent.mkdir(parents=True, exist_ok=True)
-    lock = os.open(path.with_name(f".{LEDGER}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, orjson.dumps(record) + b"\n")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    with fsutil.flocked(path.with_name(f".{LEDGER}.lock")):
+        fsutil.append_synced(path, orjson.dumps(record) + b"\n")
         if path.stat().st_size > MAX_LEDGER_BYTES:
             _compact(path)
-    finally:
-        fcntl.flock(lock, fcntl.LOCK_UN)
-        os.close(lock)
 
 
 def _compact(path: Path) -> None:
     lines = path.read_bytes().splitlines()[-KEEP_LINES:]
-    tmp = path.with_name(f".{LEDGER}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, b"\n".join(lines) + b"\n")
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    fsutil.write_atomic(path, b"\n".join(lines) + b"\n")
 
 
 def recent_outcomes(repo: Path, since: datetime | None = None) -> list[dict[str, Any]]:
@@ -155,14 +138,7 @@ def resume_retries(repo: Path) -> datetime:
     now = now_utc()
     path = mark_path(repo)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{RESUME_MARK}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, format_time(now).encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    fsutil.write_atomic(path, format_time(now).encode())
     return now
 
 

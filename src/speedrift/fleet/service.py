@@ -25,6 +25,7 @@ from typing import Any
 
 import orjson
 
+from speedrift import fsutil
 from speedrift.errors import SpeedriftError
 from speedrift.fleet import attempts, halt, recovery, recovery_graph
 from speedrift.fleet.pipeline import AttemptResult, Pipeline, RunOptions, worker_actor
@@ -247,9 +248,7 @@ class ServiceLoop:
             "hub": self.admission is not None,
             "paused": self.paused,
         }
-        tmp = folder / f".heartbeat.{os.getpid()}.tmp"
-        tmp.write_bytes(orjson.dumps(record))
-        os.replace(tmp, folder / "heartbeat.json")
+        fsutil.write_atomic(folder / "heartbeat.json", orjson.dumps(record))
 
     def _attempt(self, task_id: str, cancel: threading.Event) -> None:
         try:

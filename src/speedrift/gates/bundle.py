@@ -8,13 +8,13 @@ newest ``KEEP`` bundles are kept), and inside each attempt's evidence.json by th
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from speedrift import fsutil
 from speedrift.gates import redact
 from speedrift.gates.model import EvidenceBundle, GateStatus
 from speedrift.repo.worktrees import state_dir
@@ -71,12 +71,7 @@ def write(repo: Path, bundle: EvidenceBundle) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{bundle.commit}.json"
     data = orjson.dumps(redact.redact_value(to_dict(bundle)), option=orjson.OPT_INDENT_2)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    fsutil.write_atomic(path, data)
     _prune(folder)
     return path
 

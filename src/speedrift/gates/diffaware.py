@@ -24,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from speedrift import fsutil
 from speedrift.gates.model import Finding
 
 _HUNK = re.compile(rb"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
@@ -170,11 +171,6 @@ class Cache:
         path = self._path(tool, key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.{id(value)}.tmp")
-            with open(tmp, "wb") as handle:
-                handle.write(orjson.dumps(value))
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
+            fsutil.write_atomic(path, orjson.dumps(value))
         except OSError:
             return  # a cache that cannot be written only costs time

@@ -10,7 +10,6 @@ directory without the value.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import threading
@@ -18,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from speedrift import fsutil
 from speedrift.gates import patterns
 
 MIN_REMEMBERED = 8  # shorter "values" (a token's prefix, a short password) would shred ordinary text
@@ -114,7 +114,7 @@ def scrub_tree(folder: Path, values: Iterable[str]) -> list[Path]:
             continue
         for needle in needles:
             data = data.replace(needle, marker(kinds.get(needle, "secret")).encode())
-        _atomic_write(path, data)
+        fsutil.write_atomic(path, data)
         changed.append(path)
     return changed
 
@@ -122,21 +122,6 @@ def scrub_tree(folder: Path, values: Iterable[str]) -> list[Path]:
 def _known_items() -> list[tuple[str, str]]:
     with _lock:
         return [(kind, value) for value, kind in _known.items()]
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.redact")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        with contextlib.suppress(OSError):
-            os.chmod(tmp, path.stat().st_mode & 0o7777)
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
 
 
 def redact_file(path: Path) -> bool:
@@ -149,5 +134,5 @@ def redact_file(path: Path) -> bool:
     cleaned = redact_text(text)
     if cleaned == text:
         return False
-    _atomic_write(path, cleaned.encode("utf-8", "surrogateescape"))
+    fsutil.write_atomic(path, cleaned.encode("utf-8", "surrogateescape"))
     return True

@@ -13,6 +13,8 @@ from typing import Any
 
 import orjson
 
+from speedrift import fsutil
+
 ROTATION_BYTES = 10 * 1024 * 1024
 
 
@@ -42,9 +44,7 @@ def rotate(path: Path) -> Path:
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     target = path.with_name(f"{stamp}.jsonl.zst")
-    tmp = target.with_suffix(".tmp")
-    tmp.write_bytes(zstandard.ZstdCompressor(level=3).compress(path.read_bytes()))
-    os.replace(tmp, target)
+    fsutil.write_atomic(target, zstandard.ZstdCompressor(level=3).compress(path.read_bytes()))
     path.write_bytes(b"")
     return target
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import orjson
 
+from speedrift import fsutil
 from speedrift.graph.codec import Graph
 from speedrift.graph.model import format_time, now_utc
 from speedrift.graph.store import GraphStore
@@ -27,7 +28,7 @@ class RepairReport:
 def _write_synced(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
-        os.write(fd, data)
+        fsutil.write_all(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)

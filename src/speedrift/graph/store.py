@@ -10,7 +10,6 @@ the old file or the new one, never half of one. Every mutation is appended to
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import getpass
 import os
 from collections.abc import Callable, Iterator
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from speedrift import fsutil
 from speedrift.errors import GraphFormatError, NotFound, Refused
 from speedrift.graph import oplog
 from speedrift.graph.codec import Graph
@@ -63,14 +63,6 @@ def current_user() -> str:
         return os.environ.get("WG_USER") or getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @dataclass
@@ -127,15 +119,9 @@ class GraphStore:
         """Lock-free read (atomic rename makes it safe). Malformed lines are listed on the graph."""
         return Graph.from_bytes(self.read_bytes())
 
-    @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+    def locked(self) -> contextlib.AbstractContextManager[None]:
+        # never creates the graph dir: a vanished one fails instead of coming back empty
+        return fsutil.flocked(self.lock_path, create_dirs=False)
 
     @contextlib.contextmanager
     def transaction(self, actor: str | None = None, now: datetime | None = None) -> Iterator[Transaction]:
@@ -158,20 +144,8 @@ class GraphStore:
             # under the exclusive lock no writer is active: any temp file is a crashed write
             with contextlib.suppress(OSError):
                 stale.unlink()
-        tmp = self.directory / f"{TMP_PREFIX}{os.getpid()}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        with contextlib.suppress(OSError):
-            os.chmod(tmp, self.graph_path.stat().st_mode & 0o777)
-        os.replace(tmp, self.graph_path)
-        _fsync_dir(self.directory)
+        # wg's temp name (not fsutil's default): the cleanup above, and wg's own, find it by prefix
+        fsutil.write_atomic(self.graph_path, data, tmp=self.directory / f"{TMP_PREFIX}{os.getpid()}")
 
     def replace_all(self, data: bytes) -> None:
         """Write a whole new graph under the lock (repair)."""

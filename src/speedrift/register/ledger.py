@@ -14,7 +14,6 @@ it to ``cycles-<UTC timestamp>.jsonl.zst`` and starts a new file; only the newes
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -25,6 +24,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
+from speedrift import fsutil
 from speedrift.control.serialize import dumps
 
 LEDGER_DIR = "ledger"
@@ -32,20 +32,6 @@ LEDGER_FILE = "cycles.jsonl"
 MAX_BYTES = 50 * 1024 * 1024
 KEEP_ARCHIVES = 20
 _BLOCK = 64 * 1024
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 class Ledger:
@@ -59,16 +45,8 @@ class Ledger:
         self.problems: list[str] = []  # set by read(): lines that did not parse, described
 
     # ------------------------------------------------------------------ writing
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.directory / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+    def _locked(self) -> contextlib.AbstractContextManager[None]:
+        return fsutil.flocked(self.directory / ".lock")
 
     def append(self, record: Mapping[str, Any] | Any) -> None:
         """Append one record as one fsynced line (repairing a torn tail and rotating first if due).
@@ -80,12 +58,7 @@ class Ledger:
         with self._locked():
             self._repair_locked()
             self._rotate_locked()
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                _write_all(fd, line)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            fsutil.append_synced(self.path, line)
 
     def repair(self) -> int:
         """Cut a torn last line off (kept in ``cycles.jsonl.torn``). Returns the bytes cut (0: intact)."""
@@ -107,11 +80,8 @@ class Ledger:
             handle.seek(keep)
             fragment = handle.read()
             stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            with open(self.torn_path, "ab") as torn:
-                torn.write(f"# {stamp}: {len(fragment)} bytes cut from the end of {LEDGER_FILE}\n".encode())
-                torn.write(fragment + b"\n")
-                torn.flush()
-                os.fsync(torn.fileno())
+            note = f"# {stamp}: {len(fragment)} bytes cut from the end of {LEDGER_FILE}\n".encode()
+            fsutil.append_synced(self.torn_path, note + fragment + b"\n")
             handle.truncate(keep)
             handle.flush()
             os.fsync(handle.fileno())
@@ -142,14 +112,10 @@ class Ledger:
 
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         archive = self.directory / f"cycles-{stamp}.jsonl.zst"
-        tmp = archive.with_name(archive.name + ".tmp")
-        with open(self.path, "rb") as source, open(tmp, "wb") as target:
-            zstandard.ZstdCompressor(level=3).copy_stream(source, target)
-            target.flush()
-            os.fsync(target.fileno())
-        os.replace(tmp, archive)
+        with open(self.path, "rb") as source, fsutil.atomic_writer(archive) as target:
+            zstandard.ZstdCompressor(level=3).copy_stream(source, target)  # streamed: 50 MB never in memory
         os.unlink(self.path)  # readers holding it open keep their view; new appends start afresh
-        _fsync_dir(self.directory)
+        fsutil.fsync_dir(self.directory)
         archives = self.archives()
         for old in archives[: max(0, len(archives) - self.keep_archives)]:
             with contextlib.suppress(OSError):

@@ -35,6 +35,7 @@ from speedrift.control.model import Action, CycleRecord, Outcome
 from speedrift.control.policy import ActionHistory, PastAction
 from speedrift.control.serialize import dumps, parse_iso
 from speedrift.errors import Refused, UsageError
+from speedrift.fsutil import flocked
 from speedrift.graph.model import now_utc
 from speedrift.procs import pid_alive
 from speedrift.register.schema import MIGRATIONS, SCHEMA_VERSION, cycle_status, summary_view, ts
@@ -84,9 +85,13 @@ class Register:
         )
         self._db.row_factory = sqlite3.Row
         self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-        self._db.execute("PRAGMA journal_mode = WAL")
-        self._db.execute("PRAGMA synchronous = NORMAL")
-        self._migrate()
+        # Switching a new database to WAL takes an exclusive lock that SQLite does not wait for
+        # (two processes opening a fresh register at once get "database is locked"): setting up
+        # the file is serialized across processes; afterwards WAL handles concurrency itself.
+        with flocked(path.with_name(path.name + ".setup.lock")):
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            self._migrate()
 
     @classmethod
     def open(cls, hub_dir: Path, url: str | None = None) -> Register:

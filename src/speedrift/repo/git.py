@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 import os
 import subprocess
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from speedrift import fsutil
 from speedrift.errors import SpeedriftError
 
 # Identity for commits speedrift makes when the repo has none configured.
@@ -155,18 +155,11 @@ def _common_dir(path: Path) -> Path:
     return (common if common.is_absolute() else path / common).resolve()
 
 
-@contextlib.contextmanager
-def worktree_admin(repo: Path, exclusive: bool) -> Iterator[None]:
+def worktree_admin(repo: Path, exclusive: bool) -> contextlib.AbstractContextManager[None]:
     """git's worktree bookkeeping is not safe under concurrent `worktree add`: a lister can catch
     a half-created entry ("failed to read .../commondir"). Adding and removing take this lock
     exclusively, listing shares it. Per repo, across processes (flock)."""
-    fd = os.open(_common_dir(repo) / "speedrift-worktrees.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+    return fsutil.flocked(_common_dir(repo) / "speedrift-worktrees.lock", shared=not exclusive)
 
 
 def worktrees(repo: Path) -> list[WorktreeEntry]:

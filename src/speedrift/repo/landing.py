@@ -10,13 +10,12 @@ on the target, nothing is force-pushed, and no one else's work is touched.
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from speedrift import fsutil
 from speedrift.errors import SpeedriftError
 from speedrift.repo import git
 from speedrift.repo.worktrees import Manifest, state_dir
@@ -38,17 +37,8 @@ class CommitRejected(SpeedriftError):
     """The repo's commit hooks refused the agent's changes."""
 
 
-@contextlib.contextmanager
-def merge_lock(repo: Path) -> Iterator[None]:
-    folder = state_dir(repo)
-    folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / "merge.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+def merge_lock(repo: Path) -> contextlib.AbstractContextManager[None]:
+    return fsutil.flocked(state_dir(repo) / "merge.lock")
 
 
 def commit_all(repo: Path, worktree: Path, task_id: str, title: str) -> str | None:

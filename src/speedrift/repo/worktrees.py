@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from speedrift import fsutil
 from speedrift.errors import Refused, SpeedriftError
 from speedrift.graph.model import format_time, now_utc
 from speedrift.procs import pid_alive
@@ -77,9 +78,7 @@ def manifest_path(repo: Path, name: str) -> Path:
 
 def write_manifest(repo: Path, manifest: Manifest) -> None:
     path = manifest_path(repo, manifest.name)
-    tmp = path.with_suffix(f".tmp.{os.getpid()}")
-    tmp.write_bytes(orjson.dumps(asdict(manifest), option=orjson.OPT_INDENT_2))
-    os.replace(tmp, path)
+    fsutil.write_atomic(path, orjson.dumps(asdict(manifest), option=orjson.OPT_INDENT_2))
 
 
 def read_manifests(repo: Path) -> list[Manifest]:
