@@ -205,7 +205,8 @@ def _detect_secrets(files: Sequence[tuple[str, str]]) -> dict[str, list[tuple[in
             copy.write_text(text, encoding="utf-8", errors="replace")
             copies.append((path, copy, numbers))
         with _DS_LOCK:
-            names = [getattr(t, "__name__", "") for t in get_mapping_from_secret_type_to_class().values()]
+            classes: list[Any] = list(get_mapping_from_secret_type_to_class().values())
+            names = [getattr(plugin, "__name__", "") for plugin in classes]
             plugins = [{"name": name} for name in names if name and name not in _SKIPPED_PLUGINS]
             with transient_settings({"plugins_used": plugins}):
                 for path, copy, numbers in copies:
