@@ -76,10 +76,12 @@ class Ecosystem:
             if entry.name == name:
                 return entry
         known = ", ".join(e.name for e in self.repos) or "none"
-        raise NotFound(
-            f"no repo named {name!r} in {self.path} (registered: {known})",
-            hint=f"register it with `speedrift repos add {name} PATH`",
+        hint = (
+            f"register it with `speedrift repos add {name} PATH`"
+            if NAME_RE.match(name)
+            else "repo names use letters, digits, '.', '_' and '-'; see `speedrift repos list`"
         )
+        raise NotFound(f"no repo named {name!r} in {self.path} (registered: {known})", hint=hint)
 
 
 # --- line numbers for keys -------------------------------------------------------------------------
