@@ -118,7 +118,7 @@ def snap(
 ) -> RepoSnapshot:
     return RepoSnapshot(
         name=name,
-        path=f"/work/{name}",
+        path=f"/srv/repos/{name}",
         observed_at=observed_at,
         exists=exists,
         errors=tuple(errors),
@@ -132,7 +132,7 @@ def snap(
 
 
 def entry(name: str = "app", **fields: Any) -> RepoEntry:
-    return RepoEntry(name=name, path=Path(f"/work/{name}"), **fields)
+    return RepoEntry(name=name, path=Path(f"/srv/repos/{name}"), **fields)
 
 
 def action(

@@ -221,5 +221,5 @@ def test_every_action_carries_two_distinct_prompts_about_its_repo() -> None:
     for a in plan(*busy_ecosystem()):
         assert set(a.prompts) == {"claude", "codex"}
         assert a.prompts["claude"] != a.prompts["codex"]
-        assert f"/work/{a.repo}" in a.prompts["claude"] and f"/work/{a.repo}" in a.prompts["codex"]
+        assert f"/srv/repos/{a.repo}" in a.prompts["claude"] and f"/srv/repos/{a.repo}" in a.prompts["codex"]
         assert a.reason in a.prompts["claude"]

@@ -93,7 +93,7 @@ def test_every_action_kind_has_prompts_with_repo_reason_and_safety(kind: ActionK
     a = action("shop", kind, subject="speedrift-fix-failing-z" if kind == "emit_corrective_task" else None)
     prompts = action_prompts(a, s, score_repo(s, None, NOW))
     for text in prompts.values():
-        assert "Repository shop at /work/shop." in text
+        assert "Repository shop at /srv/repos/shop." in text
         assert f"Why the hub planned this: test {kind}." in text
         assert SAFETY in text
         assert "Health " in text

@@ -124,7 +124,7 @@ def test_a_missing_repo_scores_zero_and_says_so() -> None:
     h = health(snap(exists=False))
     assert (h.score, h.tier, h.activity) == (0, "at-risk", "missing")
     assert codes(h) == ["missing_repo"]
-    assert "/work/app does not exist" in h.reasons[0].text
+    assert "/srv/repos/app does not exist" in h.reasons[0].text
 
 
 def test_critical_findings_and_secret_leaks_are_at_risk() -> None:

@@ -6,16 +6,8 @@ from typing import Any
 
 import pytest
 
-from speedrift.fleet.classify import (
-    FAILURE_CLASSES,
-    RULES,
-    AttemptFacts,
-    BudgetFacts,
-    EventStats,
-    classify,
-    gate_views,
-    summarize_events,
-)
+from speedrift.fleet.attempt_facts import AttemptFacts, BudgetFacts, EventStats, summarize_events
+from speedrift.fleet.classify import FAILURE_CLASSES, RULES, classify, gate_views
 
 
 # --- builders -----------------------------------------------------------------------------------------

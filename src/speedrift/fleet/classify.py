@@ -12,8 +12,10 @@ import math
 import posixpath
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+from speedrift.fleet.attempt_facts import CONTEXT_LIMIT, AttemptFacts
 
 # The classes, in precedence order (the order the rules below test them).
 FAILURE_CLASSES: tuple[str, ...] = (
@@ -48,21 +50,6 @@ FLOWING_WINDOW_MIN = 5
 
 MAX_EVIDENCE = 12
 MAX_EVIDENCE_TEXT = 300
-MAX_LINES_KEPT = 400  # message lines kept for the text rule (the newest)
-
-# Tools that change files, by the name each runtime reports (compared lower-cased).
-EDIT_TOOLS = frozenset(
-    {"edit", "write", "multiedit", "notebookedit", "str_replace_editor", "apply_patch", "patch", "create"}
-)
-EDIT_ITEMS = frozenset({"file_change"})  # codex reports file edits as items, not tools
-
-_CONTEXT_LIMIT = re.compile(
-    r"prompt is too long|context[_ -]?length[_ -]?exceeded|maximum context length"
-    r"|context[ _-]?(window|length|limit)[^.\n]{0,40}(exceed|exhaust|full|reached|too (long|large))"
-    r"|(exceed|exhaust|reach)\w*[^.\n]{0,40}context[ _-]?(window|length|limit)"
-    r"|(auto[- ]?)?compact(ion|ing)?[^.\n]{0,30}fail|input (is )?too long",
-    re.I,
-)
 # SPEED's exploration and code line patterns (lib/failure_classify.py)
 _EXPLORING = re.compile(
     r"read(ing)? file|searching for|let me (read|check|search|look|find)|looking at|^\s*cat |find \."
@@ -110,52 +97,6 @@ _OWNERSHIP = re.compile(r"own", re.I)  # scope finding kinds like "owned-by-othe
 
 
 @dataclass(frozen=True)
-class EventStats:
-    """What the classifier needs from an attempt's event stream (see :func:`summarize_events`)."""
-
-    tool_calls: int = 0
-    edit_calls: int = 0
-    last_edit_index: int | None = None  # position of the last edit among the tool calls
-    context_messages: tuple[str, ...] = ()  # error/finish texts that say the context ran out
-    message_lines: tuple[str, ...] = ()  # the agent's own message lines (the newest few hundred)
-
-
-@dataclass(frozen=True)
-class BudgetFacts:
-    """Limits (None: none set) and what the attempt used."""
-
-    wall_clock_s: float | None = None
-    max_turns: int | None = None
-    max_tokens: int | None = None
-    max_cost_usd: float | None = None
-    duration_s: float = 0.0
-    turns: int = 0
-    tokens: int = 0
-    cost_usd: float = 0.0
-    cut_files: tuple[str, ...] = ()  # files a prompt builder cut to fit a context budget
-
-
-@dataclass(frozen=True)
-class AttemptFacts:
-    # the runtime's FailureKind value; None when the agent succeeded and a later step failed
-    failure_kind: str | None = None
-    reason: str = ""
-    final_text: str = ""
-    report_status: str | None = None  # the agent's report: "done" | "blocked" | None
-    report_summary: str = ""
-    report_concerns: tuple[str, ...] = ()
-    events: EventStats = field(default_factory=EventStats)
-    gates: tuple[Mapping[str, Any], ...] = ()  # evidence bundles (or SPEED-shaped gate_results)
-    gate_failure_class: str | None = None  # the gate seam's own verdict class, if any
-    merge_conflict: tuple[str, ...] | None = None  # conflicting files; None: no conflict
-    env_bootstrap: str | None = None  # why the worktree or its environment could not be prepared
-    shared_paths_modified: tuple[str, ...] = ()  # shared env paths (.venv …) the agent changed
-    internal_error: str | None = None  # speedrift itself failed after the agent started
-    files_changed: int | None = None  # files changed in the worktree; None: not known
-    budget: BudgetFacts = field(default_factory=BudgetFacts)
-
-
-@dataclass(frozen=True)
 class Classification:
     cls: str
     evidence: list[str]
@@ -180,51 +121,6 @@ class _Match:
 
 
 Rule = Callable[[AttemptFacts], _Match | None]
-
-
-# --- events -----------------------------------------------------------------------------------------
-def summarize_events(events: Iterable[Mapping[str, Any]]) -> EventStats:
-    """Fold event records (as in ``events.jsonl``: kind, text, data) into :class:`EventStats`."""
-    tool_calls = edits = 0
-    last_edit: int | None = None
-    seen_ids: set[str] = set()
-    context: list[str] = []
-    lines: list[str] = []
-    for event in events:
-        kind = event.get("kind")
-        raw_text, raw_data = event.get("text"), event.get("data")
-        text = raw_text if isinstance(raw_text, str) else ""
-        data: Mapping[str, Any] = raw_data if isinstance(raw_data, Mapping) else {}
-        if kind in ("tool_use", "tool_result"):
-            call_id = str(data.get("id") or "")
-            # one call shows up several times: claude's result, codex's started/completed,
-            # opencode's status updates; a result without an id cannot be matched, so skip it
-            if (call_id and call_id in seen_ids) or (kind == "tool_result" and not call_id):
-                continue
-            if call_id:
-                seen_ids.add(call_id)
-            tool_calls += 1
-            if _is_edit(data):
-                edits += 1
-                last_edit = tool_calls - 1
-        elif kind in ("error", "finished") and text and _CONTEXT_LIMIT.search(text):
-            context.append(text)
-        elif kind == "message" and text and not data.get("thinking"):
-            lines.extend(line for line in text.splitlines() if line.strip())
-            if len(lines) > 2 * MAX_LINES_KEPT:
-                del lines[:-MAX_LINES_KEPT]
-    return EventStats(
-        tool_calls=tool_calls,
-        edit_calls=edits,
-        last_edit_index=last_edit,
-        context_messages=tuple(context[-5:]),
-        message_lines=tuple(lines[-MAX_LINES_KEPT:]),
-    )
-
-
-def _is_edit(data: Mapping[str, Any]) -> bool:
-    tool = str(data.get("tool") or "").lower()
-    return tool in EDIT_TOOLS or str(data.get("item") or "") in EDIT_ITEMS
 
 
 # --- gate evidence ------------------------------------------------------------------------------------
@@ -373,7 +269,7 @@ def _budget_hit(facts: AttemptFacts) -> _Match | None:
 def _context_cut(facts: AttemptFacts) -> _Match | None:
     ev = facts.events
     said = [m for m in ev.context_messages] + (
-        [facts.reason] if facts.reason and _CONTEXT_LIMIT.search(facts.reason) else []
+        [facts.reason] if facts.reason and CONTEXT_LIMIT.search(facts.reason) else []
     )
     if said:
         return _Match([f"the context window ran out: {_clip(said[-1])}"], subclass="context_exhausted")

@@ -17,7 +17,7 @@ import orjson
 from speedrift.agents import result
 from speedrift.agents.protocol import RunOutcome
 from speedrift.errors import SpeedriftError
-from speedrift.fleet.classify import AttemptFacts, BudgetFacts, EventStats, summarize_events
+from speedrift.fleet.attempt_facts import AttemptFacts, BudgetFacts, EventStats, summarize_events
 from speedrift.fleet.gate_seam import GateVerdict
 from speedrift.repo import git
 from speedrift.repo.config import BudgetConfig

@@ -17,6 +17,7 @@ from speedrift.agents import registry
 from speedrift.agents.protocol import FailureKind, RunOutcome
 from speedrift.errors import SpeedriftError
 from speedrift.fleet import attempts, classify, facts, halt, recovery, recovery_graph
+from speedrift.fleet.attempt_facts import AttemptFacts
 from speedrift.fleet.gate_seam import GateVerdict
 from speedrift.gates import redact
 from speedrift.graph import ops
@@ -142,7 +143,7 @@ class FailureRecorder:
         problem, after it speedrift's own failure (transient_infra)."""
         reason = redact.redact_text(reason)
         found = classify.classify(
-            classify.AttemptFacts(
+            AttemptFacts(
                 reason=reason,
                 env_bootstrap=None if bootstrapped else reason,
                 internal_error=reason if bootstrapped else None,
