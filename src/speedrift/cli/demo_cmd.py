@@ -11,7 +11,7 @@ import gc
 from argparse import Namespace
 from pathlib import Path
 
-from speedrift.cli.hub_cmds import dashboard_url, run_foreground
+from speedrift.cli.hub_cmds import run_foreground
 from speedrift.cli.output import say
 from speedrift.control import demo as demo_ecosystem
 
@@ -29,8 +29,6 @@ def demo(args: Namespace) -> int:
         "Five repos: shop-api (healthy), billing (stalled: ready work, no service), web-ui (uncommitted\n"
         "edits), search (a missing dependency), factory (autonomous: the hub dispatches its tasks)."
     )
-    if not args.no_dashboard:
-        say(f"Dashboard: {dashboard_url(ecosystem, args.host, args.port)}")
     say(
         f"Stop with Ctrl-C. Then try:\n  cd {root}\n  speedrift why billing\n  speedrift ledger show\n"
         "  speedrift hub once --json\n  speedrift mode billing supervise --lease-ttl 1h"

@@ -37,10 +37,9 @@ def up(args: Namespace) -> int:
         pid = start_detached(path, argv)
         say(f"Hub started (pid {pid}); log: {hubdir.hub_dir(path) / 'logs' / 'hub.log'}")
         if not args.no_dashboard:
-            say(f"Dashboard: {dashboard_url(path, args.host, args.port)}")
+            where = dashboard_url(path, args.host, args.port) if args.port else "its URL is in the hub's log"
+            say(f"Dashboard: {where}")
         return 0
-    if not args.no_dashboard:
-        say(f"Dashboard: {dashboard_url(path, args.host, args.port)}")
     run_foreground(path, args)
     return 0
 
@@ -55,6 +54,7 @@ def run_foreground(path: Path, args: Namespace) -> None:
         port=args.port,
         dashboard=not args.no_dashboard,
         max_cycles=args.cycles,
+        on_dashboard=lambda port: say(f"Dashboard: {dashboard_url(path, args.host, port)}"),
     )
     run_hub(path, options, on_cycle=_print_cycle_line)
 

@@ -38,6 +38,7 @@ class HubOptions:
     port: int = 8777
     dashboard: bool = True
     max_cycles: int | None = None  # for tests and the demo's bounded runs
+    on_dashboard: Callable[[int], None] | None = None  # told the port the dashboard listens on
 
 
 def pid_path(hub: Path) -> Path:
@@ -129,6 +130,8 @@ def run_hub(
 
         server, state = start_in_thread(hub.ecosystem_path, options.host, options.port)
         publish = state.publish_cycle
+        if options.on_dashboard is not None:  # the real port: --port 0 takes any free one
+            options.on_dashboard(server.port)
 
     def _stop(signum: int, frame: object) -> None:
         stop.set()
