@@ -155,3 +155,17 @@ def test_kill_9_at_any_point_leaves_a_readable_ledger_and_no_duplicated_action(e
         else {}
     )
     assert all(numbers == ["1"] for numbers in attempts.values()), attempts
+
+
+def test_why_a_dispatched_task_names_the_action_that_started_it(eco: Path) -> None:
+    text = (eco / "ecosystem.toml").read_text()
+    (eco / "ecosystem.toml").write_text(text.replace("plan_only = true", "plan_only = false"))
+    cli = Cli(eco)
+    record = cli.json("hub", "once", "--json")
+    dispatched = [o for o in record["executed"] if o["action_id"] == "factory:dispatch_ready"]
+
+    answer = cli.json("why", "factory:greeting", "--json")
+
+    assert dispatched and dispatched[0]["status"] == "succeeded"
+    assert "greeting" in dispatched[0]["evidence"]["pids"]
+    assert answer["answer"].startswith("greeting: factory:dispatch_ready succeeded")

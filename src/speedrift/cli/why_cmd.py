@@ -81,6 +81,13 @@ def _task_answer(
     plan_only: bool,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    # what the last cycle did about it comes first: a task the hub dispatched is in progress (or
+    # done) by the time anyone asks, and "not ready: in flight" would hide who started it
+    for outcome in ran:
+        dispatched = (outcome.get("evidence") or {}).get("pids") or {}
+        if task in dispatched or outcome["action_id"].endswith(f":{task}"):
+            out["answer"] = f"{task}: {outcome['action_id']} {outcome['status']}: {outcome['detail']}"
+            break
     if repo_path is not None:
         graph = GraphStore(find_graph_dir(None, repo_path)).load()
         found = graph.tasks.get(task)
@@ -88,6 +95,9 @@ def _task_answer(
             raise NotFound(f"no task {task!r} in {repo_path}", hint="check the id with `speedrift list`")
         now = now_utc()
         out["status"] = found.get("status", "open")
+        if "answer" in out:
+            out["answer"] += f" (now {out['status']})"
+            return out
         if task not in set(query.ready_ids(graph, now)):
             chain = query.why_blocked(graph, task, now)
             out["blocked_by"] = chain.to_dict()
@@ -95,6 +105,8 @@ def _task_answer(
                 " (" + ", ".join(c.id for c in chain.children) + ")" if chain.children else ""
             )
             return out
+    if "answer" in out:
+        return out
 
     def about(action: dict[str, Any]) -> bool:
         return action.get("subject") == task or task in (action.get("params") or {}).get("tasks", [])
@@ -103,10 +115,6 @@ def _task_answer(
         if about(skipped["action"]):
             held_id, rule = skipped["action"]["id"], skipped["rule"]
             out["answer"] = f"{task} is ready; the hub held {held_id} back by {rule}: {skipped['reason']}"
-            return out
-    for outcome in ran:
-        if outcome["action"].endswith(":dispatch_ready") or task in outcome["action"]:
-            out["answer"] = f"{task} is ready; {outcome['action']} {outcome['status']}: {outcome['detail']}"
             return out
     if any(about(a) for a in planned):
         out["answer"] = f"{task} is ready and planned" + (" (plan_only holds execution)" if plan_only else "")
