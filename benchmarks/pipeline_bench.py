@@ -29,11 +29,11 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from speedrift.fleet.config import RepoConfig
 from speedrift.fleet.pipeline import AttemptResult, Pipeline, RunOptions
 from speedrift.fleet.service import ServiceLoop
 from speedrift.graph import ops
 from speedrift.graph.store import GraphStore, init_graph_dir
-from speedrift.repo.config import RepoConfig
 
 # One floor worker: the git work each task needs, nothing else. Workers run concurrently like
 # speedrift's; the fast-forward (with the rebase it needs once main has moved) is serialized by

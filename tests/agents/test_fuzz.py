@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from speedrift.agents.choose import RUNTIME_NAMES, runtime_for
 from speedrift.agents.protocol import AgentEvent, ParseState, RunOutcome
-from speedrift.agents.registry import RUNTIME_NAMES, runtime_for
 from tests.agents.conftest import STREAMS
 
 # Event and field names the parsers look at, so that generated objects reach deep branches.

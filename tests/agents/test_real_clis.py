@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from speedrift.agents.choose import runtime_for
 from speedrift.agents.env import agent_env
 from speedrift.agents.protocol import Budgets, FailureKind, RunOutcome, RunRequest
-from speedrift.agents.registry import runtime_for
 from speedrift.agents.session import run_session
 from tests.agents.mock_provider import CACHED_TOKENS, OUTPUT_TOKENS, PROMPT_TOKENS, MockProvider, Script, Step
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from speedrift.agents.choose import RUNTIME_NAMES, runtime_for, select_runtime
 from speedrift.agents.claude import ClaudeRuntime
-from speedrift.agents.registry import RUNTIME_NAMES, runtime_for, select_runtime
 
 
 def test_every_runtime_is_registered_under_its_own_name() -> None:

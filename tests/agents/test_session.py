@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
+from speedrift.agents.choose import runtime_for
 from speedrift.agents.protocol import AgentEvent, Budgets, EventKind, FailureKind, RunRequest
-from speedrift.agents.registry import runtime_for
 from speedrift.agents.result import AgentReport, apply_report, read_report
 from speedrift.agents.session import run_session
 from tests.agents.conftest import FakeAgents

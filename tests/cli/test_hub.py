@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from speedrift.control import demo
+from speedrift.demo import ecosystem as demo
 from tests.cli.support import Cli, base_env
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from speedrift.control.model import (
+from speedrift.register.record import (
     Action,
     ActionKind,
     AttemptStats,

@@ -16,8 +16,9 @@ from speedrift.control.authority import (
     hub_admission,
     refuse_gate_bypass,
 )
-from speedrift.control.controlfile import control_path, write_control
-from speedrift.control.model import Action, ControlState
+from speedrift.control.controlfile import write_control
+from speedrift.layout import control_path
+from speedrift.register.record import Action, ControlState
 from tests.gitrepo import commit_file, make_repo, sh_git
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

@@ -10,14 +10,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from speedrift.control.controlfile import (
-    control_path,
-    load_control,
-    read_control,
-    release_lease,
-    write_control,
-)
+from speedrift.control.controlfile import load_control, read_control, release_lease, write_control
 from speedrift.errors import NotFound, Refused, UsageError
+from speedrift.layout import control_path
 from tests.gitrepo import make_repo, sh_git
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from speedrift.control import demo
 from speedrift.control.cycle import Hub
-from speedrift.control.serialize import cycle_to_dict
+from speedrift.demo import ecosystem as demo
 from speedrift.graph.store import GraphStore
 from speedrift.register.ledger import Ledger
+from speedrift.serialize import cycle_to_dict
 from tests.gitrepo import sh_git
 
 

@@ -6,9 +6,9 @@ import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from speedrift.control.discover import discover, with_discovered
-from speedrift.control.model import RepoEntry
-from speedrift.control.registry import DiscoverySettings
+from speedrift.control.ecosystem.discover import discover, with_discovered
+from speedrift.control.ecosystem.load import DiscoverySettings
+from speedrift.register.record import RepoEntry
 from tests.gitrepo import make_repo
 
 NOW = datetime.now(UTC)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from speedrift.control.ecosystem_edit import add_repo, remove_repo
-from speedrift.control.registry import load_ecosystem
+from speedrift.control.ecosystem.edit import add_repo, remove_repo
+from speedrift.control.ecosystem.load import load_ecosystem
 from speedrift.errors import NotFound, Refused, UsageError
 
 COMMENTED = """\
@@ -122,7 +122,7 @@ def test_removing_a_repo_others_depend_on_needs_force_which_drops_the_references
 def test_two_processes_adding_at_once_lose_no_entry(eco: Path) -> None:
     script = (
         "import sys; from pathlib import Path\n"
-        "from speedrift.control.ecosystem_edit import add_repo\n"
+        "from speedrift.control.ecosystem.edit import add_repo\n"
         "for i in range(8):\n"
         "    add_repo(Path(sys.argv[1]), f'{sys.argv[2]}{i}', Path(f'{sys.argv[2]}{i}'))\n"
     )

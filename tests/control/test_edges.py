@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from speedrift.control.edges import DECLARED_WEIGHT, MAX_WEIGHT, MENTION_WEIGHT, repo_edges
-from speedrift.control.model import RepoEdge
+from speedrift.control.assess.edges import DECLARED_WEIGHT, MAX_WEIGHT, MENTION_WEIGHT, repo_edges
+from speedrift.register.record import RepoEdge
 from tests.control.core_builders import entry, graph, snap
 
 

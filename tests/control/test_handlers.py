@@ -17,15 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from speedrift.control.handlers.dispatch import HandlerContext, execute
 
 from speedrift.control.controlfile import write_control
-from speedrift.control.handler_base import prune
-from speedrift.control.handlers import HandlerContext, execute
-from speedrift.control.model import Action, RepoEntry
+from speedrift.control.handlers.base import prune
 from speedrift.fleet import service
 from speedrift.graph import ops
-from speedrift.graph.model import now_utc
 from speedrift.graph.store import GraphStore
+from speedrift.register.record import Action, RepoEntry
+from speedrift.times import now_utc
 from tests.cli.support import Cli, base_env
 from tests.control.test_authority import repo_state
 from tests.gitrepo import commit_file, make_repo, sh_git

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from speedrift.control import hubdir
+from speedrift import hubdir
 from speedrift.errors import NotFound
 
 

@@ -7,10 +7,9 @@ from datetime import timedelta
 
 import pytest
 
-from speedrift.control.metrics import FORMULAS, LABELS, ecosystem_metrics
-from speedrift.control.model import AttemptStats, GateStats, Metric, RepoSnapshot
-from speedrift.control.policy import ActionHistory, PastAction
-from speedrift.control.score import score_repo
+from speedrift.control.assess.metrics import FORMULAS, LABELS, ecosystem_metrics
+from speedrift.control.assess.score import score_repo
+from speedrift.register.record import ActionHistory, AttemptStats, GateStats, Metric, PastAction, RepoSnapshot
 from tests.control.core_builders import NOW, graph, running, snap
 
 KEYS = ("reporting_coverage", "flow_health", "execution_reliability", "quality_security_pressure")

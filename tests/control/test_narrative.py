@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from speedrift.control.metrics import ecosystem_metrics
-from speedrift.control.model import Plan, RepoHealth, RepoSnapshot, Skipped
-from speedrift.control.narrative import narrate
-from speedrift.control.policy import ActionHistory, apply_policy
-from speedrift.control.policy_config import PolicyConfig
-from speedrift.control.score import score_repo
+from speedrift.control.assess.metrics import ecosystem_metrics
+from speedrift.control.assess.narrative import narrate
+from speedrift.control.assess.score import score_repo
+from speedrift.control.plan.config import PolicyConfig
+from speedrift.control.plan.policy import apply_policy
+from speedrift.register.record import ActionHistory, Plan, RepoHealth, RepoSnapshot, Skipped
 from tests.control.core_builders import NOW, action, graph, running, snap
 
 STALLED = snap("billing", graph_state=graph(ready=3), mode="supervise")  # at-risk: service down

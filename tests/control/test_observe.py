@@ -17,13 +17,13 @@ from typing import Any
 
 import orjson
 import pytest
+from speedrift.control.observe.observer import Observer
 
 from speedrift.control.controlfile import write_control
-from speedrift.control.model import RepoSnapshot
-from speedrift.control.observe import Observer
-from speedrift.control.registry import Ecosystem, parse_ecosystem
-from speedrift.graph.model import format_time
+from speedrift.control.ecosystem.load import Ecosystem, parse_ecosystem
 from speedrift.graph.store import init_graph_dir
+from speedrift.register.record import RepoSnapshot
+from speedrift.times import format_time
 from tests.builders import task
 from tests.gitrepo import commit_file, make_repo, sh_git
 

@@ -7,8 +7,14 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from speedrift.control.model import GitState, RepoEntry
-from speedrift.control.observe_git import commit_time, git_dirs, parse_status, read_git_state, watched_paths
+from speedrift.control.observe.git import (
+    commit_time,
+    git_dirs,
+    parse_status,
+    read_git_state,
+    watched_paths,
+)
+from speedrift.register.record import GitState, RepoEntry
 from tests.gitrepo import commit_file, make_repo, sh_git
 
 

@@ -11,8 +11,9 @@ from typing import Any
 
 import orjson
 
-from speedrift.control.observe_graph import analyze, graph_file, read_graph, refresh
-from speedrift.graph.model import format_time
+from speedrift.control.observe.graph import analyze, read_graph, refresh
+from speedrift.graph.store import repo_graph_file
+from speedrift.times import format_time
 from tests.builders import graph_of, task
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -149,7 +150,7 @@ def test_refresh_rechecks_claimants_without_reading_the_graph() -> None:
 
 
 def test_graph_files_are_found_in_wgs_order_and_read(tmp_path: Path) -> None:
-    assert graph_file(tmp_path) is None and read_graph(tmp_path, NOW) is None
+    assert repo_graph_file(tmp_path) is None and read_graph(tmp_path, NOW) is None
     (tmp_path / ".workgraph").mkdir()
     (tmp_path / ".workgraph" / "graph.jsonl").write_bytes(orjson.dumps(task("old-dir")) + b"\n")
     (tmp_path / ".wg").mkdir()

@@ -13,8 +13,8 @@ from typing import Any
 import orjson
 import pytest
 
-from speedrift.control.observe_runs import read_lock_table, runs_state, service_state
-from speedrift.control.serialize import iso_utc
+from speedrift.control.observe.runs import read_lock_table, runs_state, service_state
+from speedrift.times import iso_utc
 
 NOW = datetime.now(UTC)
 

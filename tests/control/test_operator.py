@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from speedrift.control import hubdir
+from speedrift import hubdir
 from speedrift.control.controlfile import read_control
 from speedrift.control.cycle import run_once
 from speedrift.control.operator import approve_action, pause_agent, resume_agent, set_mode

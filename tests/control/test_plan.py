@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 
 import pytest
+from speedrift.control.plan.candidates import corrective_id, plan_actions, slug
 
-from speedrift.control.model import Action, AttemptStats, GateStats, RepoEntry, RepoSnapshot
-from speedrift.control.plan import corrective_id, plan_actions, slug
-from speedrift.control.score import score_repo
+from speedrift.control.assess.score import score_repo
+from speedrift.register.record import Action, AttemptStats, GateStats, RepoEntry, RepoSnapshot
 from tests.control.core_builders import NOW, entry, git, graph, running, snap, stopped
 
 ID_SHAPE = re.compile(r"^[a-z0-9._-]+:[a-z_]+(:[a-z0-9-]+)?$")

@@ -12,16 +12,23 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from speedrift.control.model import ACTION_KINDS, Action, ActionKind, ControlMode, Plan, RepoSnapshot
-from speedrift.control.policy import (
+from speedrift.control.plan.config import POLICY_KEY_DOCS, PolicyConfig, PolicyError, parse_policy
+from speedrift.control.plan.policy import (
     MODE_PERMITS,
     RULE_ORDER,
-    ActionHistory,
-    PastAction,
     apply_policy,
     cut_after_hard_stop,
 )
-from speedrift.control.policy_config import POLICY_KEY_DOCS, PolicyConfig, PolicyError, parse_policy
+from speedrift.register.record import (
+    ACTION_KINDS,
+    Action,
+    ActionHistory,
+    ActionKind,
+    ControlMode,
+    PastAction,
+    Plan,
+    RepoSnapshot,
+)
 from tests.control.core_builders import NOW, action, control, git, snap
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "scoring-and-policy.md"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from speedrift.control.model import ACTION_KINDS, Action, ActionKind, GateStats
-from speedrift.control.prompts import GATE_OUTPUT_LIMIT, SAFETY, action_prompts, prompt_pair
-from speedrift.control.score import score_repo
+from speedrift.control.assess.score import score_repo
+from speedrift.control.plan.prompts import GATE_OUTPUT_LIMIT, SAFETY, action_prompts, prompt_pair
+from speedrift.register.record import ACTION_KINDS, Action, ActionKind, GateStats
 from tests.control.core_builders import NOW, action, git, graph, snap
 
 GOAL = "Unblock the deploy task in shop-api."

@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from speedrift.control.registry import REGISTER_URL_ENV, key_lines, load_ecosystem, parse_ecosystem
+from speedrift.control.ecosystem.load import (
+    REGISTER_URL_ENV,
+    key_lines,
+    load_ecosystem,
+    parse_ecosystem,
+)
 from speedrift.errors import NotFound, UsageError
 
 ORIGINAL = """\

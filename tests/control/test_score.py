@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 
-from speedrift.control.model import AttemptStats, GateStats, RepoHealth, RepoSnapshot, ServiceState
-from speedrift.control.score import (
+from speedrift.control.assess.score import (
     HEALTHY_AT,
     IMPROVING_AT,
     WATCH_AT,
@@ -22,6 +21,13 @@ from speedrift.control.score import (
     tier_of,
     trend_of,
     weight_table_markdown,
+)
+from speedrift.register.record import (
+    AttemptStats,
+    GateStats,
+    RepoHealth,
+    RepoSnapshot,
+    ServiceState,
 )
 from tests.control.core_builders import (
     NOW,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import orjson
 
-from speedrift.control.model import (
+from speedrift.register.record import (
     Action,
     CycleRecord,
     Metric,
@@ -17,7 +17,8 @@ from speedrift.control.model import (
     RepoSnapshot,
     Skipped,
 )
-from speedrift.control.serialize import cycle_to_dict, dumps, iso_utc, parse_iso
+from speedrift.serialize import cycle_to_dict, dumps
+from speedrift.times import iso_utc, parse_time
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -38,9 +39,9 @@ def test_paths_sets_and_tuples_become_json_values() -> None:
 
 
 def test_parse_iso_reads_back_what_iso_utc_wrote() -> None:
-    assert parse_iso(iso_utc(NOW)) == NOW
-    assert parse_iso("not a time") is None
-    assert parse_iso(None) is None
+    assert parse_time(iso_utc(NOW)) == NOW
+    assert parse_time("not a time") is None
+    assert parse_time(None) is None
 
 
 def test_a_cycle_record_becomes_the_documented_plain_dict() -> None:

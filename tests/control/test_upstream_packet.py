@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from speedrift.control.upstream_packet import Commit, FileChange, categorize, render
+from speedrift.control.handlers.upstream_packet import Commit, FileChange, categorize, render
 
 
 @pytest.mark.parametrize(

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from speedrift.fleet.config import RepoConfig
 from speedrift.fleet.pipeline import Pipeline
 from speedrift.graph import ops
 from speedrift.graph.store import GraphStore
-from speedrift.repo.config import RepoConfig
 from tests.agents.conftest import real_cli_bin  # noqa: F401 - shared fixture
 from tests.gitrepo import make_repo
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from speedrift.agents.protocol import FailureKind, RunOutcome
 from speedrift.fleet import facts
-from speedrift.repo.config import BudgetConfig
+from speedrift.fleet.config import BudgetConfig
 from tests.gitrepo import make_repo, sh_git
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from speedrift.fleet import halt
+from speedrift.fleet.config import RecoveryConfig
 from speedrift.fleet.service import ServiceLoop
-from speedrift.repo.config import RecoveryConfig
 from tests.cli.support import Cli
 from tests.fleet.conftest import Workshop
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from speedrift.fleet.classify import FAILURE_CLASSES, Classification
+from speedrift.fleet.config import ConfigError, RepoConfig, load_config
 from speedrift.fleet.recovery import POLICIES, Decision, decide, next_tier, policy_for, split_groups
-from speedrift.repo.config import ConfigError, RepoConfig, load_config
 from tests.cli.support import Cli, graph_tasks
 from tests.gitrepo import make_repo
 

@@ -10,11 +10,11 @@ import pytest
 from speedrift.errors import Refused
 from speedrift.fleet import recovery_graph
 from speedrift.fleet.classify import Classification
+from speedrift.fleet.config import RepoConfig
 from speedrift.fleet.recovery import Decision, decide
 from speedrift.graph import ops, query
 from speedrift.graph.codec import Graph
-from speedrift.graph.model import now_utc
-from speedrift.repo.config import RepoConfig
+from speedrift.times import now_utc
 from tests.fleet.conftest import Workshop
 
 ACTOR = "speedrift@test"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from speedrift.fleet.config import ConfigError, load_config
 from speedrift.gates.config import GatesConfig
-from speedrift.repo.config import ConfigError, load_config
 
 
 def test_a_repo_without_a_gates_table_gets_every_gate_with_defaults(tmp_path: Path) -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from speedrift.fleet.config import RepoConfig
 from speedrift.fleet.pipeline import Pipeline, RunOptions
 from speedrift.gates.suite import for_repo
 from speedrift.graph import ops
 from speedrift.graph.store import GraphStore
 from speedrift.repo import worktrees
-from speedrift.repo.config import RepoConfig
 from tests.gitrepo import make_repo
 
 # assembled by the agent's shell at run time, so the task's own command never holds them whole

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from speedrift.gates import redact
+from speedrift import redact
 
 # Fake credentials, built so this file holds no literal secret
 AWS_KEY = "AKIA" + "Q3EXAMPLE7KEY2TE"  # 20 characters, like a real key id

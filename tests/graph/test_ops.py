@@ -10,7 +10,7 @@ import pytest
 from speedrift.errors import NotFound, Refused, UsageError
 from speedrift.graph import ops
 from speedrift.graph.codec import Graph
-from speedrift.graph.model import format_time
+from speedrift.times import format_time
 from tests.builders import graph_of, task
 from tests.conftest import NOW
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from speedrift.graph import query
-from speedrift.graph.model import format_time
+from speedrift.times import format_time
 from tests.builders import graph_of, task
 from tests.conftest import NOW
 

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from speedrift.graph import query, viz
 from speedrift.graph.cycles import analyze, strongly_connected
-from speedrift.graph.model import format_time
+from speedrift.times import format_time
 from tests.builders import graph_of, task
 from tests.conftest import NOW
 

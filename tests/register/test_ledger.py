@@ -36,8 +36,8 @@ def test_records_are_appended_one_line_each_and_read_back_oldest_first(tmp_path:
 
 
 def test_a_dataclass_is_written_as_the_same_line_as_its_dict(tmp_path: Path) -> None:
-    from speedrift.control.model import Reason
-    from speedrift.control.serialize import to_plain
+    from speedrift.register.record import Reason
+    from speedrift.serialize import to_plain
 
     reason = Reason("code", "text", 1.5)
     Ledger(tmp_path / "a").append(reason)

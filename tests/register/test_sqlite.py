@@ -12,7 +12,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from speedrift.control.model import (
+from speedrift.errors import Refused, UsageError
+from speedrift.register.record import (
     Action,
     CycleRecord,
     Metric,
@@ -23,10 +24,9 @@ from speedrift.control.model import (
     RepoSnapshot,
     Skipped,
 )
-from speedrift.control.serialize import cycle_to_dict
-from speedrift.errors import Refused, UsageError
 from speedrift.register.schema import SCHEMA_VERSION, cycle_status
 from speedrift.register.sqlite import Register
+from speedrift.serialize import cycle_to_dict
 from tests.builders import task
 from tests.gitrepo import make_repo
 
@@ -175,7 +175,7 @@ STARTER = """
 import sys, time
 from datetime import datetime, UTC
 from pathlib import Path
-from speedrift.control.model import Action
+from speedrift.register.record import Action
 from speedrift.register.sqlite import Register
 register = Register.open(Path(sys.argv[1]))
 act = Action(id="a:restart_service", repo="a", kind="restart_service", priority=96, reason="down")
@@ -218,7 +218,7 @@ WRITER = """
 import sys
 from datetime import datetime, UTC
 from pathlib import Path
-from speedrift.control.model import Action, Outcome
+from speedrift.register.record import Action, Outcome
 from speedrift.register.sqlite import Register
 register = Register.open(Path(sys.argv[1]))
 for i in range(150):

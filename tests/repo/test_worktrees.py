@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from speedrift import layout
 from speedrift.errors import Refused, SpeedriftError
 from speedrift.repo import worktrees
 from tests.gitrepo import make_repo, sh_git
@@ -29,10 +30,10 @@ def test_attempt_gets_its_own_worktree_and_branch_from_the_target_tip(repo: Path
 
 @pytest.mark.parametrize("task_id", ["../escape", "a/b", "-rf", "x\ny", "weird id!", ".system", "a..b.lock"])
 def test_hostile_task_ids_become_safe_distinct_names(task_id: str) -> None:
-    name = worktrees.safe_name(task_id)
+    name = layout.safe_name(task_id)
     assert "/" not in name and ".." not in name and not name.startswith(("-", "."))
     assert name.replace("-", "").replace(".", "").replace("_", "").isalnum()
-    assert worktrees.safe_name("a/b") != worktrees.safe_name("a-b")
+    assert layout.safe_name("a/b") != layout.safe_name("a-b")
 
 
 def test_a_hostile_id_cannot_place_a_worktree_outside_the_repo(repo: Path) -> None:

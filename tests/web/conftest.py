@@ -1,6 +1,6 @@
 """Fixtures for the dashboard: a demo-like ecosystem of real git repos, and a real Chromium.
 
-The demo ecosystem (control/demo.py: five repos with real graphs) is built once per session and
+The demo ecosystem (demo/ecosystem.py: five repos with real graphs) is built once per session and
 copied for each test that needs one. Browser tests share one Chromium (Debian's, never a
 downloaded one) for the whole session; each test gets its own context and page.
 """
@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from speedrift.control import demo
+from speedrift.demo import ecosystem as demo
 
 CHROMIUM = "/usr/bin/chromium"
 

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from starlette.applications import Starlette
 
-from speedrift.control.model import (
+from speedrift.register.record import (
     Action,
     AttemptStats,
     ControlState,
@@ -27,7 +27,7 @@ from speedrift.control.model import (
     Skipped,
     TaskBrief,
 )
-from speedrift.control.serialize import cycle_to_dict
+from speedrift.serialize import cycle_to_dict
 from speedrift.web.app import create_app
 from speedrift.web.auth import AccessPolicy, TokenSource, allowed_hosts
 from speedrift.web.live import DashboardState

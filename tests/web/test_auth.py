@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from speedrift.control import hubdir
+from speedrift import hubdir
 from speedrift.web.auth import AccessPolicy, TokenSource, allowed_hosts, is_loopback
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
-from speedrift.control import hubdir
+from speedrift import hubdir
 from speedrift.control.controlfile import read_control
 from speedrift.control.cycle import run_once
 from speedrift.fleet import attempts

@@ -6,7 +6,7 @@ import json
 from datetime import timedelta
 from typing import Any
 
-from speedrift.control.model import GateStats, RepoEdge
+from speedrift.register.record import GateStats, RepoEdge
 from speedrift.web.live import DashboardState
 from speedrift.web.views import RepoInfo, task_nodes
 from tests.builders import graph_of, task

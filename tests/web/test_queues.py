@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from speedrift.control.model import AttemptStats, GateStats, GitState, Skipped
+from speedrift.register.record import AttemptStats, GateStats, GitState, Skipped
 from speedrift.web.queues import QUEUES, build_queues
 from tests.web.support import DAY, NOW, action, brief_task, graph_state, record, report, snapshot
 

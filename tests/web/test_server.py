@@ -18,7 +18,7 @@ import httpx
 import pytest
 import websockets
 
-from speedrift.control import hubdir
+from speedrift import hubdir
 from speedrift.control.cycle import run_once
 from speedrift.errors import Refused
 from speedrift.register.ledger import Ledger

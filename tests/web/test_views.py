@@ -82,8 +82,8 @@ def test_a_card_before_any_cycle_shows_live_counts_and_no_score() -> None:
 
 
 def test_a_card_after_a_cycle_carries_score_tier_stall_words_and_priority() -> None:
-    from speedrift.control.model import Reason
-    from speedrift.control.serialize import to_plain
+    from speedrift.register.record import Reason
+    from speedrift.serialize import to_plain
 
     snap = snapshot("billing", tags=("payments",))
     plain = to_plain(

@@ -11,10 +11,10 @@ from typing import Any
 
 from speedrift.graph import ops
 from speedrift.graph.codec import Graph
-from speedrift.graph.store import GraphStore, init_graph_dir
+from speedrift.graph.store import GraphStore, init_graph_dir, repo_graph_file
 from speedrift.web.live import DashboardState
 from speedrift.web.views import RepoInfo
-from speedrift.web.watch import GraphWatcher, graph_file
+from speedrift.web.watch import GraphWatcher
 
 
 def _repo(root: Path, name: str, *task_ids: str) -> GraphStore:
@@ -92,7 +92,7 @@ def test_wg_directory_is_preferred_like_wg_does(tmp_path: Path) -> None:
     (repo / ".wg" / "graph.jsonl").write_text('{"kind":"task","id":"w","title":"w","status":"open"}\n')
     (repo / ".workgraph").mkdir()
     (repo / ".workgraph" / "graph.jsonl").write_text("")
-    assert graph_file(repo) == repo / ".wg" / "graph.jsonl"
+    assert repo_graph_file(repo) == repo / ".wg" / "graph.jsonl"
 
 
 def test_the_watch_thread_delivers_changes_without_being_asked(tmp_path: Path) -> None:

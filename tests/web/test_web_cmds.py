@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from speedrift.control import hubdir
+from speedrift import hubdir
 
 
 def _speedrift(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from speedrift import redact
 from speedrift.agents import _proc
 from speedrift.agents.protocol import (
     AgentEvent,
@@ -37,7 +38,6 @@ from speedrift.agents.protocol import (
     Runtime,
 )
 from speedrift.agents.result import default_result_file
-from speedrift.gates import redact
 
 _TICK_S = 0.1  # how often budgets and `cancel` are looked at while the agent is quiet
 _FINAL_READ_S = 5.0  # after the group is gone, how long to wait for the pipes to close
@@ -229,7 +229,7 @@ class _Run:
             record["data"] = event.data
         if not event.progress:
             record["progress"] = False
-        # the event log never carries a credential the agent printed: see gates/redact.py
+        # the event log never carries a credential the agent printed: see speedrift/redact.py
         self.log.write(json.dumps(redact.redact_value(record), ensure_ascii=False, default=str) + "\n")
         self.log.flush()
         if self.on_event is not None:

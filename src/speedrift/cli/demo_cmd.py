@@ -1,6 +1,6 @@
 """`speedrift demo [DIR]`: the main job out of the box.
 
-Builds (or reuses) the demo ecosystem in DIR (see control/demo.py) and runs the hub on it with
+Builds (or reuses) the demo ecosystem in DIR (see demo/ecosystem.py) and runs the hub on it with
 the dashboard at http://127.0.0.1:8777 — the whole observe -> plan -> execute -> record loop,
 live, within a minute. Ctrl-C stops it; a rerun reuses the directory and the hub's history.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from speedrift.cli.hub_cmds import run_foreground
 from speedrift.cli.output import say
-from speedrift.control import demo as demo_ecosystem
+from speedrift.demo import ecosystem as demo_ecosystem
 
 
 def demo(args: Namespace) -> int:

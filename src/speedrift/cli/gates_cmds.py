@@ -70,9 +70,9 @@ def target_branch(repo: Path, configured: str | None) -> str | None:
 
 
 def run(args: Namespace) -> int:
+    from speedrift.fleet.config import load_config
     from speedrift.gates import bundle
     from speedrift.gates.suite import GateSuite
-    from speedrift.repo.config import load_config
 
     repo, worktree = _checkout(args)
     config = load_config(repo)
@@ -131,8 +131,8 @@ def _show(data: dict[str, Any], evidence_summary: str) -> None:
 
 
 def list_gates(args: Namespace) -> int:
+    from speedrift.fleet.config import load_config
     from speedrift.gates import inventory
-    from speedrift.repo.config import load_config
 
     repo, worktree = _checkout(args)
     config = load_config(repo)

@@ -8,10 +8,11 @@ from argparse import Namespace
 from pathlib import Path
 from typing import Any
 
-from speedrift.cli.base import actor_name, parse_duration
+from speedrift import hubdir
+from speedrift.cli.base import actor_name
 from speedrift.cli.output import emit_json, say, table
-from speedrift.control import hubdir
 from speedrift.errors import UsageError
+from speedrift.times import parse_duration
 
 
 def ecosystem_path(args: Namespace) -> Path:
@@ -47,12 +48,13 @@ def up(args: Namespace) -> int:
 def run_foreground(path: Path, args: Namespace) -> None:
     """The hub in this process with `hub up`'s options (also what `speedrift demo` runs)."""
     from speedrift.control.daemon import HubOptions, run_hub
+    from speedrift.web.server import start_dashboard
 
     options = HubOptions(
         interval=args.interval,
         host=args.host,
         port=args.port,
-        dashboard=not args.no_dashboard,
+        dashboard=None if args.no_dashboard else start_dashboard,
         max_cycles=args.cycles,
         on_dashboard=lambda port: say(f"Dashboard: {dashboard_url(path, args.host, port)}"),
     )

@@ -13,7 +13,8 @@ from speedrift.errors import NotFound
 from speedrift.graph import query
 from speedrift.graph import viz as viz_render
 from speedrift.graph.codec import Graph
-from speedrift.graph.model import Task, after_of, is_system, now_utc, priority_of, status_of, str_list
+from speedrift.graph.model import Task, after_of, is_system, priority_of, status_of, str_list
+from speedrift.times import now_utc
 
 
 def _load(args: Namespace) -> Graph:

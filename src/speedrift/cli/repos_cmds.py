@@ -8,8 +8,8 @@ from typing import Any
 
 from speedrift.cli.hub_cmds import ecosystem_path
 from speedrift.cli.output import emit_json, say, table
-from speedrift.control import ecosystem_edit
-from speedrift.control.registry import load_ecosystem
+from speedrift.control.ecosystem import edit as ecosystem_edit
+from speedrift.control.ecosystem.load import load_ecosystem
 
 
 def list_repos(args: Namespace) -> int:

@@ -9,18 +9,19 @@ import sys
 import time
 from argparse import Namespace
 
+from speedrift import layout
 from speedrift.cli.output import emit_json, say
 from speedrift.cli.worker_cmds import repo_context
 from speedrift.errors import Refused
 from speedrift.fleet import halt, service
-from speedrift.graph.model import format_time, now_utc, parse_time
+from speedrift.times import format_time, now_utc, parse_time
 
 
 def serve(args: Namespace) -> int:
     from speedrift.fleet.pipeline import Pipeline
 
     repo, graph_store, config = repo_context(args)
-    folder = service.service_dir(repo)
+    folder = layout.service_dir(repo)
     folder.mkdir(parents=True, exist_ok=True)
     admission = None
     if getattr(args, "hub", False):
@@ -41,7 +42,7 @@ def start(args: Namespace) -> int:
     pid = service.running_pid(repo)
     if pid is not None:
         raise Refused(f"the service for {repo} is already running (pid {pid})")
-    folder = service.service_dir(repo)
+    folder = layout.service_dir(repo)
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "service.out", "ab") as out:
         child = subprocess.Popen(

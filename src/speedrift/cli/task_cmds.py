@@ -6,12 +6,13 @@ from argparse import Namespace
 from collections.abc import Callable
 from datetime import datetime
 
-from speedrift.cli.base import actor_name, parse_duration, parse_moment, priority, split_ids, store
+from speedrift.cli.base import actor_name, priority, split_ids, store
 from speedrift.cli.output import emit_json, say, warn
 from speedrift.errors import UsageError
 from speedrift.graph import ops
 from speedrift.graph.codec import Graph
 from speedrift.graph.model import Task
+from speedrift.times import parse_duration, parse_moment
 
 Build = Callable[[Graph, datetime], ops.Mutation]
 
@@ -156,7 +157,7 @@ def retry(args: Namespace) -> None:
     """A failure class that is not retryable as it is (spec_gap, secret_leak …) needs --context
     (what to do differently) or --force; see docs/failure-classes.md."""
     from speedrift.fleet import recovery_graph
-    from speedrift.repo.config import load_config
+    from speedrift.fleet.config import load_config
 
     actor = actor_name()
     task_id, context, force = args.task_id, args.context, args.force

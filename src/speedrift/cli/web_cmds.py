@@ -7,8 +7,8 @@ import gc
 from argparse import Namespace
 from pathlib import Path
 
+from speedrift import hubdir
 from speedrift.cli.output import emit_json, say
-from speedrift.control import hubdir
 from speedrift.errors import Refused, UsageError
 
 

@@ -11,14 +11,14 @@ from argparse import Namespace
 from pathlib import Path
 from typing import Any
 
+from speedrift import hubdir
 from speedrift.cli.hub_cmds import ecosystem_path
 from speedrift.cli.output import emit_json, say
-from speedrift.control import hubdir
 from speedrift.errors import NotFound
 from speedrift.graph import query
-from speedrift.graph.model import now_utc
 from speedrift.graph.store import GraphStore, find_graph_dir
 from speedrift.register.ledger import Ledger
+from speedrift.times import now_utc
 
 
 def _latest_cycle(hub: Path) -> dict[str, Any]:
@@ -129,7 +129,7 @@ def why(args: Namespace) -> int:
     path = ecosystem_path(args)
     repo, _, task = args.target.partition(":")
     record = _latest_cycle(hubdir.hub_dir(path))
-    from speedrift.control.registry import load_ecosystem
+    from speedrift.control.ecosystem.load import load_ecosystem
 
     entries = {entry.name: entry for entry in load_ecosystem(path).repos}
     entry = entries.get(repo)

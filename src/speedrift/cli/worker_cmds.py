@@ -11,14 +11,15 @@ from typing import Any
 
 import orjson
 
+from speedrift import layout
 from speedrift.cli.base import store
 from speedrift.cli.output import emit_json, printable, say, table
 from speedrift.errors import NotFound, Refused
 from speedrift.fleet import attempts
+from speedrift.fleet.config import RepoConfig, load_config
 from speedrift.graph.store import GraphStore
 from speedrift.procs import pid_alive
 from speedrift.repo import worktrees
-from speedrift.repo.config import RepoConfig, load_config
 
 
 def repo_context(args: Namespace) -> tuple[Path, GraphStore, RepoConfig]:
@@ -93,7 +94,7 @@ def agents(args: Namespace) -> None:
 
 def _attempt_dir(repo: Path, task_id: str, attempt: int | None) -> Path:
     folder = (
-        attempts.task_runs_dir(repo, task_id) / str(attempt)
+        layout.task_runs_dir(repo, task_id) / str(attempt)
         if attempt is not None
         else attempts.latest_attempt_dir(repo, task_id)
     )
@@ -116,7 +117,7 @@ def tail(args: Namespace) -> None:
             position += len(complete)
             for raw in complete.splitlines():
                 _print_event_line(raw, args.as_json)
-        state = (attempts.read_json(folder / "attempt.json") or {}).get("state")
+        state = (layout.read_record(folder / "attempt.json") or {}).get("state")
         if not args.follow or state != "running":
             return
         time.sleep(0.3)
@@ -138,13 +139,13 @@ def _print_event_line(raw: bytes, as_json: bool) -> None:
 def cancel(args: Namespace) -> int:
     repo, _store, _config = repo_context(args)
     folder = _attempt_dir(repo, args.task_id, None)
-    record = attempts.read_json(folder / "attempt.json") or {}
+    record = layout.read_record(folder / "attempt.json") or {}
     if record.get("state") != "running" or not pid_alive(record.get("pid")):
         raise Refused(f"no running attempt of {args.task_id!r} (latest is {record.get('state', 'unknown')})")
     attempts.request_cancel(folder)
     deadline = time.monotonic() + args.timeout
     while time.monotonic() < deadline:
-        state = (attempts.read_json(folder / "attempt.json") or {}).get("state")
+        state = (layout.read_record(folder / "attempt.json") or {}).get("state")
         if state != "running":
             say(f"Cancelled {args.task_id} attempt {folder.name}; its worktree is kept.")
             return 0

@@ -20,11 +20,12 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
-from speedrift.control.model import ACTION_KINDS, Action, ControlState
-from speedrift.control.policy import MODE_PERMITS  # the one table of what each mode permits
+from speedrift.control.plan.policy import MODE_PERMITS
 from speedrift.errors import Refused
+from speedrift.layout import STATE_DIR
+from speedrift.register.record import ACTION_KINDS, Action, ControlState
 from speedrift.repo import git
-from speedrift.repo.worktrees import BRANCH_PREFIX, STATE_DIR
+from speedrift.repo.worktrees import BRANCH_PREFIX
 
 # Where the hub's own detached scratch worktrees live (gate scans); the only ones it removes.
 HUB_WORKTREES = "hub-worktrees"
@@ -372,7 +373,7 @@ def _inside(path: Path, folder: Path, repo: Path) -> bool:
 
 
 def _target_branch(repo: Path) -> str:
-    from speedrift.repo.config import ConfigError, load_config
+    from speedrift.fleet.config import ConfigError, load_config
 
     try:
         configured = load_config(repo).target_branch
@@ -469,7 +470,7 @@ def hub_admission(repo: Path, clock: Callable[[], datetime] | None = None) -> Ca
     """For ``--hub`` processes: re-reads ``<repo>/.speedrift/control.json`` on every call and answers
     whether the hub's authority holds right now. Fail-closed: an unreadable file is no authority."""
     from speedrift.control.controlfile import read_control
-    from speedrift.graph.model import now_utc
+    from speedrift.times import now_utc
 
     tick = clock or now_utc
 

@@ -23,20 +23,15 @@ from typing import Any, cast
 import orjson
 
 from speedrift import fsutil
-from speedrift.control.model import CONTROL_MODES, ControlMode, ControlState
-from speedrift.control.serialize import iso_utc, parse_iso
 from speedrift.errors import NotFound, Refused, SpeedriftError, UsageError
+from speedrift.layout import STATE_DIR, control_path
+from speedrift.register.record import CONTROL_MODES, ControlMode, ControlState
 from speedrift.repo import git
+from speedrift.times import iso_utc, parse_time
 
-STATE_DIR = ".speedrift"
-CONTROL_FILE = "control.json"
 LOCK_FILE = "control.lock"
 FILE_SCHEMA = 1
 LEASED_MODES = ("supervise", "autonomous")
-
-
-def control_path(repo: Path) -> Path:
-    return repo / STATE_DIR / CONTROL_FILE
 
 
 def _from_dict(data: Any) -> ControlState:
@@ -49,7 +44,7 @@ def _from_dict(data: Any) -> ControlState:
     if owner is not None and (not isinstance(owner, str) or not owner):
         raise ValueError("lease_owner must be a non-empty string or null")
     expires_raw = data.get("lease_expires_at")
-    expires = parse_iso(expires_raw)
+    expires = parse_time(expires_raw)
     if expires_raw is not None and expires is None:
         raise ValueError(f"lease_expires_at {expires_raw!r} is not an ISO-8601 time")
     texts = {key: data.get(key) for key in ("updated_by", "reason")}
@@ -57,7 +52,7 @@ def _from_dict(data: Any) -> ControlState:
         mode=cast(ControlMode, mode),
         lease_owner=owner,
         lease_expires_at=expires,
-        updated_at=parse_iso(data.get("updated_at")),
+        updated_at=parse_time(data.get("updated_at")),
         updated_by=texts["updated_by"] if isinstance(texts["updated_by"], str) else None,
         reason=texts["reason"] if isinstance(texts["reason"], str) else None,
     )

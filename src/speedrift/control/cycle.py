@@ -19,17 +19,25 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from speedrift.control import hubdir
-from speedrift.control.assess import RepoMemo, assess, build_record, with_prompts
-from speedrift.control.handlers import HandlerContext, execute
-from speedrift.control.model import Action, CycleRecord, Metric, Outcome, Plan, RepoHealth, Skipped
-from speedrift.control.observe import Observer
-from speedrift.control.policy import cut_after_hard_stop
-from speedrift.control.registry import Ecosystem, load_ecosystem
-from speedrift.control.serialize import cycle_to_dict
-from speedrift.graph.model import now_utc
+from speedrift import hubdir
+from speedrift.control.assess.judgement import RepoMemo, assess, build_record, with_prompts
+from speedrift.control.ecosystem.load import Ecosystem, load_ecosystem
+from speedrift.control.handlers.dispatch import HandlerContext, execute
+from speedrift.control.observe.observer import Observer
+from speedrift.control.plan.policy import cut_after_hard_stop
 from speedrift.register.ledger import Ledger
+from speedrift.register.record import (
+    Action,
+    CycleRecord,
+    Metric,
+    Outcome,
+    Plan,
+    RepoHealth,
+    Skipped,
+)
 from speedrift.register.sqlite import Register
+from speedrift.serialize import cycle_to_dict
+from speedrift.times import now_utc
 
 HISTORY_WINDOW = timedelta(hours=24)
 # a failed dispatch says little about the repo (the next cycle re-observes); every other failed

@@ -18,17 +18,31 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from speedrift.control import hubdir
-from speedrift.control.assess import with_prompts
+from speedrift import hubdir
+from speedrift.control.assess.judgement import with_prompts
 from speedrift.control.cycle import Hub
-from speedrift.control.registry import Ecosystem
-from speedrift.control.serialize import cycle_to_dict
+from speedrift.control.ecosystem.load import Ecosystem
 from speedrift.errors import Refused, SpeedriftError
 from speedrift.procs import pid_alive
+from speedrift.serialize import cycle_to_dict
 
 WAKE_POLL_SECONDS = 1.0
+
+
+class RunningDashboard(Protocol):
+    """What the hub needs of a dashboard it started: where it listens, a way to push, a way to stop."""
+
+    @property
+    def port(self) -> int: ...
+
+    def publish_cycle(self, record: dict[str, Any]) -> object: ...
+
+    def stop(self) -> None: ...
+
+
+DashboardStarter = Callable[[Path, str, int], RunningDashboard]
 
 
 @dataclass(frozen=True)
@@ -36,7 +50,9 @@ class HubOptions:
     interval: float = 30.0
     host: str = "127.0.0.1"
     port: int = 8777
-    dashboard: bool = True
+    # starts the dashboard beside the hub (the web layer's ``start_dashboard``; None: no dashboard).
+    # Passed in by the caller, so the control plane never imports the web layer above it.
+    dashboard: DashboardStarter | None = None
     max_cycles: int | None = None  # for tests and the demo's bounded runs
     on_dashboard: Callable[[int], None] | None = None  # told the port the dashboard listens on
 
@@ -125,11 +141,9 @@ def run_hub(
         print(f"speedrift hub: {hub.register.notice}", file=sys.stderr, flush=True)
     server = None
     publish: Callable[[dict[str, Any]], object] | None = None
-    if options.dashboard:
-        from speedrift.web.server import start_in_thread
-
-        server, state = start_in_thread(hub.ecosystem_path, options.host, options.port)
-        publish = state.publish_cycle
+    if options.dashboard is not None:
+        server = options.dashboard(hub.ecosystem_path, options.host, options.port)
+        publish = server.publish_cycle
         if options.on_dashboard is not None:  # the real port: --port 0 takes any free one
             options.on_dashboard(server.port)
 

@@ -22,15 +22,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from speedrift.control import hubdir
+from speedrift import hubdir, layout
 from speedrift.control.controlfile import write_control
-from speedrift.control.model import CONTROL_MODES
-from speedrift.control.registry import Ecosystem, load_ecosystem
-from speedrift.control.serialize import iso_utc
+from speedrift.control.ecosystem.load import Ecosystem, load_ecosystem
 from speedrift.errors import NotFound, Refused, UsageError
 from speedrift.fleet import attempts
-from speedrift.graph.model import now_utc
 from speedrift.procs import pid_alive
+from speedrift.register.record import CONTROL_MODES
+from speedrift.times import iso_utc, now_utc
 
 if TYPE_CHECKING:
     from speedrift.register.sqlite import Register
@@ -226,7 +225,7 @@ def agent_groups(repo: Path, task_id: str, attempt: int) -> list[int]:
 
 
 def _running_attempt(repo: Path, task_id: str) -> dict[str, Any]:
-    folder = attempts.task_runs_dir(repo, task_id)
+    folder = layout.task_runs_dir(repo, task_id)
     rows = [
         r for r in attempts.running(repo) if Path(r["run_dir"]).parent == folder and pid_alive(r.get("pid"))
     ]

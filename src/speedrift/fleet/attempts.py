@@ -14,21 +14,12 @@ from typing import Any
 
 import orjson
 
-from speedrift import fsutil
+from speedrift import fsutil, redact
 from speedrift.fleet.prompt import EarlierAttempt
-from speedrift.gates import redact
-from speedrift.graph.model import format_time, now_utc
-from speedrift.repo.worktrees import safe_name, state_dir
+from speedrift.layout import CANCEL_FILE, read_record, runs_dir, safe_name, state_dir, task_runs_dir
+from speedrift.times import format_time, now_utc
 
 KEEP_ATTEMPTS = 20
-
-
-def runs_dir(repo: Path) -> Path:
-    return state_dir(repo) / "runs"
-
-
-def task_runs_dir(repo: Path, task_id: str) -> Path:
-    return runs_dir(repo) / safe_name(task_id)
 
 
 def run_dir(repo: Path, task_id: str, attempt: int) -> Path:
@@ -45,21 +36,13 @@ def _prune(folder: Path) -> None:
 
 
 def _write_json(path: Path, value: dict[str, Any]) -> None:
-    # run records never carry a credential: see gates/redact.py
+    # run records never carry a credential: see speedrift/redact.py
     fsutil.write_atomic(path, orjson.dumps(redact.redact_value(value), option=orjson.OPT_INDENT_2))
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        value = orjson.loads(path.read_bytes())
-    except (OSError, orjson.JSONDecodeError):
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def write_attempt(folder: Path, fields: dict[str, Any]) -> None:
     path = folder / "attempt.json"
-    current = read_json(path) or {"pid": os.getpid(), "started": format_time(now_utc())}
+    current = read_record(path) or {"pid": os.getpid(), "started": format_time(now_utc())}
     current.update(fields)
     current["updated"] = format_time(now_utc())
     _write_json(path, current)
@@ -94,8 +77,8 @@ def earlier_attempts(repo: Path, task_id: str, current: int) -> list[EarlierAtte
         number = int(path.name)
         if number >= current:
             continue
-        record = read_json(path / "attempt.json") or {}
-        evidence = read_json(path / "evidence.json") or {}
+        record = read_record(path / "attempt.json") or {}
+        evidence = read_record(path / "evidence.json") or {}
         found.append(
             EarlierAttempt(
                 attempt=number,
@@ -123,13 +106,10 @@ def running(repo: Path) -> list[dict[str, Any]]:
         return rows
     for task_dir in base.iterdir():
         for attempt_dir in task_dir.iterdir() if task_dir.is_dir() else []:
-            record = read_json(attempt_dir / "attempt.json")
+            record = read_record(attempt_dir / "attempt.json")
             if record and record.get("state") == "running":
                 rows.append({**record, "run_dir": str(attempt_dir), "attempt": int(attempt_dir.name)})
     return rows
-
-
-CANCEL_FILE = "cancel"
 
 
 def request_cancel(folder: Path) -> None:

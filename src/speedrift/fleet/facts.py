@@ -18,9 +18,9 @@ from speedrift.agents import result
 from speedrift.agents.protocol import RunOutcome
 from speedrift.errors import SpeedriftError
 from speedrift.fleet.attempt_facts import AttemptFacts, BudgetFacts, EventStats, summarize_events
-from speedrift.fleet.gate_seam import GateVerdict
+from speedrift.fleet.config import BudgetConfig
+from speedrift.gates.verdict import GateVerdict
 from speedrift.repo import git
-from speedrift.repo.config import BudgetConfig
 
 
 def gather(

@@ -13,19 +13,20 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from speedrift.agents import registry
+from speedrift import redact
+from speedrift.agents import choose as registry
 from speedrift.agents.protocol import FailureKind, RunOutcome
 from speedrift.errors import SpeedriftError
 from speedrift.fleet import attempts, classify, facts, halt, recovery, recovery_graph
 from speedrift.fleet.attempt_facts import AttemptFacts
-from speedrift.fleet.gate_seam import GateVerdict
-from speedrift.gates import redact
+from speedrift.fleet.config import RepoConfig
+from speedrift.gates.verdict import GateVerdict
 from speedrift.graph import ops
 from speedrift.graph.codec import Graph
-from speedrift.graph.model import FAILED, IN_PROGRESS, Task, format_time
+from speedrift.graph.model import FAILED, IN_PROGRESS, Task
 from speedrift.graph.store import GraphStore
 from speedrift.repo import worktrees
-from speedrift.repo.config import RepoConfig
+from speedrift.times import format_time
 
 # speedrift's failure kinds -> the nearest value of wg's own `failure_class` enum (or none)
 WG_FAILURE_CLASS = {

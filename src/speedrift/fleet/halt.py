@@ -21,9 +21,9 @@ from typing import Any
 import orjson
 
 from speedrift import fsutil
-from speedrift.graph.model import format_time, now_utc, parse_time
-from speedrift.repo.config import RecoveryConfig
-from speedrift.repo.worktrees import state_dir
+from speedrift.fleet.config import RecoveryConfig
+from speedrift.layout import state_dir
+from speedrift.times import format_time, now_utc, parse_time
 
 LEDGER = "outcomes.jsonl"
 RESUME_MARK = "retries-resumed"

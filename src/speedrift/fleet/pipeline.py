@@ -18,19 +18,21 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from speedrift import layout, redact
+from speedrift.agents import choose as registry
 from speedrift.agents import env as agent_env
-from speedrift.agents import registry, result, session
+from speedrift.agents import result, session
 from speedrift.agents.protocol import AgentEvent, Budgets, FailureKind, RunOutcome, RunRequest
 from speedrift.errors import Refused, SpeedriftError
 from speedrift.fleet import attempts, failures, halt, prompt
-from speedrift.fleet.gate_seam import GateBlocked, GateRunner, GateVerdict, NoGates
-from speedrift.gates import redact
+from speedrift.fleet.config import RepoConfig
+from speedrift.gates.verdict import GateBlocked, GateRunner, GateVerdict, NoGates
 from speedrift.graph import ops, query
 from speedrift.graph.codec import Graph
-from speedrift.graph.model import DONE, FAILED, format_time, speedrift_data
+from speedrift.graph.model import DONE, FAILED, speedrift_data
 from speedrift.graph.store import GraphStore
 from speedrift.repo import boundary, envshare, git, landing, worktrees
-from speedrift.repo.config import RepoConfig
+from speedrift.times import format_time
 
 
 @dataclass
@@ -100,7 +102,7 @@ class Pipeline:
             manifest = worktrees.create(self.repo, task_id, attempt, target)
             injection = envshare.inject(self.repo, Path(manifest.path), self.config.worktrees.share)
             ports = envshare.lease_ports(
-                worktrees.state_dir(self.repo),
+                layout.state_dir(self.repo),
                 manifest.name,
                 self.config.worktrees.port_base,
                 self.config.worktrees.port_block,
@@ -127,7 +129,7 @@ class Pipeline:
             raise
         finally:
             if ports is not None:
-                envshare.release_ports(worktrees.state_dir(self.repo), ports)
+                envshare.release_ports(layout.state_dir(self.repo), ports)
 
     # --- steps ---------------------------------------------------------------------------------
     def _claim(self, task_id: str, actor: str, force: bool) -> ops.Mutation:

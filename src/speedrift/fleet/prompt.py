@@ -5,13 +5,10 @@ Pure: the caller passes in the task, its graph neighbourhood and the earlier att
 
 from __future__ import annotations
 
-import re
-import tomllib
 from dataclasses import dataclass, field
 
-from speedrift.graph.model import Task, after_of, speedrift_data, str_list
+from speedrift.graph.model import Task, after_of, contract_globs, speedrift_data, str_list
 
-_CONTRACT = re.compile(r"```wg-contract\s*\n(.*?)```", re.S)
 MAX_LOG_LINES = 20
 MAX_EARLIER = 3
 
@@ -83,22 +80,6 @@ def build_prompt(
         "done as specified.",
     ]
     return "\n".join(parts) + "\n"
-
-
-def contract_globs(task: Task) -> list[str]:
-    """`touch` globs from a coredrift ```wg-contract``` block in the description (TOML)."""
-    description = task.get("description")
-    if not isinstance(description, str):
-        return []
-    match = _CONTRACT.search(description)
-    if not match:
-        return []
-    try:
-        contract = tomllib.loads(match.group(1))
-    except tomllib.TOMLDecodeError:
-        return []
-    touch = contract.get("touch", [])
-    return [t for t in touch if isinstance(t, str)] if isinstance(touch, list) else []
 
 
 def dependencies_of(task: Task, tasks: dict[str, Task]) -> list[Task]:

@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from speedrift.fleet.classify import Classification
+from speedrift.fleet.config import RecoveryKind, RepoConfig
 from speedrift.graph.model import Task
-from speedrift.repo.config import RecoveryKind, RepoConfig
 
 MAX_PARTS = 6  # split_task: more file groups than this are merged by top-level directory
 MAX_DIAGNOSIS = 4000

@@ -13,6 +13,7 @@ from typing import Any
 
 from speedrift.errors import Refused
 from speedrift.fleet.classify import Classification
+from speedrift.fleet.config import RepoConfig
 from speedrift.fleet.recovery import Decision, policy_for
 from speedrift.graph import ops
 from speedrift.graph.codec import Graph
@@ -22,13 +23,12 @@ from speedrift.graph.model import (
     Task,
     after_of,
     edge_key,
-    format_time,
     speedrift_data,
     status_of,
     str_list,
 )
 from speedrift.graph.store import GraphStore
-from speedrift.repo.config import RepoConfig
+from speedrift.times import format_time
 
 NEEDS_HUMAN = "needs-human"
 NEEDS_REPLAN = "needs-replan"

@@ -25,19 +25,17 @@ from typing import Any
 
 import orjson
 
-from speedrift import fsutil
+from speedrift import fsutil, layout
 from speedrift.errors import SpeedriftError
-from speedrift.fleet import attempts, halt, recovery, recovery_graph
+from speedrift.fleet import halt, recovery, recovery_graph
 from speedrift.fleet.pipeline import AttemptResult, Pipeline, RunOptions, worker_actor
 from speedrift.graph import ops, query
 from speedrift.graph.codec import Graph
-from speedrift.graph.model import FAILED, IN_PROGRESS, format_time, now_utc, parse_time, speedrift_data
+from speedrift.graph.model import FAILED, IN_PROGRESS, speedrift_data
+from speedrift.layout import service_dir
 from speedrift.procs import pid_alive
 from speedrift.repo import git, landing, worktrees
-
-
-def service_dir(repo: Path) -> Path:
-    return worktrees.state_dir(repo) / "service"
+from speedrift.times import format_time, now_utc, parse_time
 
 
 def hub_marker(repo: Path) -> Path:
@@ -46,7 +44,7 @@ def hub_marker(repo: Path) -> Path:
 
 
 def read_heartbeat(repo: Path) -> dict[str, Any] | None:
-    return attempts.read_json(service_dir(repo) / "heartbeat.json")
+    return layout.read_record(service_dir(repo) / "heartbeat.json")
 
 
 def running_pid(repo: Path) -> int | None:
@@ -68,7 +66,7 @@ def running_pid(repo: Path) -> int | None:
 
 
 def wg_service_live(graph_dir: Path) -> bool:
-    state = attempts.read_json(graph_dir / "service" / "state.json")
+    state = layout.read_record(graph_dir / "service" / "state.json")
     pid = state.get("pid") if state else None
     return isinstance(pid, int) and pid_alive(pid)
 
@@ -308,7 +306,7 @@ class ServiceLoop:
 
     def dispatch(self) -> int:
         """Start attempts for ready tasks while there is capacity. Returns how many started."""
-        from speedrift.agents import registry
+        from speedrift.agents import choose as registry
 
         config = self.pipeline.config
         if (

@@ -14,10 +14,9 @@ from typing import Any
 
 import orjson
 
-from speedrift import fsutil
-from speedrift.gates import redact
+from speedrift import fsutil, redact
 from speedrift.gates.model import EvidenceBundle, GateStatus
-from speedrift.repo.worktrees import state_dir
+from speedrift.layout import state_dir
 
 KEEP = 500
 SUMMARY_LIMIT = 400

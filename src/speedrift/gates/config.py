@@ -1,7 +1,7 @@
 """The ``[gates]`` table of ``speedrift.toml``: which gates run, which block, and how.
 
 Every key has a default, so a repo without the table gets every gate with tools discovered from
-the repo's own configuration. Unknown keys are errors (the loader in repo/config.py names the
+the repo's own configuration. Unknown keys are errors (the loader in fleet/config.py names the
 file and the key path).
 """
 

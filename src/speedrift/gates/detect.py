@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from speedrift.gates import patterns
+from speedrift import secret_patterns as patterns
 
 _DS_LOCK = threading.Lock()
 _SKIPPED_PLUGINS = frozenset({"IPPublicDetector"})

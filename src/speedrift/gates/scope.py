@@ -18,11 +18,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from speedrift.fleet.prompt import contract_globs
 from speedrift.gates.context import GateContext, result
 from speedrift.gates.globs import matches_any
 from speedrift.gates.model import Finding, GateResult
-from speedrift.graph.model import IN_PROGRESS, OPEN, Task, speedrift_data, status_of, str_list
+from speedrift.graph.model import IN_PROGRESS, OPEN, Task, contract_globs, speedrift_data, status_of, str_list
 from speedrift.graph.store import GRAPH_DIR_NAMES
 
 SCOPE_ENV = "SCOPE_STRICT"

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import json
 
-from speedrift.gates import basetree, detect, redact
+from speedrift import redact
+from speedrift.gates import basetree, detect
 from speedrift.gates.changes import ChangedFile, read_blobs
 from speedrift.gates.context import GateContext, result
 from speedrift.gates.globs import matches_any

@@ -6,7 +6,7 @@ timeout (``[gates] timeout_seconds`` / ``[gates.timeouts]``) inside the suite's 
 (``total_timeout_seconds``); a gate past it fails with the reason. A gate that crashes fails too:
 a gate never passes by accident.
 
-:class:`GateSuite` is the pipeline's :class:`~speedrift.fleet.gate_seam.GateRunner`. When the
+:class:`GateSuite` is the pipeline's :class:`~speedrift.gates.verdict.GateRunner`. When the
 merge queue has rebased an attempt onto a newer target, the comparison base moves to that target
 commit, so other work that landed meanwhile is not counted as this attempt's diff.
 """
@@ -20,10 +20,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from speedrift.fleet.gate_seam import GateVerdict
+from speedrift import layout, redact
 from speedrift.gates import bundle as bundles
 from speedrift.gates import changes as changes_mod
-from speedrift.gates import redact
 from speedrift.gates.config import GatesConfig
 from speedrift.gates.context import Gate, GateContext, result
 from speedrift.gates.contract import ContractGate
@@ -38,10 +37,12 @@ from speedrift.gates.syntax import SyntaxGate
 from speedrift.gates.testrun import TestsGate
 from speedrift.gates.tools import GateTimeout, ToolFinder, ToolNotRunnable
 from speedrift.gates.typecheck import TypesGate
-from speedrift.graph.model import Task, format_time, now_utc, speedrift_data
+from speedrift.gates.verdict import GateVerdict
+from speedrift.graph.model import Task, speedrift_data
 from speedrift.graph.store import GRAPH_DIR_NAMES, GRAPH_FILE, GraphStore
+from speedrift.layout import state_dir
 from speedrift.repo import git
-from speedrift.repo.worktrees import state_dir
+from speedrift.times import format_time, now_utc
 
 HARD_FAILURES = frozenset({"secret_leak", "scope_violation"})
 TIMEOUT_CLASS = {"tests": "implementation_error"}  # a hanging suite is most likely the change
@@ -261,12 +262,11 @@ def _locate_store(repo: Path) -> GraphStore | None:
 
 
 def attempt_run_dir(repo: Path, task: Task) -> Path | None:
-    from speedrift.fleet import attempts
 
     attempt = speedrift_data(task).get("attempt")
     if not isinstance(attempt, int):
         return None
-    folder = attempts.task_runs_dir(repo, str(task.get("id", ""))) / str(attempt)
+    folder = layout.task_runs_dir(repo, str(task.get("id", ""))) / str(attempt)
     return folder if folder.is_dir() else None
 
 

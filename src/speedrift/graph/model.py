@@ -6,7 +6,8 @@ model survives a rewrite untouched; these helpers give the fields speedrift read
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+import tomllib
 from typing import Any
 
 Task = dict[str, Any]
@@ -133,31 +134,20 @@ def speedrift_data(task: Task) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def parse_time(value: object) -> datetime | None:
-    """An RFC 3339 timestamp, or None when absent or unparsable (wg: unparsable never blocks)."""
-    if not isinstance(value, str) or not value:
-        return None
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    # Python < 3.12 accepts at most 6 fractional digits; wg writes nanoseconds.
-    dot = text.find(".")
-    if dot != -1:
-        end = dot + 1
-        while end < len(text) and text[end].isdigit():
-            end += 1
-        if end - dot > 7:
-            text = text[: dot + 7] + text[end:]
+_CONTRACT = re.compile(r"```wg-contract\s*\n(.*?)```", re.S)
+
+
+def contract_globs(task: Task) -> list[str]:
+    """`touch` globs from a coredrift ```wg-contract``` block in the description (TOML)."""
+    description = task.get("description")
+    if not isinstance(description, str):
+        return []
+    match = _CONTRACT.search(description)
+    if not match:
+        return []
     try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def format_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat()
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
+        contract = tomllib.loads(match.group(1))
+    except tomllib.TOMLDecodeError:
+        return []
+    touch = contract.get("touch", [])
+    return [t for t in touch if isinstance(t, str)] if isinstance(touch, list) else []

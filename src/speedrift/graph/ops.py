@@ -32,12 +32,12 @@ from speedrift.graph.model import (
     after_of,
     before_of,
     edge_key,
-    format_time,
     speedrift_data,
     status_of,
     str_list,
 )
 from speedrift.graph.query import blocker_problem
+from speedrift.times import format_time
 
 
 @dataclass

@@ -24,10 +24,10 @@ from speedrift.graph.model import (
     TERMINAL,
     Task,
     after_of,
-    parse_time,
     priority_of,
     status_of,
 )
+from speedrift.times import parse_time
 
 NORMAL_PRIORITY = 10
 

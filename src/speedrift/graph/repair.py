@@ -14,8 +14,8 @@ import orjson
 
 from speedrift import fsutil
 from speedrift.graph.codec import Graph
-from speedrift.graph.model import format_time, now_utc
 from speedrift.graph.store import GraphStore
+from speedrift.times import format_time, now_utc
 
 
 @dataclass

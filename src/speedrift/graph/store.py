@@ -21,9 +21,9 @@ from speedrift import fsutil
 from speedrift.errors import GraphFormatError, NotFound, Refused
 from speedrift.graph import oplog
 from speedrift.graph.codec import Graph
-from speedrift.graph.model import format_time, now_utc
 from speedrift.graph.ops import Mutation
 from speedrift.graph.wgcompat import check_task
+from speedrift.times import format_time, now_utc
 
 GRAPH_DIR_NAMES = (".wg", ".workgraph")  # wg's resolver order: new name first, then legacy
 GRAPH_FILE = "graph.jsonl"
@@ -56,6 +56,24 @@ def find_graph_dir(explicit: str | os.PathLike[str] | None = None, cwd: Path | N
         f"no .wg/ or .workgraph/ graph found in {start} or any parent",
         hint="run `speedrift init` in your repository, or pass --dir",
     )
+
+
+def repo_graph_dir(repo: Path) -> Path | None:
+    """A repository's own graph directory (``.wg/`` before ``.workgraph/``, wg's order), or None.
+
+    For code that acts on a named repo (the hub, gates, handlers, the dashboard): it never follows
+    ``$WG_DIR`` (which the pipeline exports to agents) nor a parent directory's graph.
+    """
+    for name in GRAPH_DIR_NAMES:
+        if (repo / name / GRAPH_FILE).is_file():
+            return repo / name
+    return None
+
+
+def repo_graph_file(repo: Path) -> Path | None:
+    """A repository's own ``graph.jsonl`` (see :func:`repo_graph_dir`), or None."""
+    folder = repo_graph_dir(repo)
+    return folder / GRAPH_FILE if folder is not None else None
 
 
 def current_user() -> str:

@@ -15,8 +15,8 @@ from speedrift.graph.model import (
     STATUSES,
     WG_FAILURE_CLASSES,
     Task,
-    parse_time,
 )
+from speedrift.times import parse_time
 
 _STRING_FIELDS = (
     "id", "title", "description", "assigned", "agent", "failure_reason", "exec", "exec_mode",

@@ -25,7 +25,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from speedrift import fsutil
-from speedrift.control.serialize import dumps
+from speedrift.serialize import dumps
 
 LEDGER_DIR = "ledger"
 LEDGER_FILE = "cycles.jsonl"

@@ -6,11 +6,9 @@ docs/register.md documents every table; a migration is appended here, never edit
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
-from speedrift.control.model import CycleRecord
-from speedrift.control.serialize import parse_iso
+from speedrift.register.record import CycleRecord
 
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (
@@ -91,18 +89,6 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
-
-
-def ts(moment: datetime | str | None) -> str | None:
-    """A fixed-width UTC text form (microseconds always present), so text order is time order."""
-    if moment is None:
-        return None
-    parsed = parse_iso(moment) if isinstance(moment, str) else moment
-    if parsed is None:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def summary_view(record: CycleRecord) -> dict[str, Any]:

@@ -30,15 +30,18 @@ from typing import Any
 
 import orjson
 
-from speedrift.control.hubdir import register_db_path
-from speedrift.control.model import Action, CycleRecord, Outcome
-from speedrift.control.policy import ActionHistory, PastAction
-from speedrift.control.serialize import dumps, parse_iso
 from speedrift.errors import Refused, UsageError
 from speedrift.fsutil import flocked
-from speedrift.graph.model import now_utc
+from speedrift.graph.codec import Graph
+from speedrift.graph.model import TERMINAL, status_of
+from speedrift.graph.store import repo_graph_file
+from speedrift.hubdir import register_db_path
 from speedrift.procs import pid_alive
-from speedrift.register.schema import MIGRATIONS, SCHEMA_VERSION, cycle_status, summary_view, ts
+from speedrift.redact import redact_url
+from speedrift.register.record import Action, ActionHistory, CycleRecord, Outcome, PastAction
+from speedrift.register.schema import MIGRATIONS, SCHEMA_VERSION, cycle_status, summary_view
+from speedrift.serialize import dumps
+from speedrift.times import now_utc, parse_time, sortable
 
 BUSY_TIMEOUT_S = 10.0
 CORRECTIVE_KINDS = frozenset({"emit_corrective_task", "repair_dependencies"})
@@ -61,8 +64,6 @@ def resolve_url(hub: Path, url: str | None) -> tuple[Path, str | None]:
             )
         return Path("/" + rest.lstrip("/")), None  # sqlite:///abs and sqlite:////abs: the same file
     if url.startswith(("postgresql://", "postgres://")):
-        from speedrift.control.registry import redact_url
-
         db = register_db_path(hub)
         return db, (
             f"register URL {redact_url(url)} asks for PostgreSQL, which is not supported yet: "
@@ -186,8 +187,8 @@ class Register:
                 "summary) VALUES (?, ?, ?, ?, ?, ?)",
                 (
                     cycle_id,
-                    ts(record.get("generated_at")) or "",
-                    ts(record.get("finished_at")),
+                    sortable(record.get("generated_at")) or "",
+                    sortable(record.get("finished_at")),
                     1 if record.get("plan_only") else 0,
                     cycle_status(bool(record.get("plan_only")), executed),
                     _json(summary),
@@ -242,7 +243,7 @@ class Register:
                     cycle_id,
                     action.repo,
                     action.kind,
-                    ts(started_at),
+                    sortable(started_at),
                     action.reason,
                     os.getpid(),
                     socket.gethostname(),
@@ -256,7 +257,7 @@ class Register:
         A corrective task the handler created or found is remembered as open (see
         :meth:`refresh_corrective`).
         """
-        finished = ts(outcome.finished_at or outcome.started_at)
+        finished = sortable(outcome.finished_at or outcome.started_at)
         with self._write() as db:
             row = db.execute(
                 "SELECT id FROM actions WHERE action_id = ? AND status = 'started' AND pid = ? "
@@ -278,7 +279,7 @@ class Register:
                         outcome.repo,
                         outcome.kind,
                         outcome.status,
-                        ts(outcome.started_at),
+                        sortable(outcome.started_at),
                         finished,
                         outcome.detail,
                         _json(outcome.evidence),
@@ -332,7 +333,7 @@ class Register:
                     "UPDATE actions SET status = 'interrupted', finished_at = ?, detail = ? "
                     "WHERE action_id = ? AND status = 'started' AND pid IS ?",
                     (
-                        ts(now),
+                        sortable(now),
                         f"interrupted: the hub process {row['pid']} stopped while this action ran",
                         row["action_id"],
                         row["pid"],
@@ -353,14 +354,14 @@ class Register:
         rows = self._rows(
             "SELECT action_id, repo, kind, started_at, status FROM actions "
             "WHERE started_at >= ? OR status = 'started' ORDER BY started_at, id",
-            (ts(now - window),),
+            (sortable(now - window),),
         )
         executions = tuple(
             PastAction(
                 action_id=row["action_id"],
                 repo=row["repo"],
                 kind=row["kind"],
-                started_at=parse_iso(row["started_at"]) or now,
+                started_at=parse_time(row["started_at"]) or now,
                 status=row["status"],
             )
             for row in rows
@@ -386,7 +387,7 @@ class Register:
                 db.execute(
                     "UPDATE corrective_tasks SET state = 'closed', closed_at = ? "
                     "WHERE repo = ? AND task_id = ? AND state = 'open'",
-                    (ts(now), repo, task_id),
+                    (sortable(now), repo, task_id),
                 ).rowcount
                 for task_id in task_ids
             )
@@ -397,14 +398,10 @@ class Register:
         Reads each repo's graph read-only (no lock, nothing written in the repo). Repos without a
         readable graph are left as they are. Returns how many tasks were closed.
         """
-        from speedrift.control.observe_graph import graph_file
-        from speedrift.graph.codec import Graph
-        from speedrift.graph.model import TERMINAL, status_of
-
         closed = 0
         for repo, task_ids in self.open_corrective().items():
             folder = repo_paths.get(repo)
-            path = graph_file(folder) if folder is not None else None
+            path = repo_graph_file(folder) if folder is not None else None
             if path is None:
                 continue
             try:
@@ -432,7 +429,7 @@ class Register:
             db.execute(
                 "INSERT INTO mode_changes (repo, mode, owner, expires_at, actor, at, source, reason) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (repo, mode, lease_owner, ts(lease_expires_at), actor, ts(at), source, reason),
+                (repo, mode, lease_owner, sortable(lease_expires_at), actor, sortable(at), source, reason),
             )
 
     def mode_changes(self, repo: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
@@ -445,7 +442,7 @@ class Register:
         with self._write() as db:
             db.execute(
                 "INSERT INTO approvals (action_id, repo, kind, actor, approved_at) VALUES (?, ?, ?, ?, ?)",
-                (action_id, repo, kind, actor, ts(at)),
+                (action_id, repo, kind, actor, sortable(at)),
             )
 
     def pending_approvals(self) -> list[str]:
@@ -467,5 +464,5 @@ class Register:
             return db.execute(
                 "UPDATE approvals SET consumed_at = ?, cycle_id = ? "
                 "WHERE action_id = ? AND consumed_at IS NULL",
-                (ts(now or now_utc()), cycle_id, action_id),
+                (sortable(now or now_utc()), cycle_id, action_id),
             ).rowcount

@@ -17,8 +17,9 @@ from pathlib import Path
 
 from speedrift import fsutil
 from speedrift.errors import SpeedriftError
+from speedrift.layout import state_dir
 from speedrift.repo import git
-from speedrift.repo.worktrees import Manifest, state_dir
+from speedrift.repo.worktrees import Manifest
 
 TRAILER = "Speedrift-Task"
 

@@ -8,9 +8,7 @@ dirty worktree or unlanded commits are reported and kept (or quarantined on requ
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,29 +18,12 @@ import orjson
 
 from speedrift import fsutil
 from speedrift.errors import Refused, SpeedriftError
-from speedrift.graph.model import format_time, now_utc
+from speedrift.layout import safe_name, state_dir, worktrees_dir
 from speedrift.procs import pid_alive
 from speedrift.repo import git
+from speedrift.times import format_time, now_utc
 
-STATE_DIR = ".speedrift"
 BRANCH_PREFIX = "speedrift/"
-
-
-def state_dir(repo: Path) -> Path:
-    return repo / STATE_DIR
-
-
-def worktrees_dir(repo: Path) -> Path:
-    return state_dir(repo) / "worktrees"
-
-
-def safe_name(task_id: str) -> str:
-    """A path- and ref-safe form of any task id; a hash suffix keeps distinct ids distinct."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", task_id).strip(".-")
-    cleaned = re.sub(r"\.{2,}", ".", cleaned).removesuffix(".lock")[:60].strip(".-") or "task"
-    if cleaned != task_id:
-        cleaned += "-" + hashlib.sha256(task_id.encode()).hexdigest()[:8]
-    return cleaned
 
 
 def attempt_name(task_id: str, attempt: int) -> str:

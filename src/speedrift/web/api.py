@@ -21,9 +21,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from speedrift.control.model import CONTROL_MODES
 from speedrift.errors import NotFound, Refused, SpeedriftError, UsageError
 from speedrift.graph.store import current_user
+from speedrift.register.record import CONTROL_MODES
 from speedrift.web import runs
 from speedrift.web.live import DashboardState
 
@@ -81,7 +81,7 @@ def _lease(value: Any) -> timedelta | str | None:
     if isinstance(value, int | float):
         seconds = float(value)
     elif isinstance(value, str):
-        from speedrift.cli.base import parse_duration
+        from speedrift.times import parse_duration
 
         try:
             seconds = parse_duration(value).total_seconds()

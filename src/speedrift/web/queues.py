@@ -53,7 +53,7 @@ def default_prompt_pair(
     gate_output: str | None,
 ) -> dict[str, str]:
     """The control plane's prompt builder (one phrasing for Claude, one for Codex)."""
-    from speedrift.control.prompts import prompt_pair
+    from speedrift.control.plan.prompts import prompt_pair
 
     return prompt_pair(goal, context, acceptance, constraints, gate_output)
 

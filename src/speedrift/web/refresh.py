@@ -22,8 +22,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from speedrift.control import hubdir
-from speedrift.graph.model import now_utc
+from speedrift import hubdir
+from speedrift.times import now_utc
 from speedrift.web.live import DashboardState
 from speedrift.web.views import RepoInfo
 from speedrift.web.watch import GraphWatcher
@@ -114,7 +114,7 @@ class Refresher:
         if stamp == self._registry_stamp:
             return
         self._registry_stamp = stamp
-        from speedrift.control.registry import load_ecosystem
+        from speedrift.control.ecosystem.load import load_ecosystem
 
         try:
             ecosystem = load_ecosystem(self.ecosystem_path)
@@ -127,7 +127,7 @@ class Refresher:
         self._observer = None  # the observer's cache is per registry
 
     def _follow_ledger(self) -> None:
-        from speedrift.control.hubdir import cycles_path
+        from speedrift.hubdir import cycles_path
 
         stamp = _stamp(cycles_path(self.hub))
         if stamp == self._ledger_stamp:
@@ -144,12 +144,12 @@ class Refresher:
 
     def compute(self) -> dict[str, Any]:
         """Observe, score, measure, plan and narrate; nothing is executed or recorded."""
-        from speedrift.control.assess import assess, build_record
+        from speedrift.control.assess.judgement import assess, build_record
         from speedrift.control.cycle import HISTORY_WINDOW
-        from speedrift.control.observe import Observer
-        from speedrift.control.registry import load_ecosystem
-        from speedrift.control.serialize import cycle_to_dict
+        from speedrift.control.ecosystem.load import load_ecosystem
+        from speedrift.control.observe.observer import Observer
         from speedrift.register.sqlite import Register
+        from speedrift.serialize import cycle_to_dict
 
         ecosystem = load_ecosystem(self.ecosystem_path)
         if self._observer is None:

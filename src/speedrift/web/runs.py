@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from speedrift.fleet import attempts
+from speedrift import layout
 
 EVENTS_TAIL_BYTES = 256_000
 EVENTS_LIMIT = 300
@@ -63,14 +63,14 @@ def _events(path: Path) -> tuple[list[dict[str, Any]], bool]:
 
 def list_attempts(repo: Path, task_id: str) -> list[dict[str, Any]]:
     """The task's attempts, newest first: number, state, runtime, started, failure."""
-    folder = attempts.task_runs_dir(repo, task_id)
+    folder = layout.task_runs_dir(repo, task_id)
     if not folder.is_dir():
         return []
     rows: list[dict[str, Any]] = []
     for path in folder.iterdir():
         if not (path.is_dir() and path.name.isdigit()):
             continue
-        record = attempts.read_json(path / "attempt.json") or {}
+        record = layout.read_record(path / "attempt.json") or {}
         rows.append(
             {
                 "attempt": int(path.name),
@@ -86,19 +86,19 @@ def list_attempts(repo: Path, task_id: str) -> list[dict[str, Any]]:
 
 
 def attempt_detail(repo: Path, task_id: str, attempt: int) -> dict[str, Any] | None:
-    folder = attempts.task_runs_dir(repo, task_id) / str(attempt)
+    folder = layout.task_runs_dir(repo, task_id) / str(attempt)
     if not folder.is_dir():
         return None
-    evidence = attempts.read_json(folder / "evidence.json")
+    evidence = layout.read_record(folder / "evidence.json")
     events, events_truncated = _events(folder / "events.jsonl")
     stderr, _cut = _tail(folder / "stderr.log", STDERR_TAIL_BYTES)
     usage = (evidence or {}).get("usage") or {}
     return {
         "task": task_id,
         "attempt": attempt,
-        "record": attempts.read_json(folder / "attempt.json"),
+        "record": layout.read_record(folder / "attempt.json"),
         "evidence": evidence,
-        "result": attempts.read_json(folder / "result.json"),
+        "result": layout.read_record(folder / "result.json"),
         "diff": (evidence or {}).get("diff"),
         "gates": (evidence or {}).get("gates") or [],
         "usage": usage,

@@ -16,10 +16,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
-from speedrift.control import hubdir
+from speedrift import hubdir
 from speedrift.errors import Refused, UsageError
 from speedrift.web.app import Service, create_app
 from speedrift.web.auth import AccessPolicy, TokenSource, allowed_hosts, is_loopback
@@ -112,7 +113,7 @@ def wire(
     refresh_interval: float = 30.0,
 ) -> Wiring:
     """The live state (loaded with the registry, the last cycles and every graph) and its feeders."""
-    from speedrift.control.registry import load_ecosystem
+    from speedrift.control.ecosystem.load import load_ecosystem
 
     ecosystem = load_ecosystem(ecosystem_path)
     hub = hubdir.hub_dir(ecosystem.path)
@@ -223,3 +224,26 @@ def start_in_thread(
             raise Refused(f"the dashboard on {host}:{server.port} did not start within {timeout:.0f}s")
         time.sleep(0.02)
     return server, live
+
+
+class HubDashboard:
+    """A dashboard served beside a running hub: the hub pushes each cycle into it (``hub up``)."""
+
+    def __init__(self, server: DashboardServer, state: DashboardState) -> None:
+        self.server = server
+        self.state = state
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def publish_cycle(self, record: dict[str, Any]) -> object:
+        return self.state.publish_cycle(record)
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def start_dashboard(ecosystem_path: Path, host: str, port: int) -> HubDashboard:
+    """The hub's dashboard starter (see ``control.daemon.HubOptions.dashboard``)."""
+    return HubDashboard(*start_in_thread(ecosystem_path, host, port))

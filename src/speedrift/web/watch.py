@@ -18,22 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from speedrift.graph.codec import Graph
-from speedrift.graph.model import now_utc
-from speedrift.graph.store import GRAPH_DIR_NAMES, GRAPH_FILE
+from speedrift.graph.store import repo_graph_file
+from speedrift.times import now_utc
 from speedrift.web.live import DashboardState
 from speedrift.web.views import RepoInfo, task_nodes
 
 Signature = tuple[int, int, int] | None
 log = logging.getLogger("speedrift.web")
-
-
-def graph_file(repo: Path) -> Path | None:
-    """The repo's graph file, wg's resolver order (.wg/ first, then .workgraph/)."""
-    for name in GRAPH_DIR_NAMES:
-        candidate = repo / name / GRAPH_FILE
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 def _signature(path: Path) -> Signature:
@@ -104,7 +95,7 @@ class GraphWatcher:
             path = self._files.get(name)
             signature = _signature(path) if path is not None else None
             if path is None or signature is None:
-                path = graph_file(repo)  # created, moved between .wg/ and .workgraph/, or removed
+                path = repo_graph_file(repo)  # created, moved between .wg/ and .workgraph/, or removed
                 signature = _signature(path) if path is not None else None
             if (
                 name in self._signatures
@@ -122,7 +113,7 @@ class GraphWatcher:
         repo = self._paths.get(name)
         if repo is None:
             return
-        path = graph_file(repo)
+        path = repo_graph_file(repo)
         signature = _signature(path) if path is not None else None
         if not force and self._signatures.get(name) == signature:
             return

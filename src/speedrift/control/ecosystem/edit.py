@@ -19,7 +19,13 @@ from tomlkit.exceptions import TOMLKitError
 from tomlkit.items import Table
 
 from speedrift import fsutil
-from speedrift.control.registry import NAME_RE, REPO_KEYS, SCHEMA, parse_ecosystem, resolve_path
+from speedrift.control.ecosystem.load import (
+    NAME_RE,
+    REPO_KEYS,
+    SCHEMA,
+    parse_ecosystem,
+    resolve_path,
+)
 from speedrift.errors import NotFound, Refused, UsageError
 
 NEW_FILE_HEADER = """\

@@ -11,10 +11,19 @@ from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from typing import Any
 
-from speedrift.control.edges import repo_edges
-from speedrift.control.metrics import ecosystem_metrics
-from speedrift.control.model import (
+from speedrift.control.assess.edges import repo_edges
+from speedrift.control.assess.metrics import ecosystem_metrics
+from speedrift.control.assess.narrative import narrate
+from speedrift.control.assess.score import HEARTBEAT_STALE_SECONDS, score_repo
+from speedrift.control.ecosystem.load import Ecosystem
+from speedrift.control.observe.observer import Observer
+from speedrift.control.plan.candidates import plan_actions
+from speedrift.control.plan.config import PolicyConfig
+from speedrift.control.plan.policy import apply_policy
+from speedrift.control.plan.prompts import action_prompts
+from speedrift.register.record import (
     Action,
+    ActionHistory,
     CycleRecord,
     Metric,
     Outcome,
@@ -25,14 +34,6 @@ from speedrift.control.model import (
     RepoSnapshot,
     Skipped,
 )
-from speedrift.control.narrative import narrate
-from speedrift.control.observe import Observer
-from speedrift.control.plan import plan_actions
-from speedrift.control.policy import ActionHistory, apply_policy
-from speedrift.control.policy_config import PolicyConfig
-from speedrift.control.prompts import action_prompts
-from speedrift.control.registry import Ecosystem
-from speedrift.control.score import HEARTBEAT_STALE_SECONDS, score_repo
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from speedrift import fsutil
-from speedrift.gates import patterns
+from speedrift import secret_patterns as patterns
 
 MIN_REMEMBERED = 8  # shorter "values" (a token's prefix, a short password) would shred ordinary text
 _lock = threading.Lock()
@@ -136,3 +136,8 @@ def redact_file(path: Path) -> bool:
         return False
     fsutil.write_atomic(path, cleaned.encode("utf-8", "surrogateescape"))
     return True
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)

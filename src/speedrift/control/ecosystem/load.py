@@ -19,9 +19,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from speedrift.control.model import RepoEntry
-from speedrift.control.policy_config import PolicyConfig
+from speedrift.control.plan.config import PolicyConfig
 from speedrift.errors import NotFound, UsageError
+from speedrift.redact import redact_url
+from speedrift.register.record import RepoEntry
 
 REGISTER_URL_ENV = "SPEEDRIFT_REGISTER_URL"
 SCHEMA = 1
@@ -307,11 +308,6 @@ def _policy(table: Any, problems: _Problems) -> PolicyConfig | None:
 
 
 REGISTER_SCHEMES = ("sqlite://", "postgresql://", "postgres://")
-
-
-def redact_url(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)
 
 
 def _check_url(url: str, where: tuple[str, ...] | None, problems: _Problems) -> None:

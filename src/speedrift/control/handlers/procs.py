@@ -16,7 +16,8 @@ import time
 
 import orjson
 
-from speedrift.control.handler_base import (
+from speedrift import layout
+from speedrift.control.handlers.base import (
     HandlerContext,
     HandlerFailed,
     HandlerResult,
@@ -26,16 +27,15 @@ from speedrift.control.handler_base import (
     prune,
     run_bounded,
     spawn_detached,
-    stamp,
     tail,
 )
-from speedrift.control.model import Action
 from speedrift.fleet import service
 from speedrift.fsutil import write_atomic
 from speedrift.graph import ids
-from speedrift.graph.model import format_time
+from speedrift.layout import safe_name
 from speedrift.procs import pid_alive
-from speedrift.repo.worktrees import safe_name
+from speedrift.register.record import Action
+from speedrift.times import format_time, stamp
 
 DEFAULT_MAX_DISPATCH = 2
 MAX_DISPATCH = 8  # whatever the plan asks, one action never starts more workers than this
@@ -76,7 +76,7 @@ def restart_service(action: Action, ctx: HandlerContext) -> HandlerResult:
     while not (pid and pid > 0 and pid_alive(pid)):
         if time.monotonic() >= deadline:
             raise HandlerFailed(
-                f"the service did not stay up (see {service.service_dir(ctx.repo)}/service.out)"
+                f"the service did not stay up (see {layout.service_dir(ctx.repo)}/service.out)"
             )
         time.sleep(0.1)
         pid = service.running_pid(ctx.repo)

@@ -15,7 +15,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from speedrift.control.model import Activity, Reason, RepoHealth, RepoSnapshot, TaskBrief, Tier, Trend
+from speedrift.register.record import (
+    Activity,
+    Reason,
+    RepoHealth,
+    RepoSnapshot,
+    TaskBrief,
+    Tier,
+    Trend,
+)
 
 HEALTHY_AT = 80  # score >= 80: healthy
 WATCH_AT = 60  # 60 <= score < 80: watch; below: at-risk

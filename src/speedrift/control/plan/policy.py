@@ -15,19 +15,19 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from speedrift.control.model import (
+from speedrift.control.plan.config import PolicyConfig
+from speedrift.register.record import (
     ACTION_KINDS,
     Action,
+    ActionHistory,
     ActionKind,
     ControlMode,
     Plan,
     RepoSnapshot,
     Skipped,
 )
-from speedrift.control.policy_config import PolicyConfig
 
 RULE_ORDER: tuple[str, ...] = (
     "plan_only",
@@ -85,29 +85,6 @@ UNFINISHED = frozenset({"started", "running"})
 # refused counts: retrying a refusal every cycle would only fill the ledger; skipped never ran
 COUNTED = frozenset({"started", "running", "succeeded", "failed", "delegated", "interrupted", "refused"})
 HOUR = timedelta(hours=1)
-
-
-@dataclass(frozen=True, slots=True)
-class PastAction:
-    """One action the hub started (a row of the register's actions table).
-
-    ``status``: started (or running) = not finished yet; succeeded | failed | refused |
-    delegated | interrupted | skipped = finished.
-    """
-
-    action_id: str
-    repo: str
-    kind: str
-    started_at: datetime
-    status: str
-
-
-@dataclass(frozen=True, slots=True)
-class ActionHistory:
-    """What the hub did recently (the register's window) and the corrective tasks still open."""
-
-    executions: tuple[PastAction, ...] = ()
-    open_corrective: dict[str, tuple[str, ...]] = field(default_factory=dict)  # repo -> task ids
 
 
 def apply_policy(

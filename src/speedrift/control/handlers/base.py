@@ -2,7 +2,7 @@
 
 A handler gets a :class:`HandlerContext` (the repo, its registry entry, the clock, how to start
 speedrift itself) and returns a :class:`HandlerResult`; ``handlers.execute`` turns that into the
-ledger's :class:`~speedrift.control.model.Outcome`. Everything a handler writes in a repo lives
+ledger's :class:`~speedrift.register.record.Outcome`. Everything a handler writes in a repo lives
 under ``.speedrift/``, which is git-excluded.
 """
 
@@ -16,16 +16,16 @@ import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from speedrift import fsutil
 from speedrift.control.authority import HubGit
-from speedrift.control.model import ControlState, OutcomeStatus, RepoEntry
-from speedrift.graph.model import now_utc
 from speedrift.graph.store import GRAPH_DIR_NAMES, GRAPH_FILE, GraphStore
-from speedrift.repo.worktrees import STATE_DIR
+from speedrift.layout import STATE_DIR
+from speedrift.register.record import ControlState, OutcomeStatus, RepoEntry
+from speedrift.times import now_utc
 
 
 def _read_control(repo: Path) -> ControlState:
@@ -92,11 +92,6 @@ def state_path(repo: Path, *parts: str) -> Path:
     folder = repo.joinpath(STATE_DIR, *parts)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
-
-
-def stamp(moment: datetime) -> str:
-    """A filename-safe UTC timestamp, fixed width so names sort in time order: 20261120T120000.000000Z."""
-    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
 
 
 def fresh_path(folder: Path, stem: str, suffix: str) -> Path:

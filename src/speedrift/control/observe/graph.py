@@ -19,7 +19,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from speedrift.control.model import GraphState, TaskBrief
 from speedrift.graph import query
 from speedrift.graph.codec import Graph
 from speedrift.graph.model import (
@@ -29,13 +28,14 @@ from speedrift.graph.model import (
     TERMINAL,
     Task,
     after_of,
-    parse_time,
     priority_of,
     speedrift_data,
     status_of,
 )
-from speedrift.graph.store import GRAPH_DIR_NAMES, GRAPH_FILE
+from speedrift.graph.store import repo_graph_file
 from speedrift.procs import pid_alive
+from speedrift.register.record import GraphState, TaskBrief
+from speedrift.times import parse_time
 
 STALE_OPEN = timedelta(days=14)
 STALE_IN_PROGRESS = timedelta(days=3)
@@ -51,15 +51,6 @@ class GraphReading:
     observed_at: datetime
     valid_until: datetime | None  # None: no time-based fact can change
     claims: tuple[tuple[str, int], ...]  # (in-progress task, local claimant pid)
-
-
-def graph_file(repo: Path) -> Path | None:
-    """The repo's graph file, in wg's resolver order (``.wg`` before ``.workgraph``)."""
-    for name in GRAPH_DIR_NAMES:
-        candidate = repo / name / GRAPH_FILE
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 def _time(value: object) -> datetime | None:
@@ -195,7 +186,7 @@ def read_graph(
 ) -> GraphReading | None:
     """The repo's graph reading, None when the repo has no graph. Raises OSError if unreadable.
     ``names``: registered repo names (lower case) to look for; ``own``: this repo's, left out."""
-    path = graph_file(repo)
+    path = repo_graph_file(repo)
     if path is None:
         return None
     return analyze(Graph.from_bytes(path.read_bytes()), path.parent.name, now, names, own)

@@ -19,9 +19,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from speedrift.control.model import Action, ActionKind, RepoEntry, RepoHealth, RepoSnapshot
-from speedrift.control.prompts import action_prompts
-from speedrift.control.score import aged_in_progress, in_progress_count
+from speedrift.control.assess.score import aged_in_progress, in_progress_count
+from speedrift.control.plan.prompts import action_prompts
+from speedrift.register.record import Action, ActionKind, RepoEntry, RepoHealth, RepoSnapshot
 
 DISPATCH_TASKS = 5  # ready ids offered to the dispatcher, in dispatch order
 DISPATCH_MAX = 2  # of which at most this many are started per action
@@ -87,7 +87,7 @@ def plan_actions(
     with_prompts: bool = True,
 ) -> list[Action]:
     """Candidate actions, highest priority first. ``with_prompts=False`` leaves ``prompts`` empty
-    for a caller that adds them only when presenting (see control/assess.py: with_prompts)."""
+    for a caller that adds them only when presenting (see control/assess/judgement.py: with_prompts)."""
     snaps = list(snapshots.values()) if isinstance(snapshots, Mapping) else list(snapshots)
     health_by = healths if isinstance(healths, Mapping) else {h.name: h for h in healths}
     entry_by = {e.name: e for e in entries}

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
-from speedrift.control.model import RepoEdge, RepoEntry, RepoSnapshot
+from speedrift.register.record import RepoEdge, RepoEntry, RepoSnapshot
 
 DECLARED_WEIGHT = 8
 MENTION_WEIGHT = 2  # per reference

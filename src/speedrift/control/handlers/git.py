@@ -13,9 +13,9 @@ from typing import Any
 
 import orjson
 
-from speedrift.control import upstream_packet
 from speedrift.control.authority import HUB_WORKTREES, HubGit
-from speedrift.control.handler_base import (
+from speedrift.control.handlers import upstream_packet
+from speedrift.control.handlers.base import (
     HandlerContext,
     HandlerFailed,
     HandlerResult,
@@ -23,13 +23,13 @@ from speedrift.control.handler_base import (
     fresh_path,
     prune,
     run_bounded,
-    stamp,
     state_path,
     tail,
 )
-from speedrift.control.model import Action
 from speedrift.errors import SpeedriftError
 from speedrift.fsutil import write_atomic
+from speedrift.register.record import Action
+from speedrift.times import stamp
 
 DEFAULT_SCAN_DEPTH = 20  # a scan looks at the target branch's last N commits (or all, if fewer)
 MAX_PACKET_COMMITS = 500

@@ -299,3 +299,29 @@ class CycleRecord:
     inputs: dict[str, Any]  # {repos_total, observed, reused, errors, duration_ms}
     narrative: str = ""
     schema: int = SCHEMA_VERSION
+
+
+# ---------------------------------------------------------------- history (the policy's input)
+
+
+@dataclass(frozen=True, slots=True)
+class PastAction:
+    """One action the hub started (a row of the register's actions table).
+
+    ``status``: started (or running) = not finished yet; succeeded | failed | refused |
+    delegated | interrupted | skipped = finished.
+    """
+
+    action_id: str
+    repo: str
+    kind: str
+    started_at: datetime
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class ActionHistory:
+    """What the hub did recently (the register's window) and the corrective tasks still open."""
+
+    executions: tuple[PastAction, ...] = ()
+    open_corrective: dict[str, tuple[str, ...]] = field(default_factory=dict)  # repo -> task ids

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-from speedrift.control.model import Action, RepoHealth, RepoSnapshot
+from speedrift.register.record import Action, RepoHealth, RepoSnapshot
 
 GATE_OUTPUT_LIMIT = 6000  # characters of gate output kept in a prompt
 

@@ -14,14 +14,15 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from speedrift.control.handler_base import HandlerContext, HandlerResult, graph_store
-from speedrift.control.model import Action
-from speedrift.control.plan import corrective_id
+from speedrift.control.handlers.base import HandlerContext, HandlerResult, graph_store
+from speedrift.control.plan.candidates import corrective_id
 from speedrift.graph import ids, ops
 from speedrift.graph.codec import Graph
-from speedrift.graph.model import FAILED, IN_PROGRESS, after_of, parse_time, speedrift_data, status_of
+from speedrift.graph.model import FAILED, IN_PROGRESS, after_of, speedrift_data, status_of
 from speedrift.procs import pid_alive
+from speedrift.register.record import Action
 from speedrift.repo import worktrees
+from speedrift.times import parse_time
 
 HUB_ACTOR = "speedrift-hub"
 CORRECTIVE_TAGS = ("speedrift", "corrective")

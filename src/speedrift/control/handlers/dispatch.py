@@ -16,12 +16,16 @@ from datetime import datetime
 from typing import Any
 
 from speedrift.control.authority import AuthorityRefused, guard_action, refuse_gate_bypass
-from speedrift.control.handler_base import HandlerContext, HandlerFailed, HandlerResult
-from speedrift.control.handler_git import prepare_upstream_packet, run_gate_scan, sync_upstream
-from speedrift.control.handler_graph import emit_corrective_task, repair_dependencies, verify_in_progress
-from speedrift.control.handler_procs import dispatch_ready, restart_service
-from speedrift.control.model import Action, ActionKind, Outcome, OutcomeStatus
+from speedrift.control.handlers.base import HandlerContext, HandlerFailed, HandlerResult
+from speedrift.control.handlers.git import prepare_upstream_packet, run_gate_scan, sync_upstream
+from speedrift.control.handlers.graph import (
+    emit_corrective_task,
+    repair_dependencies,
+    verify_in_progress,
+)
+from speedrift.control.handlers.procs import dispatch_ready, restart_service
 from speedrift.errors import SpeedriftError
+from speedrift.register.record import Action, ActionKind, Outcome, OutcomeStatus
 
 __all__ = ["HANDLERS", "HandlerContext", "authorise", "execute"]
 

@@ -20,9 +20,9 @@ from pathlib import Path
 from speedrift.control.controlfile import write_control
 from speedrift.graph import ops
 from speedrift.graph.codec import Graph
-from speedrift.graph.model import now_utc
 from speedrift.graph.store import GraphStore, init_graph_dir
 from speedrift.repo.git import exclude_locally, git
+from speedrift.times import now_utc
 
 ECOSYSTEM_TOML = """\
 # The speedrift demo ecosystem. Point `speedrift hub up --ecosystem` at your own file like this one.

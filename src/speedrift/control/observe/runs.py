@@ -19,11 +19,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-import orjson
-
-from speedrift.control.model import AttemptStats, GateStats, ServiceState
-from speedrift.control.serialize import parse_iso
+from speedrift.layout import read_record
 from speedrift.procs import pid_alive
+from speedrift.register.record import AttemptStats, GateStats, ServiceState
+from speedrift.times import parse_time
 
 RECENT_WINDOW = timedelta(days=7)
 HEARTBEAT_FRESH = timedelta(minutes=2)  # only used where /proc/locks cannot be read
@@ -72,14 +71,6 @@ class LazyLockTable:
 Locks = LockTable | LazyLockTable
 
 
-def read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        value = orjson.loads(path.read_bytes())
-    except (OSError, orjson.JSONDecodeError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
 def _pid_file(path: Path) -> int | None:
     try:
         text = path.read_text(encoding="ascii", errors="replace").strip()
@@ -99,8 +90,8 @@ def service_state(
     folder = repo / ".speedrift" / "service"
     present = state_dir and os.path.isdir(folder)
     started_by_hub = present and (folder / STARTED_BY_HUB).exists()
-    heartbeat = read_json(folder / "heartbeat.json") if present else None
-    beat_at = parse_iso(heartbeat.get("at")) if heartbeat else None
+    heartbeat = read_record(folder / "heartbeat.json") if present else None
+    beat_at = parse_time(heartbeat.get("at")) if heartbeat else None
     age = max(0.0, (now - beat_at).total_seconds()) if beat_at else None
     pid = _pid_file(folder / "pid") if present else None
     running = False
@@ -144,7 +135,7 @@ def _wg_service(graph_dir: Path | None, now: datetime) -> ServiceState | None:
         mtime = state_file.stat().st_mtime
     except OSError:
         return None
-    wg_state = read_json(state_file)
+    wg_state = read_record(state_file)
     wg_pid = wg_state.get("pid") if wg_state else None
     if not isinstance(wg_pid, int) or not pid_alive(wg_pid):
         return None
@@ -186,8 +177,8 @@ def _attempts(repo: Path, since: datetime) -> dict[str, list[_Attempt]]:
     for task_dir in task_dirs:
         rows: list[_Attempt] = []
         for folder in _numbered(task_dir):
-            record = read_json(folder / "attempt.json") or {}
-            at = parse_iso(record.get("updated")) or parse_iso(record.get("started"))
+            record = read_record(folder / "attempt.json") or {}
+            at = parse_time(record.get("updated")) or parse_time(record.get("started"))
             if len(rows) >= 2 and (at is None or at < since):
                 break
             state = record.get("state")
@@ -227,7 +218,7 @@ def attempt_stats(found: dict[str, list[_Attempt]], since: datetime) -> AttemptS
                 last = row.at
         finished = [row for row in rows if row.state in ("done", "failed")]
         if len(finished) >= 2 and finished[0].state == finished[1].state == "failed":
-            evidence = read_json(finished[0].folder / "evidence.json") or {}
+            evidence = read_record(finished[0].folder / "evidence.json") or {}
             task = evidence.get("task")
             repeated.append(task if isinstance(task, str) else finished[0].task)
     return AttemptStats(
@@ -259,7 +250,7 @@ def _newest_scan(repo: Path) -> dict[str, Any] | None:
         names = sorted(p.name for p in folder.iterdir() if p.suffix == ".json")
     except OSError:
         return None
-    return read_json(folder / names[-1]) if names else None
+    return read_record(folder / names[-1]) if names else None
 
 
 def gate_stats(repo: Path, found: dict[str, list[_Attempt]], since: datetime) -> GateStats:
@@ -270,7 +261,7 @@ def gate_stats(repo: Path, found: dict[str, list[_Attempt]], since: datetime) ->
     for rows in found.values():
         latest = rows[0]
         if latest.at is not None and latest.at >= since:
-            evidence = read_json(latest.folder / "evidence.json")
+            evidence = read_record(latest.folder / "evidence.json")
             if evidence:
                 sources.append((evidence, True))
     scan = _newest_scan(repo)

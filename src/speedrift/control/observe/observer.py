@@ -44,18 +44,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import TypeAlias
 
-from speedrift.control import discover
 from speedrift.control.controlfile import load_control
-from speedrift.control.model import (
-    AttemptStats,
-    ControlState,
-    GateStats,
-    GitState,
-    RepoEntry,
-    RepoSnapshot,
-    ServiceState,
-)
-from speedrift.control.observe_git import (
+from speedrift.control.ecosystem import discover
+from speedrift.control.ecosystem.load import Ecosystem
+from speedrift.control.observe.git import (
     GitDirs,
     GitReadError,
     git_dirs,
@@ -66,9 +58,17 @@ from speedrift.control.observe_git import (
     stat_key,
     watched_paths,
 )
-from speedrift.control.observe_graph import GraphReading, read_graph, refresh
-from speedrift.control.observe_runs import LazyLockTable, Locks, runs_state, service_state
-from speedrift.control.registry import Ecosystem
+from speedrift.control.observe.graph import GraphReading, read_graph, refresh
+from speedrift.control.observe.runs import LazyLockTable, Locks, runs_state, service_state
+from speedrift.register.record import (
+    AttemptStats,
+    ControlState,
+    GateStats,
+    GitState,
+    RepoEntry,
+    RepoSnapshot,
+    ServiceState,
+)
 
 StatKey = tuple[tuple[int, int, int] | None, ...]
 WATCHDOG_GRACE_S = 5.0  # past timeout_s, a repo whose worker has not returned is given up on

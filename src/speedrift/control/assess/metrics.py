@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 
-from speedrift.control.model import Metric, RepoHealth, RepoSnapshot
-from speedrift.control.policy import ActionHistory
-from speedrift.control.score import aged_in_progress, in_progress_count, tier_of, trend_of
+from speedrift.control.assess.score import aged_in_progress, in_progress_count, tier_of, trend_of
+from speedrift.register.record import ActionHistory, Metric, RepoHealth, RepoSnapshot
 
 EXECUTION_WINDOW = timedelta(hours=24)
 # hub actions: delegated counts as success (the corrective task was written); refused, skipped and

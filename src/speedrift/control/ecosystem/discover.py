@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from speedrift.control.hubdir import HUB_DIR_NAME
-from speedrift.control.model import RepoEntry
-from speedrift.control.registry import NAME_RE, DiscoverySettings
+from speedrift.control.ecosystem.load import NAME_RE, DiscoverySettings
+from speedrift.hubdir import HUB_DIR_NAME
+from speedrift.register.record import RepoEntry
 
 GRAPH_FILES = (".wg/graph.jsonl", ".workgraph/graph.jsonl")
 

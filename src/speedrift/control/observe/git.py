@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from speedrift.control.model import GitState, RepoEntry
+from speedrift.register.record import GitState, RepoEntry
 
 OWN_DIRS = (".speedrift/", ".speedrift-hub/")  # speedrift's own state never counts as a change
 MAX_PATHS = 50
