@@ -44,10 +44,10 @@ if __package__ in (None, ""):  # run as a script: make the `benchmarks` package 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import orjson
-from speedrift.control.observe.observer import Observer
 
 from benchmarks.fleetgen import IN_USE, ensure_fleet
 from speedrift.control.ecosystem.load import Ecosystem, load_ecosystem
+from speedrift.control.observe.observer import Observer
 from speedrift.graph.store import repo_graph_file as graph_file
 
 COLD_LIMIT = 1.5

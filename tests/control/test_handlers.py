@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from speedrift.control.handlers.dispatch import HandlerContext, execute
 
 from speedrift.control.controlfile import write_control
 from speedrift.control.handlers.base import prune
+from speedrift.control.handlers.dispatch import HandlerContext, execute
 from speedrift.fleet import service
 from speedrift.graph import ops
 from speedrift.graph.store import GraphStore

@@ -17,10 +17,10 @@ from typing import Any
 
 import orjson
 import pytest
-from speedrift.control.observe.observer import Observer
 
 from speedrift.control.controlfile import write_control
 from speedrift.control.ecosystem.load import Ecosystem, parse_ecosystem
+from speedrift.control.observe.observer import Observer
 from speedrift.graph.store import init_graph_dir
 from speedrift.register.record import RepoSnapshot
 from speedrift.times import format_time

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from speedrift.control.plan.candidates import corrective_id, plan_actions, slug
 
 from speedrift.control.assess.score import score_repo
+from speedrift.control.plan.candidates import corrective_id, plan_actions, slug
 from speedrift.register.record import Action, AttemptStats, GateStats, RepoEntry, RepoSnapshot
 from tests.control.core_builders import NOW, entry, git, graph, running, snap, stopped
 
