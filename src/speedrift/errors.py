@@ -33,6 +33,13 @@ class NotFound(SpeedriftError):
     """A task, graph or file that does not exist."""
 
 
+class InvalidValue(SpeedriftError, ValueError):
+    """A configured value speedrift cannot use (a runtime option, an unknown runtime name).
+
+    Also a ``ValueError``: callers that validate with ``except ValueError`` keep catching it.
+    """
+
+
 class GraphFormatError(SpeedriftError):
     """A graph file with lines speedrift cannot parse; names every bad line."""
 

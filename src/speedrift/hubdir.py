@@ -1,9 +1,11 @@
 """Where the hub keeps its state, found from ``ecosystem.toml``: one directory, every path named here.
 
 ``<directory of ecosystem.toml>/.speedrift-hub/`` (or ``$SPEEDRIFT_HUB_DIR``), mode 0700, holds
-``register.db`` (SQLite), ``ledger/cycles.jsonl``, ``hub.pid``, ``token`` (0600) and ``logs/``.
-``hub up``, ``hub once``, the dashboard, ``why`` and ``ledger`` all resolve it the same way, so they
-agree on one hub per ecosystem.
+``register.db`` (SQLite), ``ledger/cycles.jsonl``, ``hub.pid``, ``token`` (0600) and ``logs/``
+(``hub.log``, the handlers' process logs). ``hub up``, ``hub once``, the dashboard, ``why`` and
+``ledger`` all resolve it the same way, so they agree on one hub per ecosystem.
+
+Invariant: no other module spells ``.speedrift-hub`` or a file name inside it; they ask this module.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from speedrift.errors import NotFound, UsageError
 
 ECOSYSTEM_FILE = "ecosystem.toml"
 HUB_DIR_NAME = ".speedrift-hub"
+HUB_PREFIX = f"{HUB_DIR_NAME}/"  # a path relative to a repo root that is the hub's state
 HUB_DIR_ENV = "SPEEDRIFT_HUB_DIR"
 TOKEN_FILE = "token"  # noqa: S105 - a file name, not a secret
 
@@ -85,6 +88,11 @@ def pid_path(hub: Path) -> Path:
 
 def logs_dir(hub: Path) -> Path:
     return hub / "logs"
+
+
+def hub_log_path(hub: Path) -> Path:
+    """A detached ``hub up``'s output."""
+    return logs_dir(hub) / "hub.log"
 
 
 def token_path(hub: Path) -> Path:

@@ -5,15 +5,20 @@ directory is git-excluded (``.git/info/exclude``) and holds only runtime state:
 
 - ``worktrees/<name>/`` and ``worktrees/<name>.json`` — one worktree per attempt and its manifest;
 - ``runs/<task>/<attempt>/`` — ``prompt.md``, ``events.jsonl``, ``stderr.log``, ``result.json``
-  (the agent's), ``attempt.json`` (state as it changes), ``evidence.json`` (what it proved), ``cancel``;
-- ``service/`` — the per-repo service (``lock``, ``pid``, ``heartbeat.json``, ``service.log``);
+  (the agent's), ``attempt.json`` (state as it changes), ``evidence.json`` (what it proved), and the
+  ``cancel`` and ``paused`` marks;
+- ``service/`` — the per-repo service (``lock``, ``pid``, ``heartbeat.json``, ``service.log``,
+  ``service.out``, the ``started-by-hub`` and ``retries-resumed`` marks);
 - ``control.json`` + ``control.lock`` — the hub's mode and lease for this repo;
-- ``outcomes.jsonl`` / ``halt.json`` — recent attempt outcomes and the retry halt;
+- ``outcomes.jsonl`` (+ its ``.outcomes.jsonl.lock``) — recent attempt outcomes, for the retry halt;
 - ``merge.lock`` — the merge queue; ``gates/``, ``cache/``, ``scans/``, ``upstream/``, ``logs/``,
-  ``repair/``, ``handoffs/``, ``hub-worktrees/``, ``quarantine/``.
+  ``repair/``, ``handoffs/``, ``hub-worktrees/``, ``quarantine/``, ``ports/``;
+- inside an agent's worktree, ``.speedrift/result.json`` — the agent's report, copied to its run dir.
 
 Records are JSON objects read with :func:`read_record` (``None`` when absent, unreadable or not an
-object: a half-written or hostile file never raises) and written through :mod:`speedrift.fsutil`.
+object: a half-written or hostile file never raises) and written through :mod:`speedrift.fsutil`;
+the typed records (attempt, evidence, heartbeat, events) are read and written by
+:mod:`speedrift.records`.
 """
 
 from __future__ import annotations
@@ -26,8 +31,10 @@ from typing import Any
 import orjson
 
 STATE_DIR = ".speedrift"
-EXCLUDE_PATTERN = f"/{STATE_DIR}/"  # the line speedrift adds to .git/info/exclude
-STATE_PREFIX = f"{STATE_DIR}/"  # a path relative to the repo root that is speedrift's own state
+# a path relative to the repo root that is speedrift's own state; also the .git/info/exclude line
+# that `speedrift init`, the control file and the hub's handlers add
+STATE_PREFIX = f"{STATE_DIR}/"
+EXCLUDE_PATTERN = f"/{STATE_DIR}/"  # the (root-anchored) exclude line the gates add before caching
 
 # record and file names inside a run directory
 PROMPT_FILE = "prompt.md"
@@ -36,15 +43,22 @@ STDERR_FILE = "stderr.log"
 RESULT_FILE = "result.json"
 ATTEMPT_FILE = "attempt.json"
 EVIDENCE_FILE = "evidence.json"
-CANCEL_FILE = "cancel"
+CANCEL_FILE = "cancel"  # dropped by `speedrift cancel`: the attempt's session stops
+PAUSED_FILE = "paused"  # written while the operator holds the agent stopped (SIGSTOP)
 # inside service/
 HEARTBEAT_FILE = "heartbeat.json"
+SERVICE_LOCK = "lock"
+SERVICE_PID = "pid"
+SERVICE_LOG = "service.log"
+SERVICE_OUT = "service.out"  # a started service's stdout and stderr
+STARTED_BY_HUB = "started-by-hub"  # the hub's restart_service mark; a human start or stop removes it
+RETRIES_RESUMED = "retries-resumed"  # `service resume-retries`: outcomes before it stop counting
 # beside the other records at the top of .speedrift/
 CONTROL_FILE = "control.json"
 CONTROL_LOCK = "control.lock"
 MERGE_LOCK = "merge.lock"
 OUTCOMES_FILE = "outcomes.jsonl"
-HALT_FILE = "halt.json"
+OUTCOMES_LOCK = f".{OUTCOMES_FILE}.lock"
 
 
 def state_dir(repo: Path) -> Path:
@@ -99,6 +113,30 @@ def heartbeat_path(repo: Path) -> Path:
     return service_dir(repo) / HEARTBEAT_FILE
 
 
+def service_lock_path(repo: Path) -> Path:
+    return service_dir(repo) / SERVICE_LOCK
+
+
+def service_pid_path(repo: Path) -> Path:
+    return service_dir(repo) / SERVICE_PID
+
+
+def service_log_path(repo: Path) -> Path:
+    return service_dir(repo) / SERVICE_LOG
+
+
+def service_out_path(repo: Path) -> Path:
+    return service_dir(repo) / SERVICE_OUT
+
+
+def started_by_hub_path(repo: Path) -> Path:
+    return service_dir(repo) / STARTED_BY_HUB
+
+
+def retries_resumed_path(repo: Path) -> Path:
+    return service_dir(repo) / RETRIES_RESUMED
+
+
 def control_path(repo: Path) -> Path:
     return state_dir(repo) / CONTROL_FILE
 
@@ -115,8 +153,8 @@ def outcomes_path(repo: Path) -> Path:
     return state_dir(repo) / OUTCOMES_FILE
 
 
-def halt_path(repo: Path) -> Path:
-    return state_dir(repo) / HALT_FILE
+def outcomes_lock_path(repo: Path) -> Path:
+    return state_dir(repo) / OUTCOMES_LOCK
 
 
 def scans_dir(repo: Path) -> Path:
@@ -145,6 +183,53 @@ def gate_bundles_dir(repo: Path) -> Path:
 
 def hub_worktrees_dir(repo: Path) -> Path:
     return state_dir(repo) / "hub-worktrees"
+
+
+def upstream_dir(repo: Path) -> Path:
+    return state_dir(repo) / "upstream"
+
+
+def quarantine_dir(repo: Path) -> Path:
+    return state_dir(repo) / "quarantine"
+
+
+def agent_result_path(worktree: Path) -> Path:
+    """Where an agent writes its report: inside its own worktree (its sandbox allows nothing else)."""
+    return state_dir(worktree) / RESULT_FILE
+
+
+# --- the files of one run directory (``attempt_dir``) ----------------------------------------------
+def prompt_path(run_dir: Path) -> Path:
+    return run_dir / PROMPT_FILE
+
+
+def events_path(run_dir: Path) -> Path:
+    return run_dir / EVENTS_FILE
+
+
+def stderr_path(run_dir: Path) -> Path:
+    return run_dir / STDERR_FILE
+
+
+def result_path(run_dir: Path) -> Path:
+    """The run record's copy of the agent's report."""
+    return run_dir / RESULT_FILE
+
+
+def attempt_record_path(run_dir: Path) -> Path:
+    return run_dir / ATTEMPT_FILE
+
+
+def evidence_path(run_dir: Path) -> Path:
+    return run_dir / EVIDENCE_FILE
+
+
+def cancel_path(run_dir: Path) -> Path:
+    return run_dir / CANCEL_FILE
+
+
+def paused_path(run_dir: Path) -> Path:
+    return run_dir / PAUSED_FILE
 
 
 def state_path(repo: Path, *parts: str) -> Path:

@@ -60,9 +60,10 @@ def format_time(moment: datetime) -> str:
     return _utc(moment).isoformat()
 
 
-def iso_utc(moment: datetime) -> str:
-    """``2026-11-20T12:00:00Z`` (microseconds kept when present): the control plane's JSON form."""
-    return _utc(moment).isoformat().replace("+00:00", "Z")
+def iso_utc(moment: datetime, timespec: str = "auto") -> str:
+    """``2026-11-20T12:00:00Z`` (microseconds kept when present, or to ``timespec`` such as
+    ``"milliseconds"``): the control plane's JSON form."""
+    return _utc(moment).isoformat(timespec=timespec).replace("+00:00", "Z")
 
 
 def stamp(moment: datetime) -> str:

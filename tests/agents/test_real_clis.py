@@ -28,6 +28,7 @@ pytestmark = pytest.mark.agent_cli
 
 PROMPT = "Create hello.txt containing hi, then change greet.txt to say hello mock."
 CODEX_MODEL = "gpt-5.5"  # in codex 0.169's bundled catalog, so it offers the freeform apply_patch tool
+OWN_401_RETRIES = {"claude": 10, "codex": 5}  # how often each CLI retries a 401 before it gives up
 
 
 @dataclass
@@ -185,11 +186,17 @@ def test_auth_failure(
     name: str, cli_for: Callable[[str, Script], Cli], request_for: Callable[..., RunRequest]
 ) -> None:
     cli = cli_for(name, Script(fail="auth"))
-    started = time.monotonic()
     outcome = cli.run(request_for(name))
     assert outcome.failure is FailureKind.AUTH, outcome.reason
-    # claude and codex retry a 401 for minutes / seconds: the runtimes cut that short.
-    assert time.monotonic() - started < 15
+    calls = len(cli.provider.agent_calls())
+    if name == "opencode":  # no retries: opencode ends the run itself
+        assert calls == 1 and outcome.exit_code == 1
+    else:
+        # claude and codex retry a 401 for minutes / seconds: the runtimes cut that short. The mock
+        # saw fewer calls than the CLI's own retries would make, and the session ended the CLI
+        # (SIGTERM: -15, or 143 from node's handler; SIGKILL after the grace) instead of waiting.
+        assert calls < 1 + OWN_401_RETRIES[name], calls
+        assert outcome.exit_code in (-15, 143, -9, 137), outcome.exit_code
 
 
 @pytest.mark.parametrize("name", ["claude", "codex", "opencode"])
@@ -209,16 +216,16 @@ def test_usage_limit_with_reset_time(
 
 
 @pytest.mark.parametrize(
-    ("name", "stall_s"), [("claude", 2.0), ("codex", 2.0), ("opencode", 10.0)]
-)  # opencode boots 2-4 s, more under load
+    ("name", "stall_s"), [("claude", 2.0), ("codex", 2.0), ("opencode", 20.0)]
+)  # opencode boots 2-4 s idle, and past 10 s on a loaded 2-core machine before it calls the model
 def test_stalled_stream_is_killed_by_the_stall_budget(
     name: str, stall_s: float, cli_for: Callable[[str, Script], Cli], request_for: Callable[..., RunRequest]
 ) -> None:
     cli = cli_for(name, Script(stall=True))
-    started = time.monotonic()
     outcome = cli.run(request_for(name, Budgets(wall_clock_s=60, stall_s=stall_s, kill_grace_s=3)))
     assert outcome.failure is FailureKind.STALL, outcome.reason
-    assert time.monotonic() - started >= stall_s  # never before the stall window ran out
+    # the session's own stall decision, on its own clock: never before the stall window ran out
+    assert outcome.reason.startswith(f"no progress for {stall_s:g}s") and outcome.duration_s >= stall_s
     assert cli.provider.agent_calls()  # it did reach the model and then heard nothing
 
 

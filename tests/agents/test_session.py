@@ -42,6 +42,36 @@ def _events(run_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
 
 
+def _count(run_dir: Path, kind: EventKind) -> int:
+    return sum(1 for e in _events(run_dir) if e["kind"] == kind.value)
+
+
+def _stopped_by_speedrift(run_dir: Path) -> bool:
+    """Whether the session stopped the agent (a budget, a stall, cancel): it logs why."""
+    return any(e.get("data") == {"source": "speedrift"} for e in _events(run_dir))
+
+
+class _ClockFrom:
+    """A session clock that stands still until the agent's first event of ``kind``: budgets then
+    count from a point in the scenario (its setup steps done), not from a spawn that a loaded
+    machine can make slow. Without that event it starts after 60 s, so a broken run still ends."""
+
+    def __init__(self, kind: EventKind) -> None:
+        self.kind = kind
+        self.created = time.monotonic()
+        self.zero: float | None = None
+
+    def seen(self, event: AgentEvent) -> None:
+        if self.zero is None and event.kind is self.kind:
+            self.zero = time.monotonic()
+
+    def __call__(self) -> float:
+        now = time.monotonic()
+        if self.zero is None:
+            return 0.0 if now - self.created < 60 else now - self.created
+        return now - self.zero
+
+
 @pytest.mark.parametrize("cli", ["claude", "codex", "opencode"])
 def test_success_with_a_file_edit(cli: str, fakes: FakeAgents, make_request: Make, run_dir: Path) -> None:
     fakes.scenario(START, EDIT, FINISH)
@@ -130,18 +160,20 @@ def test_turn_budget_counted_from_events(
     cli: str, fakes: FakeAgents, make_request: Make, run_dir: Path
 ) -> None:
     # codex and opencode have no max-turns option: the session counts and stops them.
-    fakes.scenario(START, {"do": "tool_loop", "count": 50, "every_s": 0.05}, FINISH)
+    # A turn every 0.2 s: the session stops the agent before it writes the next one, even loaded.
+    fakes.scenario(START, {"do": "tool_loop", "count": 50, "every_s": 0.2}, FINISH)
     budgets = Budgets(max_turns=3, wall_clock_s=30, stall_s=10, kill_grace_s=2)
-    started = time.monotonic()
     outcome = run_session(runtime_for(cli), make_request(budgets=budgets), env=fakes.env(), run_dir=run_dir)
     assert outcome.failure is FailureKind.MAX_TURNS
     assert outcome.usage.turns == 4
-    assert time.monotonic() - started < 2  # stopped early, not after all 50 tool calls
+    # stopped early (SIGTERM to the group), not after all 50 tool calls
+    assert _count(run_dir, EventKind.TOOL_USE) < 50 and outcome.exit_code == -15
     assert _events(run_dir)[-1]["data"] == {"source": "speedrift"}
 
 
 def test_token_budget(fakes: FakeAgents, make_request: Make, run_dir: Path) -> None:
-    fakes.scenario(START, {"do": "tool_loop", "count": 50, "every_s": 0.05}, FINISH)
+    # a step every 0.2 s: the session stops the agent before it writes the next one, even loaded
+    fakes.scenario(START, {"do": "tool_loop", "count": 50, "every_s": 0.2}, FINISH)
     budgets = Budgets(max_tokens=2000, wall_clock_s=30, stall_s=10, kill_grace_s=2)
     outcome = run_session(
         runtime_for("opencode"), make_request(budgets=budgets), env=fakes.env(), run_dir=run_dir
@@ -154,20 +186,26 @@ def test_token_budget(fakes: FakeAgents, make_request: Make, run_dir: Path) -> N
 def test_stall_kills_a_quiet_agent(fakes: FakeAgents, make_request: Make, run_dir: Path) -> None:
     fakes.scenario(START, {"do": "sleep", "s": 60})
     budgets = Budgets(stall_s=1.0, wall_clock_s=30, kill_grace_s=2)
-    started = time.monotonic()
     outcome = run_session(
         runtime_for("claude"), make_request(budgets=budgets), env=fakes.env(), run_dir=run_dir
     )
     assert outcome.failure is FailureKind.STALL
-    assert 0.9 < time.monotonic() - started < 5
+    # the session's own stall decision, on its own clock: never before the window ran out
+    assert outcome.reason == "no progress for 1s" and outcome.duration_s >= budgets.stall_s
     assert outcome.exit_code == -15  # SIGTERM to the group was enough
 
 
 def test_endless_reconnects_are_not_progress(fakes: FakeAgents, make_request: Make, run_dir: Path) -> None:
     fakes.scenario(START, {"do": "reconnect", "count": 200, "every_s": 0.1})
     budgets = Budgets(stall_s=1.0, wall_clock_s=30, kill_grace_s=2)
+    clock = _ClockFrom(EventKind.STARTED)  # the stall window opens once the fake runs
     outcome = run_session(
-        runtime_for("codex"), make_request(budgets=budgets), env=fakes.env(), run_dir=run_dir
+        runtime_for("codex"),
+        make_request(budgets=budgets),
+        env=fakes.env(),
+        run_dir=run_dir,
+        on_event=clock.seen,
+        clock=clock,
     )
     assert outcome.failure is FailureKind.STALL
     assert "Reconnecting" in outcome.reason
@@ -178,10 +216,11 @@ def test_the_runtime_can_end_a_hopeless_run_early(
 ) -> None:
     # claude retries a 401 ten times over minutes; the second retry is enough to judge.
     fakes.scenario(START, {"do": "auth_retry"}, {"do": "sleep", "s": 60})
-    started = time.monotonic()
     outcome = run_session(runtime_for("claude"), make_request(), env=fakes.env(), run_dir=run_dir)
     assert outcome.failure is FailureKind.AUTH
-    assert time.monotonic() - started < 5
+    # ended on the runtime's verdict, not by a budget (the stall window, the 60 s sleep): the
+    # session stopped nothing, it ended the group (SIGTERM) once the runtime had judged
+    assert not _stopped_by_speedrift(run_dir) and outcome.exit_code == -15
 
 
 @pytest.mark.parametrize("cli", ["claude", "codex", "opencode"])
@@ -203,14 +242,19 @@ def test_wall_clock_kills_the_whole_group_even_a_grandchild(
         {"do": "tool_loop", "count": 1000, "every_s": 0.05},
     )
     budgets = Budgets(wall_clock_s=1.5, stall_s=30, kill_grace_s=0.5)
-    started = time.monotonic()
+    clock = _ClockFrom(EventKind.TOOL_USE)  # by then the grandchild runs and SIGTERM is ignored
     outcome = run_session(
-        runtime_for("codex"), make_request(budgets=budgets), env=fakes.env(), run_dir=run_dir
+        runtime_for("codex"),
+        make_request(budgets=budgets),
+        env=fakes.env(),
+        run_dir=run_dir,
+        on_event=clock.seen,
+        clock=clock,
     )
     assert outcome.failure is FailureKind.BUDGET
     assert "wall-clock" in outcome.reason
     assert outcome.exit_code == -9
-    assert time.monotonic() - started < 5
+    assert _count(run_dir, EventKind.TOOL_USE) < 1000  # the budget cut the loop short
     assert not _alive(int(pid_file.read_text()))
 
 
@@ -219,10 +263,11 @@ def test_a_grandchild_left_behind_after_a_normal_exit_is_ended(
 ) -> None:
     pid_file = tmp_path / "grandchild.pid"
     fakes.scenario(START, {"do": "spawn_grandchild", "pid_file": str(pid_file)}, EDIT, FINISH)
-    started = time.monotonic()
     outcome = run_session(runtime_for("claude"), make_request(), env=fakes.env(), run_dir=run_dir)
     assert outcome.success
-    assert time.monotonic() - started < 3  # the grandchild's open stdout does not hold the run
+    # the grandchild's open stdout does not hold the run: it ends on the agent's own exit, not
+    # when a budget (the stall window) stops it
+    assert not _stopped_by_speedrift(run_dir) and outcome.exit_code == 0
     assert not _alive(int(pid_file.read_text()))
 
 
@@ -257,13 +302,20 @@ def test_cancel_kills_the_group(fakes: FakeAgents, make_request: Make, run_dir: 
     pid_file = tmp_path / "grandchild.pid"
     fakes.scenario(START, {"do": "spawn_grandchild", "pid_file": str(pid_file)}, {"do": "sleep", "s": 60})
     cancel = threading.Event()
-    threading.Timer(0.5, cancel.set).start()
-    started = time.monotonic()
+
+    def cancel_once_the_grandchild_runs() -> None:  # not on a timer: a loaded machine starts slowly
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (pid_file.exists() and pid_file.read_text().strip()):
+            time.sleep(0.02)
+        cancel.set()
+
+    threading.Thread(target=cancel_once_the_grandchild_runs, daemon=True).start()
     outcome = run_session(
         runtime_for("claude"), make_request(), env=fakes.env(), run_dir=run_dir, cancel=cancel
     )
     assert (outcome.failure, outcome.reason) == (FailureKind.CRASHED, "cancelled")
-    assert time.monotonic() - started < 3
+    # the cancel stopped it, not a budget: the session's last word is why it stopped the agent
+    assert _events(run_dir)[-1]["text"] == "speedrift stopped the agent: cancelled"
     assert not _alive(int(pid_file.read_text()))
 
 
@@ -359,12 +411,19 @@ def test_no_process_is_left_in_the_group(fakes: FakeAgents, make_request: Make, 
     fakes.scenario(START, {"do": "sleep", "s": 60})
     seen: list[int] = []
     budgets = Budgets(stall_s=0.5, wall_clock_s=30, kill_grace_s=1)
+    clock = _ClockFrom(EventKind.STARTED)  # the stall window opens once the fake has spoken
+
+    def look(event: AgentEvent) -> None:
+        clock.seen(event)
+        seen.extend(p for p in _group_pids() if p != os.getpid())
+
     run_session(
         runtime_for("claude"),
         make_request(budgets=budgets),
         env=fakes.env(),
         run_dir=run_dir,
-        on_event=lambda e: seen.extend(p for p in _group_pids() if p != os.getpid()),
+        on_event=look,
+        clock=clock,
     )
     assert seen  # the fake was in a group of its own while it ran ...
     assert not any(_alive(p) for p in seen)  # ... and nothing of it is left

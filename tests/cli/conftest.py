@@ -1,5 +1,8 @@
 """Fixtures for end-to-end CLI tests: real git repositories with a real ``speedrift init``.
 
+``cli`` runs commands in this process (see tests/cli/support.py); a test that needs a real
+``speedrift`` process builds its own ``Cli(repo, process=True)`` and says why.
+
 ``speedrift init`` runs once per session in a template repository; each test gets a fresh copy,
 which keeps the suite fast without sharing any state between tests.
 """
@@ -7,13 +10,11 @@ which keeps the suite fast without sharing any state between tests.
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.cli.support import Cli, base_env, git
+from tests.cli.support import Cli, git
 
 
 def _git_repo(path: Path) -> Path:
@@ -25,13 +26,7 @@ def _git_repo(path: Path) -> Path:
 @pytest.fixture(scope="session")
 def template_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     repo = _git_repo(tmp_path_factory.mktemp("template") / "repo")
-    subprocess.run(
-        [sys.executable, "-m", "speedrift", "init"],
-        cwd=repo,
-        env=base_env(),
-        check=True,
-        capture_output=True,
-    )
+    Cli(repo).ok("init")
     return repo
 
 

@@ -12,6 +12,7 @@ WRITERS = 6
 
 
 def test_concurrent_adds_of_the_same_title_all_land_with_unique_ids(cli: Cli, repo: Path) -> None:
+    # real processes, started together: the graph lock is an flock between processes
     processes = [
         subprocess.Popen(
             [sys.executable, "-m", "speedrift", "add", "Same title here"],

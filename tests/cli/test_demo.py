@@ -66,6 +66,7 @@ def _get(url: str) -> Any:
 @pytest.mark.slow
 def test_the_main_job_serves_the_dashboard_and_closes_the_loop_in_the_autonomous_repo(tmp_path: Path) -> None:
     port = _free_port()
+    # a real process: the hub serves until SIGINT, while this test reads the dashboard
     argv = [sys.executable, "-m", "speedrift", "demo", str(tmp_path / "demo"), "--port", str(port)]
     child = subprocess.Popen(
         [*argv, "--interval", "1"],

@@ -61,6 +61,18 @@ def test_why_answers_from_the_ledger_with_the_rule_that_holds_the_work(eco: Path
     assert "not ready" in blocked["answer"] and "invoice-numbers" in blocked["answer"]
 
 
+def test_why_reads_the_named_repos_graph_even_inside_an_agents_environment(eco: Path) -> None:
+    """The pipeline exports $WG_DIR to agents; `why REPO:TASK` run from there must still read REPO's
+    own graph, not the graph $WG_DIR names."""
+    cli = Cli(eco)
+    cli.ok("hub", "once")
+    elsewhere = {"WG_DIR": str(eco / "shop-api" / ".workgraph")}
+
+    blocked = cli.json("why", "billing:statements", "--json", env=elsewhere)
+
+    assert "not ready" in blocked["answer"] and "invoice-numbers" in blocked["answer"]
+
+
 def test_mode_sets_the_repo_control_with_a_lease_and_records_it(eco: Path) -> None:
     cli = Cli(eco)
     result = cli.json("mode", "billing", "supervise", "--lease-ttl", "1h", "--owner", "ops", "--json")
@@ -114,7 +126,9 @@ def _wait(predicate: object, timeout: float = 60) -> None:
 
 
 def test_hub_up_detached_runs_cycles_refuses_a_second_hub_and_stops(eco: Path) -> None:
-    cli = Cli(eco)
+    # Subprocess: `hub up --detach` leaves the hub running, whose parent must be a speedrift
+    # process that exits (as for a user), and a second `hub up` would run the hub in-process.
+    cli = Cli(eco, process=True)
     cli.ok("hub", "up", "--detach", "--no-dashboard", "--interval", "0.5")
     try:
         _wait(lambda: cli.json("hub", "status", "--json")["last_cycle"] is not None)
@@ -132,6 +146,7 @@ def test_hub_up_detached_runs_cycles_refuses_a_second_hub_and_stops(eco: Path) -
 def test_kill_9_at_any_point_leaves_a_readable_ledger_and_no_duplicated_action(eco: Path) -> None:
     text = (eco / "ecosystem.toml").read_text()
     (eco / "ecosystem.toml").write_text(text.replace("plan_only = true", "plan_only = false"))
+    # real processes: each hub is killed with SIGKILL at some point of its cycle
     argv = [sys.executable, "-m", "speedrift", "hub", "up", "--no-dashboard", "--interval", "0.2"]
     for delay in (0.4, 0.9, 1.5, 0.7, 2.5):
         child = subprocess.Popen(

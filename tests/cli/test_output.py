@@ -54,7 +54,7 @@ def test_a_closed_stdout_is_not_reported_as_a_failure(cli: Cli, repo: Path) -> N
     seed(repo, *(task_node(f"t{i}") for i in range(50)))
     read_end, write_end = os.pipe()
     os.close(read_end)  # the reader is gone before speedrift writes a byte, as with `| head -0`
-    try:
+    try:  # a real process: the console script's own handling of EPIPE on its real stdout
         done = subprocess.run(
             [sys.executable, "-m", "speedrift", "list", "--json"],
             cwd=repo,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from speedrift import layout, records
 from tests.cli.support import Cli, base_env, git, graph_tasks
 
 
@@ -66,8 +67,19 @@ def test_tail_shows_the_events_of_the_last_attempt(cli: Cli, committed: Path) ->
     assert "first line" in out and "second line" in out
 
 
+def test_tail_prints_each_events_timestamp(cli: Cli, committed: Path) -> None:
+    cli.ok("add", "Talk", "--id", "talk", "--exec", "echo first line")
+    cli.ok("run", "talk")
+    events = list(records.read_events(layout.attempt_dir(committed, "talk", 1)))
+    assert events and all(e.ts and e.ts.endswith("Z") for e in events)  # written under "ts"
+    lines = cli.ok("tail", "talk").stdout.splitlines()
+    for event in events:
+        assert any(line.startswith(f"{event.ts} {event.kind}") for line in lines), (event, lines)
+
+
 def test_agents_lists_running_attempts_and_cancel_stops_one(cli: Cli, committed: Path) -> None:
     cli.ok("add", "Slow", "--id", "slow", "--exec", "echo started; sleep 60")
+    # a process of its own: the attempt runs while this test lists and cancels it
     runner = subprocess.Popen(
         [sys.executable, "-m", "speedrift", "run", "slow"], cwd=committed, env=base_env(),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -96,7 +108,10 @@ def test_worktrees_list_and_gc_keep_unlanded_work(cli: Cli, committed: Path) -> 
     assert (committed / ".speedrift" / "worktrees" / "wip-1" / "p.txt").exists()
 
 
-def test_service_start_status_stop(cli: Cli, committed: Path) -> None:
+def test_service_start_status_stop(committed: Path) -> None:
+    # Subprocess: `service start` leaves a detached service running, whose parent must be a
+    # speedrift process that exits (as for a user), not the test process.
+    cli = Cli(committed, process=True)
     cli.ok("add", "Background", "--id", "bg", "--exec", "echo bg > bg.txt")
     cli.ok("service", "start")
     try:

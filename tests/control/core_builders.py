@@ -136,10 +136,12 @@ def entry(name: str = "app", **fields: Any) -> RepoEntry:
 
 
 def action(
-    repo: str = "app", kind: ActionKind = "sync_upstream", priority: int = 50, subject: str | None = None
+    repo: str = "app", kind: str = ActionKind.SYNC_UPSTREAM, priority: int = 50, subject: str | None = None
 ) -> Action:
     ident = f"{repo}:{kind}" if subject is None else f"{repo}:{kind}:{subject}"
-    return Action(id=ident, repo=repo, kind=kind, priority=priority, reason=f"test {kind}", subject=subject)
+    return Action(
+        id=ident, repo=repo, kind=ActionKind(kind), priority=priority, reason=f"test {kind}", subject=subject
+    )
 
 
 # ---------------------------------------------------------------- hypothesis

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from speedrift.control.assess.judgement import with_prompts
 from speedrift.control.cycle import Hub
 from speedrift.demo import ecosystem as demo
 from speedrift.graph.store import GraphStore
@@ -85,6 +86,28 @@ def test_a_cycle_record_has_the_documented_shape_and_is_in_the_ledger_and_regist
     ledger = Ledger(hub.hub).read(last=None)
     assert [r["cycle_id"] for r in ledger if r.get("cycle_id")] == [record["cycle_id"]]
     assert hub.register.repo_history("billing", 5)
+
+
+def test_the_attention_queues_are_recorded_without_prompts_and_shown_with_them(ecosystem: Path) -> None:
+    hub = Hub(ecosystem)
+    cycle = hub.cycle(execute_actions=False)
+    record = cycle_to_dict(cycle)
+    assert [q["key"] for q in record["queues"]] == ["aging", "dependency", "risk", "upstream", "human"]
+    dependency = next(q for q in record["queues"] if q["key"] == "dependency")
+    [missing] = [e for e in dependency["entries"] if e["id"] == "dep-missing:search:ranking:tokenizer"]
+    assert missing["rule"] == "missing_dependencies" and missing["task"] == "ranking"
+    [line] = [r for r in Ledger(hub.hub).read(last=None) if r.get("cycle_id")]
+    assert line["queues"] == record["queues"]
+    assert all(e["prompts"] == {} for q in line["queues"] for e in q["entries"])  # decisions only
+    assert hub.register.cycles(1)[0]["summary"]["queues"] == {q["key"]: q["total"] for q in line["queues"]}
+    shown = cycle_to_dict(with_prompts(cycle))
+    assert all(
+        e["prompts"]["claude"] and e["prompts"]["codex"] for q in shown["queues"] for e in q["entries"]
+    )
+    # a restarted hub keeps how long each entry has waited
+    since = {e["id"]: e["since"] for q in line["queues"] for e in q["entries"]}
+    again = cycle_to_dict(Hub(ecosystem).cycle(execute_actions=False))
+    assert {e["id"]: e["since"] for q in again["queues"] for e in q["entries"] if e["id"] in since} == since
 
 
 def test_plan_only_shows_the_whole_plan_and_executes_nothing(ecosystem: Path) -> None:

@@ -24,7 +24,18 @@ from speedrift.control.handlers.dispatch import HandlerContext, execute
 from speedrift.fleet import service
 from speedrift.graph import ops
 from speedrift.graph.store import GraphStore
-from speedrift.register.record import Action, RepoEntry
+from speedrift.register.record import (
+    NO_PARAMS,
+    Action,
+    ActionKind,
+    ActionParams,
+    CorrectiveParams,
+    DispatchParams,
+    RepairParams,
+    RepoEntry,
+    TaskCorrectiveParams,
+    VerifyParams,
+)
 from speedrift.times import now_utc
 from tests.cli.support import Cli, base_env
 from tests.control.test_authority import repo_state
@@ -80,18 +91,21 @@ def context(repo: Path, tmp_path: Path, **overrides: Any) -> HandlerContext:
     return replace(ctx, **overrides)
 
 
-def action(kind: str, subject: str | None = None, /, **params: Any) -> Action:
+def action(kind: str, subject: str | None = None, /, params: ActionParams = NO_PARAMS) -> Action:
     suffix = f":{subject}" if subject else ""
     return Action(
         id=f"shop:{kind}{suffix}",
         repo="shop",
-        kind=kind,  # type: ignore[arg-type]
+        kind=ActionKind(kind),
         priority=80,
         reason="ready work waits and nothing runs it",
         subject=subject,
         params=params,
         prompts={"claude": "Claude: look at the shop repo.", "codex": "Codex: look at the shop repo."},
     )
+
+
+STALL = CorrectiveParams(corrective_kind="stall", title="Find why shop stalls")
 
 
 @contextlib.contextmanager
@@ -116,7 +130,7 @@ def test_a_lease_that_expired_between_plan_and_execute_is_refused_at_execution(
 ) -> None:
     planned_at = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
     grant(repo, ttl=timedelta(minutes=10), now=planned_at)
-    planned = action("emit_corrective_task", "speedrift-fix-stall-shop")
+    planned = action("emit_corrective_task", "speedrift-fix-stall-shop", STALL)
     graph_before = store(repo).graph_path.read_bytes()
     ctx = context(repo, tmp_path, now=lambda: planned_at + timedelta(minutes=11))
     outcome = execute(planned, ctx)
@@ -131,7 +145,7 @@ def test_a_lease_that_expired_between_plan_and_execute_is_refused_at_execution(
 def test_an_action_in_observe_mode_is_refused_and_an_operators_approval_runs_it(
     repo: Path, tmp_path: Path
 ) -> None:
-    planned = action("emit_corrective_task", "speedrift-fix-stall-shop")
+    planned = action("emit_corrective_task", "speedrift-fix-stall-shop", STALL)
     outcome = execute(planned, context(repo, tmp_path))
     assert (outcome.status, outcome.evidence["rule"]) == ("refused", "mode")
     assert "speedrift-fix-stall-shop" not in store(repo).load().tasks
@@ -143,7 +157,8 @@ def test_an_action_asking_to_land_directly_is_refused_and_starts_nothing(repo: P
     grant(repo)
     add_task(repo, "hello", "echo hi > hello.txt")
     before = repo_state(repo)
-    outcome = execute(action("dispatch_ready", tasks=["hello"], skip_gates=True), context(repo, tmp_path))
+    asking = {"tasks": ["hello"], "skip_gates": True}  # what an untyped caller could hand the hub
+    outcome = execute(action("dispatch_ready", None, asking), context(repo, tmp_path))  # type: ignore[arg-type]
     assert (outcome.status, outcome.evidence["rule"]) == ("refused", "gate_bypass")
     assert not (tmp_path / "hub-logs").exists()  # no worker was spawned
     assert repo_state(repo) == before and status_of(repo, "hello") == "open"
@@ -152,14 +167,16 @@ def test_an_action_asking_to_land_directly_is_refused_and_starts_nothing(repo: P
 def test_a_handler_whose_git_call_breaks_the_contract_returns_a_refusal(repo: Path, tmp_path: Path) -> None:
     grant(repo)
     evil = tmp_path / "pwned"
-    outcome = execute(action("sync_upstream", remote=f"--upload-pack=touch {evil}"), context(repo, tmp_path))
+    remote = RepoEntry(name="shop", path=repo, upstream_remote=f"--upload-pack=touch {evil}")
+    outcome = execute(action("sync_upstream"), context(repo, tmp_path, entry=remote))
     assert (outcome.status, outcome.evidence["rule"]) == ("refused", "fetch_option")
     assert not evil.exists()
 
 
 def test_a_failing_handler_returns_a_failed_outcome_instead_of_raising(repo: Path, tmp_path: Path) -> None:
     grant(repo)
-    outcome = execute(action("sync_upstream", remote="nowhere"), context(repo, tmp_path))
+    nowhere = RepoEntry(name="shop", path=repo, upstream_remote="nowhere")
+    outcome = execute(action("sync_upstream"), context(repo, tmp_path, entry=nowhere))
     assert outcome.status == "failed" and "nowhere" in outcome.detail
     assert outcome.finished_at is not None and outcome.finished_at >= outcome.started_at
 
@@ -184,7 +201,7 @@ def test_restart_service_brings_a_stopped_service_up_and_marks_it(repo: Path, tm
         wait_for(lambda: status_of(repo, "bg") == "done", "the service to run bg")
         assert (repo / "bg.txt").read_text() == "bg\n"
         beat = service.read_heartbeat(repo)
-        assert beat is not None and beat["hub"] is True
+        assert beat is not None and beat.hub is True
         again = execute(action("restart_service"), context(repo, tmp_path))
         assert again.status == "succeeded" and again.evidence["started"] is False
 
@@ -207,8 +224,8 @@ def test_a_hub_started_service_stops_claiming_when_its_lease_expires_while_a_hum
         added = now_utc()
 
         def beat_after(moment: datetime) -> datetime | None:
-            beat = service.read_heartbeat(repo) or {}
-            at = datetime.fromisoformat(str(beat.get("at")))
+            beat = service.read_heartbeat(repo)
+            at = datetime.fromisoformat(str(beat.at if beat else None))
             return at if at > moment else None
 
         wait_for(lambda: beat_after(added) is not None, "a service tick after the task was added")
@@ -237,7 +254,8 @@ def test_dispatch_ready_runs_a_shell_task_to_done(repo: Path, tmp_path: Path) ->
     add_task(repo, "other", "echo other > other.txt")
     add_task(repo, "third", "echo third > third.txt")
     outcome = execute(
-        action("dispatch_ready", tasks=["hello", "other", "third"], max=2), context(repo, tmp_path)
+        action("dispatch_ready", None, DispatchParams(("hello", "other", "third"), max=2)),
+        context(repo, tmp_path),
     )
     assert outcome.status == "succeeded", outcome.detail
     assert sorted(outcome.evidence["pids"]) == ["hello", "other"]  # bounded by max
@@ -254,7 +272,9 @@ def test_dispatch_ready_runs_a_shell_task_to_done(repo: Path, tmp_path: Path) ->
 
 def test_dispatch_ready_refuses_an_id_that_looks_like_an_option(repo: Path, tmp_path: Path) -> None:
     grant(repo)
-    outcome = execute(action("dispatch_ready", tasks=["--force"]), context(repo, tmp_path))
+    outcome = execute(
+        action("dispatch_ready", None, DispatchParams(("--force",), max=2)), context(repo, tmp_path)
+    )
     assert outcome.status == "failed" and "--force" in outcome.detail
     assert not (tmp_path / "hub-logs").exists()
 
@@ -267,9 +287,7 @@ def test_emit_corrective_task_twice_writes_one_task(repo: Path, tmp_path: Path) 
     emit = action(
         "emit_corrective_task",
         "speedrift-fix-failing-build",
-        corrective_kind="failing",
-        title="Find why build keeps failing",
-        tasks=["build"],
+        TaskCorrectiveParams(("build",), corrective_kind="failing", title="Find why build keeps failing"),
     )
     first = execute(emit, context(repo, tmp_path))
     second = execute(emit, context(repo, tmp_path))
@@ -297,9 +315,9 @@ def test_repair_dependencies_is_delegated_to_a_corrective_task_and_edits_no_depe
     repair = action(
         "repair_dependencies",
         "speedrift-fix-dependencies-broken-ghost",
-        missing=[["broken", "ghost"]],
-        failed_blockers=1,
-        corrective_kind="dependencies",
+        RepairParams(
+            missing=(("broken", "ghost"),), failed_blockers=1, corrective_kind="dependencies", title=""
+        ),
     )
     outcome = execute(repair, context(repo, tmp_path))
     assert outcome.status == "delegated", outcome.detail
@@ -327,7 +345,8 @@ def test_verify_in_progress_reopens_a_dead_claim_and_leaves_a_live_one(repo: Pat
             return mutation
 
         store(repo).mutate(claim)
-    outcome = execute(action("verify_in_progress", tasks=["orphan", "busy"]), context(repo, tmp_path))
+    verify = VerifyParams(tasks=("orphan", "busy"), dead=(), aging=())
+    outcome = execute(action("verify_in_progress", None, verify), context(repo, tmp_path))
     assert outcome.status == "succeeded", outcome.detail
     tasks = store(repo).load().tasks
     assert tasks["orphan"]["status"] == "open" and "assigned" not in tasks["orphan"]
@@ -392,7 +411,7 @@ def test_run_gate_scan_scans_a_detached_copy_of_the_target_branch_and_cleans_up(
     commit_file(repo, "app.py", "print('hello')\n", "add app")
     grant(repo, mode="supervise")
     before = repo_state(repo)
-    outcome = execute(action("run_gate_scan", depth=2), context(repo, tmp_path))
+    outcome = execute(action("run_gate_scan"), context(repo, tmp_path))
     assert outcome.status == "succeeded", outcome.detail
     bundle = json.loads(Path(outcome.evidence["bundle"]).read_text())
     assert bundle["scan"]["tip"] == sh_git(repo, "rev-parse", "main")

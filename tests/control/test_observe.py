@@ -9,7 +9,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -58,7 +57,8 @@ def ecosystem(root: Path, names: list[str], extra: str = "") -> Ecosystem:
 def git_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[], list[str]]:
     """Put a `git` first on PATH that records the directory of every call, then runs the real git.
 
-    Once a file ``hang`` exists in tmp_path, git calls in a repo named *slowrepo* hang instead."""
+    Once a file ``hang`` exists in tmp_path, git calls in a repo named *slowrepo* hang instead: for
+    30 s, in a subshell holding git's stdout that leaves ``hang-ran-out`` behind if it lasts them."""
     shim = tmp_path / "shim"
     shim.mkdir()
     log = tmp_path / "git-calls.log"
@@ -66,7 +66,8 @@ def git_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[], lis
     script.write_text(
         "#!/bin/sh\n"
         f'echo "$PWD" >> "{log}"\n'
-        f'if [ -e "{tmp_path / "hang"}" ]; then case "$PWD" in *slowrepo*) exec sleep 30;; esac; fi\n'
+        f'if [ -e "{tmp_path / "hang"}" ]; then case "$PWD" in *slowrepo*)\n'
+        f'  (sleep 30; touch "{tmp_path / "hang-ran-out"}") & wait; exit 1;; esac; fi\n'
         f'exec "{REAL_GIT}" "$@"\n'
     )
     script.chmod(0o755)
@@ -352,9 +353,10 @@ def test_a_hanging_git_times_out_into_the_snapshot_and_the_others_are_observed(
     make_repo(tmp_path / "fine")
     (tmp_path / "hang").touch()
     observer = Observer(ecosystem(tmp_path, ["slowrepo", "fine"]), timeout_s=1)
-    started = time.monotonic()
     snaps = observer.observe(NOW)
-    assert time.monotonic() - started < 25  # well before the hanging git's 30 s (not a speed assertion)
+    # back well before the hanging git's 30 s, by the hang's own account: its whole group was
+    # ended, it never got to mark the end of its 30 s (waiting for it or its pipe would have)
+    assert not (tmp_path / "hang-ran-out").exists()
     assert snaps["slowrepo"].errors == ("git: timed out after 1s",) and snaps["slowrepo"].git is None
     assert snaps["fine"].errors == () and snaps["fine"].git is not None
     git_log()

@@ -9,6 +9,7 @@ import pytest
 from speedrift.control.assess.score import score_repo
 from speedrift.control.plan.candidates import corrective_id, plan_actions, slug
 from speedrift.register.record import Action, AttemptStats, GateStats, RepoEntry, RepoSnapshot
+from speedrift.serialize import to_plain
 from tests.control.core_builders import NOW, entry, git, graph, running, snap, stopped
 
 ID_SHAPE = re.compile(r"^[a-z0-9._-]+:[a-z_]+(:[a-z0-9-]+)?$")
@@ -35,7 +36,7 @@ def test_ready_work_without_a_service_plans_a_dispatch_of_the_first_ready_tasks(
     actions = plan(snap("app", graph_state=graph(ready=7)))
     dispatch = only(actions, "dispatch_ready")
     assert (dispatch.id, dispatch.priority) == ("app:dispatch_ready", 92)
-    assert dispatch.params == {"tasks": ["r1", "r2", "r3", "r4", "r5"], "max": 2}
+    assert to_plain(dispatch.params) == {"tasks": ["r1", "r2", "r3", "r4", "r5"], "max": 2}
     assert "7 ready task(s) wait and no service runs" in dispatch.reason
 
 
@@ -113,9 +114,9 @@ def test_missing_dependencies_plan_a_delegated_repair_with_a_deterministic_corre
     assert repair.priority == 88
     assert repair.subject == "speedrift-fix-dependencies-build-codegen"
     assert repair.id == "app:repair_dependencies:speedrift-fix-dependencies-build-codegen"
-    assert repair.params["missing"] == [["build", "codegen"], ["deploy", "db-migrate"]]
-    assert repair.params["failed_blockers"] == 1
-    assert repair.params["corrective_kind"] == "dependencies"
+    assert to_plain(repair.params)["missing"] == [["build", "codegen"], ["deploy", "db-migrate"]]
+    assert to_plain(repair.params)["failed_blockers"] == 1
+    assert to_plain(repair.params)["corrective_kind"] == "dependencies"
 
 
 def test_failed_blockers_alone_plan_a_repair_too() -> None:
@@ -127,7 +128,7 @@ def test_dead_claims_and_aging_work_plan_a_verification_of_those_tasks() -> None
     s = snap("app", graph_state=graph(in_progress=[0.1, 5.0, 0.2], dead=["w1"]))
     verify = only(plan(s), "verify_in_progress")
     assert (verify.id, verify.priority) == ("app:verify_in_progress", 62)
-    assert verify.params == {"tasks": ["w1", "w2"], "dead": ["w1"], "aging": ["w2"]}
+    assert to_plain(verify.params) == {"tasks": ["w1", "w2"], "dead": ["w1"], "aging": ["w2"]}
 
 
 def test_behind_plans_a_fetch_and_ahead_plans_a_dry_run_packet() -> None:
@@ -152,7 +153,28 @@ def test_each_repeatedly_failing_task_gets_its_own_corrective_task_up_to_three()
         "speedrift-fix-failing-c",
     ]
     assert {a.priority for a in correctives} == {80}
-    assert correctives[0].params["tasks"] == ["a"]
+    assert to_plain(correctives[0].params)["tasks"] == ["a"]
+
+
+def test_each_kinds_params_serialize_with_the_keys_the_ledger_has_always_carried() -> None:
+    s = snap(
+        "app",
+        graph_state=graph(ready=2, missing=[("b", "x")], in_progress=[5.0], dead=["w1"], stale_open=3),
+        attempts=AttemptStats(repeated_failures=("a",)),
+        gates=GateStats(critical=1),
+        git_state=git(ahead=1, behind=1),
+    )
+    shapes = {(str(a.kind), tuple(to_plain(a.params))) for a in plan(s)}
+    assert shapes == {
+        ("dispatch_ready", ("tasks", "max")),
+        ("repair_dependencies", ("missing", "failed_blockers", "corrective_kind", "title")),
+        ("verify_in_progress", ("tasks", "dead", "aging")),
+        ("emit_corrective_task", ("tasks", "corrective_kind", "title")),  # a failing task's
+        ("emit_corrective_task", ("corrective_kind", "title")),  # stale open work's
+        ("run_gate_scan", ()),
+        ("sync_upstream", ()),
+        ("prepare_upstream_packet", ()),
+    }
 
 
 def test_aging_open_work_gets_one_triage_corrective_task() -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from speedrift.control.assess.score import score_repo
 from speedrift.control.plan.prompts import GATE_OUTPUT_LIMIT, SAFETY, action_prompts, prompt_pair
-from speedrift.register.record import ACTION_KINDS, Action, ActionKind, GateStats
+from speedrift.register.record import ACTION_KINDS, Action, ActionKind, GateStats, RepairParams
 from tests.control.core_builders import NOW, action, git, graph, snap
 
 GOAL = "Unblock the deploy task in shop-api."
@@ -105,8 +105,8 @@ def test_kind_specific_acceptance_names_the_command_that_checks_it() -> None:
     assert "2 critical, 0 high finding(s), 0 secret leak(s)" in gate
     assert "`speedrift gates run --json`" in gate
     repair = Action(
-        id="shop:repair_dependencies", repo="shop", kind="repair_dependencies", priority=88, reason="r",
-        params={"missing": [["b", "x"]], "failed_blockers": 0},
+        id="shop:repair_dependencies", repo="shop", kind=ActionKind.REPAIR_DEPENDENCIES, priority=88,
+        reason="r", params=RepairParams((("b", "x"),), 0, "dependencies", "Repair it"),
     )  # fmt: skip
     text = action_prompts(repair, s, None)["codex"]
     assert "* b waits on missing x" in text

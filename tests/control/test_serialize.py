@@ -9,6 +9,7 @@ import orjson
 
 from speedrift.register.record import (
     Action,
+    ActionKind,
     CycleRecord,
     Metric,
     Outcome,
@@ -45,7 +46,9 @@ def test_parse_iso_reads_back_what_iso_utc_wrote() -> None:
 
 
 def test_a_cycle_record_becomes_the_documented_plain_dict() -> None:
-    action = Action(id="a:dispatch_ready", repo="a", kind="dispatch_ready", priority=92, reason="ready work")
+    action = Action(
+        id="a:dispatch_ready", repo="a", kind=ActionKind.DISPATCH_READY, priority=92, reason="ready work"
+    )
     snapshot = RepoSnapshot(name="a", path="/repos/a", observed_at=NOW, exists=True)
     record = CycleRecord(
         cycle_id="c-1",
@@ -72,7 +75,7 @@ def test_a_cycle_record_becomes_the_documented_plain_dict() -> None:
         edges=(),
         planned=(action,),
         skipped=(Skipped(action, "plan_only", "plan_only is on"),),
-        executed=(Outcome("a:dispatch_ready", "a", "dispatch_ready", "succeeded", "ok", NOW, None),),
+        executed=(Outcome("a:dispatch_ready", "a", ActionKind.DISPATCH_READY, "succeeded", "ok", NOW, None),),
         hints=("look at a",),
         inputs={"repos_total": 1},
     )
@@ -87,6 +90,7 @@ def test_a_cycle_record_becomes_the_documented_plain_dict() -> None:
         "reason": "plan_only is on",
     }
     assert plain["executed"][0]["finished_at"] is None
+    assert plain["planned"][0]["params"] == {} and plain["planned"][0]["kind"] == "dispatch_ready"
     assert plain["metrics"]["flow_health"]["inputs"] == {"x": 20.0}
     assert plain["schema"] == 1
     assert orjson.loads(dumps(record)) == plain

@@ -6,8 +6,10 @@ from typing import Any
 
 import pytest
 
+from speedrift.agents.protocol import FailureKind
+from speedrift.failure_class import FailureClass
 from speedrift.fleet.attempt_facts import AttemptFacts, BudgetFacts, EventStats, summarize_events
-from speedrift.fleet.classify import FAILURE_CLASSES, RULES, classify, gate_views
+from speedrift.fleet.classify import RULES, classify, gate_views
 
 
 # --- builders -----------------------------------------------------------------------------------------
@@ -134,13 +136,13 @@ def test_each_class_is_recognised_from_its_own_signal(
 
 
 def test_the_cases_cover_every_class() -> None:
-    assert {c[0] for c in CASES} == set(FAILURE_CLASSES)
+    assert {c[0] for c in CASES} == set(FailureClass)
 
 
 def test_the_rules_test_the_classes_in_the_documented_precedence() -> None:
     order = list(dict.fromkeys(cls for _name, cls, _rule in RULES))
-    assert order == [c for c in FAILURE_CLASSES if c != "implementation_error"] + ["implementation_error"]
-    assert order == list(FAILURE_CLASSES)
+    assert order == [c for c in FailureClass if c != "implementation_error"] + ["implementation_error"]
+    assert order == list(FailureClass)
 
 
 # --- precedence --------------------------------------------------------------------------------------------
@@ -381,7 +383,7 @@ def test_only_errors_and_final_events_can_say_the_context_ran_out() -> None:
         ]
     )
     assert stats.context_messages == ()
-    assert classify(AttemptFacts(failure_kind="agent_error", events=stats)).cls != "context_cut"
+    assert classify(AttemptFacts(failure_kind=FailureKind.AGENT_ERROR, events=stats)).cls != "context_cut"
 
 
 def test_thinking_is_not_counted_as_output_lines() -> None:
@@ -395,7 +397,9 @@ def test_gate_views_read_bundles_nested_under_a_bundle_key() -> None:
 
 
 def test_the_gate_seams_own_class_is_used_when_there_are_no_results() -> None:
-    found = classify(AttemptFacts(gate_failure_class="regression", reason="quality gates blocked landing"))
+    found = classify(
+        AttemptFacts(gate_failure_class=FailureClass.REGRESSION, reason="quality gates blocked landing")
+    )
     assert (found.cls, found.rule) == ("regression", "regression-gate")
 
 

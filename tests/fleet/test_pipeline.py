@@ -111,15 +111,22 @@ def test_a_dirty_user_checkout_in_the_way_leaves_the_task_merge_pending(workshop
 
 
 def test_a_rebase_conflict_fails_the_task_naming_the_files(workshop: Workshop) -> None:
-    workshop.add("edit-app", "sleep 0.5; echo \"print('agent')\" > app.py")
+    # The human commits to main while the agent works in its worktree, and the agent edits only
+    # after that commit: a conflict at landing, in this order however slowly either side runs.
+    started, committed = workshop.repo.parent / "agent-started", workshop.repo.parent / "human-committed"
+    wait = f"touch {started}; while [ ! -e {committed} ]; do sleep 0.05; done"
+    workshop.add("edit-app", f"{wait}; echo \"print('agent')\" > app.py")
     pipeline = workshop.pipeline()
     import threading
 
     def human_commits() -> None:
         import time
 
-        time.sleep(0.2)
+        deadline = time.monotonic() + 60
+        while not started.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
         commit_file(workshop.repo, "app.py", "print('human')\n")
+        committed.touch()
 
     thread = threading.Thread(target=human_commits)
     thread.start()

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from speedrift.fleet.classify import FAILURE_CLASSES, Classification
+from speedrift.failure_class import FailureClass
+from speedrift.fleet.classify import Classification
 from speedrift.fleet.config import ConfigError, RepoConfig, load_config
 from speedrift.fleet.recovery import POLICIES, Decision, decide, next_tier, policy_for, split_groups
 from tests.cli.support import Cli, graph_tasks
@@ -21,7 +22,7 @@ def config(**fields: Any) -> RepoConfig:
 def found(
     cls: str, *evidence: str, files: tuple[str, ...] = (), subclass: str | None = None
 ) -> Classification:
-    return Classification(cls, list(evidence) or [f"{cls} happened"], "test", subclass, files)
+    return Classification(FailureClass(cls), list(evidence) or [f"{cls} happened"], "test", subclass, files)
 
 
 def decision(
@@ -41,7 +42,7 @@ def decision(
 
 # --- the table ------------------------------------------------------------------------------------------
 def test_every_failure_class_has_a_policy() -> None:
-    assert set(POLICIES) == set(FAILURE_CLASSES)
+    assert set(POLICIES) == set(FailureClass)
 
 
 @pytest.mark.parametrize(
@@ -66,7 +67,11 @@ def test_every_failure_class_has_a_policy() -> None:
 )
 def test_a_first_failure_gets_its_classes_recovery(cls: str, recovery: str, automatic: bool) -> None:
     made = decision(cls)
-    assert (made.recovery, made.automatic, made.retryable) == (recovery, automatic, POLICIES[cls].retryable)
+    assert (made.recovery, made.automatic, made.retryable) == (
+        recovery,
+        automatic,
+        POLICIES[FailureClass(cls)].retryable,
+    )
 
 
 def test_a_retry_with_diagnosis_carries_the_evidence_into_the_next_prompt() -> None:
@@ -167,7 +172,7 @@ def test_class_overrides_in_the_config_replace_the_defaults() -> None:
     )
     made = decision("spec_gap", config=tuned)
     assert (made.recovery, made.automatic) == ("retry_with_diagnosis", True)
-    assert policy_for("spec_gap", tuned).retryable
+    assert policy_for(FailureClass.SPEC_GAP, tuned).retryable
 
 
 def test_an_unknown_class_in_speedrift_toml_is_an_error_naming_it(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from speedrift.errors import Refused
+from speedrift.failure_class import FailureClass
 from speedrift.fleet import recovery_graph
 from speedrift.fleet.classify import Classification
 from speedrift.fleet.config import RepoConfig
@@ -24,7 +25,7 @@ def fail_as(
     workshop: Workshop, task_id: str, cls: str, *, files: tuple[str, ...] = (), model: str | None = "sonnet"
 ) -> Decision:
     """Fail a task as the pipeline does: ops.fail plus the classification and its decision."""
-    found = Classification(cls, [f"{cls}: evidence"], "test", None, files)
+    found = Classification(FailureClass(cls), [f"{cls}: evidence"], "test", None, files)
     holder: list[Decision] = []
 
     def build(graph: Graph, now: datetime) -> ops.Mutation:
@@ -40,8 +41,9 @@ def fail_as(
         )
         holder.append(made)
         mutation = ops.fail(graph, task_id, reason=f"{cls}: x", now=now, actor=ACTOR)
-        recovery_graph.annotate_failure(mutation.tasks[0], found, made, reason="x", now=now, actor=ACTOR)
-        return mutation
+        return recovery_graph.annotate_failure(
+            graph, task_id, found, made, reason="x", now=now, actor=ACTOR, within=mutation
+        )
 
     workshop.store.mutate(build, actor=ACTOR)
     return holder[0]

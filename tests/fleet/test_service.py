@@ -42,7 +42,7 @@ def test_the_service_runs_ready_work_in_dependency_order(workshop: Workshop) -> 
     assert [tasks[t]["status"] for t in ("first", "second", "other")] == ["done", "done", "done"]
     assert (workshop.repo / "two.txt").read_text() == "2\n"  # second ran on top of first's landed work
     beat = service.read_heartbeat(workshop.repo)
-    assert beat is not None and beat["state"] == "stopped" and beat["pid"] == os.getpid()
+    assert beat is not None and beat.state == "stopped" and beat.pid == os.getpid()
 
 
 def test_the_service_never_runs_more_than_max_agents_at_once(workshop: Workshop) -> None:
@@ -110,7 +110,7 @@ def test_recovery_records_work_that_landed_just_before_a_crash(workshop: Worksho
     sh_git(Path(manifest.path), "add", "f.txt")
     sh_git(Path(manifest.path), "commit", "-qm", "f")
     sh_git(workshop.repo, "merge", "--ff-only", "-q", manifest.branch)  # the crash came after this
-    manifest.state = "landing"
+    manifest.state = worktrees.ManifestState.LANDING
     worktrees.write_manifest(workshop.repo, manifest)
     notes = service.recover(workshop.pipeline())
     assert any("marked done" in n for n in notes)

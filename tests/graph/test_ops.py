@@ -10,6 +10,7 @@ import pytest
 from speedrift.errors import NotFound, Refused, UsageError
 from speedrift.graph import ops
 from speedrift.graph.codec import Graph
+from speedrift.graph.wgcompat import WgCompatError
 from speedrift.times import format_time
 from tests.builders import graph_of, task
 from tests.conftest import NOW
@@ -248,3 +249,112 @@ def test_peer_dependency_refs_are_accepted() -> None:
         graph, ops.add_task(graph, ops.NewTask("t", after=["other-repo:task-1"]), now=NOW, actor=None)
     )
     assert added["after"] == ["other-repo:task-1"]
+
+
+def test_done_and_unclaim_log_the_message_they_are_given_instead_of_wgs_own() -> None:
+    graph = graph_of(task("a", "in-progress", assigned="bob"), task("b", "in-progress", assigned="bob"))
+    finished = ops.done(graph, "a", now=NOW, actor="w", force=True, message="Landed abc on main")
+    released = ops.unclaim(graph, "b", now=NOW, actor="w", message="worker 12 is gone")
+    entry = {"timestamp": format_time(NOW), "actor": "w", "message": "Landed abc on main"}
+    assert finished.tasks[0]["log"][-1] == entry
+    assert released.tasks[0]["log"][-1]["message"] == "worker 12 is gone"
+    assert [(r.op, r.detail) for r in finished.records + released.records] == [
+        ("done", {}),
+        ("unclaim", {"previous": "bob"}),
+    ]
+    assert ops.done(graph, "a", now=NOW, actor="w").tasks[0]["log"][-1]["message"] == "Task marked as done"
+
+
+def test_set_fields_alone_is_one_edit_naming_what_it_set() -> None:
+    graph = graph_of(task("a", tags=["x"], speedrift={"touch": ["src/*"]}))
+    mutation = ops.set_fields(
+        graph, "a", {"paused": True, "model": "opus"}, speedrift={"state": "running"}, now=NOW, actor="w"
+    )
+    changed = mutation.tasks[0]
+    assert (changed["paused"], changed["model"]) == (True, "opus")
+    assert changed["speedrift"] == {"touch": ["src/*"], "state": "running"}
+    assert "log" not in changed
+    assert [(r.op, r.task_id, r.detail) for r in mutation.records] == [
+        ("edit", "a", {"fields": ["model", "paused"], "speedrift": ["state"]})
+    ]
+
+
+def test_set_fields_removes_a_field_or_a_speedrift_key_given_none() -> None:
+    graph = graph_of(task("a", tags=["x"], speedrift={"state": "running", "worker": {"pid": 1}}))
+    mutation = ops.set_fields(graph, "a", {"tags": None}, speedrift={"state": None}, now=NOW, actor=None)
+    changed = mutation.tasks[0]
+    assert "tags" not in changed
+    assert changed["speedrift"] == {"worker": {"pid": 1}}
+    emptied = ops.set_fields(graph, "a", speedrift={"state": None, "worker": None}, now=NOW, actor=None)
+    assert "speedrift" not in emptied.tasks[0]
+
+
+def test_set_fields_logs_its_message_like_the_verbs_do() -> None:
+    graph = graph_of(task("a"))
+    changed = ops.set_fields(graph, "a", {"paused": True}, message="Needs re-planning", now=NOW, actor="w")
+    assert changed.tasks[0]["log"] == [
+        {"timestamp": format_time(NOW), "actor": "w", "message": "Needs re-planning"}
+    ]
+
+
+def test_set_fields_within_a_verbs_mutation_changes_that_copy_and_adds_no_record() -> None:
+    graph = graph_of(task("a", "in-progress", assigned="bob", speedrift={"worker": {"pid": 1}}))
+    mutation = ops.unclaim(graph, "a", now=NOW, actor="hub", message="claimant pid 1 is gone")
+    verbs_copy = mutation.tasks[0]
+    same = ops.set_fields(graph, "a", speedrift={"worker": None}, now=NOW, actor="hub", within=mutation)
+    assert same is mutation and mutation.tasks == [verbs_copy]
+    assert "speedrift" not in verbs_copy and verbs_copy["status"] == "open"
+    assert [r.op for r in mutation.records] == ["unclaim"]  # the op log records one change, as wg would
+
+
+def test_set_fields_adds_new_keys_at_the_end_of_the_line_in_the_order_given() -> None:
+    graph = graph_of(task("a"))
+    changed = ops.set_fields(
+        graph, "a", {"tried_models": ["sonnet"], "model": "opus", "title": "A"}, now=NOW, actor=None
+    ).tasks[0]
+    assert list(changed) == ["kind", "id", "title", "status", "tried_models", "model"]
+
+
+def test_set_fields_never_modifies_the_loaded_graph() -> None:
+    graph = graph_of(task("a", tags=["x"]))
+    before = dict(graph.tasks["a"])
+    ops.set_fields(graph, "a", {"tags": ["x", "y"]}, speedrift={"s": 1}, message="m", now=NOW, actor=None)
+    assert graph.tasks["a"] == before
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("failure_class", "merge_conflict"),  # speedrift's class, not wg's enum
+        ("not_before", "tomorrow"),
+        ("tags", ["ok", 3]),
+        ("paused", "yes"),
+        ("retry_count", -1),
+    ],
+)
+def test_set_fields_refuses_a_value_wg_could_not_parse(field: str, value: Any) -> None:
+    graph = graph_of(task("a"))
+    with pytest.raises(WgCompatError, match=field):
+        ops.set_fields(graph, "a", {field: value}, now=NOW, actor=None)
+
+
+def test_set_fields_judges_only_what_it_changes() -> None:
+    graph = graph_of(task("a", failure_class="someone-elses-value"))
+    changed = ops.set_fields(graph, "a", {"paused": True}, now=NOW, actor=None).tasks[0]
+    assert changed["failure_class"] == "someone-elses-value"
+
+
+@pytest.mark.parametrize("field", ["id", "kind", "status", "log", "speedrift"])
+def test_set_fields_refuses_identity_status_the_log_and_the_whole_speedrift_object(field: str) -> None:
+    graph = graph_of(task("a"))
+    with pytest.raises(ValueError, match=field):
+        ops.set_fields(graph, "a", {field: "x"}, now=NOW, actor=None)
+
+
+def test_set_fields_within_a_mutation_that_does_not_change_the_task_is_refused() -> None:
+    graph = graph_of(task("a"), task("b"))
+    other = ops.log_message(graph, "b", "note", now=NOW, actor=None)
+    with pytest.raises(ValueError, match="does not change 'a'"):
+        ops.set_fields(graph, "a", {"paused": True}, now=NOW, actor=None, within=other)
+    with pytest.raises(ValueError, match="needs a field"):
+        ops.set_fields(graph, "a", now=NOW, actor=None)

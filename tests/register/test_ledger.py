@@ -175,9 +175,10 @@ def test_tail_follows_new_records_across_a_rotation(tmp_path: Path) -> None:
             time.sleep(0.02)
 
     thread = threading.Thread(target=write_more)
-    thread.start()
     for record in ledger.tail(follow=True, last=5, poll_s=0.01, stop=done.is_set):
         seen.append(int(record["n"]))  # type: ignore[call-overload]
+        if len(seen) == 2:  # the tail has read the two records there were: now the writer starts
+            thread.start()
         if seen[-1] == 9:
             done.set()
             break

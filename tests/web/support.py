@@ -11,6 +11,8 @@ from typing import Any, TypeVar
 
 from starlette.applications import Starlette
 
+from speedrift.control.assess.queues import attention_queues, carried_since_plain
+from speedrift.control.assess.score import score_repo
 from speedrift.register.record import (
     Action,
     AttemptStats,
@@ -154,8 +156,20 @@ def record(
     edges: Sequence[RepoEdge] = (),
     plan_only: bool = True,
     narrative: str = "Stable posture.",
+    previous: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """A cycle record as the ledger holds it. Its attention queues come from the control stage over
+    the reports' snapshots, scored by the real scorer, and the given actions; ``previous`` (an
+    earlier record) carries the entries' ``since`` as the hub would."""
     values = metrics if metrics is not None else {"reporting_coverage": 100.0, "flow_health": 90.0}
+    queues = attention_queues(
+        {r.name: r.snapshot for r in reports},
+        {r.name: score_repo(r.snapshot, None, at) for r in reports},
+        planned,
+        skipped,
+        at,
+        first_seen=carried_since_plain(previous),
+    )
     return cycle_to_dict(
         CycleRecord(
             cycle_id=cycle_id,
@@ -172,6 +186,7 @@ def record(
             hints=("a hint",),
             inputs={"repos_total": len(reports)},
             narrative=narrative,
+            queues=queues,
         )
     )
 

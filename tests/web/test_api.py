@@ -15,9 +15,11 @@ from starlette.testclient import TestClient
 from speedrift import hubdir
 from speedrift.control.controlfile import read_control
 from speedrift.control.cycle import run_once
+from speedrift.errors import NotFound, Refused, SpeedriftError, UsageError
 from speedrift.fleet import attempts
 from speedrift.register.ledger import Ledger
 from speedrift.register.sqlite import Register
+from speedrift.web.api import BadRequest
 from speedrift.web.live import DashboardState
 from speedrift.web.server import wire
 from tests.web.support import BASE_URL, ORIGIN, app_for, bearer
@@ -265,3 +267,42 @@ def test_beyond_loopback_reads_need_the_token_too_but_the_page_loads(demo_eco: P
         assert dash.client.get("/api/status").status_code == 401
         assert dash.client.get("/api/status", headers=bearer("wrong")).status_code == 403
         assert dash.client.get("/api/status", headers=bearer()).status_code == 200
+
+
+def test_error_bodies_are_error_and_hint_with_the_field_to_blame_and_the_security_headers(dash: Dash) -> None:
+    missing = dash.client.get("/api/repos/nope")
+    assert missing.json() == {"error": "no repo named 'nope'", "hint": None}
+    assert "frame-ancestors 'none'" in missing.headers["content-security-policy"]
+    invalid = dash.client.post("/api/repos/billing/mode", json={"mode": "bogus"}, headers=bearer())
+    assert invalid.status_code == 422
+    assert invalid.json()["field"] == "mode" and invalid.json()["hint"] is None
+    not_json = dash.client.post("/api/repos/billing/mode", content=b"{oops", headers=bearer())
+    assert not_json.json()["hint"] == "send a JSON object" and "field" not in not_json.json()
+    huge = dash.client.post("/api/repos/billing/mode", content=b" " * 20_000, headers=bearer())
+    assert huge.status_code == 413
+    unknown = dash.client.post("/api/repos/nope/mode", json={"mode": "observe"}, headers=bearer())
+    assert unknown.status_code == 404
+    assert dash.client.post("/api/repos/nope/agents/t/pause", headers=bearer()).status_code == 404
+    assert dash.client.get("/api/ledger?last=many").status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("raised", "code"),
+    [
+        (NotFound("gone"), 404),
+        (UsageError("bad"), 422),
+        (Refused("no"), 409),
+        (SpeedriftError("broke", hint="look"), 500),
+        (BadRequest("not JSON", status=400), 400),
+    ],
+)
+def test_every_speedrift_error_an_endpoint_raises_is_mapped_once(
+    dash: Dash, monkeypatch: pytest.MonkeyPatch, raised: SpeedriftError, code: int
+) -> None:
+    def fail() -> None:
+        raise raised
+
+    monkeypatch.setattr(dash.state, "status", fail)
+    response = dash.client.get("/api/status")
+    assert response.status_code == code
+    assert response.json() == {"error": raised.message, "hint": raised.hint}

@@ -133,9 +133,10 @@ def test_an_identical_second_cycle_sends_only_what_differs() -> None:
 def test_queues_are_not_resent_when_only_waiting_time_grew() -> None:
     state = _state("shop")
     stuck = snapshot("shop", graph=graph_state(failed_blockers=2))
-    state.publish_cycle(record([report(stuck)], cycle_id="c-1"))
+    first = record([report(stuck)], cycle_id="c-1")
+    state.publish_cycle(first)
     recorder = Recorder(state)
-    state.publish_cycle(record([report(stuck)], cycle_id="c-2", at=NOW + timedelta(hours=3)))
+    state.publish_cycle(record([report(stuck)], cycle_id="c-2", at=NOW + timedelta(hours=3), previous=first))
     [delta] = recorder.decoded()
     assert "queues" not in delta and "queues_prompts_changed" not in delta
     full = state.queues()["queues"]["dependency"]["items"][0]

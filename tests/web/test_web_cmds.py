@@ -1,4 +1,5 @@
-"""`speedrift dashboard` and `speedrift token rotate`, run as real processes."""
+"""`speedrift dashboard` and `speedrift token rotate` as a user runs them (through the CLI's
+`main`, in this process; serving until Ctrl-C takes a real process)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,11 @@ from pathlib import Path
 import httpx
 
 from speedrift import hubdir
+from tests.cli.support import Cli, Result
 
 
-def _speedrift(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "speedrift", *args], cwd=cwd, capture_output=True, text=True, check=False
-    )
+def _speedrift(*args: str, cwd: Path) -> Result:
+    return Cli(cwd)(*args)
 
 
 def test_print_url_carries_the_token_in_the_fragment(demo_eco: Path) -> None:
@@ -89,6 +89,7 @@ def test_no_ecosystem_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_the_dashboard_serves_until_interrupted(demo_eco: Path) -> None:
+    # a real process: it serves until SIGINT
     process = subprocess.Popen(
         [sys.executable, "-m", "speedrift", "dashboard", "--port", "0"],
         cwd=demo_eco.parent,

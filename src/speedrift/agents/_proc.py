@@ -1,8 +1,9 @@
-"""Process-group plumbing for the session: pumps for the child's pipes and killing its group.
+"""Pipe plumbing for the session: pumps for the child's stdout and stderr, and its stdin feed.
 
-An agent CLI starts helpers (node workers, shells, test runners, `sleep`), so the unit of
-control is the process group the session creates with `start_new_session=True`: signals go to
-the group, and the group is only considered gone when no live member remains.
+Job: move the agent's output into the session (events line by line, stderr capped into a file)
+without ever blocking on, or raising from, a pipe. Invariant: every pump ends (and says so) when
+its pipe closes or breaks. The child's process group — started, signalled and ended — is
+:mod:`speedrift.procs`'s business (``popen_group``, ``end_group``).
 """
 
 from __future__ import annotations
@@ -11,17 +12,13 @@ import collections
 import contextlib
 import os
 import queue
-import signal
-import subprocess
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
 MAX_LINE = 8 * 1024 * 1024  # a longer stdout "line" is not an event; it is skipped
 STDERR_CAP = 1024 * 1024  # bytes of stderr kept in stderr.log; the rest is counted, not kept
-_POLL_S = 0.05
 
 
 def pump_lines(stream: IO[bytes], lines: queue.Queue[bytes | None]) -> None:
@@ -85,70 +82,3 @@ def start_thread(target: Callable[..., object], *args: object) -> threading.Thre
     thread = threading.Thread(target=target, args=args, daemon=True)
     thread.start()
     return thread
-
-
-def group_alive(pgid: int) -> bool:
-    """Whether any non-zombie process is left in the group.
-
-    `killpg(pgid, 0)` alone also counts zombies, which linger when nothing reaps orphans (as in
-    some containers), so on Linux the members are checked in /proc.
-    """
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return True
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # Fields after the command name, which is parenthesised and may contain spaces.
-        fields = stat[stat.rfind(")") + 2 :].split()
-        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
-            return True
-    return False
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
-def end_group(proc: subprocess.Popen[bytes], grace_s: float) -> None:
-    """SIGTERM the whole group, wait up to `grace_s` for it to go, then SIGKILL what is left.
-
-    Runs on every exit path, also after a normal exit: helpers left behind by an agent must not
-    outlive its run. The leader is reaped as it goes so it does not count as alive.
-    """
-    pgid = proc.pid  # start_new_session: the leader's pid is the group id
-    try:
-        _end(proc, pgid, grace_s)
-    finally:
-        # Reap the leader: it may have died between a poll and the liveness check above.
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=5)
-
-
-def _end(proc: subprocess.Popen[bytes], pgid: int, grace_s: float) -> None:
-    proc.poll()
-    if not group_alive(pgid):
-        return
-    _signal_group(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        proc.poll()
-        if not group_alive(pgid):
-            return
-        time.sleep(_POLL_S)
-    _signal_group(pgid, signal.SIGKILL)
-    deadline = time.monotonic() + 5
-    while group_alive(pgid) and time.monotonic() < deadline:
-        proc.poll()
-        time.sleep(_POLL_S)

@@ -17,6 +17,7 @@ from speedrift.agents.codex import CodexRuntime
 from speedrift.agents.opencode import OpenCodeRuntime
 from speedrift.agents.protocol import Runtime
 from speedrift.agents.shell import ShellRuntime
+from speedrift.errors import InvalidValue
 
 _RUNTIMES: dict[str, Runtime] = {
     "claude": ClaudeRuntime(),
@@ -32,13 +33,13 @@ def runtime_for(name: str) -> Runtime:
     try:
         return _RUNTIMES[name]
     except KeyError:
-        raise ValueError(f"unknown agent runtime {name!r}; known: {', '.join(RUNTIME_NAMES)}") from None
+        raise InvalidValue(f"unknown agent runtime {name!r}; known: {', '.join(RUNTIME_NAMES)}") from None
 
 
 def select_runtime(task: Mapping[str, Any], default: str) -> tuple[str, str | None]:
     """(runtime name, model without its runtime prefix) for `task`; `default` is the repo's."""
     if default not in _RUNTIMES:
-        raise ValueError(f"unknown default agent runtime {default!r}; known: {', '.join(RUNTIME_NAMES)}")
+        raise InvalidValue(f"unknown default agent runtime {default!r}; known: {', '.join(RUNTIME_NAMES)}")
     command = task.get("exec")
     if isinstance(command, str) and command.strip():
         return "shell", None

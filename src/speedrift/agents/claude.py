@@ -17,6 +17,7 @@ from typing import Any
 from speedrift.agents._common import clip, fail, integer, judged, load_object, number, obj, seq, text
 from speedrift.agents.limits import CLAUDE_USAGE_LIMIT, TRANSIENT_TEXT, claude_reset, from_epoch
 from speedrift.agents.protocol import AgentEvent, EventKind, FailureKind, ParseState, RunOutcome, RunRequest
+from speedrift.errors import InvalidValue
 
 PERMISSION_MODES = ("acceptEdits", "auto", "bypassPermissions", "default", "dontAsk", "plan")
 _AUTH_ERRORS = ("authentication_failed", "oauth_org_not_allowed")
@@ -33,7 +34,7 @@ class ClaudeRuntime:
         options = request.options
         mode = options.get("permission_mode", "acceptEdits")
         if mode not in PERMISSION_MODES:
-            raise ValueError(
+            raise InvalidValue(
                 f"claude permission_mode must be one of {', '.join(PERMISSION_MODES)}, not {mode!r}"
             )
         argv = [self.executable, "-p", "--output-format", "stream-json", "--verbose"]
@@ -44,7 +45,7 @@ class ClaudeRuntime:
         if isinstance(tools, str):
             tools = [tools]
         if not isinstance(tools, list) or not all(isinstance(t, str) and t for t in tools):
-            raise ValueError("claude allowed_tools must be a list of tool names")
+            raise InvalidValue("claude allowed_tools must be a list of tool names")
         if tools:
             argv += ["--allowedTools", ",".join(tools)]  # one argument: the flag is variadic
         budgets = request.budgets

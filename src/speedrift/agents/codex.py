@@ -19,6 +19,7 @@ from typing import Any
 from speedrift.agents._common import clip, fail, integer, judged, load_object, obj, seq, text
 from speedrift.agents.limits import AUTH_TEXT, CODEX_USAGE_LIMIT, TRANSIENT_TEXT, codex_reset
 from speedrift.agents.protocol import AgentEvent, EventKind, FailureKind, ParseState, RunOutcome, RunRequest
+from speedrift.errors import InvalidValue
 
 SANDBOXES = ("read-only", "workspace-write", "danger-full-access")
 _RECONNECT = re.compile(r"^Reconnecting\.\.\.")
@@ -35,7 +36,7 @@ class CodexRuntime:
     def build_argv(self, request: RunRequest) -> list[str]:
         sandbox = request.options.get("sandbox", "workspace-write")
         if sandbox not in SANDBOXES:
-            raise ValueError(f"codex sandbox must be one of {', '.join(SANDBOXES)}, not {sandbox!r}")
+            raise InvalidValue(f"codex sandbox must be one of {', '.join(SANDBOXES)}, not {sandbox!r}")
         argv = [
             self.executable,
             "exec",

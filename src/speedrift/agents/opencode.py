@@ -21,6 +21,7 @@ from typing import Any
 from speedrift.agents._common import clip, fail, integer, judged, load_object, number, obj, text
 from speedrift.agents.limits import AUTH_TEXT, TRANSIENT_TEXT, http_reset, reference_now, reset_in
 from speedrift.agents.protocol import AgentEvent, EventKind, FailureKind, ParseState, RunOutcome, RunRequest
+from speedrift.errors import InvalidValue
 
 MESSAGE = "Follow the instructions in the attached task file."
 _REJECTED = "rejected permission"
@@ -40,7 +41,7 @@ class OpenCodeRuntime:
         agent = request.options.get("agent")
         if agent is not None:
             if not isinstance(agent, str) or not agent or agent.startswith("-"):
-                raise ValueError("opencode agent must be an agent name")
+                raise InvalidValue("opencode agent must be an agent name")
             argv += ["--agent", agent]
         return [*argv, "--file", str(request.prompt_file), "--", MESSAGE]
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from speedrift import layout
 from speedrift.agents.protocol import FailureKind, RunOutcome
 
 MAX_REPORT_BYTES = 256 * 1024
@@ -35,7 +36,7 @@ class AgentReport:
 def default_result_file(cwd: Path) -> Path:
     """Inside the worktree, because every CLI's sandbox or permission rules refuse writes outside
     it; under `.speedrift/`, which `speedrift init` excludes from git, so it is never committed."""
-    return cwd / ".speedrift" / "result.json"
+    return layout.agent_result_path(cwd)
 
 
 def read_report(path: Path) -> tuple[AgentReport | None, str]:

@@ -1,8 +1,8 @@
 """One agent run: spawn what the runtime builds, stream its events, enforce budgets, judge.
 
-The session owns the child's process group (`start_new_session=True`) from spawn to the end of
-the run: every way out (natural exit, budget kill, stall, cancel, an exception in a callback)
-passes through `end_group`, so nothing the agent started outlives the run.
+The session owns the child's process group (`procs.popen_group`: its own session) from spawn to
+the end of the run: every way out (natural exit, budget kill, stall, cancel, an exception in a
+callback) passes through `procs.end_group`, so nothing the agent started outlives the run.
 
 Verdicts: a run that ends by itself, or that its runtime asked to stop (`ParseState.abort`), is
 judged by the runtime from its events. A run speedrift stopped is judged by why it was stopped
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import queue
 import shutil
@@ -21,11 +20,10 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
-from speedrift import redact
+from speedrift import layout, procs, records, redact
 from speedrift.agents import _proc
 from speedrift.agents.protocol import (
     AgentEvent,
@@ -77,9 +75,10 @@ def run_session(
     _prepare_files(request, result_file)
     payload = runtime.stdin_payload(request)
     state = ParseState(tz=tz)
-    with (run_dir / "events.jsonl").open("a", encoding="utf-8") as log:
+    with records.open_event_log(run_dir) as log:
         try:
-            proc = subprocess.Popen(
+            # its own process group (we signal the whole group); pipes, as the events stream
+            proc = procs.popen_group(
                 argv,
                 executable=executable,
                 cwd=request.cwd,
@@ -87,8 +86,6 @@ def run_session(
                 stdin=subprocess.PIPE if payload is not None else subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                start_new_session=True,  # its own process group: we signal the whole group
-                close_fds=True,
             )
         except OSError as exc:
             reason = f"could not start {argv[0]}: {exc.strerror or exc}"
@@ -96,8 +93,8 @@ def run_session(
                 success=False, failure=FailureKind.CRASHED, reason=reason, result_file=result_file
             )
         run = _Run(runtime, request.budgets, proc, state, log, on_event, cancel, clock, started)
-        outcome = run.supervise(payload, run_dir / "stderr.log")
-    redact.redact_file(run_dir / "stderr.log")  # written raw while the agent ran
+        outcome = run.supervise(payload, layout.stderr_path(run_dir))
+    redact.redact_file(layout.stderr_path(run_dir))  # written raw while the agent ran
     return dataclasses.replace(outcome, duration_s=max(0.0, clock() - started), result_file=result_file)
 
 
@@ -137,7 +134,7 @@ class _Run:
         try:
             stop = self._watch(lines)
         finally:
-            _proc.end_group(proc, self.budgets.kill_grace_s)
+            procs.end_group(proc, self.budgets.kill_grace_s)
             self._drain(lines, readers)
         if stop is not None:
             self._record(
@@ -223,15 +220,11 @@ class _Run:
         return any(event.progress for event in events)
 
     def _record(self, event: AgentEvent) -> None:
-        stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        record: dict[str, Any] = {"ts": stamp, "kind": event.kind.value, "text": event.text}
-        if event.data:
-            record["data"] = event.data
-        if not event.progress:
-            record["progress"] = False
-        # the event log never carries a credential the agent printed: see speedrift/redact.py
-        self.log.write(json.dumps(redact.redact_value(record), ensure_ascii=False, default=str) + "\n")
-        self.log.flush()
+        # redacted on the way out: the event log never carries a credential the agent printed
+        records.append_event(
+            self.log,
+            records.Event(event.kind.value, event.text, data=event.data, progress=event.progress),
+        )
         if self.on_event is not None:
             self.on_event(event)
 

@@ -12,6 +12,7 @@ import signal
 
 from speedrift.agents._common import clip
 from speedrift.agents.protocol import AgentEvent, EventKind, FailureKind, ParseState, RunOutcome, RunRequest
+from speedrift.errors import InvalidValue
 
 
 class ShellRuntime:
@@ -25,7 +26,7 @@ class ShellRuntime:
         command = request.options.get("command")
         if isinstance(command, list) and command and all(isinstance(a, str) and a for a in command):
             return list(command)
-        raise ValueError(
+        raise InvalidValue(
             "the shell runtime needs the task's `exec` or a `command` option (a list of strings)"
         )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from argparse import Namespace
 from pathlib import Path
 
+from speedrift import layout
 from speedrift.cli.base import store
 from speedrift.cli.output import emit_json, say, warn
 from speedrift.graph.repair import repair as repair_graph
@@ -17,7 +18,7 @@ def init_repo(root: Path) -> tuple[Path, bool]:
     graph_dir = init_graph_dir(root)
     excluded = False
     if git.toplevel(root) is not None:
-        git.exclude_locally(root, ".speedrift/")
+        git.exclude_locally(root, layout.STATE_PREFIX)
         excluded = True
     return graph_dir, excluded
 

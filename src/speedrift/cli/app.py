@@ -25,12 +25,12 @@ def main(argv: list[str] | None = None) -> int:
     handler: Callable[[Any], int | None] = getattr(module, function_name)
     try:
         return handler(args) or 0
+    except WgCompatError as error:  # a SpeedriftError too: caught first, for its own wording
+        sys.stderr.write(f"error: refusing to write a line wg could not read: {printable(str(error))}\n")
+        return 1
     except SpeedriftError as error:
         sys.stderr.write(f"error: {printable(str(error))}\n")
         return error.exit_code
-    except WgCompatError as error:
-        sys.stderr.write(f"error: refusing to write a line wg could not read: {printable(str(error))}\n")
-        return 1
 
 
 def run() -> None:

@@ -7,9 +7,10 @@ from argparse import Namespace
 from pathlib import Path
 from typing import Any
 
+from speedrift import layout
 from speedrift.cli.output import emit_json, printable, say, table
 from speedrift.errors import NotFound, UsageError
-from speedrift.graph.store import GRAPH_DIR_NAMES, GRAPH_FILE, GraphStore
+from speedrift.graph.store import GraphStore
 from speedrift.repo import git
 
 MAX_FINDINGS_SHOWN = 60
@@ -32,10 +33,7 @@ def _checkout(args: Namespace) -> tuple[Path, Path]:
 def _store(args: Namespace, repo: Path) -> GraphStore | None:
     if getattr(args, "dir", None) or os.environ.get("WG_DIR"):
         return GraphStore.locate(getattr(args, "dir", None))
-    for name in GRAPH_DIR_NAMES:
-        if (repo / name / GRAPH_FILE).is_file():
-            return GraphStore(repo / name)
-    return None
+    return GraphStore.of_repo(repo)
 
 
 def _base(worktree: Path, repo: Path, explicit: str | None, target: str | None) -> str:
@@ -86,7 +84,7 @@ def run(args: Namespace) -> int:
             raise NotFound(f"no task {args.task!r} in {store.graph_path}")
     base = _base(worktree, repo, args.base, config.target_branch)
     tip = git.rev_parse(worktree, "HEAD") or base
-    dirty = any(not p.startswith(".speedrift/") for p in git.status_porcelain(worktree))
+    dirty = any(not p.startswith(layout.STATE_PREFIX) for p in git.status_porcelain(worktree))
     suite = GateSuite(config.gates, store=store, target_branch=config.target_branch, log_to_task=False)
     evidence = suite.evaluate(repo, worktree, base, tip, task, working_tree=dirty)
     data = bundle.to_dict(evidence)

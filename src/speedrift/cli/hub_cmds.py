@@ -36,7 +36,7 @@ def up(args: Namespace) -> int:
         if args.cycles is not None:
             argv += ["--cycles", str(args.cycles)]
         pid = start_detached(path, argv)
-        say(f"Hub started (pid {pid}); log: {hubdir.hub_dir(path) / 'logs' / 'hub.log'}")
+        say(f"Hub started (pid {pid}); log: {hubdir.hub_log_path(hubdir.hub_dir(path))}")
         if not args.no_dashboard:
             where = dashboard_url(path, args.host, args.port) if args.port else "its URL is in the hub's log"
             say(f"Dashboard: {where}")

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
 from argparse import Namespace
+from typing import Any
 
-from speedrift import layout
+from speedrift import layout, records
 from speedrift.cli.output import emit_json, say
 from speedrift.cli.worker_cmds import repo_context
 from speedrift.errors import Refused
 from speedrift.fleet import halt, service
-from speedrift.times import format_time, now_utc, parse_time
+from speedrift.procs import spawn_detached
+from speedrift.times import format_time, now_utc
 
 
 def serve(args: Namespace) -> int:
@@ -34,7 +35,7 @@ def serve(args: Namespace) -> int:
 
     gates = for_repo(config.gates, graph_store, config.target_branch)
     pipeline = Pipeline(repo, graph_store, config, gates=gates)
-    return service.serve(pipeline, folder / "service.log", admission)
+    return service.serve(pipeline, layout.service_log_path(repo), admission)
 
 
 def start(args: Namespace) -> int:
@@ -44,24 +45,18 @@ def start(args: Namespace) -> int:
         raise Refused(f"the service for {repo} is already running (pid {pid})")
     folder = layout.service_dir(repo)
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "service.out", "ab") as out:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "speedrift", "--dir", str(graph_store.directory), "service", "run"]
-            + (["--hub"] if getattr(args, "hub", False) else []),
-            cwd=repo,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # survives the terminal that started it
-        )
+    out_path = layout.service_out_path(repo)
+    argv = [sys.executable, "-m", "speedrift", "--dir", str(graph_store.directory), "service", "run"]
+    hub_flag = ["--hub"] if getattr(args, "hub", False) else []
+    child = spawn_detached(argv + hub_flag, log=out_path, cwd=repo)  # survives the terminal that started it
     deadline = time.monotonic() + args.timeout
     while time.monotonic() < deadline:
         beat = service.read_heartbeat(repo)
-        if beat and beat.get("pid") == child.pid:
-            say(f"Service started for {repo} (pid {child.pid}); log: {folder / 'service.log'}")
+        if beat and beat.pid == child.pid:
+            say(f"Service started for {repo} (pid {child.pid}); log: {layout.service_log_path(repo)}")
             return 0
         if child.poll() is not None:
-            output = (folder / "service.out").read_text(errors="replace")[-2000:]
+            output = out_path.read_text(errors="replace")[-2000:]
             raise Refused(f"the service exited at once (code {child.returncode}):\n{output}")
         time.sleep(0.1)
     raise Refused(f"the service (pid {child.pid}) did not report a heartbeat within {args.timeout:g}s")
@@ -91,21 +86,21 @@ def stop(args: Namespace) -> int:
 def status(args: Namespace) -> int:
     repo, _store, config = repo_context(args)
     pid = service.running_pid(repo)
-    beat = service.read_heartbeat(repo) or {}
-    at = parse_time(beat.get("at"))
+    beat = service.read_heartbeat(repo) or records.Heartbeat()
+    at = beat.at_time
     age = round((now_utc() - at).total_seconds(), 1) if at else None
-    report = {
+    report: dict[str, Any] = {
         "repo": str(repo),
         "running": pid is not None,
         "pid": pid,
         "heartbeat_age_s": age,
-        "state": beat.get("state") if pid is not None else "stopped",
-        "attempts": beat.get("running", []) if pid is not None else [],
-        "max_agents": beat.get("max_agents"),
-        "paused_runtimes": beat.get("paused_runtimes", {}),
+        "state": beat.state if pid is not None else "stopped",
+        "attempts": list(beat.running) if pid is not None else [],
+        "max_agents": beat.max_agents,
+        "paused_runtimes": beat.paused_runtimes,
         "retries": halt.retries_halted(repo, config.recovery).as_dict(),  # halted by recent failures?
-        "hub": bool(beat.get("hub")) if pid is not None else False,
-        "paused": beat.get("paused") if pid is not None else None,  # --hub without authority: why
+        "hub": beat.hub if pid is not None else False,
+        "paused": beat.paused if pid is not None else None,  # --hub without authority: why
     }
     if args.as_json:
         emit_json(report, pretty=True)

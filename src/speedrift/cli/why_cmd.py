@@ -16,7 +16,7 @@ from speedrift.cli.hub_cmds import ecosystem_path
 from speedrift.cli.output import emit_json, say
 from speedrift.errors import NotFound
 from speedrift.graph import query
-from speedrift.graph.store import GraphStore, find_graph_dir
+from speedrift.graph.store import GraphStore
 from speedrift.register.ledger import Ledger
 from speedrift.times import now_utc
 
@@ -88,8 +88,13 @@ def _task_answer(
         if task in dispatched or outcome["action_id"].endswith(f":{task}"):
             out["answer"] = f"{task}: {outcome['action_id']} {outcome['status']}: {outcome['detail']}"
             break
+    store = GraphStore.of_repo(repo_path) if repo_path is not None else None
     if repo_path is not None:
-        graph = GraphStore(find_graph_dir(None, repo_path)).load()
+        if store is None:
+            raise NotFound(
+                f"{repo_path} has no .wg/ or .workgraph/ task graph", hint="run `speedrift init` there"
+            )
+        graph = store.load()
         found = graph.tasks.get(task)
         if found is None:
             raise NotFound(f"no task {task!r} in {repo_path}", hint="check the id with `speedrift list`")

@@ -9,9 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from speedrift import layout
+from speedrift import layout, records
 from speedrift.cli.base import store
 from speedrift.cli.output import emit_json, printable, say, table
 from speedrift.errors import NotFound, Refused
@@ -19,6 +17,7 @@ from speedrift.fleet import attempts
 from speedrift.fleet.config import RepoConfig, load_config
 from speedrift.graph.store import GraphStore
 from speedrift.procs import pid_alive
+from speedrift.records import AttemptState
 from speedrift.repo import worktrees
 
 
@@ -94,7 +93,7 @@ def agents(args: Namespace) -> None:
 
 def _attempt_dir(repo: Path, task_id: str, attempt: int | None) -> Path:
     folder = (
-        layout.task_runs_dir(repo, task_id) / str(attempt)
+        layout.attempt_dir(repo, task_id, attempt)
         if attempt is not None
         else attempts.latest_attempt_dir(repo, task_id)
     )
@@ -103,22 +102,20 @@ def _attempt_dir(repo: Path, task_id: str, attempt: int | None) -> Path:
     return folder
 
 
+def _attempt_state(folder: Path) -> AttemptState | None:
+    record = records.read_attempt(folder)
+    return record.state if record else None
+
+
 def tail(args: Namespace) -> None:
     repo, _store, _config = repo_context(args)
     folder = _attempt_dir(repo, args.task_id, args.attempt)
-    events = folder / "events.jsonl"
     position = 0
     while True:
-        if events.exists():
-            with open(events, "rb") as handle:
-                handle.seek(position)
-                chunk = handle.read()
-            complete = chunk[: chunk.rfind(b"\n") + 1]
-            position += len(complete)
-            for raw in complete.splitlines():
-                _print_event_line(raw, args.as_json)
-        state = (layout.read_record(folder / "attempt.json") or {}).get("state")
-        if not args.follow or state != "running":
+        lines, position = records.new_event_lines(folder, position)
+        for raw in lines:
+            _print_event_line(raw, args.as_json)
+        if not args.follow or _attempt_state(folder) is not AttemptState.RUNNING:
             return
         time.sleep(0.3)
 
@@ -127,26 +124,22 @@ def _print_event_line(raw: bytes, as_json: bool) -> None:
     if as_json:
         sys.stdout.write(raw.decode("utf-8", "replace") + "\n")
         return
-    try:
-        event = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return
-    if isinstance(event, dict):
-        text = printable(str(event.get("text", "")))[:500]
-        say(f"{event.get('at', '')} {event.get('kind', '?'):9} {text}")
+    event = records.parse_event(raw)
+    if event is not None:
+        text = printable(event.text)[:500]
+        say(f"{event.ts or ''} {event.kind or '?':9} {text}")
 
 
 def cancel(args: Namespace) -> int:
     repo, _store, _config = repo_context(args)
     folder = _attempt_dir(repo, args.task_id, None)
-    record = layout.read_record(folder / "attempt.json") or {}
-    if record.get("state") != "running" or not pid_alive(record.get("pid")):
-        raise Refused(f"no running attempt of {args.task_id!r} (latest is {record.get('state', 'unknown')})")
+    record = records.read_attempt(folder) or records.AttemptRecord({})
+    if record.state is not AttemptState.RUNNING or not pid_alive(record.pid):
+        raise Refused(f"no running attempt of {args.task_id!r} (latest is {record.state_text})")
     attempts.request_cancel(folder)
     deadline = time.monotonic() + args.timeout
     while time.monotonic() < deadline:
-        state = (layout.read_record(folder / "attempt.json") or {}).get("state")
-        if state != "running":
+        if _attempt_state(folder) is not AttemptState.RUNNING:
             say(f"Cancelled {args.task_id} attempt {folder.name}; its worktree is kept.")
             return 0
         time.sleep(0.2)

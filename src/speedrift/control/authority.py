@@ -16,23 +16,23 @@ enforce that, and every refusal is an :class:`AuthorityRefused` naming its ``rul
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
+from speedrift import layout
 from speedrift.control.plan.policy import MODE_PERMITS
 from speedrift.errors import Refused
-from speedrift.layout import STATE_DIR
-from speedrift.register.record import ACTION_KINDS, Action, ControlState
+from speedrift.layout import STATE_PREFIX
+from speedrift.register.record import ACTION_KINDS, AUTOMATION_MODES, PARAMS_TYPES, Action, ControlState
 from speedrift.repo import git
 from speedrift.repo.worktrees import BRANCH_PREFIX
 
-# Where the hub's own detached scratch worktrees live (gate scans); the only ones it removes.
-HUB_WORKTREES = "hub-worktrees"
 OWN_REF_PREFIXES = (f"refs/heads/{BRANCH_PREFIX}", "refs/speedrift/")
 DEFAULT_TIMEOUT_S = 60.0
 
-# Keys in Action.params that would ask a handler to land work itself.
+# Params that would ask a handler to land work itself. No params type has one; an action carrying
+# them anyway (an untyped mapping, say) is refused naming them.
 BYPASS_PARAMS = ("land", "merge", "skip_gates", "no_gates", "bypass_gates", "force")
 
 
@@ -51,7 +51,7 @@ def guard_action(action: Action, control: ControlState, now: datetime) -> str:
     """Raise unless the repo's mode and lease authorise ``action`` at ``now``. Returns the basis."""
     allowed, why = control.authority(now)
     if not allowed:
-        rule = "lease" if control.mode in ("supervise", "autonomous") else "mode"
+        rule = "lease" if control.mode in AUTOMATION_MODES else "mode"
         raise AuthorityRefused(
             f"{action.id}: no authority in {action.repo}: {why}",
             rule=rule,
@@ -67,18 +67,30 @@ def guard_action(action: Action, control: ControlState, now: datetime) -> str:
 
 
 def refuse_gate_bypass(action: Action) -> None:
-    """The hub never lands work itself; an action asking to merge/land directly is refused."""
+    """The hub never lands work itself; an action asking to merge/land directly is refused, and so is
+    one whose params are not its kind's typed params (``PARAMS_TYPES``): handlers rely on them."""
     if action.kind not in ACTION_KINDS:
         raise AuthorityRefused(
             f"{action.id}: no deterministic handler for {action.kind!r}; the hub never merges or lands "
             "work itself",
             rule="gate_bypass",
         )
-    asked = [key for key in BYPASS_PARAMS if action.params.get(key)]
+    params: object = action.params
+    given = (
+        params if isinstance(params, Mapping) else {key: getattr(params, key, None) for key in BYPASS_PARAMS}
+    )
+    asked = [key for key in BYPASS_PARAMS if given.get(key)]
     if asked:
         raise AuthorityRefused(
             f"{action.id}: asks to {', '.join(asked)}; work lands only through the gated worker "
             "pipeline (`speedrift run` or the repo's service), never by the hub directly",
+            rule="gate_bypass",
+        )
+    expected = PARAMS_TYPES[action.kind]
+    if not isinstance(params, expected):
+        raise AuthorityRefused(
+            f"{action.id}: its params are {type(params).__name__}, not what {action.kind} carries "
+            f"({' or '.join(t.__name__ for t in expected)}); the hub runs only what it planned",
             rule="gate_bypass",
         )
 
@@ -181,7 +193,7 @@ class HubGit:
         raise _refuse(
             "not_allowed",
             f"git {command} is not in the hub's allowlist (read-only queries, fetch, and detached "
-            f"worktrees under {STATE_DIR}/)",
+            f"worktrees under {STATE_PREFIX})",
         )
 
     def _checkers(self) -> dict[str, Callable[[list[str]], None]]:
@@ -226,7 +238,7 @@ class HubGit:
         raise _refuse(
             "user_checkout",
             f"git {command}: the hub does not operate on a user's checkout (only fetch, read-only "
-            f"queries and detached worktrees under {STATE_DIR}/)",
+            f"queries and detached worktrees under {STATE_PREFIX})",
         )
 
     def dirty_paths(self) -> list[str]:
@@ -337,7 +349,9 @@ class HubGit:
         action, args = rest[0], rest[1:]
         flags = [a for a in args if a.startswith("-")]
         paths = [a for a in args if not a.startswith("-")]
-        state = (self.repo / STATE_DIR).resolve()
+        state = layout.state_dir(self.repo).resolve()
+        # the hub's own detached scratch worktrees (gate scans): the only ones it removes
+        scratch = layout.hub_worktrees_dir(self.repo).resolve()
         if action == "add":
             if "--detach" not in flags or any(f not in ("--detach", "--quiet", "-q") for f in flags):
                 raise _refuse(
@@ -353,11 +367,11 @@ class HubGit:
         if action == "remove":
             if any(f not in ("--force", "-f") for f in flags) or len(paths) != 1:
                 raise _refuse("not_allowed", f"git worktree remove {_show(args)}")
-            if not _inside(Path(paths[0]), state / HUB_WORKTREES, self.repo):
+            if not _inside(Path(paths[0]), scratch, self.repo):
                 raise _refuse(
                     "worktree_outside",
                     f"git worktree remove {paths[0]}: the hub removes only its own scratch worktrees under "
-                    f"{state / HUB_WORKTREES}/",
+                    f"{scratch}/",
                 )
             return
         raise _refuse("not_allowed", f"git worktree {action}: not in the hub's allowlist")

@@ -24,12 +24,11 @@ import orjson
 
 from speedrift import fsutil
 from speedrift.errors import NotFound, Refused, SpeedriftError, UsageError
-from speedrift.layout import STATE_DIR, control_path
+from speedrift.layout import STATE_PREFIX, control_lock_path, control_path
 from speedrift.register.record import CONTROL_MODES, ControlMode, ControlState
 from speedrift.repo import git
 from speedrift.times import iso_utc, parse_time
 
-LOCK_FILE = "control.lock"
 FILE_SCHEMA = 1
 LEASED_MODES = ("supervise", "autonomous")
 
@@ -82,7 +81,7 @@ def read_control(repo: Path) -> ControlState:
 
 
 def _locked(repo: Path) -> contextlib.AbstractContextManager[None]:
-    return fsutil.flocked(repo / STATE_DIR / LOCK_FILE)
+    return fsutil.flocked(control_lock_path(repo))
 
 
 def _to_dict(state: ControlState) -> dict[str, Any]:
@@ -107,7 +106,7 @@ def _prepare(repo: Path) -> None:
         raise NotFound(f"{repo} is not a directory", hint="check the repo's path in ecosystem.toml")
     if (repo / ".git").exists():
         with contextlib.suppress(SpeedriftError, OSError):
-            git.exclude_locally(repo, f"{STATE_DIR}/")  # runtime state never shows as untracked
+            git.exclude_locally(repo, STATE_PREFIX)  # runtime state never shows as untracked
 
 
 def write_control(

@@ -1,8 +1,9 @@
 """One control cycle: observe -> prioritize -> plan -> (policy) -> execute -> record.
 
-The stages are the pure core (score, metrics, edges, plan, policy, narrative) between two thin
-edges (the observer, the handlers); this module only wires them and keeps the state one cycle
-hands to the next (previous health and metrics for trends, the observer's incremental cache).
+The stages are the pure core (score, metrics, edges, plan, policy, attention queues, narrative)
+between two thin edges (the observer, the handlers); this module only wires them and keeps the
+state one cycle hands to the next (previous health and metrics for trends, since when each
+attention entry waits, the observer's incremental cache).
 
 Restart safety: every action is written to the register as *started* before its handler runs
 and *finished* after. A hub killed in between leaves a started row; the next :class:`Hub`
@@ -21,6 +22,7 @@ from typing import Any
 
 from speedrift import hubdir
 from speedrift.control.assess.judgement import RepoMemo, assess, build_record, with_prompts
+from speedrift.control.assess.queues import carried_since, carried_since_plain
 from speedrift.control.ecosystem.load import Ecosystem, load_ecosystem
 from speedrift.control.handlers.dispatch import HandlerContext, execute
 from speedrift.control.observe.observer import Observer
@@ -28,25 +30,29 @@ from speedrift.control.plan.policy import cut_after_hard_stop
 from speedrift.register.ledger import Ledger
 from speedrift.register.record import (
     Action,
+    ActionKind,
     CycleRecord,
     Metric,
     Outcome,
+    OutcomeStatus,
     Plan,
     RepoHealth,
     Skipped,
 )
 from speedrift.register.sqlite import Register
 from speedrift.serialize import cycle_to_dict
-from speedrift.times import now_utc
+from speedrift.times import now_utc, short_stamp
 
 HISTORY_WINDOW = timedelta(hours=24)
+LEDGER_LOOKBACK = 8  # ledger lines searched at start for the newest cycle (operator entries interleave)
 # a failed dispatch says little about the repo (the next cycle re-observes); every other failed
 # action means a verification failed, and the cycle stops there
-HARD_STOP_EXEMPT = frozenset({"dispatch_ready"})
+HARD_STOP_EXEMPT = frozenset({ActionKind.DISPATCH_READY})
+HINTED: frozenset[OutcomeStatus] = frozenset({"failed", "refused"})  # outcomes the next-cycle hints name
 
 
 def new_cycle_id(now: datetime) -> str:
-    return f"c-{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
+    return f"c-{short_stamp(now)}-{secrets.token_hex(3)}"
 
 
 class Hub:
@@ -72,7 +78,16 @@ class Hub:
         self.previous_metrics: dict[str, Metric] | None = None
         self._memo: dict[str, RepoMemo] = {}
         self._approved_by: dict[str, str] = {}  # this cycle's approved action ids -> approver
+        self._queue_since = self._recorded_queue_since()
         self._recover_interrupted()
+
+    def _recorded_queue_since(self) -> dict[str, datetime]:
+        """Since when each attention entry waits, as the newest recorded cycle says: a restarted hub
+        keeps the waiting times it showed before (queues.carried_since carries them on from here)."""
+        for line in reversed(self.ledger.read(last=LEDGER_LOOKBACK)):
+            if line.get("cycle_id") and not line.get("kind"):
+                return carried_since_plain(line)
+        return {}
 
     # ------------------------------------------------------------------ restart safety
 
@@ -136,10 +151,12 @@ class Hub:
             skipped=skipped,
             outcomes=outcomes,
             hints=_hints(skipped, outcomes),
+            queue_since=self._queue_since,
         )
         self.ledger.append(record)
         self.register.record_cycle(record)
         self.previous = record
+        self._queue_since = carried_since(record.queues)
         self.previous_health = assessment.healths
         self.previous_metrics = assessment.metrics
         self._memo = assessment.memo
@@ -175,7 +192,7 @@ class Hub:
                 entry=entry,
                 now=self.clock,
                 speedrift_argv=self.speedrift_argv,
-                log_dir=self.hub / "logs",
+                log_dir=hubdir.logs_dir(self.hub),
                 cycle_id=cycle_id,
                 approved_by=self._approved_by.get(action.id),
             )
@@ -205,7 +222,7 @@ def _hints(skipped: Sequence[Skipped], outcomes: Sequence[Outcome]) -> tuple[str
             f"{rules['lease']} action(s) held by an expired or missing lease: renew with `speedrift mode`"
         )
     for outcome in outcomes:
-        if outcome.status in ("failed", "refused"):
+        if outcome.status in HINTED:
             hints.append(f"{outcome.action_id} {outcome.status}: {outcome.detail}")
     return tuple(hints)
 

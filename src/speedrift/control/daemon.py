@@ -11,7 +11,6 @@ from __future__ import annotations
 import fcntl
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -20,12 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from speedrift import hubdir
+from speedrift import hubdir, layout
 from speedrift.control.assess.judgement import with_prompts
 from speedrift.control.cycle import Hub
 from speedrift.control.ecosystem.load import Ecosystem
 from speedrift.errors import Refused, SpeedriftError
-from speedrift.procs import pid_alive
+from speedrift.graph.store import graph_file_candidates
+from speedrift.procs import pid_alive, spawn_detached
 from speedrift.serialize import cycle_to_dict
 
 WAKE_POLL_SECONDS = 1.0
@@ -57,13 +57,9 @@ class HubOptions:
     on_dashboard: Callable[[int], None] | None = None  # told the port the dashboard listens on
 
 
-def pid_path(hub: Path) -> Path:
-    return hub / "hub.pid"
-
-
 def running_hub(hub: Path) -> int | None:
     """The live hub's pid, judged by its flock (a stale pid file proves nothing)."""
-    path = pid_path(hub)
+    path = hubdir.pid_path(hub)
     if not path.exists():
         return None
     fd = os.open(path, os.O_RDONLY)
@@ -79,7 +75,7 @@ def running_hub(hub: Path) -> int | None:
 
 class _PidLock:
     def __init__(self, hub: Path) -> None:
-        self.path = pid_path(hub)
+        self.path = hubdir.pid_path(hub)
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -103,16 +99,15 @@ def change_signature(ecosystem: Ecosystem) -> tuple[float, ...]:
     """Cheap stat-only signature of what makes a repo worth a sooner cycle (graph, HEAD, index, service)."""
     marks: list[float] = []
     for entry in ecosystem.repos:
-        for rel in (
-            ".workgraph/graph.jsonl",
-            ".wg/graph.jsonl",
-            ".git/HEAD",
-            ".git/index",
-            ".speedrift/service/heartbeat.json",
-            ".speedrift/control.json",
+        for path in (
+            *graph_file_candidates(entry.path),
+            entry.path / ".git/HEAD",
+            entry.path / ".git/index",
+            layout.heartbeat_path(entry.path),
+            layout.control_path(entry.path),
         ):
             try:
-                marks.append(os.stat(entry.path / rel).st_mtime)
+                marks.append(os.stat(path).st_mtime)
             except OSError:
                 marks.append(0.0)
     try:
@@ -203,20 +198,17 @@ def start_detached(ecosystem_path: Path, argv: list[str], timeout: float = 30.0)
     hub = hubdir.hub_dir(ecosystem_path)
     if (pid := running_hub(hub)) is not None:
         raise Refused(f"a hub is already running for {ecosystem_path} (pid {pid})")
-    logs = hub / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    with open(logs / "hub.log", "ab") as log:
-        child = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-        )
+    log_path = hubdir.hub_log_path(hub)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    child = spawn_detached(argv, log=log_path)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if running_hub(hub) == child.pid:
             return child.pid
         if child.poll() is not None:
-            raise SpeedriftError(f"the hub exited at start (code {child.returncode}); see {logs / 'hub.log'}")
+            raise SpeedriftError(f"the hub exited at start (code {child.returncode}); see {log_path}")
         time.sleep(0.1)
-    raise SpeedriftError(f"the hub did not start within {timeout:.0f}s; see {logs / 'hub.log'}")
+    raise SpeedriftError(f"the hub did not start within {timeout:.0f}s; see {log_path}")
 
 
 def stop_hub(hub: Path, timeout: float = 30.0) -> int | None:

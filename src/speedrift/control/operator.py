@@ -14,7 +14,6 @@ Every function returns a JSON-ready dict describing what it did; ``source`` says
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from speedrift.control.controlfile import write_control
 from speedrift.control.ecosystem.load import Ecosystem, load_ecosystem
 from speedrift.errors import NotFound, Refused, UsageError
 from speedrift.fleet import attempts
-from speedrift.procs import pid_alive
+from speedrift.procs import pid_alive, signal_group
 from speedrift.register.record import CONTROL_MODES
 from speedrift.times import iso_utc, now_utc
 
@@ -35,7 +34,6 @@ if TYPE_CHECKING:
     from speedrift.register.sqlite import Register
 
 ACTION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}:[a-z_]+(:[^\x00-\x1f]{1,300})?$")
-PAUSED_FILE = "paused"
 LEDGER_LOOKBACK = 50  # cycles searched for the action being approved
 
 
@@ -255,9 +253,7 @@ def _signal_agent(repo: Path, task_id: str, sig: signal.Signals) -> tuple[dict[s
         )
     for pgid in groups:
         try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            continue
+            signal_group(pgid, sig)  # a group gone meanwhile: nothing to do
         except PermissionError:
             raise Refused(
                 f"not permitted to signal process group {pgid}", hint="run as the agent's user"
@@ -306,7 +302,7 @@ def pause_agent(
     """SIGSTOP the agent of the task's running attempt; ``paused`` in its run dir says so."""
     record, groups = _signal_agent(repo, task_id, signal.SIGSTOP)
     now = clock()
-    (Path(record["run_dir"]) / PAUSED_FILE).write_text(iso_utc(now) + "\n")
+    layout.paused_path(Path(record["run_dir"])).write_text(iso_utc(now) + "\n")
     return _record_pause(
         "pause_agent",
         repo,
@@ -331,7 +327,7 @@ def resume_agent(
 ) -> dict[str, Any]:
     """SIGCONT the agent of the task's running attempt."""
     record, groups = _signal_agent(repo, task_id, signal.SIGCONT)
-    (Path(record["run_dir"]) / PAUSED_FILE).unlink(missing_ok=True)
+    layout.paused_path(Path(record["run_dir"])).unlink(missing_ok=True)
     return _record_pause(
         "resume_agent",
         repo,

@@ -11,6 +11,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from speedrift.agents.protocol import FailureKind
+from speedrift.failure_class import FailureClass
+
 MAX_LINES_KEPT = 400  # message lines kept for the text rule (the newest)
 
 # Tools that change files, by the name each runtime reports (compared lower-cased).
@@ -57,8 +60,8 @@ class BudgetFacts:
 
 @dataclass(frozen=True)
 class AttemptFacts:
-    # the runtime's FailureKind value; None when the agent succeeded and a later step failed
-    failure_kind: str | None = None
+    # the runtime's verdict; None when the agent succeeded and a later step failed
+    failure_kind: FailureKind | None = None
     reason: str = ""
     final_text: str = ""
     report_status: str | None = None  # the agent's report: "done" | "blocked" | None
@@ -66,7 +69,7 @@ class AttemptFacts:
     report_concerns: tuple[str, ...] = ()
     events: EventStats = field(default_factory=EventStats)
     gates: tuple[Mapping[str, Any], ...] = ()  # evidence bundles (or SPEED-shaped gate_results)
-    gate_failure_class: str | None = None  # the gate seam's own verdict class, if any
+    gate_failure_class: FailureClass | None = None  # the gate seam's own verdict class, if any
     merge_conflict: tuple[str, ...] | None = None  # conflicting files; None: no conflict
     env_bootstrap: str | None = None  # why the worktree or its environment could not be prepared
     shared_paths_modified: tuple[str, ...] = ()  # shared env paths (.venv …) the agent changed

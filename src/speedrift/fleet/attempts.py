@@ -2,30 +2,31 @@
 ``prompt.md``, ``events.jsonl``, ``stderr.log``, ``result.json`` (the agent's), ``attempt.json``
 (state as it changes) and ``evidence.json`` (what the attempt proved). Retention: the newest
 ``KEEP_ATTEMPTS`` attempts of a task are kept; older run directories are pruned.
+
+Paths come from :mod:`speedrift.layout` and the records are read and written by
+:mod:`speedrift.records`; this module is the worker plane's view of them.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import threading
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from speedrift import fsutil, redact
+from speedrift import layout, records
+from speedrift.agents.protocol import EventKind
 from speedrift.fleet.prompt import EarlierAttempt
-from speedrift.layout import CANCEL_FILE, read_record, runs_dir, safe_name, state_dir, task_runs_dir
+from speedrift.records import AttemptState
 from speedrift.times import format_time, now_utc
 
 KEEP_ATTEMPTS = 20
 
 
 def run_dir(repo: Path, task_id: str, attempt: int) -> Path:
-    folder = task_runs_dir(repo, task_id) / str(attempt)
+    folder = layout.attempt_dir(repo, task_id, attempt)
     folder.mkdir(parents=True, exist_ok=True)
-    _prune(task_runs_dir(repo, task_id))
+    _prune(layout.task_runs_dir(repo, task_id))
     return folder
 
 
@@ -35,63 +36,43 @@ def _prune(folder: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _write_json(path: Path, value: dict[str, Any]) -> None:
-    # run records never carry a credential: see speedrift/redact.py
-    fsutil.write_atomic(path, orjson.dumps(redact.redact_value(value), option=orjson.OPT_INDENT_2))
-
-
 def write_attempt(folder: Path, fields: dict[str, Any]) -> None:
-    path = folder / "attempt.json"
-    current = read_record(path) or {"pid": os.getpid(), "started": format_time(now_utc())}
-    current.update(fields)
-    current["updated"] = format_time(now_utc())
-    _write_json(path, current)
+    """Merge ``fields`` into the attempt's ``attempt.json`` (see :func:`speedrift.records.update_attempt`)."""
+    records.update_attempt(folder, fields)
 
 
 def write_evidence(folder: Path, evidence: dict[str, Any]) -> None:
-    _write_json(folder / "evidence.json", evidence)
+    records.write_evidence(folder, evidence)
 
 
-def _tail_messages(events: Path, limit: int = 5) -> list[str]:
-    if not events.exists():
-        return []
-    lines: list[str] = []
-    with open(events, "rb") as handle:
-        handle.seek(max(0, events.stat().st_size - 64_000))
-        for raw in handle.read().splitlines():
-            try:
-                event = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(event, dict) and event.get("kind") in ("message", "error") and event.get("text"):
-                lines.append(str(event["text"])[:300])
+def _tail_messages(folder: Path, limit: int = 5) -> list[str]:
+    """The last messages and errors of an attempt's event log, for the next attempt's prompt."""
+    events, _truncated = records.tail_events(folder, 64_000)
+    lines = [e.text[:300] for e in events if e.kind in (EventKind.MESSAGE, EventKind.ERROR) and e.text]
     return lines[-limit:]
 
 
 def earlier_attempts(repo: Path, task_id: str, current: int) -> list[EarlierAttempt]:
-    folder = task_runs_dir(repo, task_id)
-    if not folder.is_dir():
-        return []
     found: list[EarlierAttempt] = []
-    for path in sorted((p for p in folder.iterdir() if p.name.isdigit()), key=lambda p: int(p.name)):
+    for path in layout.attempt_dirs(repo, task_id):
         number = int(path.name)
         if number >= current:
             continue
-        record = read_record(path / "attempt.json") or {}
-        evidence = read_record(path / "evidence.json") or {}
+        record = records.read_attempt(path) or records.AttemptRecord({})
+        evidence = records.read_evidence(path) or records.EvidenceRecord({})
         found.append(
             EarlierAttempt(
                 attempt=number,
-                outcome=str(record.get("state", "unknown")),
-                reason=str(evidence.get("reason") or record.get("reason") or ""),
-                tail=_tail_messages(path / "events.jsonl"),
+                outcome=record.state_text,
+                reason=evidence.reason or record.reason or "",
+                tail=_tail_messages(path),
             )
         )
     return found
 
 
 def handoff_notes(repo: Path, task_id: str) -> str | None:
-    path = state_dir(repo) / "handoffs" / f"{safe_name(task_id)}.md"
+    path = layout.handoffs_dir(repo) / f"{layout.safe_name(task_id)}.md"
     try:
         return path.read_text(encoding="utf-8", errors="replace")[:20_000]
     except OSError:
@@ -101,26 +82,26 @@ def handoff_notes(repo: Path, task_id: str) -> str | None:
 def running(repo: Path) -> list[dict[str, Any]]:
     """Attempts whose record says running, with task, attempt and pid."""
     rows: list[dict[str, Any]] = []
-    base = runs_dir(repo)
+    base = layout.runs_dir(repo)
     if not base.is_dir():
         return rows
     for task_dir in base.iterdir():
         for attempt_dir in task_dir.iterdir() if task_dir.is_dir() else []:
-            record = read_record(attempt_dir / "attempt.json")
-            if record and record.get("state") == "running":
-                rows.append({**record, "run_dir": str(attempt_dir), "attempt": int(attempt_dir.name)})
+            record = records.read_attempt(attempt_dir)
+            if record and record.state is AttemptState.RUNNING:
+                rows.append({**record.raw, "run_dir": str(attempt_dir), "attempt": int(attempt_dir.name)})
     return rows
 
 
 def request_cancel(folder: Path) -> None:
-    (folder / CANCEL_FILE).write_text(format_time(now_utc()))
+    layout.cancel_path(folder).write_text(format_time(now_utc()))
 
 
 class CancelWatcher:
     """Turns a ``cancel`` file dropped into the run directory into the session's cancel event."""
 
     def __init__(self, folder: Path, event: threading.Event, interval: float = 0.25) -> None:
-        self.path = folder / CANCEL_FILE
+        self.path = layout.cancel_path(folder)
         self.event = event
         self.interval = interval
         self._done = threading.Event()
@@ -141,8 +122,5 @@ class CancelWatcher:
 
 
 def latest_attempt_dir(repo: Path, task_id: str) -> Path | None:
-    folder = task_runs_dir(repo, task_id)
-    if not folder.is_dir():
-        return None
-    numbered = [p for p in folder.iterdir() if p.is_dir() and p.name.isdigit()]
-    return max(numbered, key=lambda p: int(p.name)) if numbered else None
+    numbered = layout.attempt_dirs(repo, task_id)
+    return numbered[-1] if numbered else None

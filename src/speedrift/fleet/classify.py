@@ -4,6 +4,8 @@ Pure: the caller gathers the facts (the runtime's verdict, the agent's report, a
 events, the gate evidence, merge and bootstrap problems, budgets) and :func:`classify` returns
 the class, the rule that matched and the evidence behind it. ``docs/failure-classes.md`` is the
 human version of :data:`RULES`; the recovery each class gets lives in ``fleet/recovery.py``.
+The classes are :class:`~speedrift.failure_class.FailureClass`; :data:`KIND_CLASSES` is the one
+table from the runtime's own verdict (``FailureKind``) to a class.
 """
 
 from __future__ import annotations
@@ -15,27 +17,24 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from speedrift.agents.protocol import FailureKind
+from speedrift.failure_class import FailureClass, parse_failure_class
 from speedrift.fleet.attempt_facts import CONTEXT_LIMIT, AttemptFacts
 
-# The classes, in precedence order (the order the rules below test them).
-FAILURE_CLASSES: tuple[str, ...] = (
-    "auth_failure",
-    "usage_limit",
-    "transient_infra",
-    "secret_leak",
-    "scope_violation",
-    "decomposition_error",
-    "merge_conflict",
-    "env_bootstrap",
-    "exceeded_capacity",
-    "agent_stall",
-    "context_cut",
-    "exploration_death",
-    "spec_gap",
-    "sast_block",
-    "regression",
-    "implementation_error",
-)
+# How the runtime's own verdict decides the class, for the kinds that decide it by themselves (the
+# rules auth, usage-limit, transient, env-bootstrap, budget-hit and stall). The other kinds
+# (max_turns, blocked, agent_error, incomplete) go through the rules that read the attempt's events,
+# report and gates.
+KIND_CLASSES: dict[FailureKind, FailureClass] = {
+    FailureKind.AUTH: FailureClass.AUTH_FAILURE,
+    FailureKind.USAGE_LIMIT: FailureClass.USAGE_LIMIT,
+    FailureKind.TRANSIENT: FailureClass.TRANSIENT_INFRA,
+    FailureKind.CRASHED: FailureClass.TRANSIENT_INFRA,
+    FailureKind.NOT_INSTALLED: FailureClass.ENV_BOOTSTRAP,
+    FailureKind.CONFIG: FailureClass.ENV_BOOTSTRAP,
+    FailureKind.BUDGET: FailureClass.EXCEEDED_CAPACITY,
+    FailureKind.STALL: FailureClass.AGENT_STALL,
+}
 
 # exploration_death: this many tool calls (or turns) with no file edited
 EXPLORATION_MIN_CALLS = 20
@@ -79,26 +78,26 @@ _BLOCKED_ONLY: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 
 # Gate names -> the class a blocking result implies when the gate does not say
-_GATE_CLASS = {
-    "secrets": "secret_leak",
-    "sast": "sast_block",
-    "sca": "sast_block",
-    "syntax": "implementation_error",
-    "lint": "implementation_error",
-    "types": "implementation_error",
-    "typecheck": "implementation_error",
-    "test": "implementation_error",
-    "tests": "implementation_error",
-    "contract": "implementation_error",
-    "schema": "implementation_error",
-    "criteria": "implementation_error",
+_GATE_CLASS: dict[str, FailureClass] = {
+    "secrets": FailureClass.SECRET_LEAK,
+    "sast": FailureClass.SAST_BLOCK,
+    "sca": FailureClass.SAST_BLOCK,
+    "syntax": FailureClass.IMPLEMENTATION_ERROR,
+    "lint": FailureClass.IMPLEMENTATION_ERROR,
+    "types": FailureClass.IMPLEMENTATION_ERROR,
+    "typecheck": FailureClass.IMPLEMENTATION_ERROR,
+    "test": FailureClass.IMPLEMENTATION_ERROR,
+    "tests": FailureClass.IMPLEMENTATION_ERROR,
+    "contract": FailureClass.IMPLEMENTATION_ERROR,
+    "schema": FailureClass.IMPLEMENTATION_ERROR,
+    "criteria": FailureClass.IMPLEMENTATION_ERROR,
 }
 _OWNERSHIP = re.compile(r"own", re.I)  # scope finding kinds like "owned-by-other-task"
 
 
 @dataclass(frozen=True)
 class Classification:
-    cls: str
+    cls: FailureClass
     evidence: list[str]
     rule: str
     subclass: str | None = None  # e.g. spec_gap: ambiguous_spec | missing_dependency
@@ -129,7 +128,7 @@ class GateView:
     gate: str
     status: str
     reason: str
-    failure_class: str | None
+    failure_class: FailureClass | None  # the class the result names itself (None: none, or unknown)
     findings: tuple[Mapping[str, Any], ...]
     required: bool = False
 
@@ -137,19 +136,19 @@ class GateView:
     def blocking(self) -> bool:
         return self.status == "fail" or (self.required and self.status in ("warn", "skipped"))
 
-    def implied_class(self) -> str:
-        if self.failure_class in FAILURE_CLASSES:
+    def implied_class(self) -> FailureClass:
+        if self.failure_class is not None:
             return self.failure_class
         if self.status != "fail":  # a required gate that warned or could not run
             return (
-                "env_bootstrap"
+                FailureClass.ENV_BOOTSTRAP
                 if self.status == "skipped"
-                else _GATE_CLASS.get(self.gate, "implementation_error")
+                else _GATE_CLASS.get(self.gate, FailureClass.IMPLEMENTATION_ERROR)
             )
         if self.gate == "scope":
             owned = any(_OWNERSHIP.search(str(f.get("kind", ""))) for f in self.findings)
-            return "scope_violation" if owned else "decomposition_error"
-        return _GATE_CLASS.get(self.gate, "implementation_error")
+            return FailureClass.SCOPE_VIOLATION if owned else FailureClass.DECOMPOSITION_ERROR
+        return _GATE_CLASS.get(self.gate, FailureClass.IMPLEMENTATION_ERROR)
 
 
 def gate_views(bundles: Iterable[Mapping[str, Any]]) -> list[GateView]:
@@ -177,13 +176,13 @@ def _view(item: Mapping[str, Any]) -> GateView:
         gate=str(item.get("gate") or item.get("name") or "?"),
         status=str(item.get("status") or ""),
         reason=str(item.get("reason") or ""),
-        failure_class=item.get("failure_class") if isinstance(item.get("failure_class"), str) else None,
+        failure_class=parse_failure_class(item.get("failure_class")),
         findings=tuple(f for f in findings if isinstance(f, Mapping)) if isinstance(findings, list) else (),
         required=item.get("required") is True,
     )
 
 
-def _gate_rule(cls: str) -> Rule:
+def _gate_rule(cls: FailureClass) -> Rule:
     def rule(facts: AttemptFacts) -> _Match | None:
         hits = [v for v in gate_views(facts.gates) if v.blocking and v.implied_class() == cls]
         if not hits:
@@ -211,19 +210,25 @@ def _gate_rule(cls: str) -> Rule:
 
 
 # --- the rules ------------------------------------------------------------------------------------------
-def _kind(*kinds: str) -> Rule:
+def _kind(cls: FailureClass) -> Rule:
+    """The runtime reported a kind that :data:`KIND_CLASSES` maps to ``cls``."""
+
     def rule(facts: AttemptFacts) -> _Match | None:
-        if facts.failure_kind in kinds:
+        if _kind_class(facts) == cls:
             return _Match([f"the runtime reported {facts.failure_kind}: {_clip(facts.reason)}"])
         return None
 
     return rule
 
 
+def _kind_class(facts: AttemptFacts) -> FailureClass | None:
+    return KIND_CLASSES.get(facts.failure_kind) if facts.failure_kind is not None else None
+
+
 def _transient(facts: AttemptFacts) -> _Match | None:
     if facts.internal_error:
         return _Match([f"speedrift failed during the attempt: {_clip(facts.internal_error)}"])
-    return _kind("transient", "crashed")(facts)
+    return _kind(FailureClass.TRANSIENT_INFRA)(facts)
 
 
 def _shared_paths(facts: AttemptFacts) -> _Match | None:
@@ -245,11 +250,11 @@ def _merge_conflict(facts: AttemptFacts) -> _Match | None:
 def _env_bootstrap(facts: AttemptFacts) -> _Match | None:
     if facts.env_bootstrap:
         return _Match([f"the attempt's environment could not be prepared: {_clip(facts.env_bootstrap)}"])
-    return _kind("not_installed", "config_error")(facts)
+    return _kind(FailureClass.ENV_BOOTSTRAP)(facts)
 
 
 def _budget_hit(facts: AttemptFacts) -> _Match | None:
-    if facts.failure_kind == "budget":
+    if _kind_class(facts) == FailureClass.EXCEEDED_CAPACITY:
         return _Match([f"a hard budget was hit: {_clip(facts.reason)}"])
     b = facts.budget
     over = [
@@ -273,7 +278,7 @@ def _context_cut(facts: AttemptFacts) -> _Match | None:
     )
     if said:
         return _Match([f"the context window ran out: {_clip(said[-1])}"], subclass="context_exhausted")
-    if facts.failure_kind == "max_turns" and ev.edit_calls and ev.last_edit_index is not None:
+    if facts.failure_kind == FailureKind.MAX_TURNS and ev.edit_calls and ev.last_edit_index is not None:
         window = max(FLOWING_WINDOW_MIN, math.ceil(ev.tool_calls * FLOWING_WINDOW_SHARE))
         if ev.last_edit_index >= ev.tool_calls - window:
             return _Match(
@@ -297,7 +302,7 @@ def _context_cut(facts: AttemptFacts) -> _Match | None:
 
 def _exploration(facts: AttemptFacts) -> _Match | None:
     # an agent that explored and then reported itself blocked reached a conclusion: spec_gap
-    if facts.report_status == "blocked" or facts.failure_kind == "blocked":
+    if facts.report_status == "blocked" or facts.failure_kind == FailureKind.BLOCKED:
         return None
     ev = facts.events
     edited = ev.edit_calls > 0 or (facts.files_changed or 0) > 0
@@ -320,13 +325,13 @@ def _exploration(facts: AttemptFacts) -> _Match | None:
 
 
 def _max_turns(facts: AttemptFacts) -> _Match | None:
-    if facts.failure_kind == "max_turns":
+    if facts.failure_kind == FailureKind.MAX_TURNS:
         return _Match([f"the turn budget ran out without a clearer cause: {_clip(facts.reason)}"])
     return None
 
 
 def _spec_gap(facts: AttemptFacts) -> _Match | None:
-    if facts.report_status == "blocked" or facts.failure_kind == "blocked":
+    if facts.report_status == "blocked" or facts.failure_kind == FailureKind.BLOCKED:
         text = "\n".join((facts.report_summary, *facts.report_concerns))
         subclass = _first_subclass(text, (*_SPEC_GAP, *_BLOCKED_ONLY)) or "blocked"
         said = facts.report_summary or facts.reason or "(no question given)"
@@ -348,7 +353,7 @@ def _first_subclass(text: str, patterns: Sequence[tuple[str, re.Pattern[str]]]) 
 
 
 def _implementation(facts: AttemptFacts) -> _Match | None:
-    found = _gate_rule("implementation_error")(facts)
+    found = _gate_rule(FailureClass.IMPLEMENTATION_ERROR)(facts)
     if found:
         return found
     if facts.failure_kind is not None:
@@ -361,27 +366,27 @@ def _fallback(facts: AttemptFacts) -> _Match | None:
 
 
 # (rule name, class, test), in precedence order: the first rule that matches decides.
-RULES: tuple[tuple[str, str, Rule], ...] = (
-    ("auth", "auth_failure", _kind("auth_failure")),
-    ("usage-limit", "usage_limit", _kind("usage_limit")),
-    ("transient", "transient_infra", _transient),
-    ("secrets-gate", "secret_leak", _gate_rule("secret_leak")),
-    ("scope-ownership", "scope_violation", _gate_rule("scope_violation")),
-    ("shared-paths", "scope_violation", _shared_paths),
-    ("scope-undeclared", "decomposition_error", _gate_rule("decomposition_error")),
-    ("merge-conflict", "merge_conflict", _merge_conflict),
-    ("env-bootstrap", "env_bootstrap", _env_bootstrap),
-    ("env-gate", "env_bootstrap", _gate_rule("env_bootstrap")),
-    ("budget-hit", "exceeded_capacity", _budget_hit),
-    ("stall", "agent_stall", _kind("stall")),
-    ("context-cut", "context_cut", _context_cut),
-    ("exploration", "exploration_death", _exploration),
-    ("max-turns", "exceeded_capacity", _max_turns),
-    ("spec-gap", "spec_gap", _spec_gap),
-    ("sast-gate", "sast_block", _gate_rule("sast_block")),
-    ("regression-gate", "regression", _gate_rule("regression")),
-    ("implementation", "implementation_error", _implementation),
-    ("fallback", "implementation_error", _fallback),
+RULES: tuple[tuple[str, FailureClass, Rule], ...] = (
+    ("auth", FailureClass.AUTH_FAILURE, _kind(FailureClass.AUTH_FAILURE)),
+    ("usage-limit", FailureClass.USAGE_LIMIT, _kind(FailureClass.USAGE_LIMIT)),
+    ("transient", FailureClass.TRANSIENT_INFRA, _transient),
+    ("secrets-gate", FailureClass.SECRET_LEAK, _gate_rule(FailureClass.SECRET_LEAK)),
+    ("scope-ownership", FailureClass.SCOPE_VIOLATION, _gate_rule(FailureClass.SCOPE_VIOLATION)),
+    ("shared-paths", FailureClass.SCOPE_VIOLATION, _shared_paths),
+    ("scope-undeclared", FailureClass.DECOMPOSITION_ERROR, _gate_rule(FailureClass.DECOMPOSITION_ERROR)),
+    ("merge-conflict", FailureClass.MERGE_CONFLICT, _merge_conflict),
+    ("env-bootstrap", FailureClass.ENV_BOOTSTRAP, _env_bootstrap),
+    ("env-gate", FailureClass.ENV_BOOTSTRAP, _gate_rule(FailureClass.ENV_BOOTSTRAP)),
+    ("budget-hit", FailureClass.EXCEEDED_CAPACITY, _budget_hit),
+    ("stall", FailureClass.AGENT_STALL, _kind(FailureClass.AGENT_STALL)),
+    ("context-cut", FailureClass.CONTEXT_CUT, _context_cut),
+    ("exploration", FailureClass.EXPLORATION_DEATH, _exploration),
+    ("max-turns", FailureClass.EXCEEDED_CAPACITY, _max_turns),
+    ("spec-gap", FailureClass.SPEC_GAP, _spec_gap),
+    ("sast-gate", FailureClass.SAST_BLOCK, _gate_rule(FailureClass.SAST_BLOCK)),
+    ("regression-gate", FailureClass.REGRESSION, _gate_rule(FailureClass.REGRESSION)),
+    ("implementation", FailureClass.IMPLEMENTATION_ERROR, _implementation),
+    ("fallback", FailureClass.IMPLEMENTATION_ERROR, _fallback),
 )
 
 

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from speedrift.errors import SpeedriftError
+from speedrift.failure_class import FailureClass
 from speedrift.gates.config import GatesConfig
 
 CONFIG_FILE = "speedrift.toml"
@@ -97,18 +98,17 @@ class RecoveryConfig(_Strict):
     halt_min_attempts: int = Field(default=5, ge=1)
     # escalate_model walks these, weakest first, per runtime
     model_tiers: dict[ModelRuntime, list[str]] = Field(default_factory=_default_tiers)
-    classes: dict[str, ClassPolicyOverride] = Field(default_factory=dict)
+    classes: dict[FailureClass, ClassPolicyOverride] = Field(default_factory=dict)
 
-    @field_validator("classes")
+    @field_validator("classes", mode="before")
     @classmethod
-    def _known_classes(cls, value: dict[str, ClassPolicyOverride]) -> dict[str, ClassPolicyOverride]:
-        from speedrift.fleet.classify import FAILURE_CLASSES
-
-        unknown = sorted(set(value) - set(FAILURE_CLASSES))
-        if unknown:
-            raise ValueError(
-                f"unknown failure class {', '.join(unknown)}; known: {', '.join(FAILURE_CLASSES)}"
-            )
+    def _known_classes(cls, value: object) -> object:
+        """An unknown class is named with the known ones (before pydantic's own key check)."""
+        if isinstance(value, dict):
+            known = [str(c) for c in FailureClass]
+            unknown = sorted(str(key) for key in value if key not in known)
+            if unknown:
+                raise ValueError(f"unknown failure class {', '.join(unknown)}; known: {', '.join(known)}")
         return value
 
 

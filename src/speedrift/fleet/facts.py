@@ -7,16 +7,14 @@ already holds. Nothing here decides anything.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-import orjson
-
+from speedrift import layout, records
 from speedrift.agents import result
 from speedrift.agents.protocol import RunOutcome
 from speedrift.errors import SpeedriftError
+from speedrift.fleet.attempt import Attempt
 from speedrift.fleet.attempt_facts import AttemptFacts, BudgetFacts, EventStats, summarize_events
 from speedrift.fleet.config import BudgetConfig
 from speedrift.gates.verdict import GateVerdict
@@ -24,13 +22,11 @@ from speedrift.repo import git
 
 
 def gather(
+    attempt: Attempt,
     *,
-    run_dir: Path,
     outcome: RunOutcome | None,
     agent_failed: bool,
     budgets: BudgetConfig,
-    worktree: Path | None = None,
-    base_commit: str | None = None,
     verdicts: Sequence[GateVerdict] = (),
     conflicting_files: Sequence[str] | None = None,
     shared_paths: Sequence[str] = (),
@@ -39,24 +35,25 @@ def gather(
 ) -> AttemptFacts:
     """``agent_failed``: the runtime's verdict was a failure (False when the agent finished and a
     later step — commit, gates, merge — failed)."""
-    report, _problem = result.read_report(run_dir / "result.json")
+    run_dir = attempt.run_dir
+    report, _problem = result.read_report(layout.result_path(run_dir))
     failed_verdicts = [v for v in verdicts if not v.passed]
     usage = outcome.usage if outcome else None
     return AttemptFacts(
-        failure_kind=outcome.failure.value if outcome and outcome.failure and agent_failed else None,
+        failure_kind=outcome.failure if outcome and outcome.failure and agent_failed else None,
         reason=outcome.reason if outcome else (env_bootstrap or internal_error or ""),
         final_text=outcome.final_text if outcome else "",
         report_status=report.status if report else None,
         report_summary=report.summary if report else "",
         report_concerns=report.concerns if report else (),
-        events=read_events(run_dir / "events.jsonl"),
+        events=read_events(run_dir),
         gates=tuple(v.evidence for v in verdicts),
         gate_failure_class=failed_verdicts[-1].failure_class if failed_verdicts else None,
         merge_conflict=tuple(conflicting_files) if conflicting_files is not None else None,
         env_bootstrap=env_bootstrap,
         shared_paths_modified=tuple(shared_paths),
         internal_error=internal_error,
-        files_changed=changed_files(worktree, base_commit) if agent_failed and worktree else None,
+        files_changed=changed_files(attempt.worktree, attempt.base_commit) if agent_failed else None,
         budget=BudgetFacts(
             wall_clock_s=budgets.wall_clock_minutes * 60,
             max_turns=budgets.max_turns,
@@ -70,21 +67,9 @@ def gather(
     )
 
 
-def read_events(path: Path) -> EventStats:
-    return summarize_events(_records(path))
-
-
-def _records(path: Path) -> Iterator[dict[str, Any]]:
-    try:
-        handle = open(path, "rb")  # noqa: SIM115 - closed by the with below
-    except OSError:
-        return
-    with handle:
-        for raw in handle:
-            with contextlib.suppress(orjson.JSONDecodeError):
-                record = orjson.loads(raw)
-                if isinstance(record, dict):
-                    yield record
+def read_events(run_dir: Path) -> EventStats:
+    """The run's event log (``events.jsonl``) folded into :class:`EventStats`."""
+    return summarize_events(event.to_dict() for event in records.read_events(run_dir))
 
 
 def changed_files(worktree: Path, base_commit: str | None) -> int | None:

@@ -9,7 +9,7 @@ retry halt (``fleet/halt.py``). Retries themselves are scheduled by the service.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,25 +17,35 @@ from speedrift import redact
 from speedrift.agents import choose as registry
 from speedrift.agents.protocol import FailureKind, RunOutcome
 from speedrift.errors import SpeedriftError
+from speedrift.failure_class import FailureClass
 from speedrift.fleet import attempts, classify, facts, halt, recovery, recovery_graph
+from speedrift.fleet.attempt import Attempt, failed_evidence
 from speedrift.fleet.attempt_facts import AttemptFacts
 from speedrift.fleet.config import RepoConfig
 from speedrift.gates.verdict import GateVerdict
 from speedrift.graph import ops
 from speedrift.graph.codec import Graph
-from speedrift.graph.model import FAILED, IN_PROGRESS, Task
+from speedrift.graph.model import FAILED, IN_PROGRESS, WG_FAILURE_CLASS_KEY, Task, WgFailureClass
 from speedrift.graph.store import GraphStore
 from speedrift.repo import worktrees
-from speedrift.times import format_time
 
-# speedrift's failure kinds -> the nearest value of wg's own `failure_class` enum (or none)
-WG_FAILURE_CLASS = {
-    FailureKind.USAGE_LIMIT: "api-error-429-rate-limit",
-    FailureKind.TRANSIENT: "api-error-5xx-transient",
-    FailureKind.STALL: "agent-hard-timeout",
-    FailureKind.BUDGET: "agent-hard-timeout",
-    FailureKind.CRASHED: "agent-exit-nonzero",
+# how the runtime ended -> the nearest value of wg's own `failure_class` enum (the others: none)
+WG_FAILURE_CLASS: dict[FailureKind, WgFailureClass] = {
+    FailureKind.USAGE_LIMIT: WgFailureClass.API_ERROR_429_RATE_LIMIT,
+    FailureKind.TRANSIENT: WgFailureClass.API_ERROR_5XX_TRANSIENT,
+    FailureKind.STALL: WgFailureClass.AGENT_HARD_TIMEOUT,
+    FailureKind.BUDGET: WgFailureClass.AGENT_HARD_TIMEOUT,
+    FailureKind.CRASHED: WgFailureClass.AGENT_EXIT_NONZERO,
 }
+
+
+def wg_failure_class(runtime_failure: FailureKind | None, *, internal: bool = False) -> WgFailureClass | None:
+    """The one mapping into wg's vocabulary (docs/failure-classes.md): set only when the runtime itself
+    failed (:data:`WG_FAILURE_CLASS`) or speedrift did (``internal``: wrapper-internal); otherwise
+    None, and wg's field stays unset. speedrift's own class never goes there: wg would refuse it."""
+    if internal:
+        return WgFailureClass.WRAPPER_INTERNAL
+    return WG_FAILURE_CLASS.get(runtime_failure) if runtime_failure is not None else None
 
 
 def _redacted(found: classify.Classification) -> classify.Classification:
@@ -45,7 +55,7 @@ def _redacted(found: classify.Classification) -> classify.Classification:
 
 @dataclass
 class Recorded:
-    failure_class: str
+    failure_class: FailureClass
     reason: str
     evidence: dict[str, Any]
     decision: recovery.Decision
@@ -60,29 +70,24 @@ class FailureRecorder:
 
     def failed(
         self,
+        attempt: Attempt,
         *,
-        task_id: str,
-        attempt: int,
-        manifest: worktrees.Manifest,
-        run_dir: Path,
         outcome: RunOutcome,
-        runtime_name: str,
-        duration_s: float,
         verdicts: list[GateVerdict],
         extra: dict[str, Any],
         agent_failed: bool,
     ) -> Recorded:
         """``agent_failed``: the agent's own run (or its commit) failed, not a later step."""
-        manifest.state = "failed"
-        worktrees.write_manifest(self.repo, manifest)
+        duration_s = attempt.elapsed()
+        task_id, run_dir = attempt.task_id, attempt.run_dir
+        attempt.manifest.state = worktrees.ManifestState.FAILED
+        worktrees.write_manifest(self.repo, attempt.manifest)
         found = classify.classify(
             facts.gather(
-                run_dir=run_dir,
+                attempt,
                 outcome=outcome,
                 agent_failed=agent_failed,
                 budgets=self.config.budgets,
-                worktree=Path(manifest.path),
-                base_commit=manifest.base_commit,
                 verdicts=verdicts,
                 conflicting_files=extra.get("conflicting_files"),
                 shared_paths=extra.get("shared_paths_modified", ()),
@@ -91,51 +96,46 @@ class FailureRecorder:
         found = _redacted(found)
         kind = found.cls
         reason = redact.redact_text(outcome.reason or kind)
-        decision = self.decide(self.store.load().get(task_id) or {"id": task_id}, found, attempt, reason)
-        evidence = {
-            "task": task_id,
-            "attempt": attempt,
-            "runtime": runtime_name,
-            "failure": kind,
-            "failure_kind": outcome.failure.value if outcome.failure else None,
-            "classification": found.as_dict(),
-            "recovery": decision.as_dict(),
-            "reason": reason,
-            "exit_code": outcome.exit_code,
-            "usage": asdict(outcome.usage),
-            "duration_s": round(duration_s, 3),
-            "reset_at": format_time(outcome.reset_at) if outcome.reset_at else None,
-            "worktree": manifest.path,
-            "branch": manifest.branch,
-            "gates": [v.evidence | {"passed": v.passed, "summary": v.summary} for v in verdicts],
-            **extra,
-        }
+        task = self.store.load().get(task_id) or {"id": task_id}
+        decision = self.decide(task, found, attempt.number, reason)
+        evidence = failed_evidence(
+            attempt,
+            outcome,
+            verdicts,
+            duration_s=duration_s,
+            found=found,
+            decision=decision,
+            reason=reason,
+            extra=extra,
+        )
         attempts.write_evidence(run_dir, evidence)
-        wg_class = WG_FAILURE_CLASS.get(outcome.failure) if outcome.failure and agent_failed else None
+        wg_class = wg_failure_class(outcome.failure) if agent_failed else None
         actor = self.actor
 
         def record(graph: Graph, now: Any) -> ops.Mutation:
             mutation = ops.fail(graph, task_id, reason=f"{kind}: {reason}"[:2000], now=now, actor=actor)
-            failed = mutation.tasks[0]
-            ops.set_speedrift(
-                failed,
-                state=None,
-                worker=None,
-                evidence=str(run_dir / "evidence.json"),
-                reset_at=evidence["reset_at"],
+            released = {
+                "state": None,
+                "worker": None,
+                "evidence": str(attempt.evidence_path),
+                "reset_at": evidence["reset_at"],
                 **({"conflicting_files": extra["conflicting_files"]} if "conflicting_files" in extra else {}),
+            }
+            ops.set_fields(graph, task_id, speedrift=released, now=now, actor=actor, within=mutation)
+            recovery_graph.annotate_failure(
+                graph, task_id, found, decision, reason=reason, now=now, actor=actor, within=mutation
             )
-            recovery_graph.annotate_failure(failed, found, decision, reason=reason, now=now, actor=actor)
-            if wg_class:
-                failed["failure_class"] = wg_class
+            if wg_class is not None:
+                wg_field = {WG_FAILURE_CLASS_KEY: wg_class.value}
+                ops.set_fields(graph, task_id, wg_field, now=now, actor=actor, within=mutation)
             return mutation
 
         self.store.mutate(record, actor=actor)
         self.apply(task_id, decision)
         cancelled = outcome.failure is FailureKind.CRASHED and outcome.reason == "cancelled"
-        halt.record_outcome(self.repo, task_id, attempt, "cancelled" if cancelled else FAILED, kind)
+        halt.record_outcome(self.repo, task_id, attempt.number, "cancelled" if cancelled else FAILED, kind)
         attempts.write_attempt(
-            run_dir, {"runtime": runtime_name, "state": FAILED, "failure": kind, "reason": reason}
+            run_dir, {"runtime": attempt.runtime, "state": FAILED, "failure": kind, "reason": reason}
         )
         return Recorded(kind, reason, evidence, decision)
 
@@ -151,6 +151,7 @@ class FailureRecorder:
             )
         )
         found = _redacted(found)
+        wg_class = wg_failure_class(None, internal=True)
         recorded: list[bool] = []
         actor = self.actor
 
@@ -163,11 +164,14 @@ class FailureRecorder:
             mutation = ops.fail(
                 graph, task_id, reason=f"speedrift_internal: {reason}"[:2000], now=now, actor=actor
             )
-            ops.set_speedrift(mutation.tasks[0], state=None, worker=None)
+            released = {"state": None, "worker": None}
+            ops.set_fields(graph, task_id, speedrift=released, now=now, actor=actor, within=mutation)
             recovery_graph.annotate_failure(
-                mutation.tasks[0], found, decision, reason=reason, now=now, actor=actor
+                graph, task_id, found, decision, reason=reason, now=now, actor=actor, within=mutation
             )
-            mutation.tasks[0]["failure_class"] = "wrapper-internal"
+            if wg_class is not None:
+                wg_field = {WG_FAILURE_CLASS_KEY: wg_class.value}
+                ops.set_fields(graph, task_id, wg_field, now=now, actor=actor, within=mutation)
             return mutation
 
         try:

@@ -20,17 +20,15 @@ from typing import Any
 
 import orjson
 
-from speedrift import fsutil
+from speedrift import fsutil, layout
+from speedrift.failure_class import FailureClass
 from speedrift.fleet.config import RecoveryConfig
-from speedrift.layout import state_dir
 from speedrift.times import format_time, now_utc, parse_time
 
-LEDGER = "outcomes.jsonl"
-RESUME_MARK = "retries-resumed"
 MAX_LEDGER_BYTES = 512 * 1024  # past this the ledger is compacted to its newest KEEP_LINES
 KEEP_LINES = 2000
 TAIL_BYTES = 64 * 1024  # enough for any window: a line is ~120 bytes
-NOT_COUNTED = frozenset({"usage_limit"})
+NOT_COUNTED = frozenset({FailureClass.USAGE_LIMIT})
 
 
 @dataclass(frozen=True)
@@ -67,15 +65,15 @@ def halt_state(
 
 # --- the files ------------------------------------------------------------------------------------------
 def ledger_path(repo: Path) -> Path:
-    return state_dir(repo) / LEDGER
+    return layout.outcomes_path(repo)
 
 
 def mark_path(repo: Path) -> Path:
-    return state_dir(repo) / "service" / RESUME_MARK
+    return layout.retries_resumed_path(repo)
 
 
 def record_outcome(
-    repo: Path, task_id: str, attempt: int, status: str, failure_class: str | None = None
+    repo: Path, task_id: str, attempt: int, status: str, failure_class: FailureClass | None = None
 ) -> None:
     """Append one finished attempt (fsynced, under a lock shared with compaction)."""
     record: dict[str, Any] = {
@@ -88,7 +86,7 @@ def record_outcome(
         record["class"] = failure_class
     path = ledger_path(repo)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with fsutil.flocked(path.with_name(f".{LEDGER}.lock")):
+    with fsutil.flocked(layout.outcomes_lock_path(repo)):
         fsutil.append_synced(path, orjson.dumps(record) + b"\n")
         if path.stat().st_size > MAX_LEDGER_BYTES:
             _compact(path)

@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,9 @@ from speedrift.agents import env as agent_env
 from speedrift.agents import result, session
 from speedrift.agents.protocol import AgentEvent, Budgets, FailureKind, RunOutcome, RunRequest
 from speedrift.errors import Refused, SpeedriftError
+from speedrift.failure_class import FailureClass
 from speedrift.fleet import attempts, failures, halt, prompt
+from speedrift.fleet.attempt import Attempt, landed_evidence
 from speedrift.fleet.config import RepoConfig
 from speedrift.gates.verdict import GateBlocked, GateRunner, GateVerdict, NoGates
 from speedrift.graph import ops, query
@@ -41,7 +43,7 @@ class AttemptResult:
     attempt: int
     status: str  # done | failed | merge-pending
     reason: str
-    failure: str | None = None
+    failure: FailureClass | None = None
     landed_commit: str | None = None
     run_dir: str | None = None
     reset_at: str | None = None
@@ -92,14 +94,14 @@ class Pipeline:
         started = time.monotonic()
         claimed = self._claim(task_id, actor, options.force)
         task = claimed.tasks[0]
-        attempt = int(speedrift_data(task)["attempt"])
-        step(f"claimed {task_id} (attempt {attempt})")
-        run_dir = attempts.run_dir(self.repo, task_id, attempt)
+        number = int(speedrift_data(task)["attempt"])
+        step(f"claimed {task_id} (attempt {number})")
+        run_dir = attempts.run_dir(self.repo, task_id, number)
         manifest: worktrees.Manifest | None = None
         ports: envshare.PortBlock | None = None
         bootstrapped = False  # until the agent starts, a crash is an environment problem
         try:
-            manifest = worktrees.create(self.repo, task_id, attempt, target)
+            manifest = worktrees.create(self.repo, task_id, number, target)
             injection = envshare.inject(self.repo, Path(manifest.path), self.config.worktrees.share)
             ports = envshare.lease_ports(
                 layout.state_dir(self.repo),
@@ -112,20 +114,21 @@ class Pipeline:
             watched = boundary.checkouts(self.repo, skip)
             outside_before = boundary.snapshot(watched)
             bootstrapped = True
-            outcome, runtime_name = self._run_agent(task, manifest, attempt, run_dir, ports, options)
+            runtime_name, model = registry.select_runtime(task, self.config.default_runtime)
+            model = model or self.config.runtime_options(runtime_name).model
+            attempt = Attempt(task_id, number, run_dir, manifest, runtime_name, model, started)
+            outcome = self._run_agent(attempt, task, ports, options)
             outside = boundary.changes(outside_before, boundary.snapshot(watched))
             if outside:
                 self._report_outside_writes(task_id, run_dir, outside)
             outcome, shared = self._check_boundaries(outcome, manifest, injection)
             if not outcome.success:
                 extra = {"shared_paths_modified": shared} if shared else None
-                return self._failed(
-                    task_id, attempt, manifest, run_dir, outcome, runtime_name, started, extra=extra
-                )
+                return self._failed(attempt, outcome, extra=extra)
             step("agent finished; committing and checking")
-            return self._land(task, attempt, manifest, run_dir, outcome, runtime_name, started, step)
+            return self._land(attempt, task, outcome, step)
         except BaseException as error:  # release the claim whatever happened, then re-raise
-            self._release_after_crash(task_id, attempt, manifest, run_dir, error, bootstrapped)
+            self._release_after_crash(task_id, number, manifest, run_dir, error, bootstrapped)
             raise
         finally:
             if ports is not None:
@@ -146,50 +149,43 @@ class Pipeline:
             data = speedrift_data(claimed)
             floor = max(int(data.get("attempts", 0) or 0), int(claimed.get("retry_count", 0) or 0)) + 1
             attempt = worktrees.next_attempt(self.repo, task_id, floor)
-            ops.set_speedrift(
-                claimed,
-                attempt=attempt,
-                attempts=attempt,
-                state="running",
-                worker={"pid": os.getpid(), "host": socket.gethostname(), "started": format_time(now)},
-            )
-            return mutation
+            running = {
+                "attempt": attempt,
+                "attempts": attempt,
+                "state": "running",
+                "worker": {"pid": os.getpid(), "host": socket.gethostname(), "started": format_time(now)},
+            }
+            return ops.set_fields(graph, task_id, speedrift=running, now=now, actor=actor, within=mutation)
 
         return self.store.mutate(build, actor=actor)
 
     def _run_agent(
-        self,
-        task: dict[str, Any],
-        manifest: worktrees.Manifest,
-        attempt: int,
-        run_dir: Path,
-        ports: envshare.PortBlock,
-        options: RunOptions,
-    ) -> tuple[RunOutcome, str]:
+        self, attempt: Attempt, task: dict[str, Any], ports: envshare.PortBlock, options: RunOptions
+    ) -> RunOutcome:
+        run_dir = attempt.run_dir
         graph = self.store.load()
         # no known credential reaches the agent, or prompt.md
         text = redact.redact_text(
             prompt.build_prompt(
                 task,
                 repo_name=self.repo.name,
-                target_branch=manifest.target_branch,
+                target_branch=attempt.target_branch,
                 dependencies=prompt.dependencies_of(task, graph.tasks),
-                earlier=attempts.earlier_attempts(self.repo, task["id"], attempt),
+                earlier=attempts.earlier_attempts(self.repo, task["id"], attempt.number),
                 handoff=attempts.handoff_notes(self.repo, task["id"]),
             )
         )
-        prompt_file = run_dir / "prompt.md"
+        prompt_file = layout.prompt_path(run_dir)
         prompt_file.write_text(text)
-        runtime_name, model = registry.select_runtime(task, self.config.default_runtime)
-        runtime_options = self.config.runtime_options(runtime_name)
+        runtime_options = self.config.runtime_options(attempt.runtime)
         budgets = self.config.budgets
         request = RunRequest(
             task_id=task["id"],
-            attempt=attempt,
+            attempt=attempt.number,
             prompt=text,
             prompt_file=prompt_file,
-            cwd=Path(manifest.path),
-            model=model or runtime_options.model,
+            cwd=attempt.worktree,
+            model=attempt.model,
             exec_command=task.get("exec") if isinstance(task.get("exec"), str) else None,
             options=runtime_options.model_dump(),
             budgets=Budgets(
@@ -201,11 +197,11 @@ class Pipeline:
                 kill_grace_s=budgets.kill_grace_seconds,
             ),
         )
-        result_path = run_dir / "result.json"
+        result_path = layout.result_path(run_dir)
         environment = agent_env.agent_env(
             {
                 "SPEEDRIFT_TASK_ID": task["id"],
-                "SPEEDRIFT_ATTEMPT": str(attempt),
+                "SPEEDRIFT_ATTEMPT": str(attempt.number),
                 "WG_DIR": str(self.store.directory),
                 "WG_TASK_ID": task["id"],
                 **ports.env(),
@@ -213,8 +209,10 @@ class Pipeline:
             allow=self.config.env.allow,
             passthrough_secrets=self.config.env.secrets,
         )
-        attempts.write_attempt(run_dir, {"runtime": runtime_name, "model": request.model, "state": "running"})
-        runtime = registry.runtime_for(runtime_name)
+        attempts.write_attempt(
+            run_dir, {"runtime": attempt.runtime, "model": request.model, "state": "running"}
+        )
+        runtime = registry.runtime_for(attempt.runtime)
         cancel = options.cancel or threading.Event()
         watcher = attempts.CancelWatcher(run_dir, cancel)  # `speedrift cancel` from another process
         watcher.start()
@@ -230,7 +228,7 @@ class Pipeline:
             # git-excluded .speedrift/; the run record keeps a copy
             shutil.copyfile(outcome.result_file, result_path)
             redact.redact_file(result_path)
-        return result.apply_report(outcome, report), runtime_name
+        return result.apply_report(outcome, report)
 
     def _report_outside_writes(self, task_id: str, run_dir: Path, paths: list[str]) -> None:
         shown = ", ".join(paths[:10]) + (f" and {len(paths) - 10} more" if len(paths) > 10 else "")
@@ -258,33 +256,20 @@ class Pipeline:
         return outcome, []
 
     def _land(
-        self,
-        task: dict[str, Any],
-        attempt: int,
-        manifest: worktrees.Manifest,
-        run_dir: Path,
-        outcome: RunOutcome,
-        runtime_name: str,
-        started: float,
-        step: Callable[[str], None],
+        self, attempt: Attempt, task: dict[str, Any], outcome: RunOutcome, step: Callable[[str], None]
     ) -> AttemptResult:
-        task_id = task["id"]
-        worktree = Path(manifest.path)
-        timings: dict[str, float] = {"agent_done": time.monotonic() - started}
+        task_id, run_dir, manifest = attempt.task_id, attempt.run_dir, attempt.manifest
+        worktree = attempt.worktree
+        timings: dict[str, float] = {"agent_done": attempt.elapsed()}
         verdicts: list[GateVerdict] = []
 
         def fail(
-            kind: FailureKind, reason: str, failure_class: str | None = None, **extra: Any
+            kind: FailureKind, reason: str, failure_class: FailureClass | None = None, **extra: Any
         ) -> AttemptResult:
             outcome.success, outcome.failure, outcome.reason = False, kind, reason
             return self._failed(
-                task_id,
                 attempt,
-                manifest,
-                run_dir,
                 outcome,
-                runtime_name,
-                started,
                 verdicts,
                 extra,
                 # the agent's own work is at fault (no commit, no change); else a later step failed
@@ -297,7 +282,7 @@ class Pipeline:
             return fail(FailureKind.AGENT_ERROR, error.message)
         tip = git.rev_parse(worktree, "HEAD")
         assert tip is not None
-        if tip == manifest.base_commit and runtime_name != "shell":
+        if tip == manifest.base_commit and attempt.runtime != "shell":
             return fail(FailureKind.INCOMPLETE, "the agent reported success but changed nothing")
 
         def gate(checked: worktrees.Manifest, candidate: str) -> None:
@@ -312,7 +297,7 @@ class Pipeline:
         try:
             if tip != manifest.base_commit:
                 gate(manifest, tip)
-                manifest.state = "landing"
+                manifest.state = worktrees.ManifestState.LANDING
                 worktrees.write_manifest(self.repo, manifest)
                 step("in the merge queue")
                 landed: str | None = landing.land(self.repo, manifest, gate, timings)
@@ -322,91 +307,74 @@ class Pipeline:
             return fail(FailureKind.AGENT_ERROR, blocked.message, blocked.verdict.failure_class)
         except landing.MergeConflict as conflict:
             return fail(
-                FailureKind.AGENT_ERROR, conflict.message, "merge_conflict", conflicting_files=conflict.files
+                FailureKind.AGENT_ERROR,
+                conflict.message,
+                FailureClass.MERGE_CONFLICT,
+                conflicting_files=conflict.files,
             )
         except landing.MergePending as pending:
-            return self._merge_pending(task_id, attempt, manifest, run_dir, pending.message)
-        manifest.state = "landed"
+            return self._merge_pending(attempt, pending.message)
+        manifest.state = worktrees.ManifestState.LANDED
         manifest.landed_commit = landed
         worktrees.write_manifest(self.repo, manifest)
         worktrees.remove_landed(self.repo, manifest)
         stats = landing.diff_stats(self.repo, manifest.base_commit, landed) if landed else None
-        duration = time.monotonic() - started
-        evidence = {
-            "task": task_id,
-            "attempt": attempt,
-            "runtime": runtime_name,
-            "base_commit": manifest.base_commit,
-            "landed_commit": landed,
-            "target_branch": manifest.target_branch,
-            "diff": asdict(stats) if stats else None,
-            "usage": asdict(outcome.usage),
-            "duration_s": round(duration, 3),
-            "gates": [v.evidence | {"passed": v.passed, "summary": v.summary} for v in verdicts],
-            "agent_summary": outcome.final_text[:2000],
-        }
-        evidence["timings_s"] = {k: round(v, 4) for k, v in timings.items()}
+        duration = attempt.elapsed()
+        evidence = landed_evidence(
+            attempt, outcome, verdicts, duration_s=duration, landed=landed, stats=stats, timings=timings
+        )
         attempts.write_evidence(run_dir, evidence)
         if landed and stats:
             summary = f"Landed {landed[:12]} on {manifest.target_branch} "
             summary += f"({stats.files} files, +{stats.insertions}/-{stats.deletions})"
         else:
             summary = "Done with no changes to land"
-        message = f"{summary} via {runtime_name} in {duration:.1f}s; evidence: {run_dir / 'evidence.json'}"
+        evidence_file = attempt.evidence_path
+        message = f"{summary} via {attempt.runtime} in {duration:.1f}s; evidence: {evidence_file}"
+        landed_data = {"state": None, "worker": None, "evidence": str(evidence_file), "landed_commit": landed}
 
         def finish(graph: Graph, now: Any) -> ops.Mutation:
-            mutation = ops.done(graph, task_id, now=now, actor=worker_actor(), force=True)
-            done_task = mutation.tasks[0]
-            ops.set_speedrift(
-                done_task,
-                state=None,
-                worker=None,
-                evidence=str(run_dir / "evidence.json"),
-                landed_commit=landed,
-            )
-            done_task["log"][-1]["message"] = message
+            actor = worker_actor()
+            mutation = ops.done(graph, task_id, now=now, actor=actor, force=True, message=message)
+            ops.set_fields(graph, task_id, speedrift=landed_data, now=now, actor=actor, within=mutation)
             return mutation
 
         self.store.mutate(finish, actor=worker_actor())
-        attempts.write_attempt(run_dir, {"runtime": runtime_name, "state": DONE, "landed_commit": landed})
-        halt.record_outcome(self.repo, task_id, attempt, DONE)
+        attempts.write_attempt(run_dir, {"runtime": attempt.runtime, "state": DONE, "landed_commit": landed})
+        halt.record_outcome(self.repo, task_id, attempt.number, DONE)
         return AttemptResult(
-            task_id, attempt, DONE, summary, landed_commit=landed, run_dir=str(run_dir), evidence=evidence
+            task_id,
+            attempt.number,
+            DONE,
+            summary,
+            landed_commit=landed,
+            run_dir=str(run_dir),
+            evidence=evidence,
         )
 
     def _failed(
         self,
-        task_id: str,
-        attempt: int,
-        manifest: worktrees.Manifest,
-        run_dir: Path,
+        attempt: Attempt,
         outcome: RunOutcome,
-        runtime_name: str,
-        started: float,
         verdicts: list[GateVerdict] | None = None,
         extra: dict[str, Any] | None = None,
         agent_failed: bool = True,
     ) -> AttemptResult:
         """Record a failed attempt (class, recovery: fleet/failures.py); the worktree is kept."""
         recorded = self._recorder().failed(
-            task_id=task_id,
-            attempt=attempt,
-            manifest=manifest,
-            run_dir=run_dir,
+            attempt,
             outcome=outcome,
-            runtime_name=runtime_name,
-            duration_s=time.monotonic() - started,
             verdicts=verdicts or [],
             extra=extra or {},
             agent_failed=agent_failed,
         )
         return AttemptResult(
-            task_id,
-            attempt,
+            attempt.task_id,
+            attempt.number,
             FAILED,
             recorded.reason,
             failure=recorded.failure_class,
-            run_dir=str(run_dir),
+            run_dir=str(attempt.run_dir),
             reset_at=recorded.evidence["reset_at"],
             evidence=recorded.evidence,
             recovery=recorded.decision.as_dict(),
@@ -415,15 +383,14 @@ class Pipeline:
     def _recorder(self) -> failures.FailureRecorder:
         return failures.FailureRecorder(self.repo, self.store, self.config, worker_actor())
 
-    def _merge_pending(
-        self, task_id: str, attempt: int, manifest: worktrees.Manifest, run_dir: Path, reason: str
-    ) -> AttemptResult:
-        manifest.state = "merge-pending"
+    def _merge_pending(self, attempt: Attempt, reason: str) -> AttemptResult:
+        manifest = attempt.manifest
+        manifest.state = worktrees.ManifestState.MERGE_PENDING
         worktrees.write_manifest(self.repo, manifest)
         self.store.mutate(
             lambda g, now: ops.update_speedrift(
                 g,
-                task_id,
+                attempt.task_id,
                 {"state": "merge-pending", "pending_reason": reason},
                 now=now,
                 actor=worker_actor(),
@@ -431,8 +398,10 @@ class Pipeline:
             ),
             actor=worker_actor(),
         )
-        attempts.write_attempt(run_dir, {"state": "merge-pending", "reason": reason})
-        return AttemptResult(task_id, attempt, "merge-pending", reason, run_dir=str(run_dir))
+        attempts.write_attempt(attempt.run_dir, {"state": "merge-pending", "reason": reason})
+        return AttemptResult(
+            attempt.task_id, attempt.number, "merge-pending", reason, run_dir=str(attempt.run_dir)
+        )
 
     def _release_after_crash(
         self,
@@ -450,7 +419,7 @@ class Pipeline:
                 git.status_porcelain(Path(manifest.path))
                 or git.rev_parse(self.repo, manifest.branch) != manifest.base_commit
             ):
-                manifest.state = "failed"
+                manifest.state = worktrees.ManifestState.FAILED
                 worktrees.write_manifest(self.repo, manifest)
             else:
                 worktrees.discard_unused(self.repo, manifest)

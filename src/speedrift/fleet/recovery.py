@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from speedrift.failure_class import FailureClass, parse_failure_class
 from speedrift.fleet.classify import Classification
 from speedrift.fleet.config import RecoveryKind, RepoConfig
 from speedrift.graph.model import Task
@@ -33,51 +34,61 @@ class ClassPolicy:
     why: str = ""
 
 
-POLICIES: dict[str, ClassPolicy] = {
-    "auth_failure": ClassPolicy(
+POLICIES: dict[FailureClass, ClassPolicy] = {
+    FailureClass.AUTH_FAILURE: ClassPolicy(
         False, "escalate_human", why="the runtime's credentials were refused: a human logs it in again"
     ),
-    "usage_limit": ClassPolicy(
+    FailureClass.USAGE_LIMIT: ClassPolicy(
         True, "pause_runtime", max_attempts=10, why="the plan's limit: the runtime pauses until its reset"
     ),
-    "transient_infra": ClassPolicy(True, "retry", why="network, 5xx or a crash: the same attempt again"),
-    "secret_leak": ClassPolicy(
+    FailureClass.TRANSIENT_INFRA: ClassPolicy(
+        True, "retry", why="network, 5xx or a crash: the same attempt again"
+    ),
+    FailureClass.SECRET_LEAK: ClassPolicy(
         False, "escalate_human", why="a credential in the diff: a human rotates it; never retried blind"
     ),
-    "scope_violation": ClassPolicy(
+    FailureClass.SCOPE_VIOLATION: ClassPolicy(
         False, "replan", why="the change needs files other open tasks own: the plan must change"
     ),
-    "decomposition_error": ClassPolicy(
+    FailureClass.DECOMPOSITION_ERROR: ClassPolicy(
         False, "split_task", why="the task needed more files than it declared: split it along them"
     ),
-    "merge_conflict": ClassPolicy(
+    FailureClass.MERGE_CONFLICT: ClassPolicy(
         True, "retry_with_diagnosis", max_attempts=3, why="redo the work on the moved target branch"
     ),
-    "env_bootstrap": ClassPolicy(
+    FailureClass.ENV_BOOTSTRAP: ClassPolicy(
         False, "escalate_human", why="the worktree, runtime or a required tool could not be set up"
     ),
-    "exceeded_capacity": ClassPolicy(
+    FailureClass.EXCEEDED_CAPACITY: ClassPolicy(
         True, "escalate_model", why="a hard budget was hit: a stronger model tier, then re-planning"
     ),
-    "agent_stall": ClassPolicy(True, "retry", why="no progress within the stall window: once more"),
-    "context_cut": ClassPolicy(
+    FailureClass.AGENT_STALL: ClassPolicy(
+        True, "retry", why="no progress within the stall window: once more"
+    ),
+    FailureClass.CONTEXT_CUT: ClassPolicy(
         True, "escalate_model", why="the context ran out: a stronger tier, then re-planning"
     ),
-    "exploration_death": ClassPolicy(
+    FailureClass.EXPLORATION_DEATH: ClassPolicy(
         True, "retry_with_diagnosis", max_attempts=2, why="explored without editing: retry told to edit"
     ),
-    "spec_gap": ClassPolicy(False, "escalate_human", why="the agent asked what only a human can answer"),
-    "sast_block": ClassPolicy(True, "retry_with_diagnosis", why="new security findings: retry with them"),
-    "regression": ClassPolicy(True, "retry_with_diagnosis", why="tests that passed before fail now"),
-    "implementation_error": ClassPolicy(
+    FailureClass.SPEC_GAP: ClassPolicy(
+        False, "escalate_human", why="the agent asked what only a human can answer"
+    ),
+    FailureClass.SAST_BLOCK: ClassPolicy(
+        True, "retry_with_diagnosis", why="new security findings: retry with them"
+    ),
+    FailureClass.REGRESSION: ClassPolicy(
+        True, "retry_with_diagnosis", why="tests that passed before fail now"
+    ),
+    FailureClass.IMPLEMENTATION_ERROR: ClassPolicy(
         True, "retry_with_diagnosis", why="syntax, lint, type or test failures: retry with the gate output"
     ),
 }
 
 
-def policy_for(cls: str, config: RepoConfig) -> ClassPolicy:
+def policy_for(cls: FailureClass, config: RepoConfig) -> ClassPolicy:
     """The class's policy with ``[recovery.classes.<cls>]`` and the ``[service]`` defaults applied."""
-    base = POLICIES.get(cls, POLICIES["implementation_error"])
+    base = POLICIES[cls]
     override = config.recovery.classes.get(cls)
     if override is not None:
         fields = {k: v for k, v in override.model_dump().items() if v is not None}
@@ -93,7 +104,7 @@ def policy_for(cls: str, config: RepoConfig) -> ClassPolicy:
 
 @dataclass(frozen=True)
 class Decision:
-    failure_class: str
+    failure_class: FailureClass
     recovery: RecoveryKind  # what happens now (after fallbacks)
     retryable: bool
     automatic: bool  # the service retries it by itself (the retry kinds, attempts remaining)
@@ -119,8 +130,14 @@ class Decision:
             for p in data.get("parts", [])
             if isinstance(p, dict)
         )
-        known = {f for f in cls.__dataclass_fields__ if f != "parts"}
-        return cls(**{k: v for k, v in data.items() if k in known}, parts=parts)
+        known = {f for f in cls.__dataclass_fields__ if f not in ("parts", "failure_class")}
+        # a class this version does not know is treated as policy_for always did: implementation_error
+        failure_class = parse_failure_class(data.get("failure_class")) or FailureClass.IMPLEMENTATION_ERROR
+        return cls(
+            failure_class=failure_class,
+            **{k: v for k, v in data.items() if k in known},
+            parts=parts,
+        )
 
 
 # --- deciding -----------------------------------------------------------------------------------
@@ -248,16 +265,17 @@ def diagnose(found: Classification, attempt: int, reason: str) -> str:
     ]
     lines += [f"- {e.strip()}" for e in found.evidence]
     advice = {
-        "merge_conflict": "The target branch changed in those files while you worked: make your change on "
-        "top of the current code, keeping what others changed there.",
-        "exploration_death": "That attempt only read and searched. Start editing the files the task names "
-        "early; explore only what the edit needs.",
-        "context_cut": "The context ran out: read less, edit in smaller steps.",
-        "exceeded_capacity": "The attempt hit its budget: do the smallest complete change first.",
-        "regression": "Tests that passed before your change fail now: fix the code, not the tests.",
-        "sast_block": "Fix the security findings above without suppressing the rules.",
-        "implementation_error": "Fix what the checks above report, and run the project's checks yourself "
-        "before finishing.",
+        FailureClass.MERGE_CONFLICT: "The target branch changed in those files while you worked: make your "
+        "change on top of the current code, keeping what others changed there.",
+        FailureClass.EXPLORATION_DEATH: "That attempt only read and searched. Start editing the files the "
+        "task names early; explore only what the edit needs.",
+        FailureClass.CONTEXT_CUT: "The context ran out: read less, edit in smaller steps.",
+        FailureClass.EXCEEDED_CAPACITY: "The attempt hit its budget: do the smallest complete change first.",
+        FailureClass.REGRESSION: "Tests that passed before your change fail now: fix the code, not the "
+        "tests.",
+        FailureClass.SAST_BLOCK: "Fix the security findings above without suppressing the rules.",
+        FailureClass.IMPLEMENTATION_ERROR: "Fix what the checks above report, and run the project's checks "
+        "yourself before finishing.",
     }.get(found.cls)
     if advice:
         lines.append(advice)
@@ -274,16 +292,16 @@ def _question(found: Classification, task_id: str, runtime: str, reason: str) ->
     answer = f"Answer with `speedrift retry {task_id} --context '<answer>'`"
     forced = f"then `speedrift retry {task_id} --force`"
     first = _first(found, reason)
-    if found.cls == "spec_gap":
+    if found.cls == FailureClass.SPEC_GAP:
         return f"The agent is blocked ({found.subclass or 'blocked'}): {first}. {answer}"
-    if found.cls == "auth_failure":
+    if found.cls == FailureClass.AUTH_FAILURE:
         return f"The {runtime} runtime's credentials were refused. Log it in again, {forced}"
-    if found.cls == "secret_leak":
+    if found.cls == FailureClass.SECRET_LEAK:
         where = ", ".join(found.files[:5]) or "the diff"
         return (
             f"The attempt wrote what looks like a secret ({where}; nothing was landed). Rotate it if it is "
             f"real and say where credentials belong. {answer}"
         )
-    if found.cls == "env_bootstrap":
+    if found.cls == FailureClass.ENV_BOOTSTRAP:
         return f"The environment could not be prepared: {first}. Fix it, {forced}"
     return f"{found.cls}: {first}. What should happen next? {answer}"

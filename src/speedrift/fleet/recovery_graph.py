@@ -1,8 +1,9 @@
 """Recovery decisions applied to the graph: failure records, retries, splits, re-planning.
 
-The ``*_mutation`` builders are pure (graph in, :class:`~speedrift.graph.ops.Mutation` out) and go
-through ``graph.ops`` so every line stays loadable by wg; :func:`apply` is the thin edge that
-writes a split or replan decision through the store.
+The ``*_mutation`` builders are pure (graph in, :class:`~speedrift.graph.ops.Mutation` out) and
+change a task only through ``graph.ops`` (its verbs and ``set_fields``), so every line stays
+loadable by wg; :func:`apply` is the thin edge that writes a split or replan decision through the
+store.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from speedrift.graph.model import (
     after_of,
     edge_key,
     speedrift_data,
+    speedrift_failure_class,
     status_of,
     str_list,
 )
@@ -36,15 +38,19 @@ MAX_HISTORY = 20
 
 
 def annotate_failure(
-    task: Task,
+    graph: Graph,
+    task_id: str,
     found: Classification,
     decision: Decision,
     *,
     reason: str,
     now: datetime,
     actor: str | None,
-) -> None:
-    """Record class and decision on a task copy that was just marked failed (in place)."""
+    within: ops.Mutation,
+) -> ops.Mutation:
+    """Record class and decision on a task that ``within`` (ops.fail's mutation) just marked
+    failed: part of that same change (``ops.set_fields``), so the op log records one failure."""
+    task = within.get(task_id) or {}
     history = [h for h in speedrift_data(task).get("failures", []) if isinstance(h, dict)]
     entry = {
         "at": format_time(now),
@@ -54,16 +60,20 @@ def annotate_failure(
         "recovery": decision.recovery,
         "reason": reason[:500],
     }
-    ops.set_speedrift(
-        task,
-        failure_class=found.cls,
-        classification=found.as_dict(),
-        recovery=decision.as_dict(),
-        failures=[*history, entry][-MAX_HISTORY:],
-    )
+    recorded = {
+        "failure_class": found.cls,
+        "classification": found.as_dict(),
+        "recovery": decision.as_dict(),
+        "failures": [*history, entry][-MAX_HISTORY:],
+    }
+    fields: dict[str, Any] = {}
+    message = None
     if decision.recovery == "escalate_human" and decision.question:
-        _tag(task, NEEDS_HUMAN)
-        _log(task, f"Needs a human: {decision.question}", actor, now)
+        fields = _tag_added(task, NEEDS_HUMAN)
+        message = _log_line(f"Needs a human: {decision.question}")
+    return ops.set_fields(
+        graph, task_id, fields, speedrift=recorded, message=message, now=now, actor=actor, within=within
+    )
 
 
 def split_mutation(
@@ -103,7 +113,8 @@ def split_mutation(
     note = f"Split into {', '.join(part_ids)} after {decision.failure_class}; it runs again after them"
     reopened = retry_mutation(probe, task_id, decision, when=None, now=now, actor=actor, context=note)
     original = reopened.tasks[0]
-    original[edge_key(original, AFTER_KEYS)] = list(dict.fromkeys([*after_of(original), *part_ids]))
+    after = {edge_key(original, AFTER_KEYS): list(dict.fromkeys([*after_of(original), *part_ids]))}
+    ops.set_fields(probe, task_id, after, now=now, actor=actor, within=reopened)
     mutation.tasks.append(original)
     mutation.records += reopened.records
     return mutation
@@ -118,17 +129,13 @@ def replan_mutation(
         return ops.Mutation()
     mutation = retry_mutation(graph, task_id, decision, when=None, now=now, actor=actor)
     reopened = mutation.tasks[0]
-    reopened["paused"] = True
-    _tag(reopened, NEEDS_REPLAN)
-    _log(
-        reopened,
+    message = _log_line(
         f"Needs re-planning ({decision.failure_class}): {decision.note or ''}. Change the task (scope, "
         f"split, description), then `speedrift edit {task_id} --remove-tag {NEEDS_REPLAN}` and "
-        f"`speedrift resume {task_id}`",
-        actor,
-        now,
+        f"`speedrift resume {task_id}`"
     )
-    return mutation
+    held = {"paused": True, **_tag_added(reopened, NEEDS_REPLAN)}
+    return ops.set_fields(graph, task_id, held, message=message, now=now, actor=actor, within=mutation)
 
 
 def retry_mutation(
@@ -146,17 +153,21 @@ def retry_mutation(
     guidance = "\n\n".join(t for t in (context, decision.diagnosis if decision else None) if t) or None
     mutation = ops.retry(graph, task_id, context=guidance, now=now, actor=actor)
     reopened = mutation.tasks[0]
-    _fold_history(reopened)
-    ops.set_speedrift(reopened, failure_class=None, classification=None, recovery=None)
-    _untag(reopened, NEEDS_HUMAN)
+    cleared = {**_folded_history(reopened), "failure_class": None, "classification": None, "recovery": None}
+    untagged = _tag_removed(reopened, NEEDS_HUMAN)
+    ops.set_fields(graph, task_id, untagged, speedrift=cleared, now=now, actor=actor, within=mutation)
+    fields: dict[str, Any] = {}
+    message = None
     if decision is not None and decision.model and task is not None:
         previous = task.get("model")
         if isinstance(previous, str) and previous:
-            reopened["tried_models"] = list(dict.fromkeys([*str_list(task, "tried_models"), previous]))
-        reopened["model"] = decision.model
-        _log(reopened, f"Escalated to {decision.model} after {decision.failure_class}", actor, now)
+            fields["tried_models"] = list(dict.fromkeys([*str_list(task, "tried_models"), previous]))
+        fields["model"] = decision.model
+        message = _log_line(f"Escalated to {decision.model} after {decision.failure_class}")
     if when is not None:
-        reopened["not_before"] = format_time(when)
+        fields["not_before"] = format_time(when)
+    if fields:
+        ops.set_fields(graph, task_id, fields, message=message, now=now, actor=actor, within=mutation)
     return mutation
 
 
@@ -193,8 +204,8 @@ def manual_retry_mutation(
 ) -> ops.Mutation:
     """`speedrift retry`: a non-retryable class needs --context (what to do differently) or --force."""
     task = graph.get(task_id)
-    cls = speedrift_data(task).get("failure_class") if task is not None else None
-    if isinstance(cls, str) and not context and not force and not policy_for(cls, config).retryable:
+    cls = speedrift_failure_class(task) if task is not None else None
+    if cls is not None and not context and not force and not policy_for(cls, config).retryable:
         raise Refused(
             f"task {task_id!r} failed as {cls}, which is not retryable as it is: "
             f"{policy_for(cls, config).why}",
@@ -237,39 +248,35 @@ def _part_description(task: Task, decision: Decision, files: tuple[str, ...]) ->
     return "\n".join(lines)
 
 
-def _fold_history(task: Task) -> None:
+def _folded_history(task: Task) -> dict[str, Any]:
     """wg's retry appends a history entry; when the failure was already recorded with its class,
-    merge the two so each failure is one entry."""
+    the ``speedrift`` change that merges the two so each failure is one entry (else none)."""
     history = [h for h in speedrift_data(task).get("failures", []) if isinstance(h, dict)]
     if len(history) >= 2 and "class" in history[-2] and "class" not in history[-1]:
         retried = history.pop()
         history[-1] = {**history[-1], "retried_at": retried.get("at")}
-        ops.set_speedrift(task, failures=history)
+        return {"failures": history}
+    return {}
 
 
-def _tag(task: Task, tag: str) -> None:
+def _tag_added(task: Task, tag: str) -> dict[str, Any]:
+    """The ``tags`` change that adds ``tag`` (none when the task has it)."""
+    tags = str_list(task, "tags")
+    return {} if tag in tags else {"tags": [*tags, tag]}
+
+
+def _tag_removed(task: Task, tag: str) -> dict[str, Any]:
+    """The ``tags`` change that removes ``tag`` (none when the task lacks it); the last tag
+    removed takes the field with it."""
     tags = str_list(task, "tags")
     if tag not in tags:
-        task["tags"] = [*tags, tag]
+        return {}
+    return {"tags": [t for t in tags if t != tag] or None}
 
 
-def _untag(task: Task, tag: str) -> None:
-    tags = str_list(task, "tags")
-    if tag in tags:
-        remaining = [t for t in tags if t != tag]
-        if remaining:
-            task["tags"] = remaining
-        else:
-            task.pop("tags", None)
-
-
-def _log(task: Task, message: str, actor: str | None, now: datetime) -> None:
-    entry: dict[str, Any] = {"timestamp": format_time(now)}
-    if actor:
-        entry["actor"] = actor
-    entry["message"] = message[:4000]
-    log = task.get("log")
-    task["log"] = [*log, entry] if isinstance(log, list) else [entry]
+def _log_line(message: str) -> str:
+    """A log line quoting a decision or an agent, bounded."""
+    return message[:4000]
 
 
 # --- the edge ------------------------------------------------------------------------------------------

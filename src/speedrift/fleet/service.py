@@ -23,9 +23,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from speedrift import fsutil, layout
+from speedrift import layout, records
 from speedrift.errors import SpeedriftError
 from speedrift.fleet import halt, recovery, recovery_graph
 from speedrift.fleet.pipeline import AttemptResult, Pipeline, RunOptions, worker_actor
@@ -35,28 +33,30 @@ from speedrift.graph.model import FAILED, IN_PROGRESS, speedrift_data
 from speedrift.layout import service_dir
 from speedrift.procs import pid_alive
 from speedrift.repo import git, landing, worktrees
+from speedrift.repo.worktrees import ManifestState
 from speedrift.times import format_time, now_utc, parse_time
 
 
 def hub_marker(repo: Path) -> Path:
     """Written by the hub's restart_service handler; a human start or stop removes it."""
-    return service_dir(repo) / "started-by-hub"
+    return layout.started_by_hub_path(repo)
 
 
-def read_heartbeat(repo: Path) -> dict[str, Any] | None:
-    return layout.read_record(service_dir(repo) / "heartbeat.json")
+def read_heartbeat(repo: Path) -> records.Heartbeat | None:
+    return records.read_heartbeat(repo)
 
 
 def running_pid(repo: Path) -> int | None:
     """The pid of the live service, judged by its lock (a stale pid file proves nothing)."""
-    lock = service_dir(repo) / "lock"
+    lock = layout.service_lock_path(repo)
     if not lock.exists():
         return None
     fd = os.open(lock, os.O_RDWR)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        text = (service_dir(repo) / "pid").read_text().strip() if (service_dir(repo) / "pid").exists() else ""
+        pid_file = layout.service_pid_path(repo)
+        text = pid_file.read_text().strip() if pid_file.exists() else ""
         return int(text) if text.isdigit() else -1
     else:
         fcntl.flock(fd, fcntl.LOCK_UN)
@@ -72,6 +72,10 @@ def wg_service_live(graph_dir: Path) -> bool:
 
 
 # --- recovery ------------------------------------------------------------------------------------
+# a worktree in one of these states when the service starts may hold a rebase a crash cut off
+INTERRUPTIBLE = (ManifestState.LANDING, ManifestState.ACTIVE, ManifestState.MERGE_PENDING)
+
+
 def recover(pipeline: Pipeline) -> list[str]:
     """Make the repo consistent after a crash. Returns what was done, one line per action."""
     repo, store = pipeline.repo, pipeline.store
@@ -79,10 +83,10 @@ def recover(pipeline: Pipeline) -> list[str]:
     host = socket.gethostname()
     for manifest in worktrees.read_manifests(repo):
         worktree = Path(manifest.path)
-        interrupted = manifest.state in ("landing", "active", "merge-pending") and worktree.is_dir()
+        interrupted = manifest.state in INTERRUPTIBLE and worktree.is_dir()
         if interrupted and landing.abort_rebase_if_any(worktree):
             notes.append(f"aborted an interrupted rebase in {worktree}")
-        if manifest.state == "landing":
+        if manifest.state is ManifestState.LANDING:
             tip = git.rev_parse(repo, f"refs/heads/{manifest.branch}")
             on_target = (
                 bool(tip)
@@ -92,12 +96,12 @@ def recover(pipeline: Pipeline) -> list[str]:
                 == 0
             )
             if on_target and tip != manifest.base_commit:
-                manifest.state, manifest.landed_commit = "landed", tip
+                manifest.state, manifest.landed_commit = ManifestState.LANDED, tip
                 worktrees.write_manifest(repo, manifest)
                 store.mutate(partial(_done_after_crash, manifest=manifest), actor=worker_actor())
                 notes.append(f"{manifest.task_id}: had landed {str(tip)[:12]} before the crash; marked done")
             else:
-                manifest.state = "failed"
+                manifest.state = ManifestState.FAILED
                 worktrees.write_manifest(repo, manifest)
     graph = store.load()
     for task_id, task in graph.tasks.items():
@@ -115,24 +119,22 @@ def _done_after_crash(graph: Graph, now: datetime, manifest: worktrees.Manifest)
     task = graph.get(manifest.task_id)
     if task is None or task.get("status") != IN_PROGRESS:
         return ops.Mutation()
-    mutation = ops.done(graph, manifest.task_id, now=now, actor=worker_actor(), force=True)
-    ops.set_speedrift(mutation.tasks[0], state=None, worker=None, landed_commit=manifest.landed_commit)
-    mutation.tasks[0]["log"][-1]["message"] = (
-        f"Landed {str(manifest.landed_commit)[:12]} (recorded after a restart)"
-    )
-    return mutation
+    actor = worker_actor()
+    message = f"Landed {str(manifest.landed_commit)[:12]} (recorded after a restart)"
+    mutation = ops.done(graph, manifest.task_id, now=now, actor=actor, force=True, message=message)
+    landed = {"state": None, "worker": None, "landed_commit": manifest.landed_commit}
+    return ops.set_fields(graph, manifest.task_id, speedrift=landed, now=now, actor=actor, within=mutation)
 
 
 def _release(graph: Graph, now: datetime, task_id: str, pid: int) -> ops.Mutation:
     task = graph.get(task_id)
     if task is None or task.get("status") != IN_PROGRESS:
         return ops.Mutation()
-    mutation = ops.unclaim(graph, task_id, now=now, actor=worker_actor())
-    ops.set_speedrift(mutation.tasks[0], state=None, worker=None)
-    mutation.tasks[0]["log"][-1]["message"] = (
-        f"Released: worker {pid} is gone; the task is open for a new attempt"
-    )
-    return mutation
+    actor = worker_actor()
+    message = f"Released: worker {pid} is gone; the task is open for a new attempt"
+    mutation = ops.unclaim(graph, task_id, now=now, actor=actor, message=message)
+    released = {"state": None, "worker": None}
+    return ops.set_fields(graph, task_id, speedrift=released, now=now, actor=actor, within=mutation)
 
 
 # --- retry policy ----------------------------------------------------------------------------------
@@ -232,21 +234,19 @@ class ServiceLoop:
             self.log(message)
 
     def heartbeat(self, state: str) -> None:
-        folder = service_dir(self.pipeline.repo)
-        folder.mkdir(parents=True, exist_ok=True)
-        record = {
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "at": format_time(now_utc()),
-            "state": state,
-            "running": sorted(self.running),
-            "max_agents": self.pipeline.config.service.max_agents,
-            "paused_runtimes": {k: format_time(v) for k, v in self.paused_until.items()},
-            "retries": self.retries.as_dict() if self.retries else None,
-            "hub": self.admission is not None,
-            "paused": self.paused,
-        }
-        fsutil.write_atomic(folder / "heartbeat.json", orjson.dumps(record))
+        beat = records.Heartbeat(
+            pid=os.getpid(),
+            host=socket.gethostname(),
+            at=format_time(now_utc()),
+            state=state,
+            running=tuple(sorted(self.running)),
+            max_agents=self.pipeline.config.service.max_agents,
+            paused_runtimes={k: format_time(v) for k, v in self.paused_until.items()},
+            retries=self.retries.as_dict() if self.retries else None,
+            hub=self.admission is not None,
+            paused=self.paused,
+        )
+        records.write_heartbeat(self.pipeline.repo, beat)
 
     def _attempt(self, task_id: str, cancel: threading.Event) -> None:
         try:
@@ -342,7 +342,7 @@ class ServiceLoop:
 
     def retry_pending_merges(self) -> None:
         for manifest in worktrees.read_manifests(self.pipeline.repo):
-            if manifest.state != "merge-pending" or manifest.task_id in self.running:
+            if manifest.state is not ManifestState.MERGE_PENDING or manifest.task_id in self.running:
                 continue
             landing.abort_rebase_if_any(Path(manifest.path))
             try:
@@ -350,7 +350,7 @@ class ServiceLoop:
             except (landing.MergePending, landing.MergeConflict) as error:
                 self.say(f"{manifest.task_id}: still waiting to land: {error.message}")
                 continue
-            manifest.state, manifest.landed_commit = "landed", tip
+            manifest.state, manifest.landed_commit = ManifestState.LANDED, tip
             worktrees.write_manifest(self.pipeline.repo, manifest)
             self.pipeline.store.mutate(partial(_done_after_crash, manifest=manifest), actor=worker_actor())
             halt.record_outcome(self.pipeline.repo, manifest.task_id, manifest.attempt, "done")
@@ -407,13 +407,14 @@ def serve(pipeline: Pipeline, log_path: Path, admission: Callable[[], tuple[bool
     ``admission`` (``--hub``) is asked before every claim; see :attr:`ServiceLoop.admission`."""
     folder = service_dir(pipeline.repo)
     folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(layout.service_lock_path(pipeline.repo), os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
         raise SpeedriftError(f"a speedrift service is already running for {pipeline.repo}") from None
-    (folder / "pid").write_text(str(os.getpid()))
+    pid_file = layout.service_pid_path(pipeline.repo)
+    pid_file.write_text(str(os.getpid()))
     handle = open(log_path, "a", buffering=1)  # noqa: SIM115 - lives as long as the service
 
     def log(message: str) -> None:
@@ -433,7 +434,7 @@ def serve(pipeline: Pipeline, log_path: Path, admission: Callable[[], tuple[bool
     finally:
         log("service stopped")
         handle.close()
-        (folder / "pid").unlink(missing_ok=True)
+        pid_file.unlink(missing_ok=True)
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
     return 0

@@ -10,13 +10,13 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from speedrift import gitcmd
 from speedrift.gates.changes import git_bytes, read_blobs
-from speedrift.repo.git import GitError
+from speedrift.gitcmd import GitError
 
 
 @contextlib.contextmanager
@@ -25,14 +25,12 @@ def full_tree(worktree: Path, commit: str, *, prefix: str = "speedrift-base-") -
     folder = Path(tempfile.mkdtemp(prefix=prefix))
     index = folder.with_name(folder.name + ".index")
     try:
-        env = {**os.environ, "GIT_INDEX_FILE": str(index), "LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0"}
+        env = {"GIT_INDEX_FILE": str(index)}
         for args in (
             ["read-tree", commit],
             ["--work-tree", str(folder), "checkout-index", "--all", "--force"],
         ):
-            result = subprocess.run(
-                ["git", *args], cwd=worktree, env=env, capture_output=True, check=False, timeout=600
-            )
+            result = gitcmd.run_bytes(args, worktree, env=env, timeout=600)
             if result.returncode != 0:
                 message = result.stderr.decode("utf-8", "replace").strip()
                 raise GitError(f"could not check out {commit[:12]} for the base run: {message}")

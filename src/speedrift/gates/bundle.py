@@ -16,7 +16,7 @@ import orjson
 
 from speedrift import fsutil, redact
 from speedrift.gates.model import EvidenceBundle, GateStatus
-from speedrift.layout import state_dir
+from speedrift.layout import gate_bundles_dir
 
 KEEP = 500
 SUMMARY_LIMIT = 400
@@ -25,7 +25,7 @@ _STATUS_ORDER: tuple[GateStatus, ...] = ("fail", "warn", "skipped", "pass")
 
 
 def bundles_dir(repo: Path) -> Path:
-    return state_dir(repo) / "gates"
+    return gate_bundles_dir(repo)
 
 
 def to_dict(bundle: EvidenceBundle) -> dict[str, Any]:

@@ -9,15 +9,15 @@ of a dirty checkout, by a NUL byte in their first 8 KiB.
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from speedrift.repo.git import GitError
+from speedrift import gitcmd
+from speedrift.gitcmd import GitError
+from speedrift.layout import STATE_PREFIX
 
 _NULL_SHA = "0" * 40
-STATE_PREFIX = ".speedrift/"  # speedrift's own state in a checkout is never part of a diff
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,19 +58,7 @@ def display_path(path: str) -> str:
 def git_bytes(
     args: Sequence[str], cwd: Path, *, timeout: float = 120, input_bytes: bytes | None = None
 ) -> bytes:
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
-    try:
-        result = subprocess.run(
-            ["git", *args],
-            cwd=cwd,
-            capture_output=True,
-            timeout=timeout,
-            check=False,
-            env=env,
-            input=input_bytes,
-        )
-    except FileNotFoundError:
-        raise GitError("git is not installed", hint="install git (e.g. `apt-get install git`)") from None
+    result = gitcmd.run_bytes(args, cwd, timeout=timeout, input_bytes=input_bytes)
     if result.returncode != 0:
         message = result.stderr.decode("utf-8", "replace").strip()
         raise GitError(f"git {' '.join(args[:3])} failed in {cwd}: {message}")
@@ -90,7 +78,7 @@ def collect(worktree: Path, base: str, tip: str | None) -> list[ChangedFile]:
             if not raw:
                 continue
             path = os.fsdecode(raw)
-            if path in known or path.startswith(STATE_PREFIX):
+            if path in known or path.startswith(STATE_PREFIX):  # speedrift's own state: never a change
                 continue
             changes.append(ChangedFile(path, "A", binary=_looks_binary(worktree / path)))
     return sorted(changes, key=lambda c: c.path)
@@ -174,13 +162,7 @@ def read_blobs(worktree: Path, shas: Sequence[str]) -> dict[str, bytes]:
 
 
 def is_ancestor(worktree: Path, older: str, newer: str) -> bool:
-    result = subprocess.run(
-        ["git", "merge-base", "--is-ancestor", older, newer],
-        cwd=worktree,
-        capture_output=True,
-        check=False,
-    )
-    return result.returncode == 0
+    return gitcmd.run_bytes(["merge-base", "--is-ancestor", older, newer], worktree).returncode == 0
 
 
 def zero_context_diff(worktree: Path, base: str, tip: str | None, paths: Sequence[str]) -> bytes:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from speedrift.failure_class import FailureClass
 from speedrift.gates import tools
 from speedrift.gates.changes import ChangedFile
 from speedrift.gates.config import GatesConfig
@@ -79,7 +80,7 @@ def result(
     reason: str,
     findings: Sequence[Finding] = (),
     *,
-    failure_class: str | None = None,
+    failure_class: FailureClass | None = None,
     command: Sequence[str] = (),
 ) -> GateResult:
     return GateResult(

@@ -16,6 +16,8 @@ from urllib.parse import unquote, urlsplit
 
 import yaml
 
+from speedrift.errors import SpeedriftError
+from speedrift.failure_class import FailureClass
 from speedrift.gates import openapi
 from speedrift.gates.changes import ChangedFile, git_bytes
 from speedrift.gates.context import GateContext, result
@@ -28,7 +30,7 @@ _GLOB_CHARS = frozenset("*?[")
 MAX_ERRORS_PER_FILE = 20
 
 
-class ConfigProblem(Exception):
+class ConfigProblem(SpeedriftError):
     pass
 
 
@@ -85,7 +87,7 @@ class ContractGate:
                 "fail",
                 "; ".join(problems[:3]),
                 findings,
-                failure_class="env_bootstrap",
+                failure_class=FailureClass.ENV_BOOTSTRAP,
             )
         if findings:
             first = findings[0]
@@ -94,7 +96,7 @@ class ContractGate:
                 "fail",
                 f"{len(findings)} contract problem(s) (first: {first.file}: {first.message})",
                 findings,
-                failure_class="implementation_error",
+                failure_class=FailureClass.IMPLEMENTATION_ERROR,
             )
         if not checked:
             return result(

@@ -12,6 +12,8 @@ import json
 import tomllib
 from pathlib import Path
 
+from speedrift.errors import SpeedriftError
+from speedrift.failure_class import FailureClass
 from speedrift.gates import versus
 from speedrift.gates.context import GateContext, result
 from speedrift.gates.model import Finding, GateResult
@@ -130,7 +132,7 @@ def eslint_runner(ctx: GateContext, eslint: str) -> versus.PerFileRun:
     return run
 
 
-class ToolFailed(Exception):
+class ToolFailed(SpeedriftError):
     """A tool ran but could not do its job (bad config, crash): the gate fails with this reason."""
 
 
@@ -145,7 +147,7 @@ class LintGate:
             self._ruff(ctx, ran, skipped, findings)
             self._eslint(ctx, ran, skipped, findings)
         except ToolFailed as error:
-            return result(self.name, "fail", str(error), findings, failure_class="env_bootstrap")
+            return result(self.name, "fail", str(error), findings, failure_class=FailureClass.ENV_BOOTSTRAP)
         return summarize(self.name, ran, skipped, findings, block_low=False)
 
     def _ruff(self, ctx: GateContext, ran: list[str], skipped: list[str], out: list[Finding]) -> None:
@@ -192,7 +194,7 @@ def summarize(
     findings: list[Finding],
     *,
     block_low: bool,
-    failure_class: str = "implementation_error",
+    failure_class: FailureClass = FailureClass.IMPLEMENTATION_ERROR,
 ) -> GateResult:
     """pass / warn / fail / skipped for a diff-aware tool gate from its new and old findings."""
     new, old = versus.split_new(findings)

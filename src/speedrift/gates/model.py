@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from speedrift.failure_class import FailureClass
+
 GateStatus = Literal["pass", "warn", "fail", "skipped"]
 Severity = Literal["critical", "high", "medium", "low", "info"]
 
@@ -35,7 +37,7 @@ class GateResult:
     duration_ms: float = 0.0
     # the failure class this result implies when it fails: secret_leak, scope_violation,
     # decomposition_error, sast_block, regression, implementation_error, env_bootstrap
-    failure_class: str | None = None
+    failure_class: FailureClass | None = None
     required: bool = False  # speedrift.toml marks it required: warn/skipped then block too
     command: tuple[str, ...] = ()  # what ran (secrets redacted)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from speedrift.failure_class import FailureClass
 from speedrift.gates import diffaware, versus
 from speedrift.gates.changes import ChangedFile
 from speedrift.gates.context import GateContext, result
@@ -194,7 +195,7 @@ class SastGate:
                     findings += versus.compare_per_file(ctx, "ruff-s", "S", python, tip, run, ())
                     ran.append(f"ruff S ({len(python)} files)")
         except ToolFailed as error:
-            return result(self.name, "fail", str(error), findings, failure_class="env_bootstrap")
+            return result(self.name, "fail", str(error), findings, failure_class=FailureClass.ENV_BOOTSTRAP)
         findings = dedupe(findings)
         new = [f for f in findings if f.new]
         blocking = [f for f in new if at_least(f.severity, config.block_severity)]
@@ -206,7 +207,7 @@ class SastGate:
             first = blocking[0]
             reason = f"{len(blocking)} new {config.block_severity}+ finding(s){old_note}, "
             reason += f"first {first.file}:{first.line} {first.message}"
-            return result(self.name, "fail", reason[:400] + note, kept, failure_class="sast_block")
+            return result(self.name, "fail", reason[:400] + note, kept, failure_class=FailureClass.SAST_BLOCK)
         if new:
             return result(
                 self.name, "warn", f"{len(new)} new lower-severity finding(s){old_note}{note}", kept

@@ -15,6 +15,8 @@ import json
 import re
 from pathlib import Path
 
+from speedrift.errors import SpeedriftError
+from speedrift.failure_class import FailureClass
 from speedrift.gates.context import GateContext, result
 from speedrift.gates.model import Finding, GateResult, Severity
 from speedrift.gates.sast import RANK, at_least
@@ -42,7 +44,7 @@ def requirement_files(root: Path) -> list[str]:
     return found
 
 
-class Offline(Exception):
+class Offline(SpeedriftError):
     pass
 
 
@@ -91,7 +93,7 @@ class ScaGate:
                     :500
                 ],
                 findings,
-                failure_class="sast_block",
+                failure_class=FailureClass.SAST_BLOCK,
             )
         if findings:
             return result(self.name, "warn", f"{len(findings)} known vulnerabilit(ies){suffix}", findings)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from speedrift.failure_class import FailureClass
 from speedrift.gates.context import GateContext, result
 from speedrift.gates.globs import matches_any
 from speedrift.gates.model import Finding, GateResult
@@ -126,7 +127,7 @@ class ScopeGate:
                 "fail",
                 f"{len(violations)} file(s) belong to other open tasks: {names}",
                 findings,
-                failure_class="scope_violation",
+                failure_class=FailureClass.SCOPE_VIOLATION,
             )
         if not declared:
             return result(self.name, "skipped", "no scope declared")
@@ -144,7 +145,7 @@ class ScopeGate:
                 "fail",
                 f"{len(undeclared)} undeclared file(s) (strict scope): {names}",
                 findings,
-                failure_class="scope_violation",
+                failure_class=FailureClass.SCOPE_VIOLATION,
             )
         if len(undeclared) >= 3:
             return result(
@@ -152,6 +153,6 @@ class ScopeGate:
                 "fail",
                 f"{len(undeclared)} undeclared files: {names}",
                 findings,
-                failure_class="decomposition_error",
+                failure_class=FailureClass.DECOMPOSITION_ERROR,
             )
         return result(self.name, "warn", f"{len(undeclared)} undeclared file(s): {names}", findings)

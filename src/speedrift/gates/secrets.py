@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 
 from speedrift import redact
+from speedrift.failure_class import FailureClass
 from speedrift.gates import basetree, detect
 from speedrift.gates.changes import ChangedFile, read_blobs
 from speedrift.gates.context import GateContext, result
@@ -92,7 +93,7 @@ class SecretsGate:
                 "fail",
                 f"{len(fresh)} secret(s) added: {shown}{more}{note}",
                 findings,
-                failure_class="secret_leak",
+                failure_class=FailureClass.SECRET_LEAK,
             )
         if findings:
             return result(

@@ -20,7 +20,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from speedrift import layout, redact
+from speedrift import gitcmd, layout, redact
+from speedrift.failure_class import FailureClass
 from speedrift.gates import bundle as bundles
 from speedrift.gates import changes as changes_mod
 from speedrift.gates.config import GatesConfig
@@ -39,13 +40,13 @@ from speedrift.gates.tools import GateTimeout, ToolFinder, ToolNotRunnable
 from speedrift.gates.typecheck import TypesGate
 from speedrift.gates.verdict import GateVerdict
 from speedrift.graph.model import Task, speedrift_data
-from speedrift.graph.store import GRAPH_DIR_NAMES, GRAPH_FILE, GraphStore
-from speedrift.layout import state_dir
+from speedrift.graph.store import GraphStore
 from speedrift.repo import git
 from speedrift.times import format_time, now_utc
 
-HARD_FAILURES = frozenset({"secret_leak", "scope_violation"})
-TIMEOUT_CLASS = {"tests": "implementation_error"}  # a hanging suite is most likely the change
+HARD_FAILURES = frozenset({FailureClass.SECRET_LEAK, FailureClass.SCOPE_VIOLATION})
+# a hanging suite is most likely the change
+TIMEOUT_CLASS: dict[str, FailureClass] = {"tests": FailureClass.IMPLEMENTATION_ERROR}
 
 
 def default_gates() -> tuple[Gate, ...]:
@@ -63,11 +64,11 @@ def default_gates() -> tuple[Gate, ...]:
 
 
 def cache_dir(repo: Path) -> Path:
-    folder = state_dir(repo) / "cache" / "gates"
+    folder = layout.cache_dir(repo, "gates")
     if not folder.is_dir():
         # caches and bundles live in .speedrift/, which must never show up as the repo's changes
-        with contextlib.suppress(git.GitError, OSError):
-            git.exclude_locally(repo, "/.speedrift/")
+        with contextlib.suppress(gitcmd.GitError, OSError):
+            git.exclude_locally(repo, layout.EXCLUDE_PATTERN)
     return folder
 
 
@@ -202,20 +203,20 @@ class GateSuite:
                 "fail",
                 f"timed out: {timeout} "
                 f"(raise [gates.timeouts] {gate.name} in speedrift.toml if it needs longer)",
-                failure_class=TIMEOUT_CLASS.get(gate.name, "env_bootstrap"),
+                failure_class=TIMEOUT_CLASS.get(gate.name, FailureClass.ENV_BOOTSTRAP),
             )
         except ToolNotRunnable as error:
-            return result(gate.name, "fail", str(error), failure_class="env_bootstrap")
+            return result(gate.name, "fail", str(error), failure_class=FailureClass.ENV_BOOTSTRAP)
         except Exception as error:  # a gate's own bug must block, never pass
             return result(
                 gate.name,
                 "fail",
                 f"the {gate.name} gate crashed: {type(error).__name__}: {error}"[:500],
-                failure_class="env_bootstrap",
+                failure_class=FailureClass.ENV_BOOTSTRAP,
             )
 
     def _tasks(self, repo: Path) -> Mapping[str, Task]:
-        store = self.store or _locate_store(repo)
+        store = self.store or GraphStore.of_repo(repo)
         if store is None:
             return {}
         try:
@@ -226,7 +227,7 @@ class GateSuite:
     def _log(self, repo: Path, task_id: str, text: str) -> None:
         from speedrift.graph import ops
 
-        store = self.store or _locate_store(repo)
+        store = self.store or GraphStore.of_repo(repo)
         if store is None or not task_id:
             return
         try:
@@ -238,11 +239,11 @@ class GateSuite:
             return
 
 
-def _failure_class(blocking: GateResult) -> str:
+def _failure_class(blocking: GateResult) -> FailureClass:
     """The class a blocking result implies; a required gate that could not run is the environment's."""
     if blocking.failure_class:
         return blocking.failure_class
-    return "env_bootstrap" if blocking.status == "skipped" else "implementation_error"
+    return FailureClass.ENV_BOOTSTRAP if blocking.status == "skipped" else FailureClass.IMPLEMENTATION_ERROR
 
 
 def _redacted(outcome: GateResult) -> GateResult:
@@ -254,19 +255,12 @@ def _redacted(outcome: GateResult) -> GateResult:
     return replace(outcome, reason=redact.redact_text(outcome.reason), findings=findings, command=command)
 
 
-def _locate_store(repo: Path) -> GraphStore | None:
-    for name in GRAPH_DIR_NAMES:
-        if (repo / name / GRAPH_FILE).is_file():
-            return GraphStore(repo / name)
-    return None
-
-
 def attempt_run_dir(repo: Path, task: Task) -> Path | None:
 
     attempt = speedrift_data(task).get("attempt")
     if not isinstance(attempt, int):
         return None
-    folder = layout.task_runs_dir(repo, str(task.get("id", ""))) / str(attempt)
+    folder = layout.attempt_dir(repo, str(task.get("id", "")), attempt)
     return folder if folder.is_dir() else None
 
 

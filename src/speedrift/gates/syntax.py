@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from speedrift.failure_class import FailureClass
 from speedrift.gates import tools
 from speedrift.gates.changes import ChangedFile
 from speedrift.gates.context import GateContext, result
@@ -150,7 +151,9 @@ class SyntaxGate:
         if findings:
             first = findings[0]
             reason = f"{len(findings)} file(s) do not parse (first: {first.file}:{first.line or '?'})"
-            return result(self.name, "fail", reason + suffix, findings, failure_class="implementation_error")
+            return result(
+                self.name, "fail", reason + suffix, findings, failure_class=FailureClass.IMPLEMENTATION_ERROR
+            )
         if checked == 0:
             return result(self.name, "skipped", "no changed files of a parsed kind" + suffix)
         return result(self.name, "pass", f"{checked} file(s) parse" + suffix)

@@ -23,6 +23,7 @@ import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from speedrift.failure_class import FailureClass
 from speedrift.gates import basetree, diffaware
 from speedrift.gates.context import GateContext, result
 from speedrift.gates.lint import pyproject_has
@@ -127,7 +128,7 @@ class TestsGate:
         command, why = resolve_command(ctx)
         if command is None:
             if why.startswith("test command not found"):
-                return result(self.name, "fail", why, failure_class="env_bootstrap")
+                return result(self.name, "fail", why, failure_class=FailureClass.ENV_BOOTSTRAP)
             return result(self.name, "skipped", why)
         try:
             tip = self._execute(ctx, ctx.worktree, command)
@@ -137,7 +138,7 @@ class TestsGate:
                 "fail",
                 f"{error} ([gates.tests] command)",
                 command=command,
-                failure_class="env_bootstrap",
+                failure_class=FailureClass.ENV_BOOTSTRAP,
             )
         pytest = is_pytest(command)
         if pytest and tip.returncode in (PYTEST_USAGE_ERROR, PYTEST_INTERNAL_ERROR):
@@ -146,7 +147,7 @@ class TestsGate:
                 "fail",
                 f"the test command could not run (pytest exit {tip.returncode}): {tip.tail}",
                 command=command,
-                failure_class="env_bootstrap",
+                failure_class=FailureClass.ENV_BOOTSTRAP,
             )
         if tip.returncode == 0:
             count = len(tip.outcomes) if tip.outcomes is not None else None
@@ -185,7 +186,7 @@ class TestsGate:
                     f"{len(regressions)} regression(s): {', '.join(regressions[:3])}",
                     findings,
                     command=command,
-                    failure_class="regression",
+                    failure_class=FailureClass.REGRESSION,
                 )
             if new:
                 return result(
@@ -194,7 +195,7 @@ class TestsGate:
                     f"{len(new)} new test(s) fail: {', '.join(new[:3])}",
                     findings,
                     command=command,
-                    failure_class="implementation_error",
+                    failure_class=FailureClass.IMPLEMENTATION_ERROR,
                 )
             return result(
                 self.name,
@@ -209,7 +210,7 @@ class TestsGate:
                 "fail",
                 f"the test command fails (exit {tip.returncode}) and passed at the base commit: {tip.tail}",
                 command=command,
-                failure_class="regression",
+                failure_class=FailureClass.REGRESSION,
             )
         return result(
             self.name,

@@ -11,17 +11,16 @@ grandchild holding a pipe can keep the call open), and on the deadline the whole
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from speedrift import procs
+from speedrift.errors import SpeedriftError
 
 GATE_PATH_ENV = "SPEEDRIFT_GATE_PATH"
 NODE_TOOLS = frozenset({"eslint", "tsc"})
@@ -39,7 +38,7 @@ INSTALL_HINTS = {
 }
 
 
-class GateTimeout(Exception):
+class GateTimeout(SpeedriftError):
     """A tool ran past the gate's deadline; its process group has been killed."""
 
     def __init__(self, what: str, seconds: float) -> None:
@@ -143,40 +142,17 @@ def run(
     timeout: float,
     what: str,
 ) -> ToolRun:
-    """Run ``argv`` in its own process group; raise :class:`GateTimeout` after ``timeout`` seconds."""
+    """Run ``argv`` in its own process group (:func:`speedrift.procs.run`); raise
+    :class:`GateTimeout` after ``timeout`` seconds. Helpers it left behind do not outlive the gate."""
     started = time.monotonic()
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        try:
-            proc = subprocess.Popen(
-                list(argv),
-                cwd=cwd,
-                env=dict(env),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                start_new_session=True,
-                close_fds=True,
-            )
-        except OSError as error:
-            raise ToolNotRunnable(f"could not start {argv[0]}: {error.strerror or error}") from None
-        try:
-            returncode = proc.wait(timeout=max(0.01, timeout))
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            raise GateTimeout(what, timeout) from None
-        finally:
-            _kill_group(proc)  # helpers it left behind do not outlive the gate
-        out.seek(0)
-        err.seek(0)
-        return ToolRun(tuple(argv), returncode, out.read(), err.read(), time.monotonic() - started)
+    try:
+        done = procs.run(argv, cwd=cwd, env=env, timeout=max(0.01, timeout), end_group=True)
+    except OSError as error:
+        raise ToolNotRunnable(f"could not start {argv[0]}: {error.strerror or error}") from None
+    except procs.ProcessTimeout:
+        raise GateTimeout(what, timeout) from None
+    return ToolRun(tuple(argv), done.returncode, done.stdout, done.stderr, time.monotonic() - started)
 
 
-class ToolNotRunnable(Exception):
+class ToolNotRunnable(SpeedriftError):
     pass
-
-
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=5)

@@ -15,6 +15,7 @@ import json
 import re
 from pathlib import Path
 
+from speedrift.failure_class import FailureClass
 from speedrift.gates import versus
 from speedrift.gates.context import GateContext
 from speedrift.gates.lint import PYTHON, ToolFailed, batches, pyproject_has, relative, summarize
@@ -64,7 +65,7 @@ class TypesGate:
         except ToolFailed as error:
             from speedrift.gates.context import result
 
-            return result(self.name, "fail", str(error), findings, failure_class="env_bootstrap")
+            return result(self.name, "fail", str(error), findings, failure_class=FailureClass.ENV_BOOTSTRAP)
         return summarize(self.name, ran, skipped, findings, block_low=True)
 
     def _mypy(self, ctx: GateContext, ran: list[str], skipped: list[str], out: list[Finding]) -> None:

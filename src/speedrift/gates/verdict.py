@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from speedrift.errors import SpeedriftError
+from speedrift.failure_class import FailureClass
 from speedrift.graph.model import Task
 
 
@@ -20,7 +21,7 @@ class GateVerdict:
     passed: bool
     summary: str
     evidence: dict[str, Any] = field(default_factory=dict)
-    failure_class: str | None = None  # e.g. secret_leak, regression (set by the gates plane)
+    failure_class: FailureClass | None = None  # e.g. secret_leak, regression (set by the gates plane)
 
 
 class GateBlocked(SpeedriftError):

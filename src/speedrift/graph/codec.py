@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from speedrift.graph.model import AFTER_KEYS, BEFORE_KEYS, Task
+from speedrift.graph.wgcompat import WgCompatError
 
 
 def encode_node(node: dict[str, Any]) -> bytes:
@@ -143,9 +144,9 @@ class Graph:
         """Replace the task's line in place (or append a new line); no other line is touched."""
         task_id = task["id"]
         if AFTER_KEYS[0] in task and AFTER_KEYS[1] in task:
-            raise ValueError(f"task {task_id!r} would carry both 'after' and 'blocked_by'")
+            raise WgCompatError(f"task {task_id!r} would carry both 'after' and 'blocked_by'")
         if BEFORE_KEYS[0] in task and BEFORE_KEYS[1] in task:
-            raise ValueError(f"task {task_id!r} would carry both 'before' and 'blocks'")
+            raise WgCompatError(f"task {task_id!r} would carry both 'before' and 'blocks'")
         index = self.task_line.get(task_id)
         if index is not None:
             task = self._keep_exact_values(index, task)

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import re
 import tomllib
+from enum import StrEnum
 from typing import Any
+
+from speedrift.failure_class import FailureClass, parse_failure_class
 
 Task = dict[str, Any]
 
@@ -44,17 +47,23 @@ TERMINAL = frozenset({DONE, FAILED, ABANDONED})
 DEP_SATISFIED = frozenset({DONE, ABANDONED})  # failed does NOT unblock dependents
 DISPATCHABLE = frozenset({OPEN, INCOMPLETE})
 
-# Workgraph's `failure_class` enum: wg refuses the whole graph on any other value.
-WG_FAILURE_CLASSES = frozenset(
-    {
-        "api-error-400-document",
-        "api-error-429-rate-limit",
-        "api-error-5xx-transient",
-        "agent-hard-timeout",
-        "agent-exit-nonzero",
-        "wrapper-internal",
-    }
-)
+
+class WgFailureClass(StrEnum):
+    """Workgraph's own `failure_class` enum: wg refuses the whole graph on any other value.
+
+    Not speedrift's vocabulary (:class:`~speedrift.failure_class.FailureClass`): the task's top-level
+    ``failure_class`` holds one of these or nothing; speedrift's class is ``speedrift.failure_class``."""
+
+    API_ERROR_400_DOCUMENT = "api-error-400-document"
+    API_ERROR_429_RATE_LIMIT = "api-error-429-rate-limit"
+    API_ERROR_5XX_TRANSIENT = "api-error-5xx-transient"
+    AGENT_HARD_TIMEOUT = "agent-hard-timeout"
+    AGENT_EXIT_NONZERO = "agent-exit-nonzero"
+    WRAPPER_INTERNAL = "wrapper-internal"
+
+
+WG_FAILURE_CLASSES = frozenset(WgFailureClass)
+WG_FAILURE_CLASS_KEY = "failure_class"  # wg's field, top level: a WgFailureClass value or absent
 
 PRIORITY_LEVELS = {"critical": 100, "high": 50, "normal": 10, "low": 5, "idle": 0}
 PRIORITY_TIERS = (0, 5, 10, 50, 100)  # ascending; the age bump moves one tier per day
@@ -132,6 +141,24 @@ def is_system(task_id: str) -> bool:
 def speedrift_data(task: Task) -> dict[str, Any]:
     data = task.get(SPEEDRIFT_KEY)
     return data if isinstance(data, dict) else {}
+
+
+# The two failure classes a task carries, each read (and wg's written) only through these:
+# wg's ``task["failure_class"]`` (wg's vocabulary, how the runtime failed) and speedrift's
+# ``task["speedrift"]["failure_class"]`` (the FailureClass of the last failure, docs/failure-classes.md).
+def wg_failure_class(task: Task) -> WgFailureClass | None:
+    """wg's own ``failure_class`` field, or None when it is unset (or holds nothing wg knows)."""
+    value = task.get(WG_FAILURE_CLASS_KEY)
+    return WgFailureClass(value) if isinstance(value, str) and value in WG_FAILURE_CLASSES else None
+
+
+def set_wg_failure_class(task: Task, value: WgFailureClass) -> None:
+    task[WG_FAILURE_CLASS_KEY] = value.value
+
+
+def speedrift_failure_class(task: Task) -> FailureClass | None:
+    """speedrift's class of the task's last failure (``speedrift.failure_class``), or None."""
+    return parse_failure_class(speedrift_data(task).get("failure_class"))
 
 
 _CONTRACT = re.compile(r"```wg-contract\s*\n(.*?)```", re.S)

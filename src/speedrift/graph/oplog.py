@@ -7,13 +7,12 @@ At 10 MB the file is compressed with zstd to ``<UTC stamp>.jsonl.zst`` (the name
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from speedrift import fsutil
+from speedrift import fsutil, times
 
 ROTATION_BYTES = 10 * 1024 * 1024
 
@@ -42,7 +41,7 @@ def append(graph_dir: Path, record: dict[str, Any], threshold: int = ROTATION_BY
 def rotate(path: Path) -> Path:
     import zstandard  # only on rotation: keeps the import off every mutation's path
 
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    stamp = times.stamp(times.now_utc())
     target = path.with_name(f"{stamp}.jsonl.zst")
     fsutil.write_atomic(target, zstandard.ZstdCompressor(level=3).compress(path.read_bytes()))
     path.write_bytes(b"")

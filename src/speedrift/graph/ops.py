@@ -3,11 +3,16 @@
 Nothing here touches a file. A :class:`Mutation` carries the replacement task dicts (copies: the
 loaded graph is never modified here) and the operation-log records to append; the store applies
 both under the graph lock. Transitions follow wg (``src/commands/*.rs``).
+
+This module is the only code that changes a task: callers change fields through
+:func:`set_fields` (alone, or folded into the mutation a verb just built, e.g. a claim and its
+attempt number) and give a verb its log line with ``message=``; they never edit a task dict.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -37,6 +42,7 @@ from speedrift.graph.model import (
     str_list,
 )
 from speedrift.graph.query import blocker_problem
+from speedrift.graph.wgcompat import check_task
 from speedrift.times import format_time
 
 
@@ -56,6 +62,10 @@ class Mutation:
     def put(self, task: Task, op: str, detail: dict[str, Any] | None = None) -> None:
         self.tasks.append(task)
         self.records.append(OpRecord(op, task["id"], detail or {}))
+
+    def get(self, task_id: str) -> Task | None:
+        """The version of the task this mutation writes (the newest, if more than one), or None."""
+        return next((t for t in reversed(self.tasks) if t.get("id") == task_id), None)
 
 
 def _existing(graph: Graph, task_id: str) -> Task:
@@ -333,19 +343,33 @@ def claim(graph: Graph, task_id: str, *, now: datetime, actor: str) -> Mutation:
     return mutation
 
 
-def unclaim(graph: Graph, task_id: str, *, now: datetime, actor: str | None) -> Mutation:
+def unclaim(
+    graph: Graph, task_id: str, *, now: datetime, actor: str | None, message: str | None = None
+) -> Mutation:
+    """Back to open. ``message``: the log line instead of wg's own (why it was released)."""
     task = _existing(graph, task_id)
     if status_of(task) != IN_PROGRESS:
         raise Refused(f"task {task_id!r} is {status_of(task)}, not in-progress")
     previous = task.pop("assigned", None)
     task["status"] = OPEN
-    _log_entry(task, f"Task unclaimed (was @{previous})" if previous else "Task unclaimed", actor, now)
+    if message is None:
+        message = f"Task unclaimed (was @{previous})" if previous else "Task unclaimed"
+    _log_entry(task, message, actor, now)
     mutation = Mutation()
     mutation.put(task, "unclaim", {"previous": previous})
     return mutation
 
 
-def done(graph: Graph, task_id: str, *, now: datetime, actor: str | None, force: bool = False) -> Mutation:
+def done(
+    graph: Graph,
+    task_id: str,
+    *,
+    now: datetime,
+    actor: str | None,
+    force: bool = False,
+    message: str | None = None,
+) -> Mutation:
+    """``message``: the log line instead of wg's own (what landed, where the evidence is)."""
     task = _existing(graph, task_id)
     status = status_of(task)
     if status == DONE:
@@ -360,7 +384,7 @@ def done(graph: Graph, task_id: str, *, now: datetime, actor: str | None, force:
         )
     task["status"] = DONE
     task["completed_at"] = format_time(now)
-    _log_entry(task, "Task marked as done", actor, now)
+    _log_entry(task, "Task marked as done" if message is None else message, actor, now)
     mutation = Mutation()
     mutation.put(task, "done")
     return mutation
@@ -475,4 +499,73 @@ def update_speedrift(
         )
     mutation = Mutation()
     mutation.put(task, "edit", {"speedrift": sorted(fields), **({"status": status} if status else {})})
+    return mutation
+
+
+# Not fields to set: ``id`` and ``kind`` never change, a status changes only through its verb
+# (which checks the transition), the log only grows (``message=``), and speedrift's own object is
+# merged key by key (``speedrift=``), never replaced whole.
+_NOT_SETTABLE = frozenset({"id", "kind", "status", "log", SPEEDRIFT_KEY})
+
+
+def set_fields(
+    graph: Graph,
+    task_id: str,
+    fields: Mapping[str, Any] | None = None,
+    *,
+    speedrift: Mapping[str, Any] | None = None,
+    message: str | None = None,
+    now: datetime,
+    actor: str | None,
+    within: Mutation | None = None,
+) -> Mutation:
+    """Set a task's fields (None removes one) and keys of its ``speedrift`` object (None removes
+    one), with an optional log line: how code outside this module changes a task's data.
+
+    Applied in this order: the ``speedrift`` keys, then ``fields`` in the order given (a key the
+    task lacks is added at the end of its line), then the log line, written as given. A wg field
+    only ever receives a value wg can parse: the wgcompat guard judges what changed here and
+    raises :class:`~speedrift.graph.wgcompat.WgCompatError` (a bug in the caller) before anything
+    is written.
+
+    Alone, the change is an ``edit`` of its own: one op-log record naming what it set. With
+    ``within=`` it completes a mutation a verb just built for this task (a claim and its attempt
+    number, a failure and its class): the change is folded into the verb's copy in place and the
+    verb's record covers it, so the op log gets no second entry. Returns the mutation.
+    """
+    wg = dict(fields or {})
+    reserved = sorted(_NOT_SETTABLE & wg.keys())
+    if reserved:
+        raise ValueError(f"set_fields cannot set {', '.join(reserved)}")
+    if not wg and not speedrift and message is None:
+        raise ValueError("set_fields needs a field, a speedrift key or a message")
+    if within is None:
+        current = _existing(graph, task_id)
+    else:
+        held = within.get(task_id)
+        if held is None:
+            raise ValueError(f"set_fields: the mutation it completes does not change {task_id!r}")
+        current = held
+    task = dict(current)  # every change below replaces a value; none edits one in place
+    if speedrift:
+        set_speedrift(task, **speedrift)
+    for key, value in wg.items():
+        if value is None:
+            task.pop(key, None)
+        else:
+            task[key] = value
+    if message is not None:
+        _log_entry(task, message, actor, now)
+    check_task(task, current)  # only what changed here is judged
+    if within is not None:
+        current.clear()  # the verb's own copy: whoever holds it sees the change
+        current.update(task)
+        return within
+    detail: dict[str, Any] = {}
+    if wg:
+        detail["fields"] = sorted(wg)
+    if speedrift:
+        detail["speedrift"] = sorted(speedrift)
+    mutation = Mutation()
+    mutation.put(task, "edit", detail)
     return mutation

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import orjson
 
-from speedrift import fsutil
+from speedrift import fsutil, layout
 from speedrift.graph.codec import Graph
 from speedrift.graph.store import GraphStore
-from speedrift.times import format_time, now_utc
+from speedrift.times import format_time, now_utc, stamp
 
 
 @dataclass
@@ -41,13 +41,13 @@ def repair(store: GraphStore, dry_run: bool = False) -> RepairReport:
             return RepairReport([], None, None)
         if dry_run:
             return RepairReport(graph.problems, None, None)
-        stamp = now_utc().strftime("%Y%m%dT%H%M%S%fZ")
-        folder = store.directory.parent / ".speedrift" / "repair"
+        when = stamp(now_utc())
+        folder = layout.repair_dir(store.directory.parent)
         folder.mkdir(parents=True, exist_ok=True)
         bad = {lineno for lineno, _ in graph.problems}
-        side = folder / f"graph-{stamp}.rejected.jsonl"
+        side = folder / f"graph-{when}.rejected.jsonl"
         _write_synced(side, b"".join(graph.raw_lines[n - 1] + b"\n" for n in sorted(bad)))
-        report = folder / f"graph-{stamp}.report.json"
+        report = folder / f"graph-{when}.report.json"
         _write_synced(
             report,
             orjson.dumps(

@@ -70,6 +70,11 @@ def repo_graph_dir(repo: Path) -> Path | None:
     return None
 
 
+def graph_file_candidates(repo: Path) -> tuple[Path, ...]:
+    """Where a repository's ``graph.jsonl`` may be, in wg's resolver order (for stat-only watchers)."""
+    return tuple(repo / name / GRAPH_FILE for name in GRAPH_DIR_NAMES)
+
+
 def repo_graph_file(repo: Path) -> Path | None:
     """A repository's own ``graph.jsonl`` (see :func:`repo_graph_dir`), or None."""
     folder = repo_graph_dir(repo)
@@ -125,7 +130,14 @@ class GraphStore:
 
     @classmethod
     def locate(cls, explicit: str | os.PathLike[str] | None = None) -> GraphStore:
+        """The graph the CLI means: ``--dir`` > ``$WG_DIR`` > walking up (see :func:`find_graph_dir`)."""
         return cls(find_graph_dir(explicit))
+
+    @classmethod
+    def of_repo(cls, repo: Path) -> GraphStore | None:
+        """A named repository's own graph, or None (see :func:`repo_graph_dir`: never ``$WG_DIR``)."""
+        folder = repo_graph_dir(repo)
+        return cls(folder) if folder is not None else None
 
     def read_bytes(self) -> bytes:
         try:

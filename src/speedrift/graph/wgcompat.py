@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from speedrift.errors import SpeedriftError
 from speedrift.graph.model import (
     PRIORITY_LEVELS,
     STATUS_ALIASES,
@@ -34,8 +35,8 @@ _BOOL_FIELDS = ("paused", "cron_enabled")
 _EXEC_MODES = frozenset({"full", "light", "bare", "shell"})
 
 
-class WgCompatError(ValueError):
-    pass
+class WgCompatError(SpeedriftError, ValueError):
+    """A line wg could not load; a bug in speedrift, so nothing is written. Still a ValueError."""
 
 
 def _is_uint(value: Any) -> bool:

@@ -18,17 +18,14 @@ import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import is_dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import orjson
 
-from speedrift import fsutil
+from speedrift import fsutil, hubdir, times
 from speedrift.serialize import dumps
 
-LEDGER_DIR = "ledger"
-LEDGER_FILE = "cycles.jsonl"
 MAX_BYTES = 50 * 1024 * 1024
 KEEP_ARCHIVES = 20
 _BLOCK = 64 * 1024
@@ -36,9 +33,9 @@ _BLOCK = 64 * 1024
 
 class Ledger:
     def __init__(self, hub: Path, *, max_bytes: int = MAX_BYTES, keep_archives: int = KEEP_ARCHIVES) -> None:
-        self.directory = hub / LEDGER_DIR
-        self.path = self.directory / LEDGER_FILE
-        self.torn_path = self.directory / (LEDGER_FILE + ".torn")
+        self.directory = hubdir.ledger_dir(hub)
+        self.path = hubdir.cycles_path(hub)
+        self.torn_path = self.path.with_name(self.path.name + ".torn")
         self.max_bytes = max_bytes
         self.keep_archives = keep_archives
         self.torn: str | None = None  # set by read(): the torn last line it skipped, described
@@ -79,8 +76,8 @@ class Ledger:
             keep = self._last_newline_end(handle, size)
             handle.seek(keep)
             fragment = handle.read()
-            stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            note = f"# {stamp}: {len(fragment)} bytes cut from the end of {LEDGER_FILE}\n".encode()
+            stamp = times.iso_utc(times.now_utc().replace(microsecond=0))
+            note = f"# {stamp}: {len(fragment)} bytes cut from the end of {self.path.name}\n".encode()
             fsutil.append_synced(self.torn_path, note + fragment + b"\n")
             handle.truncate(keep)
             handle.flush()
@@ -110,7 +107,7 @@ class Ledger:
             return
         import zstandard
 
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        stamp = times.stamp(times.now_utc())
         archive = self.directory / f"cycles-{stamp}.jsonl.zst"
         with open(self.path, "rb") as source, fsutil.atomic_writer(archive) as target:
             zstandard.ZstdCompressor(level=3).copy_stream(source, target)  # streamed: 50 MB never in memory

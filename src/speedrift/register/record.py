@@ -2,7 +2,8 @@
 
 observe -> :class:`RepoSnapshot`; score -> :class:`RepoHealth` and :class:`Metric`;
 plan -> :class:`Action`; policy -> :class:`Plan` (allowed + :class:`Skipped` with the rule);
-execute -> :class:`Outcome`; record -> :class:`CycleRecord` (one ledger line, the dashboard's
+execute -> :class:`Outcome`; attention -> :class:`AttentionQueue` of :class:`QueueEntry`;
+record -> :class:`CycleRecord` (one ledger line, the dashboard's
 input, what ``why`` reads). All frozen dataclasses; orjson serializes them directly
 (datetimes as ISO-8601 UTC). ``docs/cycle-record.md`` documents the serialized shape.
 """
@@ -11,36 +12,39 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 SCHEMA_VERSION = 1
 
 ControlMode = Literal["manual", "observe", "supervise", "autonomous"]
 CONTROL_MODES: tuple[ControlMode, ...] = ("manual", "observe", "supervise", "autonomous")
+AUTOMATION_MODES: frozenset[ControlMode] = frozenset({"supervise", "autonomous"})  # the hub may act (leased)
 Tier = Literal["healthy", "watch", "at-risk"]
 Trend = Literal["improving", "flat", "worsening", "new"]
 Activity = Literal["active", "stalled", "idle", "missing", "error", "untracked"]
 
-ActionKind = Literal[
-    "restart_service",  # a speedrift service the repo runs is down while ready work waits
-    "dispatch_ready",  # start bounded workers (`speedrift run`) for ready tasks
-    "run_gate_scan",  # run the gates / secret scan on the target branch
-    "repair_dependencies",  # missing or failed blockers: delegated to a corrective task
-    "verify_in_progress",  # in-progress tasks whose claimant is dead or aging: re-check
-    "sync_upstream",  # `git fetch` only; never merges, rebases or pushes
-    "prepare_upstream_packet",  # dry-run contribution packet (markdown), never opens a PR
-    "emit_corrective_task",  # write a follow-up task into the repo graph (the loopback)
-]
-ACTION_KINDS: tuple[ActionKind, ...] = (
-    "restart_service",
-    "dispatch_ready",
-    "run_gate_scan",
-    "repair_dependencies",
-    "verify_in_progress",
-    "sync_upstream",
-    "prepare_upstream_packet",
-    "emit_corrective_task",
+
+class ActionKind(StrEnum):
+    """What a planned action does; the value is what the ledger, the register and the API carry."""
+
+    RESTART_SERVICE = "restart_service"  # a speedrift service the repo runs is down while ready work waits
+    DISPATCH_READY = "dispatch_ready"  # start bounded workers (`speedrift run`) for ready tasks
+    RUN_GATE_SCAN = "run_gate_scan"  # run the gates / secret scan on the target branch
+    REPAIR_DEPENDENCIES = "repair_dependencies"  # missing or failed blockers: delegated to a corrective task
+    VERIFY_IN_PROGRESS = "verify_in_progress"  # in-progress tasks whose claimant is dead or aging: re-check
+    SYNC_UPSTREAM = "sync_upstream"  # `git fetch` only; never merges, rebases or pushes
+    PREPARE_UPSTREAM_PACKET = "prepare_upstream_packet"  # dry-run contribution packet (markdown), never a PR
+    EMIT_CORRECTIVE_TASK = "emit_corrective_task"  # write a follow-up task into the repo graph (the loopback)
+
+
+# every kind, in definition order; a tuple so that any string can be tested against it
+ACTION_KINDS: tuple[ActionKind, ...] = tuple(ActionKind)
+# the kinds whose outcome is a corrective task in the repo's graph (the policy caps them; the
+# register remembers the tasks they opened)
+CORRECTIVE_KINDS: frozenset[ActionKind] = frozenset(
+    {ActionKind.EMIT_CORRECTIVE_TASK, ActionKind.REPAIR_DEPENDENCIES}
 )
 OutcomeStatus = Literal["succeeded", "failed", "refused", "delegated", "interrupted", "skipped"]
 
@@ -82,7 +86,7 @@ class ControlState:
 
     def authority(self, now: datetime) -> tuple[bool, str]:
         """Fail-closed: the hub may act only in supervise/autonomous with a live lease."""
-        if self.mode not in ("supervise", "autonomous"):
+        if self.mode not in AUTOMATION_MODES:
             return False, f"control mode {self.mode} does not permit automation"
         if not self.lease_owner:
             return False, "no lease owner"
@@ -231,6 +235,85 @@ class RepoEdge:
 # ---------------------------------------------------------------- plan / policy / execute
 
 
+# Each kind's params: what the plan tells its handler. Serialized as the action's ``params`` object
+# (field names are its keys, in field order), so a field is never optional: a kind whose params
+# differ in shape has one type per shape (the corrective tasks).
+
+
+@dataclass(frozen=True, slots=True)
+class NoParams:
+    """restart_service, run_gate_scan, sync_upstream, prepare_upstream_packet: the repo's entry and
+    its git state say the rest. Serialized as ``{}``."""
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchParams:
+    """dispatch_ready: start workers for up to ``max`` of ``tasks``."""
+
+    tasks: tuple[str, ...]  # ready task ids, in dispatch order
+    max: int  # workers started at most (the handler caps it further)
+
+    def __post_init__(self) -> None:
+        if self.max < 1:
+            raise ValueError(f"dispatch max must be >= 1, not {self.max}")
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyParams:
+    """verify_in_progress: the in-progress tasks to check (``tasks`` = ``dead`` ∪ ``aging``)."""
+
+    tasks: tuple[str, ...]
+    dead: tuple[str, ...]  # claimed by a local process that is gone
+    aging: tuple[str, ...]  # in progress for 3+ days
+
+
+@dataclass(frozen=True, slots=True)
+class RepairParams:
+    """repair_dependencies: the broken chain, delegated to a corrective task."""
+
+    missing: tuple[tuple[str, str], ...]  # (task, missing blocker)
+    failed_blockers: int  # open tasks behind a failed blocker
+    corrective_kind: str  # the corrective task's kind tag
+    title: str  # the corrective task's title
+
+
+@dataclass(frozen=True, slots=True)
+class CorrectiveParams:
+    """emit_corrective_task about the repo as a whole (e.g. stale open work)."""
+
+    corrective_kind: str
+    title: str
+
+
+@dataclass(frozen=True, slots=True)
+class TaskCorrectiveParams:
+    """emit_corrective_task about named tasks (e.g. one that keeps failing)."""
+
+    tasks: tuple[str, ...]
+    corrective_kind: str
+    title: str
+
+
+ActionParams = (
+    NoParams | DispatchParams | VerifyParams | RepairParams | CorrectiveParams | TaskCorrectiveParams
+)
+NO_PARAMS = NoParams()
+# the params each kind carries; the authority refuses an action whose params are not of its kind's type
+PARAMS_TYPES: dict[ActionKind, tuple[type[ActionParams], ...]] = {
+    ActionKind.RESTART_SERVICE: (NoParams,),
+    ActionKind.DISPATCH_READY: (DispatchParams,),
+    ActionKind.RUN_GATE_SCAN: (NoParams,),
+    ActionKind.REPAIR_DEPENDENCIES: (RepairParams,),
+    ActionKind.VERIFY_IN_PROGRESS: (VerifyParams,),
+    ActionKind.SYNC_UPSTREAM: (NoParams,),
+    ActionKind.PREPARE_UPSTREAM_PACKET: (NoParams,),
+    ActionKind.EMIT_CORRECTIVE_TASK: (CorrectiveParams, TaskCorrectiveParams),
+}
+_P = TypeVar(
+    "_P", NoParams, DispatchParams, VerifyParams, RepairParams, CorrectiveParams, TaskCorrectiveParams
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Action:
     id: str  # deterministic: "<repo>:<kind>" or "<repo>:<kind>:<subject>"
@@ -239,8 +322,24 @@ class Action:
     priority: int  # 0..100, higher first
     reason: str
     subject: str | None = None  # task id, path, ... the action is about
-    params: dict[str, Any] = field(default_factory=dict)
+    params: ActionParams = NO_PARAMS  # of a type in PARAMS_TYPES[kind]
     prompts: dict[str, str] = field(default_factory=dict)  # {"claude": ..., "codex": ...}
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        """The task ids the params name (dispatch, verify and task correctives), else none."""
+        params = self.params
+        if isinstance(params, DispatchParams | VerifyParams | TaskCorrectiveParams):
+            return params.tasks
+        return ()
+
+    def params_as(self, expected: type[_P]) -> _P:
+        """The params as the one type the caller's kind carries. The authority refuses an action
+        whose params do not fit its kind before any handler runs, so a mismatch here is a bug."""
+        params = self.params
+        if not isinstance(params, expected):
+            raise TypeError(f"{self.id}: params are {type(params).__name__}, not {expected.__name__}")
+        return params
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,6 +381,39 @@ class RepoReport:
     snapshot: RepoSnapshot
 
 
+# ---------------------------------------------------------------- attention (the queue stage)
+
+QueueKey = Literal["aging", "dependency", "risk", "upstream", "human"]
+
+
+@dataclass(frozen=True, slots=True)
+class QueueEntry:
+    """One thing waiting for attention. control/assess/queues.py decides it; the dashboard shows it."""
+
+    id: str  # stable across cycles: aging:<repo>:<task>, dep-missing:<repo>:<task>:<blocker>, action:<id>, …
+    queue: QueueKey
+    repo: str
+    what: str
+    why: str
+    rule: str  # the score reason code it comes from, or the action kind when it comes from an action
+    priority: int  # 0..100: the answering action's priority, else the points its reason costs the score
+    since: datetime  # when the condition began (a task's start) or was first seen
+    waited_seconds: float  # since `since`, at the cycle's generated_at
+    task: str | None = None
+    action_id: str | None = None  # the action answering it (or the action it is)
+    approvable: bool = False  # its action is held until a person decides (plan_only, mode, lease, …)
+    detail: dict[str, Any] = field(default_factory=dict)  # what its prompt names: blocker, counts, branch
+    prompts: dict[str, str] = field(default_factory=dict)  # {"claude", "codex"}; empty in the ledger
+
+
+@dataclass(frozen=True, slots=True)
+class AttentionQueue:
+    key: QueueKey
+    label: str
+    total: int  # entries before the cap
+    entries: tuple[QueueEntry, ...]  # highest priority first (ties: longest waiting, then id), capped
+
+
 @dataclass(frozen=True, slots=True)
 class CycleRecord:
     cycle_id: str  # "c-<UTC timestamp>-<6 hex>"
@@ -298,6 +430,7 @@ class CycleRecord:
     hints: tuple[str, ...]  # next-cycle hints in words
     inputs: dict[str, Any]  # {repos_total, observed, reused, errors, duration_ms}
     narrative: str = ""
+    queues: tuple[AttentionQueue, ...] = ()  # the attention queues, in contract order
     schema: int = SCHEMA_VERSION
 
 

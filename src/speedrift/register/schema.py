@@ -106,6 +106,7 @@ def summary_view(record: CycleRecord) -> dict[str, Any]:
         "skipped": [{"rule": skipped.rule} for skipped in record.skipped],
         "metrics": {key: {"value": metric.value} for key, metric in record.metrics.items()},
         "hints": record.hints,
+        "queues": [{"key": queue.key, "total": queue.total} for queue in record.queues],
         "repos": [
             {
                 "name": r.name,

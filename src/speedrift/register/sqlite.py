@@ -38,13 +38,22 @@ from speedrift.graph.store import repo_graph_file
 from speedrift.hubdir import register_db_path
 from speedrift.procs import pid_alive
 from speedrift.redact import redact_url
-from speedrift.register.record import Action, ActionHistory, CycleRecord, Outcome, PastAction
+from speedrift.register.record import (
+    CORRECTIVE_KINDS,
+    Action,
+    ActionHistory,
+    CycleRecord,
+    Outcome,
+    OutcomeStatus,
+    PastAction,
+)
 from speedrift.register.schema import MIGRATIONS, SCHEMA_VERSION, cycle_status, summary_view
 from speedrift.serialize import dumps
 from speedrift.times import now_utc, parse_time, sortable
 
 BUSY_TIMEOUT_S = 10.0
-CORRECTIVE_KINDS = frozenset({"emit_corrective_task", "repair_dependencies"})
+# a corrective action that ended so has a task open in the repo's graph
+OPENED_CORRECTIVE: frozenset[OutcomeStatus] = frozenset({"succeeded", "delegated"})
 
 
 def _json(value: Any) -> str:
@@ -180,6 +189,11 @@ class Register:
                 if isinstance(metric, dict)
             },
             "hints": list(record.get("hints") or ()),
+            "queues": {  # attention entries per queue (the entries themselves are in the ledger)
+                str(queue.get("key")): queue.get("total")
+                for queue in record.get("queues") or ()
+                if isinstance(queue, dict)
+            },
         }
         with self._write() as db:
             db.execute(
@@ -288,7 +302,7 @@ class Register:
                     ),
                 )
             task = outcome.evidence.get("task")
-            if outcome.kind in CORRECTIVE_KINDS and outcome.status in ("succeeded", "delegated") and task:
+            if outcome.kind in CORRECTIVE_KINDS and outcome.status in OPENED_CORRECTIVE and task:
                 db.execute(
                     "INSERT INTO corrective_tasks (repo, task_id, created_at, action_id, state) "
                     "VALUES (?, ?, ?, ?, 'open') ON CONFLICT (repo, task_id) DO UPDATE SET state = 'open', "

@@ -8,6 +8,7 @@ import contextlib
 import time
 from pathlib import Path
 
+from speedrift import gitcmd
 from speedrift.repo import git
 
 Snapshot = dict[str, tuple[int, int]]  # "<checkout>/<path>" -> (size, mtime_ns); (-1, -1) = deleted
@@ -33,7 +34,7 @@ def snapshot(watched: list[Path]) -> Snapshot:
     for checkout in watched:
         try:
             changed = git.status_porcelain(checkout)
-        except (git.GitError, OSError):
+        except (gitcmd.GitError, OSError):
             if checkout.is_dir():
                 raise
             continue  # removed meanwhile (another attempt landed and cleaned up): nothing to watch
@@ -60,7 +61,7 @@ def running_worktrees(repo: Path) -> set[Path]:
 
     busy: set[Path] = set()
     for manifest in worktrees.read_manifests(repo):
-        if manifest.state in ("active", "landing"):
+        if manifest.state in (worktrees.ManifestState.ACTIVE, worktrees.ManifestState.LANDING):
             with contextlib.suppress(OSError):
                 busy.add(Path(manifest.path).resolve())
     return busy

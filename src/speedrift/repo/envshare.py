@@ -22,6 +22,8 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from speedrift import layout
+from speedrift.errors import Refused
 from speedrift.procs import pid_alive
 from speedrift.repo import git
 
@@ -116,7 +118,7 @@ def make_venv_overlay(shared_venv: Path, worktree_venv: Path, main_root: Path, w
         text=True,
         timeout=60,
     ).stdout.strip()
-    keep = [str(worktree.resolve()), str((main_root / ".speedrift").resolve()), str(shared_venv.resolve())]
+    keep = [str(worktree.resolve()), str(layout.state_dir(main_root).resolve()), str(shared_venv.resolve())]
     code = _OVERLAY_CODE.format(
         shared=info, main=str(main_root.resolve()), tree=str(worktree.resolve()), keep=keep
     )
@@ -207,7 +209,7 @@ def lease_ports(state_dir: Path, owner: str, base: int, count: int, max_slots: i
         os.write(fd, f"{os.getpid()} {owner}".encode())
         os.close(fd)
         return PortBlock(slot, base + slot * count, count)
-    raise RuntimeError(f"no free port slot under {folder}")
+    raise Refused(f"no free port slot under {folder}")
 
 
 def release_ports(state_dir: Path, block: PortBlock) -> None:

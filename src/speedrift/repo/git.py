@@ -1,26 +1,22 @@
-"""The thin wrapper every git call goes through: argv lists, never a shell string."""
+"""git operations on a repository (rev-parse, status, worktrees, identity…), all run through
+:mod:`speedrift.gitcmd` (argv lists, never a shell string; its environment, timeout and
+:class:`~speedrift.gitcmd.GitError`). Invariant: a worktree write (add/remove/move/prune) holds the
+repo's worktree-admin lock exclusively, a listing shares it."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import os
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from speedrift import fsutil
-from speedrift.errors import SpeedriftError
+from speedrift import fsutil, gitcmd
 
 # Identity for commits speedrift makes when the repo has none configured.
 FALLBACK_NAME = "speedrift"
 FALLBACK_EMAIL = "speedrift@localhost"
-
-
-class GitError(SpeedriftError):
-    pass
-
 
 _WORKTREE_WRITES = frozenset({"add", "remove", "move", "prune"})
 
@@ -33,43 +29,20 @@ def run(
     env: Mapping[str, str] | None = None,
     timeout: float = 120,
     input_text: str | None = None,
+    no_optional_locks: bool = False,
 ) -> subprocess.CompletedProcess[str]:
-    if len(args) > 1 and args[0] == "worktree" and args[1] in _WORKTREE_WRITES:
-        with worktree_admin(cwd, exclusive=True):
-            return _run(args, cwd, check=check, env=env, timeout=timeout, input_text=input_text)
-    return _run(args, cwd, check=check, env=env, timeout=timeout, input_text=input_text)
-
-
-def _run(
-    args: list[str],
-    cwd: Path,
-    *,
-    check: bool = True,
-    env: Mapping[str, str] | None = None,
-    timeout: float = 120,
-    input_text: str | None = None,
-) -> subprocess.CompletedProcess[str]:
-    base = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
-    try:
-        result = subprocess.run(
-            ["git", *args],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
+    """:func:`speedrift.gitcmd.run`, under the worktree-admin lock when it writes worktrees."""
+    writes = len(args) > 1 and args[0] == "worktree" and args[1] in _WORKTREE_WRITES
+    with worktree_admin(cwd, exclusive=True) if writes else contextlib.nullcontext():
+        return gitcmd.run(
+            args,
+            cwd,
+            check=check,
+            env=env,
             timeout=timeout,
-            check=False,
-            env={**base, **(env or {})},
-            input=input_text,
+            input_text=input_text,
+            no_optional_locks=no_optional_locks,
         )
-    except FileNotFoundError:
-        if not Path(cwd).is_dir():
-            raise GitError(f"{cwd} does not exist (git {' '.join(args[:2])})") from None
-        raise GitError("git is not installed", hint="install git (e.g. `apt-get install git`)") from None
-    if check and result.returncode != 0:
-        raise GitError(
-            f"git {' '.join(args)} failed in {cwd}: {result.stderr.strip() or result.stdout.strip()}"
-        )
-    return result
 
 
 def git(args: list[str], cwd: Path, *, check: bool = True, timeout: float = 120) -> str:
@@ -109,9 +82,10 @@ def default_branch(repo: Path) -> str | None:
 
 def status_porcelain(repo: Path) -> list[str]:
     """Changed and untracked paths (porcelain v1, -z); speedrift's own dirs are excluded by git."""
-    # --no-optional-locks: never take index.lock while looking, so peeking at a worktree another
+    # no optional locks: never take index.lock while looking, so peeking at a worktree another
     # process is committing in cannot make its `git add` fail
-    out = run(["--no-optional-locks", "status", "--porcelain=v1", "-z", "--untracked-files=all"], repo).stdout
+    args = ["status", "--porcelain=v1", "-z", "--untracked-files=all"]
+    out = run(args, repo, no_optional_locks=True).stdout
     entries = [e for e in out.split("\0") if e]
     paths: list[str] = []
     skip_next = False
@@ -151,7 +125,7 @@ class WorktreeEntry:
 
 @functools.lru_cache(maxsize=1024)
 def _common_dir(path: Path) -> Path:
-    common = Path(_run(["rev-parse", "--git-common-dir"], path).stdout.strip())
+    common = Path(gitcmd.run(["rev-parse", "--git-common-dir"], path).stdout.strip())
     return (common if common.is_absolute() else path / common).resolve()
 
 

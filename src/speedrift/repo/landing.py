@@ -17,7 +17,7 @@ from pathlib import Path
 
 from speedrift import fsutil
 from speedrift.errors import SpeedriftError
-from speedrift.layout import state_dir
+from speedrift.layout import merge_lock_path
 from speedrift.repo import git
 from speedrift.repo.worktrees import Manifest
 
@@ -39,7 +39,7 @@ class CommitRejected(SpeedriftError):
 
 
 def merge_lock(repo: Path) -> contextlib.AbstractContextManager[None]:
-    return fsutil.flocked(state_dir(repo) / "merge.lock")
+    return fsutil.flocked(merge_lock_path(repo))
 
 
 def commit_all(repo: Path, worktree: Path, task_id: str, title: str) -> str | None:

@@ -3,7 +3,8 @@
 Layout: ``<repo>/.speedrift/worktrees/<name>/`` on branch ``speedrift/<task>-a<attempt>``, and the
 manifest beside it as ``<name>.json`` (outside the worktree, so the agent cannot touch it).
 GC removes only worktrees speedrift owns whose work has landed or whose task was abandoned; a
-dirty worktree or unlanded commits are reported and kept (or quarantined on request).
+dirty worktree or unlanded commits are reported and kept (or quarantined on request). A manifest's
+``state`` is a :class:`ManifestState`; a manifest file holding another state is not read as ours.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +20,10 @@ import orjson
 
 from speedrift import fsutil
 from speedrift.errors import Refused, SpeedriftError
-from speedrift.layout import safe_name, state_dir, worktrees_dir
+from speedrift.layout import quarantine_dir, safe_name, worktrees_dir
 from speedrift.procs import pid_alive
 from speedrift.repo import git
-from speedrift.times import format_time, now_utc
+from speedrift.times import format_time, now_utc, short_stamp
 
 BRANCH_PREFIX = "speedrift/"
 
@@ -34,6 +36,18 @@ def branch_name(task_id: str, attempt: int) -> str:
     return f"{BRANCH_PREFIX}{safe_name(task_id)}-a{attempt}"
 
 
+class ManifestState(StrEnum):
+    """Where the attempt's worktree stands: in use, being merged, waiting to merge, or finished."""
+
+    ACTIVE = "active"  # the attempt is running in it
+    LANDING = "landing"  # its branch is being rebased and merged (the merge queue holds the lock)
+    MERGE_PENDING = "merge-pending"  # it could not land yet; the service retries
+    LANDED = "landed"
+    FAILED = "failed"
+    ABANDONED = "abandoned"
+    QUARANTINED = "quarantined"  # moved aside by `speedrift worktrees quarantine`, work intact
+
+
 @dataclass
 class Manifest:
     task_id: str
@@ -44,9 +58,12 @@ class Manifest:
     target_branch: str
     pid: int
     created: str
-    state: str = "active"  # active | landed | failed | abandoned | quarantined
+    state: ManifestState = ManifestState.ACTIVE
     landed_commit: str | None = None
     notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.state = ManifestState(self.state)  # read back from JSON it is a str; unknown: ValueError
 
     @property
     def name(self) -> str:
@@ -71,7 +88,7 @@ def read_manifests(repo: Path) -> list[Manifest]:
         try:
             data: dict[str, Any] = orjson.loads(path.read_bytes())
             manifests.append(Manifest(**data))
-        except (orjson.JSONDecodeError, TypeError, OSError):
+        except (orjson.JSONDecodeError, TypeError, ValueError, OSError):
             continue  # not ours, or torn: GC will report it rather than guess
     return manifests
 
@@ -153,17 +170,17 @@ def inspect(repo: Path, manifest: Manifest, task_status: str | None) -> Worktree
     dirty = git.status_porcelain(path) if exists else []
     tip = git.rev_parse(repo, f"refs/heads/{manifest.branch}")
     target = git.rev_parse(repo, manifest.target_branch)
-    landed = manifest.state == "landed"
+    landed = manifest.state is ManifestState.LANDED
     unlanded = 0
     if tip and target:
         count = git.git(["rev-list", "--count", f"{target}..{tip}"], repo, check=False)
         unlanded = int(count) if count.isdigit() else 0
         landed = landed or unlanded == 0
-    if manifest.state == "active" and pid_alive(manifest.pid) and manifest.pid != os.getpid():
+    if manifest.state is ManifestState.ACTIVE and pid_alive(manifest.pid) and manifest.pid != os.getpid():
         return WorktreeStatus(
             manifest, exists, dirty, landed, unlanded, "keep", "an attempt is running in it"
         )
-    if manifest.state == "quarantined":
+    if manifest.state is ManifestState.QUARANTINED:
         return WorktreeStatus(manifest, exists, dirty, landed, unlanded, "keep", "quarantined")
     if dirty:
         return WorktreeStatus(
@@ -171,7 +188,7 @@ def inspect(repo: Path, manifest: Manifest, task_status: str | None) -> Worktree
         )
     if landed and (tip is None or unlanded == 0):
         return WorktreeStatus(manifest, exists, dirty, landed, unlanded, "remove", "its work has landed")
-    if task_status == "abandoned" or manifest.state == "abandoned":
+    if task_status == "abandoned" or manifest.state is ManifestState.ABANDONED:
         why = "task abandoned" + (
             f"; branch {manifest.branch} kept ({unlanded} unlanded commit(s))" if unlanded else ""
         )
@@ -213,14 +230,14 @@ def remove_landed(repo: Path, manifest: Manifest) -> bool:
 
 def quarantine(repo: Path, manifest: Manifest) -> Path:
     """Move a worktree out of the way (work intact) so new attempts are not confused by it."""
-    folder = state_dir(repo) / "quarantine"
+    folder = quarantine_dir(repo)
     folder.mkdir(parents=True, exist_ok=True)
-    destination = folder / f"{manifest.name}-{now_utc().strftime('%Y%m%dT%H%M%S')}"
+    destination = folder / f"{manifest.name}-{short_stamp(now_utc())}"
     if Path(manifest.path).exists():
         git.run(["worktree", "move", manifest.path, str(destination)], repo)
     old = manifest_path(repo, manifest.name)
     manifest.path = str(destination)
-    manifest.state = "quarantined"
+    manifest.state = ManifestState.QUARANTINED
     write_manifest(repo, manifest)
     old.unlink(missing_ok=True)
     return destination

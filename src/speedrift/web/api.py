@@ -9,11 +9,10 @@ same code path, and the same ledger entry, as the CLI.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from starlette.concurrency import run_in_threadpool
@@ -46,38 +45,72 @@ def error(status: int, message: str, hint: str | None = None, **extra: Any) -> J
 
 @dataclass
 class ApiContext:
+    """What the endpoints share; web/app.py puts it on ``app.state.api``."""
+
     state: DashboardState
     ecosystem_path: Path | None = None
     hub: Path | None = None
     actor: str = field(default_factory=lambda: f"{current_user()} (dashboard)")
 
 
-def _speedrift_error(exc: SpeedriftError) -> JSONResponse:
-    status = 404 if isinstance(exc, NotFound) else 422 if isinstance(exc, UsageError) else 409
-    if not isinstance(exc, NotFound | UsageError | Refused):
-        status = 500
-    return error(status, exc.message, exc.hint)
+def api_context(request: Request) -> ApiContext:
+    return cast(ApiContext, request.app.state.api)
 
 
-async def _json_body(request: Request) -> dict[str, Any] | JSONResponse:
+# --- errors: endpoints raise, one handler answers ---------------------------------------------------
+class BadRequest(UsageError):
+    """A request turned down before any work: 422 unless ``status`` says otherwise (400 not JSON,
+    413 too large); ``field`` names the body key to blame."""
+
+    def __init__(
+        self, message: str, *, status: int = 422, hint: str | None = None, field: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+        self.field = field
+
+
+def status_for(exc: SpeedriftError) -> int:
+    """NotFound 404, UsageError 422 (BadRequest: its own), Refused 409, any other SpeedriftError 500."""
+    if isinstance(exc, BadRequest):
+        return exc.status
+    if isinstance(exc, NotFound):
+        return 404
+    if isinstance(exc, UsageError):
+        return 422
+    if isinstance(exc, Refused):
+        return 409
+    return 500
+
+
+async def speedrift_error(request: Request, exc: Exception) -> Response:
+    """The app's handler for every :class:`SpeedriftError` (registered once, in web/app.py)."""
+    if not isinstance(exc, SpeedriftError):  # registered for SpeedriftError only
+        raise exc
+    extra = {"field": exc.field} if isinstance(exc, BadRequest) and exc.field else {}
+    return error(status_for(exc), exc.message, exc.hint, **extra)
+
+
+# --- request bodies ------------------------------------------------------------------------------
+async def _json_body(request: Request) -> dict[str, Any]:
     raw = await request.body()
     if len(raw) > MAX_BODY:
-        return error(413, f"request body over {MAX_BODY} bytes")
+        raise BadRequest(f"request body over {MAX_BODY} bytes", status=413)
     try:
         body = orjson.loads(raw or b"{}")
     except orjson.JSONDecodeError as exc:
-        return error(400, f"request body is not JSON: {exc}", "send a JSON object")
+        raise BadRequest(f"request body is not JSON: {exc}", status=400, hint="send a JSON object") from None
     if not isinstance(body, dict):
-        return error(422, "request body must be a JSON object")
+        raise BadRequest("request body must be a JSON object")
     return body
 
 
-def _lease(value: Any) -> timedelta | str | None:
-    """Seconds (number) or a duration like "2h"; None = no expiry. A str return is the problem."""
+def _lease(value: Any) -> timedelta | None:
+    """Seconds (number) or a duration like "2h"; None = no expiry."""
     if value is None:
         return None
     if isinstance(value, bool):
-        return "lease_ttl must be seconds or a duration like 2h"
+        raise BadRequest("lease_ttl must be seconds or a duration like 2h", field="lease_ttl")
     if isinstance(value, int | float):
         seconds = float(value)
     elif isinstance(value, str):
@@ -86,11 +119,15 @@ def _lease(value: Any) -> timedelta | str | None:
         try:
             seconds = parse_duration(value).total_seconds()
         except UsageError:
-            return f"lease_ttl {value!r} not understood (use e.g. 45s, 30m, 2h, 1d)"
+            raise BadRequest(
+                f"lease_ttl {value!r} not understood (use e.g. 45s, 30m, 2h, 1d)", field="lease_ttl"
+            ) from None
     else:
-        return "lease_ttl must be seconds or a duration like 2h"
+        raise BadRequest("lease_ttl must be seconds or a duration like 2h", field="lease_ttl")
     if not 0 < seconds <= MAX_LEASE_S:
-        return f"lease_ttl must be between 1 second and {MAX_LEASE_S // 86_400} days"
+        raise BadRequest(
+            f"lease_ttl must be between 1 second and {MAX_LEASE_S // 86_400} days", field="lease_ttl"
+        )
     return timedelta(seconds=seconds)
 
 
@@ -103,141 +140,155 @@ def _text(body: dict[str, Any], key: str, limit: int = 500) -> str | None:
     return value
 
 
-def build_routes(ctx: ApiContext) -> list[BaseRoute]:
-    state = ctx.state
+# --- endpoints: reads ----------------------------------------------------------------------------
+def _state(request: Request) -> DashboardState:
+    return api_context(request).state
 
-    def repo_path(name: str) -> Path | None:
-        info = state.repo_info(name)
-        return Path(info.path) if info else None
 
-    async def status(request: Request) -> Response:
-        return JSONResponse(state.status())
+def _repo_path(request: Request) -> Path:
+    """The path of the repo named in the URL; NotFound when the registry has none of that name."""
+    name = request.path_params["name"]
+    info = _state(request).repo_info(name)
+    if info is None:
+        raise NotFound(f"no repo named {name!r}")
+    return Path(info.path)
 
-    async def repos(request: Request) -> Response:
-        return JSONResponse(state.cards())
 
-    async def repo(request: Request) -> Response:
-        detail = state.repo_detail(request.path_params["name"])
-        return (
-            JSONResponse(detail) if detail else error(404, f"no repo named {request.path_params['name']!r}")
+async def status(request: Request) -> Response:
+    return JSONResponse(_state(request).status())
+
+
+async def snapshot(request: Request) -> Response:
+    _seq, text = _state(request).snapshot_text()
+    return Response(text, media_type="application/json")
+
+
+async def repos(request: Request) -> Response:
+    return JSONResponse(_state(request).cards())
+
+
+async def repo(request: Request) -> Response:
+    name = request.path_params["name"]
+    detail = _state(request).repo_detail(name)
+    if not detail:
+        raise NotFound(f"no repo named {name!r}")
+    return JSONResponse(detail)
+
+
+async def repo_graph(request: Request) -> Response:
+    name = request.path_params["name"]
+    graph = _state(request).repo_graph(name)
+    if not graph:
+        raise NotFound(f"no repo named {name!r}")
+    return JSONResponse(graph)
+
+
+async def ecosystem_graph(request: Request) -> Response:
+    return JSONResponse(_state(request).ecosystem_graph())
+
+
+async def queues(request: Request) -> Response:
+    return JSONResponse(_state(request).queues(with_prompts=request.query_params.get("prompts") != "0"))
+
+
+async def ledger(request: Request) -> Response:
+    hub = api_context(request).hub
+    if hub is None:
+        return JSONResponse({"entries": []})
+    try:
+        last = max(1, min(LEDGER_MAX, int(request.query_params.get("last", LEDGER_DEFAULT))))
+    except ValueError:
+        raise BadRequest("last must be a whole number") from None
+    full = request.query_params.get("full") == "1"
+    entries = await run_in_threadpool(_read_ledger, hub, last, full)
+    return JSONResponse({"entries": entries})
+
+
+async def run_list(request: Request) -> Response:
+    path, task = _repo_path(request), request.path_params["task"]
+    rows = await run_in_threadpool(runs.list_attempts, path, task)
+    return JSONResponse({"task": task, "attempts": rows})
+
+
+async def run_detail(request: Request) -> Response:
+    path = _repo_path(request)
+    task, attempt = request.path_params["task"], request.path_params["attempt"]
+    detail = await run_in_threadpool(runs.attempt_detail, path, task, attempt)
+    if detail is None:
+        raise NotFound(f"no attempt {attempt} of {task!r} in {request.path_params['name']}")
+    return JSONResponse(detail)
+
+
+# --- endpoints: mutations (the guard has checked Host, Origin and the token) ---------------------
+async def set_mode(request: Request) -> Response:
+    ctx, name = api_context(request), request.path_params["name"]
+    body = await _json_body(request)
+    mode = body.get("mode")
+    if mode not in CONTROL_MODES:
+        raise BadRequest(f"mode must be one of {', '.join(CONTROL_MODES)}", field="mode")
+    lease = _lease(body.get("lease_ttl"))
+    eco = ctx.ecosystem_path
+    if eco is None or ctx.state.repo_info(name) is None:
+        raise NotFound(f"no repo named {name!r}")
+    from speedrift.control.operator import set_mode as do_set_mode
+
+    owner, reason = _text(body, "owner", 200), _text(body, "reason")
+    result = await run_in_threadpool(
+        lambda: do_set_mode(
+            eco,
+            name,
+            str(mode),
+            lease_ttl=lease,
+            owner=owner,
+            actor=ctx.actor,
+            source="dashboard",
+            reason=reason,
         )
+    )
+    ctx.state.update_control(name, result)
+    return JSONResponse(result)
 
-    async def repo_graph(request: Request) -> Response:
-        graph = state.repo_graph(request.path_params["name"])
-        return JSONResponse(graph) if graph else error(404, f"no repo named {request.path_params['name']!r}")
 
-    async def ecosystem_graph(request: Request) -> Response:
-        return JSONResponse(state.ecosystem_graph())
+async def approve(request: Request) -> Response:
+    ctx, action_id = api_context(request), request.path_params["action_id"]
+    eco = ctx.ecosystem_path
+    if eco is None:
+        raise NotFound("no ecosystem: approvals need a hub")
+    from speedrift.control.operator import approve_action
 
-    async def queues(request: Request) -> Response:
-        return JSONResponse(state.queues(with_prompts=request.query_params.get("prompts") != "0"))
+    known = ctx.state.find_action(action_id)
+    result = await run_in_threadpool(
+        lambda: approve_action(eco, action_id, ctx.actor, source="dashboard", action=known)
+    )
+    return JSONResponse(result)
 
-    async def snapshot(request: Request) -> Response:
-        _seq, text = state.snapshot_text()
-        return Response(text, media_type="application/json")
 
-    async def ledger(request: Request) -> Response:
-        if ctx.hub is None:
-            return JSONResponse({"entries": []})
-        try:
-            last = max(1, min(LEDGER_MAX, int(request.query_params.get("last", LEDGER_DEFAULT))))
-        except ValueError:
-            return error(422, "last must be a whole number")
-        full = request.query_params.get("full") == "1"
-        entries = await run_in_threadpool(_read_ledger, ctx.hub, last, full)
-        return JSONResponse({"entries": entries})
+async def _signal_agent(request: Request, op: str) -> Response:
+    ctx, path, task = api_context(request), _repo_path(request), request.path_params["task"]
+    from speedrift.control import operator
 
-    async def run_list(request: Request) -> Response:
-        path = repo_path(request.path_params["name"])
-        if path is None:
-            return error(404, f"no repo named {request.path_params['name']!r}")
-        rows = await run_in_threadpool(runs.list_attempts, path, request.path_params["task"])
-        return JSONResponse({"task": request.path_params["task"], "attempts": rows})
+    function = operator.pause_agent if op == "pause" else operator.resume_agent
+    result = await run_in_threadpool(
+        lambda: function(path, task, ecosystem_path=ctx.ecosystem_path, actor=ctx.actor, source="dashboard")
+    )
+    return JSONResponse(result)
 
-    async def run_detail(request: Request) -> Response:
-        path = repo_path(request.path_params["name"])
-        if path is None:
-            return error(404, f"no repo named {request.path_params['name']!r}")
-        task, attempt = request.path_params["task"], request.path_params["attempt"]
-        detail = await run_in_threadpool(runs.attempt_detail, path, task, attempt)
-        if detail is None:
-            return error(404, f"no attempt {attempt} of {task!r} in {request.path_params['name']}")
-        return JSONResponse(detail)
 
-    async def set_mode(request: Request) -> Response:
-        name = request.path_params["name"]
-        body = await _json_body(request)
-        if isinstance(body, Response):
-            return body
-        mode = body.get("mode")
-        if mode not in CONTROL_MODES:
-            return error(422, f"mode must be one of {', '.join(CONTROL_MODES)}", field="mode")
-        lease = _lease(body.get("lease_ttl"))
-        if isinstance(lease, str):
-            return error(422, lease, field="lease_ttl")
-        if ctx.ecosystem_path is None or state.repo_info(name) is None:
-            return error(404, f"no repo named {name!r}")
-        from speedrift.control.operator import set_mode as do_set_mode
+async def agent_pause(request: Request) -> Response:
+    return await _signal_agent(request, "pause")
 
-        try:
-            owner, reason = _text(body, "owner", 200), _text(body, "reason")
-            result = await run_in_threadpool(
-                lambda: do_set_mode(
-                    ctx.ecosystem_path,  # type: ignore[arg-type]
-                    name,
-                    str(mode),
-                    lease_ttl=lease,
-                    owner=owner,
-                    actor=ctx.actor,
-                    source="dashboard",
-                    reason=reason,
-                )
-            )
-        except SpeedriftError as exc:
-            return _speedrift_error(exc)
-        state.update_control(name, result)
-        return JSONResponse(result)
 
-    async def approve(request: Request) -> Response:
-        action_id = request.path_params["action_id"]
-        if ctx.ecosystem_path is None:
-            return error(404, "no ecosystem: approvals need a hub")
-        from speedrift.control.operator import approve_action
+async def agent_resume(request: Request) -> Response:
+    return await _signal_agent(request, "resume")
 
-        eco = ctx.ecosystem_path
-        known = state.find_action(action_id)
-        try:
-            result = await run_in_threadpool(
-                lambda: approve_action(eco, action_id, ctx.actor, source="dashboard", action=known)
-            )
-        except SpeedriftError as exc:
-            return _speedrift_error(exc)
-        return JSONResponse(result)
 
-    def agent_signal(op: str) -> Callable[[Request], Any]:
-        async def endpoint(request: Request) -> Response:
-            path = repo_path(request.path_params["name"])
-            if path is None:
-                return error(404, f"no repo named {request.path_params['name']!r}")
-            from speedrift.control import operator
+async def auth_check(request: Request) -> Response:
+    return JSONResponse({"ok": True})  # reached only with a valid token (see the guard)
 
-            function = operator.pause_agent if op == "pause" else operator.resume_agent
-            task = request.path_params["task"]
-            try:
-                result = await run_in_threadpool(
-                    lambda: function(
-                        path, task, ecosystem_path=ctx.ecosystem_path, actor=ctx.actor, source="dashboard"
-                    )
-                )
-            except SpeedriftError as exc:
-                return _speedrift_error(exc)
-            return JSONResponse(result)
 
-        return endpoint
-
-    async def whoami(request: Request) -> Response:
-        return JSONResponse({"ok": True})  # reached only with a valid token (see the guard)
-
+def build_routes() -> list[BaseRoute]:
+    """The API's routes; endpoints read :class:`ApiContext` from ``app.state.api`` and raise
+    :class:`SpeedriftError` for the app's one handler (:func:`speedrift_error`) to answer."""
     return [
         Route("/api/status", status),
         Route("/api/snapshot", snapshot),
@@ -251,9 +302,9 @@ def build_routes(ctx: ApiContext) -> list[BaseRoute]:
         Route("/api/ledger", ledger),
         Route("/api/repos/{name}/mode", set_mode, methods=["POST"]),
         Route("/api/actions/{action_id:path}/approve", approve, methods=["POST"]),
-        Route("/api/repos/{name}/agents/{task}/pause", agent_signal("pause"), methods=["POST"]),
-        Route("/api/repos/{name}/agents/{task}/resume", agent_signal("resume"), methods=["POST"]),
-        Route("/api/auth/check", whoami, methods=["POST"]),
+        Route("/api/repos/{name}/agents/{task}/pause", agent_pause, methods=["POST"]),
+        Route("/api/repos/{name}/agents/{task}/resume", agent_resume, methods=["POST"]),
+        Route("/api/auth/check", auth_check, methods=["POST"]),
     ]
 
 

@@ -23,7 +23,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from speedrift.web.api import ApiContext, build_routes, error
+from speedrift.errors import SpeedriftError
+from speedrift.web.api import ApiContext, build_routes, error, speedrift_error
 from speedrift.web.auth import MUTATING_METHODS, AccessPolicy
 from speedrift.web.live import DashboardState
 from speedrift.web.ws import Broadcaster
@@ -158,11 +159,13 @@ def create_app(
 
     routes: list[BaseRoute] = [
         Route("/", index),
-        *build_routes(ApiContext(state=state, ecosystem_path=ecosystem_path, hub=hub)),
+        *build_routes(),
         WebSocketRoute("/ws/status", ws_status),
         Mount("/static", app=StaticFiles(directory=static_dir), name="static"),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    # endpoints raise SpeedriftError; this one handler turns it into {error, hint} with its status
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={SpeedriftError: speedrift_error})
+    app.state.api = ApiContext(state=state, ecosystem_path=ecosystem_path, hub=hub)
     app.state.broadcaster = broadcaster
     app.state.dashboard = state
     app.add_middleware(Guard, policy=policy)

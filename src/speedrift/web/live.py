@@ -53,7 +53,7 @@ def _prompts_of(queues: dict[str, Any]) -> dict[str, Any]:
 
 
 def _empty_queues() -> dict[str, Any]:
-    return {key: {"label": label, "total": 0, "items": []} for key, label in queue_mod.QUEUES}
+    return queue_mod.display_queues({})
 
 
 class DashboardState:
@@ -64,12 +64,10 @@ class DashboardState:
         ecosystem: str = "",
         *,
         source: str = "hub",
-        prompt_pair: queue_mod.PromptPair | None = None,
         history_points: int = HISTORY_POINTS,
     ) -> None:
         self.ecosystem = ecosystem
         self.source = source
-        self._prompt_pair = prompt_pair
         self._history_points = history_points
         self._lock = threading.RLock()
         self._seq = 0
@@ -88,7 +86,6 @@ class DashboardState:
         self._history: dict[str, deque[float]] = {}
         self._queues: dict[str, Any] = _empty_queues()
         self._queues_light: dict[str, Any] = light_queues(self._queues)
-        self._first_seen: dict[str, str] = {}
         self._overview: dict[str, Any] = {}
         self._subscribers: dict[int, Subscriber] = {}
         self._next_subscriber = 0
@@ -171,7 +168,7 @@ class DashboardState:
             if edges != self._edges:
                 self._edges = edges
                 delta["edges"] = edges
-            queues, self._first_seen = queue_mod.build_queues(record, self._first_seen, self._prompt_pair)
+            queues = queue_mod.display_queues(record)  # the cycle decided them; shown as recorded
             light = light_queues(queues)
             if light != self._queues_light:
                 delta["queues"] = light
@@ -181,15 +178,13 @@ class DashboardState:
             return self._emit(delta, "cycle")
 
     def load_history(self, records: Iterable[dict[str, Any]]) -> None:
-        """Seed sparklines and queue ages from older ledger records, oldest first (no deltas)."""
+        """Seed sparklines from older ledger records, oldest first (no deltas). Queue ages need no
+        seeding: each record's entries carry their ``since``."""
         with self._lock:
             for record in records:
                 if not record.get("cycle_id") or record.get("kind"):
                     continue
                 self._push_history(record)
-                _queues, self._first_seen = queue_mod.build_queues(
-                    record, self._first_seen, with_prompts=False
-                )
 
     def update_graph(self, repo: str, nodes: dict[str, dict[str, Any]] | None) -> int | None:
         """A repo's task nodes after its graph file changed: a delta with the changed tasks only."""

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from speedrift import hubdir
-from speedrift.times import now_utc
+from speedrift.times import now_utc, short_stamp
 from speedrift.web.live import DashboardState
 from speedrift.web.views import RepoInfo
 from speedrift.web.watch import GraphWatcher
@@ -143,8 +143,9 @@ class Refresher:
         return record
 
     def compute(self) -> dict[str, Any]:
-        """Observe, score, measure, plan and narrate; nothing is executed or recorded."""
+        """Observe, score, measure, plan, queue and narrate; nothing is executed or recorded."""
         from speedrift.control.assess.judgement import assess, build_record
+        from speedrift.control.assess.queues import carried_since_plain
         from speedrift.control.cycle import HISTORY_WINDOW
         from speedrift.control.ecosystem.load import load_ecosystem
         from speedrift.control.observe.observer import Observer
@@ -168,13 +169,15 @@ class Refresher:
         )
         record = build_record(
             assessment,
-            cycle_id=f"view-{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}",
+            cycle_id=f"view-{short_stamp(now)}-{secrets.token_hex(3)}",
             finished_at=self.clock(),
             plan_only=ecosystem.policy.plan_only,
             ecosystem=ecosystem,
             previous_health=self._previous_health,
             skipped=assessment.plan.skipped,
             hints=("computed by the dashboard (no hub running): nothing was executed or recorded",),
+            # the attention entries on show keep how long they have waited
+            queue_since=carried_since_plain(self.state.latest_cycle()),
         )
         self._previous_health = assessment.healths
         self._previous_metrics = assessment.metrics

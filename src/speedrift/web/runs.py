@@ -3,7 +3,8 @@
 Reads what the worker plane wrote (fleet/attempts.py): ``attempt.json`` (state), ``evidence.json``
 (gates, diff stats, usage and cost), ``result.json`` (the agent's report), the tail of
 ``events.jsonl`` and ``stderr.log``, the head of ``prompt.md``. Every read is bounded, so a huge
-log cannot make one click heavy. Task ids reach the disk only through ``safe_name``.
+log cannot make one click heavy. Task ids reach the disk only through ``safe_name``; paths come from
+:mod:`speedrift.layout` and the records are read by :mod:`speedrift.records`.
 """
 
 from __future__ import annotations
@@ -11,9 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from speedrift import layout
+from speedrift import layout, records
 
 EVENTS_TAIL_BYTES = 256_000
 EVENTS_LIMIT = 300
@@ -40,23 +39,14 @@ def _head(path: Path, limit: int) -> str | None:
         return None
 
 
-def _events(path: Path) -> tuple[list[dict[str, Any]], bool]:
-    data, truncated = _tail(path, EVENTS_TAIL_BYTES)
-    lines = data.split(b"\n")
-    if truncated and lines:
-        lines = lines[1:]  # the first line is cut
+def _events(folder: Path) -> tuple[list[dict[str, Any]], bool]:
+    found, truncated = records.tail_events(folder, EVENTS_TAIL_BYTES)
     events: list[dict[str, Any]] = []
-    for raw in lines:
-        if not raw.strip():
-            continue
-        try:
-            event = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            continue
-        if isinstance(event, dict):
-            if isinstance(event.get("text"), str) and len(event["text"]) > EVENT_TEXT_LIMIT:
-                event["text"] = event["text"][:EVENT_TEXT_LIMIT] + "…"
-            events.append(event)
+    for event in found:
+        shown = event.to_dict()
+        if len(event.text) > EVENT_TEXT_LIMIT:
+            shown["text"] = event.text[:EVENT_TEXT_LIMIT] + "…"
+        events.append(shown)
     truncated = truncated or len(events) > EVENTS_LIMIT
     return events[-EVENTS_LIMIT:], truncated
 
@@ -70,42 +60,43 @@ def list_attempts(repo: Path, task_id: str) -> list[dict[str, Any]]:
     for path in folder.iterdir():
         if not (path.is_dir() and path.name.isdigit()):
             continue
-        record = layout.read_record(path / "attempt.json") or {}
+        record = records.read_attempt(path) or records.AttemptRecord({})
         rows.append(
             {
                 "attempt": int(path.name),
-                "state": record.get("state", "unknown"),
-                "runtime": record.get("runtime"),
-                "started": record.get("started"),
-                "updated": record.get("updated"),
-                "failure": record.get("failure"),
-                "paused": (path / "paused").exists(),
+                "state": record.state_text,
+                "runtime": record.raw.get("runtime"),
+                "started": record.raw.get("started"),
+                "updated": record.raw.get("updated"),
+                "failure": record.raw.get("failure"),
+                "paused": layout.paused_path(path).exists(),
             }
         )
     return sorted(rows, key=lambda r: -int(r["attempt"]))
 
 
 def attempt_detail(repo: Path, task_id: str, attempt: int) -> dict[str, Any] | None:
-    folder = layout.task_runs_dir(repo, task_id) / str(attempt)
+    folder = layout.attempt_dir(repo, task_id, attempt)
     if not folder.is_dir():
         return None
-    evidence = layout.read_record(folder / "evidence.json")
-    events, events_truncated = _events(folder / "events.jsonl")
-    stderr, _cut = _tail(folder / "stderr.log", STDERR_TAIL_BYTES)
-    usage = (evidence or {}).get("usage") or {}
+    found = records.read_evidence(folder)
+    evidence = found or records.EvidenceRecord({})
+    record = records.read_attempt(folder)
+    events, events_truncated = _events(folder)
+    stderr, _cut = _tail(layout.stderr_path(folder), STDERR_TAIL_BYTES)
     return {
         "task": task_id,
         "attempt": attempt,
-        "record": layout.read_record(folder / "attempt.json"),
-        "evidence": evidence,
-        "result": layout.read_record(folder / "result.json"),
-        "diff": (evidence or {}).get("diff"),
-        "gates": (evidence or {}).get("gates") or [],
-        "usage": usage,
-        "cost_usd": usage.get("cost_usd") if isinstance(usage, dict) else None,
+        "record": record.raw if record else None,
+        "evidence": found.raw if found else None,
+        "result": layout.read_record(layout.result_path(folder)),
+        "diff": evidence.diff,
+        "gates": evidence.gates,
+        "usage": evidence.usage,
+        "cost_usd": evidence.usage.get("cost_usd"),
         "events": events,
         "events_truncated": events_truncated,
         "stderr_tail": stderr.decode("utf-8", "replace"),
-        "prompt": _head(folder / "prompt.md", PROMPT_HEAD_BYTES),
-        "paused": (folder / "paused").exists(),
+        "prompt": _head(layout.prompt_path(folder), PROMPT_HEAD_BYTES),
+        "paused": layout.paused_path(folder).exists(),
     }

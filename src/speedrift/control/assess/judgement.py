@@ -1,6 +1,7 @@
 """The side-effect-free half of a cycle: observe, score, measure, plan, apply the policy — and
-the record built from it. The hub (control/cycle.py) adds execution and recording; the
-dashboard's hub-less view uses this alone, so both show exactly the same judgement.
+the record built from it, with the attention queues (queues.py) computed from that same
+judgement. The hub (control/cycle.py) adds execution and recording; the dashboard's hub-less
+view uses this alone, so both show exactly the same judgement and the same queues.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from typing import Any
 from speedrift.control.assess.edges import repo_edges
 from speedrift.control.assess.metrics import ecosystem_metrics
 from speedrift.control.assess.narrative import narrate
+from speedrift.control.assess.queues import attention_queues
 from speedrift.control.assess.score import HEARTBEAT_STALE_SECONDS, score_repo
 from speedrift.control.ecosystem.load import Ecosystem
 from speedrift.control.observe.observer import Observer
 from speedrift.control.plan.candidates import plan_actions
 from speedrift.control.plan.config import PolicyConfig
 from speedrift.control.plan.policy import apply_policy
-from speedrift.control.plan.prompts import action_prompts
+from speedrift.control.plan.prompts import action_prompts, entry_prompts
 from speedrift.register.record import (
     Action,
     ActionHistory,
@@ -28,6 +30,7 @@ from speedrift.register.record import (
     Metric,
     Outcome,
     Plan,
+    QueueEntry,
     RepoEdge,
     RepoHealth,
     RepoReport,
@@ -152,9 +155,16 @@ def build_record(
     skipped: Sequence[Skipped],
     outcomes: Sequence[Outcome] = (),
     hints: Sequence[str] = (),
+    queue_since: Mapping[str, datetime] | None = None,
 ) -> CycleRecord:
+    """The cycle record. ``skipped`` is the final cut list (approvals promoted, hard stops added);
+    ``queue_since`` the previous record's ``{entry id: since}`` (queues.carried_since), so an
+    attention entry keeps how long it has waited across cycles."""
     a = assessment
     final_plan = Plan(allowed=a.plan.allowed, skipped=tuple(skipped))
+    queues = attention_queues(
+        a.snapshots, a.healths, a.candidates, final_plan.skipped, a.now, first_seen=queue_since
+    )
     inputs: dict[str, Any] = {
         "repos_total": len(a.snapshots),
         "observed": sum(1 for s in a.snapshots.values() if not s.reused),
@@ -180,6 +190,7 @@ def build_record(
         hints=tuple(hints),
         inputs=inputs,
         narrative=narrate(list(a.healths.values()), a.metrics, previous_health, final_plan),
+        queues=queues,
     )
 
 
@@ -192,10 +203,11 @@ def _health_fields(value: RepoHealth | RepoReport) -> dict[str, Any]:
 
 
 def with_prompts(record: CycleRecord) -> CycleRecord:
-    """The record as it is presented (``hub once --json``, the dashboard): every action with its
-    Claude and Codex prompt. The hub's cycle plans without them — prompts are presentation,
-    derived from the action and its repo's snapshot and health, so the ledger keeps decisions
-    only and a cycle does not spend its time writing prose nobody reads."""
+    """The record as it is presented (``hub once --json``, the dashboard): every action and every
+    attention entry with its Claude and Codex prompt. The hub's cycle plans without them — prompts
+    are presentation, derived from the action and its repo's snapshot and health (an entry: its
+    action's prompts, else its own brief), so the ledger keeps decisions only and a cycle does not
+    spend its time writing prose nobody reads."""
     reports = {r.name: r for r in record.repos}
 
     def dress(action: Action) -> Action:
@@ -206,8 +218,31 @@ def with_prompts(record: CycleRecord) -> CycleRecord:
         return replace(action, prompts=action_prompts(action, report.snapshot if report else None, health))
 
     dressed = {a.id: dress(a) for a in record.planned}
+    for cut in record.skipped:
+        dressed.setdefault(cut.action.id, dress(cut.action))
+
+    def dress_entry(entry: QueueEntry) -> QueueEntry:
+        if entry.prompts:
+            return entry
+        action = dressed.get(entry.action_id) if entry.action_id else None
+        if action is not None and action.prompts:
+            return replace(entry, prompts=action.prompts)
+        report = reports.get(entry.repo)
+        prompts = entry_prompts(
+            entry.rule,
+            entry.repo,
+            report.snapshot.path if report else entry.repo,
+            task=entry.task,
+            what=entry.what,
+            why=entry.why,
+            detail=entry.detail,
+            from_action=entry.id == f"action:{entry.action_id}",
+        )
+        return replace(entry, prompts=prompts)
+
     return replace(
         record,
         planned=tuple(dressed[a.id] for a in record.planned),
-        skipped=tuple(replace(s, action=dressed.get(s.action.id) or dress(s.action)) for s in record.skipped),
+        skipped=tuple(replace(s, action=dressed[s.action.id]) for s in record.skipped),
+        queues=tuple(replace(q, entries=tuple(dress_entry(e) for e in q.entries)) for q in record.queues),
     )

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from speedrift.register.record import (
+    AUTOMATION_MODES,
     Activity,
     Reason,
     RepoHealth,
@@ -254,7 +255,7 @@ def _service_penalties(snapshot: RepoSnapshot) -> list[Reason]:
     if ready <= 0:
         return []
     if not service.running:
-        if snapshot.control.mode in ("observe", "manual"):
+        if snapshot.control.mode not in AUTOMATION_MODES:  # observe or manual
             text = (
                 f"{snapshot.control.mode} mode prevents automatic dispatch of {_plural(ready, 'ready task')}"
             )

@@ -14,17 +14,16 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from speedrift.control.ecosystem.load import NAME_RE, DiscoverySettings
+from speedrift.graph.store import graph_file_candidates
 from speedrift.hubdir import HUB_DIR_NAME
 from speedrift.register.record import RepoEntry
-
-GRAPH_FILES = (".wg/graph.jsonl", ".workgraph/graph.jsonl")
 
 
 def _graph_mtime(folder: Path) -> float | None:
     newest: float | None = None
-    for rel in GRAPH_FILES:
+    for path in graph_file_candidates(folder):
         try:
-            mtime = (folder / rel).stat().st_mtime
+            mtime = path.stat().st_mtime
         except OSError:
             continue
         newest = mtime if newest is None else max(newest, mtime)

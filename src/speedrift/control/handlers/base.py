@@ -10,20 +10,18 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from speedrift import fsutil
+from speedrift import fsutil, layout, procs
 from speedrift.control.authority import HubGit
-from speedrift.graph.store import GRAPH_DIR_NAMES, GRAPH_FILE, GraphStore
-from speedrift.layout import STATE_DIR
+from speedrift.errors import SpeedriftError
+from speedrift.graph.store import GraphStore
 from speedrift.register.record import ControlState, OutcomeStatus, RepoEntry
 from speedrift.times import now_utc
 
@@ -59,7 +57,7 @@ class HandlerContext:
         return env
 
     def logs(self) -> Path:
-        folder = self.log_dir or self.repo / STATE_DIR / "logs"
+        folder = self.log_dir or layout.logs_dir(self.repo)
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
@@ -71,7 +69,7 @@ class HandlerResult:
     evidence: dict[str, Any] = field(default_factory=dict)
 
 
-class HandlerFailed(Exception):
+class HandlerFailed(SpeedriftError):
     """A handler could not do its job (not a refusal): becomes a ``failed`` outcome."""
 
     def __init__(self, detail: str, **evidence: Any) -> None:
@@ -82,14 +80,14 @@ class HandlerFailed(Exception):
 
 def graph_store(repo: Path) -> GraphStore:
     """The repo's own graph (never $WG_DIR, never a parent directory's)."""
-    for name in GRAPH_DIR_NAMES:
-        if (repo / name / GRAPH_FILE).is_file():
-            return GraphStore(repo / name)
+    store = GraphStore.of_repo(repo)
+    if store is not None:
+        return store
     raise HandlerFailed(f"{repo} has no .wg/ or .workgraph/ task graph", rule="no_graph")
 
 
-def state_path(repo: Path, *parts: str) -> Path:
-    folder = repo.joinpath(STATE_DIR, *parts)
+def ensure_dir(folder: Path) -> Path:
+    """``folder`` (a :mod:`speedrift.layout` path under ``.speedrift/``), created if missing."""
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
@@ -109,7 +107,7 @@ def ensure_excluded(hub_git: HubGit) -> None:
     exclude = Path(hub_git.out("rev-parse", "--git-path", "info/exclude"))
     if not exclude.is_absolute():
         exclude = hub_git.repo / exclude
-    pattern = f"{STATE_DIR}/"
+    pattern = layout.STATE_PREFIX
     current = exclude.read_text() if exclude.exists() else ""
     if pattern in current.splitlines():
         return
@@ -121,44 +119,14 @@ def ensure_excluded(hub_git: HubGit) -> None:
 def run_bounded(
     argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout: float
 ) -> subprocess.CompletedProcess[str]:
-    """Run a command in its own process group; past ``timeout`` the whole group is killed."""
-    child = subprocess.Popen(
-        list(argv),
-        cwd=cwd,
-        env=dict(env),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    """Run a command in its own process group (:func:`speedrift.procs.run`); past ``timeout`` the
+    whole group is killed and the handler fails."""
     try:
-        out, err = child.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(child.pid, signal.SIGKILL)
-        child.communicate()
+        return procs.run(argv, cwd=cwd, env=env, timeout=timeout, text=True)
+    except procs.ProcessTimeout:
         raise HandlerFailed(
             f"{' '.join(argv[-6:])} timed out after {timeout:g}s", timeout_s=timeout
         ) from None
-    return subprocess.CompletedProcess(list(argv), child.returncode, out, err)
-
-
-def spawn_detached(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], log: Path) -> int:
-    """Start a process that outlives the hub (own session, output to ``log``). Returns its pid.
-    A thread reaps it, so a finished child never lingers as a zombie that still looks alive."""
-    with open(log, "ab") as out:
-        child = subprocess.Popen(
-            list(argv),
-            cwd=cwd,
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    threading.Thread(target=child.wait, name=f"reap-{child.pid}", daemon=True).start()
-    return child.pid
 
 
 def tail(text: str, limit: int = 1500) -> str:

@@ -25,6 +25,7 @@ from speedrift.control.handlers.graph import (
 )
 from speedrift.control.handlers.procs import dispatch_ready, restart_service
 from speedrift.errors import SpeedriftError
+from speedrift.procs import ProcessTimeout
 from speedrift.register.record import Action, ActionKind, Outcome, OutcomeStatus
 
 __all__ = ["HANDLERS", "HandlerContext", "authorise", "execute"]
@@ -32,14 +33,14 @@ __all__ = ["HANDLERS", "HandlerContext", "authorise", "execute"]
 Handler = Callable[[Action, HandlerContext], HandlerResult]
 
 HANDLERS: dict[ActionKind, Handler] = {
-    "restart_service": restart_service,
-    "dispatch_ready": dispatch_ready,
-    "run_gate_scan": run_gate_scan,
-    "repair_dependencies": repair_dependencies,
-    "verify_in_progress": verify_in_progress,
-    "sync_upstream": sync_upstream,
-    "prepare_upstream_packet": prepare_upstream_packet,
-    "emit_corrective_task": emit_corrective_task,
+    ActionKind.RESTART_SERVICE: restart_service,
+    ActionKind.DISPATCH_READY: dispatch_ready,
+    ActionKind.RUN_GATE_SCAN: run_gate_scan,
+    ActionKind.REPAIR_DEPENDENCIES: repair_dependencies,
+    ActionKind.VERIFY_IN_PROGRESS: verify_in_progress,
+    ActionKind.SYNC_UPSTREAM: sync_upstream,
+    ActionKind.PREPARE_UPSTREAM_PACKET: prepare_upstream_packet,
+    ActionKind.EMIT_CORRECTIVE_TASK: emit_corrective_task,
 }
 
 
@@ -73,7 +74,7 @@ def execute(action: Action, ctx: HandlerContext) -> Outcome:
         status, detail, evidence = "refused", str(refusal), {"rule": refusal.rule}
     except HandlerFailed as failure:
         status, detail, evidence = "failed", failure.detail, dict(failure.evidence)
-    except subprocess.TimeoutExpired as timeout:
+    except (subprocess.TimeoutExpired, ProcessTimeout) as timeout:  # git (HubGit) past its timeout
         status, detail, evidence = "failed", f"timed out after {timeout.timeout:g}s", {}
     except SpeedriftError as error:
         status, detail, evidence = "failed", str(error), {"error": type(error).__name__}

@@ -13,17 +13,18 @@ from typing import Any
 
 import orjson
 
-from speedrift.control.authority import HUB_WORKTREES, HubGit
+from speedrift import layout
+from speedrift.control.authority import HubGit
 from speedrift.control.handlers import upstream_packet
 from speedrift.control.handlers.base import (
     HandlerContext,
     HandlerFailed,
     HandlerResult,
+    ensure_dir,
     ensure_excluded,
     fresh_path,
     prune,
     run_bounded,
-    state_path,
     tail,
 )
 from speedrift.errors import SpeedriftError
@@ -37,9 +38,9 @@ KEEP_FILES = 20  # retention: the newest scan bundles / packets per repo
 
 
 def _ref_arg(value: str, what: str) -> str:
-    """A ref name from the plan is data: one that looks like an option is never passed to git."""
+    """A ref name from the configuration is data: one that looks like an option is never passed to git."""
     if value.startswith("-"):
-        raise HandlerFailed(f"params.{what} {value!r} is not a ref name")
+        raise HandlerFailed(f"the {what} {value!r} is not a ref name")
     return value
 
 
@@ -50,7 +51,7 @@ def _remote_refs(hub_git: HubGit, remote: str) -> dict[str, str]:
 
 def sync_upstream(action: Action, ctx: HandlerContext) -> HandlerResult:
     """``git fetch <remote>`` and nothing else: never merges, rebases or pushes."""
-    remote = str(action.params.get("remote") or ctx.entry.upstream_remote or "origin")
+    remote = ctx.entry.upstream_remote or "origin"
     hub_git = ctx.git()
     before = _remote_refs(hub_git, remote) if not remote.startswith("-") else {}
     hub_git.run("fetch", remote, timeout=max(ctx.timeout_s, 120))
@@ -66,10 +67,7 @@ def sync_upstream(action: Action, ctx: HandlerContext) -> HandlerResult:
 # ---------------------------------------------------------------- upstream packet
 
 
-def _upstream_of(hub_git: HubGit, ctx: HandlerContext, branch: str, action: Action) -> str:
-    explicit = action.params.get("upstream")
-    if isinstance(explicit, str) and explicit:
-        return _ref_arg(explicit, "upstream")
+def _upstream_of(hub_git: HubGit, ctx: HandlerContext, branch: str) -> str:
     if ctx.entry.upstream_remote:
         return f"{ctx.entry.upstream_remote}/{ctx.entry.upstream_branch or branch}"
     done = hub_git.run(
@@ -86,11 +84,9 @@ def _upstream_of(hub_git: HubGit, ctx: HandlerContext, branch: str, action: Acti
 def prepare_upstream_packet(action: Action, ctx: HandlerContext) -> HandlerResult:
     """Write ``.speedrift/upstream/<timestamp>.md``; never pushes, never opens a pull request."""
     hub_git = ctx.git()
-    branch = _ref_arg(str(action.params.get("branch") or ""), "branch")
-    if not branch:
-        done = hub_git.run("symbolic-ref", "--quiet", "--short", "HEAD", check=False)
-        branch = done.stdout.strip() or hub_git.target()
-    upstream = _upstream_of(hub_git, ctx, branch, action)
+    done = hub_git.run("symbolic-ref", "--quiet", "--short", "HEAD", check=False)
+    branch = done.stdout.strip() or hub_git.target()
+    upstream = _upstream_of(hub_git, ctx, branch)
     head = hub_git.out("rev-parse", "--verify", f"{branch}^{{commit}}")
     hub_git.out("rev-parse", "--verify", f"{upstream}^{{commit}}")
     behind, ahead = (
@@ -127,7 +123,7 @@ def prepare_upstream_packet(action: Action, ctx: HandlerContext) -> HandlerResul
         cycle_id=ctx.cycle_id,
     )
     ensure_excluded(hub_git)
-    folder = state_path(ctx.repo, "upstream")
+    folder = ensure_dir(layout.upstream_dir(ctx.repo))
     path = fresh_path(folder, stamp(now), ".md")
     write_atomic(path, text.encode())
     prune(folder, "*.md", KEEP_FILES)
@@ -150,12 +146,12 @@ def _changed_files(hub_git: HubGit, span: str) -> list[upstream_packet.FileChang
 def run_gate_scan(action: Action, ctx: HandlerContext) -> HandlerResult:
     """``speedrift gates run --json`` on a detached scratch worktree of the target branch's tip."""
     hub_git = ctx.git()
-    target = _ref_arg(str(action.params.get("branch") or hub_git.target()), "branch")
+    target = _ref_arg(hub_git.target(), "target branch")
     tip = hub_git.out("rev-parse", "--verify", f"{target}^{{commit}}")
-    base = _scan_base(hub_git, tip, action.params)
+    base = _scan_base(hub_git, tip)
     ensure_excluded(hub_git)
     now = ctx.now()
-    scratch = fresh_path(state_path(ctx.repo, HUB_WORKTREES), f"scan-{stamp(now)}", "")
+    scratch = fresh_path(ensure_dir(layout.hub_worktrees_dir(ctx.repo)), f"scan-{stamp(now)}", "")
     hub_git.run("worktree", "add", "--detach", "--quiet", str(scratch), tip)
     try:
         argv = [*ctx.speedrift_argv, "gates", "run", "--worktree", str(scratch), "--base", base, "--json"]
@@ -176,7 +172,7 @@ def run_gate_scan(action: Action, ctx: HandlerContext) -> HandlerResult:
         raise HandlerFailed(f"`speedrift gates run --json` printed no bundle: {tail(done.stdout, 300)!r}")
     blocking = _blocking(bundle)
     bundle["scan"] = {"target": target, "tip": tip, "base": base, "cycle": ctx.cycle_id, "action": action.id}
-    folder = state_path(ctx.repo, "scans")
+    folder = ensure_dir(layout.scans_dir(ctx.repo))
     path = fresh_path(folder, stamp(now), ".json")
     write_atomic(path, orjson.dumps(bundle, option=orjson.OPT_INDENT_2))
     prune(folder, "*.json", KEEP_FILES)
@@ -191,14 +187,8 @@ def run_gate_scan(action: Action, ctx: HandlerContext) -> HandlerResult:
     )
 
 
-def _scan_base(hub_git: HubGit, tip: str, params: dict[str, Any]) -> str:
-    explicit = params.get("base")
-    if isinstance(explicit, str) and explicit:
-        _ref_arg(explicit, "base")
-        return hub_git.out("rev-parse", "--verify", f"{explicit}^{{commit}}")
-    depth = params.get("depth", DEFAULT_SCAN_DEPTH)
-    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
-        raise HandlerFailed(f"params.depth must be a whole number >= 1, not {depth!r}")
+def _scan_base(hub_git: HubGit, tip: str) -> str:
+    depth = DEFAULT_SCAN_DEPTH
     done = hub_git.run("rev-parse", "--verify", "--quiet", f"{tip}~{depth}^{{commit}}", check=False)
     if done.returncode == 0 and done.stdout.strip():
         return done.stdout.strip()

@@ -20,7 +20,13 @@ from speedrift.graph import ids, ops
 from speedrift.graph.codec import Graph
 from speedrift.graph.model import FAILED, IN_PROGRESS, after_of, speedrift_data, status_of
 from speedrift.procs import pid_alive
-from speedrift.register.record import Action
+from speedrift.register.record import (
+    Action,
+    CorrectiveParams,
+    RepairParams,
+    TaskCorrectiveParams,
+    VerifyParams,
+)
 from speedrift.repo import worktrees
 from speedrift.times import parse_time
 
@@ -32,11 +38,6 @@ CORRECTIVE_PREFIX = "speedrift-fix-"
 
 
 # ---------------------------------------------------------------- corrective tasks
-
-
-def _corrective_kind(action: Action, default: str) -> str:
-    kind = action.params.get("corrective_kind") or action.params.get("kind") or default
-    return str(kind)
 
 
 def _corrective_task_id(action: Action, kind: str) -> str:
@@ -56,9 +57,9 @@ def corrective_description(action: Action, cycle_id: str | None, kind: str, fact
         f"Priority: {action.priority}",
         f"Reason: {action.reason}",
     ]
-    tasks = action.params.get("tasks")
-    if isinstance(tasks, list | tuple) and tasks:
-        lines.append(f"Tasks: {', '.join(str(t) for t in tasks[:MAX_LISTED])}")
+    tasks = action.tasks
+    if tasks:
+        lines.append(f"Tasks: {', '.join(tasks[:MAX_LISTED])}")
     if facts:
         lines += ["", "What the hub saw:", *(f"- {fact}" for fact in facts)]
     for runtime in ("claude", "codex"):
@@ -91,9 +92,12 @@ def write_corrective(
 
 
 def emit_corrective_task(action: Action, ctx: HandlerContext) -> HandlerResult:
-    kind = _corrective_kind(action, action.kind)
+    spec = action.params
+    if not isinstance(spec, CorrectiveParams | TaskCorrectiveParams):  # the authority refuses it first
+        raise TypeError(f"{action.id}: params are {type(spec).__name__}, not a corrective task's")
+    kind = spec.corrective_kind or str(action.kind)
     task_id = _corrective_task_id(action, kind)
-    title = str(action.params.get("title") or f"speedrift: {action.reason}")
+    title = spec.title or f"speedrift: {action.reason}"
     created = write_corrective(
         ctx, action, task_id, kind, title, corrective_description(action, ctx.cycle_id, kind)
     )
@@ -112,11 +116,11 @@ def repair_dependencies(action: Action, ctx: HandlerContext) -> HandlerResult:
         return HandlerResult("skipped", "no missing or failed blockers any more; nothing to repair")
     facts = [f"{task} waits on {blocker}, which does not exist" for task, blocker in missing]
     facts += [f"{task} waits on {blocker}, which failed" for task, blocker in failed]
-    kind = _corrective_kind(action, "dependencies")
+    spec = action.params_as(RepairParams)
+    kind = spec.corrective_kind or "dependencies"
     task_id = _corrective_task_id(action, kind)
-    title = str(
-        action.params.get("title")
-        or f"Repair the dependency chain ({len(missing)} missing, {len(failed)} failed blocker(s))"
+    title = (
+        spec.title or f"Repair the dependency chain ({len(missing)} missing, {len(failed)} failed blocker(s))"
     )
     description = corrective_description(action, ctx.cycle_id, kind, facts[:MAX_LISTED])
     created = write_corrective(ctx, action, task_id, kind, title, description)
@@ -155,13 +159,11 @@ def broken_blockers(
 
 def verify_in_progress(action: Action, ctx: HandlerContext) -> HandlerResult:
     """Reopen tasks claimed by a local process that is gone; report live claims, change nothing else."""
-    wanted = action.params.get("tasks")
-    scope = set(wanted) if isinstance(wanted, list | tuple) and wanted else None
+    scope = set(action.params_as(VerifyParams).tasks) or None
     host = socket.gethostname()
     # a claim whose attempt died mid-landing is the service's to recover (its work may have landed)
-    landing = {
-        m.task_id for m in worktrees.read_manifests(ctx.repo) if m.state in ("landing", "merge-pending")
-    }
+    merging = (worktrees.ManifestState.LANDING, worktrees.ManifestState.MERGE_PENDING)
+    landing = {m.task_id for m in worktrees.read_manifests(ctx.repo) if m.state in merging}
     report: dict[str, list[Any]] = {"reopened": [], "alive": [], "unverifiable": [], "left_for_recovery": []}
 
     def build(graph: Graph, now: datetime) -> ops.Mutation:
@@ -184,9 +186,10 @@ def verify_in_progress(action: Action, ctx: HandlerContext) -> HandlerResult:
             if task_id in landing:
                 report["left_for_recovery"].append(task_id)
                 continue
-            reopened = ops.unclaim(graph, task_id, now=now, actor=HUB_ACTOR)
-            ops.set_speedrift(reopened.tasks[0], state=None, worker=None)
-            reopened.tasks[0]["log"][-1]["message"] = f"claimant pid {pid} is gone; reopened by the hub"
+            message = f"claimant pid {pid} is gone; reopened by the hub"
+            reopened = ops.unclaim(graph, task_id, now=now, actor=HUB_ACTOR, message=message)
+            released = {"state": None, "worker": None}
+            ops.set_fields(graph, task_id, speedrift=released, now=now, actor=HUB_ACTOR, within=reopened)
             mutation.tasks += reopened.tasks
             mutation.records += reopened.records
             report["reopened"].append({"task": task_id, "pid": pid})

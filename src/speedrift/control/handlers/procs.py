@@ -26,18 +26,16 @@ from speedrift.control.handlers.base import (
     graph_store,
     prune,
     run_bounded,
-    spawn_detached,
     tail,
 )
 from speedrift.fleet import service
 from speedrift.fsutil import write_atomic
 from speedrift.graph import ids
 from speedrift.layout import safe_name
-from speedrift.procs import pid_alive
-from speedrift.register.record import Action
+from speedrift.procs import pid_alive, spawn_detached
+from speedrift.register.record import Action, DispatchParams
 from speedrift.times import format_time, stamp
 
-DEFAULT_MAX_DISPATCH = 2
 MAX_DISPATCH = 8  # whatever the plan asks, one action never starts more workers than this
 KEEP_DISPATCH_LOGS = 200  # retention: the newest worker logs in the log directory
 
@@ -75,9 +73,7 @@ def restart_service(action: Action, ctx: HandlerContext) -> HandlerResult:
     pid = service.running_pid(ctx.repo)
     while not (pid and pid > 0 and pid_alive(pid)):
         if time.monotonic() >= deadline:
-            raise HandlerFailed(
-                f"the service did not stay up (see {layout.service_dir(ctx.repo)}/service.out)"
-            )
+            raise HandlerFailed(f"the service did not stay up (see {layout.service_out_path(ctx.repo)})")
         time.sleep(0.1)
         pid = service.running_pid(ctx.repo)
     marker = service.hub_marker(ctx.repo)
@@ -102,13 +98,9 @@ def restart_service(action: Action, ctx: HandlerContext) -> HandlerResult:
 
 def dispatch_ready(action: Action, ctx: HandlerContext) -> HandlerResult:
     """Start ``speedrift run <task> --hub --quiet`` detached for up to ``max`` of ``tasks``."""
-    wanted = action.params.get("tasks") or ([action.subject] if action.subject else [])
-    if not isinstance(wanted, list | tuple) or not all(isinstance(t, str) for t in wanted):
-        raise HandlerFailed(f"params.tasks must be a list of task ids, not {wanted!r}")
-    limit = action.params.get("max", DEFAULT_MAX_DISPATCH)
-    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-        raise HandlerFailed(f"params.max must be a whole number >= 1, not {limit!r}")
-    chosen = list(dict.fromkeys(wanted))[: min(limit, MAX_DISPATCH)]
+    params = action.params_as(DispatchParams)
+    wanted = params.tasks or ((action.subject,) if action.subject else ())
+    chosen = list(dict.fromkeys(wanted))[: min(params.max, MAX_DISPATCH)]
     if not chosen:
         return HandlerResult("skipped", "no ready tasks named in the plan")
     for task_id in chosen:
@@ -131,7 +123,7 @@ def dispatch_ready(action: Action, ctx: HandlerContext) -> HandlerResult:
             "--",
             task_id,
         ]
-        pids[task_id] = spawn_detached(argv, cwd=ctx.repo, env=ctx.process_env(), log=log)
+        pids[task_id] = spawn_detached(argv, cwd=ctx.repo, env=ctx.process_env(), log=log).pid
         log_files[task_id] = str(log)
     prune(logs, "dispatch-*.log", KEEP_DISPATCH_LOGS)
     started = ", ".join(f"{task} (pid {pid})" for task, pid in pids.items())

@@ -14,20 +14,18 @@ from __future__ import annotations
 import mmap
 import os
 import stat
-import subprocess
-import threading
-import time
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from speedrift import gitcmd, hubdir, layout, procs
+from speedrift.errors import SpeedriftError
 from speedrift.register.record import GitState, RepoEntry
 
-OWN_DIRS = (".speedrift/", ".speedrift-hub/")  # speedrift's own state never counts as a change
+OWN_DIRS = (layout.STATE_PREFIX, hubdir.HUB_PREFIX)  # speedrift's own state never counts as a change
 MAX_PATHS = 50
-READ_ONLY_ENV = {"GIT_OPTIONAL_LOCKS": "0"}
-STATUS_ARGS = ["--no-optional-locks", "status", "--porcelain=v2", "--branch", "-z"]
+STATUS_ARGS = ["status", "--porcelain=v2", "--branch", "-z"]  # run with --no-optional-locks
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,97 +244,32 @@ def commit_time(dirs: GitDirs, oid: str) -> datetime | None:
 
 
 # --- the whole git state --------------------------------------------------------------------------
-class GitReadError(Exception):
+class GitReadError(SpeedriftError):
     """git answered with an error (not a repo, dubious ownership, corrupt index...)."""
 
 
-# set in the hub's own environment (a hook, a script run by git), these would point every
-# observation at the wrong repository
-_LOCATION_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_OBJECT_DIRECTORY")
+def git_env() -> dict[str, str]:
+    """The environment for observation (:func:`speedrift.gitcmd.environment` with optional locks
+    off), built once per cycle and passed to every read."""
+    return gitcmd.environment(no_optional_locks=True)
 
 
-def git_env() -> dict[str, str] | None:
-    """The environment for observation: None (inherit as is: cheaper to spawn) unless it must change.
-
-    ``--no-optional-locks`` is always on the command line, so the environment only needs
-    changing when it carries variables that relocate the repository, or enables optional locks.
-    """
-    relocated = any(v in os.environ for v in _LOCATION_VARS)
-    if not relocated and os.environ.get("GIT_OPTIONAL_LOCKS", "0") == "0":
-        return None
-    clean = {k: v for k, v in os.environ.items() if k not in _LOCATION_VARS}
-    return {**clean, **READ_ONLY_ENV}
+def _start(args: list[str], repo: Path, deadline: float, env: dict[str, str] | None) -> procs.Running:
+    """Start ``git --no-optional-locks <args>`` now; past ``deadline`` its group is killed."""
+    return gitcmd.start(args, repo, deadline=deadline, environ=env, no_optional_locks=True)
 
 
-class _Watchdog:
-    """Kills git processes that run past their deadline.
-
-    ``subprocess.run(timeout=...)`` polls for the child's exit with sleeps, which adds latency to
-    every call; instead each call waits plainly and this one thread (alive only while some git
-    runs) kills the overdue ones.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._running: dict[int, tuple[subprocess.Popen[bytes], float]] = {}
-        self._killed: set[int] = set()
-        self._thread: threading.Thread | None = None
-
-    def start(
-        self, argv: list[str], cwd: Path, env: dict[str, str] | None, deadline: float
-    ) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        with self._lock:
-            self._running[id(proc)] = (proc, deadline)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._watch, name="git-watchdog", daemon=True)
-                self._thread.start()
-        return proc
-
-    def finish(self, proc: subprocess.Popen[bytes]) -> tuple[int, str, str]:
-        """Wait for a started process; TimeoutExpired if the watchdog had to kill it."""
-        key = id(proc)
-        try:
-            out, err = proc.communicate()
-        finally:
-            with self._lock:
-                self._running.pop(key, None)
-                killed = key in self._killed
-                self._killed.discard(key)
-        if killed:
-            raise subprocess.TimeoutExpired(proc.args, 0)
-        return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
-
-    def _watch(self) -> None:
-        while True:
-            time.sleep(0.05)
-            now = time.monotonic()
-            with self._lock:
-                if not self._running:
-                    self._thread = None
-                    return
-                for key, (proc, deadline) in self._running.items():
-                    if now > deadline and key not in self._killed:
-                        self._killed.add(key)
-                        proc.kill()
-
-
-_WATCHDOG = _Watchdog()
-
-
-def _start(
-    args: list[str], repo: Path, deadline: float, env: dict[str, str] | None
-) -> subprocess.Popen[bytes]:
-    if time.monotonic() > deadline:
-        raise subprocess.TimeoutExpired(["git", *args], 0)
-    return _WATCHDOG.start(["git", *args], repo, env, deadline)
+def _finish(running: procs.Running) -> tuple[int, str, str]:
+    """Wait for a started git; ProcessTimeout if it ran past its deadline."""
+    done = running.finish()
+    return done.returncode, done.stdout.decode("utf-8", "replace"), done.stderr.decode("utf-8", "replace")
 
 
 def _git(args: list[str], repo: Path, deadline: float, env: dict[str, str] | None) -> tuple[int, str, str]:
-    return _WATCHDOG.finish(_start(args, repo, deadline, env))
+    return _finish(_start(args, repo, deadline, env))
 
 
-def start_status(repo: Path, deadline: float, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def start_status(repo: Path, deadline: float, env: dict[str, str] | None = None) -> procs.Running:
     """Start ``git status`` now and collect it later with :func:`read_git_state` (``status=``), so
     the caller can read the graph while git runs."""
     return _start(STATUS_ARGS, repo, deadline, env)
@@ -348,15 +281,16 @@ def read_git_state(
     entry: RepoEntry,
     deadline: float,
     env: dict[str, str] | None = None,
-    status: subprocess.Popen[bytes] | None = None,
+    status: procs.Running | None = None,
 ) -> tuple[GitState, list[str]]:
     """The repo's git state and any problems (as words). ``deadline`` is a ``time.monotonic()`` value;
-    ``env`` is :func:`git_env`'s answer (None: inherit).
+    ``env`` is :func:`git_env`'s answer (None: build it).
 
-    Raises ``subprocess.TimeoutExpired`` when git runs past the deadline (the observer reports it).
+    Raises :class:`~speedrift.procs.ProcessTimeout` when git runs past the deadline (the observer
+    reports it).
     """
     errors: list[str] = []
-    code, out, err = _WATCHDOG.finish(status or _start(STATUS_ARGS, repo, deadline, env))
+    code, out, err = _finish(status or _start(STATUS_ARGS, repo, deadline, env))
     if code != 0:
         raise GitReadError(f"git status failed: {err.strip()[:300] or code}")
     facts = parse_status(out)
@@ -367,7 +301,7 @@ def read_git_state(
         wanted = f"{remote}/{branch}" if branch else None
         if wanted and wanted != facts.upstream:
             upstream, ahead, behind = wanted, None, None
-            argv = ["--no-optional-locks", "rev-list", "--left-right", "--count"]
+            argv = ["rev-list", "--left-right", "--count"]
             code, out, _ = _git([*argv, f"HEAD...refs/remotes/{wanted}"], repo, deadline, env)
             left, _, right = out.strip().partition("\t")
             if code == 0 and left.isdigit() and right.isdigit():
@@ -378,7 +312,7 @@ def read_git_state(
                 )
     last_commit = commit_time(dirs, facts.head) if facts.head else None
     if facts.head and last_commit is None:
-        argv = ["--no-optional-locks", "log", "-1", "--format=%ct", "HEAD"]
+        argv = ["log", "-1", "--format=%ct", "HEAD"]
         code, out, _ = _git(argv, repo, deadline, env)
         stamp = out.strip()
         if code == 0 and stamp.isdigit():

@@ -53,17 +53,6 @@ class GraphReading:
     claims: tuple[tuple[str, int], ...]  # (in-progress task, local claimant pid)
 
 
-def _time(value: object) -> datetime | None:
-    """``parse_time`` with the common case first: 3.11's fromisoformat reads wg's RFC 3339 stamps."""
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return parse_time(value)
-    return parsed if parsed.tzinfo else parse_time(value)
-
-
 def _age(since: datetime | None, now: datetime) -> float | None:
     return max(0.0, (now - since).total_seconds()) if since else None
 
@@ -129,7 +118,7 @@ def analyze(
                 text.append(description[:MENTION_TEXT])
             text.extend(after)
         if status == IN_PROGRESS:
-            since = _time(task.get("started_at")) or _time(task.get("created_at"))
+            since = parse_time(task.get("started_at")) or parse_time(task.get("created_at"))
             in_progress.append(_brief(task, since, now))
             if since is not None:
                 if now - since >= STALE_IN_PROGRESS:
@@ -142,14 +131,14 @@ def analyze(
             continue
         if status not in DISPATCHABLE:
             continue
-        created = _time(task.get("created_at"))
+        created = parse_time(task.get("created_at"))
         if created is not None:
             if now - created >= STALE_OPEN:
                 stale_open += 1
             else:
                 horizon.append(created + STALE_OPEN)
         for key in ("not_before", "ready_after"):
-            if key in task and (gate := _time(task[key])) is not None:
+            if key in task and (gate := parse_time(task[key])) is not None:
                 horizon.append(gate)
         if task.get("cron_enabled") is True:
             horizon.append(now + CRON_RECHECK)
@@ -166,7 +155,9 @@ def analyze(
     state = GraphState(
         graph_dir=graph_dir,
         counts=counts,
-        ready=tuple(_brief(tasks[t], _time(tasks[t].get("created_at")), now) for t in ordered[:MAX_BRIEFS]),
+        ready=tuple(
+            _brief(tasks[t], parse_time(tasks[t].get("created_at")), now) for t in ordered[:MAX_BRIEFS]
+        ),
         ready_count=len(ordered),
         in_progress=tuple(in_progress[:MAX_BRIEFS]),
         blocked=blocked,

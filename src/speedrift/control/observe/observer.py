@@ -36,7 +36,6 @@ import concurrent.futures as cf
 import hashlib
 import os
 import queue
-import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TypeAlias
 
+from speedrift import layout
 from speedrift.control.controlfile import load_control
 from speedrift.control.ecosystem import discover
 from speedrift.control.ecosystem.load import Ecosystem
@@ -60,6 +60,8 @@ from speedrift.control.observe.git import (
 )
 from speedrift.control.observe.graph import GraphReading, read_graph, refresh
 from speedrift.control.observe.runs import LazyLockTable, Locks, runs_state, service_state
+from speedrift.graph.store import GRAPH_DIR_NAMES, GRAPH_FILE
+from speedrift.procs import ProcessTimeout, Running
 from speedrift.register.record import (
     AttemptStats,
     ControlState,
@@ -72,7 +74,6 @@ from speedrift.register.record import (
 
 StatKey = tuple[tuple[int, int, int] | None, ...]
 WATCHDOG_GRACE_S = 5.0  # past timeout_s, a repo whose worker has not returned is given up on
-GRAPH_DIRS = (".wg", ".workgraph")  # wg's resolver order
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +87,7 @@ class _Keys:
     state_dir: bool  # .speedrift/ exists: there may be a service, runs, a control file
 
     def graph_dir(self, repo: Path) -> Path | None:
-        for name, key in zip(GRAPH_DIRS, self.graph, strict=True):
+        for name, key in zip(GRAPH_DIR_NAMES, self.graph, strict=True):
             if key is not None:
                 return repo / name
         return None
@@ -268,12 +269,10 @@ class Observer:
                 self._heads[entry.name] = cached
             git = tuple(stat_key(p) for p in watched_paths(repo, dirs, entry, cached[1] or ""))
         base = str(repo)
-        graph = tuple(stat_key(f"{base}/{name}/graph.jsonl") for name in GRAPH_DIRS)
-        state_dir = os.path.isdir(f"{base}/.speedrift")
+        graph = tuple(stat_key(f"{base}/{name}/{GRAPH_FILE}") for name in GRAPH_DIR_NAMES)
+        state_dir = os.path.isdir(layout.state_dir(repo))
         runs = graph + (
-            (stat_key(f"{base}/.speedrift/runs"), stat_key(f"{base}/.speedrift/scans"))
-            if state_dir
-            else (None, None)
+            (stat_key(layout.runs_dir(repo)), stat_key(layout.scans_dir(repo))) if state_dir else (None, None)
         )
         return _Keys(dirs, git, graph, runs, state_dir)
 
@@ -349,12 +348,12 @@ class Observer:
         started[entry.name] = began
         repo = entry.path
         deadline = began + self.timeout_s
-        status: subprocess.Popen[bytes] | None = None
+        status: Running | None = None
         failure: str | None = None
         if keys.dirs is not None and not (old is not None and old.git_key == keys.git):
             try:  # git runs while this thread reads the graph
                 status = start_status(repo, deadline, env)
-            except subprocess.TimeoutExpired:
+            except ProcessTimeout:
                 failure = f"git: timed out after {self.timeout_s:g}s"
             except OSError as error:
                 failure = f"git: {error}"
@@ -392,7 +391,7 @@ class Observer:
         old: _Cache | None,
         deadline: float,
         env: dict[str, str] | None,
-        status: subprocess.Popen[bytes] | None,
+        status: Running | None,
     ) -> tuple[GitState | None, list[str], StatKey, bool]:
         if keys.dirs is None:
             return None, ["not a git repository (no .git)"], (), old is not None and old.git_key == ()
@@ -400,7 +399,7 @@ class Observer:
             return old.git, list(old.git_errors), keys.git, True
         try:
             state, errors = read_git_state(entry.path, keys.dirs, entry, deadline, env, status)
-        except subprocess.TimeoutExpired:
+        except ProcessTimeout:
             return None, [f"git: timed out after {self.timeout_s:g}s"], (), False
         except (GitReadError, OSError) as error:
             return None, [f"git: {error}"], (), False

@@ -19,14 +19,15 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+from speedrift import layout, records
+from speedrift.failure_class import FailureClass
 from speedrift.layout import read_record
 from speedrift.procs import pid_alive
+from speedrift.records import FINISHED_STATES, AttemptState
 from speedrift.register.record import AttemptStats, GateStats, ServiceState
-from speedrift.times import parse_time
 
 RECENT_WINDOW = timedelta(days=7)
 HEARTBEAT_FRESH = timedelta(minutes=2)  # only used where /proc/locks cannot be read
-STARTED_BY_HUB = "started-by-hub"
 SEVERITIES = ("critical", "high", "medium", "low")
 
 LockTable = dict[tuple[int, int], int]  # (device, inode) -> pid holding a flock on it
@@ -87,17 +88,16 @@ def service_state(
 
     ``state_dir=False`` (the caller saw no ``.speedrift/``) skips the speedrift files.
     """
-    folder = repo / ".speedrift" / "service"
-    present = state_dir and os.path.isdir(folder)
-    started_by_hub = present and (folder / STARTED_BY_HUB).exists()
-    heartbeat = read_record(folder / "heartbeat.json") if present else None
-    beat_at = parse_time(heartbeat.get("at")) if heartbeat else None
+    present = state_dir and os.path.isdir(layout.service_dir(repo))
+    started_by_hub = present and layout.started_by_hub_path(repo).exists()
+    heartbeat = records.read_heartbeat(repo) if present else None
+    beat_at = heartbeat.at_time if heartbeat else None
     age = max(0.0, (now - beat_at).total_seconds()) if beat_at else None
-    pid = _pid_file(folder / "pid") if present else None
+    pid = _pid_file(layout.service_pid_path(repo)) if present else None
     running = False
     if present:
         try:
-            info: os.stat_result | None = os.stat(folder / "lock")
+            info: os.stat_result | None = os.stat(layout.service_lock_path(repo))
         except OSError:
             info = None
         if info is not None and locks is not None:
@@ -107,13 +107,12 @@ def service_state(
         if not running and pid is not None and pid_alive(pid):
             running = age is not None and age <= HEARTBEAT_FRESH.total_seconds()
     if running:
-        agents = heartbeat.get("running") if heartbeat else None
         return ServiceState(
             running=True,
             kind="speedrift",
             pid=pid,
             heartbeat_age_seconds=age,
-            active_agents=len(agents) if isinstance(agents, list) else 0,
+            active_agents=len(heartbeat.running) if heartbeat else 0,
             started_by_hub=started_by_hub,
         )
     wg = _wg_service(graph_dir, now)
@@ -121,7 +120,7 @@ def service_state(
         return wg
     return ServiceState(
         running=False,
-        kind="speedrift" if heartbeat or started_by_hub else None,
+        kind="speedrift" if heartbeat is not None or started_by_hub else None,
         heartbeat_age_seconds=age,
         started_by_hub=started_by_hub,
     )
@@ -168,7 +167,7 @@ def _numbered(folder: Path) -> list[Path]:
 
 def _attempts(repo: Path, since: datetime) -> dict[str, list[_Attempt]]:
     """Per task (run-dir name), its attempts newest first: all inside the window, and at least two."""
-    runs = repo / ".speedrift" / "runs"
+    runs = layout.runs_dir(repo)
     try:
         task_dirs = [p for p in runs.iterdir() if p.is_dir()]
     except OSError:
@@ -177,18 +176,16 @@ def _attempts(repo: Path, since: datetime) -> dict[str, list[_Attempt]]:
     for task_dir in task_dirs:
         rows: list[_Attempt] = []
         for folder in _numbered(task_dir):
-            record = read_record(folder / "attempt.json") or {}
-            at = parse_time(record.get("updated")) or parse_time(record.get("started"))
+            record = records.read_attempt(folder) or records.AttemptRecord({})
+            at = record.last_change
             if len(rows) >= 2 and (at is None or at < since):
                 break
-            state = record.get("state")
-            failure = record.get("failure")
             rows.append(
                 _Attempt(
                     task=task_dir.name,
                     number=int(folder.name),
-                    state=state if isinstance(state, str) else "unknown",
-                    failure=failure if isinstance(failure, str) else None,
+                    state=record.state_text,
+                    failure=record.failure,
                     at=at,
                     folder=folder,
                 )
@@ -208,19 +205,18 @@ def attempt_stats(found: dict[str, list[_Attempt]], since: datetime) -> AttemptS
             if row.at is None or row.at < since:
                 continue
             recent += 1
-            if row.state == "done":
+            if row.state == AttemptState.DONE:
                 succeeded += 1
-            elif row.state == "failed":
+            elif row.state == AttemptState.FAILED:
                 failed += 1
                 kind = row.failure or "unknown"
                 classes[kind] = classes.get(kind, 0) + 1
-            if row.state in ("done", "failed") and (last is None or row.at > last):
+            if row.state in FINISHED_STATES and (last is None or row.at > last):
                 last = row.at
-        finished = [row for row in rows if row.state in ("done", "failed")]
-        if len(finished) >= 2 and finished[0].state == finished[1].state == "failed":
-            evidence = read_record(finished[0].folder / "evidence.json") or {}
-            task = evidence.get("task")
-            repeated.append(task if isinstance(task, str) else finished[0].task)
+        finished = [row for row in rows if row.state in FINISHED_STATES]
+        if len(finished) >= 2 and finished[0].state == finished[1].state == AttemptState.FAILED:
+            evidence = records.read_evidence(finished[0].folder)
+            repeated.append((evidence.task if evidence else None) or finished[0].task)
     return AttemptStats(
         recent=recent,
         succeeded=succeeded,
@@ -245,7 +241,7 @@ def _bundles(evidence: dict[str, Any]) -> Iterable[dict[str, Any]]:
 
 
 def _newest_scan(repo: Path) -> dict[str, Any] | None:
-    folder = repo / ".speedrift" / "scans"
+    folder = layout.scans_dir(repo)
     try:
         names = sorted(p.name for p in folder.iterdir() if p.suffix == ".json")
     except OSError:
@@ -261,9 +257,9 @@ def gate_stats(repo: Path, found: dict[str, list[_Attempt]], since: datetime) ->
     for rows in found.values():
         latest = rows[0]
         if latest.at is not None and latest.at >= since:
-            evidence = read_record(latest.folder / "evidence.json")
-            if evidence:
-                sources.append((evidence, True))
+            recorded = records.read_evidence(latest.folder)
+            if recorded is not None and recorded.raw:
+                sources.append((recorded.raw, True))
     scan = _newest_scan(repo)
     if scan:
         sources.append((scan, False))
@@ -282,7 +278,7 @@ def gate_stats(repo: Path, found: dict[str, list[_Attempt]], since: datetime) ->
                     severity = finding.get("severity", "medium")
                     if severity in counts:
                         counts[severity] += 1
-                if result.get("failure_class") == "secret_leak" and status == "fail":
+                if result.get("failure_class") == FailureClass.SECRET_LEAK and status == "fail":
                     leaks += max(1, len(findings))
             overall = "fail" if "fail" in statuses else "warn" if "warn" in statuses else "pass"
             created = str(bundle.get("created_at") or "")

@@ -17,11 +17,23 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from speedrift.control.assess.score import aged_in_progress, in_progress_count
 from speedrift.control.plan.prompts import action_prompts
-from speedrift.register.record import Action, ActionKind, RepoEntry, RepoHealth, RepoSnapshot
+from speedrift.register.record import (
+    NO_PARAMS,
+    Action,
+    ActionKind,
+    ActionParams,
+    CorrectiveParams,
+    DispatchParams,
+    RepairParams,
+    RepoEntry,
+    RepoHealth,
+    RepoSnapshot,
+    TaskCorrectiveParams,
+    VerifyParams,
+)
 
 DISPATCH_TASKS = 5  # ready ids offered to the dispatcher, in dispatch order
 DISPATCH_MAX = 2  # of which at most this many are started per action
@@ -37,25 +49,27 @@ class Trigger:
 
 
 TRIGGERS: dict[str, Trigger] = {
-    "gate_critical": Trigger("run_gate_scan", 98, "critical gate findings or a secret leak"),
+    "gate_critical": Trigger(ActionKind.RUN_GATE_SCAN, 98, "critical gate findings or a secret leak"),
     "restart": Trigger(
-        "restart_service",
+        ActionKind.RESTART_SERVICE,
         96,
         "ready work, no service running, and the hub started it or daemon_posture always-on",
     ),
-    "dispatch": Trigger("dispatch_ready", 92, "ready work, no service running (otherwise)"),
-    "dispatch_busy": Trigger("dispatch_ready", 89, "as above while other work is in progress"),
+    "dispatch": Trigger(ActionKind.DISPATCH_READY, 92, "ready work, no service running (otherwise)"),
+    "dispatch_busy": Trigger(ActionKind.DISPATCH_READY, 89, "as above while other work is in progress"),
     "repair": Trigger(
-        "repair_dependencies", 88, "missing or failed blockers (delegated to a corrective task)"
+        ActionKind.REPAIR_DEPENDENCIES, 88, "missing or failed blockers (delegated to a corrective task)"
     ),
-    "gate_high": Trigger("run_gate_scan", 84, "high gate findings"),
+    "gate_high": Trigger(ActionKind.RUN_GATE_SCAN, 84, "high gate findings"),
     "failing": Trigger(
-        "emit_corrective_task", 80, "a task failed 2+ attempts in a row (one per task, up to 3)"
+        ActionKind.EMIT_CORRECTIVE_TASK, 80, "a task failed 2+ attempts in a row (one per task, up to 3)"
     ),
-    "sync": Trigger("sync_upstream", 74, "behind its upstream (fetch only)"),
-    "verify": Trigger("verify_in_progress", 62, "dead claims or in-progress work aging 3+ days"),
-    "packet": Trigger("prepare_upstream_packet", 58, "commits ahead of its upstream (dry-run packet)"),
-    "stale_open": Trigger("emit_corrective_task", 56, "open tasks untouched for 14+ days"),
+    "sync": Trigger(ActionKind.SYNC_UPSTREAM, 74, "behind its upstream (fetch only)"),
+    "verify": Trigger(ActionKind.VERIFY_IN_PROGRESS, 62, "dead claims or in-progress work aging 3+ days"),
+    "packet": Trigger(
+        ActionKind.PREPARE_UPSTREAM_PACKET, 58, "commits ahead of its upstream (dry-run packet)"
+    ),
+    "stale_open": Trigger(ActionKind.EMIT_CORRECTIVE_TASK, 56, "open tasks untouched for 14+ days"),
 }
 
 
@@ -105,7 +119,7 @@ def plan_actions(
 
 
 def _action(
-    repo: str, trigger: str, reason: str, subject: str | None = None, params: dict[str, Any] | None = None
+    repo: str, trigger: str, reason: str, subject: str | None = None, params: ActionParams = NO_PARAMS
 ) -> Action:
     t = TRIGGERS[trigger]
     return Action(
@@ -115,7 +129,7 @@ def _action(
         priority=t.priority,
         reason=reason,
         subject=subject,
-        params=params or {},
+        params=params,
     )
 
 
@@ -140,13 +154,13 @@ def _work_actions(snapshot: RepoSnapshot, entry: RepoEntry, now: datetime) -> li
             out.append(_action(repo, "restart", f"service down while {ready} ready task(s) wait ({why})"))
         else:
             busy = in_progress_count(snapshot) > 0
-            tasks = [t.id for t in graph.ready[:DISPATCH_TASKS]]
+            tasks = tuple(t.id for t in graph.ready[:DISPATCH_TASKS])
             out.append(
                 _action(
                     repo,
                     "dispatch_busy" if busy else "dispatch",
                     waiting + ("; other work is in progress" if busy else ""),
-                    params={"tasks": tasks, "max": DISPATCH_MAX},
+                    params=DispatchParams(tasks=tasks, max=DISPATCH_MAX),
                 )
             )
     if graph.missing_dependencies or graph.failed_blockers:
@@ -163,26 +177,26 @@ def _work_actions(snapshot: RepoSnapshot, entry: RepoEntry, now: datetime) -> li
                 "repair",
                 "dependency chain broken: " + ", ".join(parts),
                 subject=subject,
-                params={
-                    "missing": [list(pair) for pair in missing],
-                    "failed_blockers": graph.failed_blockers,
-                    "corrective_kind": "dependencies",
-                    "title": f"Repair the dependency chain ({', '.join(parts)})",
-                },
+                params=RepairParams(
+                    missing=tuple(missing),
+                    failed_blockers=graph.failed_blockers,
+                    corrective_kind="dependencies",
+                    title=f"Repair the dependency chain ({', '.join(parts)})",
+                ),
             )
         )
     aging = [t.id for t in aged_in_progress(snapshot, now)]
     dead = sorted(graph.dead_claims)
     if dead or aging or graph.stale_in_progress:
-        tasks = sorted(set(dead) | set(aging))
+        verify = VerifyParams(
+            tasks=tuple(sorted(set(dead) | set(aging))), dead=tuple(dead), aging=tuple(aging)
+        )
         parts = []
         if dead:
             parts.append(f"{len(dead)} claim(s) held by a process that is gone")
         if aging or graph.stale_in_progress:
             parts.append(f"{max(len(aging), graph.stale_in_progress)} task(s) in progress for 3+ days")
-        out.append(
-            _action(repo, "verify", "; ".join(parts), params={"tasks": tasks, "dead": dead, "aging": aging})
-        )
+        out.append(_action(repo, "verify", "; ".join(parts), params=verify))
     for task in sorted(snapshot.attempts.repeated_failures)[:MAX_FAILING_CORRECTIVES]:
         subject = corrective_id("failing", task)
         out.append(
@@ -191,11 +205,9 @@ def _work_actions(snapshot: RepoSnapshot, entry: RepoEntry, now: datetime) -> li
                 "failing",
                 f"task {task} failed at least twice in a row; retrying alone will not fix it",
                 subject=subject,
-                params={
-                    "tasks": [task],
-                    "corrective_kind": "failing",
-                    "title": f"Find why {task} keeps failing",
-                },
+                params=TaskCorrectiveParams(
+                    tasks=(task,), corrective_kind="failing", title=f"Find why {task} keeps failing"
+                ),
             )
         )
     if graph.stale_open:
@@ -206,10 +218,9 @@ def _work_actions(snapshot: RepoSnapshot, entry: RepoEntry, now: datetime) -> li
                 "stale_open",
                 f"{graph.stale_open} open task(s) untouched for 14+ days",
                 subject=subject,
-                params={
-                    "corrective_kind": "stale",
-                    "title": f"Triage {graph.stale_open} open task(s) aging 14+ days",
-                },
+                params=CorrectiveParams(
+                    corrective_kind="stale", title=f"Triage {graph.stale_open} open task(s) aging 14+ days"
+                ),
             )
         )
     return out

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from speedrift.control.plan.config import PolicyConfig
 from speedrift.register.record import (
     ACTION_KINDS,
+    CORRECTIVE_KINDS,
     Action,
     ActionHistory,
     ActionKind,
@@ -28,6 +29,7 @@ from speedrift.register.record import (
     RepoSnapshot,
     Skipped,
 )
+from speedrift.times import iso_utc
 
 RULE_ORDER: tuple[str, ...] = (
     "plan_only",
@@ -50,13 +52,13 @@ MODE_PERMITS: dict[ControlMode, frozenset[ActionKind]] = {
     "observe": frozenset(),
     "supervise": frozenset(
         {
-            "restart_service",
-            "run_gate_scan",
-            "verify_in_progress",
-            "sync_upstream",
-            "prepare_upstream_packet",
-            "emit_corrective_task",
-            "repair_dependencies",
+            ActionKind.RESTART_SERVICE,
+            ActionKind.RUN_GATE_SCAN,
+            ActionKind.VERIFY_IN_PROGRESS,
+            ActionKind.SYNC_UPSTREAM,
+            ActionKind.PREPARE_UPSTREAM_PACKET,
+            ActionKind.EMIT_CORRECTIVE_TASK,
+            ActionKind.REPAIR_DEPENDENCIES,
         }
     ),
     "autonomous": frozenset(ACTION_KINDS),
@@ -65,21 +67,19 @@ MODE_PERMITS: dict[ControlMode, frozenset[ActionKind]] = {
 # Whether an action depends on (or would change) the checkout's working tree, and why. Only those
 # marked True are cut by `dirty_checkout_blocks`; the others never touch the user's checkout.
 DIRTY_CHECKOUT: dict[ActionKind, tuple[bool, str]] = {
-    "restart_service": (False, "starts a process; its workers run in their own worktrees"),
-    "dispatch_ready": (False, "workers run in their own worktrees, never in the checkout"),
-    "run_gate_scan": (False, "scans a detached temporary worktree of the target branch"),
-    "repair_dependencies": (False, "writes a corrective task into the task graph (speedrift state)"),
-    "verify_in_progress": (False, "reads claims and reopens dead ones in the task graph only"),
-    "sync_upstream": (False, "`git fetch` updates remote-tracking refs only"),
-    "prepare_upstream_packet": (
+    ActionKind.RESTART_SERVICE: (False, "starts a process; its workers run in their own worktrees"),
+    ActionKind.DISPATCH_READY: (False, "workers run in their own worktrees, never in the checkout"),
+    ActionKind.RUN_GATE_SCAN: (False, "scans a detached temporary worktree of the target branch"),
+    ActionKind.REPAIR_DEPENDENCIES: (False, "writes a corrective task into the task graph (speedrift state)"),
+    ActionKind.VERIFY_IN_PROGRESS: (False, "reads claims and reopens dead ones in the task graph only"),
+    ActionKind.SYNC_UPSTREAM: (False, "`git fetch` updates remote-tracking refs only"),
+    ActionKind.PREPARE_UPSTREAM_PACKET: (
         True,
         "describes the checkout's branch against upstream; with uncommitted changes it would "
         "misrepresent the work (clean before proposing upstream)",
     ),
-    "emit_corrective_task": (False, "writes a task into the task graph (speedrift state)"),
+    ActionKind.EMIT_CORRECTIVE_TASK: (False, "writes a task into the task graph (speedrift state)"),
 }
-
-CORRECTIVE_KINDS: frozenset[ActionKind] = frozenset({"emit_corrective_task", "repair_dependencies"})
 
 UNFINISHED = frozenset({"started", "running"})
 # refused counts: retrying a refusal every cycle would only fill the ledger; skipped never ran
@@ -210,7 +210,10 @@ class _Evaluation:
             return "dedup", f"{action.id} appears twice in this plan; kept the first"
         running = self.running.get(action.id)
         if running is not None:
-            return "dedup", f"{action.id} already started at {_iso(running.started_at)} and has not finished"
+            return (
+                "dedup",
+                f"{action.id} already started at {iso_utc(running.started_at)} and has not finished",
+            )
         open_here = self.open_corrective.get(action.repo, ())
         if action.kind in CORRECTIVE_KINDS and action.subject and action.subject in open_here:
             return "dedup", f"corrective task {action.subject} is already open in {action.repo}"
@@ -224,8 +227,8 @@ class _Evaluation:
         ready_at = last + timedelta(seconds=cooldown)
         if self.now < ready_at:
             return "cooldown", (
-                f"{action.kind} last ran in {action.repo} at {_iso(last)}; cooldown {cooldown:g} s, "
-                f"eligible again at {_iso(ready_at)}"
+                f"{action.kind} last ran in {action.repo} at {iso_utc(last)}; cooldown {cooldown:g} s, "
+                f"eligible again at {iso_utc(ready_at)}"
             )
         return None
 
@@ -247,7 +250,7 @@ class _Evaluation:
             return "budget.repo_actions", (
                 f"{self.per_repo[repo]} action(s) already allowed in {repo} this cycle (max_actions_per_repo)"
             )
-        if action.kind == "restart_service" and self.starts >= p.max_service_starts_per_cycle:
+        if action.kind == ActionKind.RESTART_SERVICE and self.starts >= p.max_service_starts_per_cycle:
             return "budget.service_starts", (
                 f"{self.starts} service start(s) already allowed this cycle (max_service_starts_per_cycle)"
             )
@@ -280,7 +283,7 @@ class _Evaluation:
         self.repos.add(action.repo)
         self.total += 1
         self.per_repo[action.repo] += 1
-        if action.kind == "restart_service":
+        if action.kind == ActionKind.RESTART_SERVICE:
             self.starts += 1
         if action.kind in CORRECTIVE_KINDS:
             self.new_corrective[action.repo] += 1
@@ -296,10 +299,6 @@ def _mode_reason(action: Action, mode: ControlMode) -> str:
         f"control mode {mode} does not permit {action.kind}; "
         f"`speedrift mode {action.repo} autonomous --owner NAME` allows it"
     )
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 def kind_table_markdown() -> str:

@@ -1,17 +1,26 @@
 """Ready-to-paste prompts for a Claude agent and a Codex agent, templated from data (never generated).
 
 Every prompt has the same four parts — goal, context, acceptance, constraints — plus optional
-gate output, phrased twice: conversationally for Claude, as a labelled brief for Codex. The
-dashboard uses :func:`prompt_pair` for attention items; :func:`action_prompts` fills it in for a
-planned action from the repo's snapshot and health.
+gate output, phrased twice: conversationally for Claude, as a labelled brief for Codex.
+:func:`action_prompts` fills it in for a planned action from the repo's snapshot and health;
+:func:`entry_prompts` for an attention-queue entry from the entry itself. Both are added when a
+record is presented (control/assess/judgement.py: with_prompts), never stored in the ledger.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
-from speedrift.register.record import Action, RepoHealth, RepoSnapshot
+from speedrift.register.record import (
+    Action,
+    ActionKind,
+    RepairParams,
+    RepoHealth,
+    RepoSnapshot,
+    VerifyParams,
+)
 
 GATE_OUTPUT_LIMIT = 6000  # characters of gate output kept in a prompt
 
@@ -106,7 +115,7 @@ def action_prompts(
 
 
 def _tasks(action: Action) -> list[str]:
-    return [str(t) for t in action.params.get("tasks", [])]
+    return list(action.tasks)
 
 
 def _restart(action: Action, snapshot: RepoSnapshot | None) -> Brief:
@@ -154,8 +163,9 @@ def _gate_scan(action: Action, snapshot: RepoSnapshot | None) -> Brief:
 
 
 def _repair_deps(action: Action, snapshot: RepoSnapshot | None) -> Brief:
-    missing = [f"{t} waits on missing {b}" for t, b in action.params.get("missing", [])]
-    failed = int(action.params.get("failed_blockers", 0))
+    params = action.params if isinstance(action.params, RepairParams) else None
+    missing = [f"{t} waits on missing {b}" for t, b in (params.missing if params else ())]
+    failed = params.failed_blockers if params else 0
     context = [*missing[:10]]
     if failed:
         context.append(f"{failed} open task(s) wait on a failed blocker.")
@@ -174,8 +184,9 @@ def _repair_deps(action: Action, snapshot: RepoSnapshot | None) -> Brief:
 
 
 def _verify(action: Action, snapshot: RepoSnapshot | None) -> Brief:
-    dead = [str(t) for t in action.params.get("dead", [])]
-    aging = [str(t) for t in action.params.get("aging", [])]
+    params = action.params if isinstance(action.params, VerifyParams) else None
+    dead = list(params.dead) if params else []
+    aging = list(params.aging) if params else []
     context = []
     if dead:
         context.append(f"Claimed by a process that is gone: {', '.join(dead)}.")
@@ -230,13 +241,151 @@ def _corrective(action: Action, snapshot: RepoSnapshot | None) -> Brief:
     )
 
 
-_BRIEFS: dict[str, Callable[[Action, RepoSnapshot | None], Brief]] = {
-    "restart_service": _restart,
-    "dispatch_ready": _dispatch,
-    "run_gate_scan": _gate_scan,
-    "repair_dependencies": _repair_deps,
-    "verify_in_progress": _verify,
-    "sync_upstream": _sync,
-    "prepare_upstream_packet": _packet,
-    "emit_corrective_task": _corrective,
+_BRIEFS: dict[ActionKind, Callable[[Action, RepoSnapshot | None], Brief]] = {
+    ActionKind.RESTART_SERVICE: _restart,
+    ActionKind.DISPATCH_READY: _dispatch,
+    ActionKind.RUN_GATE_SCAN: _gate_scan,
+    ActionKind.REPAIR_DEPENDENCIES: _repair_deps,
+    ActionKind.VERIFY_IN_PROGRESS: _verify,
+    ActionKind.SYNC_UPSTREAM: _sync,
+    ActionKind.PREPARE_UPSTREAM_PACKET: _packet,
+    ActionKind.EMIT_CORRECTIVE_TASK: _corrective,
+}
+
+
+# ---------------------------------------------------------------- per attention-queue entry
+
+ENTRY_CONSTRAINTS = (
+    "Work only in this repository; record progress with `speedrift log`, follow-ups with `speedrift add`.",
+    "Do not force-push, rewrite history, delete branches you did not create, or bypass a gate.",
+)
+
+EntryBrief = tuple[str, str, str, str | None]  # goal, context, acceptance, gate output
+
+
+def entry_prompts(
+    rule: str,
+    repo: str,
+    path: str,
+    *,
+    task: str | None,
+    what: str,
+    why: str,
+    detail: Mapping[str, Any],
+    from_action: bool = False,
+) -> dict[str, str]:
+    """The prompt pair for an attention-queue entry (control/assess/queues.py), from the entry alone.
+
+    A condition entry (``rule`` is a score reason code, or ``prepare_upstream_packet`` for commits
+    ahead) gets its own brief; an entry that is an action whose prompts were not added
+    (``from_action``: a record read back from the ledger) gets a brief made of its words."""
+    where = f"Repository {repo} at {path}."
+    brief = None if from_action else _ENTRY_BRIEFS.get(rule)
+    if brief is None:
+        goal, context, acceptance, gate = what, f"Repository {repo}. {why}", "Resolved.", None
+    else:
+        goal, context, acceptance, gate = brief(repo, where, task or "", why, detail)
+    return prompt_pair(goal, [context], [acceptance], list(ENTRY_CONSTRAINTS), gate)
+
+
+def _unobservable(repo: str, where: str, task: str, why: str, detail: Mapping[str, Any]) -> EntryBrief:
+    return (
+        f"Make {repo} observable again by the speedrift hub.",
+        f"{where} The hub reported: {why}",
+        "`speedrift hub once` observes the repo without errors.",
+        None,
+    )
+
+
+def _aging(repo: str, where: str, task: str, why: str, detail: Mapping[str, Any]) -> EntryBrief:
+    title = detail.get("title", "")
+    return (
+        f"Finish or release task {task} ({title}) in {repo}.",
+        f"{where} The task is {why}. Inspect `speedrift show {task}` and its run records.",
+        f"{task} is done with evidence, or unclaimed with a log entry saying why.",
+        None,
+    )
+
+
+def _stale_open(repo: str, where: str, task: str, why: str, detail: Mapping[str, Any]) -> EntryBrief:
+    return (
+        f"Triage the {detail.get('count')} open tasks in {repo} that are older than "
+        f"{detail.get('days')} days.",
+        f"{where} Run `speedrift aging` to list them.",
+        "Each old task is done, abandoned with a reason, or re-prioritised with a log note.",
+        None,
+    )
+
+
+def _missing_dependency(repo: str, where: str, task: str, why: str, detail: Mapping[str, Any]) -> EntryBrief:
+    return (
+        f"Repair the dependency of {task} on the missing task {detail.get('blocker')} in {repo}.",
+        f"{where} `speedrift why-blocked {task}` shows the chain.",
+        f"{task} waits only on tasks that exist (`speedrift rm-dep` / `speedrift add`).",
+        None,
+    )
+
+
+def _failed_blockers(repo: str, where: str, task: str, why: str, detail: Mapping[str, Any]) -> EntryBrief:
+    return (
+        f"Unblock the {detail.get('count')} tasks in {repo} that wait on a failed task.",
+        f"{where} `speedrift blocked` lists them with what holds each.",
+        "Each failed blocker is retried (`speedrift retry`) or abandoned with a reason.",
+        None,
+    )
+
+
+def _failed_loopback(repo: str, where: str, task: str, why: str, detail: Mapping[str, Any]) -> EntryBrief:
+    return (
+        f"Find why task {task} in {repo} keeps failing and fix the cause.",
+        f"{where} Its attempts are under .speedrift/runs/; `speedrift tail {task}` shows one.",
+        f"A new attempt of {task} passes its gates, or the task is rewritten with the lesson.",
+        None,
+    )
+
+
+def _findings(repo: str, where: str, task: str, why: str, detail: Mapping[str, Any]) -> EntryBrief:
+    found = detail.get("found")
+    return (
+        f"Resolve the security and quality findings in {repo}.",
+        f"{where} The latest evidence bundles report {found}.",
+        "The gates pass on the target branch with no critical or high findings and no secrets.",
+        f"gates: last_status={detail.get('gate_status', 'none')}, {found}",
+    )
+
+
+def _ahead(repo: str, where: str, task: str, why: str, detail: Mapping[str, Any]) -> EntryBrief:
+    ahead = detail.get("ahead")
+    return (
+        f"Prepare the {ahead} local commits of {repo} for an upstream contribution.",
+        f"{where} Branch {detail.get('branch')} is {ahead} ahead of {detail.get('upstream')}.",
+        "A reviewed contribution packet (summary, changed files, tests); nothing is pushed.",
+        None,
+    )
+
+
+def _behind(repo: str, where: str, task: str, why: str, detail: Mapping[str, Any]) -> EntryBrief:
+    return (
+        f"Bring {repo} up to date with {detail.get('upstream')}.",
+        f"{where} {detail.get('behind')} upstream commits are not merged.",
+        "The branch contains the upstream commits, tests pass; history is not rewritten.",
+        None,
+    )
+
+
+_ENTRY_BRIEFS: dict[str, Callable[[str, str, str, str, Mapping[str, Any]], EntryBrief]] = {
+    "missing_repo": _unobservable,
+    "snapshot_errors": _unobservable,
+    "aging_in_progress": _aging,
+    "dead_claims": _aging,
+    "stale_open": _stale_open,
+    "missing_dependencies": _missing_dependency,
+    "failed_blockers": _failed_blockers,
+    "repeated_failures": _failed_loopback,
+    "secret_leaks": _findings,
+    "gate_critical": _findings,
+    "gate_high": _findings,
+    "gate_failed": _findings,
+    "prepare_upstream_packet": _ahead,
+    "behind_upstream": _behind,
 }

@@ -43,7 +43,7 @@
     const diff = d.diff || {};
     const usage = d.usage || {};
     const gates = (d.gates || []).map((g) => (g.passed ? "✔ " : "✘ ") + (g.gate || g.name || "gate") + (g.summary ? ": " + g.summary : "")).join("\n");
-    const events = (d.events || []).map((e) => (e.at || "") + " " + (e.kind || "?") + " " + (e.text || "")).join("\n");
+    const events = (d.events || []).map((e) => (e.ts || "") + " " + (e.kind || "?") + " " + (e.text || "")).join("\n");
     const controls = el("div", { class: "row" });
     if (record.state === "running") {
       controls.append(

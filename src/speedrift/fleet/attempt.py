@@ -1,0 +1,138 @@
+"""One attempt as the pipeline carries it once its runtime is chosen, and the one builder of the
+evidence record (``evidence.json``) it leaves, landed or failed.
+
+:class:`Attempt` is what the pipeline, the failure recorder (``fleet/failures.py``) and the
+classifier's fact gathering (``fleet/facts.py``) share about the attempt: which task, which
+number, its run directory and worktree, its runtime, when it started. :func:`landed_evidence` and
+:func:`failed_evidence` are the two outcomes of :func:`evidence`, the record's one shape. Nothing
+here reads or writes a file.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from speedrift import layout
+from speedrift.agents.protocol import RunOutcome
+from speedrift.fleet.classify import Classification
+from speedrift.fleet.recovery import Decision
+from speedrift.gates.verdict import GateVerdict
+from speedrift.repo import worktrees
+from speedrift.repo.landing import DiffStats
+from speedrift.times import format_time
+
+
+@dataclass(frozen=True)
+class Attempt:
+    task_id: str
+    number: int  # 1, 2, …: the worktree, its branch and the run directory carry it
+    run_dir: Path  # the run record: prompt, events, the agent's result, evidence
+    manifest: worktrees.Manifest  # the worktree: path, branch, base commit, target (its state moves on)
+    runtime: str  # claude | codex | opencode | shell
+    model: str | None  # the model asked of the runtime (None: the runtime's own default)
+    started: float  # time.monotonic() as the pipeline claimed the task: durations count from here
+
+    @property
+    def worktree(self) -> Path:
+        return Path(self.manifest.path)
+
+    @property
+    def base_commit(self) -> str:
+        return self.manifest.base_commit
+
+    @property
+    def branch(self) -> str:
+        return self.manifest.branch
+
+    @property
+    def target_branch(self) -> str:
+        return self.manifest.target_branch
+
+    @property
+    def evidence_path(self) -> Path:
+        return layout.evidence_path(self.run_dir)
+
+    def elapsed(self) -> float:
+        """Seconds since the claim."""
+        return time.monotonic() - self.started
+
+
+def evidence(
+    attempt: Attempt,
+    outcome: RunOutcome,
+    verdicts: Sequence[GateVerdict],
+    *,
+    duration_s: float,
+    result: Mapping[str, Any],
+    kept: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The record's one shape, in this order: which attempt, what it came to (``result``), what it
+    cost, where its work is kept (``kept``), every gate verdict, then the outcome's own extras."""
+    return {
+        "task": attempt.task_id,
+        "attempt": attempt.number,
+        "runtime": attempt.runtime,
+        **result,
+        "usage": asdict(outcome.usage),
+        "duration_s": round(duration_s, 3),
+        **(kept or {}),
+        "gates": [v.evidence | {"passed": v.passed, "summary": v.summary} for v in verdicts],
+        **(extra or {}),
+    }
+
+
+def landed_evidence(
+    attempt: Attempt,
+    outcome: RunOutcome,
+    verdicts: Sequence[GateVerdict],
+    *,
+    duration_s: float,
+    landed: str | None,
+    stats: DiffStats | None,
+    timings: Mapping[str, float],
+) -> dict[str, Any]:
+    """A landed attempt (``landed`` None: a shell task that changed nothing, done with no merge)."""
+    result = {
+        "base_commit": attempt.base_commit,
+        "landed_commit": landed,
+        "target_branch": attempt.target_branch,
+        "diff": asdict(stats) if stats else None,
+    }
+    tail = {
+        "agent_summary": outcome.final_text[:2000],
+        "timings_s": {k: round(v, 4) for k, v in timings.items()},
+    }
+    return evidence(attempt, outcome, verdicts, duration_s=duration_s, result=result, extra=tail)
+
+
+def failed_evidence(
+    attempt: Attempt,
+    outcome: RunOutcome,
+    verdicts: Sequence[GateVerdict],
+    *,
+    duration_s: float,
+    found: Classification,
+    decision: Decision,
+    reason: str,
+    extra: Mapping[str, Any],
+) -> dict[str, Any]:
+    """A failed attempt: its class, the recovery decided, and the worktree that keeps its work."""
+    result = {
+        "failure": found.cls,
+        "failure_kind": outcome.failure.value if outcome.failure else None,
+        "classification": found.as_dict(),
+        "recovery": decision.as_dict(),
+        "reason": reason,
+        "exit_code": outcome.exit_code,
+    }
+    kept = {
+        "reset_at": format_time(outcome.reset_at) if outcome.reset_at else None,
+        "worktree": attempt.manifest.path,
+        "branch": attempt.branch,
+    }
+    return evidence(attempt, outcome, verdicts, duration_s=duration_s, result=result, kept=kept, extra=extra)

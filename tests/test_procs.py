@@ -1,0 +1,147 @@
+"""procs: the process-group runner, with real subprocesses — output captured, deadlines reach the
+whole group (grandchildren included), detached children are reaped."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from speedrift import procs
+
+
+def _state(pid: int) -> str:
+    """The process's state letter from /proc, or "gone"."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1].split()[0]
+    except FileNotFoundError:
+        return "gone"
+
+
+def _dead(pid: int) -> bool:
+    return _state(pid) in ("gone", "Z", "X")
+
+
+def _wait_for(condition: object, seconds: float = 30) -> bool:
+    assert callable(condition)
+    deadline = time.monotonic() + seconds  # the kernel acts promptly; a loaded VM may lag
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return bool(condition())
+
+
+def test_output_and_exit_code_are_captured_as_bytes_or_text(tmp_path: Path) -> None:
+    script = "import sys; print('out:' + sys.stdin.read()); print('err', file=sys.stderr); sys.exit(3)"
+    done = procs.run([sys.executable, "-c", script], cwd=tmp_path, input=b"hi", timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (3, b"out:hi\n", b"err\n")
+    text = procs.run(
+        [sys.executable, "-c", "import sys; sys.stdout.buffer.write(b'a\\r\\nb')"],
+        input="x",
+        timeout=60,
+        text=True,
+    )
+    assert text.stdout == "a\nb"  # universal newlines, as subprocess.run(text=True)
+
+
+def test_without_input_stdin_is_empty_not_ours() -> None:
+    done = procs.run(
+        [sys.executable, "-c", "import sys; print(repr(sys.stdin.read()))"], timeout=60, text=True
+    )
+    assert done.stdout.strip() == "''"
+
+
+def test_a_command_past_its_timeout_is_killed_with_its_whole_group(tmp_path: Path) -> None:
+    marker = tmp_path / "grandchild.pid"
+    script = f"echo started; sleep 600 & echo $! > {marker}; wait"
+    with pytest.raises(procs.ProcessTimeout, match=r"timed out after 0\.5s") as caught:
+        procs.run(["/bin/sh", "-c", script], timeout=0.5)
+    assert caught.value.stdout == b"started\n" and caught.value.timeout == 0.5
+    grandchild = int(marker.read_text())
+    assert _wait_for(lambda: _dead(grandchild))
+
+
+def test_a_grace_lets_the_group_handle_sigterm_before_sigkill(tmp_path: Path) -> None:
+    polite = "trap 'echo bye; exit 0' TERM; sleep 600 & wait"
+    with pytest.raises(procs.ProcessTimeout) as caught:
+        procs.run(["/bin/sh", "-c", polite], timeout=0.3, grace_s=10)
+    assert caught.value.stdout == b"bye\n"
+    marker = tmp_path / "stubborn.pid"
+    stubborn = f"trap '' TERM; sh -c 'trap \"\" TERM; sleep 600' & echo $! > {marker}; wait"
+    with pytest.raises(procs.ProcessTimeout):
+        procs.run(["/bin/sh", "-c", stubborn], timeout=0.3, grace_s=0.5)
+    assert _wait_for(lambda: _dead(int(marker.read_text())))
+
+
+def test_a_grandchild_holding_stdout_does_not_keep_the_call_open_and_end_group_kills_it(
+    tmp_path: Path,
+) -> None:
+    marker = tmp_path / "helper.pid"
+    script = f"sleep 600 & echo $! > {marker}; echo done"
+    done = procs.run(["/bin/sh", "-c", script], timeout=60)
+    assert done.stdout == b"done\n"
+    helper = int(marker.read_text())
+    assert not _dead(helper)  # the call returned while its helper still held stdout: it did not wait
+    os.kill(helper, signal.SIGKILL)
+    assert _wait_for(lambda: _dead(helper))
+    procs.run(["/bin/sh", "-c", script], timeout=60, end_group=True)
+    assert _wait_for(lambda: _dead(int(marker.read_text())))
+
+
+def test_start_now_finish_later_and_a_passed_deadline_starts_nothing(tmp_path: Path) -> None:
+    running = procs.start(["/bin/sh", "-c", "echo later"], deadline=time.monotonic() + 60, cwd=tmp_path)
+    assert running.finish().stdout == b"later\n"
+    with pytest.raises(procs.ProcessTimeout):
+        procs.start(["/bin/sh", "-c", f"touch {tmp_path / 'ran'}"], deadline=time.monotonic() - 1)
+    assert not (tmp_path / "ran").exists()
+
+
+def test_a_command_that_cannot_start_raises_oserror(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        procs.run([str(tmp_path / "missing")], timeout=5)
+
+
+def test_a_detached_child_writes_its_log_and_is_reaped(tmp_path: Path) -> None:
+    log = tmp_path / "child.log"
+    child = procs.spawn_detached(["/bin/sh", "-c", "echo hello; echo oops >&2"], log=log, cwd=tmp_path)
+    assert _wait_for(lambda: child.returncode is not None)  # set by the reaper thread
+    assert child.poll() == 0 and not procs.pid_alive(child.pid)  # reaped: no zombie left behind
+    assert log.read_bytes() == b"hello\noops\n"
+
+
+def test_end_group_and_signal_group(tmp_path: Path) -> None:
+    marker = tmp_path / "helper.pid"
+    proc = procs.popen_group(["/bin/sh", "-c", f"trap '' TERM; sleep 600 & echo $! > {marker}; wait"])
+    assert _wait_for(lambda: marker.exists() and marker.read_text().strip() != "")
+    assert procs.group_alive(proc.pid)
+    procs.end_group(proc, grace_s=0.2)
+    assert proc.returncode is not None and not procs.group_alive(proc.pid)
+    assert _dead(int(marker.read_text()))
+    alone = procs.popen_group(["true"])
+    alone.wait()
+    assert procs.signal_group(alone.pid, signal.SIGTERM) is False  # its group is gone
+    with pytest.raises(ValueError):
+        procs.signal_group(0, signal.SIGTERM)
+
+
+def test_an_interrupt_while_waiting_kills_the_group(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    marker = tmp_path / "leader.pid"
+    real_wait = subprocess.Popen.wait
+    calls: list[int] = []
+
+    def interrupted(self: subprocess.Popen[bytes], timeout: float | None = None) -> int:
+        calls.append(self.pid)
+        if len(calls) == 1:
+            _wait_for(marker.exists)
+            raise KeyboardInterrupt
+        return real_wait(self, timeout)
+
+    monkeypatch.setattr(subprocess.Popen, "wait", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        procs.run(["/bin/sh", "-c", f"echo $$ > {marker}; sleep 600"], timeout=600)
+    monkeypatch.undo()
+    assert _wait_for(lambda: not procs.group_alive(calls[0]))
