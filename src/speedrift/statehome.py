@@ -1,0 +1,54 @@
+"""The machine-wide state directory: what every speedrift process on this machine must agree on.
+
+Per-repo state lives in ``<repo>/.speedrift/`` (see :mod:`speedrift.layout`) and the hub's in
+``.speedrift-hub/`` (see :mod:`speedrift.hubdir`). Some facts belong to neither: an agent runtime
+paused by a usage limit is paused for every repo and every supervisor on the machine, and the
+ecosystem-wide cap on running agents counts attempts in all repos. Those live here.
+
+Location: ``$SPEEDRIFT_STATE_DIR``, else ``$XDG_STATE_HOME/speedrift``, else
+``~/.local/state/speedrift``; created private (0700) on first use. Invariant: nothing else spells
+these paths, and every file here is written through :mod:`speedrift.fsutil` (atomic, locked).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+STATE_DIR_ENV = "SPEEDRIFT_STATE_DIR"
+
+
+def state_home(*, create: bool = True) -> Path:
+    """The machine-wide state directory (see the module docstring for how it is found)."""
+    override = os.environ.get(STATE_DIR_ENV)
+    if override:
+        path = Path(override).expanduser()
+    else:
+        xdg = os.environ.get("XDG_STATE_HOME")
+        base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "state"
+        path = base / "speedrift"
+    if create:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
+def live_dir(*, create: bool = True) -> Path:
+    """One small file per live attempt on this machine (the supervisor's admission counts them)."""
+    path = state_home(create=create) / "live"
+    if create:
+        path.mkdir(exist_ok=True, mode=0o700)
+    return path
+
+
+def admission_lock_path() -> Path:
+    """The flock every supervisor holds while it counts live attempts and registers a new one."""
+    return state_home() / "admission.lock"
+
+
+def pauses_path() -> Path:
+    """Runtime pauses (usage limits, rate limits, auth failures, failed preflights), machine-wide."""
+    return state_home() / "runtime-pauses.json"
+
+
+def pauses_lock_path() -> Path:
+    return state_home() / "runtime-pauses.lock"
