@@ -145,3 +145,32 @@ def test_an_interrupt_while_waiting_kills_the_group(tmp_path: Path, monkeypatch:
         procs.run(["/bin/sh", "-c", f"echo $$ > {marker}; sleep 600"], timeout=600)
     monkeypatch.undo()
     assert _wait_for(lambda: not procs.group_alive(calls[0]))
+
+
+def test_a_process_identity_tells_a_live_process_from_a_reused_pid(tmp_path: Path) -> None:
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        identity = procs.identity_of(child.pid)
+        assert identity.started is not None and procs.identity_alive(identity)
+        assert procs.ProcessIdentity.from_dict(identity.to_dict()) == identity
+        reused = procs.ProcessIdentity(child.pid, identity.started + 1)  # same pid, another process
+        assert not procs.identity_alive(reused)
+    finally:
+        child.kill()
+        child.wait()
+    assert not procs.identity_alive(identity)
+
+
+def test_a_zombie_or_a_hostile_record_is_not_alive() -> None:
+    child = subprocess.Popen(["true"])
+    identity = procs.identity_of(child.pid)
+    deadline = time.monotonic() + 30
+    while (
+        Path(f"/proc/{child.pid}/stat").read_text().split(") ")[1][0] != "Z" and time.monotonic() < deadline
+    ):
+        time.sleep(0.01)
+    assert procs.pid_alive(child.pid)  # a zombie still has its pid
+    assert not procs.identity_alive(procs.identity_of(child.pid)) and identity.pid == child.pid
+    child.wait()
+    assert procs.ProcessIdentity.from_dict({"pid": "1; rm -rf /"}) is None
+    assert procs.ProcessIdentity.from_dict(["pid", 1]) is None

@@ -30,6 +30,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal, overload
 
@@ -51,6 +52,63 @@ def pid_alive(pid: object) -> bool:
     except PermissionError:
         return True
     return True
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessIdentity:
+    """A process as the kernel knows it: its pid plus its start time (clock ticks since boot, field
+    22 of ``/proc/<pid>/stat``). A pid alone is reused; the pair names one process for the life of
+    the machine, so a record that stores it can tell "still running" from "pid taken by another"."""
+
+    pid: int
+    started: int | None  # None where /proc is unavailable: then only the pid is known
+
+    def to_dict(self) -> dict[str, int | None]:
+        return {"pid": self.pid, "started": self.started}
+
+    @classmethod
+    def from_dict(cls, value: object) -> ProcessIdentity | None:
+        """Read back :meth:`to_dict` (None for anything else, so a hostile record never raises)."""
+        if not isinstance(value, dict):
+            return None
+        pid, started = value.get("pid"), value.get("started")
+        if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+            return None
+        return cls(pid, started if isinstance(started, int) and not isinstance(started, bool) else None)
+
+
+def _stat(pid: int) -> tuple[str, int] | None:
+    """(state letter, start time in clock ticks) from ``/proc/<pid>/stat``, or None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 2 :].split()  # after the parenthesised command name
+    try:
+        return fields[0], int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def identity_of(pid: int | None = None) -> ProcessIdentity:
+    """This process's identity (or ``pid``'s)."""
+    pid = os.getpid() if pid is None else pid
+    found = _stat(pid)
+    return ProcessIdentity(pid, found[1] if found else None)
+
+
+def identity_alive(identity: ProcessIdentity | None) -> bool:
+    """Whether exactly that process still runs: same pid, same start time, not a zombie. Where
+    ``/proc`` is unavailable it falls back to :func:`pid_alive` (the only fact there is)."""
+    if identity is None or not pid_alive(identity.pid):
+        return False
+    found = _stat(identity.pid)
+    if found is None:
+        return not Path("/proc").is_dir()
+    state, started = found
+    if state in ("Z", "X"):
+        return False
+    return identity.started is None or started == identity.started
 
 
 class ProcessTimeout(SpeedriftError):
