@@ -32,7 +32,12 @@ def _section(title: str) -> list[str]:
 
 def _column(lines: list[str], index: int) -> list[str]:
     """One column of the first table in ``lines``, header and separator left out."""
-    rows = [line for line in lines if line.startswith("|")]
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    rows = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        rows.append(line)
     return [row.split("|")[index + 1].strip() for row in rows[2:]]
 
 

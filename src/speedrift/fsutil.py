@@ -59,7 +59,12 @@ def _open_fresh(tmp: Path, mode: int) -> BinaryIO:
 
 @contextlib.contextmanager
 def atomic_writer(
-    path: Path, *, mode: int | None = None, keep_mode: bool = True, tmp: Path | None = None
+    path: Path,
+    *,
+    mode: int | None = None,
+    keep_mode: bool = True,
+    tmp: Path | None = None,
+    durable: bool = True,
 ) -> Iterator[BinaryIO]:
     """A binary handle whose content replaces ``path`` atomically when the block ends without error.
 
@@ -67,7 +72,9 @@ def atomic_writer(
     untouched. ``keep_mode``: an existing file's permission bits carry over exactly; otherwise, and
     for a new file, the file gets ``mode`` (default 0o644, less the umask). ``tmp`` names the temp
     file for callers whose readers rely on its name (it must be in ``path``'s directory and not
-    shared with a concurrent writer)."""
+    shared with a concurrent writer). ``durable=False`` skips the fsyncs: still atomic for every
+    reader, but not meant to survive a power loss (volatile state whose meaning ends at a reboot,
+    such as the live-attempt entries of :mod:`speedrift.statehome`)."""
     tmp = temp_path(path) if tmp is None else tmp
     kept = _existing_mode(path) if keep_mode else None
     try:
@@ -76,13 +83,15 @@ def atomic_writer(
                 os.fchmod(handle.fileno(), kept)  # exact bits: the umask must not narrow them
             yield handle
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
 
 
 def write_atomic(
@@ -92,9 +101,11 @@ def write_atomic(
     mode: int | None = None,
     keep_mode: bool = True,
     tmp: Path | None = None,
+    durable: bool = True,
 ) -> None:
-    """Replace ``path`` with ``data`` atomically and durably (see :func:`atomic_writer`)."""
-    with atomic_writer(path, mode=mode, keep_mode=keep_mode, tmp=tmp) as handle:
+    """Replace ``path`` with ``data`` atomically and (unless ``durable=False``) durably (see
+    :func:`atomic_writer`)."""
+    with atomic_writer(path, mode=mode, keep_mode=keep_mode, tmp=tmp, durable=durable) as handle:
         handle.write(data)
 
 

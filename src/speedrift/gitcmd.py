@@ -97,13 +97,14 @@ def start(
     deadline: float,
     environ: Mapping[str, str] | None = None,
     no_optional_locks: bool = False,
+    input_bytes: bytes | None = None,
 ) -> procs.Running:
     """Start ``git <args>`` now; collect it with ``finish()``. ``deadline`` is a ``time.monotonic()``
-    value; ``environ`` a prebuilt :func:`environment` (None builds it). Raises ProcessTimeout when the
-    deadline has passed already, OSError when git cannot be started."""
+    value; ``environ`` a prebuilt :func:`environment` (None builds it); ``input_bytes`` its stdin.
+    Raises ProcessTimeout when the deadline has passed already, OSError when git cannot be started."""
     full_env = environ if environ is not None else environment(no_optional_locks=no_optional_locks)
     line = command(args, no_optional_locks=no_optional_locks)
-    return procs.start(line, deadline=deadline, cwd=cwd, env=full_env)
+    return procs.start(line, deadline=deadline, cwd=cwd, env=full_env, input=input_bytes)
 
 
 def _not_found(cwd: Path, args: Sequence[str]) -> GitError:

@@ -18,6 +18,8 @@ from speedrift import fsutil
 from speedrift.errors import NotFound, UsageError
 
 ECOSYSTEM_FILE = "ecosystem.toml"
+# names the ecosystem for commands run inside one repo (they never look for ./ecosystem.toml)
+ECOSYSTEM_ENV = "SPEEDRIFT_ECOSYSTEM"
 HUB_DIR_NAME = ".speedrift-hub"
 HUB_PREFIX = f"{HUB_DIR_NAME}/"  # a path relative to a repo root that is the hub's state
 HUB_DIR_ENV = "SPEEDRIFT_HUB_DIR"

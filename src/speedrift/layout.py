@@ -11,7 +11,9 @@ directory is git-excluded (``.git/info/exclude``) and holds only runtime state:
   ``service.out``, the ``started-by-hub`` and ``retries-resumed`` marks);
 - ``control.json`` + ``control.lock`` — the hub's mode and lease for this repo;
 - ``outcomes.jsonl`` (+ its ``.outcomes.jsonl.lock``) — recent attempt outcomes, for the retry halt;
-- ``merge.lock`` — the merge queue; ``gates/``, ``cache/``, ``scans/``, ``upstream/``, ``logs/``,
+- ``merge.lock`` — the merge queue; ``landings.jsonl`` — every tip the merge queue put on a target
+  branch (repo/landings.py); ``gitsteps/`` — one marker per git step that may hold a git lock
+  file, while it runs (repo/gitlocks.py); ``gates/``, ``cache/``, ``scans/``, ``upstream/``, ``logs/``,
   ``repair/``, ``handoffs/``, ``hub-worktrees/``, ``quarantine/``, ``ports/``;
 - inside an agent's worktree, ``.speedrift/result.json`` — the agent's report, copied to its run dir.
 
@@ -57,6 +59,8 @@ RETRIES_RESUMED = "retries-resumed"  # `service resume-retries`: outcomes before
 CONTROL_FILE = "control.json"
 CONTROL_LOCK = "control.lock"
 MERGE_LOCK = "merge.lock"
+LANDINGS_FILE = "landings.jsonl"
+GIT_STEPS_DIR = "gitsteps"
 OUTCOMES_FILE = "outcomes.jsonl"
 OUTCOMES_LOCK = f".{OUTCOMES_FILE}.lock"
 
@@ -147,6 +151,14 @@ def control_lock_path(repo: Path) -> Path:
 
 def merge_lock_path(repo: Path) -> Path:
     return state_dir(repo) / MERGE_LOCK
+
+
+def landings_path(repo: Path) -> Path:
+    return state_dir(repo) / LANDINGS_FILE
+
+
+def git_steps_dir(repo: Path) -> Path:
+    return state_dir(repo) / GIT_STEPS_DIR
 
 
 def outcomes_path(repo: Path) -> Path:

@@ -111,6 +111,21 @@ def identity_alive(identity: ProcessIdentity | None) -> bool:
     return identity.started is None or started == identity.started
 
 
+def identity_in(
+    record: object, pid_key: str = "pid", start_key: str = "proc_start"
+) -> ProcessIdentity | None:
+    """The identity a record stores as two fields (a claim's ``worker``, an attempt record); a record
+    written before start times were kept has only the pid, which then is all there is to check."""
+    if not isinstance(record, dict):
+        return None
+    return ProcessIdentity.from_dict({"pid": record.get(pid_key), "started": record.get(start_key)})
+
+
+def record_alive(record: object, pid_key: str = "pid", start_key: str = "proc_start") -> bool:
+    """Whether the process a record names (see :func:`identity_in`) still runs."""
+    return identity_alive(identity_in(record, pid_key, start_key))
+
+
 class ProcessTimeout(SpeedriftError):
     """A command ran past its timeout: its whole process group was killed and its leader reaped.
     ``stdout``/``stderr`` hold what it wrote before that."""
@@ -168,6 +183,23 @@ def group_alive(pgid: int) -> bool:
         if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
             return True
     return False
+
+
+def terminate_group(pgid: int, grace_s: float) -> bool:
+    """End a group we did not start (its leader is not our child, e.g. the agent of a worker that
+    died): SIGTERM, up to ``grace_s`` for it to go, then SIGKILL. Whether anything was running."""
+    if pgid <= 1 or not group_alive(pgid):
+        return False
+    _signal_quietly(pgid, signal.SIGTERM)
+    until = time.monotonic() + grace_s
+    while time.monotonic() < until and group_alive(pgid):
+        time.sleep(_POLL_S)
+    if group_alive(pgid):
+        _signal_quietly(pgid, signal.SIGKILL)
+        deadline = time.monotonic() + _REAP_S
+        while group_alive(pgid) and time.monotonic() < deadline:
+            time.sleep(_POLL_S)
+    return True
 
 
 def end_group(proc: subprocess.Popen[bytes], grace_s: float) -> None:

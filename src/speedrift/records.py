@@ -28,6 +28,7 @@ from typing import IO, Any
 import orjson
 
 from speedrift import fsutil, layout, redact
+from speedrift.procs import identity_of
 from speedrift.times import format_time, iso_utc, now_utc, parse_time
 
 EVENT_TIME_KEY = "ts"  # the event line's timestamp (ISO 8601, UTC, milliseconds)
@@ -58,6 +59,9 @@ class AttemptState(StrEnum):
     DONE = "done"
     FAILED = "failed"
     MERGE_PENDING = "merge-pending"
+    # ended without landing and without failing: it waits (a failure already on the target
+    # branch, or the target moved outside the merge queue); the task is open, paused, needs-human
+    WAITING = "waiting"
 
 
 FINISHED_STATES = frozenset({AttemptState.DONE, AttemptState.FAILED})
@@ -124,12 +128,16 @@ def read_attempt(run_dir: Path) -> AttemptRecord | None:
 
 def update_attempt(run_dir: Path, changes: Mapping[str, Any]) -> None:
     """Merge ``changes`` into the attempt's record and stamp ``updated``; a new record starts with
-    this process's ``pid`` and ``started``. A ``state`` outside :class:`AttemptState` is a bug
-    (ValueError) — nothing is written then."""
+    this process's ``pid``, ``proc_start`` (its start time) and ``started``. A ``state`` outside
+    :class:`AttemptState` is a bug (ValueError) — nothing is written then."""
     if "state" in changes:
         AttemptState(changes["state"])
     path = layout.attempt_record_path(run_dir)
-    current = layout.read_record(path) or {"pid": os.getpid(), "started": format_time(now_utc())}
+    current = layout.read_record(path) or {
+        "pid": os.getpid(),
+        "proc_start": identity_of().started,  # with the pid: a reused pid or a zombie is not this process
+        "started": format_time(now_utc()),
+    }
     current.update(changes)
     current["updated"] = format_time(now_utc())
     _write_run_record(path, current)

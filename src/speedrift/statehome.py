@@ -45,6 +45,11 @@ def admission_lock_path() -> Path:
     return state_home() / "admission.lock"
 
 
+def ecosystem_limit_path() -> Path:
+    """``[policy] max_agents`` as the running hub published it, for every supervisor's admission."""
+    return state_home() / "ecosystem-limit.json"
+
+
 def pauses_path() -> Path:
     """Runtime pauses (usage limits, rate limits, auth failures, failed preflights), machine-wide."""
     return state_home() / "runtime-pauses.json"

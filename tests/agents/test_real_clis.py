@@ -215,18 +215,24 @@ def test_usage_limit_with_reset_time(
         assert outcome.reset_at == expected
 
 
-@pytest.mark.parametrize(
-    ("name", "stall_s"), [("claude", 2.0), ("codex", 2.0), ("opencode", 20.0)]
-)  # opencode boots 2-4 s idle, and past 10 s on a loaded 2-core machine before it calls the model
+@pytest.mark.parametrize(("name", "stall_s"), [("claude", 2.0), ("codex", 2.0), ("opencode", 10.0)])
 def test_stalled_stream_is_killed_by_the_stall_budget(
     name: str, stall_s: float, cli_for: Callable[[str, Script], Cli], request_for: Callable[..., RunRequest]
 ) -> None:
-    cli = cli_for(name, Script(stall=True))
-    outcome = cli.run(request_for(name, Budgets(wall_clock_s=60, stall_s=stall_s, kill_grace_s=3)))
-    assert outcome.failure is FailureKind.STALL, outcome.reason
-    # the session's own stall decision, on its own clock: never before the stall window ran out
-    assert outcome.reason.startswith(f"no progress for {stall_s:g}s") and outcome.duration_s >= stall_s
-    assert cli.provider.agent_calls()  # it did reach the model and then heard nothing
+    """The scenario is a CLI that reached the model and then heard nothing. The stall window counts
+    from spawn, so on a loaded machine a CLI may still be booting when a short window ends (a stall
+    too, but not this one): then the window is widened and the run repeated, up to 8x."""
+    for window in (stall_s, stall_s * 2, stall_s * 8):
+        cli = cli_for(name, Script(stall=True))
+        outcome = cli.run(
+            request_for(name, Budgets(wall_clock_s=window + 60, stall_s=window, kill_grace_s=3))
+        )
+        assert outcome.failure is FailureKind.STALL, outcome.reason
+        # the session's own stall decision, on its own clock: never before the stall window ran out
+        assert outcome.reason.startswith(f"no progress for {window:g}s") and outcome.duration_s >= window
+        if cli.provider.agent_calls():  # it did reach the model and then heard nothing
+            return
+    pytest.fail(f"{name} never reached the mock provider within a {window:g}s stall window")
 
 
 def test_claude_max_turns(

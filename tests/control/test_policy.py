@@ -19,17 +19,19 @@ from speedrift.control.plan.policy import (
     apply_policy,
     cut_after_hard_stop,
 )
+from speedrift.pausestore import RuntimePause
 from speedrift.register.record import (
     ACTION_KINDS,
     Action,
     ActionHistory,
     ActionKind,
     ControlMode,
+    DispatchParams,
     PastAction,
     Plan,
     RepoSnapshot,
 )
-from tests.control.core_builders import NOW, action, control, git, snap
+from tests.control.core_builders import NOW, action, control, git, graph, snap
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "scoring-and-policy.md"
 EXECUTE = PolicyConfig(plan_only=False)
@@ -51,8 +53,17 @@ def decide(
     policy: PolicyConfig = EXECUTE,
     history: ActionHistory | None = None,
     now: datetime = NOW,
+    pauses: Sequence[RuntimePause] = (),
 ) -> Plan:
-    return apply_policy(actions, policy, {s.name: s for s in snapshots}, history or ActionHistory(), now)
+    return apply_policy(
+        actions,
+        policy,
+        {s.name: s for s in snapshots},
+        history or ActionHistory(),
+        now,
+        pauses=pauses,
+        default_runtimes={s.name: "claude" for s in snapshots},
+    )
 
 
 def rules(plan: Plan) -> dict[str, str]:
@@ -350,10 +361,13 @@ def test_repair_dependencies_counts_as_a_corrective_task() -> None:
 def test_every_rule_in_the_documented_order_cuts_with_its_own_name() -> None:
     seen: set[str] = set()
     ab = [permitted("a"), permitted("b")]
-    scenarios: list[tuple[list[Action], list[RepoSnapshot], PolicyConfig, ActionHistory]] = [
+    paused = (RuntimePause("claude", "usage_limit", "limit", NOW, NOW + timedelta(hours=1), "", "test"),)
+    dispatch = replace(action("a", "dispatch_ready"), params=DispatchParams(tasks=("r1",), max=2))
+    scenarios: list[tuple[Any, ...]] = [
         ([action("a")], [permitted("a")], PolicyConfig(), NONE),
         ([action("a")], [snap("a")], EXECUTE, NONE),
         ([action("a")], [snap("a", control_state=control("supervise", owner=None))], EXECUTE, NONE),
+        ([dispatch], [permitted("a", graph_state=graph(ready=1))], EXECUTE, NONE, paused),
         ([action("a", "prepare_upstream_packet")], [permitted("a", git_state=git(dirty=1))], EXECUTE, NONE),
         (
             [action("a")],
@@ -370,8 +384,8 @@ def test_every_rule_in_the_documented_order_cuts_with_its_own_name() -> None:
         ([corrective("a", 1)], [permitted("a")], execute(max_corrective_per_repo=0), NONE),
     ]
     order: list[str] = []
-    for acts, snaps, policy, history in scenarios:
-        plan = decide(acts, snaps, policy, history)
+    for acts, snaps, policy, history, *pauses in scenarios:
+        plan = decide(acts, snaps, policy, history, pauses=pauses[0] if pauses else ())
         assert len(plan.skipped) == 1, plan
         order.append(plan.skipped[0].rule)
         seen.add(plan.skipped[0].rule)

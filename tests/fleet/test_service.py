@@ -111,6 +111,7 @@ def test_recovery_records_work_that_landed_just_before_a_crash(workshop: Worksho
     sh_git(Path(manifest.path), "commit", "-qm", "f")
     sh_git(workshop.repo, "merge", "--ff-only", "-q", manifest.branch)  # the crash came after this
     manifest.state = worktrees.ManifestState.LANDING
+    manifest.pid = 999_999_999  # the process that was landing is gone
     worktrees.write_manifest(workshop.repo, manifest)
     notes = service.recover(workshop.pipeline())
     assert any("marked done" in n for n in notes)

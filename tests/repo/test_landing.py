@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from speedrift.errors import SpeedriftError
-from speedrift.repo import landing, worktrees
+from speedrift.repo import landing, landings, worktrees
 from tests.gitrepo import commit_file, make_repo, sh_git
 
 
@@ -62,7 +62,10 @@ def test_land_rebases_onto_work_that_landed_meanwhile(repo: Path) -> None:
     path = Path(manifest.path)
     (path / "feature.txt").write_text("feature")
     landing.commit_all(repo, path, "t", "feature")
+    before = sh_git(repo, "rev-parse", "main")
     other = commit_file(repo, "other.txt", "someone else's work")
+    # it landed through the merge queue (logged): the target moved only by a landing
+    landings.record(repo, landings.Landing("other-task", 1, "main", before, other))
     tip = landing.land(repo, manifest, no_gates)
     assert sh_git(repo, "merge-base", "--is-ancestor", other, tip) == ""
     assert sh_git(repo, "rev-list", "--count", "main") == "4"  # linear: initial, graph, other, feature

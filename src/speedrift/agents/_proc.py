@@ -19,6 +19,7 @@ from typing import IO
 
 MAX_LINE = 8 * 1024 * 1024  # a longer stdout "line" is not an event; it is skipped
 STDERR_CAP = 1024 * 1024  # bytes of stderr kept in stderr.log; the rest is counted, not kept
+STDERR_LINE = 64 * 1024  # bytes of one stderr line handed on as an event (the rest of it is dropped)
 
 
 def pump_lines(stream: IO[bytes], lines: queue.Queue[bytes | None]) -> None:
@@ -40,12 +41,23 @@ def pump_lines(stream: IO[bytes], lines: queue.Queue[bytes | None]) -> None:
 
 
 class StderrSink:
-    """Copies the child's stderr to a file, keeping the first STDERR_CAP bytes and a short tail."""
+    """Copies the child's stderr to a file, keeping the first STDERR_CAP bytes and a short tail.
 
-    def __init__(self, path: Path, cap: int = STDERR_CAP) -> None:
+    With ``lines``, it also hands each stderr line (cut at STDERR_LINE bytes) to that queue as it
+    arrives, for runtimes whose stderr is events — at most ``cap`` bytes of them in all, so the
+    queue stays bounded however much the child writes."""
+
+    def __init__(
+        self, path: Path, cap: int = STDERR_CAP, lines: queue.SimpleQueue[bytes] | None = None
+    ) -> None:
         self.path = path
         self.cap = cap
         self.dropped = 0
+        self.lines = lines
+        self.lines_dropped = 0  # lines past the cap, not handed on
+        self._queued = 0
+        self._partial = b""
+        self._skipping = False  # inside an over-long line whose head was already handed on
         self._tail: collections.deque[bytes] = collections.deque(maxlen=64)
 
     def pump(self, stream: IO[bytes]) -> None:
@@ -59,10 +71,37 @@ class StderrSink:
                     kept += min(room, len(chunk))
                     self.dropped += max(0, len(chunk) - room)
                     out.flush()
+                    if self.lines is not None:
+                        self._split(chunk)
             except (OSError, ValueError):
                 pass
+            if self.lines is not None and self._partial and not self._skipping:
+                self._hand_on(self._partial)  # the last line, without its newline
             if self.dropped:
                 out.write(f"\n[speedrift: {self.dropped} further bytes of stderr dropped]\n".encode())
+
+    def _split(self, chunk: bytes) -> None:
+        start = 0
+        while (end := chunk.find(b"\n", start)) >= 0:
+            if not self._skipping:
+                self._hand_on(self._partial + chunk[start:end])
+            self._partial, self._skipping = b"", False
+            start = end + 1
+        if self._skipping:
+            return
+        self._partial += chunk[start:]
+        if len(self._partial) > STDERR_LINE:
+            self._hand_on(self._partial)
+            self._partial, self._skipping = b"", True
+
+    def _hand_on(self, line: bytes) -> None:
+        assert self.lines is not None
+        line = line[:STDERR_LINE]
+        if self._queued + len(line) > self.cap:
+            self.lines_dropped += 1
+            return
+        self._queued += len(line)
+        self.lines.put(line)
 
     def last_line(self) -> str:
         tail = b"".join(self._tail).decode("utf-8", "replace")

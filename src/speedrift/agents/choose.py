@@ -51,3 +51,17 @@ def select_runtime(task: Mapping[str, Any], default: str) -> tuple[str, str | No
     if sep and prefix in MODEL_RUNTIMES:
         return prefix, rest.strip() or None
     return default, model
+
+
+def declared_runtime(task: Mapping[str, Any]) -> str | None:
+    """The runtime ``task`` names itself (``exec`` → shell, a ``claude:``/``codex:``/``opencode:``
+    model prefix → that CLI); None when it runs on the repo's default runtime."""
+    command = task.get("exec")
+    if isinstance(command, str) and command.strip():
+        return "shell"
+    model = task.get("model")
+    if isinstance(model, str):
+        prefix, sep, _rest = model.strip().partition(":")
+        if sep and prefix in MODEL_RUNTIMES:
+            return prefix
+    return None

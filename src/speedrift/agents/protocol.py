@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 class EventKind(StrEnum):
@@ -31,6 +31,7 @@ class AgentEvent:
     text: str = ""
     data: dict[str, Any] = field(default_factory=dict)
     progress: bool = True  # counts as progress for stall detection (reconnect noise does not)
+    recorded: bool = True  # False: past the runtime's output cap, counted but not written to the log
 
 
 @dataclass
@@ -142,3 +143,13 @@ class Runtime(Protocol):
     def parse_line(self, line: str, state: ParseState) -> list[AgentEvent]: ...
 
     def judge(self, state: ParseState, exit_code: int | None) -> RunOutcome: ...
+
+
+@runtime_checkable
+class StderrEvents(Protocol):
+    """A runtime whose stderr lines are events too (the shell: its output is all there is to see).
+
+    The session hands it each stderr line as it arrives, as it does stdout lines to `parse_line`;
+    other runtimes' stderr is only kept, capped, in `stderr.log`."""
+
+    def parse_stderr_line(self, line: str, state: ParseState) -> list[AgentEvent]: ...

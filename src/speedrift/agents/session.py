@@ -34,6 +34,7 @@ from speedrift.agents.protocol import (
     RunOutcome,
     RunRequest,
     Runtime,
+    StderrEvents,
 )
 from speedrift.agents.result import default_result_file
 
@@ -52,8 +53,10 @@ def run_session(
     cancel: threading.Event | None = None,
     on_event: Callable[[AgentEvent], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
+    on_start: Callable[[int], None] | None = None,
 ) -> RunOutcome:
-    """Run `runtime` on `request` in its own process group; never raises for agent failures."""
+    """Run `runtime` on `request` in its own process group; never raises for agent failures.
+    ``on_start`` is told the agent's process group id as soon as it runs (it is its leader's pid)."""
     started = clock()
     try:
         argv = runtime.build_argv(request)
@@ -92,6 +95,9 @@ def run_session(
             return RunOutcome(
                 success=False, failure=FailureKind.CRASHED, reason=reason, result_file=result_file
             )
+        if on_start is not None:
+            with contextlib.suppress(OSError):  # bookkeeping: never leaves the agent unsupervised
+                on_start(proc.pid)
         run = _Run(runtime, request.budgets, proc, state, log, on_event, cancel, clock, started)
         outcome = run.supervise(payload, layout.stderr_path(run_dir))
     redact.redact_file(layout.stderr_path(run_dir))  # written raw while the agent ran
@@ -118,12 +124,15 @@ class _Run:
     clock: Callable[[], float]
     started: float
     stdout_closed: bool = False
+    stderr_lines: queue.SimpleQueue[bytes] | None = None  # a runtime whose stderr is events: its lines
 
     def supervise(self, payload: bytes | None, stderr_path: Path) -> RunOutcome:
         proc = self.proc
         assert proc.stdout is not None and proc.stderr is not None
         lines: queue.Queue[bytes | None] = queue.Queue(maxsize=4096)  # backpressure on floods
-        sink = _proc.StderrSink(stderr_path)
+        if isinstance(self.runtime, StderrEvents):
+            self.stderr_lines = queue.SimpleQueue()
+        sink = _proc.StderrSink(stderr_path, lines=self.stderr_lines)
         readers = [
             _proc.start_thread(_proc.pump_lines, proc.stdout, lines),
             _proc.start_thread(sink.pump, proc.stderr),
@@ -153,6 +162,8 @@ class _Run:
         """
         last_progress = self.started
         while True:
+            if self._stderr_events():  # recorded live, as they arrive (within a tick)
+                last_progress = self.clock()
             stop = self._limits(self.clock(), last_progress)
             if stop is not None:
                 return stop
@@ -206,11 +217,27 @@ class _Run:
             )
         return None
 
-    def _handle(self, raw: bytes) -> bool:
-        """Parse one stdout line and record its events; True when one of them was progress."""
+    def _stderr_events(self) -> bool:
+        """Record the stderr lines that have arrived; True when one of them was progress."""
+        if self.stderr_lines is None:
+            return False
+        progress = False
+        while True:
+            try:
+                raw = self.stderr_lines.get_nowait()
+            except queue.Empty:
+                return progress
+            progress = self._handle(raw, stderr=True) or progress
+
+    def _handle(self, raw: bytes, *, stderr: bool = False) -> bool:
+        """Parse one stdout (or stderr) line and record its events; True when one was progress."""
         line = raw.decode("utf-8", "replace")
+        runtime = self.runtime
         try:
-            events = self.runtime.parse_line(line, self.state)
+            if stderr and isinstance(runtime, StderrEvents):
+                events = runtime.parse_stderr_line(line, self.state)
+            else:
+                events = runtime.parse_line(line, self.state)
         except Exception as exc:  # a parser bug must not leave an agent unsupervised
             events = [
                 AgentEvent(EventKind.ERROR, f"parser error: {exc!r}", {"source": "speedrift"}, progress=False)
@@ -220,6 +247,8 @@ class _Run:
         return any(event.progress for event in events)
 
     def _record(self, event: AgentEvent) -> None:
+        if not event.recorded:  # past the runtime's output cap: counted, not written
+            return
         # redacted on the way out: the event log never carries a credential the agent printed
         records.append_event(
             self.log,
@@ -242,6 +271,7 @@ class _Run:
                 break
             self._handle(raw)
         readers[1].join(timeout=max(0.0, deadline - time.monotonic()))
+        self._stderr_events()
 
     def _verdict(self, stop: Stop | None, exit_code: int | None, stderr_line: str) -> RunOutcome:
         state = self.state

@@ -49,6 +49,16 @@ def _id(parser: argparse.ArgumentParser, help_text: str = "task id") -> None:
     parser.add_argument("task_id", metavar="ID", help=help_text)
 
 
+def _peer_ecosystem(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--ecosystem",
+        metavar="PATH",
+        default=None,
+        help="resolve `after` entries REPO:TASK against this ecosystem.toml's repos "
+        "(default: $SPEEDRIFT_ECOSYSTEM; without one they block, as in wg)",
+    )
+
+
 def build() -> argparse.ArgumentParser:
     common = _common()
     root = argparse.ArgumentParser(
@@ -176,6 +186,7 @@ def build() -> argparse.ArgumentParser:
 
     # --- queries ------------------------------------------------------------------------------
     p = command("ready", "query_cmds:ready", "Ready tasks, in dispatch order.")
+    _peer_ecosystem(p)
     _json(p)
     p = command("list", "query_cmds:list_tasks", "List tasks in file order (system tasks only with --all).")
     p.add_argument("--status", help="only tasks with this status")
@@ -186,9 +197,11 @@ def build() -> argparse.ArgumentParser:
     _id(p)
     _json(p)
     p = command("blocked", "query_cmds:blocked", "Open tasks that are not ready, with what holds each.")
+    _peer_ecosystem(p)
     _json(p)
     p = command("why-blocked", "query_cmds:why_blocked", "The transitive chain of what holds a task.")
     _id(p)
+    _peer_ecosystem(p)
     _json(p)
     p = command("cycles", "query_cmds:cycles", "Loops in the graph; configured ones are deliberate.")
     _json(p)
@@ -256,9 +269,10 @@ def build() -> argparse.ArgumentParser:
     _json(p)
 
     # command groups of the other planes each live in their own parser module
-    from speedrift.cli import parser_control, parser_gates, parser_web
+    from speedrift.cli import parser_control, parser_gates, parser_runtime, parser_web
 
     parser_gates.add(command, common)
     parser_control.add(command, common)
     parser_web.add(command, common)
+    parser_runtime.add(command, common)
     return root

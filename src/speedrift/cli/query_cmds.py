@@ -3,8 +3,10 @@ aging, viz. None of them takes a lock or writes a byte."""
 
 from __future__ import annotations
 
+import os
 import sys
 from argparse import Namespace
+from pathlib import Path
 from typing import Any
 
 from speedrift.cli.base import store
@@ -13,7 +15,15 @@ from speedrift.errors import NotFound
 from speedrift.graph import query
 from speedrift.graph import viz as viz_render
 from speedrift.graph.codec import Graph
-from speedrift.graph.model import Task, after_of, is_system, priority_of, status_of, str_list
+from speedrift.graph.model import (
+    Task,
+    after_of,
+    is_system,
+    priority_of,
+    speedrift_data,
+    status_of,
+    str_list,
+)
 from speedrift.times import now_utc
 
 
@@ -25,6 +35,19 @@ def _load(args: Namespace) -> Graph:
     if len(graph.problems) > 5:
         warn(f"… and {len(graph.problems) - 5} more malformed lines")
     return graph
+
+
+def _peers(args: Namespace, graph: Graph) -> query.PeerStatuses | None:
+    """Statuses of the peer tasks (``after = ["REPO:TASK"]``) when an ecosystem is named
+    (``--ecosystem`` or ``$SPEEDRIFT_ECOSYSTEM``): only the referenced repos' graphs are read.
+    Without one, such blockers stay missing, as in workgraph."""
+    explicit = getattr(args, "ecosystem", None)
+    if not explicit and not os.environ.get("SPEEDRIFT_ECOSYSTEM"):  # hubdir.ECOSYSTEM_ENV, unimported:
+        return None  # a command naming no ecosystem loads nothing more than before
+    from speedrift.control.ecosystem.peers import named_ecosystem, peer_statuses
+
+    path = named_ecosystem(explicit, Path.cwd())
+    return peer_statuses(graph, path) if path is not None else None
 
 
 def row(task: Task) -> dict[str, Any]:
@@ -47,7 +70,7 @@ def row(task: Task) -> dict[str, Any]:
 def ready(args: Namespace) -> None:
     """Tasks ready to start, in dispatch order (priority with age bump, then fewest dispatches)."""
     graph = _load(args)
-    tasks = query.ready(graph, now_utc())
+    tasks = query.ready(graph, now_utc(), _peers(args, graph))
     if args.as_json:
         emit_json([{**row(t), "ready": True} for t in tasks])
         return
@@ -99,10 +122,14 @@ def show(args: Namespace) -> None:
     reasons = (
         query.direct_reasons(graph, task, now_utc()) if status_of(task) in ("open", "incomplete") else []
     )
+    data = speedrift_data(task)
+    unverified = status_of(task) == "done" and data.get("verified") is False
     lines = [
         f"{task['id']}: {task.get('title', '')}",
-        f"  status: {status_of(task)}   priority: {priority_of(task)}",
+        f"  status: {status_of(task)}{' (unverified)' if unverified else ''}   priority: {priority_of(task)}",
     ]
+    if unverified:  # landed without its tests having run: say why
+        lines.append(f"  unverified: {data.get('unverified_reason') or 'the tests did not run'}")
     for key in ("assigned", "model", "exec", "created_at", "started_at", "completed_at", "failure_reason"):
         if key in task:
             lines.append(f"  {key}: {task[key]}")
@@ -125,7 +152,8 @@ def show(args: Namespace) -> None:
 
 def blocked(args: Namespace) -> None:
     """Open tasks that are not ready, with what holds each."""
-    rows = query.blocked(_load(args), now_utc())
+    graph = _load(args)
+    rows = query.blocked(graph, now_utc(), _peers(args, graph))
     if args.as_json:
         emit_json(rows)
         return
@@ -149,7 +177,7 @@ def why_blocked(args: Namespace) -> None:
     task_id = args.task_id
     if task_id not in graph:
         raise NotFound(f"no task {task_id!r} in the graph")
-    tree = query.why_blocked(graph, task_id, now_utc())
+    tree = query.why_blocked(graph, task_id, now_utc(), _peers(args, graph))
     if args.as_json:
         emit_json(tree.to_dict(), pretty=True)
         return

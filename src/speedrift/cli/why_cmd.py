@@ -8,17 +8,21 @@ blocks it), was it planned, and if planned, what held it or what ran.
 from __future__ import annotations
 
 from argparse import Namespace
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from speedrift import hubdir
 from speedrift.cli.hub_cmds import ecosystem_path
 from speedrift.cli.output import emit_json, say
+from speedrift.control.observe.escalations import escalation_of
 from speedrift.errors import NotFound
+from speedrift.graph import peers as peer_deps
 from speedrift.graph import query
 from speedrift.graph.store import GraphStore
 from speedrift.register.ledger import Ledger
-from speedrift.times import now_utc
+from speedrift.serialize import to_plain
+from speedrift.times import format_time, now_utc
 
 
 def _latest_cycle(hub: Path) -> dict[str, Any]:
@@ -28,7 +32,14 @@ def _latest_cycle(hub: Path) -> dict[str, Any]:
     return records[-1]
 
 
-def explain(record: dict[str, Any], repo: str, task: str | None, repo_path: Path | None) -> dict[str, Any]:
+def explain(
+    record: dict[str, Any],
+    repo: str,
+    task: str | None,
+    repo_path: Path | None,
+    repos: Mapping[str, Path] | None = None,
+) -> dict[str, Any]:
+    """``repos``: the registered repos by name, to resolve ``after`` entries naming their tasks."""
     report = next((r for r in record["repos"] if r["name"] == repo), None)
     if report is None:
         raise NotFound(f"repo {repo!r} is not in the last cycle", hint="see `speedrift repos list`")
@@ -54,10 +65,154 @@ def explain(record: dict[str, Any], repo: str, task: str | None, repo_path: Path
     }
     if task is None:
         answer["answer"] = _repo_sentence(answer)
+        _add_escalations(answer, snapshot)
+        _add_pauses(answer, snapshot, None)
         return answer
     answer["task"] = task
-    answer.update(_task_answer(task, repo_path, mine, held, ran, record["plan_only"]))
+    answer.update(_task_answer(task, repo_path, mine, held, ran, record["plan_only"], repos))
+    _add_task_escalation(answer, task, repo_path)
+    _add_next_step(answer, task, repo_path)
+    _add_pauses(answer, snapshot, task)
     return answer
+
+
+# ---------------------------------------------------------------- runtime pauses
+
+
+def _add_pauses(answer: dict[str, Any], snapshot: dict[str, Any], task: str | None) -> None:
+    """Runtimes paused machine-wide (read now, from the store every supervisor reads) that hold
+    this repo's ready work, or this task: "claude is paused until 14:05 UTC: usage limit"."""
+    from speedrift import pausestore
+    from speedrift.agents.choose import select_runtime
+    from speedrift.errors import SpeedriftError
+    from speedrift.fleet.config import load_config
+    from speedrift.fleet.pauses import provider_of
+
+    answer["paused"] = []
+    now = now_utc()
+    book = pausestore.read()
+    active = book.active(now)
+    if not active:
+        return
+    path = Path(str(snapshot.get("path") or "."))
+    try:
+        config = load_config(path)
+    except (SpeedriftError, OSError):
+        return
+    wanted: dict[str, str | None] = {}  # runtime -> provider (None: any)
+    if task is not None:
+        store = GraphStore.of_repo(path)
+        found = store.load().tasks.get(task) if store is not None else None
+        if found is None:
+            return
+        runtime, model = select_runtime(found, config.default_runtime)
+        wanted[runtime] = provider_of(runtime, model or config.runtime_options(runtime).model)
+    else:
+        ready = (snapshot.get("graph") or {}).get("ready") or []
+        for brief in ready:
+            wanted.setdefault(str(brief.get("runtime") or config.default_runtime), None)
+        if not ready:
+            wanted[config.default_runtime] = None
+    holding = [p for p in active if p.runtime in wanted and p.blocks(p.runtime, wanted[p.runtime], now)]
+    answer["paused"] = [
+        {
+            "runtime": p.runtime,
+            "provider": p.provider,
+            "cause": p.cause,
+            "until": format_time(p.until) if p.until else None,
+            "needs_human": p.needs_human,
+            "fix": p.fix,
+            "sentence": p.sentence(now),
+            "resume": f"speedrift resume-runtime {p.runtime}",
+        }
+        for p in holding
+    ]
+    if not holding:
+        return
+    words = "; ".join(item["sentence"] for item in answer["paused"])
+    if (
+        task is not None
+        and "blocked_by" not in answer
+        and not answer.get("needs_human")
+        and (answer.get("status") in (None, "open", "incomplete"))
+    ):
+        answer["answer"] = f"{task} is ready, but {words}"
+    else:
+        answer["answer"] += f"; {words}"
+
+
+# ---------------------------------------------------------------- what happens next
+
+
+def _add_next_step(answer: dict[str, Any], task: str, repo_path: Path | None) -> None:
+    """A failed task's recorded recovery, read from the task now: what happens next, when, and who
+    carries it out (the repo's service, the hub at its next cycle, or nobody — then what to run)."""
+    from speedrift.control.authority import recovery_executor
+    from speedrift.fleet import followup
+
+    store = GraphStore.of_repo(repo_path) if repo_path is not None else None
+    found = store.load().tasks.get(task) if store is not None else None
+    if found is None or repo_path is None:
+        return
+    now = now_utc()
+    step = followup.next_step(found, now)
+    if step is None:
+        return
+    what, when = step
+    decision = followup.recorded_decision(found)
+    automatic = decision is not None and decision.automatic and not followup.is_withheld(found)
+    by, who = recovery_executor(repo_path, task, now) if automatic else ("human", "")
+    answer["next"] = {"step": what, "at": format_time(when) if when else None, "by": by, "who": who}
+    if answer.get("needs_human"):
+        return  # a person's answer: the sentence above already asks for it
+    if not automatic:
+        answer["answer"] = f"{task} failed; next: {what}"
+        return
+    timing = "now" if when is None or when <= now else f"from {format_time(when)}"
+    answer["answer"] = f"{task} failed; next: {what}, ready again {timing}; carried out by {who}"
+
+
+# ---------------------------------------------------------------- waiting on a human
+
+
+def _add_escalations(answer: dict[str, Any], snapshot: dict[str, Any]) -> None:
+    """The repo's tasks tagged needs-human in the last cycle: each question and its answer command."""
+    graph = snapshot.get("graph") or {}
+    escalations = [e for e in graph.get("escalations") or () if isinstance(e, dict)]
+    count = max(int(graph.get("needs_human") or 0), len(escalations))
+    answer["needs_human"] = escalations
+    if count and "waits on a human" not in (answer.get("stall") or ""):  # the stall may say it already
+        names = ", ".join(str(e.get("task")) for e in escalations[:3])
+        waits = "task waits" if count == 1 else "tasks wait"
+        answer["answer"] += f"; {count} {waits} on a human's answer ({names})"
+
+
+def _add_task_escalation(answer: dict[str, Any], task: str, repo_path: Path | None) -> None:
+    """A task tagged needs-human, read from its graph now (an answer given since the last cycle
+    counts): what it asks and the command that answers it come first."""
+    store = GraphStore.of_repo(repo_path) if repo_path is not None else None
+    found = store.load().tasks.get(task) if store is not None else None
+    escalation = escalation_of(found) if found is not None else None
+    if escalation is None:
+        answer["needs_human"] = []
+        return
+    plain = to_plain(escalation)
+    answer["needs_human"] = [plain]
+    label = f" ({escalation.failure_class})" if escalation.failure_class else ""
+    sentence = f"{task} waits on a human's answer{label}: {escalation.question}"
+    if escalation.answer not in escalation.question:
+        sentence += f" — answer with `{escalation.answer}`"
+    answer["answer"] = sentence
+
+
+def _say_escalations(answer: dict[str, Any], *, with_question: bool) -> None:
+    for escalation in answer.get("needs_human") or ():
+        if with_question:
+            label = f" ({escalation['failure_class']})" if escalation.get("failure_class") else ""
+            say(f"  needs a human: {escalation['task']}{label} — {escalation['question']}")
+        if escalation.get("first"):
+            say(f"    first: {escalation['first']}")
+        say(f"    answer: {escalation['answer']}")
 
 
 def _repo_sentence(answer: dict[str, Any]) -> str:
@@ -79,6 +234,7 @@ def _task_answer(
     held: list[dict[str, Any]],
     ran: list[dict[str, Any]],
     plan_only: bool,
+    repos: Mapping[str, Path] | None = None,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     # what the last cycle did about it comes first: a task the hub dispatched is in progress (or
@@ -103,8 +259,9 @@ def _task_answer(
         if "answer" in out:
             out["answer"] += f" (now {out['status']})"
             return out
-        if task not in set(query.ready_ids(graph, now)):
-            chain = query.why_blocked(graph, task, now)
+        peers = peer_deps.resolve(peer_deps.referenced(graph), repos) if repos is not None else None
+        if task not in set(query.ready_ids(graph, now, peers)):
+            chain = query.why_blocked(graph, task, now, peers)
             out["blocked_by"] = chain.to_dict()
             out["answer"] = f"{task} is not ready: {chain.reason}" + (
                 " (" + ", ".join(c.id for c in chain.children) + ")" if chain.children else ""
@@ -138,11 +295,17 @@ def why(args: Namespace) -> int:
 
     entries = {entry.name: entry for entry in load_ecosystem(path).repos}
     entry = entries.get(repo)
-    answer = explain(record, repo, task or None, entry.path if entry and task else None)
+    repos = {name: known.path for name, known in entries.items()}
+    answer = explain(record, repo, task or None, entry.path if entry and task else None, repos)
     if args.as_json:
         emit_json(answer)
         return 0
     say(answer["answer"])
     for held in answer["held"]:
         say(f"  held: {held['action']} — {held['rule']}: {held['reason']}")
+    _say_escalations(answer, with_question=not task)  # a task's answer above already asks it
+    for paused in answer.get("paused") or ():
+        if paused["fix"]:
+            say(f"  fix: {paused['fix']}")
+        say(f"  lift it now: {paused['resume']}")
     return 0

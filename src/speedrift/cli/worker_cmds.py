@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import sys
+import threading
 import time
 from argparse import Namespace
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -16,7 +21,7 @@ from speedrift.errors import NotFound, Refused
 from speedrift.fleet import attempts
 from speedrift.fleet.config import RepoConfig, load_config
 from speedrift.graph.store import GraphStore
-from speedrift.procs import pid_alive
+from speedrift.procs import record_alive
 from speedrift.records import AttemptState
 from speedrift.repo import worktrees
 
@@ -56,24 +61,196 @@ def run(args: Namespace) -> int:
         sys.stderr.write(f"speedrift: {printable(message)}\n")
         sys.stderr.flush()
 
-    result = pipeline.run(
-        args.task_id,
-        RunOptions(force=args.force, on_step=step, on_event=None if args.quiet else _show_event),
-    )
+    from speedrift.fleet.crash_recovery import recover
+
+    # before claiming: settle what a crash left (a landing whose work is on the target is recorded
+    # done, never run again); a landing in progress elsewhere is not waited for
+    for note in recover(repo, graph_store, wait=False):
+        step(f"recovery: {note}")
+    slot = _admit(repo, graph_store, config, args.task_id)  # the machine-wide limits, before the claim
+    cancel = threading.Event()
+    try:
+        with _cancel_on_signals(cancel) as received:
+            result = pipeline.run(
+                args.task_id,
+                RunOptions(
+                    force=args.force,
+                    cancel=cancel,
+                    on_step=step,
+                    on_event=None if args.quiet else _show_event,
+                    on_claimed=lambda n: slot.note(attempt=n) if slot is not None else None,
+                ),
+            )
+    finally:
+        if slot is not None:
+            slot.release()
+    interrupted = _release_if_interrupted(graph_store, result, received)
+    after = _after(repo, result, interrupted)
     if args.as_json:
-        emit_json(asdict(result), pretty=True)
+        emit_json({**asdict(result), **after}, pretty=True)
     else:
-        say(f"{result.task_id} attempt {result.attempt}: {result.status} — {result.reason}")
+        state = status_text(result.status, result.evidence)
+        say(f"{result.task_id} attempt {result.attempt}: {state} — {result.reason}")
+        for line in gate_lines(result.status, result.evidence):
+            say(line)
         if result.failure:
             say(f"failure class: {result.failure}")
+        for line in after.get("lines", []):
+            say(line)
         if result.run_dir:
             say(f"run record: {result.run_dir}")
     return 0 if result.status == "done" else 1
 
 
+LIMIT_HINTS = {
+    "repo": "wait for one of the repo's attempts to end (`speedrift agents`), or raise [service] max_agents "
+    "in speedrift.toml",
+    "runtime": "wait for an attempt of that runtime to end, or raise its cap in speedrift.toml's [limits]",
+    "ecosystem": "wait for an attempt to end, or raise [policy] max_agents in ecosystem.toml",
+}
+
+
+def _admit(repo: Path, graph_store: GraphStore, config: RepoConfig, task_id: str) -> Any:
+    """Admission (fleet/supervisor.py): take over the slot the hub admitted for this worker
+    (``$SPEEDRIFT_SLOT``), or be admitted now; refused with the limit that holds it. None for a task
+    that is not in the graph (the pipeline says so)."""
+    from speedrift.agents import choose
+    from speedrift.fleet import supervisor
+
+    task = graph_store.load().get(task_id)
+    if task is None:
+        return None
+    runtime, _model = choose.select_runtime(task, config.default_runtime)
+    handed = os.environ.get(supervisor.SLOT_ENV)
+    if handed:
+        slot = supervisor.adopt(handed, repo, task_id)
+        if slot is not None:
+            return slot
+    decision = supervisor.admit(repo, task_id, runtime, supervisor.Limits.for_attempt(config, runtime))
+    if decision.slot is None:
+        raise Refused(
+            f"not starting {task_id}: {decision.reason}", hint=LIMIT_HINTS.get(decision.limit or "")
+        )
+    return decision.slot
+
+
+@contextlib.contextmanager
+def _cancel_on_signals(cancel: threading.Event) -> Iterator[list[int]]:
+    """SIGTERM or SIGINT end the attempt properly: the session ends the agent's process group and the
+    attempt is recorded as cancelled (a step that is not the agent — gates, the merge queue — runs to
+    its end first). A second signal interrupts at once; the pipeline still releases the claim."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def handler(signum: int, _frame: Any) -> None:
+        received.append(signum)
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        cancel.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield received
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _release_if_interrupted(graph_store: GraphStore, result: Any, received: list[int]) -> str | None:
+    """An attempt cut off by a signal is not the task's fault: its claim goes straight back (the task
+    is open again, the failure kept in its history). Returns the signal's name."""
+    if not received or result.status != "failed" or result.reason != "cancelled":
+        return None
+    from speedrift.fleet import service
+
+    name = signal.Signals(received[0]).name
+    service.reopen_interrupted(graph_store, result.task_id, f"interrupted by {name}")
+    return name
+
+
+def _after(repo: Path, result: Any, interrupted: str | None) -> dict[str, Any]:
+    """What happens next to a failed attempt's task, and who does it: lines for people, fields for
+    ``--json``."""
+    if interrupted:
+        text = f"interrupted by {interrupted}: the agent's process group was ended and the task is open again"
+        return {"interrupted": interrupted, "lines": [text]}
+    if result.status != "failed" or not result.recovery:
+        return {}
+    from speedrift.control.authority import recovery_executor
+    from speedrift.fleet.recovery import Decision
+
+    decision = Decision.from_dict(result.recovery)
+    of = f"attempt {decision.attempt} of {decision.max_attempts}"
+    if decision.automatic:
+        kind, who = recovery_executor(repo, result.task_id)
+        delay = f", after {decision.delay_seconds:g}s" if decision.delay_seconds else ""
+        lines = [f"recovery: {decision.recovery} (automatic, {of}{delay})", f"carried out by: {who}"]
+    elif decision.recovery in ("split_task", "replan"):
+        kind, who = "speedrift", "speedrift, already (see the task's log)"
+        lines = [f"recovery: {decision.recovery} ({decision.note or of})", f"carried out by: {who}"]
+    else:
+        kind, who = "human", "a human"
+        lines = [f"recovery: {decision.recovery} — {decision.question or decision.note or ''}".rstrip(" —")]
+        lines.append(f"carried out by: {who}")
+    return {
+        "next": {"recovery": decision.recovery, "automatic": decision.automatic, "by": kind, "who": who},
+        "lines": lines,
+    }
+
+
+GATE_WORDS = {"pass": "passed", "fail": "failed", "warn": "warning", "skipped": "skipped"}
+GATE_REASON_LIMIT = 240  # a terminal line or two; textclip keeps the hint at the end whole
+
+
+def status_text(status: str, evidence: Mapping[str, Any]) -> str:
+    """ "done", or "done (unverified)" when it landed without its tests having run."""
+    return f"{status} (unverified)" if status == "done" and evidence.get("verified") is False else status
+
+
+def gate_lines(status: str, evidence: Mapping[str, Any]) -> list[str]:
+    """One line per gate of the last check (the tip that landed, or the one that was blocked),
+    e.g. ``  tests     failed   1 regression(s) (2 failed, 5 passed): … (pytest)``; then why a
+    landed attempt is unverified."""
+    from speedrift.textclip import clip
+
+    verdicts = [v for v in evidence.get("gates") or [] if isinstance(v, Mapping)]
+    lines: list[str] = []
+    if not verdicts:
+        done = status == "done"
+        lines.append(f"gates: not run ({'no changes to check' if done else 'the attempt ended before them'})")
+    elif not isinstance(verdicts[-1].get("results"), list):
+        lines.append(f"gates: {verdicts[-1].get('summary') or 'none configured'}")
+    else:
+        last = verdicts[-1]
+        checked = f" (checked {len(verdicts)} times; the last shown)" if len(verdicts) > 1 else ""
+        lines.append(f"gates on {str(last.get('commit') or last.get('tip') or '')[:12]}{checked}:")
+        lines += [_gate_line(item) for item in last["results"] if isinstance(item, Mapping)]
+    if status == "done" and evidence.get("verified") is False:
+        why = str(evidence.get("unverified_reason") or "the tests did not run")
+        lines.append(f"unverified: {clip(printable(why), GATE_REASON_LIMIT)}")
+    return lines
+
+
+def _gate_line(item: Mapping[str, Any]) -> str:
+    from speedrift.gates.testrun import label_of
+    from speedrift.textclip import clip
+
+    gate, outcome = str(item.get("gate", "?")), str(item.get("status", "?"))
+    word = GATE_WORDS.get(outcome, outcome)
+    if item.get("required") and outcome != "pass":
+        word += " (required)"
+    line = f"  {gate:9} {word:8} {clip(printable(str(item.get('reason') or '')), GATE_REASON_LIMIT)}"
+    command = item.get("command")
+    if gate == "tests" and isinstance(command, list) and command:
+        line += f" ({label_of([str(part) for part in command])})"
+    return line
+
+
 def agents(args: Namespace) -> None:
     repo, _store, _config = repo_context(args)
-    rows = [r for r in attempts.running(repo) if pid_alive(r.get("pid"))]
+    rows = [r for r in attempts.running(repo) if record_alive(r)]  # pid + start time
     rows.sort(key=lambda r: str(r.get("started", "")))
     if args.as_json:
         emit_json(rows)
@@ -134,7 +311,7 @@ def cancel(args: Namespace) -> int:
     repo, _store, _config = repo_context(args)
     folder = _attempt_dir(repo, args.task_id, None)
     record = records.read_attempt(folder) or records.AttemptRecord({})
-    if record.state is not AttemptState.RUNNING or not pid_alive(record.pid):
+    if record.state is not AttemptState.RUNNING or not record_alive(record.raw):
         raise Refused(f"no running attempt of {args.task_id!r} (latest is {record.state_text})")
     attempts.request_cancel(folder)
     deadline = time.monotonic() + args.timeout

@@ -496,3 +496,34 @@ def hub_admission(repo: Path, clock: Callable[[], datetime] | None = None) -> Ca
         return control.authority(tick())
 
     return admission
+
+
+def recovery_executor(repo: Path, task_id: str, now: datetime | None = None) -> tuple[str, str]:
+    """Who carries out a failed task's automatic recovery in ``repo`` (fleet/followup.py), as
+    (``service`` | ``hub`` | ``nobody``, a sentence): the repo's service when one runs, otherwise the
+    hub at its next cycle where the repo's mode and lease let it act, otherwise nobody — then the
+    sentence says what a person runs instead."""
+    from speedrift.control.controlfile import read_control
+    from speedrift.fleet import service
+    from speedrift.times import now_utc
+
+    pid = service.running_pid(repo)
+    if pid is not None:
+        shown = f" (pid {pid})" if pid > 0 else ""
+        return "service", f"the service running in this repo{shown}"
+    try:
+        control = read_control(repo)
+    except Exception as error:  # fail-closed: an unreadable control state grants nothing
+        return (
+            "nobody",
+            f"nobody: the repo's control state is unreadable ({error}) — run `speedrift retry {task_id}`",
+        )
+    allowed, why = control.authority(now or now_utc())
+    if allowed:
+        return "hub", f"the hub at its next cycle (repo mode {control.mode})"
+    if control.mode in AUTOMATION_MODES:
+        return "nobody", (
+            f"nobody: the hub's authority here lapsed ({why}) — renew it with `speedrift mode {repo.name} "
+            f"{control.mode} --lease-ttl 2h`, or run `speedrift retry {task_id}`"
+        )
+    return "nobody", f"nobody: repo in {control.mode} mode — run `speedrift retry {task_id}`"

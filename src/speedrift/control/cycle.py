@@ -20,13 +20,15 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from speedrift import hubdir
+from speedrift import hubdir, pausestore
 from speedrift.control.assess.judgement import RepoMemo, assess, build_record, with_prompts
 from speedrift.control.assess.queues import carried_since, carried_since_plain
 from speedrift.control.ecosystem.load import Ecosystem, load_ecosystem
 from speedrift.control.handlers.dispatch import HandlerContext, execute
 from speedrift.control.observe.observer import Observer
 from speedrift.control.plan.policy import cut_after_hard_stop
+from speedrift.fleet import supervisor
+from speedrift.pausestore import RuntimePause
 from speedrift.register.ledger import Ledger
 from speedrift.register.record import (
     Action,
@@ -74,6 +76,7 @@ class Hub:
         self.ledger = Ledger(self.hub)
         self.observer = Observer(self.ecosystem)
         self.previous: CycleRecord | None = None
+        self.warm_workers = False  # `hub up` keeps a warm worker for its dispatches (handlers/warm.py)
         self.previous_health: dict[str, RepoHealth] = {}
         self.previous_metrics: dict[str, Metric] | None = None
         self._memo: dict[str, RepoMemo] = {}
@@ -123,9 +126,12 @@ class Hub:
         policy = self.ecosystem.policy
         if not execute_actions:  # `hub once --plan`: this cycle runs under plan_only whatever the file says
             policy = policy.model_copy(update={"plan_only": True})
+        # every supervisor on the machine counts the ecosystem's cap on agents (fleet/supervisor.py)
+        supervisor.publish_ecosystem_limit(self.ecosystem.policy.max_agents, str(self.ecosystem_path))
         # corrective tasks finished in their repos free their slots before the policy counts them
         self.register.refresh_corrective({e.name: e.path for e in self.observer.entries}, now)
         history = self.register.history(now, HISTORY_WINDOW)
+        pauses = self._runtime_pauses(now)
         assessment = assess(
             self.ecosystem,
             self.observer,
@@ -136,6 +142,7 @@ class Hub:
             now,
             self._memo,
             with_prompts=False,  # presentation adds them: assess.with_prompts
+            pauses=pauses,
         )
         self._approved_by = {}
         plan = self._with_approvals(assessment.plan, cycle_id)
@@ -161,6 +168,15 @@ class Hub:
         self.previous_metrics = assessment.metrics
         self._memo = assessment.memo
         return record
+
+    def _runtime_pauses(self, now: datetime) -> list[RuntimePause]:
+        """Publish ``[policy] auto_resume`` to every supervisor on the machine, then read the
+        runtime pauses the plan must respect (pausestore.py; an unreadable store holds nothing)."""
+        pausestore.set_auto_resume(self.ecosystem.policy.auto_resume, f"the hub of {self.ecosystem_path}")
+        try:
+            return pausestore.active(now)
+        except OSError:
+            return []
 
     def _with_approvals(self, plan: Plan, cycle_id: str) -> Plan:
         """An operator's approval carries the operator's authority: the approved action runs even when
@@ -195,6 +211,8 @@ class Hub:
                 log_dir=hubdir.logs_dir(self.hub),
                 cycle_id=cycle_id,
                 approved_by=self._approved_by.get(action.id),
+                max_agents=self.ecosystem.policy.max_agents,
+                warm_workers=self.warm_workers,
             )
             outcome = execute(action, context)
             self.register.action_finished(outcome)

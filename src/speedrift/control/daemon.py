@@ -23,12 +23,15 @@ from speedrift import hubdir, layout
 from speedrift.control.assess.judgement import with_prompts
 from speedrift.control.cycle import Hub
 from speedrift.control.ecosystem.load import Ecosystem
+from speedrift.control.handlers.warm import WARM
 from speedrift.errors import Refused, SpeedriftError
 from speedrift.graph.store import graph_file_candidates
 from speedrift.procs import pid_alive, spawn_detached
 from speedrift.serialize import cycle_to_dict
 
-WAKE_POLL_SECONDS = 1.0
+WAKE_POLL_SECONDS = 1.0  # the longest a repo change waits to be noticed
+WAKE_POLL_MIN_SECONDS = 0.05  # the shortest poll (a small ecosystem)
+WAKE_POLL_COST_FACTOR = 50  # poll no more often than every 50x what one look costs (~2% of a core)
 
 
 class RunningDashboard(Protocol):
@@ -134,6 +137,7 @@ def run_hub(
         raise
     if hub.register.notice:
         print(f"speedrift hub: {hub.register.notice}", file=sys.stderr, flush=True)
+    hub.warm_workers = True  # long-lived: worth a warm worker for the next dispatch
     server = None
     publish: Callable[[dict[str, Any]], object] | None = None
     if options.dashboard is not None:
@@ -171,6 +175,7 @@ def run_hub(
                 break
             _wait(hub.ecosystem, options.interval, stop)
     finally:
+        WARM.close()  # a warm worker nobody took exits
         if server is not None:
             server.stop()
         for sig, handler in previous_handlers.items():
@@ -180,14 +185,22 @@ def run_hub(
 
 
 def _wait(ecosystem: Ecosystem, interval: float, stop: threading.Event) -> None:
-    """Sleep until the interval passes, a repo changes, or we are stopped."""
+    """Sleep until the interval passes, a repo changes, or we are stopped.
+
+    A change is noticed within one poll: the poll is as short as :data:`WAKE_POLL_MIN_SECONDS`
+    (a task written ready starts its agent within about a second) while looking costs little, and
+    stretches toward :data:`WAKE_POLL_SECONDS` as the ecosystem grows, so that looking never takes
+    more than about 1/:data:`WAKE_POLL_COST_FACTOR` of the hub's time."""
     deadline = time.monotonic() + interval
+    started = time.perf_counter()
     before = change_signature(ecosystem)
+    cost = time.perf_counter() - started
+    poll = min(WAKE_POLL_SECONDS, max(WAKE_POLL_MIN_SECONDS, cost * WAKE_POLL_COST_FACTOR))
     while not stop.is_set():
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return
-        if stop.wait(min(WAKE_POLL_SECONDS, remaining)):
+        if stop.wait(min(poll, remaining)):
             return
         if change_signature(ecosystem) != before:
             return

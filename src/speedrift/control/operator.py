@@ -26,7 +26,7 @@ from speedrift.control.controlfile import write_control
 from speedrift.control.ecosystem.load import Ecosystem, load_ecosystem
 from speedrift.errors import NotFound, Refused, UsageError
 from speedrift.fleet import attempts
-from speedrift.procs import pid_alive, signal_group
+from speedrift.procs import record_alive, signal_group
 from speedrift.register.record import CONTROL_MODES
 from speedrift.times import iso_utc, now_utc
 
@@ -224,9 +224,7 @@ def agent_groups(repo: Path, task_id: str, attempt: int) -> list[int]:
 
 def _running_attempt(repo: Path, task_id: str) -> dict[str, Any]:
     folder = layout.task_runs_dir(repo, task_id)
-    rows = [
-        r for r in attempts.running(repo) if Path(r["run_dir"]).parent == folder and pid_alive(r.get("pid"))
-    ]
+    rows = [r for r in attempts.running(repo) if Path(r["run_dir"]).parent == folder and record_alive(r)]
     if not rows:
         raise Refused(
             f"no running attempt of {task_id!r} in {repo}",
@@ -243,7 +241,7 @@ def _signal_agent(repo: Path, task_id: str, sig: signal.Signals) -> tuple[dict[s
         if isinstance(recorded, int)
         and not isinstance(recorded, bool)
         and recorded > 1
-        and pid_alive(recorded)
+        and record_alive(record, "agent_pgid", "agent_start")
         else agent_groups(repo, task_id, int(record["attempt"]))
     )
     if not groups:

@@ -86,6 +86,18 @@ def evidence(
     }
 
 
+def verification(verdicts: Sequence[GateVerdict]) -> dict[str, Any]:
+    """``verified`` (the repo's tests ran on what landed and nothing new fails) and, when not,
+    ``unverified_reason``: from the last verdict, the one on the tip that landed. No verdict (a
+    shell task that changed nothing): ``verified`` is None — there was nothing to verify."""
+    if not verdicts:
+        return {"verified": None, "unverified_reason": None}
+    last = verdicts[-1]
+    if last.verified:
+        return {"verified": True, "unverified_reason": None}
+    return {"verified": False, "unverified_reason": last.unverified_reason or "the tests did not run"}
+
+
 def landed_evidence(
     attempt: Attempt,
     outcome: RunOutcome,
@@ -95,19 +107,46 @@ def landed_evidence(
     landed: str | None,
     stats: DiffStats | None,
     timings: Mapping[str, float],
+    onto: str | None = None,
 ) -> dict[str, Any]:
-    """A landed attempt (``landed`` None: a shell task that changed nothing, done with no merge)."""
+    """A landed attempt (``landed`` None: a shell task that changed nothing, done with no merge);
+    ``verified: false`` with ``unverified_reason`` makes it "done (unverified)". ``onto``: the
+    target's tip the attempt's commits landed on top of; ``stats`` are of ``onto..landed`` — the
+    attempt's own commits, never other work that landed since its base."""
     result = {
         "base_commit": attempt.base_commit,
         "landed_commit": landed,
+        "landed_onto": onto if landed else None,
         "target_branch": attempt.target_branch,
         "diff": asdict(stats) if stats else None,
+        **verification(verdicts),
     }
     tail = {
         "agent_summary": outcome.final_text[:2000],
         "timings_s": {k: round(v, 4) for k, v in timings.items()},
     }
     return evidence(attempt, outcome, verdicts, duration_s=duration_s, result=result, extra=tail)
+
+
+def waiting_evidence(
+    attempt: Attempt,
+    outcome: RunOutcome,
+    verdicts: Sequence[GateVerdict],
+    *,
+    duration_s: float,
+    waiting: str,
+    reason: str,
+    extra: Mapping[str, Any],
+) -> dict[str, Any]:
+    """An attempt that neither landed nor failed: its task waits (``waiting``: pre_existing or
+    boundary_violation, fleet/recovery_graph.py), and the worktree that keeps its work."""
+    result = {"waiting": waiting, "reason": reason, "base_commit": attempt.base_commit}
+    kept = {
+        "target_branch": attempt.target_branch,
+        "worktree": attempt.manifest.path,
+        "branch": attempt.branch,
+    }
+    return evidence(attempt, outcome, verdicts, duration_s=duration_s, result=result, kept=kept, extra=extra)
 
 
 def failed_evidence(

@@ -20,6 +20,7 @@ from typing import Any
 from speedrift.agents.protocol import FailureKind
 from speedrift.failure_class import FailureClass, parse_failure_class
 from speedrift.fleet.attempt_facts import CONTEXT_LIMIT, AttemptFacts
+from speedrift.textclip import clip
 
 # How the runtime's own verdict decides the class, for the kinds that decide it by themselves (the
 # rules auth, usage-limit, transient, env-bootstrap, budget-hit and stall). The other kinds
@@ -401,5 +402,4 @@ def classify(facts: AttemptFacts) -> Classification:
 
 
 def _clip(text: str) -> str:
-    text = " ".join(text.split()) if "\n" in text else text
-    return text if len(text) <= MAX_EVIDENCE_TEXT else text[: MAX_EVIDENCE_TEXT - 1] + "…"
+    return clip(text, MAX_EVIDENCE_TEXT)  # a hint at the end of a reason is kept whole

@@ -61,6 +61,20 @@ class ServiceConfig(_Strict):
     dispatch_when_wg_service_live: bool = False
 
 
+class LimitsConfig(_Strict):
+    """``[limits]``: how many attempts of each runtime may run at once on this machine, all repos
+    together (fleet/supervisor.py counts them at admission). Unset: no per-runtime cap."""
+
+    claude: int | None = Field(default=None, ge=1, le=1000)
+    codex: int | None = Field(default=None, ge=1, le=1000)
+    opencode: int | None = Field(default=None, ge=1, le=1000)
+    shell: int | None = Field(default=None, ge=1, le=1000)
+
+    def for_runtime(self, name: str) -> int | None:
+        value = getattr(self, name, None) if name in type(self).model_fields else None
+        return value if isinstance(value, int) else None
+
+
 RecoveryKind = Literal[
     "retry",
     "retry_with_diagnosis",
@@ -126,6 +140,7 @@ class RepoConfig(_Strict):
     budgets: BudgetConfig = Field(default_factory=BudgetConfig)
     worktrees: WorktreeConfig = Field(default_factory=WorktreeConfig)
     service: ServiceConfig = Field(default_factory=ServiceConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)  # per-runtime caps, machine-wide
     recovery: RecoveryConfig = Field(default_factory=RecoveryConfig)
     env: AgentEnvConfig = Field(default_factory=AgentEnvConfig)
     gates: GatesConfig = Field(default_factory=GatesConfig)  # see gates/config.py

@@ -28,6 +28,7 @@ from speedrift.graph.codec import Graph
 from speedrift.graph.model import FAILED, IN_PROGRESS, WG_FAILURE_CLASS_KEY, Task, WgFailureClass
 from speedrift.graph.store import GraphStore
 from speedrift.repo import worktrees
+from speedrift.textclip import clip
 
 # how the runtime ended -> the nearest value of wg's own `failure_class` enum (the others: none)
 WG_FAILURE_CLASS: dict[FailureKind, WgFailureClass] = {
@@ -113,7 +114,8 @@ class FailureRecorder:
         actor = self.actor
 
         def record(graph: Graph, now: Any) -> ops.Mutation:
-            mutation = ops.fail(graph, task_id, reason=f"{kind}: {reason}"[:2000], now=now, actor=actor)
+            shown = clip(f"{kind}: {reason}", 2000, flatten=False)  # a long reason keeps its hint
+            mutation = ops.fail(graph, task_id, reason=shown, now=now, actor=actor)
             released = {
                 "state": None,
                 "worker": None,
@@ -162,7 +164,11 @@ class FailureRecorder:
             decision = self.decide(task, found, attempt, reason)
             recorded.append(True)
             mutation = ops.fail(
-                graph, task_id, reason=f"speedrift_internal: {reason}"[:2000], now=now, actor=actor
+                graph,
+                task_id,
+                reason=clip(f"speedrift_internal: {reason}", 2000, flatten=False),
+                now=now,
+                actor=actor,
             )
             released = {"state": None, "worker": None}
             ops.set_fields(graph, task_id, speedrift=released, now=now, actor=actor, within=mutation)
@@ -179,7 +185,9 @@ class FailureRecorder:
             if recorded:
                 halt.record_outcome(self.repo, task_id, attempt, FAILED, found.cls)
         finally:
-            attempts.write_attempt(run_dir, {"state": FAILED, "failure": "internal", "reason": reason[:2000]})
+            attempts.write_attempt(
+                run_dir, {"state": FAILED, "failure": "internal", "reason": clip(reason, 2000, flatten=False)}
+            )
 
     def decide(
         self, task: Task, found: classify.Classification, attempt: int, reason: str

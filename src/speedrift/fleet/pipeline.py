@@ -18,23 +18,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from speedrift import layout, redact
+from speedrift import layout, pausestore, redact
 from speedrift.agents import choose as registry
 from speedrift.agents import env as agent_env
-from speedrift.agents import result, session
+from speedrift.agents import preflight, result, session
 from speedrift.agents.protocol import AgentEvent, Budgets, FailureKind, RunOutcome, RunRequest
-from speedrift.errors import Refused, SpeedriftError
+from speedrift.errors import InvalidValue, Refused, SpeedriftError
 from speedrift.failure_class import FailureClass
-from speedrift.fleet import attempts, failures, halt, prompt
-from speedrift.fleet.attempt import Attempt, landed_evidence
+from speedrift.fleet import attempts, blame, crash_recovery, failures, halt, pauses, prompt, recovery_graph
+from speedrift.fleet.attempt import Attempt, landed_evidence, waiting_evidence
 from speedrift.fleet.config import RepoConfig
 from speedrift.gates.verdict import GateBlocked, GateRunner, GateVerdict, NoGates
 from speedrift.graph import ops, query
 from speedrift.graph.codec import Graph
 from speedrift.graph.model import DONE, FAILED, speedrift_data
 from speedrift.graph.store import GraphStore
-from speedrift.repo import boundary, envshare, git, landing, worktrees
-from speedrift.times import format_time
+from speedrift.procs import identity_of
+from speedrift.repo import boundary, envshare, git, landing, landings, worktrees
+from speedrift.times import format_time, now_utc
 
 
 @dataclass
@@ -58,6 +59,7 @@ class RunOptions:
     cancel: threading.Event | None = None
     on_event: Callable[[AgentEvent], None] | None = None
     on_step: Callable[[str], None] | None = None
+    on_claimed: Callable[[int], None] | None = None  # told the attempt number once the task is claimed
 
 
 def worker_actor() -> str:
@@ -92,10 +94,13 @@ class Pipeline:
         target = self.target_branch()  # before the claim: a repo with nothing to branch from is refused
         actor = options.actor or worker_actor()
         started = time.monotonic()
+        self._admit_runtime(task_id)  # a paused or unusable runtime: refused before the claim
         claimed = self._claim(task_id, actor, options.force)
         task = claimed.tasks[0]
         number = int(speedrift_data(task)["attempt"])
         step(f"claimed {task_id} (attempt {number})")
+        if options.on_claimed is not None:
+            options.on_claimed(number)
         run_dir = attempts.run_dir(self.repo, task_id, number)
         manifest: worktrees.Manifest | None = None
         ports: envshare.PortBlock | None = None
@@ -135,6 +140,76 @@ class Pipeline:
                 envshare.release_ports(layout.state_dir(self.repo), ports)
 
     # --- steps ---------------------------------------------------------------------------------
+    def _admit_runtime(self, task_id: str) -> None:
+        """Refuse (no claim, no attempt burned) while the task's runtime is paused machine-wide
+        (fleet/pauses.py), and run the executor preflight before the first dispatch to a runtime:
+        a failed one pauses the runtime with one escalation naming the fix, instead of failing
+        every task on it. A task that does not exist is left for the claim to report."""
+        task = self.store.load().get(task_id)
+        if task is None:
+            return
+        try:
+            runtime, model = registry.select_runtime(task, self.config.default_runtime)
+        except InvalidValue:
+            return  # the attempt reports the bad configuration as it always has
+        model = model or self.config.runtime_options(runtime).model
+        now = now_utc()
+        pauses.refuse_if_paused(runtime, model, now)
+        command = task.get("exec")
+        checked = self._preflight(runtime, exec_task=isinstance(command, str) and bool(command.strip()))
+        if not checked.ready:
+            pause, _new = pauses.pause_for_preflight(
+                checked, model=model, set_by=worker_actor(), now=now, repo=self.repo, task=task_id
+            )
+            raise pauses.RuntimePaused(pause, now, auto_resume=pausestore.read().auto_resume)
+
+    def _preflight(self, runtime: str, *, exec_task: bool, fresh: bool = False) -> preflight.Preflight:
+        """The runtime's preflight with the environment its agents get (cached briefly per process)."""
+        if fresh:
+            preflight.forget(runtime)
+        env = agent_env.agent_env(
+            {}, allow=self.config.env.allow, passthrough_secrets=self.config.env.secrets
+        )
+        options = self.config.runtime_options(runtime).model_dump()
+        return preflight.cached_check(runtime, env=env, options=options, exec_task=exec_task, cwd=self.repo)
+
+    def _note_runtime_failure(
+        self, attempt: Attempt, recorded: failures.Recorded, outcome: RunOutcome
+    ) -> None:
+        """What the failure means for its runtime, machine-wide: a usage limit, repeated rate limits
+        or refused credentials pause it; after auth_failure or env_bootstrap the preflight runs
+        again and a failed one pauses it. A new pause is said once in the task's log."""
+        now = now_utc()
+
+        def recheck() -> preflight.Preflight:
+            task = self.store.load().get(attempt.task_id) or {}
+            command = task.get("exec")
+            exec_task = isinstance(command, str) and bool(command.strip())
+            return self._preflight(attempt.runtime, exec_task=exec_task, fresh=True)
+
+        try:
+            noted = pauses.note_failure(
+                runtime=attempt.runtime,
+                model=attempt.model,
+                failure_class=recorded.failure_class,
+                reason=recorded.reason,
+                reset_at=outcome.reset_at,
+                set_by=worker_actor(),
+                now=now,
+                repo=self.repo,
+                task=attempt.task_id,
+                recheck=recheck,
+            )
+        except OSError:
+            return  # an unwritable state home must not turn a recorded failure into a crash
+        if noted is None or not noted[1]:
+            return
+        message = "Runtime paused for every repo on this machine: " + noted[0].sentence(now)
+        self.store.mutate(
+            lambda g, at: ops.log_message(g, attempt.task_id, message, now=at, actor=worker_actor()),
+            actor=worker_actor(),
+        )
+
     def _claim(self, task_id: str, actor: str, force: bool) -> ops.Mutation:
         def build(graph: Graph, now: Any) -> ops.Mutation:
             task = graph.get(task_id)
@@ -153,7 +228,13 @@ class Pipeline:
                 "attempt": attempt,
                 "attempts": attempt,
                 "state": "running",
-                "worker": {"pid": os.getpid(), "host": socket.gethostname(), "started": format_time(now)},
+                # proc_start: the claimant's start time, so a reused pid or a zombie never looks alive
+                "worker": {
+                    "pid": os.getpid(),
+                    "proc_start": identity_of().started,
+                    "host": socket.gethostname(),
+                    "started": format_time(now),
+                },
             }
             return ops.set_fields(graph, task_id, speedrift=running, now=now, actor=actor, within=mutation)
 
@@ -218,7 +299,16 @@ class Pipeline:
         watcher.start()
         try:
             outcome = session.run_session(
-                runtime, request, env=environment, run_dir=run_dir, cancel=cancel, on_event=options.on_event
+                runtime,
+                request,
+                env=environment,
+                run_dir=run_dir,
+                cancel=cancel,
+                on_event=options.on_event,
+                # the agent's group, so whoever finds this attempt's process gone can end the agent
+                on_start=lambda pgid: attempts.write_attempt(
+                    run_dir, {"agent_pgid": pgid, "agent_start": identity_of(pgid).started}
+                ),
             )
         finally:
             watcher.stop()
@@ -288,7 +378,10 @@ class Pipeline:
         def gate(checked: worktrees.Manifest, candidate: str) -> None:
             if verdicts and verdicts[-1].evidence.get("tip") == candidate:
                 return  # this exact tree was already checked
-            verdict = self.gates.check(self.repo, worktree, checked.base_commit, candidate, task)
+            # the attempt's own commits, judged against the commit they sit on: its base, or the
+            # target's tip the merge queue rebased them onto (never other tasks' work)
+            base = checked.landing_from or checked.base_commit
+            verdict = self.gates.check(self.repo, worktree, base, candidate, task)
             verdict.evidence.setdefault("tip", candidate)
             verdicts.append(verdict)
             if not verdict.passed:
@@ -296,32 +389,61 @@ class Pipeline:
 
         try:
             if tip != manifest.base_commit:
-                gate(manifest, tip)
-                manifest.state = worktrees.ManifestState.LANDING
+                tip = self._own_verdict(manifest, tip, gate)
+                manifest.set_state(worktrees.ManifestState.LANDING)
                 worktrees.write_manifest(self.repo, manifest)
                 step("in the merge queue")
                 landed: str | None = landing.land(self.repo, manifest, gate, timings)
             else:
                 landed = None  # a shell task that changed nothing: done, with nothing to merge
+        except blame.PreExisting as found:
+            question = (
+                f"The gates fail on {manifest.target_branch} itself, not because of this task: "
+                f"{found.message}. Fix that on {manifest.target_branch}; the task resumes by itself once "
+                f"{manifest.target_branch} moves on, or now with `speedrift retry {task_id}`."
+            )
+            details = {"pre_existing": found.failures[:50], "checked_on": found.onto}
+            kind = recovery_graph.PRE_EXISTING
+            return self._wait(attempt, outcome, verdicts, kind, found.message, question, details)
+        except landing.TargetMoved as moved:
+            question = (
+                f"{moved.target} moved outside the merge queue while attempt {attempt.number} ran: "
+                f"{moved.described}. Nothing was landed on top of that; review the commit(s) (they passed "
+                f"no gate). To accept {moved.target} as it is now, `speedrift retry {task_id}` starts a "
+                "fresh attempt from its tip."
+            )
+            details = {"foreign_commits": moved.foreign[:50]}
+            kind = recovery_graph.BOUNDARY_VIOLATION
+            return self._wait(attempt, outcome, verdicts, kind, moved.message, question, details)
         except GateBlocked as blocked:
             return fail(FailureKind.AGENT_ERROR, blocked.message, blocked.verdict.failure_class)
         except landing.MergeConflict as conflict:
+            foreign = {"foreign_commits": conflict.foreign[:50]} if conflict.foreign else {}
             return fail(
                 FailureKind.AGENT_ERROR,
                 conflict.message,
                 FailureClass.MERGE_CONFLICT,
                 conflicting_files=conflict.files,
+                **foreign,
             )
         except landing.MergePending as pending:
             return self._merge_pending(attempt, pending.message)
-        manifest.state = worktrees.ManifestState.LANDED
-        manifest.landed_commit = landed
-        worktrees.write_manifest(self.repo, manifest)
-        worktrees.remove_landed(self.repo, manifest)
-        stats = landing.diff_stats(self.repo, manifest.base_commit, landed) if landed else None
+        if landed is None:
+            manifest.set_state(worktrees.ManifestState.LANDED)
+            worktrees.write_manifest(self.repo, manifest)
+        # the commits this attempt itself landed: from the tip they were put on to its own tip
+        onto = manifest.landing_from or manifest.base_commit
+        stats = landing.diff_stats(self.repo, onto, landed) if landed else None
         duration = attempt.elapsed()
         evidence = landed_evidence(
-            attempt, outcome, verdicts, duration_s=duration, landed=landed, stats=stats, timings=timings
+            attempt,
+            outcome,
+            verdicts,
+            duration_s=duration,
+            landed=landed,
+            stats=stats,
+            timings=timings,
+            onto=onto,
         )
         attempts.write_evidence(run_dir, evidence)
         if landed and stats:
@@ -332,6 +454,7 @@ class Pipeline:
         evidence_file = attempt.evidence_path
         message = f"{summary} via {attempt.runtime} in {duration:.1f}s; evidence: {evidence_file}"
         landed_data = {"state": None, "worker": None, "evidence": str(evidence_file), "landed_commit": landed}
+        landed_data |= {k: evidence[k] for k in ("verified", "unverified_reason")}  # "done (unverified)"
 
         def finish(graph: Graph, now: Any) -> ops.Mutation:
             actor = worker_actor()
@@ -340,8 +463,11 @@ class Pipeline:
             return mutation
 
         self.store.mutate(finish, actor=worker_actor())
+        landing.at_step("done")
         attempts.write_attempt(run_dir, {"runtime": attempt.runtime, "state": DONE, "landed_commit": landed})
         halt.record_outcome(self.repo, task_id, attempt.number, DONE)
+        worktrees.remove_landed(self.repo, manifest)  # only now: until done is written, it proves the landing
+        landing.at_step("cleaned")
         return AttemptResult(
             task_id,
             attempt.number,
@@ -351,6 +477,40 @@ class Pipeline:
             run_dir=str(run_dir),
             evidence=evidence,
         )
+
+    def _own_verdict(
+        self, manifest: worktrees.Manifest, tip: str, gate: Callable[[worktrees.Manifest, str], None]
+    ) -> str:
+        """Gate the attempt's own commits; blame the agent only for what it did (fleet/blame.py).
+        A failure that a fresh base may change is judged again after a rebase onto the target's
+        current tip (the target must have moved only through the merge queue); a failure still there
+        and already present on that tip raises :class:`blame.PreExisting`. Returns the tip to land."""
+        try:
+            gate(manifest, tip)
+            return tip
+        except GateBlocked as blocked:
+            if not blame.fresh_base_may_help(blocked.verdict):
+                raise
+            judged = blocked
+        target = manifest.target_branch
+        onto = git.rev_parse(self.repo, f"refs/heads/{target}") or manifest.base_commit
+        if onto != manifest.base_commit:
+            foreign = landings.foreign_commits(self.repo, target, manifest.base_commit, onto)
+            if foreign:  # judged on a base nobody gated: the merge queue refuses it anyway
+                raise landing.TargetMoved(target, foreign, landings.describe(self.repo, foreign))
+            rebased = landing.rebase_onto_target(self.repo, manifest, onto)
+            manifest.landing_from = onto
+            try:
+                gate(manifest, rebased)
+                return rebased
+            except GateBlocked as again:
+                judged = again
+            finally:
+                manifest.landing_from = None
+        found = blame.pre_existing(judged.verdict)
+        if found:
+            raise blame.PreExisting(judged.verdict, found, onto)
+        raise judged
 
     def _failed(
         self,
@@ -368,6 +528,7 @@ class Pipeline:
             extra=extra or {},
             agent_failed=agent_failed,
         )
+        self._note_runtime_failure(attempt, recorded, outcome)
         return AttemptResult(
             attempt.task_id,
             attempt.number,
@@ -383,9 +544,100 @@ class Pipeline:
     def _recorder(self) -> failures.FailureRecorder:
         return failures.FailureRecorder(self.repo, self.store, self.config, worker_actor())
 
+    def _wait(
+        self,
+        attempt: Attempt,
+        outcome: RunOutcome,
+        verdicts: list[GateVerdict],
+        kind: str,
+        reason: str,
+        question: str,
+        details: dict[str, Any],
+    ) -> AttemptResult:
+        """Neither landed nor failed: the task waits (fleet/recovery_graph.py, "waiting instead of
+        failing") — no failure class, no failure recorded, the attempt not burned; the worktree
+        keeps the work."""
+        manifest = attempt.manifest
+        reason, question = redact.redact_text(reason), redact.redact_text(question)
+        manifest.set_state(worktrees.ManifestState.WAITING, f"{kind}: {reason}"[:500])
+        worktrees.write_manifest(self.repo, manifest)
+        evidence = waiting_evidence(
+            attempt,
+            outcome,
+            verdicts,
+            duration_s=attempt.elapsed(),
+            waiting=kind,
+            reason=reason,
+            extra=details,
+        )
+        attempts.write_evidence(attempt.run_dir, evidence)
+        target = manifest.target_branch
+        recorded = {
+            "reason": reason[:2000],
+            "attempt": attempt.number,
+            "target": target,
+            "target_tip": git.rev_parse(self.repo, f"refs/heads/{target}"),
+            "evidence": str(attempt.evidence_path),
+            **details,
+        }
+        actor = worker_actor()
+        self.store.mutate(
+            lambda g, now: recovery_graph.wait_mutation(
+                g, attempt.task_id, kind=kind, question=question, details=recorded, now=now, actor=actor
+            ),
+            actor=actor,
+        )
+        state = {"runtime": attempt.runtime, "state": "waiting", "waiting": kind, "reason": reason}
+        attempts.write_attempt(attempt.run_dir, state)
+        halt.record_outcome(self.repo, attempt.task_id, attempt.number, "waiting")
+        run_dir = str(attempt.run_dir)
+        return AttemptResult(
+            attempt.task_id, attempt.number, "waiting", reason, run_dir=run_dir, evidence=evidence
+        )
+
+    def refuse_moved_target(self, manifest: worktrees.Manifest, moved: landing.TargetMoved) -> str:
+        """A merge-pending attempt whose target moved outside the merge queue while it waited (the
+        service's merge retry found foreign commits): it is not built upon; the task waits, as in
+        :meth:`_land`. Returns what was recorded."""
+        task_id = manifest.task_id
+        question = (
+            f"{moved.target} moved outside the merge queue while attempt {manifest.attempt} waited to land: "
+            f"{moved.described}. Nothing was landed on top of that; review the commit(s). To accept "
+            f"{moved.target} as it is now, `speedrift retry {task_id}` starts a fresh attempt from its tip."
+        )
+        reason = redact.redact_text(moved.message)
+        manifest.set_state(
+            worktrees.ManifestState.WAITING, f"{recovery_graph.BOUNDARY_VIOLATION}: {reason}"[:500]
+        )
+        worktrees.write_manifest(self.repo, manifest)
+        details = {
+            "reason": reason[:2000],
+            "attempt": manifest.attempt,
+            "target": moved.target,
+            "target_tip": git.rev_parse(self.repo, f"refs/heads/{moved.target}"),
+            "foreign_commits": moved.foreign[:50],
+        }
+        actor = worker_actor()
+        self.store.mutate(
+            lambda g, now: recovery_graph.wait_mutation(
+                g,
+                task_id,
+                kind=recovery_graph.BOUNDARY_VIOLATION,
+                question=redact.redact_text(question),
+                details=details,
+                now=now,
+                actor=actor,
+            ),
+            actor=actor,
+        )
+        run_dir = attempts.run_dir(self.repo, task_id, manifest.attempt)
+        attempts.write_attempt(run_dir, {"state": "waiting", "waiting": recovery_graph.BOUNDARY_VIOLATION})
+        halt.record_outcome(self.repo, task_id, manifest.attempt, "waiting")
+        return f"waits for a human: {reason}"
+
     def _merge_pending(self, attempt: Attempt, reason: str) -> AttemptResult:
         manifest = attempt.manifest
-        manifest.state = worktrees.ManifestState.MERGE_PENDING
+        manifest.set_state(worktrees.ManifestState.MERGE_PENDING)
         worktrees.write_manifest(self.repo, manifest)
         self.store.mutate(
             lambda g, now: ops.update_speedrift(
@@ -412,14 +664,23 @@ class Pipeline:
         error: BaseException,
         bootstrapped: bool,
     ) -> None:
-        """An exception escaped the pipeline: fail the task with the reason, keep any work."""
+        """An exception escaped the pipeline: fail the task with the reason, keep any work — unless
+        the work is on the target already (the exception came after the ref moved): then the task is
+        done, as recovery would record it, and nothing runs again."""
         reason = str(error) if isinstance(error, SpeedriftError) else f"{type(error).__name__}: {error}"
         if manifest is not None:
-            if (
-                git.status_porcelain(Path(manifest.path))
-                or git.rev_parse(self.repo, manifest.branch) != manifest.base_commit
-            ):
-                manifest.state = worktrees.ManifestState.FAILED
+            written = worktrees.read_manifests(self.repo)
+            on_disk = next((m for m in written if m.name == manifest.name), manifest)
+            if crash_recovery.landed_tip(self.repo, on_disk) is not None:
+                crash_recovery.settle_attempt(self.repo, self.store, task_id, attempt, actor=worker_actor())
+                return
+            worktree = Path(manifest.path)
+            aborted = landing.abort_interrupted_rebase(self.repo, worktree) if worktree.is_dir() else None
+            if aborted is not None and not aborted.aborted:
+                manifest.notes = [*manifest.notes, f"a rebase is still in progress: {aborted.detail}"][-20:]
+            moved = git.rev_parse(self.repo, manifest.branch) != manifest.base_commit
+            if not worktree.is_dir() or git.status_porcelain(worktree) or moved:
+                manifest.set_state(worktrees.ManifestState.FAILED, reason[:300])
                 worktrees.write_manifest(self.repo, manifest)
             else:
                 worktrees.discard_unused(self.repo, manifest)

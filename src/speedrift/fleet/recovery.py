@@ -18,6 +18,7 @@ from speedrift.failure_class import FailureClass, parse_failure_class
 from speedrift.fleet.classify import Classification
 from speedrift.fleet.config import RecoveryKind, RepoConfig
 from speedrift.graph.model import Task
+from speedrift.textclip import clip
 
 MAX_PARTS = 6  # split_task: more file groups than this are merged by top-level directory
 MAX_DIAGNOSIS = 4000
@@ -280,7 +281,7 @@ def diagnose(found: Classification, attempt: int, reason: str) -> str:
     if advice:
         lines.append(advice)
     elif reason:
-        lines.append(f"Reason: {reason[:500]}")
+        lines.append(f"Reason: {clip(reason, 500)}")
     return "\n".join(lines)
 
 

@@ -21,6 +21,8 @@ from speedrift.graph.codec import Graph
 from speedrift.graph.model import (
     AFTER_KEYS,
     FAILED,
+    IN_PROGRESS,
+    OPEN,
     Task,
     after_of,
     edge_key,
@@ -30,6 +32,7 @@ from speedrift.graph.model import (
     str_list,
 )
 from speedrift.graph.store import GraphStore
+from speedrift.textclip import clip
 from speedrift.times import format_time
 
 NEEDS_HUMAN = "needs-human"
@@ -58,7 +61,7 @@ def annotate_failure(
         "class": found.cls,
         "rule": found.rule,
         "recovery": decision.recovery,
-        "reason": reason[:500],
+        "reason": clip(reason, 500),
     }
     recorded = {
         "failure_class": found.cls,
@@ -202,8 +205,12 @@ def manual_retry_mutation(
     now: datetime,
     actor: str | None,
 ) -> ops.Mutation:
-    """`speedrift retry`: a non-retryable class needs --context (what to do differently) or --force."""
+    """`speedrift retry`: a non-retryable class needs --context (what to do differently) or --force.
+    A task that waits (:func:`waiting_of`) is resumed: the human accepts the new base."""
     task = graph.get(task_id)
+    if task is not None and waiting_of(task) is not None:
+        why = "Resumed by a human: the next attempt starts from the target branch's current tip"
+        return resume_wait_mutation(graph, task_id, why=why, context=context, now=now, actor=actor)
     cls = speedrift_failure_class(task) if task is not None else None
     if cls is not None and not context and not force and not policy_for(cls, config).retryable:
         raise Refused(
@@ -295,3 +302,66 @@ def apply(store: GraphStore, task_id: str, decision: Decision, *, actor: str | N
         parts = [t["id"] for t in mutation.tasks if t["id"] != task_id]
         return f"split into {', '.join(parts) or 'its existing parts'}"
     return "reopened, paused and tagged for re-planning"
+
+
+# --- waiting instead of failing ---------------------------------------------------------------------------
+# An attempt that did nothing wrong, yet whose work cannot land (fleet/pipeline.py), does not fail:
+# ``pre_existing`` — the gate failure is already on the target branch (present at the attempt's
+# base, and still on the target's current tip after a rebase: not the agent's doing);
+# ``boundary_violation`` — the target branch moved outside the merge queue during the attempt (a
+# commit made directly on it), and nothing is built on that. The task goes back to open, paused,
+# tagged needs-human, with ``speedrift.waiting`` saying why and a "Needs a human: …" log line
+# saying what to do. No failure class (the 16 stay as they are), no failure history, no retry
+# count, nothing toward the retry halt: the attempt is not burned. `speedrift retry ID` accepts
+# (a fresh attempt from the target's current tip); a pre_existing wait also ends by itself once
+# the target moved on (fleet/crash_recovery.py resumes it).
+WAITING = "waiting"
+PRE_EXISTING = "pre_existing"
+BOUNDARY_VIOLATION = "boundary_violation"
+
+
+def waiting_of(task: Task) -> dict[str, Any] | None:
+    """The task's wait (``speedrift.waiting``) while it is open and waits, else None."""
+    found = speedrift_data(task).get(WAITING)
+    return found if isinstance(found, dict) and status_of(task) == OPEN else None
+
+
+def wait_mutation(
+    graph: Graph,
+    task_id: str,
+    *,
+    kind: str,
+    question: str,
+    details: dict[str, Any],
+    now: datetime,
+    actor: str | None,
+) -> ops.Mutation:
+    """The claimed task goes back to open, paused and tagged needs-human, waiting for ``kind``
+    (``question``: what the human is asked, with the command that answers)."""
+    task = graph.get(task_id)
+    if task is None or status_of(task) != IN_PROGRESS:
+        return ops.Mutation()
+    mutation = ops.unclaim(graph, task_id, now=now, actor=actor, message=_log_line(f"Waiting ({kind})"))
+    held = {"paused": True, **_tag_added(mutation.tasks[0], NEEDS_HUMAN)}
+    waiting = {"kind": kind, "since": format_time(now), **details}
+    released = {"state": None, "worker": None, WAITING: waiting}
+    message = _log_line(f"Needs a human: {question}")
+    return ops.set_fields(
+        graph, task_id, held, speedrift=released, message=message, now=now, actor=actor, within=mutation
+    )
+
+
+def resume_wait_mutation(
+    graph: Graph, task_id: str, *, why: str, context: str | None, now: datetime, actor: str | None
+) -> ops.Mutation:
+    """A waiting task is ready again: unpaused, untagged, its wait kept only in the log."""
+    task = graph.get(task_id)
+    if task is None or waiting_of(task) is None:
+        return ops.Mutation()
+    fields: dict[str, Any] = {"paused": None, **_tag_removed(task, NEEDS_HUMAN)}
+    resumed: dict[str, Any] = {WAITING: None}
+    if context:
+        resumed["retry_context"] = context
+    return ops.set_fields(
+        graph, task_id, fields, speedrift=resumed, message=_log_line(why), now=now, actor=actor
+    )

@@ -18,23 +18,34 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from speedrift import layout, records
+from speedrift import layout, pausestore, records
 from speedrift.errors import SpeedriftError
-from speedrift.fleet import halt, recovery, recovery_graph
-from speedrift.fleet.pipeline import AttemptResult, Pipeline, RunOptions, worker_actor
+from speedrift.fleet import (
+    crash_recovery,
+    failures,
+    followup,
+    halt,
+    pauses,
+    recovery,
+    recovery_graph,
+    supervisor,
+)
+from speedrift.fleet.pipeline import AttemptResult, Pipeline, worker_actor
+from speedrift.fleet.workers import Worker, WorkerExit
 from speedrift.graph import ops, query
 from speedrift.graph.codec import Graph
 from speedrift.graph.model import FAILED, IN_PROGRESS, speedrift_data
+from speedrift.graph.store import GraphStore
 from speedrift.layout import service_dir
-from speedrift.procs import pid_alive
-from speedrift.repo import git, landing, worktrees
+from speedrift.procs import identity_alive, identity_in, pid_alive, record_alive, terminate_group
+from speedrift.repo import landing, worktrees
 from speedrift.repo.worktrees import ManifestState
-from speedrift.times import format_time, now_utc, parse_time
+from speedrift.times import format_time, now_utc
 
 
 def hub_marker(repo: Path) -> Path:
@@ -67,8 +78,9 @@ def running_pid(repo: Path) -> int | None:
 
 def wg_service_live(graph_dir: Path) -> bool:
     state = layout.read_record(graph_dir / "service" / "state.json")
-    pid = state.get("pid") if state else None
-    return isinstance(pid, int) and pid_alive(pid)
+    # wg records only its pid: a zombie (or a pid reused since) must not count, so the pid is
+    # checked as an identity without a start time — alive, and not a zombie
+    return record_alive({"pid": state.get("pid")} if state else None)
 
 
 # --- recovery ------------------------------------------------------------------------------------
@@ -76,43 +88,12 @@ def wg_service_live(graph_dir: Path) -> bool:
 INTERRUPTIBLE = (ManifestState.LANDING, ManifestState.ACTIVE, ManifestState.MERGE_PENDING)
 
 
-def recover(pipeline: Pipeline) -> list[str]:
-    """Make the repo consistent after a crash. Returns what was done, one line per action."""
-    repo, store = pipeline.repo, pipeline.store
-    notes: list[str] = []
-    host = socket.gethostname()
-    for manifest in worktrees.read_manifests(repo):
-        worktree = Path(manifest.path)
-        interrupted = manifest.state in INTERRUPTIBLE and worktree.is_dir()
-        if interrupted and landing.abort_rebase_if_any(worktree):
-            notes.append(f"aborted an interrupted rebase in {worktree}")
-        if manifest.state is ManifestState.LANDING:
-            tip = git.rev_parse(repo, f"refs/heads/{manifest.branch}")
-            on_target = (
-                bool(tip)
-                and git.run(
-                    ["merge-base", "--is-ancestor", str(tip), manifest.target_branch], repo, check=False
-                ).returncode
-                == 0
-            )
-            if on_target and tip != manifest.base_commit:
-                manifest.state, manifest.landed_commit = ManifestState.LANDED, tip
-                worktrees.write_manifest(repo, manifest)
-                store.mutate(partial(_done_after_crash, manifest=manifest), actor=worker_actor())
-                notes.append(f"{manifest.task_id}: had landed {str(tip)[:12]} before the crash; marked done")
-            else:
-                manifest.state = ManifestState.FAILED
-                worktrees.write_manifest(repo, manifest)
-    graph = store.load()
-    for task_id, task in graph.tasks.items():
-        worker = speedrift_data(task).get("worker")
-        if task.get("status") != IN_PROGRESS or not isinstance(worker, dict):
-            continue
-        pid, where = worker.get("pid"), worker.get("host")
-        if where == host and isinstance(pid, int) and not pid_alive(pid):
-            store.mutate(partial(_release, task_id=task_id, pid=pid), actor=worker_actor())
-            notes.append(f"{task_id}: released (its worker {pid} is gone)")
-    return notes
+def recover(pipeline: Pipeline, *, wait: bool = True) -> list[str]:
+    """Make the repo consistent after a crash (fleet/crash_recovery.py: stale git locks, interrupted
+    rebases, landings from every state, dead attempts, claims of dead workers). Safe on any tick;
+    ``wait=False`` leaves the landing part for later while a landing holds the merge queue.
+    Returns what was done, one line per action."""
+    return crash_recovery.recover(pipeline.repo, pipeline.store, actor=worker_actor(), wait=wait)
 
 
 def _done_after_crash(graph: Graph, now: datetime, manifest: worktrees.Manifest) -> ops.Mutation:
@@ -137,6 +118,59 @@ def _release(graph: Graph, now: datetime, task_id: str, pid: int) -> ops.Mutatio
     return ops.set_fields(graph, task_id, speedrift=released, now=now, actor=actor, within=mutation)
 
 
+# --- workers that died ----------------------------------------------------------------------------
+def _end_orphaned_agent(repo: Path, task_id: str, attempt: int, grace_s: float) -> bool:
+    """A worker killed mid-attempt leaves its agent running (the agent leads its own session): end
+    that group. Its leader's identity is recorded (``agent_pgid`` + ``agent_start``); a group whose
+    leader is gone can still be ended (its id cannot be reused while members remain), one whose pid
+    now names another process is not ours."""
+    record = records.read_attempt(layout.attempt_dir(repo, task_id, attempt))
+    agent = identity_in(record.raw if record else None, "agent_pgid", "agent_start")
+    if agent is None or agent.pid <= 1:
+        return False
+    if not (identity_alive(agent) or not pid_alive(agent.pid)):
+        return False
+    return terminate_group(agent.pid, grace_s)
+
+
+def worker_died(pipeline: Pipeline, task_id: str, ended: WorkerExit) -> list[str]:
+    """A worker process ended without reporting (SIGKILL, OOM, a crash), handled at once by its
+    parent: the agent it left running is ended; work it had already landed is recorded done
+    (fleet/crash_recovery.py ``settle_attempt``); otherwise the attempt is recorded as crashed
+    (``transient_infra``, the exit status in the reason), so its recovery can be carried out now.
+    Then crash recovery settles what the worker left: its git locks, an interrupted rebase, its
+    manifest (the worktree and its work are kept)."""
+    repo, store = pipeline.repo, pipeline.store
+    task = store.load().get(task_id)
+    data = speedrift_data(task) if task is not None else {}
+    worker = data.get("worker")
+    claimed = isinstance(worker, dict) and worker.get("pid") == ended.pid
+    if task is None or task.get("status") != IN_PROGRESS or not claimed:
+        return [f"{task_id}: its worker ({ended.pid}) ended without a report; {ended.describe()}"]
+    number = int(data.get("attempt") or ended.attempt or 0)
+    notes: list[str] = []
+    if _end_orphaned_agent(repo, task_id, number, pipeline.config.budgets.kill_grace_seconds):
+        notes.append(f"{task_id}: ended the agent its dead worker left running")
+    landed = crash_recovery.settle_attempt(repo, store, task_id, number, actor=worker_actor())
+    if landed is not None:
+        return [*notes, landed]
+    reason = (
+        f"the worker process running attempt {number} (pid {ended.pid}) ended without a result: "
+        f"{ended.describe()}"
+    )
+    recorder = failures.FailureRecorder(repo, store, pipeline.config, worker_actor())
+    recorder.crashed(
+        task_id=task_id,
+        attempt=number,
+        run_dir=layout.attempt_dir(repo, task_id, number),
+        reason=reason,
+        bootstrapped=True,
+    )
+    notes.append(f"{task_id}: {reason}; recorded as a crash")
+    notes += [f"recovery: {note}" for note in recover(pipeline)]
+    return notes
+
+
 # --- retry policy ----------------------------------------------------------------------------------
 STOPPED = "interrupted by a service stop"
 
@@ -147,31 +181,21 @@ def schedule_retry(
     paused_until: dict[str, datetime],
     withheld: set[str] | None = None,
 ) -> str | None:
-    """Carry out an automatic recovery (fleet/recovery.py): reopen the task after its backoff, or
-    after its runtime's usage-limit reset, with the decision's diagnosis and model tier. While the
-    repo's retries are halted (fleet/halt.py) the task stays failed, marked withheld."""
-    decision = recovery.Decision.from_dict(result.recovery) if result.recovery else None
-    if decision is None or not decision.automatic:
+    """Carry out an attempt's automatic recovery right after it failed (fleet/followup.py, the same
+    function the hub's ``retry_failed`` calls): reopen the task after its backoff or its runtime's
+    usage-limit reset, with the decision's diagnosis and model tier; while the repo's retries are
+    halted (fleet/halt.py) the task stays failed, marked withheld. Returns when it is ready again."""
+    runtime = str(result.evidence.get("runtime", "")) or None
+    done = followup.carry_out(
+        pipeline.repo, pipeline.store, pipeline.config, result.task_id, actor=worker_actor(), runtime=runtime
+    )
+    if done.outcome == "withheld" and withheld is not None:
+        withheld.add(result.task_id)
+    if done.paused_runtime is not None:
+        paused_until[done.paused_runtime[0]] = done.paused_runtime[1]
+    if done.outcome != "reopened" or done.ready_at is None:
         return None
-    state = halt.retries_halted(pipeline.repo, pipeline.config.recovery)
-    if state.halted:
-        why = f"automatic retries are halted: {state.reason}"
-        pipeline.store.mutate(
-            lambda g, now: recovery_graph.withhold_mutation(
-                g, result.task_id, why, now=now, actor=worker_actor()
-            ),
-            actor=worker_actor(),
-        )
-        if withheld is not None:
-            withheld.add(result.task_id)
-        return None
-    now = now_utc()
-    when = now + timedelta(seconds=decision.delay_seconds)
-    if decision.recovery == "pause_runtime" and result.reset_at:
-        when = parse_time(result.reset_at) or now + timedelta(hours=1)
-        paused_until[str(result.evidence.get("runtime", ""))] = when
-    pipeline.store.mutate(partial(_reopen, task_id=result.task_id, decision=decision, when=when))
-    return format_time(when)
+    return format_time(max(done.ready_at, now_utc()))
 
 
 def _reopen(
@@ -190,29 +214,32 @@ def _reopen(
     )
 
 
+def reopen_interrupted(store: GraphStore, task_id: str, why: str) -> bool:
+    """An attempt cut off by a stop (the service's, or a signal to ``speedrift run``) goes straight
+    back to open: not the task's fault. False when the task is no longer failed."""
+    mutation = store.mutate(
+        partial(_reopen, task_id=task_id, decision=None, when=None, context=why), actor=worker_actor()
+    )
+    return bool(mutation.tasks)
+
+
 def withheld_tasks(graph: Graph) -> set[str]:
     """Failed tasks whose automatic retry a halt withheld."""
-    return {
-        task_id
-        for task_id, task in graph.tasks.items()
-        if task.get("status") == FAILED and (speedrift_data(task).get("recovery") or {}).get("withheld")
-    }
+    return followup.withheld(graph)
 
 
 def retry_withheld(pipeline: Pipeline, task_id: str) -> bool:
     """Retries resumed: reopen a withheld task now, as its recorded decision said."""
-
-    def build(graph: Graph, now: datetime) -> ops.Mutation:
-        task = graph.get(task_id)
-        recorded = speedrift_data(task).get("recovery") if task is not None else None
-        if not isinstance(recorded, dict) or not recorded.get("withheld"):
-            return ops.Mutation()
-        return _reopen(graph, now, task_id, recovery.Decision.from_dict(recorded), None)
-
-    return bool(pipeline.store.mutate(build, actor=worker_actor()).tasks)
+    return followup.reopen_withheld(pipeline.store, task_id, actor=worker_actor())
 
 
 # --- the loop --------------------------------------------------------------------------------------
+# how often a tick looks for claims of dead workers and recoveries nobody carried out: a graph load
+# and a manifest listing each time, so not on every tick of a busy service (its own workers'
+# deaths and failures are handled the moment they happen, by their watcher threads)
+SUPERVISE_EVERY_S = 1.0
+
+
 @dataclass
 class ServiceLoop:
     pipeline: Pipeline
@@ -228,6 +255,10 @@ class ServiceLoop:
     # --hub: asked before every claim; (False, reason) keeps the service idle ("paused: reason")
     admission: Callable[[], tuple[bool, str]] | None = None
     paused: str | None = None
+    workers: dict[str, Worker] = field(default_factory=dict)  # the worker process of each attempt
+    walls: dict[str, float] = field(default_factory=dict)  # task -> its worker's wall time (start to end)
+    held: str | None = None  # why admission (fleet/supervisor.py) holds further attempts back
+    _next_supervision: float = 0.0  # time.monotonic() of the next supervise_claims pass
 
     def say(self, message: str) -> None:
         if self.log:
@@ -241,38 +272,115 @@ class ServiceLoop:
             state=state,
             running=tuple(sorted(self.running)),
             max_agents=self.pipeline.config.service.max_agents,
-            paused_runtimes={k: format_time(v) for k, v in self.paused_until.items()},
+            paused_runtimes={  # the machine-wide pauses (pausestore.py) every supervisor respects
+                **{k: format_time(v) for k, v in self.paused_until.items()},
+                **{
+                    p.runtime: format_time(p.until) if p.until else "until resumed"
+                    for p in pausestore.active(now_utc())
+                },
+            },
             retries=self.retries.as_dict() if self.retries else None,
             hub=self.admission is not None,
             paused=self.paused,
         )
         records.write_heartbeat(self.pipeline.repo, beat)
 
-    def _attempt(self, task_id: str, cancel: threading.Event) -> None:
+    def _attempt(self, task_id: str, cancel: threading.Event, slot: supervisor.Slot) -> None:
+        """One attempt in a worker process (fleet/workers.py): start it, hand it the admitted slot,
+        wait, and act on how it ended — its result, or its death without one, handled at once."""
+        worker = Worker(self.pipeline, task_id)
+        with contextlib.suppress(SpeedriftError):  # resolved once here, handed to every worker
+            self.pipeline.target_branch()  # (a repo without a commit: the worker says so itself)
         try:
-            result = self.pipeline.run(task_id, RunOptions(cancel=cancel))
-            self.say(f"{task_id}: attempt {result.attempt} {result.status}: {result.reason}")
-            if result.status == FAILED and self.stop.is_set() and result.reason == "cancelled":
-                # cut off by our own shutdown: not the task's fault, so it goes straight back to open
-                # (a failure that merely finished while the service stops keeps its recovery)
-                self.pipeline.store.mutate(
-                    partial(_reopen, task_id=task_id, decision=None, when=None, context=STOPPED),
-                    actor=worker_actor(),
-                )
-            elif result.status == FAILED:
-                when = schedule_retry(self.pipeline, result, self.paused_until, self.withheld)
-                if when:
-                    self.say(f"{task_id}: retry scheduled for {when}")
+            slot.hand_to(worker.start(), "service")  # the slot lives exactly as long as the worker
             with self.lock:
-                self.results.append(result)
+                self.workers[task_id] = worker
+            ended = worker.wait(cancel)
+            with self.lock:
+                self.walls[task_id] = ended.wall_s
+            report = ended.report
+            if report is None:
+                for note in worker_died(self.pipeline, task_id, ended):
+                    self.say(note)
+                self.carry_out(task_id)  # the crash's recovery: scheduled now, not at the next start
+            elif report.kind == "refused":
+                self.say(f"{task_id}: not run: {report.message}")
+            elif report.kind == "error":
+                self.say(f"{task_id}: internal error: {report.message}")
+            elif report.result is not None:
+                self._finished(task_id, report.result)
         except SpeedriftError as error:
             self.say(f"{task_id}: not run: {error.message}")
-        except Exception as error:  # a bug must not take the service down; the pipeline released the task
+        except Exception as error:  # a bug must not take the service down
             self.say(f"{task_id}: internal error: {type(error).__name__}: {error}")
         finally:
+            slot.release()
             with self.lock:
                 self.running.pop(task_id, None)
                 self.cancels.pop(task_id, None)
+                self.workers.pop(task_id, None)
+
+    def _finished(self, task_id: str, result: AttemptResult) -> None:
+        self.say(f"{task_id}: attempt {result.attempt} {result.status}: {result.reason}")
+        if result.status == FAILED and self.stop.is_set() and result.reason == "cancelled":
+            # cut off by our own shutdown: not the task's fault, so it goes straight back to open
+            # (a failure that merely finished while the service stops keeps its recovery)
+            self.pipeline.store.mutate(
+                partial(_reopen, task_id=task_id, decision=None, when=None, context=STOPPED),
+                actor=worker_actor(),
+            )
+        elif result.status == FAILED:
+            when = schedule_retry(self.pipeline, result, self.paused_until, self.withheld)
+            if when:
+                self.say(f"{task_id}: retry scheduled for {when}")
+        with self.lock:
+            self.results.append(result)
+
+    def carry_out(self, task_id: str) -> None:
+        """Carry out a failed task's recorded automatic recovery (fleet/followup.py)."""
+        done = followup.carry_out(
+            self.pipeline.repo, self.pipeline.store, self.pipeline.config, task_id, actor=worker_actor()
+        )
+        if done.outcome == "withheld":
+            with self.lock:
+                self.withheld.add(task_id)
+        if done.paused_runtime is not None:
+            self.paused_until[done.paused_runtime[0]] = done.paused_runtime[1]
+        if done.outcome != "nothing":
+            self.say(f"{task_id}: {done.detail}")
+
+    def supervise_claims(self) -> None:
+        """Every tick, not only at start: when a task is claimed by a worker that is gone — judged
+        by pid and start time, so a zombie or a reused pid never holds a task — crash recovery
+        settles it (fleet/crash_recovery.py: done if its work landed, else released), without
+        waiting behind a landing in progress. This service's own workers are handled by their
+        watcher threads (:func:`worker_died`), so a tick leaves them alone while one is being
+        reaped. Then the recovery decisions recorded by attempts this service did not run
+        (``speedrift run``, the hub's workers) are carried out."""
+        graph = self.pipeline.store.load()
+        host = socket.gethostname()
+        with self.lock:
+            mine = set(self.running)
+            reaping = any(worker.exited() for worker in self.workers.values())
+        dead = False
+        for task_id, task in graph.tasks.items():
+            if task.get("status") != IN_PROGRESS or task_id in mine:
+                continue
+            data = speedrift_data(task)
+            worker = data.get("worker")
+            if data.get("state") == "merge-pending" or not isinstance(worker, dict):
+                continue  # merge-pending work waits for the merge queue (retry_pending_merges)
+            if worker.get("host") == host and isinstance(worker.get("pid"), int) and not record_alive(worker):
+                dead = True
+                break
+        if dead and not reaping:
+            for note in recover(self.pipeline, wait=False):
+                self.say(f"recovery: {note}")
+        if self.admission is not None and self.paused:
+            return  # --hub without authority: no graph writes on the hub's behalf
+        for task_id in followup.pending(graph):
+            if task_id not in mine:
+                self.carry_out(task_id)
 
     def check_retries(self) -> None:
         """Recompute the halt verdict; when retries may run again, reopen what a halt withheld."""
@@ -326,13 +434,31 @@ class ServiceLoop:
                     break
                 if task["id"] in self.running:
                     continue
-            runtime, _model = registry.select_runtime(task, config.default_runtime)
-            if self.paused_until.get(runtime, now) > now:
-                continue
+            runtime, model = registry.select_runtime(task, config.default_runtime)
+            if self.paused_until.get(runtime, now) > now or pauses.blocking_pause(runtime, model, now):
+                continue  # its runtime is paused (a usage limit, a failed preflight…): machine-wide
             if not self.admitted():  # before every claim: a lease may expire between two tasks
                 break
+            # the machine-wide limits (fleet/supervisor.py): counted from every live attempt
+            admission = supervisor.admit(
+                self.pipeline.repo,
+                task["id"],
+                runtime,
+                supervisor.Limits.for_attempt(config, runtime),
+                holder="service",
+            )
+            if admission.slot is None:
+                if admission.reason != self.held:
+                    self.say(f"holding {task['id']}: {admission.reason}")
+                self.held = admission.reason
+                if admission.limit == "runtime":
+                    continue  # another runtime's task may still start
+                break  # the service simply waits for a slot
+            self.held = None
             cancel = threading.Event()
-            thread = threading.Thread(target=self._attempt, args=(task["id"], cancel), daemon=True)
+            thread = threading.Thread(
+                target=self._attempt, args=(task["id"], cancel, admission.slot), daemon=True
+            )
             with self.lock:
                 self.running[task["id"]] = thread
                 self.cancels[task["id"]] = cancel
@@ -350,10 +476,14 @@ class ServiceLoop:
             except (landing.MergePending, landing.MergeConflict) as error:
                 self.say(f"{manifest.task_id}: still waiting to land: {error.message}")
                 continue
+            except landing.TargetMoved as moved:  # never built upon: the task waits for a human
+                self.say(f"{manifest.task_id}: {self.pipeline.refuse_moved_target(manifest, moved)}")
+                continue
             manifest.state, manifest.landed_commit = ManifestState.LANDED, tip
             worktrees.write_manifest(self.pipeline.repo, manifest)
             self.pipeline.store.mutate(partial(_done_after_crash, manifest=manifest), actor=worker_actor())
             halt.record_outcome(self.pipeline.repo, manifest.task_id, manifest.attempt, "done")
+            worktrees.remove_landed(self.pipeline.repo, manifest)  # done is written: the worktree can go
             self.say(f"{manifest.task_id}: landed {tip[:12]} after waiting")
 
     def run(self, once: bool = False) -> None:
@@ -366,6 +496,9 @@ class ServiceLoop:
         while not self.stop.is_set():
             self.check_retries()
             self.heartbeat("running" if self.admitted() else f"paused: {self.paused}")
+            if time.monotonic() >= self._next_supervision:  # at most every SUPERVISE_EVERY_S
+                self._next_supervision = time.monotonic() + SUPERVISE_EVERY_S
+                self.supervise_claims()
             self.retry_pending_merges()
             self.dispatch()
             if once:

@@ -17,6 +17,7 @@ import orjson
 from speedrift import fsutil, redact
 from speedrift.gates.model import EvidenceBundle, GateStatus
 from speedrift.layout import gate_bundles_dir
+from speedrift.textclip import clip
 
 KEEP = 500
 SUMMARY_LIMIT = 400
@@ -35,34 +36,46 @@ def to_dict(bundle: EvidenceBundle) -> dict[str, Any]:
     return data
 
 
-def _short(reason: str, limit: int = 70) -> str:
-    text = " ".join(reason.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+# per-reason limits by status, tried in turn until the line fits SUMMARY_LIMIT: what blocks keeps
+# the most room, then warnings; skipped gates give way first
+_REASON_LIMITS: tuple[dict[GateStatus, int], ...] = (
+    {"fail": 200, "warn": 160, "skipped": 90},
+    {"fail": 200, "warn": 120, "skipped": 60},
+    {"fail": 200, "warn": 90, "skipped": 40},
+)
 
 
 def summary(bundle: EvidenceBundle) -> str:
-    """One line: "gates on <sha>: 7 pass, 1 warn (lint: 2 new findings), 1 skipped (sca: offline)"."""
+    """One line: "gates on <sha>: 7 pass, 1 warn (lint: 2 new findings), 1 skipped (sca: offline)",
+    ending in " — blocked by <gates>", or " — unverified" when it passes without its tests having run.
+
+    Reasons are shortened to fit (:func:`speedrift.textclip.clip`) but their trailing hints never
+    are: a line whose hints alone do not fit is longer than ``SUMMARY_LIMIT``."""
     not_run = [r for r in bundle.results if r.status == "skipped" and r.reason.startswith(NOT_RUN)]
     shown = [r for r in bundle.results if r not in not_run]
     counts = Counter(r.status for r in shown)
-    parts: list[str] = []
-    for status in _STATUS_ORDER:
-        if not counts[status]:
-            continue
-        if status == "pass":
-            parts.append(f"{counts[status]} pass")
-            continue
-        limit = 40 if status == "skipped" else 90
-        details = ", ".join(
-            f"{r.gate}: {_short(r.reason, limit)}" for r in shown if r.status == status and r.reason
-        )
-        parts.append(f"{counts[status]} {status}" + (f" ({details})" if details else ""))
-    if not_run and bundle.stopped_early:
-        parts.append(f"{len(not_run)} not run after {bundle.stopped_early} failed")
-    verdict = "" if bundle.passed else f" — blocked by {', '.join(r.gate for r in bundle.blocking)}"
-    text = f"gates on {bundle.commit[:12]}: " + ", ".join(parts)
-    room = SUMMARY_LIMIT - len(verdict)
-    return (text if len(text) <= room else text[: room - 1] + "…") + verdict
+    if bundle.passed:
+        verdict = "" if bundle.verified else " — unverified"  # why: the tests gate's own reason, above
+    else:
+        verdict = f" — blocked by {', '.join(r.gate for r in bundle.blocking)}"
+    text = ""
+    for limits in _REASON_LIMITS:
+        parts: list[str] = []
+        for status in _STATUS_ORDER:
+            if not counts[status]:
+                continue
+            if status == "pass":
+                parts.append(f"{counts[status]} pass")
+                continue
+            mine = [r for r in shown if r.status == status and r.reason]
+            details = ", ".join(f"{r.gate}: {clip(r.reason, limits[status])}" for r in mine)
+            parts.append(f"{counts[status]} {status}" + (f" ({details})" if details else ""))
+        if not_run and bundle.stopped_early:
+            parts.append(f"{len(not_run)} not run after {bundle.stopped_early} failed")
+        text = f"gates on {bundle.commit[:12]}: " + ", ".join(parts)
+        if len(text) + len(verdict) <= SUMMARY_LIMIT:
+            break
+    return text + verdict
 
 
 def write(repo: Path, bundle: EvidenceBundle) -> Path:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, model_validator
 
 GateName = Literal["syntax", "secrets", "scope", "contract", "lint", "types", "tests", "sast", "sca"]
 GATE_ORDER: tuple[GateName, ...] = (
@@ -27,6 +27,9 @@ GATE_ORDER: tuple[GateName, ...] = (
 Switch = Literal["auto", "on", "off"]
 ScopeMode = Literal["default", "strict", "disabled"]
 BlockSeverity = Literal["critical", "high", "medium", "low"]
+# auto: a repo with tests must run them to land, a repo without lands "done (unverified)";
+# always: no tests (or tests that cannot run) never land; never: the tests gate never blocks for that
+RequireTests = Literal["auto", "always", "never"]
 
 
 class _Strict(BaseModel):
@@ -39,7 +42,7 @@ class SecretsConfig(_Strict):
 
 
 class TestsConfig(_Strict):
-    command: list[str] | None = None  # argv; default: pytest when the repo has tests/ and pytest config
+    command: list[str] | None = None  # argv; default: detected (pytest, npm, go, cargo, make test)
     junit: bool = True  # add --junitxml to a pytest command for per-test outcomes
 
 
@@ -69,6 +72,7 @@ class GatesConfig(_Strict):
     skip: list[GateName] = Field(default_factory=list)  # reported as skipped: disabled in speedrift.toml
     required: list[GateName] = Field(default_factory=list)  # warn/skipped block for these
     scope: ScopeMode = "default"  # the SCOPE_STRICT environment variable overrides it
+    require_tests: RequireTests = "auto"  # does landing need the repo's tests to have run?
     timeout_seconds: float = Field(default=600, gt=0)  # per gate
     total_timeout_seconds: float = Field(default=3600, gt=0)  # the whole suite
     timeouts: dict[GateName, PositiveFloat] = Field(default_factory=dict)  # per-gate overrides, seconds
@@ -81,6 +85,14 @@ class GatesConfig(_Strict):
     types: TypesConfig = Field(default_factory=TypesConfig)
     sast: SastConfig = Field(default_factory=SastConfig)
     sca: ScaConfig = Field(default_factory=ScaConfig)
+
+    @model_validator(mode="after")
+    def _tests_required_but_skipped(self) -> GatesConfig:
+        if self.require_tests == "always" and "tests" in self.skip:
+            raise ValueError(
+                'require_tests = "always" contradicts skip = ["tests"] (remove "tests" from [gates] skip)'
+            )
+        return self
 
     def timeout_for(self, gate: str) -> float:
         for name, seconds in self.timeouts.items():

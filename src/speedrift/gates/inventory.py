@@ -5,9 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from speedrift.gates import lint, sca, testrun, typecheck
+from speedrift.gates import lint, sca, testdetect, typecheck
 from speedrift.gates.config import GATE_ORDER, GatesConfig, Switch
 from speedrift.gates.tools import INSTALL_HINTS, ToolFinder
+
+_UNVERIFIED = {
+    "auto": "work lands as done (unverified)",
+    "always": "nothing lands (require_tests = always)",
+    "never": "work lands (require_tests = never)",
+}
 
 
 def _switch(value: Switch, configured: bool) -> bool:
@@ -20,8 +26,18 @@ def describe(repo: Path, worktree: Path, config: GatesConfig) -> list[dict[str, 
     has_requirements = bool(sca.requirement_files(worktree))
     has_lock = (worktree / "package-lock.json").is_file()
     tests_command = config.tests.command
-    has_tests = (worktree / "tests").is_dir() or (worktree / "test").is_dir()
-    pytest_auto = has_tests and testrun.pytest_configured(worktree)
+    detected = [] if tests_command else testdetect.detect(worktree)
+    if tests_command:
+        tests_runs, tests_tools = "[gates.tests] command", [(tests_command[0], True)]
+    elif detected:
+        first = detected[0]
+        tests_runs = f"{first.label} ({first.found} found)" + "".join(
+            f"; also found {d.label} ({d.found}): not run" for d in detected[1:]
+        )
+        tests_tools = [(d.tool, d is first) for d in detected]
+    else:
+        tests_runs = f"no tests found: {_UNVERIFIED[config.require_tests]}"
+        tests_tools = [("pytest", False)]
     plan: dict[str, tuple[str, list[tuple[str, bool]]]] = {
         "syntax": ("always (Python, JSON, TOML, YAML; JavaScript with node)", [("node", True)]),
         "secrets": ("always (detect-secrets library and speedrift's patterns)", []),
@@ -41,10 +57,7 @@ def describe(repo: Path, worktree: Path, config: GatesConfig) -> list[dict[str, 
                 ("tsc", config.types.tsc != "off" and (worktree / "tsconfig.json").is_file()),
             ],
         ),
-        "tests": (
-            "[gates.tests] command" if tests_command else "pytest when tests/ and pytest config exist",
-            [((tests_command or ["pytest"])[0], bool(tests_command) or pytest_auto)],
-        ),
+        "tests": (f"{tests_runs} (require_tests: {config.require_tests})", tests_tools),
         "sast": (
             "semgrep (speedrift's rules) and ruff S on changed files",
             [("semgrep", config.sast.semgrep != "off"), ("ruff", config.sast.ruff_security != "off")],

@@ -51,6 +51,10 @@ class EvidenceBundle:
     task: str | None = None
     stopped_early: str | None = None  # the gate whose hard failure stopped the run
     extra: dict[str, str] = field(default_factory=dict)
+    # the change was checked by the repo's tests (they ran, nothing new fails); when not, why —
+    # a bundle that passes unverified lands as "done (unverified)"
+    verified: bool = False
+    unverified_reason: str | None = None
 
     @property
     def blocking(self) -> tuple[GateResult, ...]:

@@ -42,6 +42,7 @@ from speedrift.gates.verdict import GateVerdict
 from speedrift.graph.model import Task, speedrift_data
 from speedrift.graph.store import GraphStore
 from speedrift.repo import git
+from speedrift.textclip import clip
 from speedrift.times import format_time, now_utc
 
 HARD_FAILURES = frozenset({FailureClass.SECRET_LEAK, FailureClass.SCOPE_VIOLATION})
@@ -104,6 +105,8 @@ class GateSuite:
             summary=text,
             evidence=data,
             failure_class=_failure_class(blocking[0]) if blocking else None,
+            verified=evidence.verified,
+            unverified_reason=evidence.unverified_reason,
         )
 
     def _comparison_base(self, repo: Path, worktree: Path, base: str, tip: str) -> str:
@@ -182,6 +185,7 @@ class GateSuite:
         }
         if working_tree:
             extra["working_tree"] = "uncommitted changes included"
+        verified, unverified = verification(results, ctx.notes)
         evidence = EvidenceBundle(
             commit=tip,
             base=base,
@@ -190,6 +194,8 @@ class GateSuite:
             task=str(task["id"]) if task and "id" in task else None,
             stopped_early=stopped,
             extra=extra,
+            verified=verified,
+            unverified_reason=unverified,
         )
         leaked = ctx.notes.get("secret_values")
         return evidence, [v for v in leaked if isinstance(v, str)] if isinstance(leaked, list) else []
@@ -211,7 +217,7 @@ class GateSuite:
             return result(
                 gate.name,
                 "fail",
-                f"the {gate.name} gate crashed: {type(error).__name__}: {error}"[:500],
+                clip(f"the {gate.name} gate crashed: {type(error).__name__}: {error}", 500),
                 failure_class=FailureClass.ENV_BOOTSTRAP,
             )
 
@@ -237,6 +243,19 @@ class GateSuite:
             )
         except Exception:  # the verdict stands even if the log line cannot be written
             return
+
+
+def verification(results: Sequence[GateResult], notes: Mapping[str, object]) -> tuple[bool, str | None]:
+    """(verified, why not): verified when the tests gate ran the repo's tests and nothing new fails."""
+    tests = next((r for r in results if r.gate == "tests"), None)
+    if tests is None:
+        return False, "the tests gate did not run"
+    if tests.status in ("pass", "warn") and notes.get("tests_verified") is True:
+        return True, None
+    said = notes.get("tests_unverified")
+    if isinstance(said, str) and said:
+        return False, said
+    return False, f"tests {tests.status}: {tests.reason}" if tests.reason else f"tests {tests.status}"
 
 
 def _failure_class(blocking: GateResult) -> FailureClass:

@@ -1,9 +1,10 @@
 """The tests gate: the repo's test command at the tip; on failure, at the base too.
 
-The command is ``[gates.tests] command`` in speedrift.toml, or pytest when the repo has a
-``tests/`` (or ``test/``) directory and pytest configuration. A pytest command gets
-``--junitxml`` so outcomes are known per test. When the tip fails, the base commit runs in a
-private checkout (cached per base and command) and the failures are sorted:
+The command is ``[gates.tests] command`` in speedrift.toml, or the suite detected from the repo's
+files (:mod:`speedrift.gates.testdetect`: pytest, ``npm test``, ``go test ./...``, ``cargo test``,
+``make test``) when its tool is installed. A pytest command gets ``--junitxml`` so outcomes are
+known per test. When the tip fails, the base commit runs in a private checkout (cached per base
+and command) and the failures are sorted:
 
 * passed at the base, failing now: **regression** (fail, class ``regression``);
 * not there at the base (a new test) and failing: fail, class ``implementation_error``;
@@ -11,11 +12,16 @@ private checkout (cached per base and command) and the failures are sorted:
 
 Without per-test outcomes the whole suite is compared. A command that cannot be started, or a
 pytest usage/internal error, fails with class ``env_bootstrap``.
+
+``[gates] require_tests`` says what happens when no suite runs: ``auto`` (the default) fails a
+repo whose tests exist but cannot run (the tool is missing: ``env_bootstrap``, naming the tool and
+how to install it) and lets a repo without tests land unverified; ``always`` fails that too;
+``never`` only skips. Whether the change was verified by its tests goes to ``ctx.notes``
+(``tests_verified``, ``tests_unverified``) for the suite to record in the bundle.
 """
 
 from __future__ import annotations
 
-import configparser
 import hashlib
 import os
 import tempfile
@@ -24,16 +30,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from speedrift.failure_class import FailureClass
-from speedrift.gates import basetree, diffaware
+from speedrift.gates import basetree, diffaware, testdetect
 from speedrift.gates.context import GateContext, result
-from speedrift.gates.lint import pyproject_has
 from speedrift.gates.model import Finding, GateResult
+from speedrift.gates.testdetect import pytest_configured
 from speedrift.gates.tools import ToolNotRunnable
+from speedrift.textclip import cut_middle
 
 FAILED = frozenset({"failed", "error"})
 PYTEST_USAGE_ERROR = 4
 PYTEST_INTERNAL_ERROR = 3
 PYTEST_NO_TESTS = 5
+TAIL_LIMIT = 400
+# what is detected is listed by `speedrift gates list` and docs/gates.md; the hint stays short
+ADD_TESTS = "(add tests, or set [gates.tests] command in speedrift.toml)"
+NO_TESTS = f"no tests found {ADD_TESTS}"
+NO_TESTS_REQUIRED = f'no tests found, and [gates] require_tests = "always" {ADD_TESTS}'
+__all__ = ["NO_TESTS", "TestPlan", "TestsGate", "is_pytest", "pytest_configured", "resolve"]
 
 
 @dataclass
@@ -48,21 +61,30 @@ class SuiteRun:
     def failing(self) -> set[str]:
         return {t for t, o in (self.outcomes or {}).items() if o in FAILED}
 
+    def counts(self) -> str:
+        """ "2 failed, 5 passed" (and skipped, when some were)."""
+        outcomes = list((self.outcomes or {}).values())
+        skipped = outcomes.count("skipped")
+        text = f"{len(self.failing)} failed, {outcomes.count('passed')} passed"
+        return text + (f", {skipped} skipped" if skipped else "")
 
-def pytest_configured(root: Path) -> bool:
-    if (root / "pytest.ini").is_file() or (root / "conftest.py").is_file():
-        return True
-    if pyproject_has(root, "tool.pytest"):
-        return True
-    for name, section in (("setup.cfg", "tool:pytest"), ("tox.ini", "pytest")):
-        parser = configparser.ConfigParser()
-        try:
-            parser.read(root / name, encoding="utf-8")
-        except (configparser.Error, UnicodeDecodeError):
-            continue
-        if parser.has_section(section):
-            return True
-    return False
+
+def _listed(tests: list[str], shown: int = 3) -> str:
+    more = len(tests) - shown
+    return ", ".join(tests[:shown]) + (f" and {more} more" if more > 0 else "")
+
+
+@dataclass(frozen=True, slots=True)
+class TestPlan:
+    """What the tests gate will run here, or why nothing can run."""
+
+    __test__ = False  # not a pytest test class
+
+    command: list[str] | None  # the argv (None: nothing runs)
+    label: str  # how to name it to a person: "pytest", "npm test", "[gates.tests] command"
+    found: str | None = None  # what showed the suite exists ("test_calc.py", "go.mod")
+    problem: str = ""  # command None: why ("no tests found (…)", "tests found (…) but … not installed")
+    configured: bool = False  # from [gates.tests] command
 
 
 def is_pytest(argv: list[str]) -> bool:
@@ -70,28 +92,45 @@ def is_pytest(argv: list[str]) -> bool:
     return head in ("pytest", "py.test") or (len(argv) >= 3 and argv[1:3] == ["-m", "pytest"])
 
 
-def resolve_command(ctx: GateContext) -> tuple[list[str] | None, str]:
-    """(argv, "") or (None, why the gate is skipped / what is wrong)."""
+def label_of(command: list[str] | tuple[str, ...]) -> str:
+    """A short name for a test command: "pytest", "npm test", "make test", …"""
+    if not command:
+        return ""
+    if is_pytest(list(command)):
+        return "pytest"
+    head = Path(command[0]).name
+    if head in ("npm", "go", "cargo", "make", "yarn", "pnpm") and len(command) > 1:
+        return f"{head} {command[1]}"
+    return head
+
+
+def resolve(ctx: GateContext) -> TestPlan:
+    """The configured command, else the detected suite with its tool, else why nothing runs."""
     configured = ctx.config.tests.command
     if configured:
         program = configured[0]
+        label = label_of(configured)
         if "/" in program:  # a path: relative ones resolve in the tree under test (tip or base)
-            return list(configured), ""
+            return TestPlan(list(configured), label, configured=True)
         found = ctx.finder.find(program)
         if found is None:
-            return None, f"test command not found: {program!r} ([gates.tests] command in speedrift.toml)"
-        return [str(found), *configured[1:]], ""
-    root = ctx.worktree
-    if not ((root / "tests").is_dir() or (root / "test").is_dir()) or not pytest_configured(root):
-        return None, "no test command: set [gates.tests] command, or add tests/ with pytest configuration"
-    for venv in (ctx.worktree / ".venv", ctx.repo / ".venv"):
-        python = venv / "bin" / "python"
-        if python.is_file() and (venv / "bin" / "pytest").exists():
-            return [str(python), "-m", "pytest"], ""
-    pytest = ctx.finder.find("pytest")
-    if pytest is None:
-        return None, ctx.finder.missing_reason("pytest")
-    return [str(pytest)], ""
+            problem = f"test command not found: {program!r} ([gates.tests] command in speedrift.toml)"
+            return TestPlan(None, label, problem=problem, configured=True)
+        return TestPlan([str(found), *configured[1:]], label, configured=True)
+    detected = testdetect.detect(ctx.worktree)
+    if not detected:
+        return TestPlan(None, "", problem=NO_TESTS)
+    first = detected[0]
+    if first.layout == "pytest":
+        for venv in (ctx.worktree / ".venv", ctx.repo / ".venv"):
+            python = venv / "bin" / "python"
+            if python.is_file() and (venv / "bin" / "pytest").exists():
+                return TestPlan([str(python), "-m", "pytest"], first.label, first.found)
+    tool = ctx.finder.find(first.tool)
+    if tool is None:
+        problem = f"tests found ({first.found}) but {ctx.finder.missing_reason(first.tool)}"
+        return TestPlan(None, first.label, first.found, problem)
+    return TestPlan([str(tool), *first.args], first.label, first.found)
 
 
 def parse_junit(
@@ -111,9 +150,8 @@ def parse_junit(
         for child in case:
             if child.tag in ("failure", "error", "skipped"):
                 outcome = "failed" if child.tag == "failure" else child.tag
-                messages[name] = (
-                    (child.get("message") or "").splitlines()[0][:300] if child.get("message") else ""
-                )
+                first_line = (child.get("message") or "").splitlines()[0] if child.get("message") else ""
+                messages[name] = cut_middle(first_line, 300)
                 break
         outcomes[name] = outcome
         line = case.get("line")
@@ -125,18 +163,34 @@ class TestsGate:
     name = "tests"
 
     def run(self, ctx: GateContext) -> GateResult:
-        command, why = resolve_command(ctx)
+        plan = resolve(ctx)
+        command = plan.command
+        require = ctx.config.require_tests
         if command is None:
-            if why.startswith("test command not found"):
-                return result(self.name, "fail", why, failure_class=FailureClass.ENV_BOOTSTRAP)
-            return result(self.name, "skipped", why)
+            if plan.configured:
+                return result(self.name, "fail", plan.problem, failure_class=FailureClass.ENV_BOOTSTRAP)
+            if plan.found is not None and require != "never":  # tests exist, their tool does not
+                return result(self.name, "fail", plan.problem, failure_class=FailureClass.ENV_BOOTSTRAP)
+            if plan.found is None and require == "always":
+                return result(
+                    self.name,
+                    "fail",
+                    NO_TESTS_REQUIRED,
+                    failure_class=FailureClass.IMPLEMENTATION_ERROR,
+                )
+            return result(self.name, "skipped", plan.problem)
+        hint = (
+            "[gates.tests] command"
+            if plan.configured
+            else f"{plan.label} was detected; [gates.tests] command in speedrift.toml sets another"
+        )
         try:
             tip = self._execute(ctx, ctx.worktree, command)
         except ToolNotRunnable as error:
             return result(
                 self.name,
                 "fail",
-                f"{error} ([gates.tests] command)",
+                f"{error} ({hint})",
                 command=command,
                 failure_class=FailureClass.ENV_BOOTSTRAP,
             )
@@ -151,6 +205,7 @@ class TestsGate:
             )
         if tip.returncode == 0:
             count = len(tip.outcomes) if tip.outcomes is not None else None
+            ctx.notes["tests_verified"] = True
             return result(
                 self.name,
                 "pass",
@@ -158,9 +213,26 @@ class TestsGate:
                 command=command,
             )
         if pytest and tip.returncode == PYTEST_NO_TESTS:
+            if require == "always":
+                return result(
+                    self.name,
+                    "fail",
+                    'pytest collected no tests, and [gates] require_tests = "always" (add tests)',
+                    command=command,
+                    failure_class=FailureClass.IMPLEMENTATION_ERROR,
+                )
+            ctx.notes["tests_unverified"] = "pytest collected no tests"
             return result(self.name, "warn", "no tests were collected", command=command)
         base = self._base(ctx, command)
-        return self._judge(tip, base, command)
+        judged = self._judge(tip, base, command)
+        if judged.status == "warn" and judged.findings:  # the tests ran; only old failures remain
+            ctx.notes["tests_verified"] = True
+        elif judged.status == "warn":
+            ctx.notes["tests_unverified"] = (
+                f"the test command fails at the base commit too (exit {base.returncode}), "
+                "so it cannot tell whether this change works"
+            )
+        return judged
 
     def _judge(self, tip: SuiteRun, base: SuiteRun, command: list[str]) -> GateResult:
         if tip.outcomes is not None and base.outcomes is not None and tip.failing:
@@ -179,11 +251,12 @@ class TestsGate:
                     for t in old
                 ]
             )
+            counts = tip.counts()
             if regressions:
                 return result(
                     self.name,
                     "fail",
-                    f"{len(regressions)} regression(s): {', '.join(regressions[:3])}",
+                    f"{len(regressions)} regression(s) ({counts}): {_listed(regressions)}",
                     findings,
                     command=command,
                     failure_class=FailureClass.REGRESSION,
@@ -192,7 +265,7 @@ class TestsGate:
                 return result(
                     self.name,
                     "fail",
-                    f"{len(new)} new test(s) fail: {', '.join(new[:3])}",
+                    f"{len(new)} new test(s) fail ({counts}): {_listed(new)}",
                     findings,
                     command=command,
                     failure_class=FailureClass.IMPLEMENTATION_ERROR,
@@ -250,7 +323,9 @@ class TestsGate:
             outcome = ctx.run(argv, what="the test command", cwd=root, **env)
             parsed = parse_junit(junit) if junit.exists() else None
         text = (outcome.text + "\n" + outcome.err).strip()
-        tail = " | ".join(line.strip() for line in text.splitlines()[-3:] if line.strip())[:400]
+        # the end of the output is its conclusion ("1 failed, 4 passed", the error): keep it
+        last = " | ".join(line.strip() for line in text.splitlines()[-3:] if line.strip())
+        tail = cut_middle(last, TAIL_LIMIT)
         if parsed is None:
             return SuiteRun(outcome.returncode, None, tail)
         outcomes, places, messages = parsed

@@ -35,6 +35,9 @@ INSTALL_HINTS = {
     "npm": "install Node.js (npm comes with it)",
     "eslint": "npm install --save-dev eslint",
     "tsc": "npm install --save-dev typescript",
+    "go": "install Go: https://go.dev/doc/install",
+    "cargo": "install Rust with rustup: https://rustup.rs",
+    "make": "install make (apt-get install make, or the Xcode command line tools)",
 }
 
 

@@ -22,6 +22,8 @@ class GateVerdict:
     summary: str
     evidence: dict[str, Any] = field(default_factory=dict)
     failure_class: FailureClass | None = None  # e.g. secret_leak, regression (set by the gates plane)
+    verified: bool = False  # the repo's tests ran on it and nothing new fails
+    unverified_reason: str | None = None  # when not verified: why ("no tests found (…)")
 
 
 class GateBlocked(SpeedriftError):
@@ -36,4 +38,9 @@ class GateRunner(Protocol):
 
 class NoGates:
     def check(self, repo: Path, worktree: Path, base: str, tip: str, task: Task) -> GateVerdict:
-        return GateVerdict(True, "no gates configured", {"gates": [], "tip": tip})
+        return GateVerdict(
+            True,
+            "no gates configured",
+            {"gates": [], "tip": tip},
+            unverified_reason="no quality gates are configured, so no tests ran",
+        )

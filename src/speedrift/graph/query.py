@@ -4,14 +4,20 @@ Readiness follows workgraph (``src/query.rs``): a task is ready iff it is open o
 not paused, past its time gates, and every ``after`` blocker exists and is done or abandoned —
 a missing or failed blocker blocks — and no ``.evaluate-<blocker>`` is still pending. Structural
 back-edges of loops (found by SCC) do not block. ``now`` is always passed in.
+
+A blocker ``REPO:TASK`` names a task in a peer repo (wg's federation). Without ``peers`` it is
+looked up in this graph like any id, so it is missing and blocks (as wg does without peers). With
+``peers`` — a :data:`PeerStatuses` the caller read from the peer repos — it is satisfied when that
+task is done or abandoned there, and a repo or task that does not exist is a named break.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeAlias
 
 from speedrift.graph.codec import Graph
 from speedrift.graph.cycles import CycleAnalysis, analyze
@@ -30,6 +36,23 @@ from speedrift.graph.model import (
 from speedrift.times import parse_time
 
 NORMAL_PRIORITY = 10
+
+PeerStatuses: TypeAlias = Mapping[str, str | None]
+"""Tasks of peer repos by the ``REPO:TASK`` id an ``after`` entry names: the task's status there,
+None when the repo is registered but has no such task. An id the mapping lacks names a repo that
+is not registered."""
+PEER_HINT = "is in another repo; name the ecosystem (--ecosystem or $SPEEDRIFT_ECOSYSTEM) to resolve it"
+
+
+def peer_problem(blocker_id: str, peers: PeerStatuses) -> str | None:
+    """Why the peer task ``blocker_id`` (``REPO:TASK``) still holds its dependents, or None."""
+    repo, _, task = blocker_id.partition(":")
+    if blocker_id not in peers:
+        return f"no repo {repo} in the ecosystem"
+    status = peers[blocker_id]
+    if status is None:
+        return f"no task {task} in {repo}"
+    return None if status in DEP_SATISFIED else status
 
 
 # --- time gates ----------------------------------------------------------------------------
@@ -68,11 +91,15 @@ def _eval_gate_pending(blocker_id: str, tasks: dict[str, Task]) -> bool:
     return gate is not None and status_of(gate) not in TERMINAL
 
 
-def blocker_problem(blocker_id: str, dependent_id: str, tasks: dict[str, Task]) -> str | None:
+def blocker_problem(
+    blocker_id: str, dependent_id: str, tasks: dict[str, Task], peers: PeerStatuses | None = None
+) -> str | None:
     """Why ``blocker_id`` still holds ``dependent_id``, or None if it is satisfied."""
     blocker = tasks.get(blocker_id)
     system_dependent = dependent_id.startswith(".")
     if blocker is None:
+        if peers is not None and ":" in blocker_id:
+            return peer_problem(blocker_id, peers)
         return "missing"
     status = status_of(blocker)
     if status not in DEP_SATISFIED:
@@ -111,7 +138,7 @@ def cycle_analysis(graph: Graph) -> CycleAnalysis:
     return analyze(all_edges, configured)
 
 
-def ready_ids(graph: Graph, now: datetime) -> list[str]:
+def ready_ids(graph: Graph, now: datetime, peers: PeerStatuses | None = None) -> list[str]:
     """Ids of ready tasks in file order (use :func:`dispatch_order` to rank them)."""
     tasks = graph.tasks
     ready: list[str] = []
@@ -136,11 +163,11 @@ def ready_ids(graph: Graph, now: datetime) -> list[str]:
                 if not task_id.startswith(".") and _eval_gate_pending(blocker_id, tasks):
                     clear = False
                 continue
-            problem = blocker_problem(blocker_id, task_id, tasks)
+            problem = blocker_problem(blocker_id, task_id, tasks, peers)
             if problem is None:
                 continue
             clear = False
-            if problem in ("missing", FAILED):
+            if blocker is None or problem == FAILED:  # missing, or in a peer repo: no loop frees it
                 only_unfinished = False
                 break
         if clear:
@@ -153,7 +180,7 @@ def ready_ids(graph: Graph, now: datetime) -> list[str]:
         if back_edges:
             for task_id in held_by_unfinished:
                 if all(
-                    (b, task_id) in back_edges or blocker_problem(b, task_id, tasks) is None
+                    (b, task_id) in back_edges or blocker_problem(b, task_id, tasks, peers) is None
                     for b in after_of(tasks[task_id])
                 ):
                     ready.append(task_id)
@@ -233,12 +260,14 @@ def dispatch_order(graph: Graph, candidates: list[str], now: datetime) -> list[s
     return ordered
 
 
-def ready(graph: Graph, now: datetime) -> list[Task]:
-    return [graph.tasks[t] for t in dispatch_order(graph, ready_ids(graph, now), now)]
+def ready(graph: Graph, now: datetime, peers: PeerStatuses | None = None) -> list[Task]:
+    return [graph.tasks[t] for t in dispatch_order(graph, ready_ids(graph, now, peers), now)]
 
 
 # --- blocked / why-blocked -----------------------------------------------------------------
-def direct_reasons(graph: Graph, task: Task, now: datetime) -> list[dict[str, str]]:
+def direct_reasons(
+    graph: Graph, task: Task, now: datetime, peers: PeerStatuses | None = None
+) -> list[dict[str, str]]:
     """Every immediate reason a task is not ready (empty if it is ready or not dispatchable)."""
     reasons: list[dict[str, str]] = []
     task_id = task["id"]
@@ -248,21 +277,25 @@ def direct_reasons(graph: Graph, task: Task, now: datetime) -> list[dict[str, st
     if gate:
         reasons.append({"kind": "time", "detail": gate})
     for blocker_id in after_of(task):
-        problem = blocker_problem(blocker_id, task_id, graph.tasks)
+        problem = blocker_problem(blocker_id, task_id, graph.tasks, peers)
         if problem is not None:
             reasons.append({"kind": "blocker", "blocker": blocker_id, "detail": problem})
     return reasons
 
 
-def blocked(graph: Graph, now: datetime) -> list[dict[str, Any]]:
+def blocked(graph: Graph, now: datetime, peers: PeerStatuses | None = None) -> list[dict[str, Any]]:
     """Open/incomplete tasks that are not ready, with their immediate reasons."""
-    ready_set = set(ready_ids(graph, now))
+    ready_set = set(ready_ids(graph, now, peers))
     rows: list[dict[str, Any]] = []
     for task_id, task in graph.tasks.items():
         if status_of(task) not in DISPATCHABLE or task_id in ready_set:
             continue
         rows.append(
-            {"id": task_id, "title": task.get("title", ""), "reasons": direct_reasons(graph, task, now)}
+            {
+                "id": task_id,
+                "title": task.get("title", ""),
+                "reasons": direct_reasons(graph, task, now, peers),
+            }
         )
     return rows
 
@@ -285,14 +318,30 @@ class BlockNode:
         }
 
 
-def why_blocked(graph: Graph, task_id: str, now: datetime) -> BlockNode:
+def _peer_node(tid: str, peers: PeerStatuses | None) -> BlockNode:
+    """A blocker in another repo: what the peer statuses say of it (a root cause either way)."""
+    repo = tid.partition(":")[0]
+    if peers is None:
+        return BlockNode(tid, "missing", f"{tid} {PEER_HINT}")
+    problem = peer_problem(tid, peers)
+    status = peers.get(tid)
+    if status is None:
+        return BlockNode(tid, "missing", f"{tid}: {problem}")
+    if status == FAILED:
+        return BlockNode(tid, status, f"failed in {repo}: retry it there to unblock dependents")
+    return BlockNode(tid, status, f"{status} in {repo}")
+
+
+def why_blocked(graph: Graph, task_id: str, now: datetime, peers: PeerStatuses | None = None) -> BlockNode:
     """The transitive chain of what holds ``task_id``, down to root causes (each task once)."""
-    ready_set = set(ready_ids(graph, now))
+    ready_set = set(ready_ids(graph, now, peers))
     seen: set[str] = set()
 
     def explain(tid: str, via: str) -> BlockNode:
         task = graph.tasks.get(tid)
         if task is None:
+            if ":" in tid and tid != task_id:
+                return _peer_node(tid, peers)
             return BlockNode(tid, "missing", f"{via}: no task with this id exists")
         status = status_of(task)
         if tid in seen:
@@ -308,7 +357,7 @@ def why_blocked(graph: Graph, task_id: str, now: datetime) -> BlockNode:
             own.append("failed: retry it to unblock dependents")
         elif status not in DISPATCHABLE:
             own.append(f"{status}: in flight" if status != "blocked" else "marked blocked")
-        for reason in direct_reasons(graph, task, now):
+        for reason in direct_reasons(graph, task, now, peers):
             if reason["kind"] == "blocker":
                 node.children.append(explain(reason["blocker"], reason["detail"]))
             else:

@@ -16,6 +16,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from speedrift.pausestore import RuntimePause
+
 SCHEMA_VERSION = 1
 
 ControlMode = Literal["manual", "observe", "supervise", "autonomous"]
@@ -37,6 +39,7 @@ class ActionKind(StrEnum):
     SYNC_UPSTREAM = "sync_upstream"  # `git fetch` only; never merges, rebases or pushes
     PREPARE_UPSTREAM_PACKET = "prepare_upstream_packet"  # dry-run contribution packet (markdown), never a PR
     EMIT_CORRECTIVE_TASK = "emit_corrective_task"  # write a follow-up task into the repo graph (the loopback)
+    RETRY_FAILED = "retry_failed"  # carry out failed tasks' recorded automatic recovery (no service does)
 
 
 # every kind, in definition order; a tuple so that any string can be tested against it
@@ -118,6 +121,22 @@ class TaskBrief:
     status: str
     age_seconds: float | None = None  # since started_at (in-progress) or created_at
     priority: int | None = None
+    runtime: str | None = None  # the runtime the task names (agents/choose.py); None: the repo's default
+
+
+@dataclass(frozen=True, slots=True)
+class Escalation:
+    """A task tagged ``needs-human`` (fleet/recovery_graph.py): what the human is asked, and how to
+    answer. Gone once the task is retried (the tag is removed) or finished."""
+
+    task: str
+    title: str
+    status: str
+    question: str  # the question or required action recorded on the task (its recovery decision)
+    answer: str  # the copyable command that answers it, e.g. `speedrift retry ID --context "…"`
+    first: str | None = None  # what to do before the command (rotate the secret, log the CLI in, …)
+    failure_class: str | None = None
+    since: datetime | None = None  # when it was escalated, when the task says
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,9 +151,18 @@ class GraphState:
     failed_blockers: int  # open tasks blocked by a failed/abandoned task
     stale_open: int  # open >= 14 days
     stale_in_progress: int  # in progress >= 3 days
-    dead_claims: tuple[str, ...]  # in-progress tasks claimed by a local pid that is gone
+    dead_claims: tuple[str, ...]  # in-progress tasks claimed by a local process that is gone (pid + start)
     problems: int  # lines the parser could not read (see `speedrift repair`)
     mentions: tuple[str, ...] = ()  # other registered repos referenced by task text / deps
+    needs_human: int = 0  # unfinished tasks tagged needs-human (waiting on a person's answer)
+    escalations: tuple[Escalation, ...] = ()  # the first 50 of them, oldest first
+    # unfinished tasks' `after` entries naming a task in another repo: (task, "REPO:TASK")
+    peer_dependencies: tuple[tuple[str, str], ...] = ()
+    # those of them that name a repo or task that does not exist: (task, "REPO:TASK", problem);
+    # each is also in missing_dependencies, so every consumer of breaks counts it
+    peer_breaks: tuple[tuple[str, str, str], ...] = ()
+    # failed tasks whose recorded recovery is an automatic retry not carried out yet (fleet/followup.py)
+    retries_due: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,7 +255,8 @@ class Metric:
 class RepoEdge:
     source: str  # depends on ->
     target: str
-    kind: Literal["declared", "inferred"]
+    # declared in ecosystem.toml; dependency: a task's `after` names a task there; inferred: mentions
+    kind: Literal["declared", "dependency", "inferred"]
     weight: int
     reasons: tuple[str, ...] = ()
 
@@ -268,6 +297,13 @@ class VerifyParams:
 
 
 @dataclass(frozen=True, slots=True)
+class RetryParams:
+    """retry_failed: failed tasks whose recorded recovery is an automatic retry nobody carried out."""
+
+    tasks: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class RepairParams:
     """repair_dependencies: the broken chain, delegated to a corrective task."""
 
@@ -295,7 +331,13 @@ class TaskCorrectiveParams:
 
 
 ActionParams = (
-    NoParams | DispatchParams | VerifyParams | RepairParams | CorrectiveParams | TaskCorrectiveParams
+    NoParams
+    | DispatchParams
+    | VerifyParams
+    | RepairParams
+    | CorrectiveParams
+    | TaskCorrectiveParams
+    | RetryParams
 )
 NO_PARAMS = NoParams()
 # the params each kind carries; the authority refuses an action whose params are not of its kind's type
@@ -308,9 +350,17 @@ PARAMS_TYPES: dict[ActionKind, tuple[type[ActionParams], ...]] = {
     ActionKind.SYNC_UPSTREAM: (NoParams,),
     ActionKind.PREPARE_UPSTREAM_PACKET: (NoParams,),
     ActionKind.EMIT_CORRECTIVE_TASK: (CorrectiveParams, TaskCorrectiveParams),
+    ActionKind.RETRY_FAILED: (RetryParams,),
 }
 _P = TypeVar(
-    "_P", NoParams, DispatchParams, VerifyParams, RepairParams, CorrectiveParams, TaskCorrectiveParams
+    "_P",
+    NoParams,
+    DispatchParams,
+    VerifyParams,
+    RepairParams,
+    CorrectiveParams,
+    TaskCorrectiveParams,
+    RetryParams,
 )
 
 
@@ -327,9 +377,9 @@ class Action:
 
     @property
     def tasks(self) -> tuple[str, ...]:
-        """The task ids the params name (dispatch, verify and task correctives), else none."""
+        """The task ids the params name (dispatch, verify, retry and task correctives), else none."""
         params = self.params
-        if isinstance(params, DispatchParams | VerifyParams | TaskCorrectiveParams):
+        if isinstance(params, DispatchParams | VerifyParams | TaskCorrectiveParams | RetryParams):
             return params.tasks
         return ()
 
@@ -347,6 +397,7 @@ class Skipped:
     action: Action
     rule: str  # plan_only | mode | lease | budget.cycle_repos | budget.cycle_actions | budget.repo_actions
     #            | budget.hour | cooldown | dedup | corrective_cap | hard_stop | dirty_checkout | refused
+    #            | runtime_paused
     reason: str
 
 
@@ -431,6 +482,9 @@ class CycleRecord:
     inputs: dict[str, Any]  # {repos_total, observed, reused, errors, duration_ms}
     narrative: str = ""
     queues: tuple[AttentionQueue, ...] = ()  # the attention queues, in contract order
+    # runtimes paused machine-wide as the cycle began (pausestore.py): usage limits, rate limits,
+    # auth failures, failed preflights; ``needs_human`` ones are escalations with their ``fix``
+    pauses: tuple[RuntimePause, ...] = ()
     schema: int = SCHEMA_VERSION
 
 

@@ -24,7 +24,12 @@ def checkouts(repo: Path, skip: set[Path]) -> list[Path]:
     a checkout added in the last seconds going unwatched by one attempt."""
     cached = _listings.get(repo)
     if cached is None or time.monotonic() - cached[0] > _LISTING_TTL_S:
-        cached = (time.monotonic(), [e.path for e in git.worktrees(repo)])
+        try:
+            cached = (time.monotonic(), [e.path for e in git.worktrees(repo)])
+        except gitcmd.GitError:
+            # git could not list them this time (a worktree half-added by a process killed
+            # meanwhile): the last listing, else none — the watch reports, it never fails the attempt
+            return [p for p in (cached[1] if cached else []) if p.resolve() not in skip and p.is_dir()]
         _listings[repo] = cached
     return [p for p in cached[1] if p.resolve() not in skip and p.is_dir()]
 
@@ -35,9 +40,10 @@ def snapshot(watched: list[Path]) -> Snapshot:
         try:
             changed = git.status_porcelain(checkout)
         except (gitcmd.GitError, OSError):
-            if checkout.is_dir():
-                raise
-            continue  # removed meanwhile (another attempt landed and cleaned up): nothing to watch
+            # removed meanwhile (another attempt landed and cleaned up, `git worktree remove` half
+            # way), or a checkout git cannot read: nothing to watch there — the watch reports, it
+            # never fails the attempt that watches
+            continue
         for rel in changed:
             target = checkout / rel
             key = f"{checkout}/{rel}"
@@ -56,12 +62,14 @@ def changes(before: Snapshot, after: Snapshot) -> list[str]:
 
 
 def running_worktrees(repo: Path) -> set[Path]:
-    """Worktrees of attempts that are running right now: their churn is their own business."""
+    """Worktrees of attempts that are running right now: their churn is their own business. A
+    manifest still saying active or landing whose owner died is no running attempt: watched."""
     from speedrift.repo import worktrees
 
     busy: set[Path] = set()
     for manifest in worktrees.read_manifests(repo):
-        if manifest.state in (worktrees.ManifestState.ACTIVE, worktrees.ManifestState.LANDING):
+        running = manifest.state in (worktrees.ManifestState.ACTIVE, worktrees.ManifestState.LANDING)
+        if running and manifest.owner_alive():
             with contextlib.suppress(OSError):
                 busy.add(Path(manifest.path).resolve())
     return busy

@@ -129,6 +129,23 @@ def _common_dir(path: Path) -> Path:
     return (common if common.is_absolute() else path / common).resolve()
 
 
+def common_dir(path: Path) -> Path:
+    """The repository's common git directory (``.git`` of the main checkout), from any checkout."""
+    return _common_dir(path)
+
+
+def git_dir(checkout: Path) -> Path:
+    """A checkout's own git directory: ``.git`` itself, or for a linked worktree the directory its
+    ``.git`` file points to (``<common>/worktrees/<name>``) — where its ``index`` and ``HEAD`` live."""
+    dot_git = checkout / ".git"
+    if dot_git.is_file():
+        text = dot_git.read_text(errors="replace").strip()
+        if text.startswith("gitdir:"):
+            path = Path(text.removeprefix("gitdir:").strip())
+            return path if path.is_absolute() else (checkout / path).resolve()
+    return dot_git
+
+
 def worktree_admin(repo: Path, exclusive: bool) -> contextlib.AbstractContextManager[None]:
     """git's worktree bookkeeping is not safe under concurrent `worktree add`: a lister can catch
     a half-created entry ("failed to read .../commondir"). Adding and removing take this lock

@@ -5,6 +5,10 @@ manifest beside it as ``<name>.json`` (outside the worktree, so the agent cannot
 GC removes only worktrees speedrift owns whose work has landed or whose task was abandoned; a
 dirty worktree or unlanded commits are reported and kept (or quarantined on request). A manifest's
 ``state`` is a :class:`ManifestState`; a manifest file holding another state is not read as ours.
+Every change of an attempt's state is written to its manifest as it happens, and the manifest
+names its ``owner`` (the :class:`~speedrift.procs.ProcessIdentity` of the process acting on it),
+so that a manifest still saying ``active`` or ``landing`` after its owner died is known for what
+it is: an attempt a crash cut off, which recovery (fleet/crash_recovery.py) settles.
 """
 
 from __future__ import annotations
@@ -21,8 +25,8 @@ import orjson
 from speedrift import fsutil
 from speedrift.errors import Refused, SpeedriftError
 from speedrift.layout import quarantine_dir, safe_name, worktrees_dir
-from speedrift.procs import pid_alive
-from speedrift.repo import git
+from speedrift.procs import ProcessIdentity, identity_alive, identity_of
+from speedrift.repo import git, gitlocks
 from speedrift.times import format_time, now_utc, short_stamp
 
 BRANCH_PREFIX = "speedrift/"
@@ -40,9 +44,11 @@ class ManifestState(StrEnum):
     """Where the attempt's worktree stands: in use, being merged, waiting to merge, or finished."""
 
     ACTIVE = "active"  # the attempt is running in it
-    LANDING = "landing"  # its branch is being rebased and merged (the merge queue holds the lock)
+    # in the merge queue; once ``candidate`` is set, the target may move to it at any moment
+    LANDING = "landing"
     MERGE_PENDING = "merge-pending"  # it could not land yet; the service retries
-    LANDED = "landed"
+    LANDED = "landed"  # the target moved to ``landed_commit``; the graph may not say done yet
+    WAITING = "waiting"  # not landed, not failed: the task waits for a human (its log says why)
     FAILED = "failed"
     ABANDONED = "abandoned"
     QUARANTINED = "quarantined"  # moved aside by `speedrift worktrees quarantine`, work intact
@@ -61,9 +67,29 @@ class Manifest:
     state: ManifestState = ManifestState.ACTIVE
     landed_commit: str | None = None
     notes: list[str] = field(default_factory=list)
+    owner: dict[str, int | None] | None = None  # ProcessIdentity.to_dict() of the process acting on it
+    landing_from: str | None = None  # landing: the target's tip the candidate sits on
+    candidate: str | None = None  # landing: the tip the target moves to
 
     def __post_init__(self) -> None:
         self.state = ManifestState(self.state)  # read back from JSON it is a str; unknown: ValueError
+
+    @property
+    def owner_identity(self) -> ProcessIdentity:
+        """The process acting on the manifest: ``pid``, with its start time from ``owner`` when that
+        names the same pid (older manifests have only the pid)."""
+        owner = ProcessIdentity.from_dict(self.owner)
+        return owner if owner is not None and owner.pid == self.pid else ProcessIdentity(self.pid, None)
+
+    def owner_alive(self) -> bool:
+        return identity_alive(self.owner_identity)
+
+    def set_state(self, state: ManifestState, note: str | None = None) -> None:
+        """A state change by this process (which becomes the owner), with an optional note."""
+        self.state = state
+        self.pid, self.owner = os.getpid(), identity_of().to_dict()
+        if note:
+            self.notes = [*self.notes, note][-20:]
 
     @property
     def name(self) -> str:
@@ -109,9 +135,18 @@ def create(repo: Path, task_id: str, attempt: int, target_branch: str) -> Manife
             f"worktree {path} already exists", hint="`speedrift worktrees gc` or pick another attempt"
         )
     worktrees_dir(repo).mkdir(parents=True, exist_ok=True)
-    added = git.run(["worktree", "add", "--quiet", "-b", branch, str(path), base], repo, check=False)
+    added = gitlocks.run_step(
+        repo,
+        ADD_STEP,
+        ["worktree", "add", "--quiet", "-b", branch, str(path), base],
+        repo,
+        [*gitlocks.ref_locks(repo, branch), *gitlocks.new_worktree_locks(repo, name)],
+        worktree_admin=True,
+        detail={"name": name, "path": str(path), "branch": branch, "base": base},
+    )
     if added.returncode != 0:  # e.g. the branch exists: it holds an earlier attempt, never reused
-        raise Refused(f"cannot create worktree {path} on {branch}: {added.stderr.strip()}")
+        said = (added.stderr or added.stdout).strip() or f"git exited with status {added.returncode}"
+        raise Refused(f"cannot create worktree {path} on {branch}: {said}")
     manifest = Manifest(
         task_id=task_id,
         attempt=attempt,
@@ -121,9 +156,56 @@ def create(repo: Path, task_id: str, attempt: int, target_branch: str) -> Manife
         target_branch=target_branch,
         pid=os.getpid(),
         created=format_time(now_utc()),
+        owner=identity_of().to_dict(),
     )
     write_manifest(repo, manifest)
     return manifest
+
+
+ADD_STEP = "add-worktree"
+
+
+def undo_interrupted_add(repo: Path, detail: dict[str, object]) -> str | None:
+    """Undo a ``git worktree add`` whose process was killed before :func:`create` wrote the manifest.
+
+    git creates the worktree's admin directory (``.git/worktrees/<name>/``: ``locked``, ``gitdir``,
+    ``HEAD``, ``commondir`` …) file by file; killed half way, the directory stays locked and
+    unreadable, and every later ``git worktree add`` or ``list`` in the repo fails on it. No agent
+    ever ran there (the manifest comes first), so the admin directory, the checkout and the branch
+    (still at its base) go. Returns what was done, None when there was nothing to undo (the
+    manifest exists: the add had completed). The caller knows the step's process is dead."""
+    name, branch, base = (
+        str(detail.get("name", "")),
+        str(detail.get("branch", "")),
+        str(detail.get("base", "")),
+    )
+    path = Path(str(detail.get("path", "")))
+    if (
+        not name
+        or manifest_path(repo, name).exists()
+        or path.parent.resolve() != worktrees_dir(repo).resolve()
+    ):
+        return None
+    undone: list[str] = []
+    with git.worktree_admin(repo, exclusive=True):
+        admin = git.common_dir(repo) / "worktrees" / name
+        gitdir = admin / "gitdir"
+        ours = not gitdir.exists() or gitdir.read_text(errors="replace").strip().startswith(str(path))
+        if admin.is_dir() and ours:
+            shutil.rmtree(admin, ignore_errors=True)
+            undone.append(f"its admin directory {admin.name}")
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+            undone.append("its checkout")
+    git.run(["worktree", "prune"], repo, check=False)
+    if branch and git.rev_parse(repo, f"refs/heads/{branch}") == base:  # no work on it: never used
+        gitlocks.run_step(
+            repo, "delete-branch", ["branch", "-D", branch], repo, gitlocks.ref_locks(repo, branch)
+        )
+        undone.append(f"its branch {branch}")
+    return (
+        f"undid the interrupted creation of worktree {name}: removed {', '.join(undone)}" if undone else None
+    )
 
 
 def next_attempt(repo: Path, task_id: str, floor: int = 1) -> int:
@@ -176,10 +258,17 @@ def inspect(repo: Path, manifest: Manifest, task_status: str | None) -> Worktree
         count = git.git(["rev-list", "--count", f"{target}..{tip}"], repo, check=False)
         unlanded = int(count) if count.isdigit() else 0
         landed = landed or unlanded == 0
-    if manifest.state is ManifestState.ACTIVE and pid_alive(manifest.pid) and manifest.pid != os.getpid():
+    if manifest.state is ManifestState.ACTIVE and manifest.owner_alive() and manifest.pid != os.getpid():
         return WorktreeStatus(
             manifest, exists, dirty, landed, unlanded, "keep", "an attempt is running in it"
         )
+    if manifest.state is ManifestState.LANDING:
+        alive = manifest.owner_alive()
+        why = "in the merge queue" if alive else "a landing a crash cut off: recovery settles it"
+        return WorktreeStatus(manifest, exists, dirty, landed, unlanded, "keep", why)
+    if manifest.state is ManifestState.LANDED and task_status not in (None, "done", "abandoned"):
+        why = "landed; its task is not recorded done yet (recovery records it)"
+        return WorktreeStatus(manifest, exists, dirty, landed, unlanded, "keep", why)
     if manifest.state is ManifestState.QUARANTINED:
         return WorktreeStatus(manifest, exists, dirty, landed, unlanded, "keep", "quarantined")
     if dirty:
@@ -214,16 +303,30 @@ def remove(repo: Path, status: WorktreeStatus) -> None:
         git.run(["worktree", "remove", manifest.path], repo)
     git.run(["worktree", "prune"], repo, check=False)
     if status.unlanded_commits == 0:
-        git.run(["branch", "-d", manifest.branch], repo, check=False)
+        delete_merged_branch(repo, manifest.branch)
     manifest_path(repo, manifest.name).unlink(missing_ok=True)
+
+
+def remove_worktree(repo: Path, path: str, force: bool = False) -> int:
+    """``git worktree remove`` (without ``force`` git refuses a worktree with changes), marked.
+    Returns git's exit code."""
+    locks = gitlocks.checkout_locks(Path(path))
+    args = ["worktree", "remove", *(["--force"] if force else []), path]
+    return gitlocks.run_step(repo, "remove-worktree", args, repo, locks, worktree_admin=True).returncode
+
+
+def delete_merged_branch(repo: Path, branch: str) -> bool:
+    """``git branch -d`` (git refuses an unmerged branch), marked: it takes ``packed-refs.lock``."""
+    locks = gitlocks.ref_locks(repo, branch)
+    return gitlocks.run_step(repo, "delete-branch", ["branch", "-d", branch], repo, locks).returncode == 0
 
 
 def remove_landed(repo: Path, manifest: Manifest) -> bool:
     """Right after landing: drop the worktree and its (now merged) branch. git refuses both if
     anything is left uncommitted or unmerged, in which case they stay for `worktrees gc`."""
-    if git.run(["worktree", "remove", manifest.path], repo, check=False).returncode != 0:
+    if remove_worktree(repo, manifest.path) != 0:
         return False
-    git.run(["branch", "-d", manifest.branch], repo, check=False)
+    delete_merged_branch(repo, manifest.branch)
     manifest_path(repo, manifest.name).unlink(missing_ok=True)
     return True
 
@@ -247,8 +350,14 @@ def discard_unused(repo: Path, manifest: Manifest) -> None:
     """Remove a worktree the attempt never touched (setup failed before the agent ran)."""
     if git.status_porcelain(Path(manifest.path)):
         return
-    git.run(["worktree", "remove", "--force", manifest.path], repo, check=False)
-    git.run(["branch", "-D", manifest.branch], repo, check=False)
+    remove_worktree(repo, manifest.path, force=True)
+    gitlocks.run_step(
+        repo,
+        "delete-branch",
+        ["branch", "-D", manifest.branch],
+        repo,
+        gitlocks.ref_locks(repo, manifest.branch),
+    )
     manifest_path(repo, manifest.name).unlink(missing_ok=True)
     if Path(manifest.path).exists():
         shutil.rmtree(manifest.path, ignore_errors=True)

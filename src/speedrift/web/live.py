@@ -22,6 +22,8 @@ from typing import Any
 
 import orjson
 
+from speedrift.pausestore import RuntimePause
+from speedrift.times import now_utc, parse_time
 from speedrift.web import queues as queue_mod
 from speedrift.web.views import RepoInfo, build_card, node_changes, summarize
 
@@ -50,6 +52,30 @@ def light_queues(full: dict[str, Any]) -> dict[str, Any]:
 
 def _prompts_of(queues: dict[str, Any]) -> dict[str, Any]:
     return {item["id"]: item.get("prompts") for queue in queues.values() for item in queue["items"]}
+
+
+def pause_items(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The runtime pauses a cycle saw, as the overview lists them: who is paused, until when, why,
+    and what a person does (``needs_human`` ones are escalations: only a person lifts them)."""
+    at = parse_time(record.get("generated_at")) or now_utc()
+    items: list[dict[str, Any]] = []
+    for raw in record.get("pauses") or []:
+        pause = RuntimePause.from_dict(raw)
+        if pause is None:
+            continue
+        items.append(
+            {
+                "runtime": pause.runtime,
+                "provider": pause.provider,
+                "cause": pause.cause,
+                "until": raw.get("until"),
+                "needs_human": pause.needs_human,
+                "fix": pause.fix,
+                "text": pause.sentence(at),
+                "resume": f"speedrift resume-runtime {pause.runtime}",
+            }
+        )
+    return items
 
 
 def _empty_queues() -> dict[str, Any]:
@@ -413,6 +439,7 @@ class DashboardState:
             "activity": dict(sorted(activity.items())),
             "tiers": dict(sorted(tiers.items())),
             "tasks": tasks,
+            "pauses": pause_items(cycle),
         }
 
     def _apply_overview(self, delta: dict[str, Any]) -> None:

@@ -56,7 +56,7 @@ def _item(entry: Mapping[str, Any], paths: Mapping[Any, Any]) -> dict[str, Any]:
         )
         prompts = {**made, **prompts}
     waited = entry.get("waited_seconds")
-    return {
+    item: dict[str, Any] = {
         "id": entry.get("id"),
         "repo": entry.get("repo"),
         "what": entry.get("what"),
@@ -69,3 +69,18 @@ def _item(entry: Mapping[str, Any], paths: Mapping[Any, Any]) -> dict[str, Any]:
         "approvable": bool(entry.get("approvable")),
         "prompts": {"claude": prompts.get("claude", ""), "codex": prompts.get("codex", "")},
     }
+    answer = _answer(entry)
+    if answer is not None:  # only an item waiting on a person's answer has one
+        item["answer"] = answer
+    return item
+
+
+def _answer(entry: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A task waiting on a human (rule ``needs_human``): the command that answers it, and what to
+    do first (rotate a secret, log a CLI in) — the page offers the command to copy."""
+    detail = entry.get("detail") or {}
+    command = detail.get("answer") if isinstance(detail, dict) else None
+    if not isinstance(command, str) or not command:
+        return None
+    first = detail.get("first")
+    return {"command": command, "first": first if isinstance(first, str) and first else None}

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from speedrift import hubdir
+from speedrift import hubdir, pausestore
 from speedrift.times import now_utc, short_stamp
 from speedrift.web.live import DashboardState
 from speedrift.web.views import RepoInfo
@@ -166,6 +166,7 @@ class Refresher:
             self._previous_health,
             self._previous_metrics,
             now,
+            pauses=pausestore.active(now),  # read only: the hub alone publishes auto_resume
         )
         record = build_record(
             assessment,

@@ -12,10 +12,12 @@ from datetime import datetime
 from typing import Any
 
 from speedrift.graph.codec import Graph
-from speedrift.graph.model import after_of, is_system, priority_of, status_of
+from speedrift.graph.model import after_of, is_system, priority_of, speedrift_data, status_of
 from speedrift.graph.query import ready_ids
+from speedrift.textclip import clip
 
 TITLE_LIMIT = 120  # a node label; the whole task is one click away
+REASON_LIMIT = 240  # why a done task is unverified (its hint is kept whole)
 RUNNING = "in-progress"
 
 
@@ -49,6 +51,10 @@ def task_nodes(graph: Graph, now: datetime) -> dict[str, dict[str, Any]]:
         }
         if task.get("paused") is True:
             node["paused"] = True
+        if node["status"] == "done" and speedrift_data(task).get("verified") is False:
+            # landed without its tests having run ("done (unverified)"): the reason, shortened
+            reason = speedrift_data(task).get("unverified_reason")
+            node["unverified"] = clip(reason, REASON_LIMIT) if isinstance(reason, str) and reason else True
         assigned = task.get("assigned")
         if isinstance(assigned, str) and assigned:
             node["assigned"] = assigned[:80]

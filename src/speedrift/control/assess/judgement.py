@@ -10,6 +10,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from speedrift.control.assess.edges import repo_edges
@@ -23,6 +24,9 @@ from speedrift.control.plan.candidates import plan_actions
 from speedrift.control.plan.config import PolicyConfig
 from speedrift.control.plan.policy import apply_policy
 from speedrift.control.plan.prompts import action_prompts, entry_prompts
+from speedrift.errors import SpeedriftError
+from speedrift.fleet.config import load_config
+from speedrift.pausestore import RuntimePause
 from speedrift.register.record import (
     Action,
     ActionHistory,
@@ -76,6 +80,7 @@ class Assessment:
     candidates: tuple[Action, ...]
     plan: Plan
     memo: dict[str, RepoMemo]
+    pauses: tuple[RuntimePause, ...] = ()  # the machine's runtime pauses the plan was judged with
 
 
 def assess(
@@ -89,6 +94,7 @@ def assess(
     memo: Mapping[str, RepoMemo] | None = None,
     *,
     with_prompts: bool = True,
+    pauses: Sequence[RuntimePause] = (),
 ) -> Assessment:
     """Observe and judge. ``memo`` (the previous assessment's) lets a repo the observer reused keep
     its score (trend flat) and candidate actions instead of being scored and planned again — the
@@ -139,9 +145,32 @@ def assess(
         metrics=metrics,
         edges=repo_edges(entries, snapshots),
         candidates=tuple(candidates),
-        plan=apply_policy(candidates, policy, snapshots, history, now),
+        plan=apply_policy(
+            candidates,
+            policy,
+            snapshots,
+            history,
+            now,
+            pauses=pauses,
+            default_runtimes=_default_runtimes(snapshots) if pauses else None,
+        ),
         memo=next_memo,
+        pauses=tuple(pauses),
     )
+
+
+def _default_runtimes(snapshots: Mapping[str, RepoSnapshot]) -> dict[str, str]:
+    """Each repo's ``default_runtime`` (speedrift.toml), for ready tasks that name no runtime; read
+    only while some runtime is paused. A repo whose config cannot be read is left out."""
+    found: dict[str, str] = {}
+    for name, snapshot in snapshots.items():
+        if snapshot.graph is None or not snapshot.graph.ready:
+            continue
+        try:
+            found[name] = load_config(Path(snapshot.path)).default_runtime
+        except (SpeedriftError, OSError):
+            continue
+    return found
 
 
 def build_record(
@@ -163,7 +192,13 @@ def build_record(
     a = assessment
     final_plan = Plan(allowed=a.plan.allowed, skipped=tuple(skipped))
     queues = attention_queues(
-        a.snapshots, a.healths, a.candidates, final_plan.skipped, a.now, first_seen=queue_since
+        a.snapshots,
+        a.healths,
+        a.candidates,
+        final_plan.skipped,
+        a.now,
+        first_seen=queue_since,
+        pauses=a.pauses,  # those only a person can lift wait in the human queue
     )
     inputs: dict[str, Any] = {
         "repos_total": len(a.snapshots),
@@ -191,6 +226,7 @@ def build_record(
         inputs=inputs,
         narrative=narrate(list(a.healths.values()), a.metrics, previous_health, final_plan),
         queues=queues,
+        pauses=a.pauses,
     )
 
 

@@ -6,12 +6,14 @@ gaps, dependency breaks, security & quality findings, upstream candidates, waiti
 The cycle records them (``CycleRecord.queues``); the dashboard only displays them.
 
 Invariant: this stage decides no urgency of its own. An entry exists because the scorer charged
-a reason for it (score.py: the reason's code is the entry's ``rule``) or the planner proposed an
-action (candidates.py). Its priority is the priority of the candidate action that answers it —
-whether the policy lets that action run or not, the plan's verdict on urgency is the same — and,
-when no candidate action answers it, the points its reason costs the repo's score (0–100, the
-same scale: how far from healthy it pulls the repo). Within a queue, entries rank by priority,
-then by how long they have waited, then by id. Nothing here reads a file or a clock.
+a reason for it (score.py: the reason's code is the entry's ``rule``; a task tagged needs-human is
+``needs_human``), the planner proposed an action (candidates.py), or a runtime pause only a person
+can lift holds dispatch (``runtime_paused``, ranked as the dispatch it holds). Its priority is
+the priority of the candidate action that answers it — whether the policy lets that action run
+or not, the plan's verdict on urgency is the same — and, when no candidate action answers it,
+the points its reason costs the repo's score (0–100, the same scale: how far from healthy it
+pulls the repo). Within a queue, entries rank by priority, then by how long they have waited,
+then by id. Nothing here reads a file or a clock.
 
 Entries are per unit of attention (a task, a missing blocker reference, a repo's findings), with
 ids stable across cycles (``aging:<repo>:<task>``, ``dep-missing:<repo>:<task>:<blocker>``,
@@ -30,6 +32,8 @@ from typing import Any
 
 from speedrift.control.assess.score import aged_in_progress
 from speedrift.control.observe.graph import STALE_OPEN
+from speedrift.control.plan.candidates import TRIGGERS
+from speedrift.pausestore import RuntimePause
 from speedrift.register.record import (
     Action,
     ActionKind,
@@ -63,6 +67,7 @@ HUMAN_RULES = frozenset(
 # Where an action that is not waiting on a person shows when no condition entry stands for it.
 KIND_QUEUE: dict[ActionKind, QueueKey] = {
     ActionKind.VERIFY_IN_PROGRESS: "aging",
+    ActionKind.RETRY_FAILED: "aging",
     ActionKind.REPAIR_DEPENDENCIES: "dependency",
     ActionKind.EMIT_CORRECTIVE_TASK: "dependency",
     ActionKind.RUN_GATE_SCAN: "risk",
@@ -74,6 +79,8 @@ KIND_QUEUE: dict[ActionKind, QueueKey] = {
 # The gate reasons behind a repo's findings entry, the one named as its rule first.
 RISK_RULES = ("secret_leaks", "gate_critical", "gate_high", "gate_failed")
 DAY_SECONDS = 86_400.0  # for words only ("5.0 d"); every threshold is the scorer's
+PAUSE_RULE = "runtime_paused"  # the policy's rule for dispatch held by a paused runtime
+PAUSE_REPO = "(every repo)"  # a runtime pause is machine-wide; its entry names the repo it was found in
 
 
 @dataclass(slots=True)
@@ -111,9 +118,12 @@ def attention_queues(
     *,
     first_seen: Mapping[str, datetime] | None = None,
     cap: int = QUEUE_CAP,
+    pauses: Sequence[RuntimePause] = (),
 ) -> tuple[AttentionQueue, ...]:
     """The five queues for one cycle. ``planned`` is every candidate action, ``skipped`` the policy's
-    cuts (with hard stops); ``first_seen`` is the previous cycle's :func:`carried_since`."""
+    cuts (with hard stops); ``first_seen`` is the previous cycle's :func:`carried_since`;
+    ``pauses`` the machine's runtime pauses the cycle saw (those only a person can lift wait in
+    the human queue: :func:`_paused_runtimes`)."""
     held = {s.action.id: s for s in skipped}
     actions = {a.id: a for a in planned}
     for skip in skipped:
@@ -127,6 +137,7 @@ def attention_queues(
         health = healths.get(name)
         if health is not None:
             drafts.extend(_conditions(snapshots[name], health, by_repo.get(name, []), now))
+    drafts.extend(_paused_runtimes(pauses, skipped, now))
 
     # An action waiting on a person is an entry of its own (approvable) in the human queue; its
     # condition entries keep their priority but do not point at it. Any other action is joined to
@@ -218,6 +229,45 @@ def _action_entry(action: Action, cut: Skipped | None) -> _Draft:
     )
 
 
+def _paused_runtimes(
+    pauses: Sequence[RuntimePause], skipped: Sequence[Skipped], now: datetime
+) -> list[_Draft]:
+    """A runtime pause only a person can lift (refused credentials, a failed preflight: the pause
+    store's ``needs_human``) waits in the human queue with its fix and the command that lifts it.
+    Its priority is the dispatch it holds (the highest held by ``runtime_paused``), else the
+    priority that dispatch would have (candidates' ``dispatch`` trigger): no urgency of its own."""
+    held = [s.action.priority for s in skipped if s.rule == PAUSE_RULE]
+    priority = max(held, default=TRIGGERS["dispatch"].priority)
+    out: list[_Draft] = []
+    for pause in pauses:
+        if not pause.needs_human:
+            continue
+        key = pause.runtime if pause.provider is None else f"{pause.runtime}:{pause.provider}"
+        command = f"speedrift resume-runtime {pause.runtime}"
+        out.append(
+            _Draft(
+                "human",
+                f"pause:{key}",
+                pause.repo or PAUSE_REPO,
+                what=f"runtime {pause.label} is paused until a person fixes it",
+                why=pause.sentence(now),
+                rule=PAUSE_RULE,
+                priority=priority,
+                task=pause.task,
+                since=pause.since,
+                detail={
+                    "runtime": pause.runtime,
+                    "provider": pause.provider,
+                    "cause": pause.cause,
+                    "question": pause.reason,
+                    "answer": command,
+                    "first": pause.fix or None,
+                },
+            )
+        )
+    return out
+
+
 def _about(task: str) -> Callable[[Action], bool]:
     """An action about ``task``: its subject, or one of the tasks its params name."""
     return lambda a: a.subject == task or task in a.tasks
@@ -240,7 +290,14 @@ def _conditions(
 ) -> list[_Draft]:
     """The repo's condition entries: one per unit of each reason the scorer charged."""
     repo = _Repo(snapshot, {r.code: r for r in health.reasons}, actions, now)
-    return [*repo.unobservable(), *repo.aging(), *repo.dependencies(), *repo.findings(), *repo.upstream()]
+    return [
+        *repo.unobservable(),
+        *repo.aging(),
+        *repo.dependencies(),
+        *repo.findings(),
+        *repo.upstream(),
+        *repo.escalated(),
+    ]
 
 
 @dataclass(slots=True)
@@ -333,14 +390,18 @@ class _Repo:
         repair = self.answer(ActionKind.REPAIR_DEPENDENCIES)
         missing = self.reasons.get("missing_dependencies")
         if graph is not None and missing is not None:
+            peer_breaks = {(task, blocker): problem for task, blocker, problem in graph.peer_breaks}
             for task, blocker in graph.missing_dependencies:  # one entry per broken reference
+                problem = peer_breaks.get((task, blocker))
                 out.append(
                     self.draft(
                         "dependency",
                         f"dep-missing:{name}:{task}:{blocker}",
                         missing,
                         repair,
-                        what=f"{task} waits on {blocker}, which does not exist",
+                        what=f"{task} waits on {blocker}: {problem}"
+                        if problem
+                        else f"{task} waits on {blocker}, which does not exist",
                         why="a missing blocker never finishes",
                         task=task,
                         detail={"blocker": blocker},
@@ -428,6 +489,37 @@ class _Repo:
                     what=f"{git.behind} commit(s) behind {git.upstream}",
                     why="upstream moved on; local work diverges",
                     detail={"behind": git.behind, "upstream": git.upstream},
+                )
+            )
+        return out
+
+    def escalated(self) -> list[_Draft]:
+        """Each task tagged needs-human (the scorer's ``needs_human``): the question it asks and the
+        command that answers it. Nothing the hub plans answers a question; a person does."""
+        reason, graph = self.reasons.get("needs_human"), self.snapshot.graph
+        if reason is None or graph is None:
+            return []
+        name = self.snapshot.name
+        out: list[_Draft] = []
+        for escalation in graph.escalations:
+            label = f" ({escalation.failure_class})" if escalation.failure_class else ""
+            out.append(
+                self.draft(
+                    "human",
+                    f"human:{name}:{escalation.task}",
+                    reason,
+                    None,
+                    what=f"{escalation.task} needs a human{label}: {escalation.title}",
+                    why=escalation.question,
+                    task=escalation.task,
+                    since=escalation.since,
+                    detail={
+                        "title": escalation.title,
+                        "question": escalation.question,
+                        "answer": escalation.answer,
+                        "first": escalation.first,
+                        "failure_class": escalation.failure_class,
+                    },
                 )
             )
         return out

@@ -18,6 +18,7 @@ from datetime import datetime
 from speedrift.register.record import (
     AUTOMATION_MODES,
     Activity,
+    GraphState,
     Reason,
     RepoHealth,
     RepoSnapshot,
@@ -98,6 +99,11 @@ _WEIGHT_LIST = (
     Weight(
         "repeated_failures", 24, 6, 36, "task", "a task failed 2+ attempts in a row (failed loopback)",
         stall=True,
+    ),
+    Weight(
+        "needs_human", 30, 5, 45, "task",
+        "a task waits on a person's answer (tagged needs-human: the agent's question, a refused login, "
+        "a missing tool, a secret to rotate) until it is retried or finished", stall=True,
     ),
     Weight(
         "attempt_failure_rate", 2, 2, 20, "full 10 % failing",
@@ -230,6 +236,7 @@ def _graph_penalties(snapshot: RepoSnapshot, now: datetime) -> list[Reason]:
     out.extend(_service_penalties(snapshot))
     out.extend(_in_progress_penalties(snapshot, now))
     out.extend(_dependency_penalties(snapshot))
+    out.extend(_human_penalties(snapshot))
     if graph.stale_open:
         out.append(
             _reason(
@@ -309,6 +316,11 @@ def _in_progress_penalties(snapshot: RepoSnapshot, now: datetime) -> list[Reason
     return out
 
 
+def _peer_break_problems(graph: GraphState) -> dict[str, str]:
+    """Each broken ``REPO:TASK`` blocker and what breaks it ("no repo shop-api in the ecosystem")."""
+    return {blocker: problem for _task, blocker, problem in graph.peer_breaks}
+
+
 def _dependency_penalties(snapshot: RepoSnapshot) -> list[Reason]:
     graph = snapshot.graph
     assert graph is not None
@@ -316,13 +328,17 @@ def _dependency_penalties(snapshot: RepoSnapshot) -> list[Reason]:
     missing = sorted(graph.missing_dependencies, key=lambda pair: (pair[1], pair[0]))
     if missing:
         blockers = sorted({blocker for _, blocker in missing})
+        named = _peer_break_problems(graph)
         if len(blockers) == 1:
             needers = sorted({t for t, _ in missing})
-            text = f"blocked on missing dependency {blockers[0]} (needed by {', '.join(needers[:3])}"
+            first = blockers[0]
+            what = f"{first}: {named[first]}" if first in named else f"missing dependency {first}"
+            text = f"blocked on {what} (needed by {', '.join(needers[:3])}"
             text += f" +{len(needers) - 3} more)" if len(needers) > 3 else ")"
         else:
             more = f" (+{len(blockers) - 3} more)" if len(blockers) > 3 else ""
-            text = f"blocked on missing dependencies {', '.join(blockers[:3])}{more}"
+            shown = ", ".join(f"{b} ({named[b]})" if b in named else b for b in blockers[:3])
+            text = f"blocked on missing dependencies {shown}{more}"
         out.append(_reason("missing_dependencies", len(missing), text))
     if graph.failed_blockers:
         text = f"{_plural(graph.failed_blockers, 'open task')} blocked by a failed dependency"
@@ -331,6 +347,23 @@ def _dependency_penalties(snapshot: RepoSnapshot) -> list[Reason]:
         text = f"all {_plural(graph.blocked, 'open task')} wait on unfinished dependencies; nothing is ready"
         out.append(_reason("all_open_blocked", 1, text))
     return out
+
+
+def _human_penalties(snapshot: RepoSnapshot) -> list[Reason]:
+    """Tasks tagged needs-human cost points until a person answers (retry) or they are finished."""
+    graph = snapshot.graph
+    assert graph is not None
+    count = max(graph.needs_human, len(graph.escalations))
+    if not count:
+        return []
+    if graph.escalations:
+        first = graph.escalations[0]
+        why = f" ({first.failure_class})" if first.failure_class else ""
+        text = f"task {first.task} waits on a human's answer{why}"
+        text += f" (and {_plural(count - 1, 'more task')})" if count > 1 else ""
+    else:
+        text = f"{_plural(count, 'task')} wait on a human's answer"
+    return [_reason("needs_human", count, text)]
 
 
 def _attempt_penalties(snapshot: RepoSnapshot, now: datetime) -> list[Reason]:
@@ -410,7 +443,7 @@ def activity_of(snapshot: RepoSnapshot, now: datetime) -> Activity:
     if graph is None:
         return "untracked"
     in_progress = in_progress_count(snapshot)
-    open_work = graph.ready_count + in_progress + graph.blocked + graph.failed_blockers
+    open_work = graph.ready_count + in_progress + graph.blocked + graph.failed_blockers + graph.needs_human
     if open_work == 0 and not graph.missing_dependencies:
         return "idle"
     if _live_agent(snapshot):

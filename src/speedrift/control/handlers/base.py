@@ -21,6 +21,7 @@ from typing import Any
 from speedrift import fsutil, layout, procs
 from speedrift.control.authority import HubGit
 from speedrift.errors import SpeedriftError
+from speedrift.fleet.supervisor import ECOSYSTEM_LIMIT_ENV, SLOT_ENV
 from speedrift.graph.store import GraphStore
 from speedrift.register.record import ControlState, OutcomeStatus, RepoEntry
 from speedrift.times import now_utc
@@ -47,6 +48,11 @@ class HandlerContext:
     # An operator's approval (`hub approve`) carries that operator's authority: the mode/lease
     # check is theirs, and processes start without --hub. The git contract still holds.
     approved_by: str | None = None
+    # [policy] max_agents: the ecosystem-wide cap on live attempts, handed to every process started
+    # here ($SPEEDRIFT_MAX_AGENTS), which counts it at admission (fleet/supervisor.py)
+    max_agents: int | None = None
+    # a long-lived hub (`hub up`) keeps a warm worker ready for its next dispatch (handlers/warm.py)
+    warm_workers: bool = False
 
     def git(self) -> HubGit:
         return HubGit(self.repo, timeout=self.timeout_s)
@@ -54,6 +60,10 @@ class HandlerContext:
     def process_env(self) -> dict[str, str]:
         env = dict(self.env if self.env is not None else os.environ)
         env.pop("WG_DIR", None)  # every command gets --dir; an inherited WG_DIR must not redirect it
+        env.pop(ECOSYSTEM_LIMIT_ENV, None)
+        env.pop(SLOT_ENV, None)  # a slot is handed to one worker by name, never inherited
+        if self.max_agents is not None:
+            env[ECOSYSTEM_LIMIT_ENV] = str(self.max_agents)
         return env
 
     def logs(self) -> Path:

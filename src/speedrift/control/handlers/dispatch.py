@@ -24,6 +24,7 @@ from speedrift.control.handlers.graph import (
     verify_in_progress,
 )
 from speedrift.control.handlers.procs import dispatch_ready, restart_service
+from speedrift.control.handlers.recovery import retry_failed
 from speedrift.errors import SpeedriftError
 from speedrift.procs import ProcessTimeout
 from speedrift.register.record import Action, ActionKind, Outcome, OutcomeStatus
@@ -41,6 +42,7 @@ HANDLERS: dict[ActionKind, Handler] = {
     ActionKind.SYNC_UPSTREAM: sync_upstream,
     ActionKind.PREPARE_UPSTREAM_PACKET: prepare_upstream_packet,
     ActionKind.EMIT_CORRECTIVE_TASK: emit_corrective_task,
+    ActionKind.RETRY_FAILED: retry_failed,
 }
 
 

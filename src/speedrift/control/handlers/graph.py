@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from speedrift.control.handlers.base import HandlerContext, HandlerResult, graph_store
 from speedrift.control.plan.candidates import corrective_id
+from speedrift.control.plan.prompts import action_brief, brief_markdown
 from speedrift.graph import ids, ops
 from speedrift.graph.codec import Graph
 from speedrift.graph.model import FAILED, IN_PROGRESS, after_of, speedrift_data, status_of
-from speedrift.procs import pid_alive
+from speedrift.procs import record_alive
 from speedrift.register.record import (
     Action,
     CorrectiveParams,
@@ -35,6 +37,9 @@ CORRECTIVE_TAGS = ("speedrift", "corrective")
 MAX_LISTED = 20
 MAX_TITLE = 200
 CORRECTIVE_PREFIX = "speedrift-fix-"
+# a corrective task's description, brief included; far inside wg's limit (graph/ids.py
+# MAX_DESCRIPTION_LENGTH), so a graph line stays small. Only the optional prompts are ever cut.
+MAX_DESCRIPTION = 16_000
 
 
 # ---------------------------------------------------------------- corrective tasks
@@ -47,7 +52,13 @@ def _corrective_task_id(action: Action, kind: str) -> str:
     return corrective_id(kind, action.subject or action.repo)
 
 
-def corrective_description(action: Action, cycle_id: str | None, kind: str, facts: Sequence[str] = ()) -> str:
+def corrective_description(
+    action: Action, cycle_id: str | None, kind: str, facts: Sequence[str] = (), *, path: str | None = None
+) -> str:
+    """The task's whole brief, written when the task is: what the hub saw, then the action's goal,
+    context, acceptance criteria and constraints with the safety line — the lines its Claude and
+    Codex prompts are made of (plan/prompts.py ``action_brief``) — so whoever picks the task up, a
+    speedrift agent, another tool's or a person, gets the brief. ``path``: the repo's path."""
     lines = [
         "Corrective task emitted by the speedrift hub.",
         "",
@@ -62,11 +73,18 @@ def corrective_description(action: Action, cycle_id: str | None, kind: str, fact
         lines.append(f"Tasks: {', '.join(tasks[:MAX_LISTED])}")
     if facts:
         lines += ["", "What the hub saw:", *(f"- {fact}" for fact in facts)]
+    lines += ["", brief_markdown(action_brief(action, None, None, path=path))]
+    text = "\n".join(lines)
+    extra: list[str] = []  # prompts a presented action carries (the hub's own cycle plans without)
     for runtime in ("claude", "codex"):
         prompt = action.prompts.get(runtime)
         if prompt:
-            lines += ["", f"## Prompt for {runtime.capitalize()}", "", prompt]
-    return "\n".join(lines)
+            extra += ["", f"## Prompt for {runtime.capitalize()}", "", prompt]
+    tail = "\n" + "\n".join(extra) if extra else ""
+    room = MAX_DESCRIPTION - len(text)
+    if len(tail) <= room:
+        return text + tail
+    return text + tail[: room - 1] + "…" if room > 1 else text
 
 
 def write_corrective(
@@ -98,9 +116,8 @@ def emit_corrective_task(action: Action, ctx: HandlerContext) -> HandlerResult:
     kind = spec.corrective_kind or str(action.kind)
     task_id = _corrective_task_id(action, kind)
     title = spec.title or f"speedrift: {action.reason}"
-    created = write_corrective(
-        ctx, action, task_id, kind, title, corrective_description(action, ctx.cycle_id, kind)
-    )
+    description = corrective_description(action, ctx.cycle_id, kind, path=str(ctx.repo))
+    created = write_corrective(ctx, action, task_id, kind, title, description)
     if not created:
         return HandlerResult("succeeded", f"existing: {task_id} is already in the graph", {"task": task_id})
     return HandlerResult(
@@ -122,7 +139,11 @@ def repair_dependencies(action: Action, ctx: HandlerContext) -> HandlerResult:
     title = (
         spec.title or f"Repair the dependency chain ({len(missing)} missing, {len(failed)} failed blocker(s))"
     )
-    description = corrective_description(action, ctx.cycle_id, kind, facts[:MAX_LISTED])
+    # the brief names the chain as it is now, not as it was when the plan was made
+    fresh = replace(spec, missing=tuple(missing), failed_blockers=len({task for task, _ in failed}))
+    description = corrective_description(
+        replace(action, params=fresh), ctx.cycle_id, kind, facts[:MAX_LISTED], path=str(ctx.repo)
+    )
     created = write_corrective(ctx, action, task_id, kind, title, description)
     state = "created" if created else "existing"
     return HandlerResult(
@@ -178,7 +199,7 @@ def verify_in_progress(action: Action, ctx: HandlerContext) -> HandlerResult:
             if not isinstance(worker, dict) or worker.get("host") != host or not isinstance(pid, int):
                 report["unverifiable"].append(task_id)  # claimed by a person, or on another machine
                 continue
-            if pid_alive(pid):
+            if record_alive(worker):  # pid + start time: a zombie or a reused pid is not the claimant
                 started = parse_time(task.get("started_at"))
                 age = round((now - started).total_seconds()) if started else None
                 report["alive"].append({"task": task_id, "pid": pid, "age_s": age})

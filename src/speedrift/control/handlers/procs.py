@@ -12,11 +12,15 @@ through the gated merge queue, which itself refuses to overwrite uncommitted cha
 from __future__ import annotations
 
 import socket
+import subprocess
 import time
+from pathlib import Path
+from typing import Any
 
 import orjson
 
 from speedrift import layout
+from speedrift.agents import choose
 from speedrift.control.handlers.base import (
     HandlerContext,
     HandlerFailed,
@@ -28,11 +32,13 @@ from speedrift.control.handlers.base import (
     run_bounded,
     tail,
 )
-from speedrift.fleet import service
+from speedrift.control.handlers.warm import WARM
+from speedrift.fleet import service, supervisor
+from speedrift.fleet.config import ConfigError, load_config
 from speedrift.fsutil import write_atomic
 from speedrift.graph import ids
 from speedrift.layout import safe_name
-from speedrift.procs import pid_alive, spawn_detached
+from speedrift.procs import identity_of, record_alive, spawn_detached
 from speedrift.register.record import Action, DispatchParams
 from speedrift.times import format_time, stamp
 
@@ -71,7 +77,7 @@ def restart_service(action: Action, ctx: HandlerContext) -> HandlerResult:
         )
     deadline = time.monotonic() + ctx.timeout_s
     pid = service.running_pid(ctx.repo)
-    while not (pid and pid > 0 and pid_alive(pid)):
+    while not (pid and pid > 0 and record_alive({"pid": pid})):
         if time.monotonic() >= deadline:
             raise HandlerFailed(f"the service did not stay up (see {layout.service_out_path(ctx.repo)})")
         time.sleep(0.1)
@@ -97,21 +103,50 @@ def restart_service(action: Action, ctx: HandlerContext) -> HandlerResult:
 
 
 def dispatch_ready(action: Action, ctx: HandlerContext) -> HandlerResult:
-    """Start ``speedrift run <task> --hub --quiet`` detached for up to ``max`` of ``tasks``."""
+    """Start ``speedrift run <task> --hub --quiet`` detached for up to ``max`` of ``tasks`` — but
+    never past a limit: each worker is admitted first (fleet/supervisor.py: the repo's
+    ``[service] max_agents``, its runtime's ``[limits]``, ``[policy] max_agents``), counted from
+    every live attempt on the machine, and handed its slot (``$SPEEDRIFT_SLOT``). What admission
+    held back is in the outcome, with the limit and why."""
     params = action.params_as(DispatchParams)
     wanted = params.tasks or ((action.subject,) if action.subject else ())
-    chosen = list(dict.fromkeys(wanted))[: min(params.max, MAX_DISPATCH)]
-    if not chosen:
+    candidates = list(dict.fromkeys(wanted))
+    most = min(params.max, MAX_DISPATCH)
+    if not candidates:
         return HandlerResult("skipped", "no ready tasks named in the plan")
-    for task_id in chosen:
+    for task_id in candidates:
         ids.validate_id(task_id)  # an id is data, never an option: it also goes after `--`
     store = graph_store(ctx.repo)
+    try:
+        config = load_config(ctx.repo)
+    except ConfigError as error:
+        raise HandlerFailed(f"cannot read the repo's speedrift.toml: {error.message}") from None
     ensure_excluded(ctx.git())
     logs = ctx.logs()
     now = ctx.now()
+    graph = store.load()
     pids: dict[str, int] = {}
     log_files: dict[str, str] = {}
-    for task_id in chosen:
+    held: list[dict[str, Any]] = []
+    for task_id in candidates:
+        if len(pids) >= most:
+            break
+        if held and held[-1]["limit"] in ("repo", "ecosystem"):
+            held.append({**held[-1], "task": task_id})  # the same limit holds every later task
+            continue
+        task = graph.get(task_id) or {}
+        runtime, _model = choose.select_runtime(task, config.default_runtime)
+        admission = supervisor.admit(
+            ctx.repo,
+            task_id,
+            runtime,
+            supervisor.Limits.for_attempt(config, runtime, ctx.max_agents),
+            holder="hub",
+        )
+        slot = admission.slot
+        if slot is None:
+            held.append({"task": task_id, "limit": admission.limit, "reason": admission.reason})
+            continue
         log = fresh_path(logs, f"dispatch-{action.repo}-{safe_name(task_id)}-{stamp(now)}", ".log")
         argv = [
             *ctx.speedrift_argv,
@@ -123,12 +158,43 @@ def dispatch_ready(action: Action, ctx: HandlerContext) -> HandlerResult:
             "--",
             task_id,
         ]
-        pids[task_id] = spawn_detached(argv, cwd=ctx.repo, env=ctx.process_env(), log=log).pid
+        env = ctx.process_env()
+        handed = {supervisor.SLOT_ENV: slot.name}
+        try:
+            child = _warm_start(ctx, argv, env, log, handed) or spawn_detached(
+                argv, cwd=ctx.repo, env={**env, **handed}, log=log
+            )
+        except BaseException:
+            slot.release()
+            raise
+        slot.hand_to(identity_of(child.pid), "run")  # counted as long as that worker lives
+        pids[task_id] = child.pid
         log_files[task_id] = str(log)
+    if pids and _warmable(ctx):
+        WARM.refill(ctx.speedrift_argv[0], ctx.process_env(), ctx.repo)  # for the next dispatch
     prune(logs, "dispatch-*.log", KEEP_DISPATCH_LOGS)
+    evidence: dict[str, Any] = {"pids": pids, "logs": log_files, "held": held}
+    held_text = ""
+    if held:
+        reasons = list(dict.fromkeys(h["reason"] for h in held))
+        held_text = f"held {', '.join(h['task'] for h in held)}: {'; '.join(reasons)}"
+    if not pids:
+        return HandlerResult("skipped", held_text or "nothing to start", evidence)
     started = ", ".join(f"{task} (pid {pid})" for task, pid in pids.items())
-    return HandlerResult(
-        "succeeded",
-        f"started {len(pids)} worker(s): {started}; the next cycle checks their progress",
-        {"pids": pids, "logs": log_files},
-    )
+    detail = f"started {len(pids)} worker(s): {started}; the next cycle checks their progress"
+    return HandlerResult("succeeded", detail + (f"; {held_text}" if held_text else ""), evidence)
+
+
+def _warmable(ctx: HandlerContext) -> bool:
+    """A long-lived hub starting speedrift the standard way (``python -m speedrift``) keeps a warm
+    worker (control/handlers/warm.py); a one-off cycle or another launcher starts workers cold."""
+    argv = list(ctx.speedrift_argv)
+    return ctx.warm_workers and len(argv) == 3 and argv[1:] == ["-m", "speedrift"]
+
+
+def _warm_start(
+    ctx: HandlerContext, argv: list[str], env: dict[str, str], log: Path, extra: dict[str, str]
+) -> subprocess.Popen[bytes] | None:
+    if not _warmable(ctx):
+        return None
+    return WARM.take(argv[0], env, argv[3:], ctx.repo, log, extra)

@@ -15,10 +15,15 @@ from __future__ import annotations
 
 import re
 import socket
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from speedrift.agents.choose import declared_runtime
+from speedrift.control.observe.escalations import escalations
+from speedrift.fleet import followup
+from speedrift.graph import peers as peer_deps
 from speedrift.graph import query
 from speedrift.graph.codec import Graph
 from speedrift.graph.model import (
@@ -33,7 +38,7 @@ from speedrift.graph.model import (
     status_of,
 )
 from speedrift.graph.store import repo_graph_file
-from speedrift.procs import pid_alive
+from speedrift.procs import ProcessIdentity, identity_alive, identity_in
 from speedrift.register.record import GraphState, TaskBrief
 from speedrift.times import parse_time
 
@@ -50,7 +55,24 @@ class GraphReading:
     state: GraphState
     observed_at: datetime
     valid_until: datetime | None  # None: no time-based fact can change
-    claims: tuple[tuple[str, int], ...]  # (in-progress task, local claimant pid)
+    # (in-progress task, its local claimant: pid + start time, so a zombie or a reused pid is dead)
+    claims: tuple[tuple[str, ProcessIdentity | None], ...]
+    peers: PeerView | None = None  # only when this graph waits on, or is asked about, peer tasks
+
+
+@dataclass(frozen=True, slots=True)
+class PeerView:
+    """What a reading needs for dependencies across repos (see the observer's second pass).
+
+    ``wanted``: the peer tasks this graph's unfinished tasks wait on (repo -> task ids);
+    ``statuses``: the peer statuses its readiness was computed with (None: not yet resolved);
+    ``graph``: kept while ``wanted`` is not empty, so a change in a peer re-judges readiness
+    without reading this file again; ``exports``: this repo's tasks other repos asked about."""
+
+    wanted: dict[str, frozenset[str]]
+    statuses: query.PeerStatuses | None
+    graph: Graph | None
+    exports: dict[str, str | None]
 
 
 def _age(since: datetime | None, now: datetime) -> float | None:
@@ -65,6 +87,7 @@ def _brief(task: Task, since: datetime | None, now: datetime) -> TaskBrief:
         status=status_of(task),
         age_seconds=_age(since, now),
         priority=priority_of(task),
+        runtime=declared_runtime(task),  # None: the repo's default runtime
     )
 
 
@@ -85,20 +108,30 @@ def _horizon(candidates: list[datetime], now: datetime) -> datetime | None:
 
 
 def analyze(
-    graph: Graph, graph_dir: str, now: datetime, names: frozenset[str] = frozenset(), own: str | None = None
+    graph: Graph,
+    graph_dir: str,
+    now: datetime,
+    names: frozenset[str] = frozenset(),
+    own: str | None = None,
+    peers: query.PeerStatuses | None = None,
+    export: Collection[str] = (),
 ) -> GraphReading:
     """Everything the control plane reads from one graph, plus when it goes stale. Pure; one pass
-    over the tasks besides readiness and dispatch order (``graph.query``'s)."""
+    over the tasks besides readiness and dispatch order (``graph.query``'s). ``peers``: statuses of
+    the peer tasks this graph waits on (None: unresolved, they block); ``export``: ids of this
+    graph's tasks other repos wait on, whose statuses the reading keeps for them."""
     tasks = graph.tasks
     host = socket.gethostname()
-    ready_ids = query.ready_ids(graph, now)
+    ready_ids = query.ready_ids(graph, now, peers)
     ordered = query.dispatch_order(graph, ready_ids, now)
     ready_set = set(ready_ids)
     counts: dict[str, int] = {}
     horizon: list[datetime] = []
     in_progress: list[TaskBrief] = []
-    claims: list[tuple[str, int]] = []
+    claims: list[tuple[str, ProcessIdentity | None]] = []
     missing: list[tuple[str, str]] = []
+    peer_after: list[tuple[str, str]] = []
+    peer_breaks: list[tuple[str, str, str]] = []
     text: list[str] = []  # for mentions; finished work says nothing about current dependencies
     blocked = failed_blockers = stale_open = stale_in_progress = 0
     for task_id, task in tasks.items():
@@ -109,6 +142,8 @@ def analyze(
         after = after_of(task)
         for blocker in after:
             if blocker not in tasks:
+                if ":" in blocker and not _is_peer_break(task_id, blocker, peers, peer_after, peer_breaks):
+                    continue
                 missing.append((task_id, blocker))
         if names:
             title, description = task.get("title"), task.get("description")
@@ -127,7 +162,7 @@ def analyze(
                     horizon.append(since + STALE_IN_PROGRESS)
             worker = speedrift_data(task).get("worker")
             if isinstance(worker, dict) and worker.get("host") == host and isinstance(worker.get("pid"), int):
-                claims.append((task_id, worker["pid"]))
+                claims.append((task_id, identity_in(worker)))
             continue
         if status not in DISPATCHABLE:
             continue
@@ -146,12 +181,13 @@ def analyze(
             if created is not None:  # the age bump of dispatch order moves once a day
                 horizon.append(created + timedelta(days=int((now - created) / timedelta(days=1)) + 1))
             continue
-        problems = [p for b in after if (p := query.blocker_problem(b, task_id, tasks)) is not None]
+        problems = [p for b in after if (p := query.blocker_problem(b, task_id, tasks, peers)) is not None]
         if problems:
             blocked += 1
             if FAILED in problems:
                 failed_blockers += 1
     in_progress.sort(key=lambda brief: (-(brief.age_seconds or 0.0), brief.id))
+    needs_human, escalated = escalations(tasks)  # tasks tagged needs-human, whatever their status
     state = GraphState(
         graph_dir=graph_dir,
         counts=counts,
@@ -165,22 +201,89 @@ def analyze(
         failed_blockers=failed_blockers,
         stale_open=stale_open,
         stale_in_progress=stale_in_progress,
-        dead_claims=tuple(task for task, pid in claims if not pid_alive(pid)),
+        dead_claims=tuple(task for task, claimant in claims if not identity_alive(claimant)),
+        retries_due=tuple(followup.pending(graph)),
         problems=len(graph.problems),
         mentions=_mentions(text, names, own),
+        needs_human=needs_human,
+        escalations=escalated,
+        peer_dependencies=tuple(peer_after),
+        peer_breaks=tuple(peer_breaks),
     )
-    return GraphReading(state, now, _horizon(horizon, now), tuple(claims))
+    view = _peer_view(graph, peer_after, peers, export)
+    return GraphReading(state, now, _horizon(horizon, now), tuple(claims), view)
+
+
+def _is_peer_break(
+    task_id: str,
+    blocker: str,
+    peers: query.PeerStatuses | None,
+    peer_after: list[tuple[str, str]],
+    peer_breaks: list[tuple[str, str, str]],
+) -> bool:
+    """Record a ``REPO:TASK`` blocker; True when it is a break (counted with the missing ones):
+    its repo or task does not exist, or it could not be resolved at all."""
+    peer_after.append((task_id, blocker))
+    if peers is None:
+        problem: str | None = "in another repo; not resolved"
+    elif blocker not in peers or peers[blocker] is None:
+        problem = query.peer_problem(blocker, peers)
+    else:
+        return False  # it exists there: readiness judges its status
+    peer_breaks.append((task_id, blocker, problem or "missing"))
+    return True
+
+
+def _peer_view(
+    graph: Graph, peer_after: list[tuple[str, str]], peers: query.PeerStatuses | None, export: Collection[str]
+) -> PeerView | None:
+    if not peer_after and not export:
+        return None
+    wanted: dict[str, set[str]] = {}
+    for _task, blocker in peer_after:
+        if (parts := peer_deps.split(blocker)) is not None:
+            wanted.setdefault(parts[0], set()).add(parts[1])
+    exports = {tid: (status_of(graph.tasks[tid]) if tid in graph.tasks else None) for tid in export}
+    return PeerView(
+        wanted={repo: frozenset(ids) for repo, ids in wanted.items()},
+        statuses=peers,
+        graph=graph if wanted else None,
+        exports=exports,
+    )
 
 
 def read_graph(
-    repo: Path, now: datetime, names: frozenset[str] = frozenset(), own: str | None = None
+    repo: Path,
+    now: datetime,
+    names: frozenset[str] = frozenset(),
+    own: str | None = None,
+    peers: query.PeerStatuses | None = None,
+    export: Collection[str] = (),
 ) -> GraphReading | None:
     """The repo's graph reading, None when the repo has no graph. Raises OSError if unreadable.
-    ``names``: registered repo names (lower case) to look for; ``own``: this repo's, left out."""
+    ``names``: registered repo names (lower case) to look for; ``own``: this repo's, left out;
+    ``peers`` and ``export`` as for :func:`analyze`."""
     path = repo_graph_file(repo)
     if path is None:
         return None
-    return analyze(Graph.from_bytes(path.read_bytes()), path.parent.name, now, names, own)
+    return analyze(Graph.from_bytes(path.read_bytes()), path.parent.name, now, names, own, peers, export)
+
+
+def with_peers(reading: GraphReading, peers: query.PeerStatuses, now: datetime) -> GraphReading:
+    """The reading judged again with these peer statuses, from the graph it kept (no file read)."""
+    view = reading.peers
+    if view is None or view.graph is None:
+        return reading
+    again = analyze(view.graph, reading.state.graph_dir, now, export=tuple(view.exports), peers=peers)
+    # mentions depend on the registered names, not on peers: kept as they were read
+    state = replace(again.state, mentions=reading.state.mentions)
+    return replace(again, state=state)
+
+
+def with_exports(reading: GraphReading, exports: dict[str, str | None]) -> GraphReading:
+    """The reading with more of its tasks' statuses kept for the repos that wait on them."""
+    view = reading.peers or PeerView(wanted={}, statuses=None, graph=None, exports={})
+    return replace(reading, peers=replace(view, exports={**view.exports, **exports}))
 
 
 def _shift(briefs: tuple[TaskBrief, ...], seconds: float) -> tuple[TaskBrief, ...]:
@@ -198,6 +301,6 @@ def refresh(reading: GraphReading, now: datetime) -> GraphReading | None:
         reading.state,
         ready=_shift(reading.state.ready, seconds),
         in_progress=_shift(reading.state.in_progress, seconds),
-        dead_claims=tuple(task for task, pid in reading.claims if not pid_alive(pid)),
+        dead_claims=tuple(task for task, claimant in reading.claims if not identity_alive(claimant)),
     )
     return replace(reading, state=state, observed_at=now)

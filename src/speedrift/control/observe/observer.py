@@ -11,6 +11,11 @@ content) in three parts, and only the parts that changed are read again:
 * **runs** — the graph (attempts end with a graph write), ``.speedrift/runs/`` and
   ``.speedrift/scans/``.
 
+**Dependencies across repos** (``after = ["shop-api:design-api"]``) are resolved in a second pass
+over the cycle's readings (:meth:`Observer._resolve_peers`): the statuses come from the peer
+graphs read (or kept) in the same cycle, and a reading whose peer statuses changed is judged
+again from the graph it kept, without reading its file.
+
 Service liveness, heartbeat and the control file are cheap and can change with no file event
 (a service killed with -9 leaves every file as it was), so they are read fresh every cycle.
 Fingerprints are taken in the calling thread; only repos with something to read go to the pool
@@ -38,7 +43,7 @@ import os
 import queue
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TypeAlias
@@ -58,8 +63,10 @@ from speedrift.control.observe.git import (
     stat_key,
     watched_paths,
 )
-from speedrift.control.observe.graph import GraphReading, read_graph, refresh
+from speedrift.control.observe.graph import GraphReading, read_graph, refresh, with_exports, with_peers
 from speedrift.control.observe.runs import LazyLockTable, Locks, runs_state, service_state
+from speedrift.graph import peers as peer_deps
+from speedrift.graph.model import status_of
 from speedrift.graph.store import GRAPH_DIR_NAMES, GRAPH_FILE
 from speedrift.procs import ProcessTimeout, Running
 from speedrift.register.record import (
@@ -115,6 +122,12 @@ def _fingerprint(keys: _Keys) -> str:
     return hashlib.blake2b(repr((keys.git, keys.runs)).encode(), digest_size=10).hexdigest()
 
 
+def _with_peers(fingerprint: str, peers: dict[str, str | None]) -> str:
+    """A repo's fingerprint with the statuses of the peer tasks it waits on folded in."""
+    signed = repr((fingerprint, sorted(peers.items(), key=lambda item: item[0])))
+    return hashlib.blake2b(signed.encode(), digest_size=10).hexdigest()
+
+
 class Observer:
     """Keeps the previous cycle's readings so an unchanged repo costs only a few ``stat`` calls."""
 
@@ -140,6 +153,7 @@ class Observer:
         self._previous: dict[str, RepoSnapshot] = {}
         self._dirs: dict[str, GitDirs | None] = {}
         self._heads: dict[str, tuple[tuple[int, int, int] | None, str | None]] = {}
+        self._wanted: dict[str, frozenset[str]] = {}  # repo -> its tasks other repos wait on
 
     # ------------------------------------------------------------------ the cycle
     def is_full_rescan(self) -> bool:
@@ -177,6 +191,7 @@ class Observer:
                 jobs.append((entry, keys, old))
         if jobs:
             self._read(jobs, now, names, locks, results)
+        self._resolve_peers(results, now)
         ordered = {entry.name: results[entry.name] for entry in self.entries if entry.name in results}
         self._previous = ordered
         return ordered
@@ -415,6 +430,72 @@ class Observer:
             if moved is not None:
                 return moved, list(old.graph_errors), True
         try:
-            return read_graph(entry.path, now, names, own=entry.name.lower()), [], False
+            previous = old.graph.peers if old is not None and old.graph is not None else None
+            return (
+                read_graph(
+                    entry.path,
+                    now,
+                    names,
+                    own=entry.name.lower(),
+                    peers=previous.statuses if previous is not None else None,
+                    export=self._wanted.get(entry.name, ()),
+                ),
+                [],
+                False,
+            )
         except OSError as error:
             return None, [f"graph: unreadable ({error.strerror or error})"], False
+
+    # ------------------------------------------------------------------ dependencies across repos
+    def _resolve_peers(self, results: dict[str, RepoSnapshot], now: datetime) -> None:
+        """The second pass: ``after = ["REPO:TASK"]`` judged against the peer repos' graphs.
+
+        Each reading says which peer tasks it waits on and keeps the statuses of its own tasks
+        that others waited on last cycle (read with its graph, no extra file access). A task asked
+        about for the first time is looked up by reading that peer's graph once, and kept. A
+        reading whose peer statuses changed is judged again from the graph it kept, so a task
+        done in one repo frees its dependents in another in the same cycle."""
+        entries = {entry.name: entry for entry in self.entries}
+        readings = {
+            name: cache.graph
+            for name, cache in self._cache.items()
+            if name in results and name in entries and cache.graph is not None
+        }
+        wanted: dict[str, set[str]] = {}
+        for reading in readings.values():
+            if reading.peers is not None:
+                for repo, ids in reading.peers.wanted.items():
+                    wanted.setdefault(repo, set()).update(ids)
+        self._wanted = {repo: frozenset(ids) for repo, ids in wanted.items() if repo in entries}
+        if not wanted:
+            return
+        statuses: dict[str, str | None] = {}
+        for repo, ids in self._wanted.items():
+            peer = readings.get(repo)
+            exports = peer.peers.exports if peer is not None and peer.peers is not None else {}
+            if not ids <= exports.keys():
+                graph = peer_deps.read_peer_graph(entries[repo].path)
+                tasks = graph.tasks if graph is not None else {}
+                exports = {tid: (status_of(tasks[tid]) if tid in tasks else None) for tid in ids}
+                if peer is not None:
+                    readings[repo] = with_exports(peer, exports)
+                    self._cache[repo] = replace(self._cache[repo], graph=readings[repo])
+            statuses.update((f"{repo}:{tid}", exports.get(tid)) for tid in ids)
+        for name, reading in readings.items():
+            view = reading.peers
+            if view is None or not view.wanted:
+                continue
+            mine = {
+                key: statuses[key]
+                for repo, ids in view.wanted.items()
+                for tid in ids
+                if (key := f"{repo}:{tid}") in statuses
+            }
+            # what it waits on is part of what the snapshot says: a kept score must not outlive it
+            signed = replace(results[name], fingerprint=_with_peers(results[name].fingerprint, mine))
+            results[name] = signed
+            if view.statuses is not None and dict(view.statuses) == mine:
+                continue
+            judged = with_peers(reading, mine, now)
+            self._cache[name] = replace(self._cache[name], graph=judged)
+            results[name] = replace(signed, graph=judged.state)

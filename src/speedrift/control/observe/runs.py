@@ -22,7 +22,7 @@ from typing import Any, Literal
 from speedrift import layout, records
 from speedrift.failure_class import FailureClass
 from speedrift.layout import read_record
-from speedrift.procs import pid_alive
+from speedrift.procs import record_alive
 from speedrift.records import FINISHED_STATES, AttemptState
 from speedrift.register.record import AttemptStats, GateStats, ServiceState
 
@@ -104,7 +104,7 @@ def service_state(
             holder = locks.get((info.st_dev, info.st_ino))
             running = holder is not None
             pid = pid or holder
-        if not running and pid is not None and pid_alive(pid):
+        if not running and pid is not None and record_alive({"pid": pid}):  # a zombie is not running
             running = age is not None and age <= HEARTBEAT_FRESH.total_seconds()
     if running:
         return ServiceState(
@@ -136,7 +136,7 @@ def _wg_service(graph_dir: Path | None, now: datetime) -> ServiceState | None:
         return None
     wg_state = read_record(state_file)
     wg_pid = wg_state.get("pid") if wg_state else None
-    if not isinstance(wg_pid, int) or not pid_alive(wg_pid):
+    if not isinstance(wg_pid, int) or not record_alive({"pid": wg_pid}):  # a zombie is not a service
         return None
     return ServiceState(
         running=True, kind="wg", pid=wg_pid, heartbeat_age_seconds=max(0.0, now.timestamp() - mtime)

@@ -31,6 +31,7 @@ from speedrift.register.record import (
     RepoEntry,
     RepoHealth,
     RepoSnapshot,
+    RetryParams,
     TaskCorrectiveParams,
     VerifyParams,
 )
@@ -38,6 +39,7 @@ from speedrift.register.record import (
 DISPATCH_TASKS = 5  # ready ids offered to the dispatcher, in dispatch order
 DISPATCH_MAX = 2  # of which at most this many are started per action
 MAX_FAILING_CORRECTIVES = 3  # per repo per cycle, before policy caps apply
+MAX_RETRIES = 20  # failed tasks one retry_failed action carries out
 SLUG_MAX = 48
 
 
@@ -57,6 +59,11 @@ TRIGGERS: dict[str, Trigger] = {
     ),
     "dispatch": Trigger(ActionKind.DISPATCH_READY, 92, "ready work, no service running (otherwise)"),
     "dispatch_busy": Trigger(ActionKind.DISPATCH_READY, 89, "as above while other work is in progress"),
+    "retry": Trigger(
+        ActionKind.RETRY_FAILED,
+        90,
+        "failed tasks whose recorded recovery is an automatic retry, and no speedrift service runs to do it",
+    ),
     "repair": Trigger(
         ActionKind.REPAIR_DEPENDENCIES, 88, "missing or failed blockers (delegated to a corrective task)"
     ),
@@ -163,6 +170,16 @@ def _work_actions(snapshot: RepoSnapshot, entry: RepoEntry, now: datetime) -> li
                     params=DispatchParams(tasks=tasks, max=DISPATCH_MAX),
                 )
             )
+    due = graph.retries_due
+    if due and not (service.running and service.kind == "speedrift"):  # a service carries out its own
+        out.append(
+            _action(
+                repo,
+                "retry",
+                f"{len(due)} failed task(s) wait for their automatic retry; no service runs to carry it out",
+                params=RetryParams(tasks=tuple(sorted(due))[:MAX_RETRIES]),
+            )
+        )
     if graph.missing_dependencies or graph.failed_blockers:
         missing = sorted(graph.missing_dependencies)
         subject = corrective_id(

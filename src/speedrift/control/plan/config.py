@@ -45,10 +45,14 @@ class PolicyConfig(BaseModel):
     max_actions_per_repo_per_hour: int = Field(default=6, ge=0)
     cooldown_seconds: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_COOLDOWNS))
     max_service_starts_per_cycle: int = Field(default=4, ge=0)
+    # agents running at once on this machine, every repo and every supervisor together (admission,
+    # fleet/supervisor.py); None: no ecosystem-wide cap (each repo's [service] max_agents still holds)
+    max_agents: int | None = Field(default=None, ge=1)
     max_corrective_per_repo: int = Field(default=2, ge=0)
     max_corrective_total: int = Field(default=50, ge=0)
     hard_stop_on_failed_verification: bool = True
     dirty_checkout_blocks: bool = True
+    auto_resume: bool = True
 
     @field_validator("cooldown_seconds", mode="after")
     @classmethod
@@ -97,10 +101,18 @@ POLICY_KEY_DOCS: dict[str, str] = {
     "max_actions_per_repo_per_hour": "actions executed in the last hour in one repo",
     "cooldown_seconds": "seconds after a kind of action ran in a repo before it may run there again",
     "max_service_starts_per_cycle": "restart_service actions per cycle",
+    "max_agents": (
+        "agents running at once across the ecosystem (every repo, service, `speedrift run` and hub worker "
+        "on this machine), enforced at admission; unset: no cap beyond each repo's [service] max_agents"
+    ),
     "max_corrective_per_repo": "open corrective tasks the hub keeps in one repo",
     "max_corrective_total": "open corrective tasks the hub keeps across the ecosystem",
     "hard_stop_on_failed_verification": "the first failed action (dispatch excepted) stops the cycle",
     "dirty_checkout_blocks": "actions that need a clean checkout are cut while it has uncommitted changes",
+    "auto_resume": (
+        "a runtime paused by a usage or rate limit resumes at its reset time; false: it stays paused "
+        "until `speedrift resume-runtime NAME` (machine-wide: the hub publishes it to every supervisor)"
+    ),
 }
 
 
@@ -110,7 +122,9 @@ def policy_table_markdown() -> str:
     rows = ["| key | default | meaning |", "|---|---|---|"]
     for key, meaning in POLICY_KEY_DOCS.items():
         value = getattr(defaults, key)
-        if isinstance(value, bool):
+        if value is None:
+            shown = "unset"
+        elif isinstance(value, bool):
             shown = str(value).lower()
         elif isinstance(value, dict):
             shown = "{ " + ", ".join(f"{k} = {v:g}" for k, v in value.items()) + " }"

@@ -4,20 +4,23 @@ Pure: candidates, the ``[policy]`` config, the snapshots (control mode, lease, d
 action history (from the register) and ``now`` in; a :class:`Plan` out. Nothing is dropped:
 ``len(plan.allowed) + len(plan.skipped) == len(candidates)`` always.
 
-Rules run in :data:`RULE_ORDER`; an action is cut by the first rule that holds it. The first six
-look at the action alone; the budgets are then spent greedily in priority order (highest first,
-ties by id), so the most urgent actions get the budget. ``plan_only`` is the master switch: the
-whole evaluation still runs, every action is then skipped with rule ``plan_only``, and the reason
-says what would have happened with it off — the full plan stays visible.
+Rules run in :data:`RULE_ORDER`; an action is cut by the first rule that holds it. The first
+seven look at the action alone (``runtime_paused``: a dispatch waiting on a runtime paused
+machine-wide); the budgets are then spent greedily in priority order (highest first, ties by id),
+so the most urgent actions get the budget. ``plan_only`` is the master switch: the whole
+evaluation still runs, every action is then skipped with rule ``plan_only``, and the reason says
+what would have happened with it off — the full plan stays visible.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from speedrift.control.plan.config import PolicyConfig
+from speedrift.pausestore import RuntimePause
 from speedrift.register.record import (
     ACTION_KINDS,
     CORRECTIVE_KINDS,
@@ -25,6 +28,7 @@ from speedrift.register.record import (
     ActionHistory,
     ActionKind,
     ControlMode,
+    DispatchParams,
     Plan,
     RepoSnapshot,
     Skipped,
@@ -35,6 +39,7 @@ RULE_ORDER: tuple[str, ...] = (
     "plan_only",
     "mode",
     "lease",
+    "runtime_paused",
     "dirty_checkout",
     "dedup",
     "cooldown",
@@ -59,6 +64,7 @@ MODE_PERMITS: dict[ControlMode, frozenset[ActionKind]] = {
             ActionKind.PREPARE_UPSTREAM_PACKET,
             ActionKind.EMIT_CORRECTIVE_TASK,
             ActionKind.REPAIR_DEPENDENCIES,
+            ActionKind.RETRY_FAILED,
         }
     ),
     "autonomous": frozenset(ACTION_KINDS),
@@ -72,6 +78,7 @@ DIRTY_CHECKOUT: dict[ActionKind, tuple[bool, str]] = {
     ActionKind.RUN_GATE_SCAN: (False, "scans a detached temporary worktree of the target branch"),
     ActionKind.REPAIR_DEPENDENCIES: (False, "writes a corrective task into the task graph (speedrift state)"),
     ActionKind.VERIFY_IN_PROGRESS: (False, "reads claims and reopens dead ones in the task graph only"),
+    ActionKind.RETRY_FAILED: (False, "reopens failed tasks (their recorded recovery) in the task graph only"),
     ActionKind.SYNC_UPSTREAM: (False, "`git fetch` updates remote-tracking refs only"),
     ActionKind.PREPARE_UPSTREAM_PACKET: (
         True,
@@ -93,10 +100,16 @@ def apply_policy(
     snapshots: Mapping[str, RepoSnapshot] | Sequence[RepoSnapshot],
     history: ActionHistory,
     now: datetime,
+    *,
+    pauses: Sequence[RuntimePause] = (),
+    default_runtimes: Mapping[str, str] | None = None,
 ) -> Plan:
+    """``pauses``: the machine's runtime pauses (pausestore.py); ``default_runtimes``: each repo's
+    ``default_runtime``, for ready tasks that name no runtime of their own (rule runtime_paused)."""
     by_name = snapshots if isinstance(snapshots, Mapping) else {s.name: s for s in snapshots}
     ordered = sorted(actions, key=lambda a: (-a.priority, a.id))
-    verdicts = _Evaluation(policy, by_name, history, now).run(ordered)
+    evaluation = _Evaluation(policy, by_name, history, now, tuple(pauses), dict(default_runtimes or {}))
+    verdicts = evaluation.run(ordered)
     if policy.plan_only:
         return Plan(
             allowed=(),
@@ -136,10 +149,14 @@ class _Evaluation:
         snapshots: Mapping[str, RepoSnapshot],
         history: ActionHistory,
         now: datetime,
+        pauses: tuple[RuntimePause, ...] = (),
+        default_runtimes: dict[str, str] | None = None,
     ) -> None:
         self.policy = policy
         self.snapshots = snapshots
         self.now = now
+        self.pauses = pauses
+        self.default_runtimes = default_runtimes or {}
         self.open_corrective = history.open_corrective
         counted = [p for p in history.executions if p.status in COUNTED]
         self.running = {p.action_id: p for p in history.executions if p.status in UNFINISHED}
@@ -163,7 +180,8 @@ class _Evaluation:
     def run(self, ordered: Sequence[Action]) -> list[Verdict]:
         verdicts: list[Verdict] = []
         for action in ordered:
-            cut = self._alone(action) or self._budget(action)
+            action, paused = self._paused(action)
+            cut = self._alone(action, paused) or self._budget(action)
             self.seen.add(action.id)
             if cut is None:
                 self._spend(action)
@@ -172,9 +190,10 @@ class _Evaluation:
                 verdicts.append((action, cut[0], cut[1]))
         return verdicts
 
-    # -- rules that look at the action alone: mode, lease, dirty_checkout, dedup, cooldown
+    # -- rules that look at the action alone: mode, lease, runtime_paused, dirty_checkout, dedup,
+    #    cooldown
 
-    def _alone(self, action: Action) -> tuple[str, str] | None:
+    def _alone(self, action: Action, paused: tuple[str, str] | None = None) -> tuple[str, str] | None:
         snapshot = self.snapshots.get(action.repo)
         if snapshot is None:
             return "mode", f"no snapshot of {action.repo} this cycle: fail closed"
@@ -186,7 +205,44 @@ class _Evaluation:
             return "lease", (
                 f"{why}; renew with `speedrift mode {action.repo} {control.mode} --owner NAME --lease-ttl 8h`"
             )
+        if paused is not None:
+            return paused
         return self._dirty(action, snapshot) or self._dedup(action) or self._cooldown(action)
+
+    def _paused(self, action: Action) -> tuple[Action, tuple[str, str] | None]:
+        """runtime_paused: a dispatch whose tasks all run on a paused runtime is held with the
+        pause in words; one where only some do goes ahead without those (its reason names them)."""
+        if action.kind != ActionKind.DISPATCH_READY or not self.pauses:
+            return action, None
+        params = action.params
+        snapshot = self.snapshots.get(action.repo)
+        if not isinstance(params, DispatchParams) or snapshot is None or snapshot.graph is None:
+            return action, None
+        briefs = {brief.id: brief for brief in snapshot.graph.ready}
+        default = self.default_runtimes.get(action.repo)
+        held: dict[str, RuntimePause] = {}
+        for task in params.tasks:
+            brief = briefs.get(task)
+            runtime = (brief.runtime if brief is not None else None) or default
+            if runtime is None:
+                continue  # unknown here: the worker's own check (before its claim) still holds it
+            for pause in self.pauses:
+                if pause.blocks(runtime, None, self.now, self.policy.auto_resume):
+                    held[task] = pause
+                    break
+        if not held:
+            return action, None
+        words = "; ".join(dict.fromkeys(p.sentence(self.now, self.policy.auto_resume) for p in held.values()))
+        tasks = ", ".join(held)
+        if len(held) == len(params.tasks):
+            return action, ("runtime_paused", f"{words} (holds {tasks})")
+        keep = tuple(task for task in params.tasks if task not in held)
+        trimmed = replace(
+            action,
+            params=replace(params, tasks=keep),
+            reason=f"{action.reason}; runtime_paused holds {tasks}: {words}",
+        )
+        return trimmed, None
 
     def _dirty(self, action: Action, snapshot: RepoSnapshot) -> tuple[str, str] | None:
         touches, what = DIRTY_CHECKOUT[action.kind]

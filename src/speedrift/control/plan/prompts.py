@@ -4,7 +4,10 @@ Every prompt has the same four parts — goal, context, acceptance, constraints 
 gate output, phrased twice: conversationally for Claude, as a labelled brief for Codex.
 :func:`action_prompts` fills it in for a planned action from the repo's snapshot and health;
 :func:`entry_prompts` for an attention-queue entry from the entry itself. Both are added when a
-record is presented (control/assess/judgement.py: with_prompts), never stored in the ledger.
+record is presented (control/assess/judgement.py: with_prompts), never stored in the ledger. A
+corrective task is different: it is work for whoever picks it up, so its handler writes the
+action's brief (:func:`action_brief`, as :func:`brief_markdown`) into the task's description when
+it creates the task.
 """
 
 from __future__ import annotations
@@ -105,13 +108,40 @@ def action_prompts(
     action: Action, snapshot: RepoSnapshot | None, health: RepoHealth | None
 ) -> dict[str, str]:
     """The prompt pair for a planned action: what a local agent would do to resolve it by hand."""
-    repo, path = action.repo, snapshot.path if snapshot else action.repo
+    return prompt_pair(*action_brief(action, snapshot, health))
+
+
+def action_brief(
+    action: Action, snapshot: RepoSnapshot | None, health: RepoHealth | None, *, path: str | None = None
+) -> Brief:
+    """Goal, context, acceptance and constraints (the :data:`SAFETY` line last) for a planned action:
+    the one source of its Claude and Codex prompts and of the brief a corrective task carries in its
+    description (:func:`brief_markdown`). ``path``: the repo's path when there is no snapshot."""
+    repo, where = action.repo, snapshot.path if snapshot else (path or action.repo)
     goal, context, acceptance, constraints = _BRIEFS[action.kind](action, snapshot)
-    ctx = [f"Repository {repo} at {path}.", *context, f"Why the hub planned this: {action.reason}."]
+    ctx = [f"Repository {repo} at {where}.", *context, f"Why the hub planned this: {action.reason}."]
     if health is not None:
         top = "; ".join(r.text for r in health.reasons[:3]) or "no penalties"
         ctx.append(f"Health {health.score}/100 ({health.tier}, {health.trend}): {top}.")
-    return prompt_pair(goal, ctx, acceptance, [*constraints, SAFETY])
+    return goal, ctx, list(acceptance), [*constraints, SAFETY]
+
+
+def brief_markdown(brief: Brief) -> str:
+    """The brief as markdown sections (Goal, Context, Acceptance criteria, Constraints), the same
+    lines :func:`prompt_pair` phrases for Claude and Codex: what a corrective task's description
+    carries, so any agent or person who picks the task up gets the whole brief."""
+    goal, context, acceptance, constraints = brief
+    ctx = [_one_line(c) for c in context if c.strip()]
+    acc = [_one_line(a) for a in acceptance if a.strip()]
+    con = [_one_line(c) for c in constraints if c.strip()]
+    parts = ["## Goal\n\n" + _one_line(goal)]
+    if ctx:
+        parts.append("## Context\n\n" + "\n".join(f"- {c}" for c in ctx))
+    if acc:
+        parts.append("## Acceptance criteria\n\n" + "\n".join(f"{i}. {a}" for i, a in enumerate(acc, 1)))
+    if con:
+        parts.append("## Constraints\n\n" + "\n".join(f"- {c}" for c in con))
+    return "\n\n".join(parts)
 
 
 def _tasks(action: Action) -> list[str]:
@@ -183,6 +213,25 @@ def _repair_deps(action: Action, snapshot: RepoSnapshot | None) -> Brief:
     )
 
 
+def _retry(action: Action, snapshot: RepoSnapshot | None) -> Brief:
+    return (
+        f"Carry out the recorded automatic recovery of the failed task(s) {', '.join(_tasks(action))} "
+        f"in {action.repo}.",
+        [
+            "Each failed with a class whose recovery is an automatic retry (`speedrift show ID --json`: "
+            "speedrift.recovery), and no service runs in the repo to carry it out."
+        ],
+        [
+            "each task is open again once its backoff has passed (`speedrift show ID`: not_before), or "
+            "withheld with the reason while the repo's automatic retries are halted",
+        ],
+        [
+            "Reopen with `speedrift retry ID`; never edit graph.jsonl, and never retry a task a human "
+            "must answer."
+        ],
+    )
+
+
 def _verify(action: Action, snapshot: RepoSnapshot | None) -> Brief:
     params = action.params if isinstance(action.params, VerifyParams) else None
     dead = list(params.dead) if params else []
@@ -250,6 +299,7 @@ _BRIEFS: dict[ActionKind, Callable[[Action, RepoSnapshot | None], Brief]] = {
     ActionKind.SYNC_UPSTREAM: _sync,
     ActionKind.PREPARE_UPSTREAM_PACKET: _packet,
     ActionKind.EMIT_CORRECTIVE_TASK: _corrective,
+    ActionKind.RETRY_FAILED: _retry,
 }
 
 
@@ -364,6 +414,29 @@ def _ahead(repo: str, where: str, task: str, why: str, detail: Mapping[str, Any]
     )
 
 
+def _needs_human(repo: str, where: str, task: str, why: str, detail: Mapping[str, Any]) -> EntryBrief:
+    first = detail.get("first")
+    then = f"{first}, then answer" if first else "Answer"
+    return (
+        f"Answer what task {task} ({detail.get('title', '')}) in {repo} asks a human.",
+        f"{where} The task is tagged needs-human and asks: {why} "
+        f"`speedrift show {task}` has its log and failure history.",
+        f"{then} with `{detail.get('answer')}`; the task is open again without the needs-human tag.",
+        None,
+    )
+
+
+def _runtime_paused(repo: str, where: str, task: str, why: str, detail: Mapping[str, Any]) -> EntryBrief:
+    runtime, fix = detail.get("runtime"), detail.get("first")
+    return (
+        f"Fix what paused the {runtime} agent runtime, then lift the pause.",
+        f"{why} Every supervisor on this machine holds {runtime} work until the pause is lifted."
+        + (f" The fix: {fix}." if fix else ""),
+        f"The runtime's preflight passes and `{detail.get('answer')}` lifted the pause.",
+        None,
+    )
+
+
 def _behind(repo: str, where: str, task: str, why: str, detail: Mapping[str, Any]) -> EntryBrief:
     return (
         f"Bring {repo} up to date with {detail.get('upstream')}.",
@@ -388,4 +461,6 @@ _ENTRY_BRIEFS: dict[str, Callable[[str, str, str, str, Mapping[str, Any]], Entry
     "gate_failed": _findings,
     "prepare_upstream_packet": _ahead,
     "behind_upstream": _behind,
+    "needs_human": _needs_human,
+    "runtime_paused": _runtime_paused,
 }

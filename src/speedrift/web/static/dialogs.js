@@ -25,7 +25,8 @@
     const node = S.graph && S.graph.repo === repo ? S.graph.nodes.get(task) : null;
     try {
       const list = await api("/api/repos/" + encodeURIComponent(repo) + "/runs/" + encodeURIComponent(task));
-      const head = node ? kv([["status", node.status + (node.ready ? " (ready)" : "")], ["title", node.title], ["after", node.after.join(", ")], ["priority", node.priority], ["assigned", node.assigned]]) : null;
+      const why = node ? SR.unverifiedWhy(node) : null;
+      const head = node ? kv([["status", node.status + (node.ready ? " (ready)" : "") + (why ? " (unverified)" : "")], ["unverified", why], ["title", node.title], ["after", node.after.join(", ")], ["priority", node.priority], ["assigned", node.assigned]]) : null;
       if (!list.attempts.length) { body.replaceChildren(...[head, el("p", { class: "muted", text: "No attempt has run for this task yet." })].filter(Boolean)); return; }
       const picker = el("div", { class: "row" }, ...list.attempts.map((a) =>
         el("button", { type: "button", "aria-label": "attempt " + a.attempt + ", " + a.state, onclick: () => showAttempt(repo, task, a.attempt, holder) }, "#" + a.attempt + " " + a.state)));
@@ -42,7 +43,12 @@
     const record = d.record || {};
     const diff = d.diff || {};
     const usage = d.usage || {};
-    const gates = (d.gates || []).map((g) => (g.passed ? "✔ " : "✘ ") + (g.gate || g.name || "gate") + (g.summary ? ": " + g.summary : "")).join("\n");
+    const gateWords = { pass: "passed", fail: "failed", warn: "warning", skipped: "skipped" };
+    const gateName = (g) => g.gate || g.name || (Array.isArray(g.results) ? "" : "gate");
+    const gates = (d.gates || []).map((g) => (g.passed ? "✔ " : "✘ ") + gateName(g) + (g.summary ? (gateName(g) ? ": " : "") + g.summary : "") +
+      (Array.isArray(g.results) ? g.results.map((r) => "\n    " + String(r.gate).padEnd(9) + " " + (gateWords[r.status] || r.status).padEnd(8) + " " + (r.reason || "")).join("") : "")).join("\n");
+    const ev = d.evidence || {};
+    const verified = ev.verified === true ? "yes — the tests ran and nothing new fails" : ev.verified === false ? "no — " + (ev.unverified_reason || "the tests did not run") : null;
     const events = (d.events || []).map((e) => (e.ts || "") + " " + (e.kind || "?") + " " + (e.text || "")).join("\n");
     const controls = el("div", { class: "row" });
     if (record.state === "running") {
@@ -51,7 +57,7 @@
     }
     holder.replaceChildren(...[
       kv([["attempt", attempt], ["state", record.state + (d.paused ? " (paused)" : "")], ["runtime", record.runtime], ["model", record.model], ["started", record.started],
-          ["failure", record.failure], ["reason", record.reason], ["landed", record.landed_commit],
+          ["failure", record.failure], ["reason", record.reason], ["landed", record.landed_commit], ["verified", verified],
           ["diff", diff.files !== undefined ? diff.files + " files, +" + diff.insertions + "/-" + diff.deletions : null],
           ["cost", usage.cost_usd !== undefined ? "$" + Number(usage.cost_usd).toFixed(4) : null],
           ["tokens", usage.input_tokens !== undefined ? usage.input_tokens + " in / " + usage.output_tokens + " out" : null],

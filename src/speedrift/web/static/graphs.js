@@ -70,7 +70,14 @@
     if (node.ready) return "ready";
     if (node.paused) return "paused";
     if (node.status === "open" || node.status === "blocked" || node.status === "incomplete") return "blocked";
+    if (node.status === "done" && node.unverified) return "done unverified";
     return node.status;
+  }
+
+  // a done task that landed without its tests having run: "done (unverified)", and why
+  function unverifiedWhy(node) {
+    if (node.status !== "done" || !node.unverified) return null;
+    return typeof node.unverified === "string" ? node.unverified : "the tests did not run";
   }
 
   function visibleNodes() {
@@ -94,6 +101,7 @@
     { selector: "node.running", style: { "background-color": "#4c9aff", "border-width": 3, "border-color": "#9ecbff", width: 22, height: 22 } },
     { selector: "node.ready", style: { "background-color": "#f2cc60", "border-width": 2, "border-color": "#fff3c4", width: 20, height: 20 } },
     { selector: "node.done", style: { "background-color": "#3fb871", opacity: 0.75 } },
+    { selector: "node.unverified", style: { "background-color": "#e0a93b", "border-width": 2, "border-color": "#3fb871" } },
     { selector: "node.failed", style: { "background-color": "#e5534b", width: 20, height: 20 } },
     { selector: "node.abandoned", style: { "background-color": "#4a525c", opacity: 0.6 } },
     { selector: "node.blocked", style: { "background-color": "#55606e" } },
@@ -195,9 +203,11 @@
     const shown = nodes.slice(0, S.taskLimit);
     keepFocus(list, () => list.replaceChildren(...shown.map((n) => {
       const status = n.status === "in-progress" ? "in-progress" : n.ready ? "ready" : n.status;
-      return el("li", { "data-task": n.id, "data-status": status },
-        el("button", { type: "button", title: n.title, "aria-label": n.id + ", " + status + ": " + n.title + ". Open run detail.", onclick: () => SR.openRun(S.graph.repo, n.id) },
-          el("span", { class: "st st-" + status, text: status }),
+      const why = unverifiedWhy(n);
+      const shown = why ? "done (unverified)" : status;
+      return el("li", { "data-task": n.id, "data-status": status, "data-unverified": why ? "true" : null },
+        el("button", { type: "button", title: why ? n.title + " — unverified: " + why : n.title, "aria-label": n.id + ", " + shown + ": " + n.title + ". Open run detail.", onclick: () => SR.openRun(S.graph.repo, n.id) },
+          el("span", { class: "st st-" + status + (why ? " st-unverified" : ""), text: shown }),
           el("span", { class: "tid", text: n.id + " — " + n.title })));
     })));
     more.hidden = nodes.length <= shown.length;
@@ -236,5 +246,6 @@
     }
   }
 
+  Object.assign(SR, { unverifiedWhy });
   Object.assign(SR, { focusRepo, selectView, fetchGraph, applyGraphDelta, renderRepoGraph, renderTaskList, renderEcoGraph, updateEcoStyles });
 })();

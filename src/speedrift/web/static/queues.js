@@ -26,17 +26,30 @@
     return ok;
   }
 
-  async function copyPrompt(itemId, which, button) {
-    const prompts = S.prompts.get(itemId);
-    const text = prompts && prompts[which];
-    if (!text) { toast("prompt not loaded yet", true); return; }
+  async function copyText(text, what, button) {
     let ok = false;
     try {
       if (navigator.clipboard && window.isSecureContext) { await navigator.clipboard.writeText(text); ok = true; }
     } catch (e) { ok = false; }
     if (!ok) ok = fallbackCopy(text);
     if (button) button.focus();
-    toast(ok ? which + " prompt copied" : "copy failed: select the text by hand", !ok);
+    toast(ok ? what + " copied" : "copy failed: select the text by hand", !ok);
+  }
+
+  async function copyPrompt(itemId, which, button) {
+    const prompts = S.prompts.get(itemId);
+    const text = prompts && prompts[which];
+    if (!text) { toast("prompt not loaded yet", true); return; }
+    await copyText(text, which + " prompt", button);
+  }
+
+  // a task waiting on a person's answer: what to do first, and the command that answers it
+  function answerBlock(item) {
+    const answer = item.answer;
+    if (!answer || !answer.command) return null;
+    return el("div", { class: "answer" },
+      answer.first ? el("div", { class: "first", text: "first: " + answer.first }) : null,
+      el("code", { class: "answer-command", text: answer.command }));
   }
 
   async function approve(item, button) {
@@ -56,6 +69,7 @@
     return el("li", { class: "qitem", "data-item": item.id },
       el("div", { class: "what", text: item.what }),
       el("div", { class: "why", text: item.why }),
+      answerBlock(item),
       el("div", { class: "meta" },
         el("span", { class: "prio " + prio, text: "priority " + item.priority }),
         el("span", { text: item.repo }),
@@ -63,6 +77,7 @@
       el("div", { class: "actions" },
         el("button", { type: "button", "data-copy": "claude", disabled: !loaded, "aria-label": "Copy the Claude prompt for: " + item.what, onclick: (e) => copyPrompt(item.id, "claude", e.currentTarget) }, "copy Claude prompt"),
         el("button", { type: "button", "data-copy": "codex", disabled: !loaded, "aria-label": "Copy the Codex prompt for: " + item.what, onclick: (e) => copyPrompt(item.id, "codex", e.currentTarget) }, "copy Codex prompt"),
+        item.answer && item.answer.command ? el("button", { type: "button", "data-answer": "", "aria-label": "Copy the answer command for: " + item.what, onclick: (e) => copyText(item.answer.command, "answer command", e.currentTarget) }, "copy answer command") : null,
         item.approvable && item.action_id ? el("button", { type: "button", "aria-label": "Approve " + item.action_id, onclick: (e) => approve(item, e.currentTarget) }, "approve") : null,
         item.task ? el("button", { type: "button", "aria-label": "Run detail of " + item.task, onclick: () => SR.openRun(item.repo, item.task) }, "run detail") : null));
   }

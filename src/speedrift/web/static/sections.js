@@ -21,6 +21,11 @@
     $("narrative-text").textContent = text;
     const hints = $("hints");
     hints.replaceChildren(...(o.hints || []).slice(0, 4).map((hint) => el("li", { text: hint })));
+    // runtimes paused machine-wide (usage limit, auth, failed preflight): who, until when, the fix
+    $("pauses").replaceChildren(...(o.pauses || []).map((p) => el("li", { class: "pause" + (p.needs_human ? " needs-human" : ""), "data-runtime": p.runtime },
+      el("strong", { text: p.needs_human ? "Waiting on a human: " : "Paused: " }), p.text,
+      p.fix ? el("span", { class: "pause-fix", text: " — fix: " + p.fix }) : null,
+      " ", el("code", { text: p.resume }))));
     const activity = o.activity || {};
     const tiers = o.tiers || {};
     $("totals").textContent = [
