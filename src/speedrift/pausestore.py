@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal, cast
 
 from speedrift import fsutil, statehome
-from speedrift.times import iso_utc, parse_time
+from speedrift.times import clock_words, iso_utc, parse_time
 
 VERSION = 1
 KEEP_LIFTED = 20  # lifted or lapsed pauses kept for `speedrift pauses --all` and the dashboard
@@ -53,14 +53,6 @@ def _text(value: object, limit: int = MAX_TEXT) -> str:
 
 def _opt(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
-
-
-def clock_words(moment: datetime, now: datetime) -> str:
-    """``14:05 UTC`` today, ``2026-11-21 14:05 UTC`` on another day (seconds shown when not :00)."""
-    moment = moment.astimezone(now.tzinfo) if now.tzinfo else moment
-    fmt = "%H:%M:%S" if moment.second else "%H:%M"
-    day = "" if moment.date() == now.date() else moment.strftime("%Y-%m-%d ")
-    return f"{day}{moment.strftime(fmt)} UTC"
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ UTC. Three written forms exist, each for one reason:
 - :func:`format_time` — wg's RFC 3339 (``2026-11-20T12:00:00+00:00``), for graph fields and run records;
 - :func:`iso_utc` — ISO 8601 with ``Z`` (``2026-11-20T12:00:00Z``), for the control plane's JSON;
 - :func:`stamp` / :func:`sortable` — fixed-width forms whose text order is time order (file names, SQL).
+- :func:`clock_words` — what a person reads in a sentence (``14:05 UTC``, another day's date added).
 
 Durations typed by a user (``45s``, ``30m``, ``2h``, ``1d``, ``1w``) are read by :func:`parse_duration`.
 """
@@ -88,6 +89,14 @@ def _utc(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
+
+
+def clock_words(moment: datetime, now: datetime) -> str:
+    """``14:05 UTC`` today, ``2026-11-21 14:05 UTC`` on another day (seconds shown when not :00)."""
+    moment = moment.astimezone(now.tzinfo) if now.tzinfo else moment
+    fmt = "%H:%M:%S" if moment.second else "%H:%M"
+    day = "" if moment.date() == now.date() else moment.strftime("%Y-%m-%d ")
+    return f"{day}{moment.strftime(fmt)} UTC"
 
 
 _DURATION = re.compile(r"^(\d+)\s*(s|m|h|d|w)$")

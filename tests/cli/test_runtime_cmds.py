@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from speedrift import pausestore
+from speedrift import pausestore, times
 from speedrift.demo import ecosystem as demo
 from speedrift.fleet import pauses
 from speedrift.pausestore import RuntimePause
@@ -125,7 +125,7 @@ def test_a_usage_limit_pause_shows_its_reset_time_in_why(eco: Path) -> None:
     pausestore.put(usage_pause("shell", until=until), _now())
     cli.ok("hub", "once", "--plan")
     answer = cli.json("why", "factory")["answer"]
-    assert f"shell is paused until {pausestore.clock_words(until, _now())}" in answer
+    assert f"shell is paused until {times.clock_words(until, _now())}" in answer
     assert "usage limit: You've hit your session limit" in answer
 
 

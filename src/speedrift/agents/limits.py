@@ -17,6 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from speedrift.agents._common import integer, number, obj, text
+from speedrift.times import now_utc
 
 _MONTHS = {
     name: number
@@ -75,7 +76,7 @@ def zone(name: str) -> ZoneInfo:
 
 
 def reference_now(now: datetime | None) -> datetime:
-    return now if now is not None else datetime.now(UTC)
+    return now if now is not None else now_utc()
 
 
 def from_epoch(value: Any) -> datetime | None:
