@@ -2,7 +2,7 @@
 
 Invariant: every moment speedrift handles is timezone-aware UTC. Parsers return ``None`` for an
 absent or unparsable value (wg's rule: an unparsable time never blocks); a naive stamp is taken as
-UTC. Three written forms exist, each for one reason:
+UTC. The written forms, each for one reason:
 
 - :func:`format_time` — wg's RFC 3339 (``2026-11-20T12:00:00+00:00``), for graph fields and run records;
 - :func:`iso_utc` — ISO 8601 with ``Z`` (``2026-11-20T12:00:00Z``), for the control plane's JSON;
