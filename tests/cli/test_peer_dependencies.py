@@ -95,3 +95,26 @@ def test_why_resolves_it_from_the_ecosystem(web: Cli, ecosystem: Path, repo: Pat
     assert (
         answer["blocked_by"]["blocked_by"][0]["reason"] == "shop-api:design-ap: no task design-ap in shop-api"
     )
+
+
+def test_run_claims_a_task_whose_peer_is_done_only_when_the_ecosystem_is_named(
+    web: Cli, ecosystem: Path, repo: Path
+) -> None:
+    web.ok("edit", "ui", "--exec", "echo ui > ui.txt")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "tasks")
+
+    refused = web("run", "ui", "--quiet")
+    assert refused.returncode == 1 and "shop-api:design-api: missing" in refused.stderr
+
+    done = web("run", "ui", "--quiet", env={"SPEEDRIFT_ECOSYSTEM": str(ecosystem)})
+    assert done.returncode == 0, done
+    assert git(repo, "show", "HEAD:ui.txt").strip() == "ui"
+
+
+def test_run_names_the_break_when_the_peer_task_does_not_exist(web: Cli, ecosystem: Path, repo: Path) -> None:
+    web.ok("add", "Typo", "--id", "typo", "--after", "shop-api:design-ap", "--exec", "true")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "tasks")
+    refused = web("run", "typo", "--quiet", "--ecosystem", str(ecosystem))
+    assert refused.returncode == 1 and "no task design-ap in shop-api" in refused.stderr

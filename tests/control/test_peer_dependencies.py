@@ -15,6 +15,7 @@ from speedrift.control.assess.edges import repo_edges
 from speedrift.control.assess.score import penalties
 from speedrift.control.cycle import Hub
 from speedrift.control.ecosystem.load import parse_ecosystem
+from speedrift.control.handlers.base import HandlerContext
 from speedrift.control.observe.observer import Observer
 from speedrift.graph import peers as peer_deps
 from speedrift.graph.codec import Graph
@@ -141,3 +142,15 @@ def test_the_hub_plans_the_dispatch_in_the_cycle_after_the_peer_task_is_done(fle
     write_graph(fleet / "shop", task("design-api", "done"), task("endpoints"))
     planned = dispatches()  # web's files did not change; what it waits on did
     assert planned and planned[0]["params"]["tasks"] == ["ui"]
+
+
+def test_the_workers_the_hub_starts_are_told_its_ecosystem_so_their_claims_resolve_peers(
+    fleet: Path,
+) -> None:
+    """`speedrift run` resolves REPO:TASK against $SPEEDRIFT_ECOSYSTEM (tests/cli); the hub's
+    handlers hand it to every process they start, so a planned dispatch is not refused at claim."""
+    hub = Hub(fleet / "ecosystem.toml")
+    entry = next(e for e in hub.ecosystem.repos if e.name == "web")
+    context = HandlerContext(repo=entry.path, entry=entry, ecosystem_path=hub.ecosystem_path, env={})
+    assert context.process_env()["SPEEDRIFT_ECOSYSTEM"] == str(fleet.resolve() / "ecosystem.toml")
+    assert "SPEEDRIFT_ECOSYSTEM" not in HandlerContext(repo=entry.path, entry=entry, env={}).process_env()

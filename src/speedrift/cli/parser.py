@@ -219,6 +219,7 @@ def build() -> argparse.ArgumentParser:
     p = command("run", "worker_cmds:run", "Run one attempt at a task in its own worktree, in the foreground.")
     _id(p)
     p.add_argument("--force", action="store_true", help="run it even if it is not ready")
+    _peer_ecosystem(p)
     p.add_argument("--quiet", action="store_true", help="do not stream the agent's events")
     p.add_argument("--hub", action="store_true", help=_HUB_HELP)
     _json(p)

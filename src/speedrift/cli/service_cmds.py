@@ -11,7 +11,7 @@ from typing import Any
 
 from speedrift import layout, records
 from speedrift.cli.output import emit_json, say
-from speedrift.cli.worker_cmds import repo_context
+from speedrift.cli.worker_cmds import peer_repos, repo_context
 from speedrift.errors import Refused
 from speedrift.fleet import halt, service
 from speedrift.procs import spawn_detached
@@ -34,7 +34,7 @@ def serve(args: Namespace) -> int:
     from speedrift.gates.suite import for_repo
 
     gates = for_repo(config.gates, graph_store, config.target_branch)
-    pipeline = Pipeline(repo, graph_store, config, gates=gates)
+    pipeline = Pipeline(repo, graph_store, config, gates=gates, peer_repos=peer_repos(args))
     return service.serve(pipeline, layout.service_log_path(repo), admission)
 
 

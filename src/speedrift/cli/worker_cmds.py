@@ -32,6 +32,15 @@ def repo_context(args: Namespace) -> tuple[Path, GraphStore, RepoConfig]:
     return repo, graph_store, load_config(repo)
 
 
+def peer_repos(args: Namespace) -> dict[str, Path] | None:
+    """The named ecosystem's repos (``--ecosystem`` or ``$SPEEDRIFT_ECOSYSTEM``), against which the
+    pipeline resolves ``after`` entries REPO:TASK; None when no ecosystem is named."""
+    from speedrift.control.ecosystem.peers import named_ecosystem, repo_paths
+
+    ecosystem = named_ecosystem(getattr(args, "ecosystem", None), Path.cwd())
+    return repo_paths(ecosystem) if ecosystem is not None else None
+
+
 def _show_event(event: Any) -> None:
     kind = getattr(event, "kind", "")
     text = getattr(event, "text", "")
@@ -46,7 +55,7 @@ def run(args: Namespace) -> int:
 
     repo, graph_store, config = repo_context(args)
     gates = for_repo(config.gates, graph_store, config.target_branch)
-    pipeline = Pipeline(repo, graph_store, config, gates=gates)
+    pipeline = Pipeline(repo, graph_store, config, gates=gates, peer_repos=peer_repos(args))
     if getattr(args, "hub", False):
         from speedrift.control.authority import hub_admission
 

@@ -213,6 +213,7 @@ class Hub:
                 approved_by=self._approved_by.get(action.id),
                 max_agents=self.ecosystem.policy.max_agents,
                 warm_workers=self.warm_workers,
+                ecosystem_path=self.ecosystem_path,
             )
             outcome = execute(action, context)
             self.register.action_finished(outcome)

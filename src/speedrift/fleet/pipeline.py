@@ -13,7 +13,7 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,9 +29,10 @@ from speedrift.fleet import attempts, blame, crash_recovery, failures, halt, pau
 from speedrift.fleet.attempt import Attempt, landed_evidence, waiting_evidence
 from speedrift.fleet.config import RepoConfig
 from speedrift.gates.verdict import GateBlocked, GateRunner, GateVerdict, NoGates
-from speedrift.graph import ops, query
+from speedrift.graph import ops, peers, query
 from speedrift.graph.codec import Graph
 from speedrift.graph.model import DONE, FAILED, speedrift_data
+from speedrift.graph.query import PeerStatuses
 from speedrift.graph.store import GraphStore
 from speedrift.procs import identity_of
 from speedrift.repo import boundary, envshare, git, landing, landings, worktrees
@@ -68,13 +69,29 @@ def worker_actor() -> str:
 
 class Pipeline:
     def __init__(
-        self, repo: Path, store: GraphStore, config: RepoConfig, gates: GateRunner | None = None
+        self,
+        repo: Path,
+        store: GraphStore,
+        config: RepoConfig,
+        gates: GateRunner | None = None,
+        peer_repos: Mapping[str, Path] | None = None,
     ) -> None:
         self.repo = repo
         self.store = store
         self.config = config
         self.gates = gates or NoGates()
+        # the ecosystem's repos by name, when one is named: `after` entries REPO:TASK resolve
+        # against them (graph/peers.py); None: they stay missing and block, as in workgraph
+        self.peer_repos = dict(peer_repos) if peer_repos is not None else None
         self._target: str | None = None
+
+    def peer_statuses(self, graph: Graph) -> PeerStatuses | None:
+        """The statuses of the peer tasks ``graph`` waits on (only the referenced repos' graphs
+        are read), or None without an ecosystem or without peer dependencies."""
+        if self.peer_repos is None:
+            return None
+        wanted = peers.referenced(graph)
+        return peers.resolve(wanted, self.peer_repos) if wanted else None
 
     # --- the attempt -----------------------------------------------------------------------
     def target_branch(self) -> str:
@@ -213,8 +230,9 @@ class Pipeline:
     def _claim(self, task_id: str, actor: str, force: bool) -> ops.Mutation:
         def build(graph: Graph, now: Any) -> ops.Mutation:
             task = graph.get(task_id)
-            if task is not None and not force and task_id not in query.ready_ids(graph, now):
-                reasons = query.direct_reasons(graph, task, now)
+            statuses = self.peer_statuses(graph)
+            if task is not None and not force and task_id not in query.ready_ids(graph, now, statuses):
+                reasons = query.direct_reasons(graph, task, now, statuses)
                 detail = "; ".join(f"{r.get('blocker', r['kind'])}: {r['detail']}" for r in reasons)
                 raise Refused(
                     f"task {task_id!r} is not ready ({detail or task.get('status')})", hint="--force"

@@ -428,7 +428,7 @@ class ServiceLoop:
         graph = self.pipeline.store.load()
         now = now_utc()
         started = 0
-        for task in query.ready(graph, now):
+        for task in query.ready(graph, now, self.pipeline.peer_statuses(graph)):
             with self.lock:
                 if len(self.running) >= config.service.max_agents:
                     break

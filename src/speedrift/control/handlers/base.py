@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from speedrift import fsutil, layout, procs
+from speedrift import fsutil, hubdir, layout, procs
 from speedrift.control.authority import HubGit
 from speedrift.errors import SpeedriftError
 from speedrift.fleet.supervisor import ECOSYSTEM_LIMIT_ENV, SLOT_ENV
@@ -53,6 +53,9 @@ class HandlerContext:
     max_agents: int | None = None
     # a long-lived hub (`hub up`) keeps a warm worker ready for its next dispatch (handlers/warm.py)
     warm_workers: bool = False
+    # the hub's ecosystem.toml, handed to the processes it starts ($SPEEDRIFT_ECOSYSTEM) so that
+    # their claims resolve `after` entries REPO:TASK as the hub's plan did
+    ecosystem_path: Path | None = None
 
     def git(self) -> HubGit:
         return HubGit(self.repo, timeout=self.timeout_s)
@@ -64,6 +67,8 @@ class HandlerContext:
         env.pop(SLOT_ENV, None)  # a slot is handed to one worker by name, never inherited
         if self.max_agents is not None:
             env[ECOSYSTEM_LIMIT_ENV] = str(self.max_agents)
+        if self.ecosystem_path is not None:
+            env[hubdir.ECOSYSTEM_ENV] = str(self.ecosystem_path)
         return env
 
     def logs(self) -> Path:
