@@ -28,13 +28,14 @@ import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from speedrift import pausestore
 from speedrift.agents import preflight
 from speedrift.agents.preflight import Preflight
 from speedrift.errors import Refused
 from speedrift.failure_class import FailureClass
-from speedrift.pausestore import RuntimePause
+from speedrift.pausestore import PauseCause, RuntimePause
 from speedrift.times import now_utc
 
 USAGE_LIMIT_FALLBACK = timedelta(hours=1)
@@ -130,6 +131,25 @@ def note_failure(
     None. ``recheck`` runs the runtime's preflight again (after auth_failure / env_bootstrap)."""
     provider = provider_of(runtime, model)
     cls = str(failure_class)
+
+    def record(
+        cause: PauseCause, why: str, until: datetime | None, **extra: Any
+    ) -> tuple[RuntimePause, bool]:
+        pause = RuntimePause(
+            runtime=runtime,
+            cause=cause,
+            reason=why,
+            since=now,
+            until=until,
+            provider=provider,
+            model=model,
+            set_by=set_by,
+            repo=_repo(repo),
+            task=task,
+            **extra,
+        )
+        return pausestore.put(pause, now)
+
     if cls == FailureClass.USAGE_LIMIT:
         until = reset_at if reset_at is not None and reset_at > now else now + USAGE_LIMIT_FALLBACK
         named = (
@@ -137,40 +157,13 @@ def note_failure(
             if reset_at is not None
             else f" (no reset time given: paused for {_hours(USAGE_LIMIT_FALLBACK)})"
         )
-        pause = RuntimePause(
-            runtime=runtime,
-            cause="usage_limit",
-            reason=reason + named,
-            since=now,
-            until=until,
-            fix="",
-            provider=provider,
-            model=model,
-            reset_at=reset_at,
-            set_by=set_by,
-            repo=_repo(repo),
-            task=task,
-        )
-        return pausestore.put(pause, now)
+        return record("usage_limit", reason + named, until, fix="", reset_at=reset_at)
     if cls == FailureClass.AUTH_FAILURE:
         found = recheck() if recheck is not None else None
         fix = found.fix if found is not None and found.fix else _login_fix(runtime)
         detail = f"; preflight: {found.problem}" if found is not None and found.problem else ""
-        pause = RuntimePause(
-            runtime=runtime,
-            cause="auth_failure",
-            reason=f"the provider refused the credentials: {reason}{detail}",
-            since=now,
-            until=None,
-            fix=fix,
-            provider=provider,
-            model=model,
-            needs_human=True,
-            set_by=set_by,
-            repo=_repo(repo),
-            task=task,
-        )
-        return pausestore.put(pause, now)
+        why = f"the provider refused the credentials: {reason}{detail}"
+        return record("auth_failure", why, None, fix=fix, needs_human=True)
     if cls == FailureClass.ENV_BOOTSTRAP and recheck is not None:
         found = recheck()
         if not found.ready:
@@ -183,23 +176,8 @@ def note_failure(
         if len(strikes) < RATE_LIMIT_STRIKES:
             return None
         until = max(now + RATE_LIMIT_PAUSE, reset_at) if reset_at is not None else now + RATE_LIMIT_PAUSE
-        pause = RuntimePause(
-            runtime=runtime,
-            cause="rate_limit",
-            reason=(
-                f"{len(strikes)} attempts rate-limited within {_minutes(RATE_LIMIT_WINDOW)}; last: {reason}"
-            ),
-            since=now,
-            until=until,
-            fix="",
-            provider=provider,
-            model=model,
-            reset_at=reset_at,
-            set_by=set_by,
-            repo=_repo(repo),
-            task=task,
-        )
-        return pausestore.put(pause, now)
+        why = f"{len(strikes)} attempts rate-limited within {_minutes(RATE_LIMIT_WINDOW)}; last: {reason}"
+        return record("rate_limit", why, until, fix="", reset_at=reset_at)
     return None
 
 
