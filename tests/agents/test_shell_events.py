@@ -8,10 +8,8 @@ sleep deciding anything.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -24,27 +22,11 @@ from speedrift.agents.choose import runtime_for
 from speedrift.agents.protocol import RunOutcome, RunRequest
 from speedrift.agents.session import run_session
 from tests.agents.conftest import FakeAgents
+from tests.waiting import release, wait_for
 
 Make = Callable[..., RunRequest]
 GITHUB = "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"  # built, so no literal secret is in this file
 AWS_KEY = "AKIA" + "Q3EXAMPLE7KEY2TE"
-
-
-def wait_for(check: Callable[[], bool], what: str, timeout: float = 30) -> None:
-    """Poll ``check`` until it holds (the deadline only ends a broken run)."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
-
-
-def release(fifo: Path) -> None:
-    """Let a command blocked reading ``fifo`` go (no-op when nothing reads it any more)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-        os.write(fd, b"go\n")
-        os.close(fd)
 
 
 @pytest.fixture

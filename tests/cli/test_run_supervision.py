@@ -7,8 +7,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,6 +19,7 @@ from speedrift.fleet.supervisor import Limits
 from speedrift.procs import group_alive, identity_of
 from speedrift.times import now_utc
 from tests.cli.support import Cli, base_env, git, graph_tasks
+from tests.waiting import wait_for
 
 CRASH = "kill -9 $$"  # the shell dies by a signal: a transient crash, retried automatically
 
@@ -32,14 +31,6 @@ def committed(repo: Path) -> Path:
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "initial")
     return repo
-
-
-def wait_for(condition: Callable[[], object], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout  # a wait for a condition, not a speed assertion
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def test_a_run_past_the_repo_limit_is_refused_with_the_limit(cli: Cli, committed: Path) -> None:

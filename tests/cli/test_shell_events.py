@@ -7,20 +7,18 @@ certainly runs, with no sleep deciding anything.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import queue
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
 import pytest
 
 from tests.cli.support import Cli, base_env, git
+from tests.waiting import release, wait_for
 
 
 @pytest.fixture
@@ -30,21 +28,6 @@ def committed(repo: Path) -> Path:
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "initial")
     return repo
-
-
-def wait_for(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
-def release(fifo: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-        os.write(fd, b"go\n")
-        os.close(fd)
 
 
 def test_tail_prints_a_shell_attempts_stdout_and_stderr_while_it_runs(

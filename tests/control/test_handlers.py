@@ -9,8 +9,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,18 +39,10 @@ from speedrift.times import now_utc
 from tests.cli.support import Cli, base_env
 from tests.control.test_authority import repo_state
 from tests.gitrepo import commit_file, make_repo, sh_git
+from tests.waiting import wait_for
 
 # fast service ticks, so "the service looked at the graph again" happens within a second
 SERVICE_TOML = "[service]\npoll_seconds = 0.2\nbackoff_seconds = 0\n"
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture

@@ -10,8 +10,7 @@ import os
 import signal
 import socket
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -40,6 +39,7 @@ from speedrift.serialize import cycle_to_dict
 from speedrift.times import now_utc
 from tests.cli.support import Cli, base_env
 from tests.gitrepo import make_repo
+from tests.waiting import wait_for
 
 ECOSYSTEM = """schema = 1
 
@@ -51,14 +51,6 @@ max_actions_per_repo_per_hour = 100
 [repos.shop]
 path = "shop"
 """
-
-
-def wait_for(condition: Callable[[], object], what: str, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout  # a wait for a condition, not a speed assertion
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def store(repo: Path) -> GraphStore:

@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,14 +23,7 @@ from speedrift.graph import ops
 from speedrift.procs import group_alive, identity_of
 from speedrift.times import now_utc, parse_time
 from tests.fleet.conftest import Workshop
-
-
-def wait_for(condition: Callable[[], object], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout  # a wait for a condition, not a speed assertion
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+from tests.waiting import wait_for
 
 
 @pytest.fixture
