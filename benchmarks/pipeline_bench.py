@@ -11,7 +11,8 @@ commit, merge queue, done), each attempt in its own worker process under the ser
 is a shell script doing only the git work one task needs (worktree add, commit, rebase +
 fast-forward under a lock, worktree remove) on an identical repo, with the same number of
 concurrent workers. Reported per worker count (1, 4, 8): per-task speedrift time (its worker
-process from start to exit, as the service saw it) excluding merge-queue waiting, against the
+process from start to exit, as the service saw it) excluding the waits for the merge queue and the
+worktree-admin lock (the floor excludes the same two), against the
 floor's per-task time (acceptance <= 2x at 4 workers), tasks per minute, and a check that no task
 was lost or run twice.
 
@@ -56,7 +57,7 @@ from speedrift.graph.store import GraphStore, init_graph_dir
 # flock like speedrift's merge queue. `git worktree add` and `remove` are serialized too: run
 # concurrently, a git command that lists worktrees can trip over one half-created ("failed to read
 # .git/worktrees/wtN/commondir"), which fails the script at 4 and 8 workers. Waiting for either
-# lock is excluded, as speedrift's queue wait is. Prints "<task ns> <wait ns>" per task.
+# lock is excluded, as speedrift's queue and worktree-lock waits are. Prints "<task ns> <wait ns>" per task.
 FLOOR_WORKER = r"""
 set -eu
 cd "$1"
@@ -106,7 +107,7 @@ def make_repo(path: Path, tasks: int) -> Path:
 
 
 def floor(root: Path, tasks: int, workers: int) -> float:
-    """Mean per-task time of the floor workers, excluding the wait for the merge lock."""
+    """Mean per-task time of the floor workers, excluding the waits for the merge and worktree locks."""
     repo = make_repo(root / "floor", tasks)
     (repo / ".git" / "info" / "exclude").write_text("merge.lock\nworktrees.lock\nwt*\n")
     procs = [
@@ -167,7 +168,9 @@ def speedrift(root: Path, tasks: int, workers: int) -> dict[str, Any]:
     statuses = [t.get("status") for t in graph.tasks.values()]
     per_task = []
     for result in loop.results:  # each attempt's worker process, as its parent saw it: start to exit
+        # less the waits the floor excludes too: the merge queue and the worktree-admin lock
         wait = float(result.evidence.get("timings_s", {}).get("queue_wait", 0.0))
+        wait += loop.admin_waits.get(result.task_id, 0.0)
         per_task.append(loop.walls[result.task_id] - wait)
     claims = [
         sum(1 for e in t.get("log", []) if "claimed" in e.get("message", "")) for t in graph.tasks.values()
@@ -406,8 +409,8 @@ def main() -> int:
         contents = "ok" if row["content_ok"] else "WRONG"
         lines += [
             f"{row['tasks']} shell tasks, {row['workers']} worker(s), gates off, {row['rounds']} rounds",
-            f"  floor (git work only, per task, excl. queue wait): {row['floor_per_task_s'] * 1000:8.1f} ms",
-            f"  speedrift per task (worker process start to exit, excl. queue wait): "
+            f"  floor (git work only, per task, excl. lock waits): {row['floor_per_task_s'] * 1000:8.1f} ms",
+            f"  speedrift per task (worker process start to exit, excl. lock waits): "
             f"{row['per_task_s'] * 1000:8.1f} ms (median {row['per_task_median_s'] * 1000:.1f} ms)",
             f"  ratio: {row['ratio']:.2f}x {acceptance}; per round: "
             + ", ".join(f"{r:.2f}x" for r in row["round_ratios"]),

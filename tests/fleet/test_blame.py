@@ -11,8 +11,9 @@ from pathlib import Path
 
 from speedrift.failure_class import FailureClass
 from speedrift.fleet import blame, crash_recovery, halt, recovery_graph
+from speedrift.fleet.attempt import AttemptResult
 from speedrift.fleet.config import RepoConfig
-from speedrift.fleet.pipeline import AttemptResult, Pipeline, RunOptions
+from speedrift.fleet.pipeline import Pipeline, RunOptions
 from speedrift.gates.verdict import GateVerdict
 from speedrift.graph.model import Task
 from speedrift.repo import worktrees

@@ -10,7 +10,7 @@ import threading
 import time
 from pathlib import Path
 
-from speedrift.fleet import service
+from speedrift.fleet import aftercare, service
 from speedrift.fleet.service import ServiceLoop
 from speedrift.graph import ops
 from speedrift.repo import worktrees
@@ -96,7 +96,7 @@ def test_recovery_releases_tasks_claimed_by_a_dead_worker(workshop: Workshop) ->
         return mutation
 
     workshop.store.mutate(claim_by_dead)
-    notes = service.recover(workshop.pipeline())
+    notes = aftercare.recover(workshop.pipeline())
     assert notes == [f"orphan: released (its worker {pid} is gone)"]
     task = workshop.task("orphan")
     assert task["status"] == "open" and "worker" not in task.get("speedrift", {})  # type: ignore[operator]
@@ -113,7 +113,7 @@ def test_recovery_records_work_that_landed_just_before_a_crash(workshop: Worksho
     manifest.state = worktrees.ManifestState.LANDING
     manifest.pid = 999_999_999  # the process that was landing is gone
     worktrees.write_manifest(workshop.repo, manifest)
-    notes = service.recover(workshop.pipeline())
+    notes = aftercare.recover(workshop.pipeline())
     assert any("marked done" in n for n in notes)
     assert workshop.task("landed")["status"] == "done"
 

@@ -6,15 +6,20 @@ from __future__ import annotations
 import json
 import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from speedrift.fleet import recovery_graph
+from speedrift.failure_class import FailureClass
+from speedrift.fleet import recovery_graph, service
+from speedrift.fleet.attempt import AttemptResult
 from speedrift.fleet.config import RepoConfig
-from speedrift.fleet.pipeline import AttemptResult, RunOptions
+from speedrift.fleet.pipeline import Pipeline, RunOptions
 from speedrift.fleet.service import ServiceLoop
+from speedrift.gates.verdict import GateVerdict
 from speedrift.graph import ops
 from speedrift.graph.codec import Graph
+from speedrift.graph.model import Task
 from speedrift.repo import landings
 from tests.fleet.conftest import Workshop
 from tests.gitrepo import commit_file, sh_git
@@ -93,7 +98,69 @@ def test_a_merge_pending_attempt_is_not_built_on_a_commit_made_while_it_waited(w
     assert workshop.pipeline().run("add-new", RunOptions()).status == "merge-pending"
     (repo / "new.txt").unlink()
     own = commit_file(repo, "README.md", "# edited and committed by hand\n", "by hand")
-    ServiceLoop(workshop.pipeline()).retry_pending_merges()
+    loop = ServiceLoop(workshop.pipeline())
+    loop.retry_pending_merges()  # resumed in a worker process, like an attempt
+    loop.wait_idle(timeout=120)
     assert sh_git(repo, "rev-parse", "main") == own  # nothing built on it
     task = workshop.task("add-new")
     assert task["status"] == "open" and task["speedrift"]["waiting"]["foreign_commits"] == [own]  # type: ignore[index]
+
+
+@dataclass
+class PairGate:
+    """A gate in miniature (picklable: it travels to the worker process with the pipeline): the
+    tree fails when it holds both new.txt and other.txt — each task alone passes, together not."""
+
+    def check(self, repo: Path, worktree: Path, base: str, tip: str, task: Task) -> GateVerdict:
+        listed = sh_git(repo, "ls-tree", "--name-only", tip).split()
+        if "new.txt" in listed and "other.txt" in listed:
+            failed = {"gate": "tests", "status": "fail", "required": True, "findings": []}
+            evidence = {"results": [failed], "blocking": ["tests"], "tip": tip}
+            return GateVerdict(False, "blocked by tests", evidence, FailureClass.REGRESSION)
+        passed = {"gate": "tests", "status": "pass", "required": True, "findings": []}
+        return GateVerdict(True, "tests pass", {"results": [passed], "blocking": []}, verified=True)
+
+
+def test_a_resumed_landing_is_gated_again_on_the_tree_that_would_land(workshop: Workshop) -> None:
+    """The report: a merge-pending tip, rebased onto what landed while it waited, landed behind a
+    gate that checked nothing. Each of the two tasks passes alone; together the gate fails."""
+    repo = workshop.repo
+    pipeline = Pipeline(repo, workshop.store, RepoConfig(), gates=PairGate())
+    workshop.add("add-new", "echo agent > new.txt")
+    workshop.add("add-other", "echo other > other.txt")
+    (repo / "new.txt").write_text("the user's own, untracked\n")  # in the way of the fast-forward
+    assert pipeline.run("add-new", RunOptions()).status == "merge-pending"
+    assert pipeline.run("add-other", RunOptions()).status == "done"  # main moves on meanwhile
+    (repo / "new.txt").unlink()
+    before = sh_git(repo, "rev-parse", "main")
+    loop = ServiceLoop(pipeline)
+    loop.retry_pending_merges()
+    loop.wait_idle(timeout=120)
+    assert sh_git(repo, "rev-parse", "main") == before  # the combination never landed
+    task = workshop.task("add-new")
+    assert task["status"] == "failed" and "blocked by tests" in str(task.get("failure_reason")), task
+    assert "add-new" not in loop.merge_retry  # failed, not pending: no further resume
+
+
+def test_a_landing_still_refused_is_resumed_again_only_after_a_backoff(workshop: Workshop) -> None:
+    repo = workshop.repo
+    workshop.add("add-new", "echo agent > new.txt")
+    (repo / "new.txt").write_text("the user's own, untracked\n")
+    assert workshop.pipeline().run("add-new", RunOptions()).status == "merge-pending"
+    loop = ServiceLoop(workshop.pipeline())
+    loop.retry_pending_merges()
+    loop.wait_idle(timeout=120)
+    due, delay = loop.merge_retry["add-new"]
+    assert delay == service.MERGE_RETRY_S and due > time.monotonic()
+    loop.retry_pending_merges()  # before it is due: nothing starts
+    assert loop.running == {}
+    loop.merge_retry["add-new"] = (0.0, delay)  # due now (instead of sleeping through the backoff)
+    loop.retry_pending_merges()
+    loop.wait_idle(timeout=120)
+    assert loop.merge_retry["add-new"][1] == 2 * service.MERGE_RETRY_S  # doubled
+    (repo / "new.txt").unlink()
+    loop.merge_retry["add-new"] = (0.0, 2 * service.MERGE_RETRY_S)
+    loop.retry_pending_merges()
+    loop.wait_idle(timeout=120)
+    assert workshop.task("add-new")["status"] == "done" and "add-new" not in loop.merge_retry
+    assert (repo / "new.txt").read_text() == "agent\n"

@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
+from speedrift.fleet.attempt import AttemptResult
 from speedrift.fleet.config import RepoConfig
-from speedrift.fleet.pipeline import AttemptResult, Pipeline, RunOptions
+from speedrift.fleet.pipeline import Pipeline, RunOptions
 from speedrift.gates.suite import for_repo
 from speedrift.gates.tools import GATE_PATH_ENV
 from speedrift.graph import ops

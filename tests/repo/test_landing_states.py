@@ -211,3 +211,51 @@ def test_a_fast_forward_killed_before_its_ref_moved_leaves_the_checkout_as_it_wa
     assert sh_git(repo, "rev-parse", "main") == old
     landing.fast_forward_target(repo, "main", new, old)  # the next landing goes through
     assert sh_git(repo, "rev-parse", "main") == new
+
+
+def test_a_marker_reads_as_its_step_patched_by_each_whole_later_line(repo: Path) -> None:
+    """A marker is created once and appended to (never rewritten): the git process's identity, the
+    timeout's "ended", each a line; a line a kill cut off is ignored, a torn first line is no marker."""
+    folder = layout.git_steps_dir(repo)
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = repo / ".git" / "index.lock"
+    step = {"step": "commit", "cwd": str(repo), "locks": [str(lock)], "owner": DEAD_OWNER, "git": None}
+    marker = folder / "1-1-1.json"
+    marker.write_text(json.dumps(step) + "\n" + json.dumps({"git": DEAD_OWNER}) + "\n" + '{"ended": tr')
+    (found,) = gitlocks.markers(repo)
+    assert found.step == "commit" and found.git is not None and found.git.pid == DEAD_OWNER["pid"]
+    assert found.ended is False  # the torn line did not count
+    torn = folder / "2-1-1.json"
+    torn.write_text('{"step": "rebase", "lo')
+    assert [m.path for m in gitlocks.markers(repo)] == [marker]
+    lock.write_text("")
+    (cleared,) = gitlocks.clear_stale(repo)  # the owner and its git are gone: the lock goes
+    assert cleared.removed == (str(lock),) and not lock.exists()
+    assert not torn.exists()  # litter of a dead owner, named in its file name
+
+
+def test_a_killed_step_leaves_a_marker_with_its_git_process_appended(repo: Path) -> None:
+    manifest = attempt_with(repo, "t", {"app.py": "print('agent')\n"})
+    path = Path(manifest.path)
+    script = (
+        "import sys; from pathlib import Path; from speedrift.repo import gitlocks;"
+        f"gitlocks.run_step(Path({str(repo)!r}), 'sleep', ['-c', 'alias.zz=!sleep 30', 'zz'], "
+        f"Path({str(path)!r}), [])"
+    )
+    child = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.monotonic() + 60
+    found: list[gitlocks.StepMarker] = []
+    while time.monotonic() < deadline and not (found and found[0].git is not None):
+        found = gitlocks.markers(repo)
+        time.sleep(0.05)
+    assert found and found[0].git is not None and found[0].owner is not None
+    assert found[0].owner.pid == child.pid and not found[0].over()
+    child.kill()
+    child.wait()
+    os.killpg(found[0].git.pid, signal.SIGKILL)  # the step's git (its own process group)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not gitlocks.markers(repo)[0].over():
+        time.sleep(0.05)
+    assert gitlocks.markers(repo)[0].over()
+    assert gitlocks.clear_stale(repo)[0].removed == ()
+    assert gitlocks.markers(repo) == []

@@ -10,6 +10,7 @@ named in `passthrough_secrets`: a secret reaches an agent only by being named as
 from __future__ import annotations
 
 import fnmatch
+import functools
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -76,9 +77,21 @@ SECRET_PATTERNS = (
 _SECRET_SHAPE = re.compile(r"(^|_)(TOKENS?|SECRETS?|PASSWORD|PASSWD|API_?KEY|KEY|CREDENTIALS?|AUTH)(_|$)")
 
 
+@functools.lru_cache(maxsize=64)
+def _globs(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    """One compiled regex for a set of globs (fnmatch's own translation, case-sensitive): the
+    environment is filtered for every process speedrift starts, so it is matched once per name,
+    not once per name and glob."""
+    return re.compile("|".join(fnmatch.translate(p) for p in patterns) or "(?!)")
+
+
+_SECRET_GLOBS = _globs(SECRET_PATTERNS)
+_globs(BASE_ALLOW)  # compiled at import: a worker process forked later inherits it
+
+
 def is_secret_name(name: str) -> bool:
     upper = name.upper()
-    return bool(_SECRET_SHAPE.search(upper)) or any(fnmatch.fnmatchcase(upper, p) for p in SECRET_PATTERNS)
+    return bool(_SECRET_SHAPE.search(upper) or _SECRET_GLOBS.match(upper))
 
 
 def agent_env(
@@ -94,7 +107,7 @@ def agent_env(
     """
     source = os.environ if source is None else source
     secrets = set(passthrough_secrets)
-    patterns = (*BASE_ALLOW, *allow)
+    allowed = _globs((*BASE_ALLOW, *allow))
 
     def permitted(name: str) -> bool:
         return name in secrets or not is_secret_name(name)
@@ -102,7 +115,7 @@ def agent_env(
     env = {
         name: value
         for name, value in source.items()
-        if any(fnmatch.fnmatchcase(name, p) for p in patterns) and permitted(name)
+        if allowed.match(name) and permitted(name)
     }
     env |= {name: value for name, value in extra.items() if permitted(name)}
     env |= {name: source[name] for name in secrets if name in source and name not in extra}

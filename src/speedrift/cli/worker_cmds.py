@@ -172,10 +172,10 @@ def _release_if_interrupted(graph_store: GraphStore, result: Any, received: list
     is open again, the failure kept in its history). Returns the signal's name."""
     if not received or result.status != "failed" or result.reason != "cancelled":
         return None
-    from speedrift.fleet import service
+    from speedrift.fleet import aftercare
 
     name = signal.Signals(received[0]).name
-    service.reopen_interrupted(graph_store, result.task_id, f"interrupted by {name}")
+    aftercare.reopen_interrupted(graph_store, result.task_id, f"interrupted by {name}")
     return name
 
 

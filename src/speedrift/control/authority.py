@@ -23,9 +23,10 @@ from pathlib import Path
 from speedrift import layout
 from speedrift.control.plan.policy import MODE_PERMITS
 from speedrift.errors import Refused
+from speedrift.gitcmd import GitError
 from speedrift.layout import STATE_PREFIX
 from speedrift.register.record import ACTION_KINDS, AUTOMATION_MODES, PARAMS_TYPES, Action, ControlState
-from speedrift.repo import git
+from speedrift.repo import git, gitlocks
 from speedrift.repo.worktrees import BRANCH_PREFIX
 
 OWN_REF_PREFIXES = (f"refs/heads/{BRANCH_PREFIX}", "refs/speedrift/")
@@ -155,6 +156,23 @@ class HubGit:
             env=NO_OPTIONAL_LOCKS,
             input_text="",
         )
+
+    def step(
+        self, name: str, argv: list[str], locks: list[Path], *, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """Validate, then run ``git <argv>`` as a marked step (repo/gitlocks.py: a lock file it
+        leaves when killed is cleared by recovery), under the worktree-admin lock when it writes
+        worktrees. Raises AuthorityRefused, or GitError when ``check`` and git fails."""
+        self.check(argv)
+        admin = len(argv) > 1 and argv[0] == "worktree" and argv[1] in git.WORKTREE_WRITES
+        done = gitlocks.run_step(
+            self.repo, name, argv, self.repo, locks, env=NO_OPTIONAL_LOCKS, timeout=self.timeout,
+            worktree_admin=admin,
+        )  # fmt: skip
+        if check and done.returncode != 0:
+            said = (done.stderr or done.stdout).strip() or f"exit status {done.returncode}"
+            raise GitError(f"git {_show(argv)} failed in {self.repo}: {said}")
+        return done
 
     def out(self, *argv: str) -> str:
         return self.run(*argv).stdout.strip()

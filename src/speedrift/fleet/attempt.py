@@ -10,20 +10,44 @@ here reads or writes a file.
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from speedrift import layout
 from speedrift.agents.protocol import RunOutcome
+from speedrift.failure_class import FailureClass
 from speedrift.fleet.classify import Classification
 from speedrift.fleet.recovery import Decision
 from speedrift.gates.verdict import GateVerdict
 from speedrift.repo import worktrees
 from speedrift.repo.landing import DiffStats
 from speedrift.times import format_time
+
+
+@dataclass
+class AttemptResult:
+    """What one attempt came to, as its worker reports it to its supervisor."""
+
+    task_id: str
+    attempt: int
+    status: str  # done | failed | merge-pending
+    reason: str
+    failure: FailureClass | None = None
+    landed_commit: str | None = None
+    run_dir: str | None = None
+    reset_at: str | None = None
+    evidence: dict[str, Any] = field(default_factory=dict)
+    recovery: dict[str, Any] | None = None  # the failure's recovery decision (fleet/recovery.py)
+
+
+def worker_actor() -> str:
+    """The actor name of this process in graph logs: ``speedrift@<host>:<pid>``."""
+    return f"speedrift@{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,33 +24,19 @@ from speedrift.agents import env as agent_env
 from speedrift.agents import preflight, result, session
 from speedrift.agents.protocol import AgentEvent, Budgets, FailureKind, RunOutcome, RunRequest
 from speedrift.errors import InvalidValue, Refused, SpeedriftError
-from speedrift.failure_class import FailureClass
-from speedrift.fleet import attempts, blame, crash_recovery, failures, halt, pauses, prompt, recovery_graph
-from speedrift.fleet.attempt import Attempt, landed_evidence, waiting_evidence
+from speedrift.fleet import attempts, crash_recovery, failures, pauses, prompt
+from speedrift.fleet.attempt import Attempt, AttemptResult, worker_actor
 from speedrift.fleet.config import RepoConfig
-from speedrift.gates.verdict import GateBlocked, GateRunner, GateVerdict, NoGates
+from speedrift.fleet.merging import Landing
+from speedrift.gates.verdict import GateRunner, NoGates
 from speedrift.graph import ops, peers, query
 from speedrift.graph.codec import Graph
-from speedrift.graph.model import DONE, FAILED, speedrift_data
+from speedrift.graph.model import speedrift_data
 from speedrift.graph.query import PeerStatuses
 from speedrift.graph.store import GraphStore
 from speedrift.procs import identity_of
-from speedrift.repo import boundary, envshare, git, landing, landings, worktrees
+from speedrift.repo import boundary, envshare, git, landing, worktrees
 from speedrift.times import format_time, now_utc
-
-
-@dataclass
-class AttemptResult:
-    task_id: str
-    attempt: int
-    status: str  # done | failed | merge-pending
-    reason: str
-    failure: FailureClass | None = None
-    landed_commit: str | None = None
-    run_dir: str | None = None
-    reset_at: str | None = None
-    evidence: dict[str, Any] = field(default_factory=dict)
-    recovery: dict[str, Any] | None = None  # the failure's recovery decision (fleet/recovery.py)
 
 
 @dataclass
@@ -63,11 +49,7 @@ class RunOptions:
     on_claimed: Callable[[int], None] | None = None  # told the attempt number once the task is claimed
 
 
-def worker_actor() -> str:
-    return f"speedrift@{socket.gethostname()}:{os.getpid()}"
-
-
-class Pipeline:
+class Pipeline(Landing):
     def __init__(
         self,
         repo: Path,
@@ -84,6 +66,8 @@ class Pipeline:
         # against them (graph/peers.py); None: they stay missing and block, as in workgraph
         self.peer_repos = dict(peer_repos) if peer_repos is not None else None
         self._target: str | None = None
+        self._facts: git.RepoFacts | None = None
+        self._listing: boundary.Listing | None = None
 
     def peer_statuses(self, graph: Graph) -> PeerStatuses | None:
         """The statuses of the peer tasks ``graph`` waits on (only the referenced repos' graphs
@@ -106,8 +90,31 @@ class Pipeline:
         self._target = branch  # resolved once per pipeline (a service picks up changes on restart)
         return branch
 
+    def prepare(self) -> None:
+        """Resolve, once, what every attempt would otherwise ask git again: the target branch and
+        the repo's :class:`~speedrift.repo.git.RepoFacts`, and the worktree listing the outside-write
+        watch reuses for a few seconds (repo/boundary.py). A supervisor calls this before it starts
+        a worker process, which gets them with the pipeline. Raises SpeedriftError for a repo with
+        nothing to branch from."""
+        self.target_branch()
+        if self._facts is None:
+            self._facts = git.facts(self.repo)
+        self._listing = boundary.listing(self.repo)
+
+    def _adopt_prepared(self) -> None:
+        """In a worker process: take what the supervisor resolved in :meth:`prepare`."""
+        if self._facts is not None:
+            git.adopt(self._facts)
+        if self._listing is not None:
+            boundary.adopt(self.repo, self._listing)
+
+    def resume_landing(self, task_id: str) -> AttemptResult:
+        self._adopt_prepared()
+        return super().resume_landing(task_id)
+
     def run(self, task_id: str, options: RunOptions) -> AttemptResult:
         step = options.on_step or (lambda _message: None)
+        self._adopt_prepared()
         target = self.target_branch()  # before the claim: a repo with nothing to branch from is refused
         actor = options.actor or worker_actor()
         started = time.monotonic()
@@ -228,6 +235,8 @@ class Pipeline:
         )
 
     def _claim(self, task_id: str, actor: str, force: bool) -> ops.Mutation:
+        taken = worktrees.attempt_branches(self.repo, task_id)  # git, before the graph lock
+
         def build(graph: Graph, now: Any) -> ops.Mutation:
             task = graph.get(task_id)
             statuses = self.peer_statuses(graph)
@@ -241,7 +250,7 @@ class Pipeline:
             claimed = mutation.tasks[0]
             data = speedrift_data(claimed)
             floor = max(int(data.get("attempts", 0) or 0), int(claimed.get("retry_count", 0) or 0)) + 1
-            attempt = worktrees.next_attempt(self.repo, task_id, floor)
+            attempt = worktrees.next_attempt(self.repo, task_id, floor, taken)
             running = {
                 "attempt": attempt,
                 "attempts": attempt,
@@ -362,316 +371,6 @@ class Pipeline:
             outcome.reason = f"the agent modified shared environment paths: {', '.join(changed_shared)}"
             return outcome, list(changed_shared)
         return outcome, []
-
-    def _land(
-        self, attempt: Attempt, task: dict[str, Any], outcome: RunOutcome, step: Callable[[str], None]
-    ) -> AttemptResult:
-        task_id, run_dir, manifest = attempt.task_id, attempt.run_dir, attempt.manifest
-        worktree = attempt.worktree
-        timings: dict[str, float] = {"agent_done": attempt.elapsed()}
-        verdicts: list[GateVerdict] = []
-
-        def fail(
-            kind: FailureKind, reason: str, failure_class: FailureClass | None = None, **extra: Any
-        ) -> AttemptResult:
-            outcome.success, outcome.failure, outcome.reason = False, kind, reason
-            return self._failed(
-                attempt,
-                outcome,
-                verdicts,
-                extra,
-                # the agent's own work is at fault (no commit, no change); else a later step failed
-                agent_failed=failure_class is None and not verdicts,
-            )
-
-        try:
-            landing.commit_all(self.repo, worktree, task_id, str(task.get("title", task_id)))
-        except landing.CommitRejected as error:
-            return fail(FailureKind.AGENT_ERROR, error.message)
-        tip = git.rev_parse(worktree, "HEAD")
-        assert tip is not None
-        if tip == manifest.base_commit and attempt.runtime != "shell":
-            return fail(FailureKind.INCOMPLETE, "the agent reported success but changed nothing")
-
-        def gate(checked: worktrees.Manifest, candidate: str) -> None:
-            if verdicts and verdicts[-1].evidence.get("tip") == candidate:
-                return  # this exact tree was already checked
-            # the attempt's own commits, judged against the commit they sit on: its base, or the
-            # target's tip the merge queue rebased them onto (never other tasks' work)
-            base = checked.landing_from or checked.base_commit
-            verdict = self.gates.check(self.repo, worktree, base, candidate, task)
-            verdict.evidence.setdefault("tip", candidate)
-            verdicts.append(verdict)
-            if not verdict.passed:
-                raise GateBlocked(verdict)
-
-        try:
-            if tip != manifest.base_commit:
-                tip = self._own_verdict(manifest, tip, gate)
-                manifest.set_state(worktrees.ManifestState.LANDING)
-                worktrees.write_manifest(self.repo, manifest)
-                step("in the merge queue")
-                landed: str | None = landing.land(self.repo, manifest, gate, timings)
-            else:
-                landed = None  # a shell task that changed nothing: done, with nothing to merge
-        except blame.PreExisting as found:
-            question = (
-                f"The gates fail on {manifest.target_branch} itself, not because of this task: "
-                f"{found.message}. Fix that on {manifest.target_branch}; the task resumes by itself once "
-                f"{manifest.target_branch} moves on, or now with `speedrift retry {task_id}`."
-            )
-            details = {"pre_existing": found.failures[:50], "checked_on": found.onto}
-            kind = recovery_graph.PRE_EXISTING
-            return self._wait(attempt, outcome, verdicts, kind, found.message, question, details)
-        except landing.TargetMoved as moved:
-            question = (
-                f"{moved.target} moved outside the merge queue while attempt {attempt.number} ran: "
-                f"{moved.described}. Nothing was landed on top of that; review the commit(s) (they passed "
-                f"no gate). To accept {moved.target} as it is now, `speedrift retry {task_id}` starts a "
-                "fresh attempt from its tip."
-            )
-            details = {"foreign_commits": moved.foreign[:50]}
-            kind = recovery_graph.BOUNDARY_VIOLATION
-            return self._wait(attempt, outcome, verdicts, kind, moved.message, question, details)
-        except GateBlocked as blocked:
-            return fail(FailureKind.AGENT_ERROR, blocked.message, blocked.verdict.failure_class)
-        except landing.MergeConflict as conflict:
-            foreign = {"foreign_commits": conflict.foreign[:50]} if conflict.foreign else {}
-            return fail(
-                FailureKind.AGENT_ERROR,
-                conflict.message,
-                FailureClass.MERGE_CONFLICT,
-                conflicting_files=conflict.files,
-                **foreign,
-            )
-        except landing.MergePending as pending:
-            return self._merge_pending(attempt, pending.message)
-        if landed is None:
-            manifest.set_state(worktrees.ManifestState.LANDED)
-            worktrees.write_manifest(self.repo, manifest)
-        # the commits this attempt itself landed: from the tip they were put on to its own tip
-        onto = manifest.landing_from or manifest.base_commit
-        stats = landing.diff_stats(self.repo, onto, landed) if landed else None
-        duration = attempt.elapsed()
-        evidence = landed_evidence(
-            attempt,
-            outcome,
-            verdicts,
-            duration_s=duration,
-            landed=landed,
-            stats=stats,
-            timings=timings,
-            onto=onto,
-        )
-        attempts.write_evidence(run_dir, evidence)
-        if landed and stats:
-            summary = f"Landed {landed[:12]} on {manifest.target_branch} "
-            summary += f"({stats.files} files, +{stats.insertions}/-{stats.deletions})"
-        else:
-            summary = "Done with no changes to land"
-        evidence_file = attempt.evidence_path
-        message = f"{summary} via {attempt.runtime} in {duration:.1f}s; evidence: {evidence_file}"
-        landed_data = {"state": None, "worker": None, "evidence": str(evidence_file), "landed_commit": landed}
-        landed_data |= {k: evidence[k] for k in ("verified", "unverified_reason")}  # "done (unverified)"
-
-        def finish(graph: Graph, now: Any) -> ops.Mutation:
-            actor = worker_actor()
-            mutation = ops.done(graph, task_id, now=now, actor=actor, force=True, message=message)
-            ops.set_fields(graph, task_id, speedrift=landed_data, now=now, actor=actor, within=mutation)
-            return mutation
-
-        self.store.mutate(finish, actor=worker_actor())
-        landing.at_step("done")
-        attempts.write_attempt(run_dir, {"runtime": attempt.runtime, "state": DONE, "landed_commit": landed})
-        halt.record_outcome(self.repo, task_id, attempt.number, DONE)
-        worktrees.remove_landed(self.repo, manifest)  # only now: until done is written, it proves the landing
-        landing.at_step("cleaned")
-        return AttemptResult(
-            task_id,
-            attempt.number,
-            DONE,
-            summary,
-            landed_commit=landed,
-            run_dir=str(run_dir),
-            evidence=evidence,
-        )
-
-    def _own_verdict(
-        self, manifest: worktrees.Manifest, tip: str, gate: Callable[[worktrees.Manifest, str], None]
-    ) -> str:
-        """Gate the attempt's own commits; blame the agent only for what it did (fleet/blame.py).
-        A failure that a fresh base may change is judged again after a rebase onto the target's
-        current tip (the target must have moved only through the merge queue); a failure still there
-        and already present on that tip raises :class:`blame.PreExisting`. Returns the tip to land."""
-        try:
-            gate(manifest, tip)
-            return tip
-        except GateBlocked as blocked:
-            if not blame.fresh_base_may_help(blocked.verdict):
-                raise
-            judged = blocked
-        target = manifest.target_branch
-        onto = git.rev_parse(self.repo, f"refs/heads/{target}") or manifest.base_commit
-        if onto != manifest.base_commit:
-            foreign = landings.foreign_commits(self.repo, target, manifest.base_commit, onto)
-            if foreign:  # judged on a base nobody gated: the merge queue refuses it anyway
-                raise landing.TargetMoved(target, foreign, landings.describe(self.repo, foreign))
-            rebased = landing.rebase_onto_target(self.repo, manifest, onto)
-            manifest.landing_from = onto
-            try:
-                gate(manifest, rebased)
-                return rebased
-            except GateBlocked as again:
-                judged = again
-            finally:
-                manifest.landing_from = None
-        found = blame.pre_existing(judged.verdict)
-        if found:
-            raise blame.PreExisting(judged.verdict, found, onto)
-        raise judged
-
-    def _failed(
-        self,
-        attempt: Attempt,
-        outcome: RunOutcome,
-        verdicts: list[GateVerdict] | None = None,
-        extra: dict[str, Any] | None = None,
-        agent_failed: bool = True,
-    ) -> AttemptResult:
-        """Record a failed attempt (class, recovery: fleet/failures.py); the worktree is kept."""
-        recorded = self._recorder().failed(
-            attempt,
-            outcome=outcome,
-            verdicts=verdicts or [],
-            extra=extra or {},
-            agent_failed=agent_failed,
-        )
-        self._note_runtime_failure(attempt, recorded, outcome)
-        return AttemptResult(
-            attempt.task_id,
-            attempt.number,
-            FAILED,
-            recorded.reason,
-            failure=recorded.failure_class,
-            run_dir=str(attempt.run_dir),
-            reset_at=recorded.evidence["reset_at"],
-            evidence=recorded.evidence,
-            recovery=recorded.decision.as_dict(),
-        )
-
-    def _recorder(self) -> failures.FailureRecorder:
-        return failures.FailureRecorder(self.repo, self.store, self.config, worker_actor())
-
-    def _wait(
-        self,
-        attempt: Attempt,
-        outcome: RunOutcome,
-        verdicts: list[GateVerdict],
-        kind: str,
-        reason: str,
-        question: str,
-        details: dict[str, Any],
-    ) -> AttemptResult:
-        """Neither landed nor failed: the task waits (fleet/recovery_graph.py, "waiting instead of
-        failing") — no failure class, no failure recorded, the attempt not burned; the worktree
-        keeps the work."""
-        manifest = attempt.manifest
-        reason, question = redact.redact_text(reason), redact.redact_text(question)
-        manifest.set_state(worktrees.ManifestState.WAITING, f"{kind}: {reason}"[:500])
-        worktrees.write_manifest(self.repo, manifest)
-        evidence = waiting_evidence(
-            attempt,
-            outcome,
-            verdicts,
-            duration_s=attempt.elapsed(),
-            waiting=kind,
-            reason=reason,
-            extra=details,
-        )
-        attempts.write_evidence(attempt.run_dir, evidence)
-        target = manifest.target_branch
-        recorded = {
-            "reason": reason[:2000],
-            "attempt": attempt.number,
-            "target": target,
-            "target_tip": git.rev_parse(self.repo, f"refs/heads/{target}"),
-            "evidence": str(attempt.evidence_path),
-            **details,
-        }
-        actor = worker_actor()
-        self.store.mutate(
-            lambda g, now: recovery_graph.wait_mutation(
-                g, attempt.task_id, kind=kind, question=question, details=recorded, now=now, actor=actor
-            ),
-            actor=actor,
-        )
-        state = {"runtime": attempt.runtime, "state": "waiting", "waiting": kind, "reason": reason}
-        attempts.write_attempt(attempt.run_dir, state)
-        halt.record_outcome(self.repo, attempt.task_id, attempt.number, "waiting")
-        run_dir = str(attempt.run_dir)
-        return AttemptResult(
-            attempt.task_id, attempt.number, "waiting", reason, run_dir=run_dir, evidence=evidence
-        )
-
-    def refuse_moved_target(self, manifest: worktrees.Manifest, moved: landing.TargetMoved) -> str:
-        """A merge-pending attempt whose target moved outside the merge queue while it waited (the
-        service's merge retry found foreign commits): it is not built upon; the task waits, as in
-        :meth:`_land`. Returns what was recorded."""
-        task_id = manifest.task_id
-        question = (
-            f"{moved.target} moved outside the merge queue while attempt {manifest.attempt} waited to land: "
-            f"{moved.described}. Nothing was landed on top of that; review the commit(s). To accept "
-            f"{moved.target} as it is now, `speedrift retry {task_id}` starts a fresh attempt from its tip."
-        )
-        reason = redact.redact_text(moved.message)
-        manifest.set_state(
-            worktrees.ManifestState.WAITING, f"{recovery_graph.BOUNDARY_VIOLATION}: {reason}"[:500]
-        )
-        worktrees.write_manifest(self.repo, manifest)
-        details = {
-            "reason": reason[:2000],
-            "attempt": manifest.attempt,
-            "target": moved.target,
-            "target_tip": git.rev_parse(self.repo, f"refs/heads/{moved.target}"),
-            "foreign_commits": moved.foreign[:50],
-        }
-        actor = worker_actor()
-        self.store.mutate(
-            lambda g, now: recovery_graph.wait_mutation(
-                g,
-                task_id,
-                kind=recovery_graph.BOUNDARY_VIOLATION,
-                question=redact.redact_text(question),
-                details=details,
-                now=now,
-                actor=actor,
-            ),
-            actor=actor,
-        )
-        run_dir = attempts.run_dir(self.repo, task_id, manifest.attempt)
-        attempts.write_attempt(run_dir, {"state": "waiting", "waiting": recovery_graph.BOUNDARY_VIOLATION})
-        halt.record_outcome(self.repo, task_id, manifest.attempt, "waiting")
-        return f"waits for a human: {reason}"
-
-    def _merge_pending(self, attempt: Attempt, reason: str) -> AttemptResult:
-        manifest = attempt.manifest
-        manifest.set_state(worktrees.ManifestState.MERGE_PENDING)
-        worktrees.write_manifest(self.repo, manifest)
-        self.store.mutate(
-            lambda g, now: ops.update_speedrift(
-                g,
-                attempt.task_id,
-                {"state": "merge-pending", "pending_reason": reason},
-                now=now,
-                actor=worker_actor(),
-                message=f"Merge pending: {reason}",
-            ),
-            actor=worker_actor(),
-        )
-        attempts.write_attempt(attempt.run_dir, {"state": "merge-pending", "reason": reason})
-        return AttemptResult(
-            attempt.task_id, attempt.number, "merge-pending", reason, run_dir=str(attempt.run_dir)
-        )
 
     def _release_after_crash(
         self,

@@ -10,6 +10,7 @@ by a dead process. It does not dispatch while a live ``wg service`` owns the rep
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import os
 import signal
@@ -18,32 +19,34 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 from speedrift import layout, pausestore, records
 from speedrift.errors import SpeedriftError
 from speedrift.fleet import (
-    crash_recovery,
-    failures,
     followup,
     halt,
     pauses,
-    recovery,
-    recovery_graph,
     supervisor,
 )
-from speedrift.fleet.pipeline import AttemptResult, Pipeline, worker_actor
-from speedrift.fleet.workers import Worker, WorkerExit
-from speedrift.graph import ops, query
-from speedrift.graph.codec import Graph
+from speedrift.fleet.aftercare import (
+    STOPPED,
+    recover,
+    reopen_interrupted,
+    retry_withheld,
+    schedule_retry,
+    withheld_tasks,
+    worker_died,
+)
+from speedrift.fleet.attempt import AttemptResult, worker_actor
+from speedrift.fleet.pipeline import Pipeline
+from speedrift.fleet.workers import Worker, WorkerReport
+from speedrift.graph import query
 from speedrift.graph.model import FAILED, IN_PROGRESS, speedrift_data
-from speedrift.graph.store import GraphStore
 from speedrift.layout import service_dir
-from speedrift.procs import identity_alive, identity_in, pid_alive, record_alive, terminate_group
-from speedrift.repo import landing, worktrees
+from speedrift.procs import record_alive
+from speedrift.repo import worktrees
 from speedrift.repo.worktrees import ManifestState
 from speedrift.times import format_time, now_utc
 
@@ -83,161 +86,15 @@ def wg_service_live(graph_dir: Path) -> bool:
     return record_alive({"pid": state.get("pid")} if state else None)
 
 
-# --- recovery ------------------------------------------------------------------------------------
-# a worktree in one of these states when the service starts may hold a rebase a crash cut off
-INTERRUPTIBLE = (ManifestState.LANDING, ManifestState.ACTIVE, ManifestState.MERGE_PENDING)
-
-
-def recover(pipeline: Pipeline, *, wait: bool = True) -> list[str]:
-    """Make the repo consistent after a crash (fleet/crash_recovery.py: stale git locks, interrupted
-    rebases, landings from every state, dead attempts, claims of dead workers). Safe on any tick;
-    ``wait=False`` leaves the landing part for later while a landing holds the merge queue.
-    Returns what was done, one line per action."""
-    return crash_recovery.recover(pipeline.repo, pipeline.store, actor=worker_actor(), wait=wait)
-
-
-def _done_after_crash(graph: Graph, now: datetime, manifest: worktrees.Manifest) -> ops.Mutation:
-    task = graph.get(manifest.task_id)
-    if task is None or task.get("status") != IN_PROGRESS:
-        return ops.Mutation()
-    actor = worker_actor()
-    message = f"Landed {str(manifest.landed_commit)[:12]} (recorded after a restart)"
-    mutation = ops.done(graph, manifest.task_id, now=now, actor=actor, force=True, message=message)
-    landed = {"state": None, "worker": None, "landed_commit": manifest.landed_commit}
-    return ops.set_fields(graph, manifest.task_id, speedrift=landed, now=now, actor=actor, within=mutation)
-
-
-def _release(graph: Graph, now: datetime, task_id: str, pid: int) -> ops.Mutation:
-    task = graph.get(task_id)
-    if task is None or task.get("status") != IN_PROGRESS:
-        return ops.Mutation()
-    actor = worker_actor()
-    message = f"Released: worker {pid} is gone; the task is open for a new attempt"
-    mutation = ops.unclaim(graph, task_id, now=now, actor=actor, message=message)
-    released = {"state": None, "worker": None}
-    return ops.set_fields(graph, task_id, speedrift=released, now=now, actor=actor, within=mutation)
-
-
-# --- workers that died ----------------------------------------------------------------------------
-def _end_orphaned_agent(repo: Path, task_id: str, attempt: int, grace_s: float) -> bool:
-    """A worker killed mid-attempt leaves its agent running (the agent leads its own session): end
-    that group. Its leader's identity is recorded (``agent_pgid`` + ``agent_start``); a group whose
-    leader is gone can still be ended (its id cannot be reused while members remain), one whose pid
-    now names another process is not ours."""
-    record = records.read_attempt(layout.attempt_dir(repo, task_id, attempt))
-    agent = identity_in(record.raw if record else None, "agent_pgid", "agent_start")
-    if agent is None or agent.pid <= 1:
-        return False
-    if not (identity_alive(agent) or not pid_alive(agent.pid)):
-        return False
-    return terminate_group(agent.pid, grace_s)
-
-
-def worker_died(pipeline: Pipeline, task_id: str, ended: WorkerExit) -> list[str]:
-    """A worker process ended without reporting (SIGKILL, OOM, a crash), handled at once by its
-    parent: the agent it left running is ended; work it had already landed is recorded done
-    (fleet/crash_recovery.py ``settle_attempt``); otherwise the attempt is recorded as crashed
-    (``transient_infra``, the exit status in the reason), so its recovery can be carried out now.
-    Then crash recovery settles what the worker left: its git locks, an interrupted rebase, its
-    manifest (the worktree and its work are kept)."""
-    repo, store = pipeline.repo, pipeline.store
-    task = store.load().get(task_id)
-    data = speedrift_data(task) if task is not None else {}
-    worker = data.get("worker")
-    claimed = isinstance(worker, dict) and worker.get("pid") == ended.pid
-    if task is None or task.get("status") != IN_PROGRESS or not claimed:
-        return [f"{task_id}: its worker ({ended.pid}) ended without a report; {ended.describe()}"]
-    number = int(data.get("attempt") or ended.attempt or 0)
-    notes: list[str] = []
-    if _end_orphaned_agent(repo, task_id, number, pipeline.config.budgets.kill_grace_seconds):
-        notes.append(f"{task_id}: ended the agent its dead worker left running")
-    landed = crash_recovery.settle_attempt(repo, store, task_id, number, actor=worker_actor())
-    if landed is not None:
-        return [*notes, landed]
-    reason = (
-        f"the worker process running attempt {number} (pid {ended.pid}) ended without a result: "
-        f"{ended.describe()}"
-    )
-    recorder = failures.FailureRecorder(repo, store, pipeline.config, worker_actor())
-    recorder.crashed(
-        task_id=task_id,
-        attempt=number,
-        run_dir=layout.attempt_dir(repo, task_id, number),
-        reason=reason,
-        bootstrapped=True,
-    )
-    notes.append(f"{task_id}: {reason}; recorded as a crash")
-    notes += [f"recovery: {note}" for note in recover(pipeline)]
-    return notes
-
-
-# --- retry policy ----------------------------------------------------------------------------------
-STOPPED = "interrupted by a service stop"
-
-
-def schedule_retry(
-    pipeline: Pipeline,
-    result: AttemptResult,
-    paused_until: dict[str, datetime],
-    withheld: set[str] | None = None,
-) -> str | None:
-    """Carry out an attempt's automatic recovery right after it failed (fleet/followup.py, the same
-    function the hub's ``retry_failed`` calls): reopen the task after its backoff or its runtime's
-    usage-limit reset, with the decision's diagnosis and model tier; while the repo's retries are
-    halted (fleet/halt.py) the task stays failed, marked withheld. Returns when it is ready again."""
-    runtime = str(result.evidence.get("runtime", "")) or None
-    done = followup.carry_out(
-        pipeline.repo, pipeline.store, pipeline.config, result.task_id, actor=worker_actor(), runtime=runtime
-    )
-    if done.outcome == "withheld" and withheld is not None:
-        withheld.add(result.task_id)
-    if done.paused_runtime is not None:
-        paused_until[done.paused_runtime[0]] = done.paused_runtime[1]
-    if done.outcome != "reopened" or done.ready_at is None:
-        return None
-    return format_time(max(done.ready_at, now_utc()))
-
-
-def _reopen(
-    graph: Graph,
-    now: datetime,
-    task_id: str,
-    decision: recovery.Decision | None,
-    when: datetime | None,
-    context: str | None = None,
-) -> ops.Mutation:
-    task = graph.get(task_id)
-    if task is None or task.get("status") != FAILED:
-        return ops.Mutation()  # recovered already (split, re-planned, retried by a human)
-    return recovery_graph.retry_mutation(
-        graph, task_id, decision, when=when, now=now, actor=worker_actor(), context=context
-    )
-
-
-def reopen_interrupted(store: GraphStore, task_id: str, why: str) -> bool:
-    """An attempt cut off by a stop (the service's, or a signal to ``speedrift run``) goes straight
-    back to open: not the task's fault. False when the task is no longer failed."""
-    mutation = store.mutate(
-        partial(_reopen, task_id=task_id, decision=None, when=None, context=why), actor=worker_actor()
-    )
-    return bool(mutation.tasks)
-
-
-def withheld_tasks(graph: Graph) -> set[str]:
-    """Failed tasks whose automatic retry a halt withheld."""
-    return followup.withheld(graph)
-
-
-def retry_withheld(pipeline: Pipeline, task_id: str) -> bool:
-    """Retries resumed: reopen a withheld task now, as its recorded decision said."""
-    return followup.reopen_withheld(pipeline.store, task_id, actor=worker_actor())
-
-
 # --- the loop --------------------------------------------------------------------------------------
 # how often a tick looks for claims of dead workers and recoveries nobody carried out: a graph load
 # and a manifest listing each time, so not on every tick of a busy service (its own workers'
 # deaths and failures are handled the moment they happen, by their watcher threads)
 SUPERVISE_EVERY_S = 1.0
+MERGE_SLOT = "merge"  # the admission name of a resumed landing (no agent runs: no runtime limit)
+MERGE_RETRY_S = 5.0  # a landing still pending is resumed again after this, doubling each time…
+MERGE_RETRY_MAX_S = 300.0  # …up to this
+MERGE_PENDING = "merge-pending"
 
 
 @dataclass
@@ -247,7 +104,6 @@ class ServiceLoop:
     stop: threading.Event = field(default_factory=threading.Event)
     running: dict[str, threading.Thread] = field(default_factory=dict)
     cancels: dict[str, threading.Event] = field(default_factory=dict)
-    paused_until: dict[str, datetime] = field(default_factory=dict)
     results: list[AttemptResult] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     retries: halt.HaltState | None = None  # the last halt verdict (fleet/halt.py)
@@ -257,8 +113,11 @@ class ServiceLoop:
     paused: str | None = None
     workers: dict[str, Worker] = field(default_factory=dict)  # the worker process of each attempt
     walls: dict[str, float] = field(default_factory=dict)  # task -> its worker's wall time (start to end)
+    admin_waits: dict[str, float] = field(default_factory=dict)  # task -> its wait for worktree locks
     held: str | None = None  # why admission (fleet/supervisor.py) holds further attempts back
     _next_supervision: float = 0.0  # time.monotonic() of the next supervise_claims pass
+    # merge-pending landings: task -> (time.monotonic() of the next resume, the delay before it)
+    merge_retry: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def say(self, message: str) -> None:
         if self.log:
@@ -273,11 +132,8 @@ class ServiceLoop:
             running=tuple(sorted(self.running)),
             max_agents=self.pipeline.config.service.max_agents,
             paused_runtimes={  # the machine-wide pauses (pausestore.py) every supervisor respects
-                **{k: format_time(v) for k, v in self.paused_until.items()},
-                **{
-                    p.runtime: format_time(p.until) if p.until else "until resumed"
-                    for p in pausestore.active(now_utc())
-                },
+                p.runtime: format_time(p.until) if p.until else "until resumed"
+                for p in pausestore.active(now_utc())
             },
             retries=self.retries.as_dict() if self.retries else None,
             hub=self.admission is not None,
@@ -285,20 +141,24 @@ class ServiceLoop:
         )
         records.write_heartbeat(self.pipeline.repo, beat)
 
-    def _attempt(self, task_id: str, cancel: threading.Event, slot: supervisor.Slot) -> None:
+    def _attempt(
+        self, task_id: str, cancel: threading.Event, slot: supervisor.Slot, resume: bool = False
+    ) -> None:
         """One attempt in a worker process (fleet/workers.py): start it, hand it the admitted slot,
-        wait, and act on how it ended — its result, or its death without one, handled at once."""
-        worker = Worker(self.pipeline, task_id)
+        wait, and act on how it ended — its result, or its death without one, handled at once.
+        ``resume``: the worker resumes the task's merge-pending landing instead."""
+        worker = Worker(self.pipeline, task_id, resume=resume)
         with contextlib.suppress(SpeedriftError):  # resolved once here, handed to every worker
-            self.pipeline.target_branch()  # (a repo without a commit: the worker says so itself)
+            self.pipeline.prepare()  # (a repo without a commit: the worker says so itself)
         try:
             slot.hand_to(worker.start(), "service")  # the slot lives exactly as long as the worker
             with self.lock:
                 self.workers[task_id] = worker
             ended = worker.wait(cancel)
+            report = ended.report
             with self.lock:
                 self.walls[task_id] = ended.wall_s
-            report = ended.report
+                self.admin_waits[task_id] = report.admin_wait_s if report else 0.0
             if report is None:
                 for note in worker_died(self.pipeline, task_id, ended):
                     self.say(note)
@@ -309,6 +169,8 @@ class ServiceLoop:
                 self.say(f"{task_id}: internal error: {report.message}")
             elif report.result is not None:
                 self._finished(task_id, report.result)
+            if resume:
+                self._merge_tried(task_id, report)
         except SpeedriftError as error:
             self.say(f"{task_id}: not run: {error.message}")
         except Exception as error:  # a bug must not take the service down
@@ -325,12 +187,9 @@ class ServiceLoop:
         if result.status == FAILED and self.stop.is_set() and result.reason == "cancelled":
             # cut off by our own shutdown: not the task's fault, so it goes straight back to open
             # (a failure that merely finished while the service stops keeps its recovery)
-            self.pipeline.store.mutate(
-                partial(_reopen, task_id=task_id, decision=None, when=None, context=STOPPED),
-                actor=worker_actor(),
-            )
+            reopen_interrupted(self.pipeline.store, task_id, STOPPED)
         elif result.status == FAILED:
-            when = schedule_retry(self.pipeline, result, self.paused_until, self.withheld)
+            when = schedule_retry(self.pipeline, result, self.withheld)
             if when:
                 self.say(f"{task_id}: retry scheduled for {when}")
         with self.lock:
@@ -344,8 +203,6 @@ class ServiceLoop:
         if done.outcome == "withheld":
             with self.lock:
                 self.withheld.add(task_id)
-        if done.paused_runtime is not None:
-            self.paused_until[done.paused_runtime[0]] = done.paused_runtime[1]
         if done.outcome != "nothing":
             self.say(f"{task_id}: {done.detail}")
 
@@ -435,7 +292,7 @@ class ServiceLoop:
                 if task["id"] in self.running:
                     continue
             runtime, model = registry.select_runtime(task, config.default_runtime)
-            if self.paused_until.get(runtime, now) > now or pauses.blocking_pause(runtime, model, now):
+            if pauses.blocking_pause(runtime, model, now):
                 continue  # its runtime is paused (a usage limit, a failed preflight…): machine-wide
             if not self.admitted():  # before every claim: a lease may expire between two tasks
                 break
@@ -467,24 +324,49 @@ class ServiceLoop:
         return started
 
     def retry_pending_merges(self) -> None:
+        """Resume each merge-pending landing (the checkout holding the target refused the
+        fast-forward) in a worker process, admitted like an attempt: it is gated again on the tree
+        that lands now (fleet/merging.py). One that stays pending is tried again after a backoff."""
+        now = time.monotonic()
         for manifest in worktrees.read_manifests(self.pipeline.repo):
-            if manifest.state is not ManifestState.MERGE_PENDING or manifest.task_id in self.running:
+            task_id = manifest.task_id
+            if manifest.state is not ManifestState.MERGE_PENDING:
                 continue
-            landing.abort_rebase_if_any(Path(manifest.path))
-            try:
-                tip = landing.land(self.pipeline.repo, manifest, lambda _m, _t: None)
-            except (landing.MergePending, landing.MergeConflict) as error:
-                self.say(f"{manifest.task_id}: still waiting to land: {error.message}")
-                continue
-            except landing.TargetMoved as moved:  # never built upon: the task waits for a human
-                self.say(f"{manifest.task_id}: {self.pipeline.refuse_moved_target(manifest, moved)}")
-                continue
-            manifest.state, manifest.landed_commit = ManifestState.LANDED, tip
-            worktrees.write_manifest(self.pipeline.repo, manifest)
-            self.pipeline.store.mutate(partial(_done_after_crash, manifest=manifest), actor=worker_actor())
-            halt.record_outcome(self.pipeline.repo, manifest.task_id, manifest.attempt, "done")
-            worktrees.remove_landed(self.pipeline.repo, manifest)  # done is written: the worktree can go
-            self.say(f"{manifest.task_id}: landed {tip[:12]} after waiting")
+            with self.lock:
+                if task_id in self.running or self.merge_retry.get(task_id, (0.0, 0.0))[0] > now:
+                    continue
+            if not self.admitted():
+                return
+            limits = supervisor.Limits.for_attempt(self.pipeline.config, MERGE_SLOT)
+            admission = supervisor.admit(
+                self.pipeline.repo,
+                task_id,
+                MERGE_SLOT,
+                dataclasses.replace(limits, runtime=None),
+                holder="service",
+            )
+            if admission.slot is None:
+                return  # no capacity now: the next tick asks again
+            cancel = threading.Event()
+            thread = threading.Thread(
+                target=self._attempt, args=(task_id, cancel, admission.slot, True), daemon=True
+            )
+            with self.lock:
+                self.running[task_id] = thread
+                self.cancels[task_id] = cancel
+            thread.start()
+
+    def _merge_tried(self, task_id: str, report: WorkerReport | None) -> None:
+        """After a resumed landing: still pending, the next try backs off (doubling up to
+        :data:`MERGE_RETRY_MAX_S`); anything else ends the retries."""
+        result = report.result if report is not None else None
+        with self.lock:
+            if result is not None and result.status == MERGE_PENDING:
+                delay = min(MERGE_RETRY_MAX_S, 2 * self.merge_retry.get(task_id, (0.0, MERGE_RETRY_S / 2))[1])
+                self.merge_retry[task_id] = (time.monotonic() + delay, delay)
+                self.say(f"{task_id}: still waiting to land: {result.reason}; next try in {delay:.0f}s")
+            else:
+                self.merge_retry.pop(task_id, None)
 
     def run(self, once: bool = False) -> None:
         for note in recover(self.pipeline):

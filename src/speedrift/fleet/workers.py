@@ -14,9 +14,9 @@ already imported (:data:`PRELOAD`); each attempt is a ``fork()`` of it, which co
 
 Invariants:
 
-- A child runs exactly one attempt and exits. The supervisor learns of every way it ends: a
-  report, or an exit without one (killed, OOM, crashed) — :attr:`WorkerExit.report` is None and
-  :meth:`WorkerExit.describe` says how it died.
+- A child runs exactly one attempt (or resumes one merge-pending landing) and exits. The
+  supervisor learns of every way it ends: a report, or an exit without one (killed, OOM,
+  crashed) — :attr:`WorkerExit.report` is None and :meth:`WorkerExit.describe` says how it died.
 - The child runs with the supervisor's environment and working directory as of the spawn (the
   forkserver's own are those of its start, which may be older).
 - SIGTERM to a child cancels its attempt: the agent's process group is ended and the attempt
@@ -27,6 +27,7 @@ Invariants:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import multiprocessing
 import multiprocessing.connection
@@ -40,8 +41,10 @@ from multiprocessing.process import BaseProcess
 from typing import Any, Literal
 
 from speedrift.errors import SpeedriftError
-from speedrift.fleet.pipeline import AttemptResult, Pipeline, RunOptions
+from speedrift.fleet.attempt import AttemptResult
+from speedrift.fleet.pipeline import Pipeline, RunOptions
 from speedrift.procs import ProcessIdentity, identity_alive, identity_of
+from speedrift.repo import git
 
 # imported once by the forkserver, so every attempt's fork has them already
 PRELOAD = (
@@ -86,6 +89,7 @@ class WorkerReport:
     kind: ReportKind
     result: AttemptResult | None = None
     message: str = ""
+    admin_wait_s: float = 0.0  # queued behind other attempts for the repo's worktree-admin lock
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,7 @@ class _ChildSpec:
     env: dict[str, str]
     cwd: str
     force: bool
+    resume: bool  # resume a merge-pending landing instead of a new attempt
 
 
 def _child_main(conn: multiprocessing.connection.Connection, spec: _ChildSpec) -> None:
@@ -141,23 +146,29 @@ def _child_main(conn: multiprocessing.connection.Connection, spec: _ChildSpec) -
 
     options = RunOptions(cancel=cancel, force=spec.force, on_claimed=lambda n: send(("claimed", n)))
     try:
-        result = spec.pipeline.run(spec.task_id, options)
+        if spec.resume:
+            result = spec.pipeline.resume_landing(spec.task_id)
+        else:
+            result = spec.pipeline.run(spec.task_id, options)
         report = WorkerReport("result", result=result)
     except SpeedriftError as error:
         report = WorkerReport("refused", message=error.message)
     except Exception as error:  # the pipeline released the claim; the supervisor logs it
         report = WorkerReport("error", message=f"{type(error).__name__}: {error}")
-    send(("report", report))
+    send(("report", dataclasses.replace(report, admin_wait_s=git.admin_wait_s())))
     conn.close()
 
 
 class Worker:
     """One attempt in a child process: :meth:`start`, then :meth:`wait` (once)."""
 
-    def __init__(self, pipeline: Pipeline, task_id: str, *, force: bool = False) -> None:
+    def __init__(
+        self, pipeline: Pipeline, task_id: str, *, force: bool = False, resume: bool = False
+    ) -> None:
         self.pipeline = pipeline
         self.task_id = task_id
         self.force = force
+        self.resume = resume  # the child resumes the task's merge-pending landing (it gates again)
         self._process: BaseProcess | None = None
         self._conn: multiprocessing.connection.Connection | None = None
         self._started = 0.0
@@ -170,7 +181,7 @@ class Worker:
     def start(self) -> ProcessIdentity:
         ctx = context()
         receiver, sender = ctx.Pipe(duplex=False)
-        spec = _ChildSpec(self.pipeline, self.task_id, dict(os.environ), os.getcwd(), self.force)
+        spec = _ChildSpec(self.pipeline, self.task_id, dict(os.environ), os.getcwd(), self.force, self.resume)
         process = ctx.Process(
             target=_child_main, args=(sender, spec), name=f"speedrift-attempt-{self.task_id}"
         )

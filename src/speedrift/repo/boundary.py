@@ -18,10 +18,13 @@ _LISTING_TTL_S = 5.0
 _listings: dict[Path, tuple[float, list[Path]]] = {}
 
 
-def checkouts(repo: Path, skip: set[Path]) -> list[Path]:
-    """The checkouts to watch: every worktree of the repo except ``skip``. The listing is reused
-    for a few seconds: with many attempts starting at once, asking git each time costs more than
-    a checkout added in the last seconds going unwatched by one attempt."""
+Listing = tuple[float, list[Path]]  # (time.monotonic() when git listed them, the checkouts)
+
+
+def listing(repo: Path) -> Listing | None:
+    """The repo's worktree listing, reused for a few seconds: with many attempts starting at once,
+    asking git each time costs more than a checkout added in the last seconds going unwatched by
+    one attempt. None when git cannot list them and there is no earlier listing."""
     cached = _listings.get(repo)
     if cached is None or time.monotonic() - cached[0] > _LISTING_TTL_S:
         try:
@@ -29,9 +32,23 @@ def checkouts(repo: Path, skip: set[Path]) -> list[Path]:
         except gitcmd.GitError:
             # git could not list them this time (a worktree half-added by a process killed
             # meanwhile): the last listing, else none — the watch reports, it never fails the attempt
-            return [p for p in (cached[1] if cached else []) if p.resolve() not in skip and p.is_dir()]
+            return cached
         _listings[repo] = cached
-    return [p for p in cached[1] if p.resolve() not in skip and p.is_dir()]
+    return cached
+
+
+def adopt(repo: Path, known: Listing) -> None:
+    """Take ``known`` (a supervisor's listing, handed to its worker process) unless ours is newer;
+    ``time.monotonic()`` is one clock for every process on the machine."""
+    mine = _listings.get(repo)
+    if mine is None or mine[0] < known[0]:
+        _listings[repo] = known
+
+
+def checkouts(repo: Path, skip: set[Path]) -> list[Path]:
+    """The checkouts to watch: every worktree of the repo (see :func:`listing`) except ``skip``."""
+    found = listing(repo)
+    return [p for p in (found[1] if found else []) if p.resolve() not in skip and p.is_dir()]
 
 
 def snapshot(watched: list[Path]) -> Snapshot:

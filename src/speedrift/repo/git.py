@@ -8,7 +8,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import subprocess
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from speedrift import fsutil, gitcmd
 FALLBACK_NAME = "speedrift"
 FALLBACK_EMAIL = "speedrift@localhost"
 
-_WORKTREE_WRITES = frozenset({"add", "remove", "move", "prune"})
+WORKTREE_WRITES = frozenset({"add", "remove", "move", "prune"})
 
 
 def run(
@@ -32,7 +34,7 @@ def run(
     no_optional_locks: bool = False,
 ) -> subprocess.CompletedProcess[str]:
     """:func:`speedrift.gitcmd.run`, under the worktree-admin lock when it writes worktrees."""
-    writes = len(args) > 1 and args[0] == "worktree" and args[1] in _WORKTREE_WRITES
+    writes = len(args) > 1 and args[0] == "worktree" and args[1] in WORKTREE_WRITES
     with worktree_admin(cwd, exclusive=True) if writes else contextlib.nullcontext():
         return gitcmd.run(
             args,
@@ -61,7 +63,15 @@ def rev_parse(repo: Path, ref: str) -> str | None:
 
 
 def current_branch(repo: Path) -> str | None:
-    """The checked-out branch, or None on a detached HEAD or an unborn repo."""
+    """The checked-out branch (named even before its first commit), or None on a detached HEAD.
+    Read from the checkout's ``HEAD`` file when it is the files backend's symbolic ref (no git
+    process); otherwise (a reftable repository's placeholder, anything unexpected) git says."""
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        head = (git_dir(repo) / "HEAD").read_text().strip()
+        if head.startswith("ref: refs/heads/") and head != "ref: refs/heads/.invalid":
+            return head.removeprefix("ref: refs/heads/")
+        if len(head) in (40, 64) and all(c in "0123456789abcdef" for c in head):
+            return None  # detached
     out = git(["symbolic-ref", "--quiet", "--short", "HEAD"], repo, check=False)
     return out or None
 
@@ -99,20 +109,54 @@ def status_porcelain(repo: Path) -> list[str]:
     return paths
 
 
-@functools.lru_cache(maxsize=256)
 def identity_env(repo: Path) -> dict[str, str]:
     """Author/committer for speedrift's commits: the repo's identity, else the fallback.
-    Cached per process: a long-running service picks up a changed identity on restart."""
-    name = git(["config", "user.name"], repo, check=False)
-    email = git(["config", "user.email"], repo, check=False)
+    Cached per process (or adopted, see :class:`RepoFacts`): a long-running service picks up a
+    changed identity on restart."""
+    adopted = _adopted.get(repo)
+    return dict(adopted.identity) if adopted is not None else dict(_identity_env(repo))
+
+
+@functools.lru_cache(maxsize=256)
+def _identity_env(repo: Path) -> tuple[tuple[str, str], ...]:
+    found: dict[str, str] = {}
+    listed = run(["config", "--get-regexp", r"^user\.(name|email)$"], repo, check=False).stdout
+    for line in listed.splitlines():  # every value of every config file in order: the last wins
+        key, _, value = line.partition(" ")
+        found[key] = value.strip()
+    name, email = found.get("user.name", ""), found.get("user.email", "")
     if name and email:
-        return {}
-    return {
-        "GIT_AUTHOR_NAME": name or FALLBACK_NAME,
-        "GIT_AUTHOR_EMAIL": email or FALLBACK_EMAIL,
-        "GIT_COMMITTER_NAME": name or FALLBACK_NAME,
-        "GIT_COMMITTER_EMAIL": email or FALLBACK_EMAIL,
-    }
+        return ()
+    return (
+        ("GIT_AUTHOR_NAME", name or FALLBACK_NAME),
+        ("GIT_AUTHOR_EMAIL", email or FALLBACK_EMAIL),
+        ("GIT_COMMITTER_NAME", name or FALLBACK_NAME),
+        ("GIT_COMMITTER_EMAIL", email or FALLBACK_EMAIL),
+    )
+
+
+@dataclass(frozen=True)
+class RepoFacts:
+    """What git work in one repo keeps asking and cannot change under a running supervisor without
+    a restart: its common git directory and the identity speedrift commits with. A supervisor
+    resolves them once (:func:`facts`); a worker process it starts takes them over
+    (:func:`adopt`) instead of asking git again in every attempt."""
+
+    repo: Path
+    common_dir: Path
+    identity: tuple[tuple[str, str], ...]
+
+
+_adopted: dict[Path, RepoFacts] = {}
+
+
+def facts(repo: Path) -> RepoFacts:
+    return RepoFacts(repo, common_dir(repo), tuple(identity_env(repo).items()))
+
+
+def adopt(known: RepoFacts) -> None:
+    """Take ``known`` as this process's answer for its repo (a worker, from its supervisor)."""
+    _adopted[known.repo] = known
 
 
 @dataclass(frozen=True)
@@ -131,7 +175,8 @@ def _common_dir(path: Path) -> Path:
 
 def common_dir(path: Path) -> Path:
     """The repository's common git directory (``.git`` of the main checkout), from any checkout."""
-    return _common_dir(path)
+    adopted = _adopted.get(path)
+    return adopted.common_dir if adopted is not None else _common_dir(path)
 
 
 def git_dir(checkout: Path) -> Path:
@@ -146,11 +191,26 @@ def git_dir(checkout: Path) -> Path:
     return dot_git
 
 
-def worktree_admin(repo: Path, exclusive: bool) -> contextlib.AbstractContextManager[None]:
+_waits = threading.local()
+
+
+@contextlib.contextmanager
+def worktree_admin(repo: Path, exclusive: bool) -> Iterator[None]:
     """git's worktree bookkeeping is not safe under concurrent `worktree add`: a lister can catch
     a half-created entry ("failed to read .../commondir"). Adding and removing take this lock
-    exclusively, listing shares it. Per repo, across processes (flock)."""
-    return fsutil.flocked(_common_dir(repo) / "speedrift-worktrees.lock", shared=not exclusive)
+    exclusively, listing shares it. Per repo, across processes (flock). The time spent waiting
+    for it adds to :func:`admin_wait_s`."""
+    asked = time.monotonic()
+    with fsutil.flocked(common_dir(repo) / "speedrift-worktrees.lock", shared=not exclusive):
+        _waits.total = admin_wait_s() + time.monotonic() - asked
+        yield
+
+
+def admin_wait_s() -> float:
+    """Seconds this thread has waited for worktree-admin locks so far (an attempt's timings take
+    the difference over the attempt: time queued behind other attempts, not work)."""
+    total: float = getattr(_waits, "total", 0.0)
+    return total
 
 
 def worktrees(repo: Path) -> list[WorktreeEntry]:

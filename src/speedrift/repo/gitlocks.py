@@ -6,14 +6,19 @@ between, it leaves them, and every later git command that needs one fails — th
 ``git branch -d`` included. :func:`run_step` runs such a step with a marker in
 ``.speedrift/gitsteps/``: written before git starts (the step's name, the lock files it may take,
 its owner — this process's :class:`~speedrift.procs.ProcessIdentity`), completed with the git
-process's identity once it runs, removed when it ended. :func:`clear_stale` (crash recovery)
+process's identity once it runs, removed when it ended. A marker is a short JSON-lines file: the
+step's record on its first line, then what became known later (``{"git": …}``, ``{"ended": true}``)
+appended, each line a patch over the lines before — one file created per step, never rewritten
+(on a slow filesystem a file's creation is what costs). :func:`clear_stale` (crash recovery)
 removes the lock files a marker names once the step is over for good.
 
 Invariants: a lock file is removed only when a marker names it, the marker's owner is gone (or its
 git was killed at the step's timeout), its git process and group are gone, and no live process has
 the file open — so a lock the user's own git holds, or a live speedrift step, is never touched, and
-a lock file no marker names is never touched at all. Markers are written atomically (not fsynced:
-they matter after a process dies, not after a power loss, which takes git's lock files too).
+a lock file no marker names is never touched at all. A marker whose first line is torn (its owner
+was killed while writing it, before git started) names no lock; a torn later line is ignored.
+Markers are not fsynced: they matter after a process dies, not after a power loss, which takes
+git's lock files too.
 """
 
 from __future__ import annotations
@@ -125,7 +130,7 @@ def run_step(
         "at": format_time(now_utc()),
         "detail": dict(detail or {}),
     }
-    _write(path, record)
+    _create(path, record)
     try:
         running = gitcmd.start(
             args,
@@ -141,14 +146,12 @@ def run_step(
     except BaseException:
         path.unlink(missing_ok=True)
         raise
-    record["git"] = identity_of(running.pid).to_dict()
-    _write(path, record)
+    _append(path, {"git": identity_of(running.pid).to_dict()})
     try:
         done = running.finish()
     except BaseException:
         # killed at its timeout or interrupted: the group is gone, its locks may be left
-        record["ended"] = True
-        _write(path, record)
+        _append(path, {"ended": True})
         raise
     path.unlink(missing_ok=True)
     return subprocess.CompletedProcess(
@@ -194,12 +197,47 @@ def clear_stale(repo: Path) -> list[Cleared]:
 
 
 # --- the files --------------------------------------------------------------------------------------------
-def _write(path: Path, record: Mapping[str, Any]) -> None:
-    fsutil.write_atomic(path, orjson.dumps(dict(record)), durable=False)
+def _create(path: Path, record: Mapping[str, Any]) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, fsutil.DEFAULT_MODE)
+    try:
+        fsutil.write_all(fd, orjson.dumps(dict(record)) + b"\n")
+    finally:
+        os.close(fd)
+
+
+def _append(path: Path, patch: Mapping[str, Any]) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    try:
+        fsutil.write_all(fd, orjson.dumps(dict(patch)) + b"\n")
+    finally:
+        os.close(fd)
+
+
+def _record(path: Path) -> dict[str, Any] | None:
+    """The marker's first line patched by each later whole line; None when the first is torn."""
+    try:
+        lines = path.read_bytes().split(b"\n")
+    except OSError:
+        return None
+    merged: dict[str, Any] | None = None
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            value = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            value = None
+        if merged is None:
+            if not isinstance(value, dict):
+                return None  # the first line is the step itself: without it, no marker
+            merged = value
+        elif isinstance(value, dict):
+            merged.update(value)
+    return merged
 
 
 def _read(path: Path) -> StepMarker | None:
-    raw = layout.read_record(path)
+    raw = _record(path)
     if raw is None:
         return None
     locks = raw.get("locks")
@@ -222,12 +260,13 @@ def _drop_torn(repo: Path) -> None:
     folder = layout.git_steps_dir(repo)
     if not folder.is_dir():
         return
-    for path in folder.glob(".*.tmp"):  # a write cut off by a kill: ".<name>.<pid>.<thread>.tmp"
+    # an earlier version's marker write cut off by a kill: ".<name>.<pid>.<thread>.tmp"
+    for path in folder.glob(".*.tmp"):
         parts = path.name.split(".")
         if len(parts) >= 4 and parts[-3].isdigit() and not procs.pid_alive(int(parts[-3])):
             path.unlink(missing_ok=True)
     for path in folder.glob("*.json"):
-        if layout.read_record(path) is not None:
+        if _record(path) is not None:
             continue
         pid, _, rest = path.name.partition("-")
         started = rest.partition("-")[0]

@@ -205,11 +205,13 @@ def abort_rebase_if_any(worktree: Path) -> bool:
     return outcome is not None and outcome.aborted
 
 
-def rebase_onto_target(repo: Path, manifest: Manifest, target_tip: str) -> str:
-    """Rebase the attempt branch onto the target's tip; a conflict is aborted and reported."""
+def rebase_onto_target(repo: Path, manifest: Manifest, target_tip: str, own_tip: str | None = None) -> str:
+    """Rebase the attempt branch onto the target's tip; a conflict is aborted and reported.
+    ``own_tip``: the branch's tip when the caller knows it (saves asking git when nothing landed
+    meanwhile and the branch is already on top)."""
     worktree = Path(manifest.path)
     if target_tip == manifest.base_commit:  # nothing landed meanwhile: the branch is already on top
-        tip = git.rev_parse(worktree, "HEAD")
+        tip = own_tip or git.rev_parse(worktree, "HEAD")
         assert tip is not None
         return tip
     locks = [*gitlocks.checkout_locks(worktree), *gitlocks.ref_locks(repo, manifest.branch)]
@@ -235,6 +237,8 @@ def checkout_holding(repo: Path, branch: str) -> Path | None:
 def fast_forward_target(repo: Path, target: str, new_tip: str, old_tip: str | None = None) -> None:
     """Move ``target`` (at ``old_tip``) forward to ``new_tip``; anything but a fast-forward is refused."""
     old_tip = old_tip or git.rev_parse(repo, target)
+    # asked of git even where `merge --ff-only` follows: for a tip behind the target, that merge
+    # is a successful no-op ("Already up to date"), not a refusal
     if (
         old_tip is None
         or old_tip == new_tip
@@ -364,7 +368,13 @@ def landing_of(manifest: Manifest, new_tip: str) -> landings.Landing:
 GateSeam = Callable[[Manifest, str], None]  # raises to block landing; runs on the rebased tip
 
 
-def land(repo: Path, manifest: Manifest, gate: GateSeam, timings: dict[str, float] | None = None) -> str:
+def land(
+    repo: Path,
+    manifest: Manifest,
+    gate: GateSeam,
+    timings: dict[str, float] | None = None,
+    own_tip: str | None = None,
+) -> str:
     """The merge queue's one step: check the target moved only through the queue, rebase, re-run the
     gate seam, then the landing's states (see the module docstring). Returns the new tip.
 
@@ -387,7 +397,7 @@ def land(repo: Path, manifest: Manifest, gate: GateSeam, timings: dict[str, floa
             if conflicted:
                 raise MergeConflict(conflicted, target, foreign)
             raise TargetMoved(target, foreign, landings.describe(repo, foreign))
-        tip = rebase_onto_target(repo, manifest, target_tip)
+        tip = rebase_onto_target(repo, manifest, target_tip, own_tip)
         at_step("rebased")
         manifest.landing_from = target_tip
         try:
@@ -403,7 +413,9 @@ def land(repo: Path, manifest: Manifest, gate: GateSeam, timings: dict[str, floa
         try:
             fast_forward_target(repo, target, tip, target_tip)
         except MergePending:
-            manifest.candidate = manifest.landing_from = None  # git refused: nothing moved
+            # git refused: nothing moved; the branch stays rebased onto ``landing_from``, which a
+            # resumed landing judges the attempt's own commits against
+            manifest.candidate = None
             raise
         at_step("moved")
         landings.record(repo, landing_of(manifest, tip))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -24,6 +25,7 @@ import orjson
 
 from speedrift import fsutil
 from speedrift.errors import Refused, SpeedriftError
+from speedrift.gitcmd import GitError
 from speedrift.layout import quarantine_dir, safe_name, worktrees_dir
 from speedrift.procs import ProcessIdentity, identity_alive, identity_of
 from speedrift.repo import git, gitlocks
@@ -68,7 +70,7 @@ class Manifest:
     landed_commit: str | None = None
     notes: list[str] = field(default_factory=list)
     owner: dict[str, int | None] | None = None  # ProcessIdentity.to_dict() of the process acting on it
-    landing_from: str | None = None  # landing: the target's tip the candidate sits on
+    landing_from: str | None = None  # landing, merge-pending: the target's tip the branch sits on
     candidate: str | None = None  # landing: the tip the target moves to
 
     def __post_init__(self) -> None:
@@ -208,11 +210,19 @@ def undo_interrupted_add(repo: Path, detail: dict[str, object]) -> str | None:
     )
 
 
-def next_attempt(repo: Path, task_id: str, floor: int = 1) -> int:
-    """The lowest attempt number >= floor that no worktree, manifest or branch uses yet."""
+def attempt_branches(repo: Path, task_id: str) -> set[str]:
+    """The attempt numbers (as written) that the task's existing attempt branches carry."""
     prefix = f"refs/heads/{BRANCH_PREFIX}{safe_name(task_id)}-a"
     listed = git.git(["for-each-ref", "--format=%(refname)", prefix + "*"], repo, check=False)
-    branches = {ref.removeprefix(prefix) for ref in listed.splitlines()}
+    return {ref.removeprefix(prefix) for ref in listed.splitlines()}
+
+
+def next_attempt(repo: Path, task_id: str, floor: int = 1, branches: set[str] | None = None) -> int:
+    """The lowest attempt number >= floor that no worktree, manifest or branch uses yet.
+    ``branches``: :func:`attempt_branches`, when the caller asked git already (a claim asks before
+    it takes the graph lock: only the task's claimant creates its branches, so none appears
+    between the two)."""
+    branches = attempt_branches(repo, task_id) if branches is None else branches
     attempt = floor
     while (
         str(attempt) in branches
@@ -300,7 +310,10 @@ def remove(repo: Path, status: WorktreeStatus) -> None:
         raise Refused(f"{manifest.path} is not removable: {status.reason}")
     if status.exists:
         # no --force: git itself refuses if anything changed since the inspection
-        git.run(["worktree", "remove", manifest.path], repo)
+        removed = _remove_step(repo, manifest.path, force=False)
+        if removed.returncode != 0:
+            said = (removed.stderr or removed.stdout).strip() or f"exit status {removed.returncode}"
+            raise GitError(f"git worktree remove {manifest.path} failed: {said}")
     git.run(["worktree", "prune"], repo, check=False)
     if status.unlanded_commits == 0:
         delete_merged_branch(repo, manifest.branch)
@@ -310,9 +323,13 @@ def remove(repo: Path, status: WorktreeStatus) -> None:
 def remove_worktree(repo: Path, path: str, force: bool = False) -> int:
     """``git worktree remove`` (without ``force`` git refuses a worktree with changes), marked.
     Returns git's exit code."""
+    return _remove_step(repo, path, force=force).returncode
+
+
+def _remove_step(repo: Path, path: str, *, force: bool) -> subprocess.CompletedProcess[str]:
     locks = gitlocks.checkout_locks(Path(path))
     args = ["worktree", "remove", *(["--force"] if force else []), path]
-    return gitlocks.run_step(repo, "remove-worktree", args, repo, locks, worktree_admin=True).returncode
+    return gitlocks.run_step(repo, "remove-worktree", args, repo, locks, worktree_admin=True)
 
 
 def delete_merged_branch(repo: Path, branch: str) -> bool:
@@ -337,7 +354,17 @@ def quarantine(repo: Path, manifest: Manifest) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     destination = folder / f"{manifest.name}-{short_stamp(now_utc())}"
     if Path(manifest.path).exists():
-        git.run(["worktree", "move", manifest.path, str(destination)], repo)
+        moved = gitlocks.run_step(
+            repo,
+            "move-worktree",
+            ["worktree", "move", manifest.path, str(destination)],
+            repo,
+            gitlocks.checkout_locks(Path(manifest.path)),
+            worktree_admin=True,
+        )
+        if moved.returncode != 0:
+            said = (moved.stderr or moved.stdout).strip() or f"git exited with status {moved.returncode}"
+            raise GitError(f"git worktree move {manifest.path} failed: {said}")
     old = manifest_path(repo, manifest.name)
     manifest.path = str(destination)
     manifest.state = ManifestState.QUARANTINED

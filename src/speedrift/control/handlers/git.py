@@ -30,6 +30,7 @@ from speedrift.control.handlers.base import (
 from speedrift.errors import SpeedriftError
 from speedrift.fsutil import write_atomic
 from speedrift.register.record import Action
+from speedrift.repo import gitlocks
 from speedrift.times import stamp
 
 DEFAULT_SCAN_DEPTH = 20  # a scan looks at the target branch's last N commits (or all, if fewer)
@@ -152,13 +153,15 @@ def run_gate_scan(action: Action, ctx: HandlerContext) -> HandlerResult:
     ensure_excluded(hub_git)
     now = ctx.now()
     scratch = fresh_path(ensure_dir(layout.hub_worktrees_dir(ctx.repo)), f"scan-{stamp(now)}", "")
-    hub_git.run("worktree", "add", "--detach", "--quiet", str(scratch), tip)
+    locks = gitlocks.new_worktree_locks(ctx.repo, scratch.name)
+    hub_git.step("add-scratch-worktree", ["worktree", "add", "--detach", "--quiet", str(scratch), tip], locks)
     try:
         argv = [*ctx.speedrift_argv, "gates", "run", "--worktree", str(scratch), "--base", base, "--json"]
         done = run_bounded(argv, cwd=ctx.repo, env=ctx.process_env(), timeout=ctx.scan_timeout_s)
     finally:
         with contextlib.suppress(SpeedriftError):
-            hub_git.run("worktree", "remove", "--force", str(scratch), check=False)
+            removing = ["worktree", "remove", "--force", str(scratch)]
+            hub_git.step("remove-scratch-worktree", removing, gitlocks.checkout_locks(scratch), check=False)
     if done.returncode not in (0, 1):
         raise HandlerFailed(
             f"`speedrift gates run` exited {done.returncode}: {tail(done.stderr or done.stdout, 600)}",
