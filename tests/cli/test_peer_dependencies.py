@@ -1,6 +1,6 @@
-"""``after = ["shop-api:design-api"]`` from inside a repo: ``ready``, ``blocked`` and ``why-blocked``
-resolve it when the ecosystem is named (``--ecosystem`` or ``$SPEEDRIFT_ECOSYSTEM``) and keep it
-blocked, with the hint, when it is not; ``speedrift why`` resolves it from the ecosystem it reads."""
+"""``after = ["shop-api:design-api"]`` from inside a repo: ``ready``, ``blocked``, ``why-blocked`` and
+``show`` resolve it when the ecosystem is named (``--ecosystem`` or ``$SPEEDRIFT_ECOSYSTEM``) and keep
+it blocked, with the hint, when it is not; ``speedrift why`` resolves it from the ecosystem it reads."""
 
 from __future__ import annotations
 
@@ -118,3 +118,30 @@ def test_run_names_the_break_when_the_peer_task_does_not_exist(web: Cli, ecosyst
     git(repo, "commit", "-q", "-m", "tasks")
     refused = web("run", "typo", "--quiet", "--ecosystem", str(ecosystem))
     assert refused.returncode == 1 and "no task design-ap in shop-api" in refused.stderr
+
+
+def test_show_without_an_ecosystem_lists_the_peer_dependency_as_written_with_the_hint(web: Cli) -> None:
+    out = web.ok("show", "ui").stdout
+    assert "  after: shop-api:design-api\n" in out
+    assert f"not ready: {HINT}" in out
+
+
+def test_show_with_an_ecosystem_names_each_peer_tasks_status_there(web: Cli, ecosystem: Path) -> None:
+    after = "local,shop-api:design-api,shop-api:endpoints,shop-api:design-ap,billing:invoice"
+    web.ok("add", "Mixed", "--id", "mixed", "--after", after)
+    out = web.ok("show", "mixed", "--ecosystem", str(ecosystem)).stdout
+    assert (
+        "after: local, shop-api:design-api (done), shop-api:endpoints (open), shop-api:design-ap "
+        "(no task design-ap in shop-api), billing:invoice (no repo billing in the ecosystem)"
+    ) in out
+    assert "not ready: shop-api:endpoints open" in out
+    assert "not ready: shop-api:design-api" not in out
+    assert "not ready: shop-api:design-ap no task design-ap in shop-api" in out
+    ui = web.ok("show", "ui", env={"SPEEDRIFT_ECOSYSTEM": str(ecosystem)}).stdout
+    assert "after: shop-api:design-api (done)" in ui and "not ready" not in ui
+
+
+def test_show_json_stays_the_raw_task_when_an_ecosystem_is_named(web: Cli, ecosystem: Path) -> None:
+    resolved = web.json("show", "ui", "--ecosystem", str(ecosystem), "--json")
+    assert resolved == web.json("show", "ui", "--json")
+    assert resolved["after"] == ["shop-api:design-api"] and "peers" not in resolved

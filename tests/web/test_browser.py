@@ -16,6 +16,7 @@ from speedrift import hubdir
 from speedrift.control.controlfile import read_control
 from speedrift.control.cycle import run_once
 from speedrift.fleet import attempts
+from speedrift.graph import ops
 from speedrift.graph.store import GraphStore
 from speedrift.web.live import DashboardState
 from speedrift.web.server import DashboardServer, start_in_thread
@@ -236,3 +237,28 @@ def test_a_big_graph_shows_its_active_neighbourhood_until_show_all(page: Any, li
     page.check("#show-all")
     page.wait_for_selector(f"#graph-note >> text={total} tasks")
     assert len(page.evaluate("() => window.speedrift.cyNodes()")) == total
+
+
+def test_a_task_in_another_repo_is_drawn_with_its_status_there_not_as_missing(
+    page: Any, live: Live, artifacts: Path
+) -> None:
+    search = GraphStore(live.eco.parent / "search" / ".workgraph")
+    after = ["shop-api:design-api", "shop-api:dep-review", "billing:nope"]
+    feed = {"kind": "task", "id": "feed", "title": "feed", "status": "open", "after": after}
+    search.replace_all(search.read_bytes() + orjson.dumps(feed) + b"\n")
+    _open(page, live.url_with_token)
+    page.click("article.card[data-repo='search']")
+    page.wait_for_function("() => window.speedrift.cyNodes().some(n => n.id === 't:billing:nope')")
+    classes = {n["id"]: n["classes"] for n in page.evaluate("() => window.speedrift.cyNodes()")}
+    assert "peer-done" in classes["t:shop-api:design-api"]
+    assert "missing" not in classes["t:shop-api:design-api"]
+    assert "peer-pending" in classes["t:shop-api:dep-review"]
+    assert "missing" in classes["t:billing:nope"]  # no such task there: a real break
+    page.screenshot(path=str(artifacts / "peer-dependencies.png"))
+
+    shop_api = GraphStore(live.eco.parent / "shop-api" / ".workgraph")
+    shop_api.mutate(lambda g, now: ops.done(g, "dep-review", now=now, actor="me"))
+    page.wait_for_function(  # the peer's graph changed: the dependent repo's view follows
+        "() => window.speedrift.cyNodes()"
+        ".find(n => n.id === 't:shop-api:dep-review').classes.includes('peer-done')"
+    )

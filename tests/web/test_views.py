@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from speedrift.web.views import RepoInfo, build_card, node_changes, risk_level, summarize, task_nodes
+from speedrift.graph.codec import Graph
+from speedrift.web.views import (
+    PEER_NO_REPO,
+    PEER_NO_TASK,
+    RepoInfo,
+    build_card,
+    node_changes,
+    peer_deps,
+    risk_level,
+    summarize,
+    task_nodes,
+)
 from tests.builders import graph_of, task
 from tests.conftest import NOW
 from tests.web.support import report, snapshot
@@ -50,6 +61,50 @@ def test_summary_counts_statuses_ready_running_and_missing_blockers() -> None:
         "missing_deps": 1,
     }
     assert summarize(None)["graph"] is False
+
+
+def _waiting_on_peers() -> Graph:
+    return graph_of(
+        task("ui", after=["shop-api:design-api"]),
+        task("docs", after=["shop-api:spec"]),
+        task("typo", after=["shop-api:design-ap"]),
+        task("bill", after=["billing:invoice"]),
+        task("a:b", "done"),  # a local id with a colon is a local task, not a peer
+        task("local", after=["a:b"]),
+    )
+
+
+PEERS = {"shop-api:design-api": "done", "shop-api:spec": "open", "shop-api:design-ap": None}
+
+
+def test_peer_blockers_count_by_their_status_there_and_each_node_names_them() -> None:
+    nodes = task_nodes(_waiting_on_peers(), NOW, PEERS)
+    assert nodes["ui"]["ready"] is True
+    assert nodes["ui"]["peers"] == {"shop-api:design-api": "done"}
+    assert nodes["docs"]["ready"] is False
+    assert nodes["docs"]["peers"] == {"shop-api:spec": "open"}
+    assert nodes["typo"]["ready"] is False
+    assert nodes["typo"]["peers"] == {"shop-api:design-ap": PEER_NO_TASK}
+    assert nodes["bill"]["ready"] is False
+    assert nodes["bill"]["peers"] == {"billing:invoice": PEER_NO_REPO}
+    assert nodes["local"]["ready"] is True and "peers" not in nodes["local"]
+    assert peer_deps(_waiting_on_peers()) == {
+        "shop-api": {"design-api", "spec", "design-ap"},
+        "billing": {"invoice"},
+    }
+
+
+def test_summary_counts_a_peer_blocker_as_missing_only_when_its_repo_or_task_does_not_exist() -> None:
+    summary = summarize(task_nodes(_waiting_on_peers(), NOW, PEERS))
+    assert summary["missing_deps"] == 2  # shop-api:design-ap (no such task), billing:invoice (no such repo)
+    assert summary["ready"] == 2  # ui and local
+
+
+def test_without_peer_statuses_a_peer_blocker_stays_missing_as_in_wg() -> None:
+    nodes = task_nodes(_waiting_on_peers(), NOW)
+    assert nodes["ui"]["ready"] is False
+    assert all("peers" not in node for node in nodes.values())
+    assert summarize(nodes)["missing_deps"] == 4
 
 
 def test_node_changes_list_only_changed_added_and_removed_tasks() -> None:

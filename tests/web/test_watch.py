@@ -1,4 +1,5 @@
-"""The graph watcher: a graph rewritten on disk becomes a delta with the changed tasks only."""
+"""The graph watcher: a graph rewritten on disk becomes a delta with the changed tasks only, and
+the repos whose tasks wait on a task in it (``after = ["REPO:TASK"]``) are re-derived with it."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from speedrift.graph import ops
 from speedrift.graph.codec import Graph
 from speedrift.graph.store import GraphStore, init_graph_dir, repo_graph_file
+from speedrift.web import watch
 from speedrift.web.live import DashboardState
 from speedrift.web.views import RepoInfo
 from speedrift.web.watch import GraphWatcher
@@ -112,3 +116,75 @@ def test_the_watch_thread_delivers_changes_without_being_asked(tmp_path: Path) -
         watcher.stop()
     graph = state.repo_graph("shop")
     assert graph is not None and graph["nodes"][0]["status"] == "done"
+
+
+def _add(store: GraphStore, task_id: str, *after: str) -> None:
+    spec = ops.NewTask(title=task_id, task_id=task_id, after=list(after))
+    store.mutate(lambda g, now: ops.add_task(g, spec, now=now, actor="me"))
+
+
+def _node(state: DashboardState, repo: str, task_id: str) -> dict[str, Any]:
+    graph = state.repo_graph(repo)
+    assert graph is not None
+    [node] = [n for n in graph["nodes"] if n["id"] == task_id]
+    return node
+
+
+def test_a_task_waiting_on_another_watched_repo_is_judged_by_that_repos_graph(tmp_path: Path) -> None:
+    _repo(tmp_path, "shop-api", "design-api", "spec")
+    web = _repo(tmp_path, "web")
+    _add(web, "ui", "shop-api:design-api")
+    _add(web, "docs", "shop-api:spec")
+    _add(web, "typo", "shop-api:design-ap")
+    shop_api = GraphStore(tmp_path / "shop-api" / ".workgraph")
+    shop_api.mutate(lambda g, now: ops.done(g, "design-api", now=now, actor="me"))
+    state, _watcher, _deltas = _watch(tmp_path, "web", "shop-api")  # the dependent is read first
+    assert _node(state, "web", "ui")["ready"] is True
+    assert _node(state, "web", "ui")["peers"] == {"shop-api:design-api": "done"}
+    assert _node(state, "web", "docs")["ready"] is False
+    assert _node(state, "web", "docs")["peers"] == {"shop-api:spec": "open"}
+    assert _node(state, "web", "typo")["peers"] == {"shop-api:design-ap": "no-such-task"}
+    card = next(c for c in state.snapshot()["cards"] if c["name"] == "web")
+    assert card["tasks"]["missing_deps"] == 1 and card["tasks"]["ready"] == 1
+
+
+def test_a_peer_repos_graph_changing_re_derives_the_repos_that_wait_on_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shop_api = _repo(tmp_path, "shop-api", "design-api")
+    web = _repo(tmp_path, "web", "local")
+    _add(web, "ui", "shop-api:design-api")
+    _repo(tmp_path, "billing", "x")
+    state, watcher, deltas = _watch(tmp_path, "shop-api", "web", "billing")
+    assert _node(state, "web", "ui")["ready"] is False
+    read: list[Path | None] = []
+    real_read = watch.read_graph
+    monkeypatch.setattr(watch, "read_graph", lambda path: read.append(path) or real_read(path))
+
+    shop_api.mutate(lambda g, now: ops.done(g, "design-api", now=now, actor="me"))
+    assert watcher.poll_once() == ["shop-api"]
+    assert read == [repo_graph_file(tmp_path / "shop-api")]  # web is re-derived from what was kept
+    web_delta = next(d["graph"] for d in deltas if d.get("graph", {}).get("repo") == "web")
+    [ui] = web_delta["upsert"]  # only the task whose readiness moved
+    assert ui["id"] == "ui" and ui["ready"] is True and ui["peers"] == {"shop-api:design-api": "done"}
+    assert not any(d.get("graph", {}).get("repo") == "billing" for d in deltas)  # it names no peer
+    assert watcher.poll_once() == []
+
+
+def test_a_peer_repo_joining_or_leaving_the_registry_re_derives_the_repos_naming_it(tmp_path: Path) -> None:
+    _repo(tmp_path, "shop-api", "design-api")
+    web = _repo(tmp_path, "web")
+    _add(web, "ui", "shop-api:design-api")
+    state, watcher, _deltas = _watch(tmp_path, "web")
+    assert _node(state, "web", "ui")["peers"] == {"shop-api:design-api": "unregistered-repo"}
+
+    both = [RepoInfo(name=n, path=str(tmp_path / n)) for n in ("web", "shop-api")]
+    state.set_repos(both)
+    watcher.set_repos(both)
+    assert watcher.poll_once() == ["shop-api"]
+    assert _node(state, "web", "ui")["peers"] == {"shop-api:design-api": "open"}
+
+    alone = both[:1]
+    state.set_repos(alone)
+    watcher.set_repos(alone)  # no poll needed: the repo that left is unregistered at once
+    assert _node(state, "web", "ui")["peers"] == {"shop-api:design-api": "unregistered-repo"}

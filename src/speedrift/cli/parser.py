@@ -195,6 +195,7 @@ def build() -> argparse.ArgumentParser:
     _json(p)
     p = command("show", "query_cmds:show", "The whole task, every field included.")
     _id(p)
+    _peer_ecosystem(p)
     _json(p)
     p = command("blocked", "query_cmds:blocked", "Open tasks that are not ready, with what holds each.")
     _peer_ecosystem(p)

@@ -12,7 +12,7 @@ from typing import Any
 from speedrift.cli.base import store
 from speedrift.cli.output import emit_json, printable, say, table, warn
 from speedrift.errors import NotFound
-from speedrift.graph import query
+from speedrift.graph import peers, query
 from speedrift.graph import viz as viz_render
 from speedrift.graph.codec import Graph
 from speedrift.graph.model import (
@@ -37,17 +37,35 @@ def _load(args: Namespace) -> Graph:
     return graph
 
 
-def _peers(args: Namespace, graph: Graph) -> query.PeerStatuses | None:
+def _peers(args: Namespace, graph: Graph, task: Task | None = None) -> query.PeerStatuses | None:
     """Statuses of the peer tasks (``after = ["REPO:TASK"]``) when an ecosystem is named
     (``--ecosystem`` or ``$SPEEDRIFT_ECOSYSTEM``): only the referenced repos' graphs are read.
-    Without one, such blockers stay missing, as in workgraph."""
+    Without one, such blockers stay missing, as in workgraph. With ``task``, only that task's own
+    peer tasks (a finished task's too: ``show`` names them all)."""
     explicit = getattr(args, "ecosystem", None)
     if not explicit and not os.environ.get("SPEEDRIFT_ECOSYSTEM"):  # hubdir.ECOSYSTEM_ENV, unimported:
         return None  # a command naming no ecosystem loads nothing more than before
-    from speedrift.control.ecosystem.peers import named_ecosystem, peer_statuses
+    from speedrift.control.ecosystem.peers import named_ecosystem, peer_statuses, repo_paths
 
     path = named_ecosystem(explicit, Path.cwd())
-    return peer_statuses(graph, path) if path is not None else None
+    if path is None:
+        return None
+    if task is None:
+        return peer_statuses(graph, path)
+    wanted = peers.referenced(graph, task)
+    return peers.resolve(wanted, repo_paths(path)) if wanted else {}
+
+
+def _after_words(task: Task, graph: Graph, peer_statuses: query.PeerStatuses | None) -> str:
+    """The task's ``after`` list; with an ecosystem named, each REPO:TASK entry with its status there."""
+    words: list[str] = []
+    for blocker in after_of(task):
+        if peer_statuses is None or blocker in graph.tasks or peers.split(blocker) is None:
+            words.append(blocker)
+        else:  # its status there, else why it is not there: "no task T in R", "no repo R in the ecosystem"
+            status = peer_statuses.get(blocker)
+            words.append(f"{blocker} ({status or query.peer_problem(blocker, peer_statuses)})")
+    return ", ".join(words)
 
 
 def row(task: Task) -> dict[str, Any]:
@@ -119,8 +137,11 @@ def show(args: Namespace) -> None:
     if args.as_json:
         emit_json(task, pretty=True)
         return
+    peer_statuses = _peers(args, graph, task)
     reasons = (
-        query.direct_reasons(graph, task, now_utc()) if status_of(task) in ("open", "incomplete") else []
+        query.direct_reasons(graph, task, now_utc(), peer_statuses)
+        if status_of(task) in ("open", "incomplete")
+        else []
     )
     data = speedrift_data(task)
     unverified = status_of(task) == "done" and data.get("verified") is False
@@ -134,9 +155,12 @@ def show(args: Namespace) -> None:
         if key in task:
             lines.append(f"  {key}: {task[key]}")
     if after_of(task):
-        lines.append(f"  after: {', '.join(after_of(task))}")
+        lines.append(f"  after: {_after_words(task, graph, peer_statuses)}")
     for reason in reasons:
-        lines.append(f"  not ready: {reason.get('blocker', '')} {reason['detail']}".rstrip())
+        blocker, detail = reason.get("blocker", ""), reason["detail"]
+        if peer_statuses is None and detail == "missing" and peers.split(blocker) is not None:
+            detail = query.PEER_HINT  # as why-blocked says it: name the ecosystem to resolve it
+        lines.append(f"  not ready: {blocker} {detail}".rstrip())
     if task.get("description"):
         lines += ["", str(task["description"])]
     for entry in task.get("log") or []:

@@ -118,7 +118,7 @@ class Pipeline(Landing):
         target = self.target_branch()  # before the claim: a repo with nothing to branch from is refused
         actor = options.actor or worker_actor()
         started = time.monotonic()
-        self._admit_runtime(task_id)  # a paused or unusable runtime: refused before the claim
+        before = self._admit_runtime(task_id)  # a paused or unusable runtime: refused before the claim
         claimed = self._claim(task_id, actor, options.force)
         task = claimed.tasks[0]
         number = int(speedrift_data(task)["attempt"])
@@ -146,7 +146,7 @@ class Pipeline(Landing):
             runtime_name, model = registry.select_runtime(task, self.config.default_runtime)
             model = model or self.config.runtime_options(runtime_name).model
             attempt = Attempt(task_id, number, run_dir, manifest, runtime_name, model, started)
-            outcome = self._run_agent(attempt, task, ports, options)
+            outcome = self._run_agent(attempt, task, ports, options, before)
             outside = boundary.changes(outside_before, boundary.snapshot(watched))
             if outside:
                 self._report_outside_writes(task_id, run_dir, outside)
@@ -164,18 +164,20 @@ class Pipeline(Landing):
                 envshare.release_ports(layout.state_dir(self.repo), ports)
 
     # --- steps ---------------------------------------------------------------------------------
-    def _admit_runtime(self, task_id: str) -> None:
+    def _admit_runtime(self, task_id: str) -> Graph:
         """Refuse (no claim, no attempt burned) while the task's runtime is paused machine-wide
         (fleet/pauses.py), and run the executor preflight before the first dispatch to a runtime:
         a failed one pauses the runtime with one escalation naming the fix, instead of failing
-        every task on it. A task that does not exist is left for the claim to report."""
-        task = self.store.load().get(task_id)
+        every task on it. A task that does not exist is left for the claim to report. Returns the
+        graph as read (the prompt's dependencies come from it: a claim changes only the task)."""
+        graph = self.store.load()
+        task = graph.get(task_id)
         if task is None:
-            return
+            return graph
         try:
             runtime, model = registry.select_runtime(task, self.config.default_runtime)
         except InvalidValue:
-            return  # the attempt reports the bad configuration as it always has
+            return graph  # the attempt reports the bad configuration as it always has
         model = model or self.config.runtime_options(runtime).model
         now = now_utc()
         pauses.refuse_if_paused(runtime, model, now)
@@ -186,6 +188,7 @@ class Pipeline(Landing):
                 checked, model=model, set_by=worker_actor(), now=now, repo=self.repo, task=task_id
             )
             raise pauses.RuntimePaused(pause, now, auto_resume=pausestore.read().auto_resume)
+        return graph
 
     def _preflight(self, runtime: str, *, exec_task: bool, fresh: bool = False) -> preflight.Preflight:
         """The runtime's preflight with the environment its agents get (cached briefly per process)."""
@@ -268,10 +271,14 @@ class Pipeline(Landing):
         return self.store.mutate(build, actor=actor)
 
     def _run_agent(
-        self, attempt: Attempt, task: dict[str, Any], ports: envshare.PortBlock, options: RunOptions
+        self,
+        attempt: Attempt,
+        task: dict[str, Any],
+        ports: envshare.PortBlock,
+        options: RunOptions,
+        graph: Graph,
     ) -> RunOutcome:
         run_dir = attempt.run_dir
-        graph = self.store.load()
         # no known credential reaches the agent, or prompt.md
         text = redact.redact_text(
             prompt.build_prompt(

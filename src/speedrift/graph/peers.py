@@ -13,7 +13,7 @@ from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 
 from speedrift.graph.codec import Graph
-from speedrift.graph.model import DEP_SATISFIED, after_of, status_of
+from speedrift.graph.model import DEP_SATISFIED, Task, after_of, status_of
 from speedrift.graph.query import PeerStatuses
 from speedrift.graph.store import repo_graph_file
 
@@ -24,14 +24,15 @@ def split(dep_id: str) -> tuple[str, str] | None:
     return (repo, task) if sep and repo and task else None
 
 
-def referenced(graph: Graph) -> dict[str, set[str]]:
-    """The peer tasks this graph's tasks wait on (finished ones aside): repo name -> task ids."""
+def referenced(graph: Graph, task: Task | None = None) -> dict[str, set[str]]:
+    """The peer tasks this graph's tasks wait on (finished ones aside), or — given ``task`` — that
+    one task's own, finished or not: repo name -> task ids."""
     tasks = graph.tasks
     wanted: dict[str, set[str]] = {}
-    for task in tasks.values():
-        if status_of(task) in DEP_SATISFIED:
+    for one in tasks.values() if task is None else (task,):
+        if task is None and status_of(one) in DEP_SATISFIED:
             continue
-        for blocker in after_of(task):
+        for blocker in after_of(one):
             if ":" in blocker and blocker not in tasks and (parts := split(blocker)) is not None:
                 wanted.setdefault(parts[0], set()).add(parts[1])
     return wanted

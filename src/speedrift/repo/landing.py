@@ -228,6 +228,10 @@ def rebase_onto_target(repo: Path, manifest: Manifest, target_tip: str, own_tip:
 
 
 def checkout_holding(repo: Path, branch: str) -> Path | None:
+    """The checkout that has ``branch`` checked out, if any: the main checkout (asked first: no
+    git process, and git lets only one checkout hold a branch), else one of its worktrees."""
+    if git.current_branch(repo) == branch:
+        return repo
     for entry in git.worktrees(repo):
         if entry.branch == branch:
             return entry.path

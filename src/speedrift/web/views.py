@@ -1,24 +1,32 @@
 """Pure builders for what the page shows: task nodes, per-repo live summaries and repo cards.
 
-Everything here takes plain data (a decoded graph, a serialized cycle record's repo report) and
-returns small JSON-ready dicts, so the live state can diff them with ``==`` and send only what
-changed.
+Everything here takes plain data (a decoded graph, the statuses of the peer tasks it names, a
+serialized cycle record's repo report) and returns small JSON-ready dicts, so the live state can
+diff them with ``==`` and send only what changed. An ``after`` entry ``REPO:TASK`` is judged from
+the peer statuses the caller passes (the watcher, which reads every repo's graph anyway); a node
+names each one's state, so the page never has to guess whether it is missing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from speedrift.graph.codec import Graph
 from speedrift.graph.model import after_of, is_system, priority_of, speedrift_data, status_of
-from speedrift.graph.query import ready_ids
+from speedrift.graph.peers import split
+from speedrift.graph.query import PeerStatuses, ready_ids
 from speedrift.textclip import clip
 
 TITLE_LIMIT = 120  # a node label; the whole task is one click away
 REASON_LIMIT = 240  # why a done task is unverified (its hint is kept whole)
 RUNNING = "in-progress"
+# what a node's ``peers`` says of a REPO:TASK blocker that cannot be found (otherwise: its status)
+PEER_NO_TASK = "no-such-task"  # the repo is registered but has no such task (or no graph)
+PEER_NO_REPO = "unregistered-repo"  # no repo of that name in the ecosystem
+PEER_BROKEN = frozenset({PEER_NO_TASK, PEER_NO_REPO})
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,22 +41,61 @@ class RepoInfo:
     lifecycle: str = "active"
 
 
-def task_nodes(graph: Graph, now: datetime) -> dict[str, dict[str, Any]]:
-    """One small dict per user-visible task: id, title, status, after, ready, priority."""
-    ready = set(ready_ids(graph, now))
+def peer_deps(graph: Graph) -> dict[str, set[str]]:
+    """Every peer task the graph's visible tasks name in ``after``, finished tasks' too (the page
+    draws them all): repo name -> task ids. A local task whose id has a colon is not a peer."""
+    tasks = graph.tasks
+    wanted: dict[str, set[str]] = {}
+    for task_id, task in tasks.items():
+        if is_system(task_id):
+            continue
+        for blocker in after_of(task):
+            if (parts := _peer_parts(blocker, tasks)) is not None:
+                wanted.setdefault(parts[0], set()).add(parts[1])
+    return wanted
+
+
+def _peer_parts(blocker: str, tasks: Mapping[str, object]) -> tuple[str, str] | None:
+    """``(repo, task)`` when ``blocker`` names a peer task, None for a local (or system) id."""
+    if ":" not in blocker or blocker in tasks or is_system(blocker):
+        return None
+    return split(blocker)
+
+
+def peer_state(dep_id: str, peers: PeerStatuses) -> str:
+    """The task's status in its repo, :data:`PEER_NO_TASK` or :data:`PEER_NO_REPO`."""
+    if dep_id not in peers:
+        return PEER_NO_REPO
+    status = peers[dep_id]
+    return PEER_NO_TASK if status is None else status
+
+
+def task_nodes(graph: Graph, now: datetime, peers: PeerStatuses | None = None) -> dict[str, dict[str, Any]]:
+    """One small dict per user-visible task: id, title, status, after, ready, priority.
+
+    With ``peers`` (see :data:`~speedrift.graph.query.PeerStatuses`), REPO:TASK blockers count for
+    readiness by their status there, and a node with such blockers carries ``peers``:
+    ``{"REPO:TASK": status | PEER_NO_TASK | PEER_NO_REPO}``. Without, they are missing (as in wg).
+    """
+    ready = set(ready_ids(graph, now, peers))
     nodes: dict[str, dict[str, Any]] = {}
     for task_id, task in graph.tasks.items():
         if is_system(task_id):
             continue
         title = task.get("title")
+        after = [a for a in after_of(task) if not is_system(a)]
         node: dict[str, Any] = {
             "id": task_id,
             "title": (title if isinstance(title, str) else task_id)[:TITLE_LIMIT],
             "status": status_of(task),
-            "after": [a for a in after_of(task) if not is_system(a)],
+            "after": after,
             "ready": task_id in ready,
             "priority": priority_of(task),
         }
+        if peers is not None:
+            named = {a: peer_state(a, peers) for a in after if _peer_parts(a, graph.tasks) is not None}
+            if named:
+                node["peers"] = named
         if task.get("paused") is True:
             node["paused"] = True
         if node["status"] == "done" and speedrift_data(task).get("verified") is False:
@@ -63,7 +110,8 @@ def task_nodes(graph: Graph, now: datetime) -> dict[str, dict[str, Any]]:
 
 
 def summarize(nodes: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
-    """Live task counts of one repo, from its nodes (None: the repo has no graph)."""
+    """Live task counts of one repo, from its nodes (None: the repo has no graph). A REPO:TASK
+    blocker counts as missing only when its repo or task does not exist."""
     if nodes is None:
         return {"graph": False, "total": 0, "counts": {}, "ready": 0, "running": 0, "missing_deps": 0}
     counts: dict[str, int] = {}
@@ -73,7 +121,10 @@ def summarize(nodes: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
         counts[status] = counts.get(status, 0) + 1
         ready += node["ready"]
         running += status == RUNNING
-        missing += sum(1 for blocker in node["after"] if blocker not in nodes)
+        peers = node.get("peers") or {}  # a peer blocker is missing only if it does not exist
+        missing += sum(
+            1 for b in node["after"] if b not in nodes and peers.get(b, PEER_NO_TASK) in PEER_BROKEN
+        )
     return {
         "graph": True,
         "total": len(nodes),

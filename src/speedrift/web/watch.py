@@ -5,6 +5,11 @@ mtime or size. Stat-polling 500 files costs about a millisecond, so polling ever
 cheap and needs nothing platform-specific; only a changed file is read and re-derived. A slow
 full rescan also re-derives unchanged graphs, because readiness can change with time alone
 (``not_before``) and a same-size rewrite within one mtime tick would otherwise go unseen.
+
+An ``after`` entry ``REPO:TASK`` is judged from the watched repos themselves (they are the
+ecosystem): every read keeps that repo's task statuses, and a repo whose tasks name peer tasks
+also keeps its graph and which repos it names. When a repo's graph changes, every repo naming it
+is re-derived from what was kept — no file is read twice for it — and published the same way.
 """
 
 from __future__ import annotations
@@ -18,10 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from speedrift.graph.codec import Graph
+from speedrift.graph.model import status_of
+from speedrift.graph.query import PeerStatuses
 from speedrift.graph.store import repo_graph_file
 from speedrift.times import now_utc
 from speedrift.web.live import DashboardState
-from speedrift.web.views import RepoInfo, task_nodes
+from speedrift.web.views import RepoInfo, peer_deps, task_nodes
 
 Signature = tuple[int, int, int] | None
 log = logging.getLogger("speedrift.web")
@@ -35,15 +42,15 @@ def _signature(path: Path) -> Signature:
     return (info.st_ino, info.st_mtime_ns, info.st_size)
 
 
-def read_nodes(path: Path | None, now: datetime) -> dict[str, dict[str, Any]] | None:
-    """A graph file's task nodes; None when the repo has no graph or it cannot be read."""
+def read_graph(path: Path | None) -> Graph | None:
+    """A graph file, decoded; None when the repo has no graph or it cannot be read."""
     if path is None:
         return None
     try:
         data = path.read_bytes()
     except OSError:
         return None
-    return task_nodes(Graph.from_bytes(data), now)
+    return Graph.from_bytes(data)
 
 
 class GraphWatcher:
@@ -66,23 +73,36 @@ class GraphWatcher:
         self._paths: dict[str, Path] = {}
         self._files: dict[str, Path | None] = {}
         self._signatures: dict[str, Signature] = {}
+        # from each repo's last read: its tasks' statuses (what the repos naming them are judged by)
+        self._statuses: dict[str, dict[str, str]] = {}
+        # only for a repo whose tasks name peer tasks: those (repo -> task ids), and its graph
+        self._wants: dict[str, dict[str, set[str]]] = {}
+        self._graphs: dict[str, Graph] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.set_repos(repos)
 
     def set_repos(self, repos: Sequence[RepoInfo]) -> None:
+        """Follow the registry. A repo that left is forgotten and the repos naming it re-derived (it
+        is now unregistered); a new one is read at the next poll, which re-derives those naming it."""
         with self._lock:
             self._paths = {r.name: Path(r.path) for r in repos}
-            for name in list(self._signatures):
-                if name not in self._paths:
-                    self._signatures.pop(name, None)
-                    self._files.pop(name, None)
+            gone = [name for name in self._signatures if name not in self._paths]
+            for name in gone:
+                self._signatures.pop(name, None)
+                self._files.pop(name, None)
+                self._forget(name)
+            if gone:
+                self._publish([], set(gone))
 
     def load_all(self) -> None:
         """Read every graph once (start-up and full rescans)."""
         with self._lock:  # held for the pass: set_repos from another thread waits for it
-            for name in list(self._paths):
-                self._reload(name, force=True)
+            for name, repo in self._paths.items():
+                path = repo_graph_file(repo)
+                self._files[name] = path
+                self._signatures[name] = _signature(path) if path is not None else None
+            self._refresh(list(self._paths))
 
     def poll_once(self) -> list[str]:
         """Stat every graph file; re-read the changed ones. Returns the names re-read."""
@@ -105,21 +125,66 @@ class GraphWatcher:
                 continue
             self._files[name] = path
             self._signatures[name] = signature
-            self.state.update_graph(name, read_nodes(path, self.clock()))
             changed.append(name)
+        if changed:
+            self._refresh(changed)
         return changed
 
-    def _reload(self, name: str, *, force: bool) -> None:
-        repo = self._paths.get(name)
-        if repo is None:
-            return
-        path = repo_graph_file(repo)
-        signature = _signature(path) if path is not None else None
-        if not force and self._signatures.get(name) == signature:
-            return
-        self._files[name] = path
-        self._signatures[name] = signature
-        self.state.update_graph(name, read_nodes(path, self.clock()))
+    def _refresh(self, names: list[str]) -> None:
+        """Re-read ``names``' graphs and publish their nodes, and those of every repo naming one."""
+        naming: list[str] = []
+        for name in names:
+            graph = self._read(name)
+            if graph is None or name not in self._wants:
+                # names no peer task: published now (its graph is not kept), whatever else this pass reads
+                self.state.update_graph(name, self._nodes(graph, {}))
+            else:
+                naming.append(name)
+        self._publish(naming, set(names))
+
+    def _publish(self, read: list[str], changed: set[str]) -> None:
+        """Publish the repos naming peer tasks that were just ``read``, then those naming a repo in
+        ``changed`` (from their kept graphs): after every read of the pass, so their peers are
+        judged by this pass's statuses."""
+        naming = [name for name, wants in self._wants.items() if not changed.isdisjoint(wants)]
+        dependents = read + [name for name in naming if name not in changed]
+        for name in dependents:
+            self.state.update_graph(name, self._nodes(self._graphs[name], self._wants[name]))
+
+    def _read(self, name: str) -> Graph | None:
+        """Read one repo's graph and keep what its dependents and its own re-derivation need."""
+        graph = read_graph(self._files.get(name))
+        if graph is None:
+            self._forget(name)
+            return None
+        self._statuses[name] = {task_id: status_of(task) for task_id, task in graph.tasks.items()}
+        wants = peer_deps(graph)
+        if wants:
+            self._wants[name], self._graphs[name] = wants, graph
+        else:
+            self._wants.pop(name, None)
+            self._graphs.pop(name, None)
+        return graph
+
+    def _forget(self, name: str) -> None:
+        self._statuses.pop(name, None)
+        self._wants.pop(name, None)
+        self._graphs.pop(name, None)
+
+    def _nodes(self, graph: Graph | None, wants: dict[str, set[str]]) -> dict[str, dict[str, Any]] | None:
+        if graph is None:
+            return None
+        return task_nodes(graph, self.clock(), self._peer_statuses(wants))
+
+    def _peer_statuses(self, wants: dict[str, set[str]]) -> PeerStatuses:
+        """As :func:`speedrift.graph.peers.resolve` answers, from the statuses kept: a repo not
+        watched is left out (unregistered); a watched one without a graph answers None."""
+        found: dict[str, str | None] = {}
+        for repo, task_ids in wants.items():
+            if repo in self._paths:
+                statuses = self._statuses.get(repo, {})
+                found.update((f"{repo}:{task_id}", statuses.get(task_id)) for task_id in task_ids)
+        return found
 
     def run(self) -> None:
         since_rescan = 0.0

@@ -26,7 +26,7 @@
     try {
       const list = await api("/api/repos/" + encodeURIComponent(repo) + "/runs/" + encodeURIComponent(task));
       const why = node ? SR.unverifiedWhy(node) : null;
-      const head = node ? kv([["status", node.status + (node.ready ? " (ready)" : "") + (why ? " (unverified)" : "")], ["unverified", why], ["title", node.title], ["after", node.after.join(", ")], ["priority", node.priority], ["assigned", node.assigned]]) : null;
+      const head = node ? kv([["status", node.status + (node.ready ? " (ready)" : "") + (why ? " (unverified)" : "")], ["unverified", why], ["title", node.title], ["after", node.after.map((b) => SR.blockerText(node, b)).join(", ")], ["priority", node.priority], ["assigned", node.assigned]]) : null;
       if (!list.attempts.length) { body.replaceChildren(...[head, el("p", { class: "muted", text: "No attempt has run for this task yet." })].filter(Boolean)); return; }
       const picker = el("div", { class: "row" }, ...list.attempts.map((a) =>
         el("button", { type: "button", "aria-label": "attempt " + a.attempt + ", " + a.state, onclick: () => showAttempt(repo, task, a.attempt, holder) }, "#" + a.attempt + " " + a.state)));

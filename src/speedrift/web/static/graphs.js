@@ -74,6 +74,24 @@
     return node.status;
   }
 
+  // an `after` id not in this repo's graph: a REPO:TASK in a peer repo (its node's `peers` names
+  // its status there, or that it does not exist), or missing — only the latter is a broken edge
+  const PEER_SATISFIED = new Set(["done", "abandoned"]);
+  const PEER_BROKEN = new Map([["no-such-task", "no such task"], ["unregistered-repo", "repo not registered"]]);
+
+  function blockerLook(node, id) {
+    const peer = node.peers ? node.peers[id] : undefined;
+    if (typeof peer !== "string") return { label: id + " (missing)", classes: "missing", kind: "missing", broken: true };
+    if (PEER_BROKEN.has(peer)) return { label: id + " (" + PEER_BROKEN.get(peer) + ")", classes: "missing", kind: "missing", broken: true };
+    return { label: id + " · " + peer, classes: "peer " + (PEER_SATISFIED.has(peer) ? "peer-done" : "peer-pending"), kind: "peer", broken: false };
+  }
+
+  // an `after` entry in words (run detail): "a", "ghost (missing)", "shop-api:design-api · done",
+  // "shop-api:typo (no such task)"
+  function blockerText(node, id) {
+    return S.graph && S.graph.nodes.has(id) ? id : blockerLook(node, id).label;
+  }
+
   // a done task that landed without its tests having run: "done (unverified)", and why
   function unverifiedWhy(node) {
     if (node.status !== "done" || !node.unverified) return null;
@@ -107,6 +125,9 @@
     { selector: "node.blocked", style: { "background-color": "#55606e" } },
     { selector: "node.paused", style: { "background-color": "#9d7bd8" } },
     { selector: "node.missing", style: { "background-color": "#12161c", "border-width": 2, "border-style": "dashed", "border-color": "#e5534b", color: "#e5534b" } },
+    { selector: "node.peer", style: { shape: "diamond", width: 18, height: 18, "border-width": 2 } },
+    { selector: "node.peer-done", style: { "background-color": "#2d5a40", "border-color": "#3fb871", color: "#8fcfa8" } },
+    { selector: "node.peer-pending", style: { "background-color": "#12161c", "border-color": "#e0a93b", color: "#e0a93b" } },
     { selector: "node.repo", style: { shape: "round-rectangle", width: 26, height: 18, "font-size": 11 } },
     { selector: "node.t-healthy", style: { "background-color": "#3fb871" } },
     { selector: "node.t-watch", style: { "background-color": "#e0a93b" } },
@@ -150,21 +171,22 @@
     if (!cy) return;
     const ids = new Set(nodes.map((n) => n.id));
     const elements = [];
-    const missing = new Set();
+    const outside = new Set();  // blockers not in this graph: peer tasks and missing ones
     for (const n of nodes) {
       elements.push({ group: "nodes", data: { id: "t:" + n.id, label: n.title.length > 40 ? n.title.slice(0, 39) + "…" : n.title, kind: "task", taskId: n.id }, classes: nodeClass(n) });
     }
     for (const n of nodes) {
       for (const b of n.after) {
         const inGraph = S.graph.nodes.has(b);
-        if (!inGraph && !missing.has(b)) {
-          missing.add(b);
-          elements.push({ group: "nodes", data: { id: "t:" + b, label: b + " (missing)", kind: "missing" }, classes: "missing" });
+        const look = inGraph ? null : blockerLook(n, b);
+        if (look && !outside.has(b)) {
+          outside.add(b);
+          elements.push({ group: "nodes", data: { id: "t:" + b, label: look.label, kind: look.kind }, classes: look.classes });
         }
         if (!inGraph || ids.has(b)) {
           const target = S.graph.nodes.get(n.id);
           const active = target && (target.status === "in-progress" || target.ready);
-          elements.push({ group: "edges", data: { id: "e:" + b + "->" + n.id, source: "t:" + b, target: "t:" + n.id }, classes: !inGraph ? "broken" : active ? "active" : "" });
+          elements.push({ group: "edges", data: { id: "e:" + b + "->" + n.id, source: "t:" + b, target: "t:" + n.id }, classes: look && look.broken ? "broken" : active ? "active" : "" });
         }
       }
     }
@@ -189,6 +211,14 @@
       node.data("label", n.title.length > 40 ? n.title.slice(0, 39) + "…" : n.title);
       const active = n.status === "in-progress" || n.ready;
       node.incomers("edge").forEach((edge) => { if (!edge.hasClass("broken")) edge.classes(active ? "active" : ""); });
+      for (const b of Object.keys(n.peers || {})) {  // a peer task's status moved: its node and edge follow
+        if (S.graph.nodes.has(b)) continue;
+        const look = blockerLook(n, b);
+        const peer = cy.getElementById("t:" + b);
+        if (!peer.empty()) { peer.classes(look.classes); peer.data({ label: look.label, kind: look.kind }); }
+        const edge = cy.getElementById("e:" + b + "->" + n.id);
+        if (!edge.empty()) edge.classes(look.broken ? "broken" : active ? "active" : "");
+      }
     }
   }
 
@@ -246,6 +276,6 @@
     }
   }
 
-  Object.assign(SR, { unverifiedWhy });
+  Object.assign(SR, { unverifiedWhy, blockerText });
   Object.assign(SR, { focusRepo, selectView, fetchGraph, applyGraphDelta, renderRepoGraph, renderTaskList, renderEcoGraph, updateEcoStyles });
 })();
