@@ -164,3 +164,17 @@ def test_a_landing_still_refused_is_resumed_again_only_after_a_backoff(workshop:
     loop.wait_idle(timeout=120)
     assert workshop.task("add-new")["status"] == "done" and "add-new" not in loop.merge_retry
     assert (repo / "new.txt").read_text() == "agent\n"
+
+
+def test_a_pending_landing_whose_task_a_human_took_back_is_not_resumed(workshop: Workshop) -> None:
+    repo = workshop.repo
+    workshop.add("add-new", "echo agent > new.txt")
+    (repo / "new.txt").write_text("the user's own, untracked\n")
+    assert workshop.pipeline().run("add-new", RunOptions()).status == "merge-pending"
+    workshop.store.mutate(lambda g, now: ops.unclaim(g, "add-new", now=now, actor="me", message="mine now"))
+    (repo / "new.txt").unlink()
+    loop = ServiceLoop(workshop.pipeline())
+    loop.retry_pending_merges()
+    assert loop.running == {} and loop.merge_retry == {}
+    assert workshop.task("add-new")["status"] == "open"
+    assert not (repo / "new.txt").exists()  # nothing landed behind the human's back

@@ -328,10 +328,16 @@ class ServiceLoop:
         fast-forward) in a worker process, admitted like an attempt: it is gated again on the tree
         that lands now (fleet/merging.py). One that stays pending is tried again after a backoff."""
         now = time.monotonic()
-        for manifest in worktrees.read_manifests(self.pipeline.repo):
+        pending = [
+            m for m in worktrees.read_manifests(self.pipeline.repo) if m.state is ManifestState.MERGE_PENDING
+        ]
+        graph = self.pipeline.store.load() if pending else None
+        for manifest in pending:
             task_id = manifest.task_id
-            if manifest.state is not ManifestState.MERGE_PENDING:
-                continue
+            task = graph.get(task_id) if graph is not None else None
+            data = speedrift_data(task) if task is not None else {}
+            if task is None or task.get("status") != IN_PROGRESS or data.get("state") != MERGE_PENDING:
+                continue  # the task moved on (a human's retry, abandon): its worktree waits for gc
             with self.lock:
                 if task_id in self.running or self.merge_retry.get(task_id, (0.0, 0.0))[0] > now:
                     continue
@@ -357,16 +363,19 @@ class ServiceLoop:
             thread.start()
 
     def _merge_tried(self, task_id: str, report: WorkerReport | None) -> None:
-        """After a resumed landing: still pending, the next try backs off (doubling up to
-        :data:`MERGE_RETRY_MAX_S`); anything else ends the retries."""
+        """After a resumed landing: landed, failed or waiting ends the retries; still pending — or
+        not resumed at all (refused: the task moved on meanwhile; the worker died) — the next try
+        backs off, doubling up to :data:`MERGE_RETRY_MAX_S`, so a stale pending landing never
+        spawns a worker on every tick."""
         result = report.result if report is not None else None
         with self.lock:
-            if result is not None and result.status == MERGE_PENDING:
-                delay = min(MERGE_RETRY_MAX_S, 2 * self.merge_retry.get(task_id, (0.0, MERGE_RETRY_S / 2))[1])
-                self.merge_retry[task_id] = (time.monotonic() + delay, delay)
-                self.say(f"{task_id}: still waiting to land: {result.reason}; next try in {delay:.0f}s")
-            else:
+            if result is not None and result.status != MERGE_PENDING:
                 self.merge_retry.pop(task_id, None)
+                return
+            delay = min(MERGE_RETRY_MAX_S, 2 * self.merge_retry.get(task_id, (0.0, MERGE_RETRY_S / 2))[1])
+            self.merge_retry[task_id] = (time.monotonic() + delay, delay)
+        said = result.reason if result is not None else (report.message if report else "its worker died")
+        self.say(f"{task_id}: still waiting to land: {said}; next try in {delay:.0f}s")
 
     def run(self, once: bool = False) -> None:
         for note in recover(self.pipeline):
