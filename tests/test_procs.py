@@ -3,6 +3,7 @@ whole group (grandchildren included), detached children are reaped."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -174,3 +175,66 @@ def test_a_zombie_or_a_hostile_record_is_not_alive() -> None:
     child.wait()
     assert procs.ProcessIdentity.from_dict({"pid": "1; rm -rf /"}) is None
     assert procs.ProcessIdentity.from_dict(["pid", 1]) is None
+
+
+def _one_user() -> tuple[str, int | None]:
+    """A python and the user that two processes of one (non-root) user run as: ourselves (None),
+    or when the suite runs as root (who may read anything) nobody, with a python nobody can run."""
+    if os.geteuid() != 0:
+        return sys.executable, None
+    python = "/usr/bin/python3"
+    if not os.access(python, os.X_OK):
+        pytest.skip("running as root without /usr/bin/python3 for the user nobody")
+    return python, 65534
+
+
+@pytest.mark.parametrize("non_dumpable", [False, True])
+def test_a_non_dumpable_process_keeps_its_environment_from_other_processes_of_its_user(
+    non_dumpable: bool,
+) -> None:
+    """What `speedrift run`, the service, its workers and the hub do first (procs.make_non_dumpable):
+    another process of the same user can no longer read their /proc/<pid>/environ. What they start
+    with exec is dumpable again (git's open lock files stay visible to repo/gitlocks.py)."""
+    python, uid = _one_user()
+    src = str(Path(procs.__file__).parents[1])
+    hold = (
+        "import subprocess, sys, time; from speedrift import procs\n"
+        "if sys.argv[1] == '1': assert procs.make_non_dumpable() and procs.is_dumpable() is False\n"
+        "child = subprocess.Popen(['sleep', '120'])\n"
+        "print(child.pid, flush=True); time.sleep(120)\n"
+    )
+    env = {"PATH": os.environ.get("PATH", os.defpath), "PYTHONPATH": src, "SECRET_CANARY": "canary-4a7c"}
+    holder = subprocess.Popen(
+        [python, "-c", hold, "1" if non_dumpable else "0"],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+        user=uid,
+        group=uid,
+        extra_groups=None if uid is None else [],
+    )
+    try:
+        assert holder.stdout is not None
+        child = int(holder.stdout.readline())
+        read = "import sys; print(open(f'/proc/{sys.argv[1]}/environ', 'rb').read().count(b'canary-4a7c'))"
+        seen = [
+            subprocess.run(
+                [python, "-c", read, str(pid)],
+                capture_output=True,
+                text=True,
+                user=uid,
+                group=uid,
+                extra_groups=None if uid is None else [],
+            )
+            for pid in (holder.pid, child)
+        ]
+    finally:
+        holder.kill()
+        holder.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGKILL)
+    if non_dumpable:
+        assert seen[0].returncode != 0 and "PermissionError" in seen[0].stderr
+    else:
+        assert seen[0].stdout.strip() == "1", seen[0]
+    assert seen[1].stdout.strip() == "1", seen[1]  # its exec'd child: readable as before

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
+
+# write failures that are the machine's state, not a bug: a full disk, a quota, a read-only
+# filesystem. Speedrift's writes are atomic (or cut back on failure), so the files are as they
+# were and the same write can simply be made again once the disk is usable.
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+
+
+def storage_failure(error: BaseException) -> bool:
+    """Whether ``error`` is a write the disk refused (see :data:`STORAGE_ERRNOS`)."""
+    return isinstance(error, OSError) and error.errno in STORAGE_ERRNOS
 
 
 class SpeedriftError(Exception):

@@ -43,10 +43,12 @@ PROMPT_FILE = "prompt.md"
 EVENTS_FILE = "events.jsonl"
 STDERR_FILE = "stderr.log"
 RESULT_FILE = "result.json"
+APPROVED_HOOKS_DIR = "approved-hooks"  # [git] hooks = "repo": copies of the hooks a landing may run
 ATTEMPT_FILE = "attempt.json"
 EVIDENCE_FILE = "evidence.json"
 CANCEL_FILE = "cancel"  # dropped by `speedrift cancel`: the attempt's session stops
 PAUSED_FILE = "paused"  # written while the operator holds the agent stopped (SIGSTOP)
+SANDBOX_DIR = "sandbox"  # a sandboxed agent's private HOME and TMPDIR, removed after its run
 # inside service/
 HEARTBEAT_FILE = "heartbeat.json"
 SERVICE_LOCK = "lock"
@@ -236,12 +238,23 @@ def evidence_path(run_dir: Path) -> Path:
     return run_dir / EVIDENCE_FILE
 
 
+def approved_hooks_dir(run_dir: Path) -> Path:
+    """The hooks an attempt's landing may run when only some of the repo's are approved
+    (repo/gitboundary.py ``approve_hooks``)."""
+    return run_dir / APPROVED_HOOKS_DIR
+
+
 def cancel_path(run_dir: Path) -> Path:
     return run_dir / CANCEL_FILE
 
 
 def paused_path(run_dir: Path) -> Path:
     return run_dir / PAUSED_FILE
+
+
+def sandbox_dir(run_dir: Path) -> Path:
+    """Where a sandboxed agent's private HOME and TMPDIR are made (agents/sandbox.py)."""
+    return run_dir / SANDBOX_DIR
 
 
 def state_path(repo: Path, *parts: str) -> Path:

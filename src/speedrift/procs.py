@@ -2,7 +2,9 @@
 
 Job: start a command as the leader of its own session (so its process group is its own: pgid ==
 pid), run it under a deadline with its output captured, signal or end its whole group, and start
-detached processes that outlive the caller.
+detached processes that outlive the caller; and make speedrift's own long-running processes
+non-dumpable (:func:`make_non_dumpable`), so no other process of the user reads their memory or
+environment.
 
 Invariants:
 
@@ -21,11 +23,13 @@ Invariants:
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import locale
 import math
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -52,6 +56,45 @@ def pid_alive(pid: object) -> bool:
     except PermissionError:
         return True
     return True
+
+
+# --- this process ---------------------------------------------------------------------------------
+_PR_GET_DUMPABLE = 3
+_PR_SET_DUMPABLE = 4
+
+
+def make_non_dumpable() -> bool:
+    """Make this process non-dumpable where the platform allows (Linux: ``prctl(PR_SET_DUMPABLE,
+    0)``); whether it now is. Called first by the long-running commands (``speedrift run``, the
+    service, the hub, the dashboard) and by every attempt's worker: they hold the credentials in
+    their environment that ``[env] secrets`` hands to agents, and the hub its access token.
+
+    Then another process of the same (non-root) user can no longer read its
+    ``/proc/<pid>/environ``, ``mem``, ``maps`` or ``fd`` (they belong to root), nor ptrace it, and
+    it leaves no core dump. What stays: ``/proc/<pid>/stat`` (its liveness and start time, which
+    :func:`identity_of` reads) is world-readable as before, and a process reads its own
+    ``/proc/self/fd``. The flag is inherited by ``fork`` and reset by ``execve``: git, the agents
+    and every other program speedrift starts are dumpable again, so scanning their open files
+    (``repo/gitlocks.py``) still works."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+    except (OSError, AttributeError):
+        return False
+    return is_dumpable() is False
+
+
+def is_dumpable() -> bool | None:
+    """Whether this process is dumpable (None where that cannot be asked)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        answer = int(ctypes.CDLL(None, use_errno=True).prctl(_PR_GET_DUMPABLE, 0, 0, 0, 0))
+    except (OSError, AttributeError):
+        return None
+    return None if answer < 0 else answer != 0
 
 
 @dataclass(frozen=True, slots=True)

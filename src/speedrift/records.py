@@ -27,7 +27,7 @@ from typing import IO, Any
 
 import orjson
 
-from speedrift import fsutil, layout, redact
+from speedrift import fsutil, layout, redact, safejson
 from speedrift.procs import identity_of
 from speedrift.times import format_time, iso_utc, now_utc, parse_time
 
@@ -284,15 +284,17 @@ def append_event(log: IO[str], event: Event) -> None:
     record = event.to_dict()
     if record[EVENT_TIME_KEY] is None:
         record[EVENT_TIME_KEY] = event_stamp()
-    log.write(json.dumps(redact.redact_value(record), ensure_ascii=False, default=str) + "\n")
+    line = json.dumps(redact.redact_value(record), ensure_ascii=False, default=str)
+    log.write(safejson.scrub_surrogates(line) + "\n")  # a UTF-8 log cannot hold a lone surrogate
     log.flush()
 
 
 def parse_event(raw: bytes | str) -> Event | None:
-    """One event line, or None when it is not a JSON object (torn, blank, foreign)."""
+    """One event line, or None when it is not a JSON object (torn, blank, foreign, hostile: invalid
+    UTF-8, nested past 128 levels — see :mod:`speedrift.safejson`)."""
     try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError:
+        value = safejson.loads(raw, replace_surrogates=True)
+    except safejson.MalformedJson:
         return None
     if not isinstance(value, dict):
         return None

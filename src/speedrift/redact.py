@@ -1,19 +1,31 @@
-"""Redaction: secret values become ``[REDACTED:<kind>]`` in everything speedrift writes.
+"""Redaction: secret values become ``[REDACTED:<kind>]`` in everything speedrift writes, and the
+one home of the exact secret values speedrift holds.
 
 Two layers. Writers (event logs, run records, evidence, bundles) pass text through
 :func:`redact_text`, which replaces every value shaped like a known credential (see
-patterns.py) plus every exact value this process has been told about with :func:`remember` —
-the secrets gate remembers each value it finds. After the gate finds a secret in an attempt's
+secret_patterns.py) plus every exact value this process has been told about with :func:`remember`
+— the secrets gate remembers each value it finds. After the gate finds a secret in an attempt's
 diff, :func:`scrub_tree` rewrites (atomically) every file already written in that attempt's run
 directory without the value.
+
+Named secrets: :func:`remember_environment` records the value of every credential-named variable
+(secret_patterns.is_secret_name: what agents/env.py withholds from an agent) and of every name
+passed through ``[env] secrets``. Each is redacted as ``[REDACTED:<NAME>]`` together with its
+encodings (:func:`encoded_forms`: base64 and base64url at the three byte offsets, hex, URL
+encoding), and :func:`named_secrets` hands them to the secrets gate, which searches every diff for
+them. Invariant: a value is only ever compared and replaced, never written or shown; values too
+short or too plain to be a credential (:func:`worth_searching`) are not remembered.
 """
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import threading
-from collections.abc import Iterable, Iterator
+import urllib.parse
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +35,9 @@ from speedrift import secret_patterns as patterns
 MIN_REMEMBERED = 8  # shorter "values" (a token's prefix, a short password) would shred ordinary text
 _lock = threading.Lock()
 _known: dict[str, str] = {}  # value -> kind, for this process's lifetime
-_known_regex: re.Pattern[str] | None = None
+# the known values as one regex, and as a tuple: a substring test first is far cheaper than the regex
+# (set together, read together, so a reader never pairs one with the other's older version)
+_known_match: tuple[re.Pattern[str], tuple[str, ...]] | None = None
 
 
 def marker(kind: str) -> str:
@@ -32,21 +46,108 @@ def marker(kind: str) -> str:
 
 def remember(values: Iterable[tuple[str, str]]) -> None:
     """Redact these exact (kind, value) pairs from everything written from now on."""
-    global _known_regex
     with _lock:
-        added = False
-        for kind, value in values:
-            if len(value) >= MIN_REMEMBERED and value not in _known:
-                _known[value] = kind
-                added = True
-        if added:
-            ordered = sorted(_known, key=len, reverse=True)  # longest first: no partial overlaps
-            _known_regex = re.compile("|".join(re.escape(v) for v in ordered))
+        _remember_locked(values)
+
+
+def _remember_locked(values: Iterable[tuple[str, str]]) -> None:
+    global _known_match
+    added = False
+    for kind, value in values:
+        if len(value) >= MIN_REMEMBERED and value not in _known:
+            _known[value] = kind
+            added = True
+    if added:
+        ordered = sorted(_known, key=len, reverse=True)  # longest first: no partial overlaps
+        _known_match = (re.compile("|".join(re.escape(v) for v in ordered)), tuple(ordered))
+
+
+# --- named secrets: the exact values speedrift holds ----------------------------------------------
+@dataclass(frozen=True, slots=True)
+class NamedSecret:
+    """A secret speedrift holds, by the variable that holds it. ``forms``: (encoding, bytes) — the
+    value itself (``value``) and each encoding of it a leak may take. Never written anywhere."""
+
+    name: str
+    forms: tuple[tuple[str, bytes], ...]
+
+
+_named: dict[str, NamedSecret] = {}  # value -> the secret, for this process's lifetime
+
+
+def encoded_forms(value: str) -> tuple[tuple[str, bytes], ...]:
+    """``value`` as a leak may carry it: itself; base64 and base64url (with or without padding, and
+    inside a longer encoded blob: for each of the 3 byte offsets the value can start at, the
+    characters that depend on its bytes alone); hex (lower and upper case); URL-encoded."""
+    raw = value.encode("utf-8", "surrogateescape")
+    forms: dict[bytes, str] = {raw: "value"}
+    for offset in range(3):
+        shifted = b"\0" * offset + raw
+        start, end = -(-8 * offset // 6), 8 * len(shifted) // 6  # whole 6-bit groups of the value
+        forms.setdefault(base64.b64encode(shifted)[start:end], "base64")
+        forms.setdefault(base64.urlsafe_b64encode(shifted)[start:end], "base64url")
+    forms.setdefault(raw.hex().encode(), "hex")
+    forms.setdefault(raw.hex().upper().encode(), "hex")
+    forms.setdefault(urllib.parse.quote_from_bytes(raw, safe="").encode(), "url-encoded")
+    forms.setdefault(urllib.parse.quote_from_bytes(raw).encode(), "url-encoded")  # "/" kept, as quote() does
+    forms.setdefault(urllib.parse.quote_from_bytes(raw, safe=" ").replace(" ", "+").encode(), "url-encoded")
+    return tuple((encoding, needle) for needle, encoding in forms.items())
+
+
+def worth_searching(name: str, value: str, *, named: bool = False) -> bool:
+    """Whether a variable's value is a secret to search for and redact: at least
+    :data:`MIN_REMEMBERED` characters, not a placeholder, not the path of a file (``KUBECONFIG``,
+    ``SSH_AUTH_SOCK``, ``AWS_CA_BUNDLE`` are withheld, but their values are paths) and — for a
+    name withheld only as one of a family of settings (``AWS_REGION`` under ``AWS_*``), unless
+    ``named`` in ``[env] secrets`` — random enough to be a key rather than a word."""
+    if len(value) < MIN_REMEMBERED or patterns.placeholder(value):
+        return False
+    if value.startswith(("/", "~", "./", "../")) and os.path.exists(os.path.expanduser(value)):
+        return False
+    return named or patterns.is_credential_name(name) or patterns.looks_random(value)
+
+
+def remember_secret(name: str, value: str, *, named: bool = False) -> bool:
+    """Remember one variable's value (see :func:`worth_searching`): redacted, with its encodings,
+    from everything written from now on, and searched for by the secrets gate. Returns whether it
+    is remembered now. Surrounding whitespace (a value read from a file) is not part of it."""
+    value = value.strip()
+    if not worth_searching(name, value, named=named):
+        return False
+    with _lock:
+        if value not in _named:
+            secret = NamedSecret(name, encoded_forms(value))
+            _named[value] = secret
+            _remember_locked((name, needle.decode("utf-8", "surrogateescape")) for _e, needle in secret.forms)
+    return True
+
+
+def remember_environment(passed: Iterable[str] = (), environ: Mapping[str, str] | None = None) -> list[str]:
+    """Remember the secrets ``environ`` (default: this process's environment) holds: every
+    credential-named variable, and every name in ``passed`` (``[env] secrets``) whatever it is
+    called. Returns the names remembered (never the values)."""
+    source = os.environ if environ is None else environ
+    named = set(passed)
+    return sorted(
+        name
+        for name, value in list(source.items())
+        if (name in named or patterns.is_secret_name(name))
+        and remember_secret(name, value, named=name in named)
+    )
+
+
+def named_secrets() -> list[NamedSecret]:
+    """Every named secret remembered in this process (each once, whichever variables held it)."""
+    with _lock:
+        return list(_named.values())
 
 
 def _replace_known(text: str) -> str:
-    regex = _known_regex
-    if regex is None:
+    known_match = _known_match
+    if known_match is None:
+        return text
+    regex, values = known_match
+    if not any(value in text for value in values):
         return text
     known = _known
     return regex.sub(lambda m: marker(known.get(m.group(), "secret")), text)

@@ -3,10 +3,15 @@ of its bare "quoted 40-character base64" rule (which flags every git SHA).
 
 Each pattern's first group is the secret value. The same table serves the secrets gate (which
 adds detect-secrets' plugins) and the redactor applied to everything speedrift writes.
+
+Also the one table of credential *names* (:data:`SECRET_NAMES`, :func:`is_secret_name`): the
+variables agents/env.py withholds from an agent are the ones whose exact values redact.py
+remembers and the secrets gate searches every diff for.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import math
 import re
 from collections import Counter
@@ -92,6 +97,86 @@ PATTERNS: tuple[Pattern, ...] = (
         _assigned_credential,
     ),
 )
+
+
+# --- names: which environment variables hold credentials -------------------------------------------
+# Names that hold credentials. Globs, matched case-insensitively (agents/env.py withholds them).
+SECRET_NAMES = (
+    "GITHUB_TOKEN",
+    "GH_TOKEN",
+    "GH_ENTERPRISE_TOKEN",
+    "GITHUB_ENTERPRISE_TOKEN",
+    "GITLAB_TOKEN",
+    "GL_TOKEN",
+    "CI_JOB_TOKEN",
+    "GITEA_TOKEN",
+    "BITBUCKET_*",
+    "AWS_*",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    "GOOGLE_API_KEY",
+    "GCLOUD_*",
+    "CLOUDSDK_*",
+    "AZURE_*",
+    "ARM_CLIENT_SECRET",
+    # Model keys are caught by their shape (…_API_KEY, …_TOKEN); ANTHROPIC_BASE_URL, OPENAI_ORG_ID
+    # and the like are configuration, which a test or a proxy setup legitimately passes.
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_AUTH_TOKEN",
+    "CLAUDE_CODE_OAUTH_TOKEN",
+    "OPENAI_API_KEY",
+    "OPENROUTER_API_KEY",
+    "GEMINI_API_KEY",
+    "MISTRAL_API_KEY",
+    "GROQ_API_KEY",
+    "DEEPSEEK_API_KEY",
+    "NPM_TOKEN",
+    "NODE_AUTH_TOKEN",
+    "PYPI_TOKEN",
+    "TWINE_PASSWORD",
+    "DOCKER_AUTH_CONFIG",
+    "VAULT_TOKEN",
+    "KUBECONFIG",
+    "SSH_AUTH_SOCK",  # not a string secret, but it lends our SSH keys to whoever asks
+    "DATABASE_URL",
+)
+# Any name that looks like a credential, whatever its prefix.
+_SECRET_SHAPE = re.compile(r"(^|_)(TOKENS?|SECRETS?|PASSWORD|PASSWD|API_?KEY|KEY|CREDENTIALS?|AUTH)(_|$)")
+
+
+_NAME_GLOBS = re.compile("|".join(fnmatch.translate(p) for p in SECRET_NAMES))
+# the exact names above (no glob): each one a credential by itself, not a family of settings
+_CREDENTIAL_NAMES = frozenset(p for p in SECRET_NAMES if "*" not in p)
+
+
+def is_secret_name(name: str) -> bool:
+    """A credential's name: kept from agents, its value searched for by the secrets gate."""
+    upper = name.upper()
+    return bool(_SECRET_SHAPE.search(upper) or _NAME_GLOBS.match(upper))
+
+
+def is_credential_name(name: str) -> bool:
+    """A name that says its value is a credential (``…_TOKEN``, ``GITHUB_TOKEN``…), as opposed to a
+    family of settings withheld wholesale (``AWS_*`` holds ``AWS_REGION`` as well as keys)."""
+    upper = name.upper()
+    return bool(_SECRET_SHAPE.search(upper)) or upper in _CREDENTIAL_NAMES
+
+
+# a stand-in where a value would be (an environment's values are already expanded, so a value that
+# merely starts with "$" may well be a real password: only a whole ${…}, {{…}} or <…> counts)
+_STAND_IN = re.compile(
+    r"(?i)^(?:\$\{[^}]*\}|\{\{.*\}\}|<[^>]*>|\*+|x+|password|passwd|pass|secret|changeme|example)$"
+)
+
+
+def looks_random(value: str) -> bool:
+    """Varied enough to be a key rather than a word or a setting (``us-east-1``, ``westeurope``)."""
+    return entropy(value) >= 3.0 and not placeholder(value)
+
+
+def placeholder(value: str) -> bool:
+    """``changeme``, ``${VAR}``, ``xxxx``…: a stand-in, not a value."""
+    return _STAND_IN.match(value) is not None
+
 
 ALLOW_PRAGMA = re.compile(r"pragma:\s*allowlist[ -]secret")
 ALLOW_NEXT = re.compile(r"pragma:\s*allowlist[ -]nextline[ -]secret")

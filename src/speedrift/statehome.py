@@ -7,11 +7,14 @@ ecosystem-wide cap on running agents counts attempts in all repos. Those live he
 
 Location: ``$SPEEDRIFT_STATE_DIR``, else ``$XDG_STATE_HOME/speedrift``, else
 ``~/.local/state/speedrift``; created private (0700) on first use. Invariant: nothing else spells
-these paths, and every file here is written through :mod:`speedrift.fsutil` (atomic, locked).
+these paths, and every file here is written through :mod:`speedrift.fsutil` (atomic, locked). Two
+hooks directories live here: the empty one git gets from speedrift (:func:`no_hooks_dir`), and the
+hub fetch's guard (:func:`fetch_guard_dir`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -57,3 +60,21 @@ def pauses_path() -> Path:
 
 def pauses_lock_path() -> Path:
     return state_home() / "runtime-pauses.lock"
+
+
+def fetch_guard_dir() -> Path:
+    """The hooks directory of the hub's ``git fetch``: one ``reference-transaction`` hook, written by
+    the hub (control/authority.py), that refuses any ref update outside ``refs/remotes/<remote>/``."""
+    path = state_home() / "hub-fetch-hooks"
+    path.mkdir(exist_ok=True, mode=0o700)
+    return path
+
+
+def no_hooks_dir() -> Path:
+    """An empty directory speedrift owns: every git process speedrift runs gets it as
+    ``core.hooksPath`` unless the repo opted in to its own hooks (:mod:`speedrift.gitcmd`), so no
+    hook anyone wrote into a repository runs. Created read-only (0500): nothing belongs in it."""
+    path = state_home() / "no-git-hooks"
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=0o500)
+    return path

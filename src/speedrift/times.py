@@ -2,7 +2,9 @@
 
 Invariant: every moment speedrift handles is timezone-aware UTC. Parsers return ``None`` for an
 absent or unparsable value (wg's rule: an unparsable time never blocks); a naive stamp is taken as
-UTC. The written forms, each for one reason:
+UTC; a moment past year 9000 or before year 1000 (``9999-12-31T23:59:59-05:00`` is legal RFC 3339)
+is read as that bound, so adding a day or a lease to any parsed moment never overflows. The
+written forms, each for one reason:
 
 - :func:`format_time` — wg's RFC 3339 (``2026-11-20T12:00:00+00:00``), for graph fields and run records;
 - :func:`iso_utc` — ISO 8601 with ``Z`` (``2026-11-20T12:00:00Z``), for the control plane's JSON;
@@ -18,6 +20,11 @@ import re
 from datetime import UTC, datetime, timedelta
 
 from speedrift.errors import UsageError
+
+# Bounds every parsed moment is held within: far enough to mean "never" and "always", near
+# enough that timedelta arithmetic of any size speedrift uses stays inside datetime's range.
+FAR_FUTURE = datetime(9000, 1, 1, tzinfo=UTC)
+FAR_PAST = datetime(1000, 1, 1, tzinfo=UTC)
 
 
 def now_utc() -> datetime:
@@ -35,7 +42,16 @@ def parse_time(value: object) -> datetime | None:
         parsed = _parse_lenient(value)
     if parsed is None:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    try:
+        utc = parsed.astimezone(UTC)
+    except OverflowError:  # an offset pushes it past year 1 or 9999
+        return FAR_FUTURE if parsed.year > 5000 else FAR_PAST
+    if utc > FAR_FUTURE:
+        return FAR_FUTURE
+    if utc < FAR_PAST:
+        return FAR_PAST
+    return parsed
 
 
 def _parse_lenient(value: str) -> datetime | None:
@@ -103,12 +119,22 @@ _DURATION = re.compile(r"^(\d+)\s*(s|m|h|d|w)$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
+class DurationTooLong(UsageError):
+    """A well-formed duration past what a ``timedelta`` (or an ``int``) can hold."""
+
+
 def parse_duration(text: str) -> timedelta:
     """``45s``, ``30m``, ``2h``, ``1d`` or ``1w``; anything else is a :class:`UsageError` saying so."""
     match = _DURATION.match(text.strip().lower())
+    shown = repr(text) if len(text) <= 40 else repr(text[:40]) + "…"
     if not match:
-        raise UsageError(f"duration {text!r} not understood", hint="use e.g. 45s, 30m, 2h, 1d or 1w")
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        raise UsageError(f"duration {shown} not understood", hint="use e.g. 45s, 30m, 2h, 1d or 1w")
+    try:  # 10**20 weeks overflows timedelta; 5,000 digits is past int()'s limit
+        return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    except (OverflowError, ValueError):
+        raise DurationTooLong(
+            f"duration {shown} is too long", hint="use e.g. 45s, 30m, 2h, 1d or 1w (under 999,999,999 days)"
+        ) from None
 
 
 def parse_moment(text: str) -> datetime:

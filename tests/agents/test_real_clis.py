@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from speedrift.agents import sandbox
 from speedrift.agents.choose import runtime_for
 from speedrift.agents.env import agent_env
 from speedrift.agents.protocol import Budgets, FailureKind, RunOutcome, RunRequest
@@ -37,6 +38,7 @@ class Cli:
     bin_dir: Path
     tmp: Path
     provider: MockProvider
+    bwrap: str
 
     def env(self, *, oauth: bool = False, **extra: str) -> dict[str, str]:
         """Test-only isolation for this CLI, passed through speedrift's own `agent_env`."""
@@ -80,9 +82,16 @@ class Cli:
         return agent_env(isolation | extra, passthrough_secrets=secrets)
 
     def run(self, request: RunRequest, **env: str) -> RunOutcome:
+        """One run of the CLI, inside the agent sandbox, as every attempt runs where bwrap works."""
         oauth = env.pop("oauth", "") == "1"
+        run_dir = self.tmp / "run"
+        policy = sandbox.Policy(self.bwrap, worktree=request.cwd, run_dir=run_dir)
         return run_session(
-            runtime_for(self.name), request, env=self.env(oauth=oauth, **env), run_dir=self.tmp / "run"
+            runtime_for(self.name),
+            request,
+            env=self.env(oauth=oauth, **env),
+            run_dir=run_dir,
+            sandboxed=policy,
         )
 
 
@@ -120,13 +129,13 @@ def _opencode_config(url: str) -> dict[str, object]:
 
 
 @pytest.fixture
-def cli_for(real_cli_bin: Path, tmp_path: Path) -> Iterator[Callable[[str, Script], Cli]]:
+def cli_for(real_cli_bin: Path, bwrap: str, tmp_path: Path) -> Iterator[Callable[[str, Script], Cli]]:
     providers: list[MockProvider] = []
 
     def make(name: str, script: Script) -> Cli:
         provider = MockProvider(script).start()
         providers.append(provider)
-        return Cli(name, real_cli_bin, tmp_path, provider)
+        return Cli(name, real_cli_bin, tmp_path, provider, bwrap)
 
     yield make
     for provider in providers:
@@ -179,6 +188,16 @@ def test_the_agent_edits_files_through_its_own_tools(
     assert usage.cache_read_tokens == len(calls) * CACHED_TOKENS
     assert usage.output_tokens == len(calls) * OUTPUT_TOKENS
     assert (request.cwd.parent / "run" / "events.jsonl").stat().st_size > 0
+    # it ran in the sandbox: what the CLI wrote of its own went to the private home, now gone
+    home = cli.tmp / "home"
+    written = sorted(str(p.relative_to(home)) for p in home.rglob("*") if p.is_file())
+    own_config = {
+        "claude": [],
+        "codex": [".codex/config.toml"],
+        "opencode": [".config/opencode/opencode.json"],
+    }
+    assert written == own_config[name]  # only what the test put there
+    assert not (cli.tmp / "run" / "sandbox").exists()
 
 
 @pytest.mark.parametrize("name", ["claude", "codex", "opencode"])

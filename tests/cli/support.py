@@ -245,17 +245,17 @@ def _set_environ(env: Mapping[str, str]) -> dict[str, str]:
     return before
 
 
-_ModuleState = tuple[dict[str, str], Any, dict[Path, tuple[float, list[Path]]]]
+_ModuleState = tuple[dict[str, str], Any, dict[str, Any], dict[Path, tuple[float, list[Path]]]]
 
 
 def _module_state() -> _ModuleState:
-    return redact._known, redact._known_regex, boundary._listings
+    return redact._known, redact._known_match, redact._named, boundary._listings
 
 
 def _reset_module_state(state: _ModuleState | None = None) -> None:
     """Module-level state a new process starts without (or, given ``state``, put it back): the
     redactor's remembered secrets, the worktree listings and every ``functools`` cache."""
-    redact._known, redact._known_regex, boundary._listings = state or ({}, None, {})
+    redact._known, redact._known_match, redact._named, boundary._listings = state or ({}, None, {}, {})
     for name, module in list(sys.modules.items()):
         if name == "speedrift" or name.startswith("speedrift."):
             for value in list(vars(module).values()):

@@ -96,5 +96,7 @@ def test_the_main_job_serves_the_dashboard_and_closes_the_loop_in_the_autonomous
     assert status["overview"]["plan_only"] is False and status["overview"]["source"] == "hub"
     assert set(cards) == set(REPOS)
     assert cards["billing"]["tier"] == "at-risk" and cards["shop-api"]["tier"] == "healthy"
-    assert f"http://127.0.0.1:{port}/#token=" in out.decode()
+    # not a terminal: the address and where the token is, never the token itself (it is no log's)
+    assert f"Dashboard: http://127.0.0.1:{port}/ (access token in " in out.decode()
+    assert "#token=" not in out.decode()
     assert child.returncode == 0, err.decode()

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from speedrift import pausestore, times
+from speedrift.agents import sandbox
 from speedrift.demo import ecosystem as demo
 from speedrift.fleet import pauses
 from speedrift.pausestore import RuntimePause
@@ -156,7 +157,7 @@ def test_doctor_reports_every_runtime_and_tool_and_fails_while_a_needed_runtime_
     env = {"PATH": f"{fake_bin(tmp_path)}:/usr/bin:/bin", "SPEEDRIFT_GATE_PATH": str(tools)}
     result = cli.fails(1, "doctor", "--json", env=env)
     report = result.json()
-    assert set(report) == {"ready", "checked_at", "runtimes", "tools", "repos", "pauses"}
+    assert set(report) == {"ready", "checked_at", "runtimes", "tools", "repos", "pauses", "sandbox"}
     assert report["ready"] is False
     runtimes = {r["runtime"]: r for r in report["runtimes"]}
     assert list(runtimes) == ["claude", "codex", "opencode", "shell"]
@@ -181,6 +182,33 @@ def test_doctor_reports_every_runtime_and_tool_and_fails_while_a_needed_runtime_
     pausestore.put(preflight_pause("claude"), _now())  # a pause only a human lifts: not ready
     paused = cli.fails(1, "doctor", "--json", env=env).json()
     assert any("claude is paused until a human lifts it" in p for p in paused["repos"][0]["problems"])
+
+
+def test_doctor_says_whether_agents_run_sandboxed_and_how_to_fix_it(
+    cli: Cli, repo: Path, tmp_path: Path, path_without_bwrap: str
+) -> None:
+    tools = tmp_path / "no-tools"
+    tools.mkdir()
+    env = {"PATH": path_without_bwrap, "SPEEDRIFT_GATE_PATH": str(tools)}
+    cli.ok("add", "A shell task", "--id", "a", "--exec", "true")
+    report = cli.json("doctor", env=env)  # auto: runs unsandboxed, and says so
+    assert report["sandbox"] == {
+        "usable": False,
+        "bwrap": None,
+        "why": "bwrap (bubblewrap) is not installed",
+        "fix": sandbox.FIX,
+    }
+    [mine] = report["repos"]
+    assert mine["ready"] is True and mine["sandbox"]["used"] is False and mine["sandbox"]["mode"] == "auto"
+    text = cli.ok("doctor", env=env).stdout
+    assert "Agent sandbox: NOT available" in text and "apt-get install bubblewrap" in text
+    assert f"{repo.name}: agents NOT sandboxed: bwrap (bubblewrap) is not installed" in text
+    (repo / "speedrift.toml").write_text('[sandbox]\nmode = "required"\n')
+    required = cli.fails(1, "doctor", "--json", env=env).json()
+    assert any(
+        "must be sandboxed" in p and "apt-get install bubblewrap" in p
+        for p in required["repos"][0]["problems"]
+    )
 
 
 def test_doctor_outside_any_repo_requires_nothing(tmp_path: Path) -> None:

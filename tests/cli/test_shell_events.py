@@ -35,6 +35,7 @@ def test_tail_prints_a_shell_attempts_stdout_and_stderr_while_it_runs(
 ) -> None:
     marker, fifo = tmp_path / "printed", tmp_path / "hold.fifo"
     os.mkfifo(fifo)
+    (committed / "speedrift.toml").write_text('[sandbox]\nmode = "off"\n')  # it marks outside its worktree
     command = f"echo compiling; echo 'note: cache cold' >&2; : > '{marker}'; read x < '{fifo}'; echo linked"
     cli.ok("add", "Build", "--id", "build", "--exec", command)
     runner = subprocess.Popen(

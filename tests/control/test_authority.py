@@ -123,7 +123,7 @@ def test_fetch_updates_remote_tracking_refs_and_nothing_else(
     commit_file(other, "upstream.txt", "new upstream work\n", "upstream work")
     sh_git(other, "push", "-q", "origin", "main")
     before = repo_state(repo)
-    HubGit(repo).run("fetch", "--prune", "origin")
+    HubGit(repo).fetch("origin", prune=True)
     after = repo_state(repo)
     assert sh_git(repo, "rev-parse", "origin/main") == sh_git(other, "rev-parse", "HEAD")
     assert after["files"] == before["files"] and after["index"] == before["index"]
@@ -294,6 +294,22 @@ def test_landing_work_past_the_gates_is_refused(repo: Path, argv: list[str]) -> 
         (["fetch", "--prune-tags", "origin"], "fetch_option"),
         (["fetch", "--update-head-ok", "origin", "main:main"], "fetch_option"),
         (["fetch", "--upload-pack=touch /tmp/x", "origin"], "fetch_option"),
+        (["fetch", "origin"], "fetch_refspec"),  # the repo's configured refspec may write anywhere
+        (["fetch", "--all"], "fetch_option"),
+        (
+            ["fetch", "--no-tags", "--refmap=", "origin", "+refs/heads/*:refs/remotes/other/*"],
+            "fetch_refspec",
+        ),
+        (["fetch", "--refmap=", "origin", "+refs/heads/*:refs/remotes/origin/*"], "fetch_refspec"),  # tags
+        (["fetch", "--no-tags", "origin", "+refs/heads/*:refs/remotes/origin/*"], "fetch_refspec"),  # refmap
+        (
+            ["fetch", "--no-tags", "--refmap=", "origin", "+refs/heads/*:refs/remotes/origin/*"],
+            "fetch_option",
+        ),
+        (
+            ["fetch", "--no-tags", "--refmap=", "/tmp/elsewhere", "+refs/heads/*:refs/remotes/x/*"],
+            "fetch_refspec",
+        ),
         (["worktree", "add", ".speedrift/x", "main"], "not_allowed"),  # not --detach
         (["worktree", "add", "--detach", "-b", "x", ".speedrift/x"], "not_allowed"),
         (["worktree", "add", "--detach", "../elsewhere", "main"], "worktree_outside"),

@@ -89,7 +89,7 @@ def test_a_corrupt_file_fails_closed_to_observe_and_says_why(repo: Path, content
 def test_bad_requests_are_usage_errors(repo: Path, tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="unknown control mode"):
         write_control(repo, "godmode", owner=None, lease_ttl=None, actor="a", reason=None, now=NOW)
-    with pytest.raises(UsageError, match="positive"):
+    with pytest.raises(UsageError, match="between 1 second and 30 days"):
         write_control(repo, "supervise", owner=None, lease_ttl=timedelta(0), actor="a", reason=None, now=NOW)
     with pytest.raises(NotFound):
         write_control(

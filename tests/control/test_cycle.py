@@ -6,17 +6,22 @@ from __future__ import annotations
 
 import hashlib
 import time
+from dataclasses import fields
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from speedrift.control.assess.judgement import with_prompts
+from speedrift.control.assess.queues import attention_queues, carried_since
 from speedrift.control.cycle import Hub
 from speedrift.demo import ecosystem as demo
 from speedrift.graph.store import GraphStore
 from speedrift.register.ledger import Ledger
+from speedrift.register.record import RepoHealth
 from speedrift.serialize import cycle_to_dict
+from speedrift.times import now_utc
 from tests.gitrepo import sh_git
 
 
@@ -108,6 +113,38 @@ def test_the_attention_queues_are_recorded_without_prompts_and_shown_with_them(e
     since = {e["id"]: e["since"] for q in line["queues"] for e in q["entries"]}
     again = cycle_to_dict(Hub(ecosystem).cycle(execute_actions=False))
     assert {e["id"]: e["since"] for q in again["queues"] for e in q["entries"] if e["id"] in since} == since
+
+
+def test_an_incremental_cycle_keeps_unchanged_repos_queue_drafts_and_records_a_fresh_computation(
+    ecosystem: Path,
+) -> None:
+    """The hub's second cycle, 20 minutes on, nothing changed: every reused repo's condition drafts
+    are the very ones the first cycle judged, and the queues recorded are what the queues stage
+    computes from scratch from the same record."""
+    clock = [now_utc()]
+    hub = Hub(ecosystem, clock=lambda: clock[0])
+    first = hub.cycle(execute_actions=False)
+    drafts = {name: memo.conditions for name, memo in hub._memo.items()}
+    clock[0] += timedelta(minutes=20)
+    second = hub.cycle(execute_actions=False)
+
+    reused = {r.name for r in second.repos if r.snapshot.reused}
+    assert reused and all(hub._memo[name].conditions is drafts[name] for name in reused)
+    snapshots = {r.name: r.snapshot for r in second.repos}
+    healths = {
+        r.name: RepoHealth(**{f.name: getattr(r, f.name) for f in fields(RepoHealth)}) for r in second.repos
+    }
+    fresh = attention_queues(
+        snapshots,
+        healths,
+        second.planned,
+        second.skipped,
+        second.generated_at,
+        first_seen=carried_since(first.queues),
+        pauses=second.pauses,
+    )
+    assert sum(q.total for q in fresh) > 0
+    assert second.queues == fresh
 
 
 def test_plan_only_shows_the_whole_plan_and_executes_nothing(ecosystem: Path) -> None:

@@ -99,6 +99,9 @@ def test_the_hub_never_starts_more_agents_than_max_agents_over_three_cycles(
     ecosystem: tuple[Path, Path], tmp_path: Path
 ) -> None:
     path, repo = ecosystem
+    # unsandboxed: the agents mark themselves in a folder outside their worktrees
+    with (repo / "speedrift.toml").open("a") as config:
+        config.write('\n[sandbox]\nmode = "off"\n')
     gate, marks = tmp_path / "gate", tmp_path / "marks"
     marks.mkdir()
     for i in range(8):  # 8 ready tasks that hold their agent until the test lets them go
@@ -134,7 +137,10 @@ def test_the_next_hub_cycle_retries_a_hub_dispatched_transient_crash(
     ecosystem: tuple[Path, Path], tmp_path: Path
 ) -> None:
     path, repo = ecosystem
-    (repo / "speedrift.toml").write_text("[service]\nmax_agents = 1\nbackoff_seconds = 0\n")
+    # unsandboxed: the command keeps its flag outside its worktree, across attempts
+    (repo / "speedrift.toml").write_text(
+        '[service]\nmax_agents = 1\nbackoff_seconds = 0\n[sandbox]\nmode = "off"\n'
+    )
     flag = tmp_path / "crashed-once"
     add(repo, "flaky", f"if [ -f {flag} ]; then echo ok > ok.txt; else touch {flag}; kill -9 $$; fi")
     grant(repo)

@@ -14,6 +14,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from speedrift.control.assess.conditions import RepoConditions, judge_conditions, ranked
 from speedrift.control.assess.judgement import with_prompts
 from speedrift.control.assess.queues import (
     QUEUE_CAP,
@@ -30,8 +31,10 @@ from speedrift.register.record import (
     AttemptStats,
     AttentionQueue,
     CycleRecord,
+    Escalation,
     GateStats,
     GraphState,
+    RepoHealth,
     RepoReport,
     RepoSnapshot,
     Skipped,
@@ -294,6 +297,153 @@ def test_every_priority_is_an_actions_or_a_reasons_and_every_action_is_shown(
     for queue in queues:
         keys = [(-e.priority, -e.waited_seconds, e.id) for e in queue.entries]
         assert keys == sorted(keys) and queue.total == len(queue.entries)
+
+
+# ---------------------------------------------------------------- kept across cycles
+# judgement.assess keeps a repo's condition drafts (conditions.py) while the repo is unchanged; the
+# cycle after is built from the snapshot the observer reused, its ages moved forward to `now`.
+
+
+def _observed(snapshot: RepoSnapshot, at: Any, *, fingerprint: str = "f1") -> RepoSnapshot:
+    """``snapshot`` as the observer hands it on at ``at`` without reading anything (graph.refresh:
+    the in-progress ages moved forward; the fingerprint unchanged)."""
+    assert snapshot.graph is not None
+    shift = (at - snapshot.observed_at).total_seconds()
+    running = tuple(
+        b if b.age_seconds is None else replace(b, age_seconds=b.age_seconds + shift)
+        for b in snapshot.graph.in_progress
+    )
+    graph = replace(snapshot.graph, in_progress=running)
+    return replace(snapshot, observed_at=at, graph=graph, fingerprint=fingerprint, reused=True)
+
+
+def _judged(
+    snaps: Sequence[RepoSnapshot],
+    healths: dict[str, RepoHealth],
+    planned: Sequence[Action],
+    previous: dict[str, RepoConditions] | None = None,
+) -> dict[str, RepoConditions]:
+    """Each repo's drafts as judgement.assess judges them: kept from ``previous`` when they hold."""
+    kept = previous or {}
+    return {
+        s.name: judge_conditions(
+            s, healths[s.name], ranked([a for a in planned if a.repo == s.name]), kept.get(s.name)
+        )
+        for s in snaps
+    }
+
+
+def _busy(name: str, at: Any = NOW) -> RepoSnapshot:
+    """A repo with one of every kind of condition entry, its in-progress tasks at given ages."""
+    escalation = Escalation("rounding", "Rounding", "failed", "per line or per invoice?", "speedrift retry")
+    state = replace(
+        _graph(
+            in_progress=[("old", 4 * DAY), ("nearly", 3 * DAY - 1800), ("orphan", 600)],
+            dead=["orphan"],
+            stale_open=3,
+            missing=[("ranking", "tokenizer")],
+            failed_blockers=1,
+        ),
+        needs_human=1,
+        escalations=(escalation,),
+    )
+    return replace(
+        snap(
+            name,
+            graph_state=state,
+            git_state=git(ahead=2, behind=5),
+            gates=GateStats(high=1, last_status="fail"),
+            attempts=AttemptStats(repeated_failures=("indexer",)),
+            observed_at=at,
+        ),
+        fingerprint="f1",
+    )
+
+
+def test_the_queues_of_a_kept_repo_equal_a_fresh_computation_cycle_after_cycle() -> None:
+    first = [_busy("shop"), _busy("billing"), snap("quiet")]
+    healths = {s.name: score_repo(s, None, NOW) for s in first}
+    planned = plan_actions({s.name: s for s in first}, healths, [], NOW, with_prompts=False)
+    kept = _judged(first, healths, planned)
+    for hours, plan_only in ((1, True), (2, False), (7, True)):  # the plan's cuts change between cycles
+        at = NOW + timedelta(hours=hours)
+        snaps = [_observed(s, at) if s.graph is not None else s for s in first]
+        skipped = [Skipped(a, "plan_only", "plan only") for a in planned] if plan_only else []
+        again = _judged(snaps, healths, planned, kept)
+        assert all(again[name] is kept[name] for name in ("shop", "billing"))  # nothing built again
+        by_name = {s.name: s for s in snaps}
+        memoized = attention_queues(by_name, healths, planned, skipped, at, conditions=again)
+        assert memoized == attention_queues(by_name, healths, planned, skipped, at)
+        assert sum(q.total for q in memoized) >= 20
+        kept = again
+
+
+def test_a_kept_repos_aging_entries_move_with_the_clock() -> None:
+    shop = _busy("shop")
+    health = score_repo(shop, None, NOW)  # the score is kept too: its reasons are the ones of NOW
+    healths = {"shop": health}
+    kept = _judged([shop], healths, [])
+    before = {
+        e.id: e for e in attention_queues({"shop": shop}, healths, [], [], NOW, conditions=kept)[0].entries
+    }
+    later = NOW + timedelta(hours=3)
+    moved = _observed(shop, later)
+    assert judge_conditions(moved, health, (), kept["shop"]) is kept["shop"]
+    [aging] = attention_queues({"shop": moved}, healths, [], [], later, conditions=kept)[:1]
+    after = {e.id: e for e in aging.entries}
+    old = "aging:shop:old"
+    assert "in progress for 4.0 d" in before[old].why and "in progress for 4.1 d" in after[old].why
+    assert after[old].waited_seconds == before[old].waited_seconds + 3 * 3600
+    assert after[old].since == before[old].since  # the task's start, not when it was seen
+    # a task crossing the aging line while nothing changed shows the moment it crosses
+    assert "aging:shop:nearly" not in before and "in progress for 3.1 d" in after["aging:shop:nearly"].why
+    # a dead claim is charged as a dead claim until it has aged, then as aging: the rule follows
+    assert before["aging:shop:orphan"].rule == "dead_claims"
+    much_later = NOW + timedelta(days=3)
+    [late] = attention_queues(
+        {"shop": _observed(shop, much_later)}, healths, [], [], much_later, conditions=kept
+    )[:1]
+    orphan = next(e for e in late.entries if e.id == "aging:shop:orphan")
+    assert orphan.rule == "aging_in_progress" and orphan.waited_seconds == 600 + 3 * DAY
+    # ranked by how long waited at each `now`: the order is the clock's too
+    assert [e.id for e in late.entries] == [
+        e.id for e in sorted(late.entries, key=lambda e: (-e.priority, -e.waited_seconds, e.id))
+    ]
+
+
+def test_a_changed_repos_entries_are_built_again() -> None:
+    shop = _busy("shop")
+    healths = {"shop": score_repo(shop, None, NOW)}
+    kept = _judged([shop], healths, [])["shop"]
+    later = NOW + timedelta(hours=1)
+    moved = _observed(shop, later)
+    assert judge_conditions(moved, healths["shop"], (), kept) is kept
+
+    # its files changed: the observer read it again, with a new fingerprint and a new broken reference
+    assert moved.graph is not None
+    broken = replace(moved.graph, missing_dependencies=(("ranking", "tokenizer"), ("search", "stemmer")))
+    changed = replace(moved, graph=broken, fingerprint="f2", reused=False)
+    health = score_repo(changed, None, later)
+    rebuilt = judge_conditions(changed, health, (), kept)
+    assert rebuilt is not kept
+    [dependency] = attention_queues({"shop": changed}, {"shop": health}, [], [], later)[1:2]
+    assert "dep-missing:shop:search:stemmer" in {e.id for e in dependency.entries}
+    assert attention_queues(
+        {"shop": changed}, {"shop": health}, [], [], later, conditions={"shop": rebuilt}
+    ) == attention_queues({"shop": changed}, {"shop": health}, [], [], later)
+    # read again with the same fingerprint (a graph past its time horizon): judged again all the same
+    assert judge_conditions(replace(moved, reused=False), healths["shop"], (), kept) is not kept
+    # a claim found dead without a read, other reasons, other candidate actions: each is built again
+    assert (
+        judge_conditions(replace(moved, graph=replace(broken, dead_claims=())), healths["shop"], (), kept)
+        is not kept
+    )
+    assert judge_conditions(moved, health, (), kept) is not kept
+    verify = action("shop", "verify_in_progress", subject="old", priority=90)
+    assert judge_conditions(moved, healths["shop"], (verify,), kept) is not kept
+    # drafts handed in that were judged from other actions are not used: the queues judge it here
+    [aging] = attention_queues({"shop": moved}, healths, [verify], [], later, conditions={"shop": kept})[:1]
+    assert next(e for e in aging.entries if e.id == "aging:shop:old").action_id == verify.id
 
 
 def _report(snapshot: RepoSnapshot) -> RepoReport:

@@ -128,7 +128,10 @@ def test_a_halted_repo_withholds_retries_until_a_human_resumes_them(workshop: Wo
         halt.record_outcome(workshop.repo, f"earlier{n}", 1, "failed", FailureClass.REGRESSION)
     flag = workshop.repo.parent / "second-try"
     workshop.add("flaky", f"if [ -f {flag} ]; then echo ok > ok.txt; else touch {flag}; kill -9 $$; fi")
-    pipeline = workshop.pipeline(service={"poll_seconds": 0.05, "backoff_seconds": 0})
+    # unsandboxed: the command keeps its flag outside its worktree, across attempts
+    pipeline = workshop.pipeline(
+        service={"poll_seconds": 0.05, "backoff_seconds": 0}, sandbox={"mode": "off"}
+    )
     run_until(ServiceLoop(pipeline), "flaky", ("failed",))
     deadline = time.monotonic() + 60  # a wait for a condition, not a speed assertion
     while "withheld" not in (workshop.store.load().tasks["flaky"].get("speedrift", {}).get("recovery") or {}):

@@ -138,8 +138,10 @@ def test_a_rebase_conflict_fails_the_task_naming_the_files(workshop: Workshop) -
 
 
 def test_writes_outside_the_worktree_are_reported(workshop: Workshop) -> None:
+    """Unsandboxed (bwrap missing, or [sandbox] mode = "off"): reported. A sandboxed agent cannot
+    make such a write at all (tests/fleet/test_sandbox.py)."""
     workshop.add("sneaky", f"echo oops > {workshop.repo}/outside.txt; echo ok > inside.txt")
-    result = workshop.pipeline().run("sneaky", RunOptions())
+    result = workshop.pipeline(sandbox={"mode": "off"}).run("sneaky", RunOptions())
     record = json.loads(Path(result.run_dir or "", "attempt.json").read_text())
     assert any(p.endswith("outside.txt") for p in record["outside_writes"])
     assert "outside the attempt's worktree" in workshop.task("sneaky")["log"][-2]["message"]  # type: ignore[index]

@@ -1,5 +1,6 @@
 """The whole pipeline with a real agent CLI: Claude Code edits files through its own tools
-(against the local mock provider) and speedrift commits, merges and records the result.
+(against the local mock provider), inside the agent sandbox, and speedrift commits, merges and
+records the result.
 
 Configured the way a user would: the provider's address and key reach the agent only because
 `speedrift.toml` allows them (`[env] allow` / `[env] secrets`); everything else is scrubbed.
@@ -34,6 +35,7 @@ def test_claude_edits_a_file_and_speedrift_lands_it(
     workshop: Workshop,
     provider: MockProvider,
     real_cli_bin: Path,
+    bwrap: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -59,6 +61,7 @@ def test_claude_edits_a_file_and_speedrift_lands_it(
     assert sh_git(workshop.repo, "rev-parse", "main") == result.landed_commit
     evidence = json.loads(Path(result.run_dir or "", "evidence.json").read_text())
     assert evidence["runtime"] == "claude"
+    assert evidence["sandbox"] == {"used": True, "network": True}  # Claude Code ran inside bwrap
     assert evidence["usage"]["output_tokens"] > 0
     assert evidence["agent_summary"] == "Changed the greeting."
     # the model saw our prompt: title, description and the result-file instructions

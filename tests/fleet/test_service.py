@@ -54,7 +54,10 @@ def test_the_service_never_runs_more_than_max_agents_at_once(workshop: Workshop)
     )
     for i in range(5):
         workshop.add(f"t{i}", probe.replace("seen.txt", f"seen{i}.txt"))
-    loop = ServiceLoop(workshop.pipeline(service={"max_agents": 2, "poll_seconds": 0.05}))
+    # unsandboxed: the agents count each other in a folder outside their worktrees
+    loop = ServiceLoop(
+        workshop.pipeline(service={"max_agents": 2, "poll_seconds": 0.05}, sandbox={"mode": "off"})
+    )
     run_until_settled(loop, [f"t{i}" for i in range(5)])
     seen = [int((workshop.repo / f"seen{i}.txt").read_text()) for i in range(5)]
     assert max(seen) <= 2 and all(s >= 1 for s in seen)
@@ -63,7 +66,10 @@ def test_the_service_never_runs_more_than_max_agents_at_once(workshop: Workshop)
 def test_a_retryable_failure_is_retried_after_a_backoff(workshop: Workshop) -> None:
     flag = workshop.repo.parent / "second-try"
     workshop.add("flaky", f"if [ -f {flag} ]; then echo ok > ok.txt; else touch {flag}; kill -9 $$; fi")
-    loop = ServiceLoop(workshop.pipeline(service={"poll_seconds": 0.05, "backoff_seconds": 0}))
+    # unsandboxed: the command keeps its flag outside its worktree, across attempts
+    loop = ServiceLoop(
+        workshop.pipeline(service={"poll_seconds": 0.05, "backoff_seconds": 0}, sandbox={"mode": "off"})
+    )
     run_until_settled(loop, ["flaky"])
     deadline = time.monotonic() + 30
     while workshop.task("flaky")["status"] != "done" and time.monotonic() < deadline:

@@ -180,7 +180,7 @@ def test_a_cap_holds_between_two_speedrift_processes_in_two_repos(
         env[supervisor.ECOSYSTEM_LIMIT_ENV] = env_cap
     gate = tmp_path / "release"
     started = tmp_path / "started"
-    first = _repo(tmp_path / "first", toml)
+    first = _repo(tmp_path / "first", toml + '[sandbox]\nmode = "off"\n')  # it signals outside its worktree
     second = _repo(tmp_path / "second", toml)
     _add(first, "holds", f"touch {started}; while [ ! -f {gate} ]; do sleep 0.05; done")
     _add(second, "waits", "echo ok > ok.txt")

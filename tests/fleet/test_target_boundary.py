@@ -27,14 +27,16 @@ from tests.gitrepo import commit_file, sh_git
 
 def test_a_commit_an_agent_makes_on_the_target_is_refused_named_and_not_claimed(workshop: Workshop) -> None:
     """The report: a shell agent ran `git -C <main checkout> commit -am …` adding a key; the queue
-    rebased the attempt onto it, the task was done and its evidence listed the bypass as its own."""
+    rebased the attempt onto it, the task was done and its evidence listed the bypass as its own.
+    Unsandboxed: a sandboxed agent cannot write the main checkout or the repository's refs at all
+    (tests/fleet/test_sandbox.py); this is what the queue does when an agent could."""
     repo = workshop.repo
     bypass = (
         f"printf 'API_KEY = \"not-a-real-key\"\\n' >> {repo}/app.py && git -C {repo} commit -qam 'add key'"
     )
     workshop.add("sneaky", f"{bypass} && echo mine > mine.txt")
     before = sh_git(repo, "rev-parse", "main")
-    result = workshop.pipeline().run("sneaky", RunOptions())
+    result = workshop.pipeline(sandbox={"mode": "off"}).run("sneaky", RunOptions())
     foreign = sh_git(repo, "rev-parse", "main")
     assert foreign != before and sh_git(repo, "log", "-1", "--format=%s", "main") == "add key"
     assert result.status == "waiting" and result.failure is None

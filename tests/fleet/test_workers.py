@@ -43,6 +43,11 @@ def running() -> Iterator[Callable[[ServiceLoop], ServiceLoop]]:
         thread.join(timeout=60)
 
 
+def agent_started(workshop: Workshop) -> bool:
+    """The agent touched ``started`` in its worktree (a sandboxed agent can write nowhere else)."""
+    return any(layout.worktrees_dir(workshop.repo).glob("*/started"))
+
+
 def agent_group(workshop: Workshop, task_id: str, attempt: int = 1) -> int | None:
     record = records.read_attempt(layout.attempt_dir(workshop.repo, task_id, attempt))
     pgid = record.raw.get("agent_pgid") if record else None
@@ -52,11 +57,10 @@ def agent_group(workshop: Workshop, task_id: str, attempt: int = 1) -> int | Non
 def test_a_worker_killed_mid_attempt_is_handled_by_its_parent_at_once(
     workshop: Workshop, running: Callable[[ServiceLoop], ServiceLoop]
 ) -> None:
-    marker = workshop.repo.parent / "agent-started"
-    workshop.add("doomed", f"touch {marker}; sleep 120")
+    workshop.add("doomed", "touch started; sleep 120")
     # a long backoff: the retry is scheduled, not run, so the test sees the decision carried out
     loop = running(ServiceLoop(workshop.pipeline(service={"poll_seconds": 0.05, "backoff_seconds": 3600})))
-    wait_for(marker.exists, "the agent to start")
+    wait_for(lambda: agent_started(workshop), "the agent to start")
     wait_for(lambda: agent_group(workshop, "doomed") is not None, "the agent's group to be recorded")
     pgid = agent_group(workshop, "doomed")
     assert pgid is not None and group_alive(pgid)
@@ -140,10 +144,9 @@ def test_a_live_claimant_keeps_its_claim(workshop: Workshop) -> None:
 def test_stopping_the_service_ends_the_agents_and_gives_the_tasks_back(
     workshop: Workshop, running: Callable[[ServiceLoop], ServiceLoop]
 ) -> None:
-    marker = workshop.repo.parent / "agent-started"
-    workshop.add("long", f"touch {marker}; sleep 120")
+    workshop.add("long", "touch started; sleep 120")
     loop = running(ServiceLoop(workshop.pipeline(service={"poll_seconds": 0.05})))
-    wait_for(marker.exists, "the agent to start")
+    wait_for(lambda: agent_started(workshop), "the agent to start")
     wait_for(lambda: agent_group(workshop, "long") is not None, "the agent's group to be recorded")
     pgid = agent_group(workshop, "long")
     assert pgid is not None
@@ -160,7 +163,11 @@ def test_attempts_run_in_parallel_worker_processes(workshop: Workshop) -> None:
     marks.mkdir()
     for i in range(3):
         workshop.add(f"t{i}", f"echo $PPID > {marks}/t{i}; echo {i} > f{i}.txt")
-    loop = ServiceLoop(workshop.pipeline(service={"max_agents": 3, "poll_seconds": 0.05}))
+    # unsandboxed: each agent names its parent in a folder outside its worktree (inside a
+    # sandbox its parent is the sandbox's own init, pid 1)
+    loop = ServiceLoop(
+        workshop.pipeline(service={"max_agents": 3, "poll_seconds": 0.05}, sandbox={"mode": "off"})
+    )
     thread = threading.Thread(target=loop.run, daemon=True)
     thread.start()
     wait_for(lambda: all(workshop.task(f"t{i}")["status"] == "done" for i in range(3)), "all three tasks")

@@ -62,4 +62,5 @@ def test_a_planted_key_fails_the_attempt_and_appears_in_no_log_record_or_evidenc
     needles = [AWS_KEY, GITHUB, BLOB]
     assert files_holding(repo / ".speedrift", needles, skip={checkout}) == []
     assert files_holding(store.directory, needles, skip=set()) == []  # graph.jsonl, log/operations.jsonl
-    assert "gates on " in task["log"][-2]["message"]  # the one-line gate summary is in the task log
+    messages = [entry["message"] for entry in task["log"]]
+    assert any("gates on " in m for m in messages)  # the one-line gate summary is in the task log

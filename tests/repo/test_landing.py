@@ -37,14 +37,48 @@ def test_commit_all_with_nothing_changed_makes_no_commit(repo: Path) -> None:
     assert landing.commit_all(repo, Path(manifest.path), "t", "noop") is None
 
 
-def test_commit_hooks_run_and_can_refuse(repo: Path) -> None:
-    hook = repo / ".git" / "hooks" / "pre-commit"
+def test_approved_commit_hooks_run_and_can_refuse(repo: Path) -> None:
+    hooks = repo / ".git" / "hooks"
+    hook = hooks / "pre-commit"
     hook.write_text("#!/bin/sh\necho 'lint says no' >&2\nexit 1\n")
     hook.chmod(0o755)
     manifest = worktrees.create(repo, "t", 1, "main")
     (Path(manifest.path) / "x.txt").write_text("x")
     with pytest.raises(landing.CommitRejected, match="lint says no"):
-        landing.commit_all(repo, Path(manifest.path), "t", "x")
+        landing.commit_all(repo, Path(manifest.path), "t", "x", hooks=hooks)
+
+
+def test_hooks_and_an_fsmonitor_planted_in_the_repo_do_not_run_on_landing(repo: Path, tmp_path: Path) -> None:
+    """An agent's hook ran in the user's main checkout during landing (post-merge); its
+    core.fsmonitor ran on later git commands. Unapproved, none of it runs: worktree creation
+    (post-checkout), the commit (pre-commit, post-commit), the rebase and the fast-forward of the
+    checked-out target (post-merge, reference-transaction)."""
+    markers = tmp_path / "ran"
+    markers.mkdir()
+    for hook in ("pre-commit", "commit-msg", "post-commit", "post-checkout", "pre-rebase", "post-rewrite",
+                 "post-merge", "reference-transaction"):  # fmt: skip
+        path = repo / ".git" / "hooks" / hook
+        path.write_text(f"#!/bin/sh\ntouch {markers / hook}\nexit 1\n")
+        path.chmod(0o755)
+    monitor = tmp_path / "fsmonitor.sh"
+    monitor.write_text(f"#!/bin/sh\ntouch {markers / 'fsmonitor'}\nexit 1\n")
+    monitor.chmod(0o755)
+    sh_git(repo, "config", "core.fsmonitor", str(monitor))
+    manifest = worktrees.create(repo, "t", 1, "main")
+    path = Path(manifest.path)
+    (path / "feature.txt").write_text("feature")
+    landing.commit_all(repo, path, "t", "feature")
+    # work that landed meanwhile (logged), so the landing rebases; committed without the plant
+    before = sh_git(repo, "rev-parse", "main")
+    (repo / "other.txt").write_text("someone else's work\n")
+    quiet = ["-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false"]
+    sh_git(repo, *quiet, "add", "other.txt")
+    sh_git(repo, *quiet, "commit", "-q", "-m", "other")
+    other = sh_git(repo, "rev-parse", "main")
+    landings.record(repo, landings.Landing("other-task", 1, "main", before, other))
+    tip = landing.land(repo, manifest, no_gates)
+    assert sh_git(repo, *quiet, "rev-parse", "main") == tip and (repo / "feature.txt").exists()
+    assert sorted(marker.name for marker in markers.iterdir()) == []
 
 
 def test_land_fast_forwards_the_checked_out_target(repo: Path) -> None:

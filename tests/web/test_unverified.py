@@ -1,5 +1,6 @@
 """A task that landed without its tests having run shows as "done (unverified)" on the dashboard:
-on its node, in the task list, and in its run detail (with the reason), in a real headless Chromium."""
+on its node, in the task list, and in its run detail (with the reason), in a real headless Chromium.
+The run detail also says when the agent ran unsandboxed, and why."""
 
 from __future__ import annotations
 
@@ -52,7 +53,10 @@ def url(demo_eco: Path) -> Iterator[str]:
     attempts.write_attempt(folder, {"state": "done", "runtime": "shell", "landed_commit": "a" * 40})
     results = [{"gate": "tests", "status": "skipped", "reason": WHY.removeprefix("tests skipped: ")}]
     gates = [{"passed": True, "summary": "gates on aaaa: 1 skipped — unverified", "results": results}]
-    attempts.write_evidence(folder, {"verified": False, "unverified_reason": WHY, "gates": gates})
+    unsandboxed = {"used": False, "why": "bwrap (bubblewrap) is not installed"}
+    attempts.write_evidence(
+        folder, {"verified": False, "unverified_reason": WHY, "gates": gates, "sandbox": unsandboxed}
+    )
     server, _state = start_in_thread(demo_eco, "127.0.0.1", 0, watch_interval=0.05)
     token = hubdir.ensure_token(hubdir.hub_dir(demo_eco))
     try:
@@ -83,6 +87,7 @@ def test_the_dashboard_shows_done_unverified_on_the_task_and_why_in_its_run_deta
         body = page.locator("#run-body").inner_text()
         assert "done (unverified)" in body and "[gates.tests] command in speedrift.toml" in body
         assert "tests     skipped" in body  # one line per gate, as `speedrift run` prints them
+        assert "not sandboxed: bwrap (bubblewrap) is not installed" in body  # the attempt's evidence
         page.screenshot(path=str(artifacts / "run-detail-unverified.png"))
     finally:
         context.close()

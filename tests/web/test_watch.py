@@ -70,7 +70,13 @@ def test_nothing_is_sent_while_no_graph_changes(tmp_path: Path) -> None:
 def test_a_graph_created_after_start_is_picked_up(tmp_path: Path) -> None:
     (tmp_path / "late").mkdir()
     state, watcher, deltas = _watch(tmp_path, "late")
-    assert state.repo_graph("late") == {"seq": state.seq, "repo": "late", "graph": False, "nodes": []}
+    assert state.repo_graph("late") == {
+        "seq": state.seq,
+        "repo": "late",
+        "graph": False,
+        "nodes": [],
+        "problems": [],
+    }
     store = GraphStore(init_graph_dir(tmp_path / "late"))
     store.mutate(
         lambda g, now: ops.add_task(g, ops.NewTask(title="first", task_id="first"), now=now, actor="me")
@@ -127,7 +133,7 @@ def _node(state: DashboardState, repo: str, task_id: str) -> dict[str, Any]:
     graph = state.repo_graph(repo)
     assert graph is not None
     [node] = [n for n in graph["nodes"] if n["id"] == task_id]
-    return node
+    return dict(node)
 
 
 def test_a_task_waiting_on_another_watched_repo_is_judged_by_that_repos_graph(tmp_path: Path) -> None:
@@ -159,7 +165,12 @@ def test_a_peer_repos_graph_changing_re_derives_the_repos_that_wait_on_it(
     assert _node(state, "web", "ui")["ready"] is False
     read: list[Path | None] = []
     real_read = watch.read_graph
-    monkeypatch.setattr(watch, "read_graph", lambda path: read.append(path) or real_read(path))
+
+    def counted(path: Path | None) -> Any:
+        read.append(path)
+        return real_read(path)
+
+    monkeypatch.setattr(watch, "read_graph", counted)
 
     shop_api.mutate(lambda g, now: ops.done(g, "design-api", now=now, actor="me"))
     assert watcher.poll_once() == ["shop-api"]

@@ -7,23 +7,25 @@ neutral value instead of raising.
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
+from speedrift import safejson
 from speedrift.agents.protocol import FailureKind, ParseState, RunOutcome
 
 MAX_TEXT = 16_384  # event text kept per event; the raw stream is not ours to archive
 
 
 def load_object(line: str) -> dict[str, Any] | None:
-    """The JSON object on this line, or None for blank lines, noise and non-objects."""
+    """The JSON object on this line, or None for blank lines, noise, non-objects and JSON nested
+    past 128 levels (speedrift/safejson.py). A lone surrogate escape in a string becomes U+FFFD
+    rather than costing the line: an agent's final result must not vanish over one character."""
     line = line.strip()
     if not line.startswith("{"):
         return None
     try:
-        value = json.loads(line)
-    except (ValueError, RecursionError):
+        value = safejson.loads(line, replace_surrogates=True)
+    except safejson.MalformedJson:
         return None
     return value if isinstance(value, dict) else None
 

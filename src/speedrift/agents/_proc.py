@@ -1,9 +1,10 @@
 """Pipe plumbing for the session: pumps for the child's stdout and stderr, and its stdin feed.
 
-Job: move the agent's output into the session (events line by line, stderr capped into a file)
-without ever blocking on, or raising from, a pipe. Invariant: every pump ends (and says so) when
-its pipe closes or breaks. The child's process group — started, signalled and ended — is
-:mod:`speedrift.procs`'s business (``popen_group``, ``end_group``).
+Job: move the agent's output into the session (events line by line, stderr capped into a file,
+written a whole line at a time and redacted as it is written) without ever blocking on, or raising
+from, a pipe. Invariant: every pump ends (and says so) when its pipe closes or breaks. The
+child's process group — started, signalled and ended — is :mod:`speedrift.procs`'s business
+(``popen_group``, ``end_group``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
+
+from speedrift import redact
 
 MAX_LINE = 8 * 1024 * 1024  # a longer stdout "line" is not an event; it is skipped
 STDERR_CAP = 1024 * 1024  # bytes of stderr kept in stderr.log; the rest is counted, not kept
@@ -62,19 +65,34 @@ class StderrSink:
 
     def pump(self, stream: IO[bytes]) -> None:
         kept = 0
+        pending = b""  # the start of a line not ended yet: written once whole, redacted
         with self.path.open("ab") as out:
+
+            def write(data: bytes) -> None:
+                nonlocal kept
+                data = _redacted(data)
+                room = max(0, self.cap - kept)
+                out.write(data[:room])
+                kept += min(room, len(data))
+                self.dropped += max(0, len(data) - room)
+                out.flush()
+
             try:
                 while chunk := os.read(stream.fileno(), 65536):
                     self._tail.append(chunk)
-                    room = max(0, self.cap - kept)
-                    out.write(chunk[:room])
-                    kept += min(room, len(chunk))
-                    self.dropped += max(0, len(chunk) - room)
-                    out.flush()
+                    pending += chunk
+                    whole = pending.rfind(b"\n") + 1
+                    if whole == 0 and len(pending) > STDERR_LINE:
+                        whole = len(pending)  # an over-long line: written in pieces
+                    if whole:
+                        write(pending[:whole])
+                        pending = pending[whole:]
                     if self.lines is not None:
                         self._split(chunk)
             except (OSError, ValueError):
                 pass
+            if pending:
+                write(pending)
             if self.lines is not None and self._partial and not self._skipping:
                 self._hand_on(self._partial)  # the last line, without its newline
             if self.dropped:
@@ -107,6 +125,14 @@ class StderrSink:
         tail = b"".join(self._tail).decode("utf-8", "replace")
         lines = [line.strip() for line in tail.splitlines() if line.strip()]
         return lines[-1][:300] if lines else ""
+
+
+def _redacted(data: bytes) -> bytes:
+    """Whole lines of stderr as written to stderr.log: no credential (speedrift/redact.py), so the
+    file holds none even while the agent runs, or if speedrift is killed before the session ends."""
+    text = data.decode("utf-8", "surrogateescape")
+    cleaned = redact.redact_text(text)
+    return data if cleaned == text else cleaned.encode("utf-8", "surrogateescape")
 
 
 def feed_stdin(stream: IO[bytes], payload: bytes) -> None:

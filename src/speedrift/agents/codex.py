@@ -3,6 +3,12 @@
 Facts this module relies on (reference/agent-clis.md):
 - the prompt goes on stdin (`-`); the default sandbox is read-only, where writes fail silently,
   so `workspace-write` is the default here;
+- codex's own sandbox cannot start inside speedrift's (agents/sandbox.py): as root the kernel
+  refuses to map uid 0 into its nested user namespace without CAP_SETFCAP, which speedrift's
+  sandbox drops, and as any user it wants to make mount points under a read-only ``/tmp``; every
+  write then fails with "Failed to write file" while the run still reports success. Inside
+  speedrift's sandbox, which already confines writes to the worktree, ``workspace-write`` becomes
+  ``danger-full-access`` (``read-only`` stays read-only);
 - a run ends with `turn.completed` (usage, cumulative, `input_tokens` including cached ones) or
   `turn.failed`; there is no cost field and no max-turns option;
 - `error` lines are either fatal (followed by `turn.failed`) or retry notices
@@ -37,6 +43,8 @@ class CodexRuntime:
         sandbox = request.options.get("sandbox", "workspace-write")
         if sandbox not in SANDBOXES:
             raise InvalidValue(f"codex sandbox must be one of {', '.join(SANDBOXES)}, not {sandbox!r}")
+        if request.sandboxed and sandbox == "workspace-write":
+            sandbox = "danger-full-access"  # speedrift's sandbox confines it; codex's cannot nest there
         argv = [
             self.executable,
             "exec",

@@ -15,9 +15,9 @@ Facts this module relies on (reference/agent-clis.md):
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from speedrift import safejson
 from speedrift.agents._common import clip, fail, integer, judged, load_object, number, obj, text
 from speedrift.agents.limits import AUTH_TEXT, TRANSIENT_TEXT, http_reset, reference_now, reset_in
 from speedrift.agents.protocol import AgentEvent, EventKind, FailureKind, ParseState, RunOutcome, RunRequest
@@ -135,8 +135,8 @@ def _error(error: dict[str, Any], state: ParseState) -> AgentEvent:
 def _limit(data: dict[str, Any], message: str, state: ParseState) -> None:
     """A 429 after opencode's own retries: a usage limit when it says so or resets far off."""
     try:
-        body = json.loads(text(data.get("responseBody")) or "null")
-    except (ValueError, RecursionError):
+        body = safejson.loads(text(data.get("responseBody")) or "null", replace_surrogates=True)
+    except safejson.MalformedJson:
         body = None
     reset = http_reset(obj(data.get("responseHeaders")), body, state.now) or reset_in(message, state.now)
     kind = text(obj(obj(body).get("error")).get("type")) or text(obj(body).get("type"))

@@ -96,6 +96,9 @@ class RunRequest:
     # `result.default_result_file(cwd)`, inside the worktree, because every CLI's sandbox or
     # permission rules refuse writes outside it.
     result_file: Path | None = None
+    # Set by the session when the run is inside speedrift's own sandbox (agents/sandbox.py): a CLI
+    # whose own sandbox cannot nest in it runs without that one (codex).
+    sandboxed: bool = False
 
 
 @dataclass

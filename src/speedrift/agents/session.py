@@ -4,6 +4,10 @@ The session owns the child's process group (`procs.popen_group`: its own session
 the end of the run: every way out (natural exit, budget kill, stall, cancel, an exception in a
 callback) passes through `procs.end_group`, so nothing the agent started outlives the run.
 
+Given a sandbox policy, the runtime's argv is prefixed with bubblewrap's (agents/sandbox.py) and
+the group's leader is bwrap: ending the group ends the sandbox and everything in it, and the
+sandbox's private HOME and TMPDIR are removed when the run ends.
+
 Verdicts: a run that ends by itself, or that its runtime asked to stop (`ParseState.abort`), is
 judged by the runtime from its events. A run speedrift stopped is judged by why it was stopped
 (BUDGET, STALL, MAX_TURNS, or CRASHED "cancelled").
@@ -19,12 +23,12 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO
 
 from speedrift import layout, procs, records, redact
-from speedrift.agents import _proc
+from speedrift.agents import _proc, sandbox
 from speedrift.agents.protocol import (
     AgentEvent,
     Budgets,
@@ -54,10 +58,15 @@ def run_session(
     on_event: Callable[[AgentEvent], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
     on_start: Callable[[int], None] | None = None,
+    sandboxed: sandbox.Policy | None = None,
 ) -> RunOutcome:
     """Run `runtime` on `request` in its own process group; never raises for agent failures.
-    ``on_start`` is told the agent's process group id as soon as it runs (it is its leader's pid)."""
+    ``on_start`` is told the agent's process group id as soon as it runs (it is its leader's pid).
+    ``sandboxed``: run it inside that bubblewrap sandbox (agents/sandbox.py; the group's leader is
+    then bwrap), whose private HOME and TMPDIR are removed when the run ends."""
     started = clock()
+    if sandboxed is not None:
+        request = dataclasses.replace(request, sandboxed=True)
     try:
         argv = runtime.build_argv(request)
     except ValueError as exc:
@@ -76,9 +85,19 @@ def run_session(
         return RunOutcome(success=False, failure=FailureKind.CRASHED, reason=reason)
     run_dir.mkdir(parents=True, exist_ok=True)
     _prepare_files(request, result_file)
+    if sandboxed is not None:
+        try:
+            argv, child_env = sandbox.wrap(sandboxed, argv, child_env, request.cwd)
+        except OSError as exc:
+            sandbox.discard(sandboxed)
+            reason = f"could not prepare the agent's sandbox: {exc.strerror or exc}"
+            return RunOutcome(
+                success=False, failure=FailureKind.CRASHED, reason=reason, result_file=result_file
+            )
+        executable = sandboxed.bwrap  # the group's leader; the runtime's argv follows its options
     payload = runtime.stdin_payload(request)
     state = ParseState(tz=tz)
-    with records.open_event_log(run_dir) as log:
+    with records.open_event_log(run_dir) as log, _discarded_after(sandboxed):
         try:
             # its own process group (we signal the whole group); pipes, as the events stream
             proc = procs.popen_group(
@@ -99,9 +118,20 @@ def run_session(
             with contextlib.suppress(OSError):  # bookkeeping: never leaves the agent unsupervised
                 on_start(proc.pid)
         run = _Run(runtime, request.budgets, proc, state, log, on_event, cancel, clock, started)
+        run.sandboxed = sandboxed is not None
         outcome = run.supervise(payload, layout.stderr_path(run_dir))
     redact.redact_file(layout.stderr_path(run_dir))  # written raw while the agent ran
     return dataclasses.replace(outcome, duration_s=max(0.0, clock() - started), result_file=result_file)
+
+
+@contextlib.contextmanager
+def _discarded_after(sandboxed: sandbox.Policy | None) -> Iterator[None]:
+    """The sandbox's private HOME and TMPDIR go when the run ends (its group is ended by then)."""
+    try:
+        yield
+    finally:
+        if sandboxed is not None:
+            sandbox.discard(sandboxed)
 
 
 def _prepare_files(request: RunRequest, result_file: Path) -> None:
@@ -125,6 +155,7 @@ class _Run:
     started: float
     stdout_closed: bool = False
     stderr_lines: queue.SimpleQueue[bytes] | None = None  # a runtime whose stderr is events: its lines
+    sandboxed: bool = False  # the leader is bwrap: a signal death inside reaches us as 128 + N
 
     def supervise(self, payload: bytes | None, stderr_path: Path) -> RunOutcome:
         proc = self.proc
@@ -151,7 +182,14 @@ class _Run:
                     EventKind.ERROR, f"speedrift stopped the agent: {stop[1]}", {"source": "speedrift"}
                 )
             )
-        return self._verdict(stop, proc.returncode, sink.last_line())
+        return self._verdict(stop, self._exit_code(proc.returncode), sink.last_line())
+
+    def _exit_code(self, code: int | None) -> int | None:
+        """The agent's own exit status. bwrap reports a sandboxed command killed by signal N as exit
+        code 128 + N (as a shell does); it is read back as -N, as for an unsandboxed one."""
+        if self.sandboxed and code is not None and 128 < code <= 128 + 64:
+            return -(code - 128)
+        return code
 
     def _watch(self, lines: queue.Queue[bytes | None]) -> Stop | None:
         """Consume events until the agent exits or must be stopped (then say why).

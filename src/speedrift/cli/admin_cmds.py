@@ -7,7 +7,7 @@ from pathlib import Path
 
 from speedrift import layout
 from speedrift.cli.base import store
-from speedrift.cli.output import emit_json, say, warn
+from speedrift.cli.output import emit_json, printable, say, warn
 from speedrift.graph.repair import repair as repair_graph
 from speedrift.graph.store import init_graph_dir
 from speedrift.repo import git
@@ -40,23 +40,35 @@ def repair(args: Namespace) -> None:
     graph_store = store(args)
     dry_run = args.dry_run
     report = repair_graph(graph_store, dry_run=dry_run)
+    path = graph_store.graph_path
     if args.as_json:
         emit_json(
             {
                 "moved" if not dry_run else "would_move": [
                     {"line": n, "problem": p} for n, p in report.moved
                 ],
+                "fixed" if not dry_run else "would_fix": [{"line": n, "fix": f} for n, f in report.fixed],
+                "warnings": report.warnings,
                 "side_file": str(report.side_file) if report.side_file else None,
                 "report": str(report.report_file) if report.report_file else None,
             }
         )
         return
-    if not report.moved:
-        say(f"{graph_store.graph_path}: no malformed lines.")
+    for message in report.warnings:
+        warn(f"{path}: {message}")
+    if not report.moved and not report.fixed:
+        say(f"{path}: no malformed lines.")
         return
     for lineno, problem in report.moved:
-        say(f"{graph_store.graph_path}:{lineno}: {problem}")
+        say(f"{path}:{lineno}: {printable(problem)}")
+    for lineno, fix in report.fixed:
+        say(f"{path}:{lineno}: {printable(fix)}" if lineno else f"{path}: {printable(fix)}")
     if dry_run:
-        say(f"{len(report.moved)} line(s) would be moved aside (run without --dry-run).")
-    else:
+        say(
+            f"{len(report.moved)} line(s) would be moved aside and {len(report.fixed)} correction(s) made "
+            "(run without --dry-run)."
+        )
+    elif report.moved:
         say(f"Moved {len(report.moved)} line(s) to {report.side_file}; report: {report.report_file}")
+    else:
+        say(f"Rewrote {path} with {len(report.fixed)} correction(s); report: {report.report_file}")

@@ -14,7 +14,7 @@ from typing import Any
 
 from speedrift.cli import parser as cli_parser
 from speedrift.cli.output import printable
-from speedrift.errors import SpeedriftError
+from speedrift.errors import SpeedriftError, storage_failure
 from speedrift.graph.wgcompat import WgCompatError
 
 
@@ -26,11 +26,22 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handler(args) or 0
     except WgCompatError as error:  # a SpeedriftError too: caught first, for its own wording
-        sys.stderr.write(f"error: refusing to write a line wg could not read: {printable(str(error))}\n")
+        sys.stderr.write(
+            f"error: refusing to write a line wg could not read: {printable(str(error), newlines=True)}\n"
+        )
         return 1
     except SpeedriftError as error:
-        sys.stderr.write(f"error: {printable(str(error))}\n")
+        sys.stderr.write(f"error: {printable(str(error), newlines=True)}\n")
         return error.exit_code
+    except OSError as error:  # a full disk or a read-only filesystem: one clear line, no traceback
+        if not storage_failure(error):
+            raise
+        where = f" {printable(str(error.filename))}" if error.filename else ""
+        sys.stderr.write(
+            f"error: cannot write{where}: {error.strerror}\n"
+            "  fix: free some space or make the filesystem writable, then run the command again\n"
+        )
+        return 1
 
 
 def run() -> None:

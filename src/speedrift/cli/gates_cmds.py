@@ -85,7 +85,13 @@ def run(args: Namespace) -> int:
     base = _base(worktree, repo, args.base, config.target_branch)
     tip = git.rev_parse(worktree, "HEAD") or base
     dirty = any(not p.startswith(layout.STATE_PREFIX) for p in git.status_porcelain(worktree))
-    suite = GateSuite(config.gates, store=store, target_branch=config.target_branch, log_to_task=False)
+    suite = GateSuite(
+        config.gates,
+        store=store,
+        target_branch=config.target_branch,
+        log_to_task=False,
+        secret_names=config.env.secrets,
+    )
     evidence = suite.evaluate(repo, worktree, base, tip, task, working_tree=dirty)
     data = bundle.to_dict(evidence)
     if not dirty:

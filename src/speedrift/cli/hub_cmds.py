@@ -1,4 +1,7 @@
-"""`speedrift hub up|once|status|stop|approve`, `speedrift mode`, `speedrift ledger show|tail`."""
+"""`speedrift hub up|once|status|stop|approve`, `speedrift mode`, `speedrift ledger show|tail`.
+
+The dashboard's access token is printed only to a terminal, never into the hub's log.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from typing import Any
 
 from speedrift import hubdir
 from speedrift.cli.base import actor_name
-from speedrift.cli.output import emit_json, say, table
+from speedrift.cli.output import emit_json, printable, say, table
 from speedrift.errors import UsageError
 from speedrift.times import parse_duration
 
@@ -22,7 +25,9 @@ def ecosystem_path(args: Namespace) -> Path:
 
 def up(args: Namespace) -> int:
     from speedrift.control.daemon import start_detached
+    from speedrift.procs import make_non_dumpable
 
+    make_non_dumpable()  # long-lived, holding the dashboard's token and the services' secrets
     gc.enable()  # the CLI turns the collector off for short commands; the hub is long-lived
 
     path = ecosystem_path(args)
@@ -38,7 +43,13 @@ def up(args: Namespace) -> int:
         pid = start_detached(path, argv)
         say(f"Hub started (pid {pid}); log: {hubdir.hub_log_path(hubdir.hub_dir(path))}")
         if not args.no_dashboard:
-            where = dashboard_url(path, args.host, args.port) if args.port else "its URL is in the hub's log"
+            # this terminal may see the token; the hub's own output goes to its log, which never holds it
+            where = (
+                dashboard_url(path, args.host, args.port)
+                if args.port
+                else "its address is in the hub's log; `speedrift dashboard --print-url --port <port>` "
+                "prints it with the access token"
+            )
             say(f"Dashboard: {where}")
         return 0
     run_foreground(path, args)
@@ -56,9 +67,15 @@ def run_foreground(path: Path, args: Namespace) -> None:
         port=args.port,
         dashboard=None if args.no_dashboard else start_dashboard,
         max_cycles=args.cycles,
-        on_dashboard=lambda port: say(f"Dashboard: {dashboard_url(path, args.host, port)}"),
+        on_dashboard=lambda port: say(_dashboard_line(path, args.host, port)),
     )
     run_hub(path, options, on_cycle=_print_cycle_line)
+
+
+def _dashboard_line(path: Path, host: str, port: int) -> str:
+    from speedrift.cli import web_cmds
+
+    return web_cmds.dashboard_line(path, host, port, terminal=sys.stdout.isatty())
 
 
 def dashboard_url(path: Path, host: str, port: int) -> str:
@@ -181,9 +198,11 @@ def approve(args: Namespace) -> int:
 
 
 def mode(args: Namespace) -> int:
+    from speedrift.control.controlfile import check_lease_ttl
     from speedrift.control.operator import set_mode
 
-    ttl = parse_duration(args.lease_ttl) if args.lease_ttl else None
+    # checked before anything is loaded: a 10**20-week lease is a usage error, not a traceback
+    ttl = check_lease_ttl(parse_duration(args.lease_ttl)) if args.lease_ttl else None
     result = set_mode(
         ecosystem_path(args),
         args.repo,
@@ -220,7 +239,8 @@ def _print_record(record: dict[str, Any]) -> None:
     if record.get("cycle_id"):
         _print_cycle_line(record)
     else:
-        say(f"{record.get('generated_at', '')} {record.get('kind', 'entry')}: {record.get('detail', '')}")
+        line = f"{record.get('generated_at', '')} {record.get('kind', 'entry')}: {record.get('detail', '')}"
+        say(printable(line))  # one line: a detail quoting a task cannot forge another
 
 
 def ledger_tail(args: Namespace) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 
 from speedrift import __version__
+from speedrift.cli import argtypes
 
 _PRIORITY = "critical|high|normal|low|idle or an integer >= 0"
 _HUB_HELP = "act on the hub's authority: before every claim, re-check the repo's control mode and lease"
@@ -20,14 +21,8 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
         super().__init__(prog, max_help_position=32)
 
 
-def _at_least_one(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is out of range: it must be at least 1")
-    return value
+_at_least_one = argtypes.at_least_one  # 1 to 1,000,000: every count flag is range-checked
+_WAIT = argtypes.seconds(0, argtypes.DAY_S)  # intervals and timeouts: above 0, at most a day
 
 
 def _common() -> argparse.ArgumentParser:
@@ -91,10 +86,10 @@ def build() -> argparse.ArgumentParser:
         "Create (or reuse) a demo ecosystem and run the hub with its dashboard on it.",
     )
     p.add_argument("directory", nargs="?", default="speedrift-demo", help="where to create it")
-    p.add_argument("--interval", type=float, default=5.0, help="seconds between hub cycles (default 5)")
-    p.add_argument("--cycles", type=int, default=None, help="stop after this many cycles")
+    p.add_argument("--interval", type=_WAIT, default=5.0, help="seconds between hub cycles (default 5)")
+    p.add_argument("--cycles", type=_at_least_one, default=None, help="stop after this many cycles")
     p.add_argument("--host", default="127.0.0.1", help="dashboard bind address (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8777, help="dashboard port (default 8777)")
+    p.add_argument("--port", type=argtypes.port, default=8777, help="dashboard port (default 8777)")
     p.add_argument("--no-dashboard", action="store_true", help="run the hub without the dashboard")
 
     # --- mutations ----------------------------------------------------------------------------
@@ -233,7 +228,7 @@ def build() -> argparse.ArgumentParser:
     _json(p)
     p = command("cancel", "worker_cmds:cancel", "Kill a running attempt's process group; keep its worktree.")
     _id(p)
-    p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for it to stop")
+    p.add_argument("--timeout", type=_WAIT, default=30.0, help="seconds to wait for it to stop")
     p = command(
         "worktrees", "worker_cmds:worktrees_list", "List speedrift's worktrees, or garbage-collect them."
     )
@@ -264,17 +259,18 @@ def build() -> argparse.ArgumentParser:
     ):
         q = sv.add_parser(name, help=help_text, parents=[common])
         q.set_defaults(handler=handler)
-        q.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for start/stop")
+        q.add_argument("--timeout", type=_WAIT, default=60.0, help="seconds to wait for start/stop")
         if name in ("start", "run"):
             q.add_argument("--hub", action="store_true", help=_HUB_HELP + "; idle while it is not valid")
         _json(q)
     _json(p)
 
     # command groups of the other planes each live in their own parser module
-    from speedrift.cli import parser_control, parser_gates, parser_runtime, parser_web
+    from speedrift.cli import parser_control, parser_gates, parser_runtime, parser_selftest, parser_web
 
     parser_gates.add(command, common)
     parser_control.add(command, common)
     parser_web.add(command, common)
     parser_runtime.add(command, common)
+    parser_selftest.add(command, common)
     return root

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from speedrift.cli import argtypes
+
 Command = Callable[[str, str, str], argparse.ArgumentParser]
+_WAIT = argtypes.seconds(0, argtypes.DAY_S)  # intervals and timeouts: above 0, at most a day
 
 
 def _ecosystem(parser: argparse.ArgumentParser) -> None:
@@ -23,7 +26,7 @@ def _json(parser: argparse.ArgumentParser) -> None:
 
 def _web(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="dashboard bind address (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8777, help="dashboard port (default 8777)")
+    parser.add_argument("--port", type=argtypes.port, default=8777, help="dashboard port (default 8777)")
     parser.add_argument("--no-dashboard", action="store_true", help="run the cycles without the dashboard")
 
 
@@ -34,9 +37,9 @@ def add(command: Command, common: argparse.ArgumentParser) -> None:
     hub = p.add_subparsers(dest="hub_command", metavar="ACTION")
     q = hub.add_parser("up", help="run cycles (every --interval, sooner on change) with the dashboard")
     _ecosystem(q)
-    q.add_argument("--interval", type=float, default=30.0, help="seconds between cycles (default 30)")
+    q.add_argument("--interval", type=_WAIT, default=30.0, help="seconds between cycles (default 30)")
     q.add_argument("--detach", action="store_true", help="run in the background (log in .speedrift-hub/logs)")
-    q.add_argument("--cycles", type=int, default=None, help="stop after this many cycles")
+    q.add_argument("--cycles", type=argtypes.at_least_one, default=None, help="stop after this many cycles")
     _web(q)
     q.set_defaults(handler="hub_cmds:up")
     q = hub.add_parser("once", help="run one cycle, record it and print it")
@@ -50,7 +53,7 @@ def add(command: Command, common: argparse.ArgumentParser) -> None:
     q.set_defaults(handler="hub_cmds:status")
     q = hub.add_parser("stop", help="stop the running hub (it finishes its cycle)")
     _ecosystem(q)
-    q.add_argument("--timeout", type=float, default=60.0, help="seconds to wait")
+    q.add_argument("--timeout", type=_WAIT, default=60.0, help="seconds to wait")
     q.set_defaults(handler="hub_cmds:stop")
     q = hub.add_parser("approve", help="approve a planned action: the next cycle runs it on your authority")
     _ecosystem(q)
@@ -78,7 +81,7 @@ def add(command: Command, common: argparse.ArgumentParser) -> None:
     ledger = p.add_subparsers(dest="ledger_command", metavar="ACTION")
     q = ledger.add_parser("show", help="the last cycles")
     _ecosystem(q)
-    q.add_argument("--last", type=int, default=5, help="how many records (default 5)")
+    q.add_argument("--last", type=argtypes.at_least_one, default=5, help="how many records (default 5)")
     _json(q)
     q.set_defaults(handler="hub_cmds:ledger_show")
     q = ledger.add_parser("tail", help="print records as they are appended")

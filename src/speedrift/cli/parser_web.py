@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from speedrift.cli import argtypes
+
 Command = Callable[[str, str, str], argparse.ArgumentParser]
 
 
@@ -43,7 +45,7 @@ def add(command: Command, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--refresh",
-        type=float,
+        type=argtypes.seconds(0, argtypes.DAY_S),
         default=30.0,
         metavar="SECONDS",
         help="without a hub: re-observe and score the repos this often (default 30)",

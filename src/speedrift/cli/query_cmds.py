@@ -30,11 +30,23 @@ from speedrift.times import now_utc
 def _load(args: Namespace) -> Graph:
     graph_store = store(args)
     graph = graph_store.load()
-    for lineno, problem in graph.problems[:5]:
-        warn(f"{graph_store.graph_path}:{lineno}: {problem} (line skipped; `speedrift repair` sets it aside)")
-    if len(graph.problems) > 5:
-        warn(f"… and {len(graph.problems) - 5} more malformed lines")
+    report_graph(graph_store.graph_path, graph)
     return graph
+
+
+def report_graph(path: Path, graph: Graph, limit: int = 5) -> None:
+    """Warn about what reading the graph met: malformed lines (skipped), duplicate ids (the last
+    wins), what wg cannot read but speedrift corrects on its next write (a byte-order mark)."""
+    for lineno, problem in graph.problems[:limit]:
+        warn(f"{path}:{lineno}: {problem} (line skipped; `speedrift repair` sets it aside)")
+    if len(graph.problems) > limit:
+        warn(f"… and {len(graph.problems) - limit} more malformed lines")
+    for message in graph.warnings[:limit]:
+        warn(f"{path}: {message}")
+    if len(graph.warnings) > limit:
+        warn(f"… and {len(graph.warnings) - limit} more duplicate task ids")
+    for lineno, fix in graph.fixes[:limit]:
+        warn(f"{path}:{lineno}: {fix}; `speedrift repair` does it now")
 
 
 def _peers(args: Namespace, graph: Graph, task: Task | None = None) -> query.PeerStatuses | None:
@@ -146,31 +158,36 @@ def show(args: Namespace) -> None:
     data = speedrift_data(task)
     unverified = status_of(task) == "done" and data.get("verified") is False
     lines = [
-        f"{task['id']}: {task.get('title', '')}",
+        f"{printable(task['id'])}: {printable(str(task.get('title', '')))}",
         f"  status: {status_of(task)}{' (unverified)' if unverified else ''}   priority: {priority_of(task)}",
     ]
     if unverified:  # landed without its tests having run: say why
-        lines.append(f"  unverified: {data.get('unverified_reason') or 'the tests did not run'}")
+        lines.append(
+            f"  unverified: {printable(str(data.get('unverified_reason') or 'the tests did not run'))}"
+        )
     for key in ("assigned", "model", "exec", "created_at", "started_at", "completed_at", "failure_reason"):
         if key in task:
-            lines.append(f"  {key}: {task[key]}")
+            lines.append(f"  {key}: {printable(str(task[key]))}")
     if after_of(task):
-        lines.append(f"  after: {_after_words(task, graph, peer_statuses)}")
+        lines.append(f"  after: {printable(_after_words(task, graph, peer_statuses))}")
     for reason in reasons:
         blocker, detail = reason.get("blocker", ""), reason["detail"]
         if peer_statuses is None and detail == "missing" and peers.split(blocker) is not None:
             detail = query.PEER_HINT  # as why-blocked says it: name the ecosystem to resolve it
-        lines.append(f"  not ready: {blocker} {detail}".rstrip())
+        lines.append(f"  not ready: {printable(f'{blocker} {detail}')}".rstrip())
     if task.get("description"):
-        lines += ["", str(task["description"])]
-    for entry in task.get("log") or []:
+        lines += ["", printable(str(task["description"]), newlines=True)]  # its own lines, kept
+    log = task.get("log")
+    for entry in log if isinstance(log, list) else []:  # any JSON value may sit there
         if isinstance(entry, dict):
             lines.append(
-                f"  [{entry.get('timestamp', '')}] {entry.get('actor', '')}: {entry.get('message', '')}"
+                printable(
+                    f"  [{entry.get('timestamp', '')}] {entry.get('actor', '')}: {entry.get('message', '')}"
+                )
             )
     extra = sorted(k for k in task if k not in viz_render.SHOWN_KEYS)
     if extra:
-        lines.append(f"  other fields: {', '.join(extra)}")
+        lines.append(f"  other fields: {printable(', '.join(extra))}")
     say("\n".join(lines))
 
 
@@ -227,7 +244,7 @@ def cycles(args: Namespace) -> None:
         say("No cycles.")
     for r in rows:
         kind = "loop (cycle_config)" if r["configured"] else "UNCONFIGURED cycle"
-        say(f"{kind}: {' -> '.join(r['members'])} -> {r['header']}")
+        say(f"{kind}: {printable(' -> '.join([*r['members'], r['header']]))}")
 
 
 def bottlenecks(args: Namespace) -> None:
@@ -258,7 +275,8 @@ def critical_path(args: Namespace) -> None:
         return
     say(f"Critical path ({hours:g} h, {len(chain)} tasks):")
     for tid in chain:
-        say(f"  {tid}  [{status_of(graph.tasks[tid])}]  {graph.tasks[tid].get('title', '')}")
+        task = graph.tasks[tid]
+        say(printable(f"  {tid}  [{status_of(task)}]  {task.get('title', '')}"))
 
 
 def aging(args: Namespace) -> None:
@@ -278,4 +296,5 @@ def viz(args: Namespace) -> None:
     """Draw the graph as an indented tree, Graphviz dot, or Mermaid."""
     graph = _load(args)
     render = {"tree": viz_render.tree, "dot": viz_render.dot, "mermaid": viz_render.mermaid}[args.fmt]
-    sys.stdout.write(printable(render(graph, include_done=args.show_all)) + "\n")
+    # each title and id is escaped to one line by the renderer; this escapes what else is left
+    sys.stdout.write(printable(render(graph, include_done=args.show_all), newlines=True) + "\n")

@@ -151,9 +151,17 @@ def doctor(args: Namespace) -> int:
             for t in report.tools
         ],
     )
+    box = report.sandbox
+    if box["usable"]:
+        say(f"Agent sandbox: bwrap ({box['bwrap']}) works: agents run sandboxed unless a repo turns it off.")
+    else:
+        say(f"Agent sandbox: NOT available — {box['why']}; agents run unsandboxed. Fix: {box['fix']}")
     if not report.repos:
         say("No repo here (no task graph, no ecosystem.toml): nothing is required; every check is shown.")
     for repo in report.repos:
+        contained = repo.get("sandbox") or {}
+        if contained and not contained.get("used"):
+            say(f"{repo['name']}: agents NOT sandboxed: {contained.get('why')}")
         if repo["ready"]:
             needed = ", ".join(repo["needs"]["runtimes"] + repo["needs"]["tools"])
             say(f"{repo['name']}: ready (needs {needed})")

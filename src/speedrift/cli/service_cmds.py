@@ -14,13 +14,14 @@ from speedrift.cli.output import emit_json, say
 from speedrift.cli.worker_cmds import peer_repos, repo_context
 from speedrift.errors import Refused
 from speedrift.fleet import halt, service
-from speedrift.procs import spawn_detached
+from speedrift.procs import make_non_dumpable, spawn_detached
 from speedrift.times import format_time, now_utc
 
 
 def serve(args: Namespace) -> int:
     from speedrift.fleet.pipeline import Pipeline
 
+    make_non_dumpable()  # long-lived, holding the secrets its attempts hand to agents
     repo, graph_store, config = repo_context(args)
     folder = layout.service_dir(repo)
     folder.mkdir(parents=True, exist_ok=True)
@@ -33,7 +34,7 @@ def serve(args: Namespace) -> int:
         service.hub_marker(repo).unlink(missing_ok=True)  # a human started it: not the hub's any more
     from speedrift.gates.suite import for_repo
 
-    gates = for_repo(config.gates, graph_store, config.target_branch)
+    gates = for_repo(config.gates, graph_store, config.target_branch, config.env.secrets)
     pipeline = Pipeline(repo, graph_store, config, gates=gates, peer_repos=peer_repos(args))
     return service.serve(pipeline, layout.service_log_path(repo), admission)
 

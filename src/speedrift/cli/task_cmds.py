@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from argparse import Namespace
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from speedrift.cli.base import actor_name, priority, split_ids, store
-from speedrift.cli.output import emit_json, say, warn
+from speedrift.cli.output import emit_json, printable, say, warn
 from speedrift.errors import UsageError
 from speedrift.graph import ops
 from speedrift.graph.codec import Graph
@@ -28,7 +28,18 @@ def _run(args: Namespace, build: Build, actor: str | None, done_message: str | C
     if args.as_json:
         emit_json(mutation.tasks[0], pretty=True)
     else:
-        say(done_message if isinstance(done_message, str) else done_message(mutation.tasks[0]))
+        message = done_message if isinstance(done_message, str) else done_message(mutation.tasks[0])
+        say(printable(message))  # one line: a title or id from the graph cannot forge another
+
+
+MAX_DELAY = timedelta(days=3650)  # `not_before` must stay a date wg (and Python) can hold
+
+
+def _delay(text: str) -> timedelta:
+    delay = parse_duration(text)
+    if delay > MAX_DELAY:
+        raise UsageError("--delay must be at most 3650 days (10 years)", hint="or give --not-before a date")
+    return delay
 
 
 def add(args: Namespace) -> None:
@@ -47,7 +58,7 @@ def add(args: Namespace) -> None:
         exec_command=args.exec_command,
         paused=args.paused,
         not_before=parse_moment(args.not_before) if args.not_before else None,
-        delay=parse_duration(args.delay) if args.delay else None,
+        delay=_delay(args.delay) if args.delay else None,
         max_iterations=args.max_iterations,
         touch=args.touch or [],
         deliverables=args.deliverable or [],

@@ -1,4 +1,4 @@
-"""`speedrift dashboard` and `speedrift token rotate`."""
+"""`speedrift dashboard` and `speedrift token rotate`; the dashboard line `hub up` prints."""
 
 from __future__ import annotations
 
@@ -25,6 +25,22 @@ def dashboard_url(host: str, port: int, token: str | None) -> str:
     return f"http://{shown}:{port}/" + (f"#token={token}" if token else "")
 
 
+def dashboard_line(path: Path, host: str, port: int, *, terminal: bool) -> str:
+    """Where the dashboard is. The access token only goes to a terminal: output that is not one
+    (``hub up --detach`` writes the hub's log; a pipe, a file) gets the address and where to read
+    the token instead, so the hub's log never holds it."""
+    hub = hubdir.hub_dir(path)
+    token = hubdir.ensure_token(hub)
+    if terminal:
+        return f"Dashboard: {dashboard_url(host, port, token)}"
+    command = f"speedrift dashboard --print-url --ecosystem {path} --port {port}"
+    command += "" if host == "127.0.0.1" else f" --host {host}"
+    return (
+        f"Dashboard: {dashboard_url(host, port, None)} (access token in {hubdir.token_path(hub)}; "
+        f"`{command}` prints the URL with it)"
+    )
+
+
 def dashboard(args: Namespace) -> int:
     path = _ecosystem(args)
     hub = hubdir.hub_dir(path)
@@ -34,7 +50,10 @@ def dashboard(args: Namespace) -> int:
     if args.refresh <= 0:
         raise UsageError("--refresh must be positive", hint="e.g. --refresh 30")
     gc.enable()  # the CLI runs with the cyclic GC off for short commands; a server lives long
+    from speedrift.procs import make_non_dumpable
     from speedrift.web.server import make_server
+
+    make_non_dumpable()  # long-lived, holding the access token
 
     try:
         server, _state = make_server(

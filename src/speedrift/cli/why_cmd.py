@@ -14,7 +14,7 @@ from typing import Any
 
 from speedrift import hubdir
 from speedrift.cli.hub_cmds import ecosystem_path
-from speedrift.cli.output import emit_json, say
+from speedrift.cli.output import emit_json, printable, say
 from speedrift.control.observe.escalations import escalation_of
 from speedrift.errors import NotFound
 from speedrift.graph import peers as peer_deps
@@ -209,10 +209,10 @@ def _say_escalations(answer: dict[str, Any], *, with_question: bool) -> None:
     for escalation in answer.get("needs_human") or ():
         if with_question:
             label = f" ({escalation['failure_class']})" if escalation.get("failure_class") else ""
-            say(f"  needs a human: {escalation['task']}{label} — {escalation['question']}")
+            say(printable(f"  needs a human: {escalation['task']}{label} — {escalation['question']}"))
         if escalation.get("first"):
-            say(f"    first: {escalation['first']}")
-        say(f"    answer: {escalation['answer']}")
+            say(printable(f"    first: {escalation['first']}"))
+        say(printable(f"    answer: {escalation['answer']}"))
 
 
 def _repo_sentence(answer: dict[str, Any]) -> str:
@@ -300,9 +300,9 @@ def why(args: Namespace) -> int:
     if args.as_json:
         emit_json(answer)
         return 0
-    say(answer["answer"])
+    say(printable(answer["answer"]))  # each line is one line, whatever a task's text holds
     for held in answer["held"]:
-        say(f"  held: {held['action']} — {held['rule']}: {held['reason']}")
+        say(printable(f"  held: {held['action']} — {held['rule']}: {held['reason']}"))
     _say_escalations(answer, with_question=not task)  # a task's answer above already asks it
     for paused in answer.get("paused") or ():
         if paused["fix"]:

@@ -21,7 +21,7 @@ from speedrift.errors import NotFound, Refused
 from speedrift.fleet import attempts
 from speedrift.fleet.config import RepoConfig, load_config
 from speedrift.graph.store import GraphStore
-from speedrift.procs import record_alive
+from speedrift.procs import make_non_dumpable, record_alive
 from speedrift.records import AttemptState
 from speedrift.repo import worktrees
 
@@ -53,8 +53,9 @@ def run(args: Namespace) -> int:
     from speedrift.fleet.pipeline import Pipeline, RunOptions
     from speedrift.gates.suite import for_repo
 
+    make_non_dumpable()  # it holds the secrets it hands to the agent: no one else reads them
     repo, graph_store, config = repo_context(args)
-    gates = for_repo(config.gates, graph_store, config.target_branch)
+    gates = for_repo(config.gates, graph_store, config.target_branch, config.env.secrets)
     pipeline = Pipeline(repo, graph_store, config, gates=gates, peer_repos=peer_repos(args))
     if getattr(args, "hub", False):
         from speedrift.control.authority import hub_admission
@@ -99,7 +100,9 @@ def run(args: Namespace) -> int:
         emit_json({**asdict(result), **after}, pretty=True)
     else:
         state = status_text(result.status, result.evidence)
-        say(f"{result.task_id} attempt {result.attempt}: {state} — {result.reason}")
+        say(
+            f"{printable(result.task_id)} attempt {result.attempt}: {state} — {printable(str(result.reason))}"
+        )
         for line in gate_lines(result.status, result.evidence):
             say(line)
         if result.failure:

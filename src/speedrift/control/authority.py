@@ -7,7 +7,12 @@ enforce that, and every refusal is an :class:`AuthorityRefused` naming its ``rul
 
 - :class:`HubGit` is the only way a hub handler runs git. It checks argv against an allowlist
   before anything runs: read-only queries, ``fetch`` into remote-tracking refs, and detached
-  scratch worktrees under ``.speedrift/``. Everything else is refused, fail-closed.
+  scratch worktrees under ``.speedrift/``. Everything else is refused, fail-closed. Its git runs
+  no hook and no fsmonitor of the repo (speedrift/gitcmd.py). A fetch must name its refspec into
+  ``refs/remotes/<remote>/`` (:meth:`HubGit.fetch` builds the one the hub runs: never the repo's
+  configured refspec, no tags, no program the repo configures), and runs under a
+  ``reference-transaction`` hook of the hub's own that makes git refuse any ref update outside
+  that namespace (rule ``fetch_outside_remote``).
 - :func:`guard_action` re-checks the repo's control mode and lease right before each action.
 - :func:`refuse_gate_bypass` refuses an action that asks to land or merge work itself: landing
   goes only through the gated worker pipeline (``speedrift run`` / the service).
@@ -15,12 +20,13 @@ enforce that, and every refusal is an :class:`AuthorityRefused` naming its ``rul
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
-from speedrift import layout
+from speedrift import fsutil, layout, statehome
 from speedrift.control.plan.policy import MODE_PERMITS
 from speedrift.errors import Refused
 from speedrift.gitcmd import GitError
@@ -120,16 +126,66 @@ CHECKOUT_WRITES = frozenset(
      "pull", "mv", "rm", "add", "commit", "notes"}
 )  # fmt: skip
 LANDING = frozenset({"merge", "cherry-pick", "revert", "am", "pull", "commit"})
-FETCH_OPTIONS = frozenset(
-    {"--prune", "-p", "--quiet", "-q", "--verbose", "-v", "--no-tags", "--tags", "--all", "--multiple",
-     "--dry-run", "--no-write-fetch-head", "--no-recurse-submodules", "--progress", "--no-progress"}
+# every hub fetch carries these: no tags (refs/tags/ is outside refs/remotes/), no configured
+# refspec mapping (--refmap=: only the refspec given), no FETCH_HEAD in the user's git dir, no
+# submodule fetches, no garbage collection afterwards, and git's own upload-pack — never a
+# program the repo's config names (remote.<name>.uploadpack)
+HUB_FETCH_FLAGS = (
+    "--no-tags", "--refmap=", "--no-write-fetch-head", "--no-recurse-submodules", "--no-auto-maintenance",
+    "--upload-pack=git-upload-pack",
 )  # fmt: skip
+FETCH_OPTIONS = frozenset(
+    {"--prune", "-p", "--quiet", "-q", "--verbose", "-v", "--dry-run", "--progress", "--no-progress",
+     *HUB_FETCH_FLAGS}
+)  # fmt: skip
+# flags without which git would write refs the hub names no refspec for (tags, configured mappings)
+_FETCH_NAMESPACE_FLAGS = ("--no-tags", "--refmap=")
+_REMOTE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*)*")
+FETCH_REMOTE_ENV = "SPEEDRIFT_FETCH_REMOTE"
+GUARD_MARK = "speedrift-refused-ref-update:"
+# the hub fetch's reference-transaction hook: git aborts the whole update when it exits non-zero
+# in the "prepared" state (remote names are checked against _REMOTE_NAME: no pattern characters)
+FETCH_GUARD = f"""#!/bin/sh
+# speedrift: the hub's git fetch may update refs/remotes/<remote>/ only (control/authority.py)
+[ "$1" = prepared ] || exit 0
+[ -n "${FETCH_REMOTE_ENV}" ] || {{ echo "{GUARD_MARK} no remote named" >&2; exit 1; }}
+refused=0
+while read -r old new ref; do
+  case "$ref" in
+    "refs/remotes/${FETCH_REMOTE_ENV}/"*) ;;
+    *) echo "{GUARD_MARK} $ref" >&2; refused=1 ;;
+  esac
+done
+exit $refused
+"""
+GUARD_HOOK = "reference-transaction"
+
+
 BRANCH_LISTING = frozenset(
     {"--list", "-l", "-a", "--all", "-r", "--remotes", "-v", "-vv", "--verbose", "--show-current",
      "--contains", "--no-contains", "--merged", "--no-merged", "--points-at", "--column", "--no-column",
      "--ignore-case", "-i"}
 )  # fmt: skip
 FORCE_PUSH = ("--force", "-f", "--force-with-lease", "--force-if-includes", "--mirror", "--delete", "-d")
+
+
+def hub_refspec(remote: str) -> str:
+    """The one refspec the hub fetches with: the remote's branches into its remote-tracking refs."""
+    return f"+refs/heads/*:refs/remotes/{remote}/*"
+
+
+def fetch_guard() -> Path:
+    """The hub fetch's hooks directory, its one hook as the hub wrote it (rewritten when it is not)."""
+    folder = statehome.fetch_guard_dir()
+    hook = folder / GUARD_HOOK
+    wanted = FETCH_GUARD.encode()
+    try:
+        current = hook.read_bytes()
+    except OSError:
+        current = None
+    if current != wanted or not hook.stat().st_mode & 0o100:
+        fsutil.write_atomic(hook, wanted, mode=0o700, keep_mode=False)
+    return folder
 
 
 class HubGit:
@@ -144,18 +200,54 @@ class HubGit:
     def run(
         self, *argv: str, check: bool = True, timeout: float | None = None
     ) -> subprocess.CompletedProcess[str]:
-        """Validate, then run ``git <argv>`` in the repo. Raises AuthorityRefused or GitError."""
-        self.check(list(argv))
+        """Validate, then run ``git <argv>`` in the repo. A fetch runs under the hub's guard hook
+        (module docstring): a ref update outside ``refs/remotes/<remote>/`` is refused by git itself
+        and raised here as AuthorityRefused (``fetch_outside_remote``), nothing updated. Raises
+        AuthorityRefused or GitError."""
+        args = list(argv)
+        self.check(args)
+        found = _subcommand(args)
+        fetching = found is not None and found[0] == "fetch"
+        env = dict(NO_OPTIONAL_LOCKS)
+        hooks: Path | None = None
+        if fetching:
+            env[FETCH_REMOTE_ENV] = _fetch_remote(args)
+            hooks = fetch_guard()
         # never take index.lock just to look: a user's `git add` must not fail because of the hub
         # and never read the hub's own stdin (input "" closes it at once)
-        return git.run(
-            list(argv),
+        done = git.run(
+            args,
             self.repo,
-            check=check,
+            check=check and not fetching,
             timeout=timeout or self.timeout,
-            env=NO_OPTIONAL_LOCKS,
+            env=env,
             input_text="",
+            hooks=hooks,
         )
+        if fetching and done.returncode != 0:
+            refused = [
+                line.split(GUARD_MARK, 1)[1].strip()
+                for line in done.stderr.splitlines()
+                if GUARD_MARK in line
+            ]
+            if refused:
+                raise _refuse(
+                    "fetch_outside_remote",
+                    f"git {_show(args)} would have updated {', '.join(refused[:10])}, outside "
+                    f"refs/remotes/{env[FETCH_REMOTE_ENV]}/; git refused the whole update, nothing moved",
+                )
+            if check:
+                said = (done.stderr or done.stdout).strip() or f"exit status {done.returncode}"
+                raise GitError(f"git {_show(args)} failed in {self.repo}: {said}")
+        return done
+
+    def fetch(
+        self, remote: str, *, prune: bool = False, timeout: float | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """``git fetch`` of ``remote``'s branches into ``refs/remotes/<remote>/`` and nothing else:
+        :func:`hub_refspec`, whatever the repo configures, with :data:`HUB_FETCH_FLAGS`."""
+        argv = ["fetch", *HUB_FETCH_FLAGS, *(["--prune"] if prune else []), remote, hub_refspec(remote)]
+        return self.run(*argv, timeout=timeout)
 
     def step(
         self, name: str, argv: list[str], locks: list[Path], *, check: bool = True
@@ -184,7 +276,9 @@ class HubGit:
     def check(self, argv: list[str]) -> None:
         """Raise :class:`AuthorityRefused` unless ``git <argv>`` is within the hub's authority."""
         if any(a == "--no-verify" or a.startswith("--no-verify=") for a in argv):
-            raise _refuse("no_verify", f"git {_show(argv)}: the hub never skips hooks (--no-verify)")
+            raise _refuse(
+                "no_verify", f"git {_show(argv)}: the hub never passes --no-verify (a gate it would skip)"
+            )
         index = 0
         while index < len(argv) and argv[index].startswith("-"):
             if argv[index] not in GLOBAL_OK:
@@ -431,27 +525,73 @@ def _check_push(rest: list[str]) -> None:
     raise _refuse("push", f"git push {_show(rest)}: the hub never pushes", hint="push yourself")
 
 
+def _subcommand(argv: list[str]) -> tuple[str, list[str]] | None:
+    """(subcommand, its arguments) after the global options :meth:`HubGit.check` allows."""
+    index = 0
+    while index < len(argv) and argv[index] in GLOBAL_OK:
+        index += 1
+    return (argv[index], argv[index + 1 :]) if index < len(argv) else None
+
+
+def _fetch_remote(argv: list[str]) -> str:
+    found = _subcommand(argv)
+    positional = [a for a in (found[1] if found else []) if not a.startswith("-")]
+    return positional[0] if positional else ""
+
+
 def _check_fetch(rest: list[str]) -> None:
+    """A fetch names a remote and refspecs from its branches into ``refs/remotes/<remote>/`` only,
+    with :data:`HUB_FETCH_FLAGS`; a bare ``git fetch <remote>`` would use the repo's configured
+    refspec, which may write anywhere (``+refs/heads/*:refs/heads/*`` moves local branches)."""
     positional: list[str] = []
+    flags: list[str] = []
     for arg in rest:
         if arg.startswith("-"):
             if arg not in FETCH_OPTIONS:
                 raise _refuse(
                     "fetch_option",
                     f"git fetch {arg}: not in the hub's fetch allowlist (--prune-tags deletes local "
-                    "tags, --update-head-ok moves the checked-out branch, --upload-pack runs a program)",
+                    "tags, --update-head-ok moves the checked-out branch, --upload-pack runs a program, "
+                    "--all and --multiple fetch with every remote's configured refspec)",
                 )
+            flags.append(arg)
             continue
         positional.append(arg)
-    for refspec in positional[1:]:
-        source, sep, destination = refspec.lstrip("+").partition(":")
-        del source
+    if not positional or not _REMOTE_NAME.fullmatch(positional[0]) or ".." in positional[0]:
+        shown = positional[0] if positional else "no remote"
+        raise _refuse(
+            "fetch_refspec", f"git fetch {_show(rest)}: {shown!r} is not a remote's name; the hub fetches "
+            "only from a configured remote",
+        )  # fmt: skip
+    remote, refspecs = positional[0], positional[1:]
+    into = f"refs/remotes/{remote}/"
+    for refspec in refspecs:
+        source, sep, destination = refspec.removeprefix("+").partition(":")
         if sep and destination and not destination.startswith("refs/remotes/"):
             raise _refuse(
                 "fetch_refspec",
                 f"git fetch {refspec}: fetching into a local ref ({destination}) moves a branch; the hub "
                 "fetches into remote-tracking refs only",
             )
+        if not (sep and source.startswith("refs/heads/") and destination.startswith(into)):
+            raise _refuse(
+                "fetch_refspec",
+                f"git fetch {refspec}: the hub fetches branches (refs/heads/…) into {into} only",
+            )
+    missing = [flag for flag in HUB_FETCH_FLAGS if flag not in flags]
+    if not refspecs or any(flag in missing for flag in _FETCH_NAMESPACE_FLAGS):
+        raise _refuse(
+            "fetch_refspec",
+            f"git fetch {_show(rest)}: the hub fetches only with an explicit refspec into {into} "
+            f"(`{hub_refspec(remote)}`), --refmap= and --no-tags; without them git follows the repo's "
+            "configured refspec and tag rules, which may write anywhere (refs/heads/*, refs/tags/*)",
+        )
+    if missing:
+        raise _refuse(
+            "fetch_option",
+            f"git fetch {_show(rest)}: missing {' '.join(missing)} (the hub's fetch writes no FETCH_HEAD, "
+            "fetches no submodule, runs no maintenance and no upload-pack the repo configures)",
+        )
 
 
 def _check_tag(rest: list[str]) -> None:

@@ -31,6 +31,19 @@ from speedrift.times import iso_utc, parse_time
 
 FILE_SCHEMA = 1
 LEASED_MODES = ("supervise", "autonomous")
+MIN_LEASE = timedelta(seconds=1)
+MAX_LEASE = timedelta(days=30)  # a lease is renewed, not granted for ever: longer is a mistake
+
+
+def check_lease_ttl(ttl: timedelta) -> timedelta:
+    """``ttl`` when it is a lease length speedrift grants (1 second to 30 days), else a UsageError
+    naming the range; the CLI, the API and :func:`write_control` all check with this."""
+    if not MIN_LEASE <= ttl <= MAX_LEASE:
+        raise UsageError(
+            f"the lease TTL must be between 1 second and {MAX_LEASE.days} days",
+            hint="e.g. --lease-ttl 2h or 7d (leave it out: no expiry)",
+        )
+    return ttl
 
 
 def _from_dict(data: Any) -> ControlState:
@@ -125,10 +138,8 @@ def write_control(
     """
     if mode not in CONTROL_MODES:
         raise UsageError(f"unknown control mode {mode!r}", hint=f"use one of {', '.join(CONTROL_MODES)}")
-    if lease_ttl is not None and lease_ttl <= timedelta(0):
-        raise UsageError(
-            "the lease TTL must be positive", hint="e.g. --lease-ttl 2h (leave it out: no expiry)"
-        )
+    if lease_ttl is not None:
+        check_lease_ttl(lease_ttl)
     if not actor:
         raise UsageError("an actor is required to change the control mode", hint="pass --owner or set $USER")
     if mode in LEASED_MODES and not owner:

@@ -8,6 +8,7 @@ running cycle and stop; SIGKILL is survivable (see control/cycle.py, restart saf
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import signal
@@ -24,7 +25,7 @@ from speedrift.control.assess.judgement import with_prompts
 from speedrift.control.cycle import Hub
 from speedrift.control.ecosystem.load import Ecosystem
 from speedrift.control.handlers.warm import WARM
-from speedrift.errors import Refused, SpeedriftError
+from speedrift.errors import Refused, SpeedriftError, storage_failure
 from speedrift.graph.store import graph_file_candidates
 from speedrift.procs import pid_alive, spawn_detached
 from speedrift.serialize import cycle_to_dict
@@ -164,6 +165,13 @@ def run_hub(
                 record = cycle_to_dict(with_prompts(cycle)) if (publish or on_cycle) else None
             except SpeedriftError as error:  # a broken ecosystem.toml edit: say so, keep serving
                 print(f"speedrift hub: cycle skipped: {error.message}", file=sys.stderr, flush=True)
+                record = None
+            except OSError as error:  # a full disk or a read-only filesystem: keep serving, retry
+                if not storage_failure(error):
+                    raise
+                with contextlib.suppress(OSError):  # the log itself may sit on the full disk
+                    print(f"speedrift hub: cycle skipped: a write failed: {error}", file=sys.stderr)
+                    sys.stderr.flush()
                 record = None
             cycles += 1
             if record is not None:  # a dict only when someone consumes it

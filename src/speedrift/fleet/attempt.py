@@ -20,6 +20,7 @@ from typing import Any
 
 from speedrift import layout
 from speedrift.agents.protocol import RunOutcome
+from speedrift.agents.sandbox import Decision as SandboxDecision
 from speedrift.failure_class import FailureClass
 from speedrift.fleet.classify import Classification
 from speedrift.fleet.recovery import Decision
@@ -59,6 +60,8 @@ class Attempt:
     runtime: str  # claude | codex | opencode | shell
     model: str | None  # the model asked of the runtime (None: the runtime's own default)
     started: float  # time.monotonic() as the pipeline claimed the task: durations count from here
+    # what the agent ran in (agents/sandbox.py); None: not known (a landing resumed elsewhere)
+    sandbox: SandboxDecision | None = None
 
     @property
     def worktree(self) -> Path:
@@ -101,6 +104,7 @@ def evidence(
         "task": attempt.task_id,
         "attempt": attempt.number,
         "runtime": attempt.runtime,
+        **({"sandbox": attempt.sandbox.evidence()} if attempt.sandbox is not None else {}),
         **result,
         "usage": asdict(outcome.usage),
         "duration_s": round(duration_s, 3),

@@ -6,12 +6,12 @@ errors that name the file, the key path and (from the TOML parser) the line.
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from speedrift import safetoml
 from speedrift.errors import SpeedriftError
 from speedrift.failure_class import FailureClass
 from speedrift.gates.config import GatesConfig
@@ -131,6 +131,27 @@ class AgentEnvConfig(_Strict):
     secrets: list[str] = Field(default_factory=list)  # credentials deliberately passed through
 
 
+class GitConfig(_Strict):
+    """``[git]``: how much of the repository's own git setup speedrift's git runs. ``hooks``:
+    ``"none"`` (the default) — no hook of the repo runs in any git command speedrift starts;
+    ``"repo"`` — speedrift's own commit and landing (commit, rebase, fast-forward) run the repo's
+    hooks as quality gates, only those that were there before the attempt began (one an agent
+    added or changed is reported, not run: repo/gitboundary.py). The hub never runs hooks."""
+
+    hooks: Literal["none", "repo"] = "none"
+
+
+class SandboxConfig(_Strict):
+    """``[sandbox]``: the bubblewrap sandbox each agent runs in (agents/sandbox.py). ``mode``:
+    ``"auto"`` (the default) — sandboxed where bwrap works, otherwise unsandboxed and said so (in
+    ``speedrift doctor``, the attempt's evidence and the dashboard); ``"required"`` — an attempt
+    is refused before its claim where bwrap does not work; ``"off"`` — never. ``network = false``
+    cuts the agent off the network (its CLI then cannot reach a remote provider either)."""
+
+    mode: Literal["auto", "required", "off"] = "auto"
+    network: bool = True
+
+
 class RepoConfig(_Strict):
     target_branch: str | None = None  # default: the repo's current default branch
     default_runtime: Literal["claude", "codex", "opencode", "shell"] = "claude"
@@ -143,6 +164,8 @@ class RepoConfig(_Strict):
     limits: LimitsConfig = Field(default_factory=LimitsConfig)  # per-runtime caps, machine-wide
     recovery: RecoveryConfig = Field(default_factory=RecoveryConfig)
     env: AgentEnvConfig = Field(default_factory=AgentEnvConfig)
+    sandbox: SandboxConfig = Field(default_factory=SandboxConfig)  # [sandbox] mode, network
+    git: GitConfig = Field(default_factory=GitConfig)  # [git] hooks
     gates: GatesConfig = Field(default_factory=GatesConfig)  # see gates/config.py
 
     def runtime_options(self, name: str) -> RuntimeOptions:
@@ -156,12 +179,14 @@ def load_config(repo: Path) -> RepoConfig:
     path = repo / CONFIG_FILE
     if not path.exists():
         return RepoConfig()
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{path}: {error}", hint="fix the TOML syntax at that line") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path} is not valid UTF-8") from None
+    try:  # any content is a table or a ConfigError naming the file and line (speedrift/safetoml.py)
+        raw = safetoml.loads(safetoml.decode(path.read_bytes()))
+    except safetoml.MalformedToml as bad:
+        raise ConfigError(f"{path}{bad.where()}: {bad.problem}", hint="fix the TOML at that line") from None
+    except OSError as error:
+        raise ConfigError(
+            f"cannot read {path}: {error.strerror or error}", hint="make it a readable file, or remove it"
+        ) from None
     try:
         return RepoConfig.model_validate(raw)
     except ValidationError as error:

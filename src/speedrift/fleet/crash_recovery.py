@@ -36,6 +36,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from speedrift import layout
+from speedrift.agents import sandbox
 from speedrift.fleet import recovery_graph
 from speedrift.graph import ops
 from speedrift.graph.codec import Graph
@@ -171,6 +173,9 @@ def _settle_manifest(repo: Path, store: GraphStore, manifest: Manifest, actor: s
     if manifest.state is ManifestState.ACTIVE:
         manifest.set_state(ManifestState.FAILED, "its process died during the attempt")
         worktrees.write_manifest(repo, manifest)
+        # its sandbox died with it (--die-with-parent); the private HOME (a copy of the CLI's
+        # state file among it) is not left behind
+        sandbox.remove_private(layout.attempt_dir(repo, manifest.task_id, manifest.attempt))
         notes.append(
             f"{manifest.task_id}: attempt {manifest.attempt}'s process is gone; its worktree is kept"
         )

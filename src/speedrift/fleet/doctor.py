@@ -12,7 +12,9 @@ What a repo *needs*: the runtimes its unfinished tasks run on (its ``default_run
 none), and the tools of the gates that block when they cannot run — the ``[gates] required`` ones
 and the tests gate while ``require_tests`` is not ``never``, as ``speedrift gates list`` reports
 them. The report is ready when every need of every repo is met: a runtime ready and not paused
-until a human lifts it, a tool found and runnable.
+until a human lifts it, a tool found and runnable, and the agent sandbox where a repo sets
+``[sandbox] mode = "required"``. Whether bwrap works here (:mod:`speedrift.agents.sandbox`) is
+always reported, and each repo's agents are said to run sandboxed or not, and why not.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from speedrift import pausestore, procs
-from speedrift.agents import choose, preflight
+from speedrift.agents import choose, preflight, sandbox
 from speedrift.agents import env as agent_env
 from speedrift.errors import SpeedriftError
 from speedrift.fleet.config import RepoConfig, load_config
@@ -107,6 +109,7 @@ class DoctorReport:
     tools: list[dict[str, Any]] = field(default_factory=list)
     repos: list[dict[str, Any]] = field(default_factory=list)
     pauses: list[dict[str, Any]] = field(default_factory=list)
+    sandbox: dict[str, Any] = field(default_factory=dict)  # can bwrap run here, and the fix
 
     @property
     def ready(self) -> bool:
@@ -120,6 +123,7 @@ class DoctorReport:
             "tools": self.tools,
             "repos": self.repos,
             "pauses": self.pauses,
+            "sandbox": self.sandbox,
         }
 
 
@@ -223,6 +227,13 @@ def diagnose(
     book = pausestore.read()
     active = book.active(now)
     report.pauses = [p.to_dict() | {"sentence": p.sentence(now)} for p in active]
+    bwrap = sandbox.probe()
+    report.sandbox = {
+        "usable": bwrap.usable,
+        "bwrap": bwrap.bwrap,
+        "why": bwrap.why,
+        "fix": "" if bwrap.usable else sandbox.FIX,
+    }
 
     # one preflight per runtime and distinct agent environment; all of them (and the tools) at once
     envs: dict[tuple[str, tuple[str, ...], tuple[str, ...]], dict[str, str]] = {}
@@ -289,6 +300,9 @@ def diagnose(
             pause = book.blocking(runtime, None, now)
             if pause is not None and pause.ends(book.auto_resume) is None:
                 problems.append(f"{pause.sentence(now, book.auto_resume)}")
+        contained = sandbox.decide(n.config.sandbox.mode, network=n.config.sandbox.network)
+        if n.config.sandbox.mode == "required" and not contained.used:
+            problems.append(f'agents must be sandboxed ([sandbox] mode = "required"): {contained.why}')
         for tool, gates in sorted(n.tools.items()):
             checked_tool = needed_tools[(n.name, tool)]
             if not checked_tool.ready:
@@ -300,6 +314,7 @@ def diagnose(
                 "path": str(n.path),
                 "ready": not problems,
                 "needs": {"runtimes": list(n.runtimes), "tools": sorted(n.tools)},
+                "sandbox": {"mode": n.config.sandbox.mode, **contained.evidence()},
                 "problems": problems,
             }
         )

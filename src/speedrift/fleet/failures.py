@@ -81,8 +81,9 @@ class FailureRecorder:
         """``agent_failed``: the agent's own run (or its commit) failed, not a later step."""
         duration_s = attempt.elapsed()
         task_id, run_dir = attempt.task_id, attempt.run_dir
-        attempt.manifest.state = worktrees.ManifestState.FAILED
-        worktrees.write_manifest(self.repo, attempt.manifest)
+        if attempt.manifest.state is not worktrees.ManifestState.QUARANTINED:  # a withdrawn leak stays so
+            attempt.manifest.state = worktrees.ManifestState.FAILED
+            worktrees.write_manifest(self.repo, attempt.manifest)
         found = classify.classify(
             facts.gather(
                 attempt,

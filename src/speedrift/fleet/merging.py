@@ -6,7 +6,9 @@ merge-pending — plus resuming a merge-pending landing later.
 and hands over here once it finished). Invariants: nothing reaches the target branch without a
 gate verdict on exactly the tree that lands — a resumed landing is gated again, never trusted
 from before; the agent is blamed only for what it did (fleet/blame.py); the worktree goes only
-once ``done`` is written.
+once ``done`` is written; a commit the secrets gate blocked is taken off its branch (no ref holds
+it, so no push publishes it) and its files are kept in the quarantined worktree, said in the
+evidence (``withdrawn``) and the task's log.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from speedrift import records, redact
 from speedrift.agents.protocol import FailureKind, RunOutcome, Usage
 from speedrift.errors import Refused
 from speedrift.failure_class import FailureClass
-from speedrift.fleet import attempts, blame, failures, halt, recovery_graph
+from speedrift.fleet import attempts, blame, failures, halt, hookpolicy, recovery_graph
 from speedrift.fleet.attempt import Attempt, AttemptResult, landed_evidence, waiting_evidence, worker_actor
 from speedrift.fleet.config import RepoConfig
 from speedrift.gates.verdict import GateBlocked, GateRunner, GateVerdict
+from speedrift.gitcmd import GitError
 from speedrift.graph import ops
 from speedrift.graph.codec import Graph
 from speedrift.graph.model import DONE, FAILED, IN_PROGRESS, speedrift_data
@@ -165,8 +168,10 @@ class Landing:
                 agent_failed=failure_class is None and not verdicts,
             )
 
+        hooks = hookpolicy.landing_hooks(self.config, self.store, attempt)  # [git] hooks
         try:
-            committed = landing.commit_all(self.repo, worktree, task_id, str(task.get("title", task_id)))
+            title = str(task.get("title", task_id))
+            committed = landing.commit_all(self.repo, worktree, task_id, title, hooks=hooks.directory)
         except landing.CommitRejected as error:
             return fail(FailureKind.AGENT_ERROR, error.message)
         tip = committed or git.rev_parse(worktree, "HEAD")
@@ -188,11 +193,13 @@ class Landing:
 
         try:
             if tip != manifest.base_commit:
-                tip = self._own_verdict(manifest, tip, gate)
+                tip = self._own_verdict(manifest, tip, gate, hooks.directory)
                 manifest.set_state(worktrees.ManifestState.LANDING)
                 worktrees.write_manifest(self.repo, manifest)
                 step("in the merge queue")
-                landed: str | None = landing.land(self.repo, manifest, gate, timings, own_tip=tip)
+                landed: str | None = landing.land(
+                    self.repo, manifest, gate, timings, own_tip=tip, hooks=hooks.directory
+                )
             else:
                 landed = None  # a shell task that changed nothing: done, with nothing to merge
         except blame.PreExisting as found:
@@ -215,7 +222,10 @@ class Landing:
             kind = recovery_graph.BOUNDARY_VIOLATION
             return self._wait(attempt, outcome, verdicts, kind, moved.message, question, details)
         except GateBlocked as blocked:
-            return fail(FailureKind.AGENT_ERROR, blocked.message, blocked.verdict.failure_class)
+            withdrawn = self._withdraw_leak(attempt, blocked.verdict)
+            if withdrawn:
+                self._log_withdrawn(attempt, withdrawn["withdrawn"])
+            return fail(FailureKind.AGENT_ERROR, blocked.message, blocked.verdict.failure_class, **withdrawn)
         except landing.MergeConflict as conflict:
             foreign = {"foreign_commits": conflict.foreign[:50]} if conflict.foreign else {}
             return fail(
@@ -244,6 +254,8 @@ class Landing:
             timings=timings,
             onto=onto,
         )
+        if hooks.refused:
+            evidence["hooks_not_run"] = hooks.refused[:50]
         attempts.write_evidence(run_dir, evidence)
         if landed and stats:
             summary = f"Landed {landed[:12]} on {manifest.target_branch} "
@@ -278,12 +290,17 @@ class Landing:
         )
 
     def _own_verdict(
-        self, manifest: worktrees.Manifest, tip: str, gate: Callable[[worktrees.Manifest, str], None]
+        self,
+        manifest: worktrees.Manifest,
+        tip: str,
+        gate: Callable[[worktrees.Manifest, str], None],
+        hooks: Path | None = None,
     ) -> str:
         """Gate the attempt's own commits; blame the agent only for what it did (fleet/blame.py).
         A failure that a fresh base may change is judged again after a rebase onto the target's
         current tip (the target must have moved only through the merge queue); a failure still there
-        and already present on that tip raises :class:`blame.PreExisting`. Returns the tip to land."""
+        and already present on that tip raises :class:`blame.PreExisting`. Returns the tip to land.
+        ``hooks``: the approved hooks directory for the rebase (fleet/hookpolicy.py), if any."""
         try:
             gate(manifest, tip)
             return tip
@@ -297,7 +314,7 @@ class Landing:
             foreign = landings.foreign_commits(self.repo, target, manifest.base_commit, onto)
             if foreign:  # judged on a base nobody gated: the merge queue refuses it anyway
                 raise landing.TargetMoved(target, foreign, landings.describe(self.repo, foreign))
-            rebased = landing.rebase_onto_target(self.repo, manifest, onto)
+            rebased = landing.rebase_onto_target(self.repo, manifest, onto, hooks=hooks)
             manifest.landing_from = onto
             try:
                 gate(manifest, rebased)
@@ -310,6 +327,47 @@ class Landing:
         if found:
             raise blame.PreExisting(judged.verdict, found, onto)
         raise judged
+
+    def _withdraw_leak(self, attempt: Attempt, verdict: GateVerdict) -> dict[str, Any]:
+        """A commit the secrets gate blocked leaves its branch (repo/worktrees.py ``withdraw``): no
+        ref holds it, its files stay in the quarantined worktree. Returns the evidence's
+        ``withdrawn`` entry ({} for any other failure); a git step that fails is recorded there,
+        never raised — the failure is recorded either way."""
+        if verdict.failure_class is not FailureClass.SECRET_LEAK:
+            return {}
+        manifest = attempt.manifest
+        try:
+            done = worktrees.withdraw(self.repo, manifest, "the secrets gate blocked it")
+        except (GitError, OSError) as error:
+            said = redact.redact_text(str(error))
+            return {
+                "withdrawn": {
+                    "done": False,
+                    "branch": manifest.branch,
+                    "worktree": manifest.path,
+                    "error": said,
+                    "sentence": f"the blocked commit could NOT be taken off branch {manifest.branch}: "
+                    f"{said}; delete the branch by hand before any `git push --all`",
+                }
+            }
+        return {
+            "withdrawn": {
+                "done": True,
+                "commit": done.commit,
+                "branch": done.branch,
+                "branch_now_at": done.base,
+                "worktree": done.worktree,
+                "still_held_by": list(done.still_held_by),
+                "sentence": done.sentence(),
+            }
+        }
+
+    def _log_withdrawn(self, attempt: Attempt, withdrawn: dict[str, Any]) -> None:
+        message = f"Secret leak contained: {withdrawn['sentence']}."
+        actor = worker_actor()
+        self.store.mutate(
+            lambda g, now: ops.log_message(g, attempt.task_id, message, now=now, actor=actor), actor=actor
+        )
 
     def _failed(
         self,

@@ -3,7 +3,8 @@
 claim (atomic) -> worktree -> prompt -> runtime -> commit -> gate seam -> merge queue -> done
 with evidence, or failed with a class and a reason. Every step that can fail after the claim
 releases the task properly: no task stays claimed by a process that has stopped working on it,
-and no worktree holding work is ever deleted.
+and no worktree holding work is ever deleted. Nothing lands from an attempt during which the
+repository's git configuration or hooks changed (repo/gitboundary.py): it waits for a human.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from typing import Any
 from speedrift import layout, pausestore, redact
 from speedrift.agents import choose as registry
 from speedrift.agents import env as agent_env
-from speedrift.agents import preflight, result, session
+from speedrift.agents import preflight, result, sandbox, session
 from speedrift.agents.protocol import AgentEvent, Budgets, FailureKind, RunOutcome, RunRequest
 from speedrift.errors import InvalidValue, Refused, SpeedriftError
-from speedrift.fleet import attempts, crash_recovery, failures, pauses, prompt
+from speedrift.fleet import attempts, crash_recovery, failures, hookpolicy, pauses, prompt, recovery_graph
 from speedrift.fleet.attempt import Attempt, AttemptResult, worker_actor
 from speedrift.fleet.config import RepoConfig
 from speedrift.fleet.merging import Landing
@@ -35,7 +36,7 @@ from speedrift.graph.model import speedrift_data
 from speedrift.graph.query import PeerStatuses
 from speedrift.graph.store import GraphStore
 from speedrift.procs import identity_of
-from speedrift.repo import boundary, envshare, git, landing, worktrees
+from speedrift.repo import boundary, envshare, git, gitboundary, landing, worktrees
 from speedrift.times import format_time, now_utc
 
 
@@ -68,6 +69,7 @@ class Pipeline(Landing):
         self._target: str | None = None
         self._facts: git.RepoFacts | None = None
         self._listing: boundary.Listing | None = None
+        self._contained: sandbox.Decision | None = None
 
     def peer_statuses(self, graph: Graph) -> PeerStatuses | None:
         """The statuses of the peer tasks ``graph`` waits on (only the referenced repos' graphs
@@ -100,6 +102,7 @@ class Pipeline(Landing):
         if self._facts is None:
             self._facts = git.facts(self.repo)
         self._listing = boundary.listing(self.repo)
+        self._sandbox()  # bwrap probed here, not again in every worker
 
     def _adopt_prepared(self) -> None:
         """In a worker process: take what the supervisor resolved in :meth:`prepare`."""
@@ -142,18 +145,22 @@ class Pipeline(Landing):
             skip = boundary.running_worktrees(self.repo) | {Path(manifest.path).resolve()}
             watched = boundary.checkouts(self.repo, skip)
             outside_before = boundary.snapshot(watched)
+            git_before = gitboundary.snapshot(self.repo, Path(manifest.path))
             bootstrapped = True
             runtime_name, model = registry.select_runtime(task, self.config.default_runtime)
             model = model or self.config.runtime_options(runtime_name).model
-            attempt = Attempt(task_id, number, run_dir, manifest, runtime_name, model, started)
+            attempt = Attempt(
+                task_id, number, run_dir, manifest, runtime_name, model, started, sandbox=self._sandbox()
+            )
             outcome = self._run_agent(attempt, task, ports, options, before)
             outside = boundary.changes(outside_before, boundary.snapshot(watched))
             if outside:
                 self._report_outside_writes(task_id, run_dir, outside)
-            outcome, shared = self._check_boundaries(outcome, manifest, injection)
+            stopped = self._check_boundaries(attempt, outcome, injection, git_before)
+            if stopped is not None:
+                return stopped
             if not outcome.success:
-                extra = {"shared_paths_modified": shared} if shared else None
-                return self._failed(attempt, outcome, extra=extra)
+                return self._failed(attempt, outcome)
             step("agent finished; committing and checking")
             return self._land(attempt, task, outcome, step)
         except BaseException as error:  # release the claim whatever happened, then re-raise
@@ -169,7 +176,9 @@ class Pipeline(Landing):
         (fleet/pauses.py), and run the executor preflight before the first dispatch to a runtime:
         a failed one pauses the runtime with one escalation naming the fix, instead of failing
         every task on it. A task that does not exist is left for the claim to report. Returns the
-        graph as read (the prompt's dependencies come from it: a claim changes only the task)."""
+        graph as read (the prompt's dependencies come from it: a claim changes only the task).
+        ``[sandbox] mode = "required"`` without a working bwrap refuses every task the same way."""
+        sandbox.require(self.config.sandbox.mode, self._sandbox())
         graph = self.store.load()
         task = graph.get(task_id)
         if task is None:
@@ -189,6 +198,13 @@ class Pipeline(Landing):
             )
             raise pauses.RuntimePaused(pause, now, auto_resume=pausestore.read().auto_resume)
         return graph
+
+    def _sandbox(self) -> sandbox.Decision:
+        """What this repo's agents run in ([sandbox] in speedrift.toml), decided once per pipeline
+        (bwrap probed once per process; a worker gets the supervisor's decision with the pipeline)."""
+        if self._contained is None:
+            self._contained = sandbox.decide(self.config.sandbox.mode, network=self.config.sandbox.network)
+        return self._contained
 
     def _preflight(self, runtime: str, *, exec_task: bool, fresh: bool = False) -> preflight.Preflight:
         """The runtime's preflight with the environment its agents get (cached briefly per process)."""
@@ -324,10 +340,15 @@ class Pipeline(Landing):
             allow=self.config.env.allow,
             passthrough_secrets=self.config.env.secrets,
         )
+        sandboxed = attempt.sandbox.evidence() if attempt.sandbox is not None else None
         attempts.write_attempt(
-            run_dir, {"runtime": attempt.runtime, "model": request.model, "state": "running"}
+            run_dir,
+            {"runtime": attempt.runtime, "model": request.model, "state": "running", "sandbox": sandboxed},
         )
         runtime = registry.runtime_for(attempt.runtime)
+        contained = self._sandbox_policy(attempt)
+        if contained is None and attempt.sandbox is not None and options.on_step is not None:
+            options.on_step(f"not sandboxed: {attempt.sandbox.why}")
         cancel = options.cancel or threading.Event()
         watcher = attempts.CancelWatcher(run_dir, cancel)  # `speedrift cancel` from another process
         watcher.start()
@@ -343,6 +364,7 @@ class Pipeline(Landing):
                 on_start=lambda pgid: attempts.write_attempt(
                     run_dir, {"agent_pgid": pgid, "agent_start": identity_of(pgid).started}
                 ),
+                sandboxed=contained,
             )
         finally:
             watcher.stop()
@@ -353,6 +375,20 @@ class Pipeline(Landing):
             shutil.copyfile(outcome.result_file, result_path)
             redact.redact_file(result_path)
         return result.apply_report(outcome, report)
+
+    def _sandbox_policy(self, attempt: Attempt) -> sandbox.Policy | None:
+        """The sandbox the attempt's agent runs in: writable only its worktree (and its private HOME
+        and TMPDIR under the run dir), the repository's git dir read-only; None when unsandboxed."""
+        decision = attempt.sandbox
+        if decision is None or not decision.used or decision.bwrap is None:
+            return None
+        return sandbox.Policy(
+            decision.bwrap,
+            worktree=attempt.worktree,
+            run_dir=attempt.run_dir,
+            git_common_dir=git.common_dir(self.repo),
+            network=decision.network,
+        )
 
     def _report_outside_writes(self, task_id: str, run_dir: Path, paths: list[str]) -> None:
         shown = ", ".join(paths[:10]) + (f" and {len(paths) - 10} more" if len(paths) > 10 else "")
@@ -369,15 +405,61 @@ class Pipeline(Landing):
         )
 
     def _check_boundaries(
-        self, outcome: RunOutcome, manifest: worktrees.Manifest, injection: envshare.Injection
-    ) -> tuple[RunOutcome, list[str]]:
+        self,
+        attempt: Attempt,
+        outcome: RunOutcome,
+        injection: envshare.Injection,
+        git_before: gitboundary.Snapshot,
+    ) -> AttemptResult | None:
+        """What an attempt may not change, checked once the agent ended. The repository's git
+        configuration or hooks changed (repo/gitboundary.py): the attempt is held for a human,
+        whatever the agent's own outcome — nothing lands, the work stays in the worktree, and the
+        evidence and the task's log name the files and keys (never a value) and how to undo them.
+        Shared environment paths changed: the attempt fails. None: within bounds."""
+        # the hooks as they were before: what the landing may run ([git] hooks = "repo"), also
+        # when it resumes in another process
+        hookpolicy.record_before(attempt.run_dir, git_before.hooks)
+        changed = gitboundary.changes(git_before, gitboundary.snapshot(self.repo, attempt.worktree))
+        if changed:
+            self._report_git_changes(attempt, changed)
+        holding = [change for change in changed if not change.routine]
+        if holding:
+            return self._hold_git_changes(attempt, outcome, holding)
         changed_shared = envshare.shared_changes(self.repo, injection)
         if changed_shared and outcome.success:
             outcome.success = False
             outcome.failure = FailureKind.AGENT_ERROR
             outcome.reason = f"the agent modified shared environment paths: {', '.join(changed_shared)}"
-            return outcome, list(changed_shared)
-        return outcome, []
+            return self._failed(attempt, outcome, extra={"shared_paths_modified": list(changed_shared)})
+        return None
+
+    def _report_git_changes(self, attempt: Attempt, changed: list[gitboundary.Change]) -> None:
+        """Every change in the git directory, in the attempt's record (the evidence gets them with
+        a hold; a routine change alone, e.g. a tracking branch set by ``push -u``, only here)."""
+        attempts.write_attempt(attempt.run_dir, {"git_changes": [str(change) for change in changed][:200]})
+
+    def _hold_git_changes(
+        self, attempt: Attempt, outcome: RunOutcome, changed: list[gitboundary.Change]
+    ) -> AttemptResult:
+        shown = gitboundary.describe(changed)
+        undo = "; ".join(dict.fromkeys(change.undo for change in changed[:10]))
+        reason = f"the repository's git configuration or hooks changed during the attempt: {shown}"
+        agent = "" if outcome.success else f" (the agent's own run failed too: {outcome.reason[:300]})"
+        question = (
+            f"The repository's git configuration or hooks changed while attempt {attempt.number} ran "
+            f"(by the agent, or by anyone else meanwhile): {shown}. Speedrift ran none of it (its git "
+            "runs with its own hooks path and without fsmonitor), but your own git commands in this "
+            "repository would: review and undo it — "
+            f"{undo}. Nothing was landed; the work stays in {attempt.worktree}{agent}. Once the "
+            f"repository is as you want it, `speedrift retry {attempt.task_id}` starts a fresh attempt."
+        )
+        # key names can hold a URL (url.<base>.insteadOf, http.<url>.*): redacted like everything written
+        details = {
+            "git_changes": [redact.redact_text(str(change)) for change in changed][:200],
+            "git_undo": [redact.redact_text(change.undo) for change in changed][:200],
+        }
+        kind = recovery_graph.BOUNDARY_VIOLATION
+        return self._wait(attempt, outcome, [], kind, reason, question, details)
 
     def _release_after_crash(
         self,

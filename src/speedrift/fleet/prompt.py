@@ -35,8 +35,9 @@ def build_prompt(
     parts += [
         f"You are working in a dedicated git worktree of the repository `{repo_name}`, on a branch that "
         f"will be merged into `{target_branch}` after automated checks. Make the change, run the "
-        "project's tests if it has them, and leave the result in the working tree (committing is "
-        "optional; speedrift commits what you leave). Stay inside this directory.",
+        "project's tests if it has them, and leave the result in the working tree: speedrift commits "
+        "what you leave (do not commit: in its sandbox the repository's git data is read-only, and "
+        "only this directory is writable). Stay inside this directory.",
         "",
     ]
     description = task.get("description")
@@ -67,7 +68,9 @@ def build_prompt(
         parts.append("")
     if handoff:
         parts += ["## Handoff notes", handoff.strip(), ""]
-    log = [e for e in task.get("log") or [] if isinstance(e, dict) and isinstance(e.get("message"), str)]
+    raw_log = task.get("log")  # any JSON value may sit there
+    entries = raw_log if isinstance(raw_log, list) else []
+    log = [e for e in entries if isinstance(e, dict) and isinstance(e.get("message"), str)]
     if log:
         parts.append("## Task log")
         parts += [f"- {e['message']}" for e in log[-MAX_LOG_LINES:]]

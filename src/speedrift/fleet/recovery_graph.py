@@ -309,7 +309,9 @@ def apply(store: GraphStore, task_id: str, decision: Decision, *, actor: str | N
 # ``pre_existing`` — the gate failure is already on the target branch (present at the attempt's
 # base, and still on the target's current tip after a rebase: not the agent's doing);
 # ``boundary_violation`` — the target branch moved outside the merge queue during the attempt (a
-# commit made directly on it), and nothing is built on that. The task goes back to open, paused,
+# commit made directly on it), and nothing is built on that; or the repository's git config or
+# hooks changed during the attempt (repo/gitboundary.py, named in ``git_changes``), and nothing
+# lands until a person looked. The task goes back to open, paused,
 # tagged needs-human, with ``speedrift.waiting`` saying why and a "Needs a human: …" log line
 # saying what to do. No failure class (the 16 stay as they are), no failure history, no retry
 # count, nothing toward the retry halt: the attempt is not burned. `speedrift retry ID` accepts

@@ -46,8 +46,10 @@ from speedrift.fleet.pipeline import Pipeline, RunOptions
 from speedrift.procs import ProcessIdentity, identity_alive, identity_of
 from speedrift.repo import git
 
-# imported once by the forkserver, so every attempt's fork has them already
+# imported once by the forkserver, so every attempt's fork has them already (nodump first: the
+# forkserver makes itself non-dumpable, and every worker forked from it inherits that)
 PRELOAD = (
+    "speedrift.fleet.nodump",
     "speedrift.fleet.workers",
     "speedrift.fleet.service",
     "speedrift.fleet.pipeline",

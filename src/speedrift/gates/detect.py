@@ -7,6 +7,11 @@ context on its line; SHA-shaped values never count; an IP address is not a secre
 a detect-secrets baseline (by the value's hash, and its file/line/secret regex filters).
 
 detect-secrets keeps its settings in process-global state, so scans are serialized by a lock.
+
+Known values (:func:`find_known`): the exact secrets speedrift holds (redact.named_secrets) and
+their encodings, searched for as bytes in any file — text or binary — and, for the encodings, also
+with whitespace removed (``base64`` and ``xxd -p`` wrap long output). A hit names the variable and
+the encoding, never the value; no allowlist applies to it.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from speedrift import secret_patterns as patterns
+from speedrift.redact import NamedSecret
 
 _DS_LOCK = threading.Lock()
 _SKIPPED_PLUGINS = frozenset({"IPPublicDetector"})
@@ -225,3 +231,48 @@ def _slug(text: str) -> str:
 
 def values(hits: Iterable[Hit]) -> list[tuple[str, str]]:
     return [(h.kind, h.value) for h in hits if h.value]
+
+
+# --- the exact values speedrift holds ---------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class KnownHit:
+    path: str
+    line: int  # 1-based; where the first occurrence starts
+    name: str  # the variable that holds the secret
+    encoding: str  # value | base64 | base64url | hex | url-encoded
+    needle: bytes = field(default=b"", repr=False, compare=False)  # what was found; never written
+
+
+_WHITESPACE = b" \t\r\n\v\f"
+_WRAPPABLE = frozenset({"base64", "base64url", "hex"})
+
+
+def find_known(path: str, data: bytes, secrets: Sequence[NamedSecret]) -> list[KnownHit]:
+    """The first place each (secret, encoding) occurs in ``data``: one hit per pair."""
+    hits: dict[tuple[str, str], KnownHit] = {}
+    squeezed: bytes | None = None
+    for secret in secrets:
+        for encoding, needle in secret.forms:
+            if (secret.name, encoding) in hits:
+                continue
+            at = data.find(needle)
+            if at < 0 and encoding in _WRAPPABLE:
+                if squeezed is None:
+                    squeezed = data.translate(None, _WHITESPACE)
+                inside = squeezed.find(needle)
+                at = _unsqueezed(data, inside) if inside >= 0 else -1
+            if at >= 0:
+                line = data.count(b"\n", 0, at) + 1
+                hits[(secret.name, encoding)] = KnownHit(path, line, secret.name, encoding, needle)
+    return sorted(hits.values(), key=lambda h: (h.line, h.name, h.encoding))
+
+
+def _unsqueezed(data: bytes, position: int) -> int:
+    """Where the ``position``-th non-whitespace byte of ``data`` is."""
+    seen = 0
+    for match in re.finditer(rb"[^ \t\r\n\v\f]+", data):
+        length = match.end() - match.start()
+        if seen + length > position:
+            return match.start() + position - seen
+        seen += length
+    return len(data)

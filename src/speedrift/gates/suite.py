@@ -81,6 +81,9 @@ class GateSuite:
     env: Mapping[str, str] | None = None  # environment for the gate tools (default: ours)
     gates: Sequence[Gate] = field(default_factory=default_gates)
     log_to_task: bool = True
+    # `[env] secrets`: names passed through to agents, whose values the secrets gate searches for
+    # whatever they are called (credential-named variables it searches for anyway)
+    secret_names: Sequence[str] = ()
 
     # --- the pipeline's seam -------------------------------------------------------------------
     def check(self, repo: Path, worktree: Path, base: str, tip: str, task: Task) -> GateVerdict:
@@ -140,6 +143,9 @@ class GateSuite:
         self, repo: Path, worktree: Path, base: str, tip: str, task: Task | None, *, working_tree: bool
     ) -> tuple[EvidenceBundle, list[str]]:
         env = dict(os.environ if self.env is None else self.env)
+        # the secrets this process holds, known before any gate runs (secrets gate; redaction)
+        redact.remember_environment(self.secret_names)
+        redact.remember_environment(self.secret_names, env)
         started_all = time.monotonic()
         suite_deadline = started_all + self.config.total_timeout_seconds
         changed = changes_mod.collect(worktree, base, None if working_tree else tip)
@@ -283,6 +289,12 @@ def attempt_run_dir(repo: Path, task: Task) -> Path | None:
     return folder if folder.is_dir() else None
 
 
-def for_repo(gates_config: GatesConfig, store: GraphStore, target_branch: str | None = None) -> GateSuite:
-    """The suite a worker pipeline uses: the repo's [gates] config, its graph, its target branch."""
-    return GateSuite(gates_config, store=store, target_branch=target_branch)
+def for_repo(
+    gates_config: GatesConfig,
+    store: GraphStore,
+    target_branch: str | None = None,
+    secret_names: Sequence[str] = (),
+) -> GateSuite:
+    """The suite a worker pipeline uses: the repo's [gates] config, its graph, its target branch,
+    and the names of the secrets its agents are given (``[env] secrets``)."""
+    return GateSuite(gates_config, store=store, target_branch=target_branch, secret_names=tuple(secret_names))

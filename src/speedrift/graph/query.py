@@ -14,7 +14,7 @@ task is done or abandoned there, and a repo or task that does not exist is a nam
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeAlias
@@ -138,6 +138,12 @@ def cycle_analysis(graph: Graph) -> CycleAnalysis:
     return analyze(all_edges, configured)
 
 
+def _raw_status(task: Task) -> str | None:
+    """The status as written when it is a string (the hot path compares it as is), else None."""
+    status = task.get("status")
+    return status if type(status) is str else None
+
+
 def ready_ids(graph: Graph, now: datetime, peers: PeerStatuses | None = None) -> list[str]:
     """Ids of ready tasks in file order (use :func:`dispatch_order` to rank them)."""
     tasks = graph.tasks
@@ -145,6 +151,8 @@ def ready_ids(graph: Graph, now: datetime, peers: PeerStatuses | None = None) ->
     held_by_unfinished: list[str] = []  # may still be ready if every holding edge is a back-edge
     for task_id, task in tasks.items():
         status = task.get("status", "open")
+        if type(status) is not str:  # any JSON value may be there: read as status_of reads it
+            status = status_of(task)
         if status not in DISPATCHABLE or task.get("paused") is True:
             continue
         if ("not_before" in task or "ready_after" in task or "cron_enabled" in task) and time_gate(task, now):
@@ -158,8 +166,10 @@ def ready_ids(graph: Graph, now: datetime, peers: PeerStatuses | None = None) ->
         clear = True
         only_unfinished = True
         for blocker_id in after:
+            if type(blocker_id) is not str:  # `after: [1, [2]]`: not an id (after_of skips it too)
+                continue
             blocker = tasks.get(blocker_id)
-            if blocker is not None and blocker.get("status") in DEP_SATISFIED:
+            if blocker is not None and _raw_status(blocker) in DEP_SATISFIED:
                 if not task_id.startswith(".") and _eval_gate_pending(blocker_id, tasks):
                     clear = False
                 continue
@@ -310,12 +320,41 @@ class BlockNode:
     children: list[BlockNode] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "status": self.status,
-            "reason": self.reason,
-            "blocked_by": [c.to_dict() for c in self.children],
-        }
+        """The chain as nested dicts (``blocked_by``), built with a loop, not recursion."""
+        out = self._shallow()
+        stack = [(self, out)]
+        while stack:
+            node, target = stack.pop()
+            for child in node.children:
+                shallow = child._shallow()
+                target["blocked_by"].append(shallow)
+                stack.append((child, shallow))
+        return out
+
+    def _shallow(self) -> dict[str, Any]:
+        return {"id": self.id, "status": self.status, "reason": self.reason, "blocked_by": []}
+
+    def walk(self) -> Iterator[tuple[BlockNode, int]]:
+        """Every node with its depth, in the order a tree is printed (pre-order), without recursion."""
+        stack = [(self, 0)]
+        while stack:
+            node, depth = stack.pop()
+            yield node, depth
+            stack.extend((child, depth + 1) for child in reversed(node.children))
+
+
+MAX_CHAIN = 100  # why-blocked follows a chain this deep; deeper is named, not walked (and JSON stays shallow)
+
+
+@dataclass
+class _Open:
+    """A why-blocked node whose reasons are still being explained (the loop's stack frame)."""
+
+    node: BlockNode
+    own: list[str]
+    reasons: list[dict[str, Any]]
+    depth: int
+    index: int = 0
 
 
 def _peer_node(tid: str, peers: PeerStatuses | None) -> BlockNode:
@@ -333,39 +372,59 @@ def _peer_node(tid: str, peers: PeerStatuses | None) -> BlockNode:
 
 
 def why_blocked(graph: Graph, task_id: str, now: datetime, peers: PeerStatuses | None = None) -> BlockNode:
-    """The transitive chain of what holds ``task_id``, down to root causes (each task once)."""
+    """The transitive chain of what holds ``task_id``, down to root causes (each task once).
+
+    Walked with an explicit stack, depth-first in blocker order; a chain deeper than
+    :data:`MAX_CHAIN` tasks is cut there with a reason naming the task to ask about next."""
     ready_set = set(ready_ids(graph, now, peers))
     seen: set[str] = set()
 
-    def explain(tid: str, via: str) -> BlockNode:
+    def explain(tid: str, via: str, depth: int) -> tuple[BlockNode, _Open | None]:
+        """The node for ``tid``, and its frame when its own blockers still need explaining."""
         task = graph.tasks.get(tid)
         if task is None:
             if ":" in tid and tid != task_id:
-                return _peer_node(tid, peers)
-            return BlockNode(tid, "missing", f"{via}: no task with this id exists")
+                return _peer_node(tid, peers), None
+            return BlockNode(tid, "missing", f"{via}: no task with this id exists"), None
         status = status_of(task)
         if tid in seen:
-            return BlockNode(tid, status, "already shown above (loop or shared dependency)")
+            return BlockNode(tid, status, "already shown above (loop or shared dependency)"), None
         seen.add(tid)
         if tid in ready_set:
-            return BlockNode(tid, status, "ready: waiting to be picked up")
+            return BlockNode(tid, status, "ready: waiting to be picked up"), None
         if status in DEP_SATISFIED:
-            return BlockNode(tid, status, status)
+            return BlockNode(tid, status, status), None
         node = BlockNode(tid, status, "")
         own: list[str] = []
         if status == FAILED:
             own.append("failed: retry it to unblock dependents")
         elif status not in DISPATCHABLE:
             own.append(f"{status}: in flight" if status != "blocked" else "marked blocked")
-        for reason in direct_reasons(graph, task, now, peers):
-            if reason["kind"] == "blocker":
-                node.children.append(explain(reason["blocker"], reason["detail"]))
-            else:
-                own.append(reason["detail"])
-        node.reason = "; ".join(own) or ("blocked by" if node.children else status)
-        return node
+        if depth >= MAX_CHAIN:
+            own.append(f"the chain goes on past {MAX_CHAIN} tasks: ask why-blocked about {tid} to follow it")
+            node.reason = "; ".join(own)
+            return node, None
+        return node, _Open(node, own, direct_reasons(graph, task, now, peers), depth)
 
-    return explain(task_id, "requested")
+    root, first = explain(task_id, "requested", 0)
+    stack = [first] if first is not None else []
+    while stack:
+        frame = stack[-1]
+        if frame.index < len(frame.reasons):
+            reason = frame.reasons[frame.index]
+            frame.index += 1
+            if reason["kind"] == "blocker":
+                child, opened = explain(reason["blocker"], reason["detail"], frame.depth + 1)
+                frame.node.children.append(child)
+                if opened is not None:
+                    stack.append(opened)
+            else:
+                frame.own.append(reason["detail"])
+            continue
+        stack.pop()
+        node = frame.node
+        node.reason = "; ".join(frame.own) or ("blocked by" if node.children else node.status)
+    return root
 
 
 # --- structure: cycles, critical path, bottlenecks, aging ----------------------------------

@@ -144,9 +144,15 @@ class GraphStore:
             return self.graph_path.read_bytes()
         except FileNotFoundError:
             raise NotFound(f"{self.graph_path} does not exist", hint="run `speedrift init`") from None
+        except OSError as exc:  # a directory, no permission, an I/O error: named, never a traceback
+            raise Refused(
+                f"cannot read {self.graph_path}: {exc.strerror or exc}",
+                hint="make it a readable file (check its permissions), then run the command again",
+            ) from None
 
     def load(self) -> Graph:
-        """Lock-free read (atomic rename makes it safe). Malformed lines are listed on the graph."""
+        """Lock-free read (atomic rename makes it safe). Malformed lines are listed on the graph;
+        no content raises (see graph/codec.py)."""
         return Graph.from_bytes(self.read_bytes())
 
     def locked(self) -> contextlib.AbstractContextManager[None]:

@@ -1,10 +1,16 @@
-"""Text renderings of a graph: indented tree, Graphviz dot, Mermaid, and why-blocked chains. Pure."""
+"""Text renderings of a graph: indented tree, Graphviz dot, Mermaid, and why-blocked chains. Pure.
+
+Every id and title is passed through :func:`speedrift.termtext.printable` (one line: a title's
+newline or bidi override cannot forge or reorder a line of the rendering), and no rendering
+recurses: a chain thousands of tasks deep is drawn with an explicit stack.
+"""
 
 from __future__ import annotations
 
 from speedrift.graph.codec import Graph
 from speedrift.graph.model import DEP_SATISFIED, after_of, is_system, status_of
 from speedrift.graph.query import BlockNode
+from speedrift.termtext import printable
 
 SHOWN_KEYS = frozenset(
     {
@@ -62,29 +68,31 @@ def tree(graph: Graph, include_done: bool = False) -> str:
     lines: list[str] = []
     printed: set[str] = set()
 
-    def walk(tid: str, depth: int) -> None:
-        task = graph.tasks[tid]
-        mark = _MARK.get(status_of(task), "?")
-        again = tid in printed
-        lines.append(
-            f"{'  ' * depth}{mark} {tid}  {task.get('title', '')}" + ("  (see above)" if again else "")
-        )
-        if again:
-            return
-        printed.add(tid)
-        for child in children[tid]:
-            walk(child, depth + 1)
+    def walk(start: str) -> None:  # depth-first, children in order, with a stack (no recursion)
+        stack = [(start, 0)]
+        while stack:
+            tid, depth = stack.pop()
+            task = graph.tasks[tid]
+            mark = _MARK.get(status_of(task), "?")
+            again = tid in printed
+            label = printable(f"{tid}  {task.get('title', '')}")
+            lines.append(f"{'  ' * depth}{mark} {label}" + ("  (see above)" if again else ""))
+            if again:
+                continue
+            printed.add(tid)
+            stack.extend((child, depth + 1) for child in reversed(children[tid]))
 
     for root in roots:
-        walk(root, 0)
+        walk(root)
     for tid in graph.tasks:  # members of loops with no root
         if tid in visible and tid not in printed:
-            walk(tid, 0)
+            walk(tid)
     return "\n".join(lines) if lines else "(no tasks)"
 
 
 def _quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ") + '"'
+    text = printable(text)  # one line, nothing invisible; then dot's own quoting
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def dot(graph: Graph, include_done: bool = False) -> str:
@@ -109,8 +117,11 @@ def mermaid(graph: Graph, include_done: bool = False) -> str:
     node_ids = {tid: f"n{i}" for i, tid in enumerate(visible)}
     lines = ["flowchart LR"]
     for tid in visible:
-        title = str(graph.tasks[tid].get("title", "")).replace('"', "#quot;")[:60]
-        lines.append(f'  {node_ids[tid]}["{tid}: {title}"]:::{status_of(graph.tasks[tid]).replace("-", "_")}')
+        title = printable(str(graph.tasks[tid].get("title", ""))).replace('"', "#quot;")[:60]
+        label = printable(tid).replace('"', "#quot;")
+        lines.append(
+            f'  {node_ids[tid]}["{label}: {title}"]:::{status_of(graph.tasks[tid]).replace("-", "_")}'
+        )
     for tid in visible:
         for blocker in after_of(graph.tasks[tid]):
             if blocker in node_ids:
@@ -125,7 +136,10 @@ def mermaid(graph: Graph, include_done: bool = False) -> str:
 
 
 def render_block_tree(node: BlockNode, depth: int = 0) -> str:
-    lines = [f"{'  ' * depth}{'└ ' if depth else ''}{node.id} [{node.status}] {node.reason}"]
-    for child in node.children:
-        lines.append(render_block_tree(child, depth + 1))
+    lines = []
+    for link, level in node.walk():
+        indent = depth + level
+        lines.append(
+            f"{'  ' * indent}{'└ ' if indent else ''}{printable(f'{link.id} [{link.status}] {link.reason}')}"
+        )
     return "\n".join(lines)

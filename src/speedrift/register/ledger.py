@@ -5,6 +5,8 @@ returning, so a record the hub reported as written survives a crash. A hub kille
 middle of a write can leave a *torn* last line (no newline): readers skip it and report it
 (:attr:`Ledger.torn`); :meth:`Ledger.repair` — run by the next writer automatically — cuts it off
 and keeps the cut bytes in ``cycles.jsonl.torn``, so no torn record ever sits before a good one.
+An append that fails (a full disk can take part of a line) is cut back before the error is raised,
+so a failed write leaves no half record either.
 
 Retention: when ``cycles.jsonl`` passes ``max_bytes`` (50 MB), the next append first compresses
 it to ``cycles-<UTC timestamp>.jsonl.zst`` and starts a new file; only the newest ``keep_archives``
@@ -55,7 +57,18 @@ class Ledger:
         with self._locked():
             self._repair_locked()
             self._rotate_locked()
-            fsutil.append_synced(self.path, line)
+            try:
+                size = self.path.stat().st_size
+            except FileNotFoundError:
+                size = 0
+            try:
+                fsutil.append_synced(self.path, line)
+            except OSError:
+                # a full disk can take part of the line: cut it off again (under the lock no other
+                # writer appends), so a failed append leaves no half record behind
+                with contextlib.suppress(OSError):
+                    os.truncate(self.path, size)
+                raise
 
     def repair(self) -> int:
         """Cut a torn last line off (kept in ``cycles.jsonl.torn``). Returns the bytes cut (0: intact)."""

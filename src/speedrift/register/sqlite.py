@@ -18,6 +18,7 @@ used: the register stays on SQLite in the hub directory and says so in :attr:`Re
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import sqlite3
@@ -81,6 +82,19 @@ def resolve_url(hub: Path, url: str | None) -> tuple[Path, str | None]:
     raise UsageError(f"unsupported register URL {url!r}", hint="use sqlite:///path or postgresql://…")
 
 
+def _storage_error(error: sqlite3.OperationalError, path: Path) -> OSError | None:
+    """SQLite's words for a full disk or a read-only file, as the OSError every other write raises
+    (the CLI and the hub treat those alike: one clear line, the transaction rolled back)."""
+    text = str(error).lower()
+    if "disk is full" in text:
+        code = errno.ENOSPC
+    elif "readonly database" in text or "read-only" in text:
+        code = errno.EROFS
+    else:
+        return None
+    return OSError(code, f"{os.strerror(code)} ({error})", str(path))
+
+
 class Register:
     """One connection to the register; safe to share between threads (calls are serialized)."""
 
@@ -123,13 +137,20 @@ class Register:
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One writing transaction: BEGIN IMMEDIATE takes the write lock up front (no upgrade deadlock)."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    if self._db.in_transaction:  # SQLite may have rolled back already (a full disk)
+                        self._db.execute("ROLLBACK")
+                    raise
+            except sqlite3.OperationalError as error:
+                refused = _storage_error(error, self.path)
+                if refused is None:
+                    raise
+                raise refused from error
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:

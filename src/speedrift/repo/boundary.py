@@ -1,6 +1,9 @@
 """Did an attempt write outside its worktree? Compare the main checkout and idle sibling
 worktrees before and after the run. Reported, not blocking: the user may legitimately be editing
-their checkout meanwhile, so speedrift says what changed and where instead of guessing who."""
+their checkout meanwhile, so speedrift says what changed and where instead of guessing who. A
+sandboxed agent (agents/sandbox.py) cannot make such a write at all; this watch is what is left
+where it runs unsandboxed. The task graph (``.wg/``, ``.workgraph/``) is never counted: speedrift
+itself writes it during a run (claims, logs, other attempts), through its one writer and op log."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import time
 from pathlib import Path
 
 from speedrift import gitcmd
+from speedrift.graph.store import GRAPH_DIR_NAMES
 from speedrift.repo import git
 
 Snapshot = dict[str, tuple[int, int]]  # "<checkout>/<path>" -> (size, mtime_ns); (-1, -1) = deleted
@@ -62,6 +66,8 @@ def snapshot(watched: list[Path]) -> Snapshot:
             # never fails the attempt that watches
             continue
         for rel in changed:
+            if rel.split("/", 1)[0] in GRAPH_DIR_NAMES:
+                continue
             target = checkout / rel
             key = f"{checkout}/{rel}"
             try:

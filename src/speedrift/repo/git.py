@@ -32,8 +32,10 @@ def run(
     timeout: float = 120,
     input_text: str | None = None,
     no_optional_locks: bool = False,
+    hooks: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """:func:`speedrift.gitcmd.run`, under the worktree-admin lock when it writes worktrees."""
+    """:func:`speedrift.gitcmd.run`, under the worktree-admin lock when it writes worktrees.
+    ``hooks``: the approved hooks directory, if any (:func:`speedrift.gitcmd.command`)."""
     writes = len(args) > 1 and args[0] == "worktree" and args[1] in WORKTREE_WRITES
     with worktree_admin(cwd, exclusive=True) if writes else contextlib.nullcontext():
         return gitcmd.run(
@@ -44,6 +46,7 @@ def run(
             timeout=timeout,
             input_text=input_text,
             no_optional_locks=no_optional_locks,
+            hooks=hooks,
         )
 
 

@@ -106,17 +106,20 @@ def run_step(
     input_text: str | None = None,
     detail: Mapping[str, Any] | None = None,
     worktree_admin: bool = False,
+    hooks: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """``git <args>`` in ``cwd`` (never raises for git's exit code), marked as ``step`` for as long
     as it runs (see the module docstring); ``worktree_admin``: a worktree write, run under the
-    repo's worktree-admin lock (:func:`speedrift.repo.git.worktree_admin`). Raises GitError when git
-    cannot be run, :class:`~speedrift.procs.ProcessTimeout` past ``timeout`` (the marker then stays,
-    ended)."""
+    repo's worktree-admin lock (:func:`speedrift.repo.git.worktree_admin`); ``hooks``: the approved
+    hooks directory, if any (:func:`speedrift.gitcmd.command`; none run otherwise). Raises GitError
+    when git cannot be run, :class:`~speedrift.procs.ProcessTimeout` past ``timeout`` (the marker
+    then stays, ended)."""
     if worktree_admin:
         with git.worktree_admin(repo, exclusive=True):
             return run_step(
-                repo, step, args, cwd, locks, env=env, timeout=timeout, input_text=input_text, detail=detail
-            )
+                repo, step, args, cwd, locks, env=env, timeout=timeout, input_text=input_text, detail=detail,
+                hooks=hooks,
+            )  # fmt: skip
     folder = layout.git_steps_dir(repo)
     folder.mkdir(parents=True, exist_ok=True)
     owner = identity_of()
@@ -138,6 +141,7 @@ def run_step(
             deadline=time.monotonic() + timeout,
             environ=gitcmd.environment(env),
             input_bytes=input_text.encode() if input_text else None,
+            hooks=hooks,
         )
     except FileNotFoundError:
         path.unlink(missing_ok=True)

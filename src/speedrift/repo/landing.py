@@ -17,6 +17,11 @@ through logged landings, and refuses anything else as :class:`TargetMoved`. Ever
 can take a git lock file runs under a marker (repo/gitlocks.py) so recovery can clear what a kill
 left. ``SPEEDRIFT_TEST_KILL_AT=<step>`` makes the process kill itself (SIGKILL) at that named step
 (:data:`STEPS`): the crash tests' way to die exactly there.
+
+Hooks: git runs none of the repository's hooks here unless the caller passes ``hooks`` — the
+directory of hooks the repo opted in to (``[git] hooks = "repo"``) and that were there before the
+attempt began (``speedrift.repo.gitboundary.approve_hooks``); then the commit, the rebase and the
+fast-forward run them from there. Recovery finishing a landing a crash cut off runs none.
 """
 
 from __future__ import annotations
@@ -112,8 +117,12 @@ def try_merge_lock(repo: Path) -> Iterator[bool]:
         os.close(fd)
 
 
-def commit_all(repo: Path, worktree: Path, task_id: str, title: str) -> str | None:
-    """Commit everything the agent left uncommitted (hooks run). Returns the new commit or None."""
+def commit_all(
+    repo: Path, worktree: Path, task_id: str, title: str, *, hooks: Path | None = None
+) -> str | None:
+    """Commit everything the agent left uncommitted. ``hooks``: the approved hooks directory (its
+    pre-commit, commit-msg … run and may refuse: :class:`CommitRejected`); None runs no hook.
+    Returns the new commit or None."""
     locks = gitlocks.checkout_locks(worktree)
     added = gitlocks.run_step(repo, "add", ["add", "-A"], worktree, locks)
     if added.returncode != 0:
@@ -128,6 +137,7 @@ def commit_all(repo: Path, worktree: Path, task_id: str, title: str) -> str | No
         [*locks, *gitlocks.ref_locks(repo, *([branch] if branch else []))],
         env=git.identity_env(repo),
         input_text=message,
+        hooks=hooks,
     )
     if result.returncode == 1 and "nothing to commit" in result.stdout + result.stderr:
         return None  # LC_ALL=C in git.run keeps this message stable
@@ -205,22 +215,24 @@ def abort_rebase_if_any(worktree: Path) -> bool:
     return outcome is not None and outcome.aborted
 
 
-def rebase_onto_target(repo: Path, manifest: Manifest, target_tip: str, own_tip: str | None = None) -> str:
+def rebase_onto_target(
+    repo: Path, manifest: Manifest, target_tip: str, own_tip: str | None = None, *, hooks: Path | None = None
+) -> str:
     """Rebase the attempt branch onto the target's tip; a conflict is aborted and reported.
     ``own_tip``: the branch's tip when the caller knows it (saves asking git when nothing landed
-    meanwhile and the branch is already on top)."""
+    meanwhile and the branch is already on top). ``hooks``: the approved hooks directory, if any."""
     worktree = Path(manifest.path)
     if target_tip == manifest.base_commit:  # nothing landed meanwhile: the branch is already on top
         tip = own_tip or git.rev_parse(worktree, "HEAD")
         assert tip is not None
         return tip
     locks = [*gitlocks.checkout_locks(worktree), *gitlocks.ref_locks(repo, manifest.branch)]
-    result = gitlocks.run_step(
-        repo, "rebase", ["rebase", "--quiet", target_tip], worktree, locks, env=git.identity_env(repo)
-    )
+    identity = git.identity_env(repo)
+    rebasing = ["rebase", "--quiet", target_tip]
+    result = gitlocks.run_step(repo, "rebase", rebasing, worktree, locks, env=identity, hooks=hooks)
     if result.returncode != 0:
         conflicted = git.git(["diff", "--name-only", "--diff-filter=U"], worktree, check=False).split("\n")
-        gitlocks.run_step(repo, "rebase-abort", ["rebase", "--abort"], worktree, locks)
+        gitlocks.run_step(repo, "rebase-abort", ["rebase", "--abort"], worktree, locks, hooks=hooks)
         raise MergeConflict([f for f in conflicted if f], manifest.target_branch)
     tip = git.rev_parse(worktree, "HEAD")
     assert tip is not None
@@ -238,8 +250,11 @@ def checkout_holding(repo: Path, branch: str) -> Path | None:
     return None
 
 
-def fast_forward_target(repo: Path, target: str, new_tip: str, old_tip: str | None = None) -> None:
-    """Move ``target`` (at ``old_tip``) forward to ``new_tip``; anything but a fast-forward is refused."""
+def fast_forward_target(
+    repo: Path, target: str, new_tip: str, old_tip: str | None = None, *, hooks: Path | None = None
+) -> None:
+    """Move ``target`` (at ``old_tip``) forward to ``new_tip``; anything but a fast-forward is refused.
+    ``hooks``: the approved hooks directory (post-merge, reference-transaction), if any."""
     old_tip = old_tip or git.rev_parse(repo, target)
     # asked of git even where `merge --ff-only` follows: for a tip behind the target, that merge
     # is a successful no-op ("Already up to date"), not a refusal
@@ -261,6 +276,7 @@ def fast_forward_target(repo: Path, target: str, new_tip: str, old_tip: str | No
             holder,
             [*gitlocks.checkout_locks(holder), *ref_locks],
             detail=detail,
+            hooks=hooks,
         )
         if result.returncode != 0:
             raise MergePending(
@@ -270,9 +286,8 @@ def fast_forward_target(repo: Path, target: str, new_tip: str, old_tip: str | No
                 "flight from landing); the attempt lands on the next try",
             )
         return
-    moved = gitlocks.run_step(
-        repo, "move-ref", ["update-ref", f"refs/heads/{target}", new_tip, old_tip], repo, ref_locks
-    )  # compare-and-swap
+    swap = ["update-ref", f"refs/heads/{target}", new_tip, old_tip]  # compare-and-swap
+    moved = gitlocks.run_step(repo, "move-ref", swap, repo, ref_locks, hooks=hooks)
     if moved.returncode != 0:
         raise GitError(f"git update-ref refs/heads/{target} failed: {(moved.stderr or moved.stdout).strip()}")
 
@@ -378,9 +393,12 @@ def land(
     gate: GateSeam,
     timings: dict[str, float] | None = None,
     own_tip: str | None = None,
+    *,
+    hooks: Path | None = None,
 ) -> str:
     """The merge queue's one step: check the target moved only through the queue, rebase, re-run the
     gate seam, then the landing's states (see the module docstring). Returns the new tip.
+    ``hooks``: the approved hooks directory for the rebase and the fast-forward, if any.
 
     While the gate runs, ``manifest.landing_from`` is the tip the candidate sits on (the base the
     attempt's own commits are judged against). ``timings["queue_wait"]`` receives the seconds
@@ -401,7 +419,7 @@ def land(
             if conflicted:
                 raise MergeConflict(conflicted, target, foreign)
             raise TargetMoved(target, foreign, landings.describe(repo, foreign))
-        tip = rebase_onto_target(repo, manifest, target_tip, own_tip)
+        tip = rebase_onto_target(repo, manifest, target_tip, own_tip, hooks=hooks)
         at_step("rebased")
         manifest.landing_from = target_tip
         try:
@@ -415,7 +433,7 @@ def land(
         worktrees.write_manifest(repo, manifest)
         at_step("landing")
         try:
-            fast_forward_target(repo, target, tip, target_tip)
+            fast_forward_target(repo, target, tip, target_tip, hooks=hooks)
         except MergePending:
             # git refused: nothing moved; the branch stays rebased onto ``landing_from``, which a
             # resumed landing judges the attempt's own commits against

@@ -3,7 +3,9 @@
 Layout: ``<repo>/.speedrift/worktrees/<name>/`` on branch ``speedrift/<task>-a<attempt>``, and the
 manifest beside it as ``<name>.json`` (outside the worktree, so the agent cannot touch it).
 GC removes only worktrees speedrift owns whose work has landed or whose task was abandoned; a
-dirty worktree or unlanded commits are reported and kept (or quarantined on request). A manifest's
+dirty worktree or unlanded commits are reported and kept (or quarantined on request). A commit
+that must not be published (the secrets gate blocked it) is withdrawn (:func:`withdraw`): no ref
+holds it any more, its files stay in the quarantined worktree. A manifest's
 ``state`` is a :class:`ManifestState`; a manifest file holding another state is not read as ours.
 Every change of an attempt's state is written to its manifest as it happens, and the manifest
 names its ``owner`` (the :class:`~speedrift.procs.ProcessIdentity` of the process acting on it),
@@ -371,6 +373,78 @@ def quarantine(repo: Path, manifest: Manifest) -> Path:
     write_manifest(repo, manifest)
     old.unlink(missing_ok=True)
     return destination
+
+
+@dataclass(frozen=True)
+class Withdrawn:
+    """What :func:`withdraw` did: the commit taken off the branch, and where its files are now."""
+
+    commit: str | None  # the branch's tip before (None: the branch held no commit of the attempt)
+    branch: str
+    base: str  # where the branch points now
+    worktree: str  # the quarantined worktree: HEAD detached at ``base``, the work staged in its index
+    still_held_by: tuple[str, ...] = ()  # refs that hold the commit anyway (made by someone else)
+
+    def sentence(self) -> str:
+        held = (
+            f"; but {', '.join(self.still_held_by[:5])} still hold(s) it: remove it from them before a push"
+            if self.still_held_by
+            else "; no branch or tag holds it, so `git push --all` cannot publish it"
+        )
+        taken = (
+            f"commit {self.commit[:12]} was taken off branch {self.branch} (now at its base "
+            f"{self.base[:12]}{held})"
+            if self.commit
+            else f"branch {self.branch} holds none of its commits"
+        )
+        return (
+            f"{taken}; its files are kept for a human, uncommitted, in the quarantined worktree "
+            f"{self.worktree} (HEAD detached at the base)"
+        )
+
+
+def withdraw(repo: Path, manifest: Manifest, note: str) -> Withdrawn:
+    """Take an attempt's commits off every ref while keeping its work: a commit that must never be
+    published (the secrets gate blocked it) must not sit on a branch a ``git push --all`` sends.
+
+    In order, each a marked git step: the attempt branch moves back to the attempt's base (only if
+    it still holds the tip read here — compare-and-swap); the worktree's HEAD is detached at that
+    base, so its index and files still hold the work (``git status`` there shows it as staged
+    changes, ``git diff --cached`` the whole commit); then the worktree is quarantined
+    (:func:`quarantine`: moved aside, manifest ``quarantined``, kept by GC). A crash between the
+    steps leaves the commit off the branch already. Raises GitError when a step fails."""
+    branch, base = manifest.branch, manifest.base_commit
+    tip = git.rev_parse(repo, f"refs/heads/{branch}")
+    checkout = Path(manifest.path)
+    if tip is not None and tip != base:
+        moved = gitlocks.run_step(
+            repo,
+            "withdraw-branch",
+            ["update-ref", "-m", f"speedrift: withdrawn ({note})", f"refs/heads/{branch}", base, tip],
+            repo,
+            gitlocks.ref_locks(repo, branch),
+            detail={"branch": branch, "from": tip, "to": base},
+        )
+        if moved.returncode != 0:
+            said = (moved.stderr or moved.stdout).strip() or f"git exited with status {moved.returncode}"
+            raise GitError(f"could not move {branch} back to {base[:12]}: {said}")
+    if checkout.is_dir():
+        detached = gitlocks.run_step(
+            repo,
+            "detach-worktree",
+            ["update-ref", "--no-deref", "-m", f"speedrift: withdrawn ({note})", "HEAD", base],
+            checkout,
+            gitlocks.checkout_locks(checkout),
+        )
+        if detached.returncode != 0:
+            said = (detached.stderr or detached.stdout).strip() or f"exit status {detached.returncode}"
+            raise GitError(f"could not detach {checkout} at {base[:12]}: {said}")
+    manifest.notes = [*manifest.notes, f"withdrawn: {note}"][-20:]
+    where = quarantine(repo, manifest)
+    if tip is None or tip == base:
+        return Withdrawn(None, branch, base, str(where))
+    holding = git.git(["for-each-ref", "--format=%(refname)", "--contains", tip], repo, check=False)
+    return Withdrawn(tip, branch, base, str(where), tuple(holding.split()))
 
 
 def discard_unused(repo: Path, manifest: Manifest) -> None:

@@ -9,6 +9,8 @@ same code path, and the same ledger entry, as the CLI.
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -20,14 +22,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from speedrift.control.controlfile import MAX_LEASE
 from speedrift.errors import NotFound, Refused, SpeedriftError, UsageError
 from speedrift.graph.store import current_user
 from speedrift.register.record import CONTROL_MODES
 from speedrift.web import runs
 from speedrift.web.live import DashboardState
 
-MAX_BODY = 16_384
-MAX_LEASE_S = 30 * 86_400
+MAX_BODY = 16_384  # a mutation's body; enforced while it is read, never after
+MAX_LEASE_S = int(MAX_LEASE.total_seconds())
 LEDGER_DEFAULT = 20
 LEDGER_MAX = 200
 
@@ -36,7 +39,13 @@ class JSONResponse(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+        try:
+            return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+        except TypeError:  # a lone surrogate or a value nested past 254 levels: an answer, not a 500
+            try:
+                return json.dumps(content, ensure_ascii=True, default=str).encode("ascii")
+            except (TypeError, ValueError, RecursionError):
+                return orjson.dumps({"error": "the answer could not be encoded as JSON", "hint": None})
 
 
 def error(status: int, message: str, hint: str | None = None, **extra: Any) -> JSONResponse:
@@ -92,17 +101,51 @@ async def speedrift_error(request: Request, exc: Exception) -> Response:
 
 
 # --- request bodies ------------------------------------------------------------------------------
-async def _json_body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise BadRequest(f"request body over {MAX_BODY} bytes", status=413)
+def _too_large() -> BadRequest:
+    return BadRequest(
+        f"request body over {MAX_BODY:,} bytes",
+        status=413,
+        hint=f"send a JSON object of at most {MAX_BODY:,} bytes (a mode change needs a few hundred)",
+    )
+
+
+async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
+    """The body, read while it arrives and refused (413) as soon as it passes ``limit``: a declared
+    Content-Length over it is refused before any of it is read, and a chunked body is never held
+    past the chunk that crosses the limit."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit() or len(declared) > 18:
+            raise BadRequest("Content-Length is not a byte count", status=400, hint="send a valid request")
+        if int(declared) > limit:
+            raise _too_large()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_body(raw: bytes) -> dict[str, Any]:
+    """A request body as a JSON object, or a :class:`BadRequest` saying what is wrong with it."""
+    from speedrift.safejson import MalformedJson, loads
+
     try:
-        body = orjson.loads(raw or b"{}")
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"request body is not JSON: {exc}", status=400, hint="send a JSON object") from None
+        body = loads(raw or b"{}")
+    except MalformedJson as bad:
+        raise BadRequest(
+            f"request body is not JSON: {bad.problem}", status=400, hint="send a JSON object"
+        ) from None
     if not isinstance(body, dict):
         raise BadRequest("request body must be a JSON object")
     return body
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    return parse_body(await read_body(request))
 
 
 def _lease(value: Any) -> timedelta | None:
@@ -112,21 +155,27 @@ def _lease(value: Any) -> timedelta | None:
     if isinstance(value, bool):
         raise BadRequest("lease_ttl must be seconds or a duration like 2h", field="lease_ttl")
     if isinstance(value, int | float):
-        seconds = float(value)
+        seconds = float(value)  # orjson reads integers past 64 bits as floats: still a number here
     elif isinstance(value, str):
-        from speedrift.times import parse_duration
+        from speedrift.times import DurationTooLong, parse_duration
 
         try:
             seconds = parse_duration(value).total_seconds()
+        except DurationTooLong:
+            seconds = math.inf  # well formed, past any lease: the range check below answers
         except UsageError:
+            shown = repr(value) if len(value) <= 40 else repr(value[:40]) + "…"
             raise BadRequest(
-                f"lease_ttl {value!r} not understood (use e.g. 45s, 30m, 2h, 1d)", field="lease_ttl"
+                f"lease_ttl {shown} not understood (use e.g. 45s, 30m, 2h, 1d)", field="lease_ttl"
             ) from None
     else:
         raise BadRequest("lease_ttl must be seconds or a duration like 2h", field="lease_ttl")
-    if not 0 < seconds <= MAX_LEASE_S:
+    if not 1 <= seconds <= MAX_LEASE_S:  # NaN fails this too
         raise BadRequest(
-            f"lease_ttl must be between 1 second and {MAX_LEASE_S // 86_400} days", field="lease_ttl"
+            f"lease_ttl must be between 1 second and {MAX_LEASE_S // 86_400} days ({MAX_LEASE_S:,} seconds)",
+            status=400,
+            field="lease_ttl",
+            hint='e.g. 7200 or "2h"; leave it out for no expiry',
         )
     return timedelta(seconds=seconds)
 

@@ -104,6 +104,7 @@ class DashboardState:
         self._next_actions: dict[str, dict[str, Any]] = {}
         self._controls: dict[str, dict[str, Any]] = {}
         self._graphs: dict[str, dict[str, dict[str, Any]] | None] = {}
+        self._graph_problems: dict[str, tuple[str, ...]] = {}  # per repo: what reading its graph met
         self._summaries: dict[str, dict[str, Any]] = {}
         self._cards: dict[str, dict[str, Any]] = {}
         self._order: list[str] = []
@@ -156,6 +157,7 @@ class DashboardState:
             for name in removed:
                 self._reports.pop(name, None)
                 self._graphs.pop(name, None)
+                self._graph_problems.pop(name, None)
                 self._summaries.pop(name, None)
                 self._cards.pop(name, None)
                 self._controls.pop(name, None)
@@ -212,9 +214,13 @@ class DashboardState:
                     continue
                 self._push_history(record)
 
-    def update_graph(self, repo: str, nodes: dict[str, dict[str, Any]] | None) -> int | None:
-        """A repo's task nodes after its graph file changed: a delta with the changed tasks only."""
+    def update_graph(
+        self, repo: str, nodes: dict[str, dict[str, Any]] | None, problems: tuple[str, ...] = ()
+    ) -> int | None:
+        """A repo's task nodes after its graph file changed: a delta with the changed tasks only.
+        ``problems``: what reading it met (skipped lines, or why it could not be read at all)."""
         with self._lock:
+            self._graph_problems[repo] = problems
             old = self._graphs.get(repo)
             upsert, removed = node_changes(old, nodes)
             first = repo not in self._graphs
@@ -288,6 +294,7 @@ class DashboardState:
                 "repo": name,
                 "graph": nodes is not None,
                 "nodes": list(nodes.values()) if nodes else [],
+                "problems": list(self._graph_problems.get(name, ())),
             }
 
     def ecosystem_graph(self) -> dict[str, Any]:

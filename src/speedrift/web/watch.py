@@ -43,14 +43,23 @@ def _signature(path: Path) -> Signature:
 
 
 def read_graph(path: Path | None) -> Graph | None:
-    """A graph file, decoded; None when the repo has no graph or it cannot be read."""
+    """A graph file, decoded (bad lines are listed on it, never raised); None when the repo has no
+    graph. Raises OSError when the file is there but cannot be read (a directory, no permission)."""
     if path is None:
         return None
     try:
         data = path.read_bytes()
-    except OSError:
+    except FileNotFoundError:  # removed between the stat and the read
         return None
     return Graph.from_bytes(data)
+
+
+def graph_problems(graph: Graph, limit: int = 20) -> tuple[str, ...]:
+    """What the graph route reports about a graph it could read: skipped lines, duplicate ids."""
+    lines = [
+        f"line {n}: {problem} (skipped; `speedrift repair` sets it aside)" for n, problem in graph.problems
+    ]
+    return tuple([*lines, *graph.warnings][:limit])
 
 
 class GraphWatcher:
@@ -78,6 +87,7 @@ class GraphWatcher:
         # only for a repo whose tasks name peer tasks: those (repo -> task ids), and its graph
         self._wants: dict[str, dict[str, set[str]]] = {}
         self._graphs: dict[str, Graph] = {}
+        self._problems: dict[str, tuple[str, ...]] = {}  # what the graph route says of each graph
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.set_repos(repos)
@@ -91,6 +101,7 @@ class GraphWatcher:
             for name in gone:
                 self._signatures.pop(name, None)
                 self._files.pop(name, None)
+                self._problems.pop(name, None)
                 self._forget(name)
             if gone:
                 self._publish([], set(gone))
@@ -137,7 +148,7 @@ class GraphWatcher:
             graph = self._read(name)
             if graph is None or name not in self._wants:
                 # names no peer task: published now (its graph is not kept), whatever else this pass reads
-                self.state.update_graph(name, self._nodes(graph, {}))
+                self.state.update_graph(name, self._nodes(graph, {}), problems=self._problems.get(name, ()))
             else:
                 naming.append(name)
         self._publish(naming, set(names))
@@ -149,11 +160,22 @@ class GraphWatcher:
         naming = [name for name, wants in self._wants.items() if not changed.isdisjoint(wants)]
         dependents = read + [name for name in naming if name not in changed]
         for name in dependents:
-            self.state.update_graph(name, self._nodes(self._graphs[name], self._wants[name]))
+            self.state.update_graph(
+                name,
+                self._nodes(self._graphs[name], self._wants[name]),
+                problems=self._problems.get(name, ()),
+            )
 
     def _read(self, name: str) -> Graph | None:
-        """Read one repo's graph and keep what its dependents and its own re-derivation need."""
-        graph = read_graph(self._files.get(name))
+        """Read one repo's graph and keep what its dependents and its own re-derivation need. A
+        graph that cannot be read is reported on the graph route, never raised into the pass."""
+        try:
+            graph = read_graph(self._files.get(name))
+        except OSError as error:
+            self._problems[name] = (f"graph.jsonl cannot be read: {error.strerror or error}",)
+            graph = None
+        else:
+            self._problems[name] = graph_problems(graph) if graph is not None else ()
         if graph is None:
             self._forget(name)
             return None

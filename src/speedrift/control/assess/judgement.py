@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from speedrift.control.assess.conditions import RepoConditions, judge_conditions, ranked
 from speedrift.control.assess.edges import repo_edges
 from speedrift.control.assess.metrics import ecosystem_metrics
 from speedrift.control.assess.narrative import narrate
@@ -45,11 +46,13 @@ from speedrift.register.record import (
 
 @dataclass(frozen=True)
 class RepoMemo:
-    """A repo's score and candidate actions, kept for the next cycle while nothing about it changes."""
+    """A repo's score and candidate actions, kept for the next cycle while nothing about it changes;
+    and its attention-queue condition drafts, kept under their own key (conditions.py)."""
 
     key: tuple[object, ...]
     health: RepoHealth
     actions: tuple[Action, ...]
+    conditions: RepoConditions | None = None
 
 
 def memo_key(snapshot: RepoSnapshot, now: datetime) -> tuple[object, ...] | None:
@@ -81,6 +84,8 @@ class Assessment:
     plan: Plan
     memo: dict[str, RepoMemo]
     pauses: tuple[RuntimePause, ...] = ()  # the machine's runtime pauses the plan was judged with
+    # each repo's attention-queue condition drafts (conditions.py), for build_record
+    conditions: dict[str, RepoConditions] = field(default_factory=dict)
 
 
 def assess(
@@ -99,7 +104,9 @@ def assess(
     """Observe and judge. ``memo`` (the previous assessment's) lets a repo the observer reused keep
     its score (trend flat) and candidate actions instead of being scored and planned again — the
     same staleness bound as observation: time-only changes (a task crossing the aging threshold)
-    show at the observer's next full rescan."""
+    show at the observer's next full rescan. The repo's attention-queue condition drafts are kept
+    the same way, under their own key (conditions.judge_conditions), with what moves with the
+    clock rendered at ``now`` when the queues are built."""
     started = time.perf_counter()
     snapshots = observer.observe(now)
     entries = observer.entries  # the registry plus autodiscovered repos, as observed
@@ -129,13 +136,21 @@ def assess(
     by_repo: dict[str, list[Action]] = {}
     for action in planned:
         by_repo.setdefault(action.repo, []).append(action)
-    next_memo = {name: replace(m, health=healths[name]) for name, m in kept.items()}
+    conditions: dict[str, RepoConditions] = {}
+    for name, snapshot in snapshots.items():
+        old = memo.get(name)
+        mine = kept[name].actions if name in kept else by_repo.get(name, ())
+        conditions[name] = judge_conditions(
+            snapshot, healths[name], ranked(mine), old.conditions if old is not None else None
+        )
+    next_memo = {
+        name: RepoMemo(m.key, healths[name], m.actions, conditions[name]) for name, m in kept.items()
+    }
     for snapshot in fresh:
         key = memo_key(replace(snapshot, reused=True), now)
         if key is not None:
-            next_memo[snapshot.name] = RepoMemo(
-                key, healths[snapshot.name], tuple(by_repo.get(snapshot.name, ()))
-            )
+            name = snapshot.name
+            next_memo[name] = RepoMemo(key, healths[name], tuple(by_repo.get(name, ())), conditions[name])
     candidates = [*planned, *(a for m in kept.values() for a in m.actions)]
     return Assessment(
         now=now,
@@ -156,6 +171,7 @@ def assess(
         ),
         memo=next_memo,
         pauses=tuple(pauses),
+        conditions=conditions,
     )
 
 
@@ -199,6 +215,7 @@ def build_record(
         a.now,
         first_seen=queue_since,
         pauses=a.pauses,  # those only a person can lift wait in the human queue
+        conditions=a.conditions,  # judged (or kept) with the score: only the assembly is done here
     )
     inputs: dict[str, Any] = {
         "repos_total": len(a.snapshots),

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from speedrift import safetoml
 from speedrift.control.plan.config import PolicyConfig
 from speedrift.errors import NotFound, UsageError
 from speedrift.redact import redact_url
@@ -207,32 +207,33 @@ def load_ecosystem(path: Path) -> Ecosystem:
     """Read and check ecosystem.toml. Raises NotFound (no file) or UsageError (every problem listed)."""
     path = path.expanduser().resolve()
     try:
-        text = path.read_text(encoding="utf-8")
+        text = safetoml.decode(path.read_bytes())
     except FileNotFoundError:
         raise NotFound(
             f"{path} does not exist", hint="create it with `speedrift repos add NAME PATH`"
         ) from None
-    except UnicodeDecodeError as exc:
+    except IsADirectoryError:
+        raise UsageError(f"{path} is a directory", hint="pass the path of ecosystem.toml itself") from None
+    except OSError as exc:
         raise UsageError(
-            f"{path}: not valid UTF-8 (byte {exc.start})", hint="save the file as UTF-8"
+            f"cannot read {path}: {exc.strerror or exc}", hint="make it a readable file"
         ) from None
+    except safetoml.MalformedToml as bad:
+        raise UsageError(f"{path}{bad.where()}: {bad.problem}", hint="save the file as UTF-8") from None
     return parse_ecosystem(text, path)
 
 
-def _decode_error(path: Path, error: tomllib.TOMLDecodeError) -> UsageError:
-    message = str(error)
-    match = re.search(r"\(at line (\d+), column (\d+)\)", message)
-    where = f"{path}:{match.group(1)}:{match.group(2)}" if match else f"{path}:end"
-    detail = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", message)
-    return UsageError(f"{where}: TOML syntax error: {detail}", hint="fix the TOML at that position")
+def _decode_error(path: Path, bad: safetoml.MalformedToml) -> UsageError:
+    return UsageError(f"{path}{bad.where() or ':end'}: {bad.problem}", hint="fix the TOML at that position")
 
 
 def parse_ecosystem(text: str, path: Path) -> Ecosystem:
-    """Check ``text`` as the content of ``path`` (used by the editor to validate before it writes)."""
+    """Check ``text`` as the content of ``path`` (used by the editor to validate before it writes).
+    Any text is an :class:`Ecosystem` or a UsageError naming the line (speedrift/safetoml.py)."""
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise _decode_error(path, error) from None
+        data = safetoml.loads(text)
+    except safetoml.MalformedToml as bad:
+        raise _decode_error(path, bad) from None
     problems = _Problems(path, key_lines(text))
     root = path.parent
     for key in data:

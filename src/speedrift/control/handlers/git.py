@@ -1,9 +1,11 @@
 """Handlers that read git (through :class:`HubGit` only): fetch from upstream, write an upstream
 contribution packet, and run the gates on the target branch in a detached scratch worktree.
 
-None of them touches the user's checkout or any branch: ``fetch`` writes remote-tracking refs,
-the packet and the scan results are files under ``.speedrift/``, and the scan's worktree is a
-detached one under ``.speedrift/hub-worktrees/``, removed afterwards.
+None of them touches the user's checkout or any branch: ``fetch`` writes remote-tracking refs
+only — with the hub's own refspec, never the repo's configured one, under a guard that makes git
+refuse anything else (control/authority.py ``HubGit.fetch``) — the packet and the scan results are
+files under ``.speedrift/``, and the scan's worktree is a detached one under
+``.speedrift/hub-worktrees/``, removed afterwards.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 import orjson
 
 from speedrift import layout
-from speedrift.control.authority import HubGit
+from speedrift.control.authority import HubGit, hub_refspec
 from speedrift.control.handlers import upstream_packet
 from speedrift.control.handlers.base import (
     HandlerContext,
@@ -45,24 +47,64 @@ def _ref_arg(value: str, what: str) -> str:
     return value
 
 
-def _remote_refs(hub_git: HubGit, remote: str) -> dict[str, str]:
-    out = hub_git.out("for-each-ref", "--format=%(refname) %(objectname)", f"refs/remotes/{remote}/")
-    return dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
+def _refs(hub_git: HubGit) -> dict[str, str]:
+    """Every ref -> its object (a symbolic ref -> ``-> <target>``: it moves with its target)."""
+    out = hub_git.out("for-each-ref", "--format=%(refname) %(objectname) %(symref)")
+    found: dict[str, str] = {}
+    for line in out.splitlines():
+        ref, _, rest = line.partition(" ")
+        oid, _, symref = rest.partition(" ")
+        found[ref] = f"-> {symref}" if symref else oid
+    return found
+
+
+def outside_remote(before: dict[str, str], after: dict[str, str], remote: str) -> list[str]:
+    """The refs outside ``refs/remotes/<remote>/`` that differ between two listings."""
+    into = f"refs/remotes/{remote}/"
+    return sorted(
+        ref
+        for ref in set(before) | set(after)
+        if not ref.startswith(into) and before.get(ref) != after.get(ref)
+    )
+
+
+def _configured_outside(hub_git: HubGit, remote: str) -> list[str]:
+    """The remote's configured fetch refspecs that map anywhere but ``refs/remotes/<remote>/``."""
+    done = hub_git.run("config", "--get-all", f"remote.{remote}.fetch", check=False)
+    into = f"refs/remotes/{remote}/"
+    return [
+        spec
+        for spec in done.stdout.split()
+        if not spec.removeprefix("+").partition(":")[2].startswith(into) and not spec.startswith("^")
+    ]
 
 
 def sync_upstream(action: Action, ctx: HandlerContext) -> HandlerResult:
-    """``git fetch <remote>`` and nothing else: never merges, rebases or pushes."""
+    """``git fetch`` of the upstream remote's branches into ``refs/remotes/<remote>/`` and nothing
+    else (``HubGit.fetch``): never the repo's configured refspec, never merges, rebases or pushes.
+    A configured refspec that maps elsewhere is refused by name in the outcome; a ref outside the
+    namespace that changed meanwhile (someone else's doing: git refuses the fetch's) is named too."""
     remote = ctx.entry.upstream_remote or "origin"
     hub_git = ctx.git()
-    before = _remote_refs(hub_git, remote) if not remote.startswith("-") else {}
-    hub_git.run("fetch", remote, timeout=max(ctx.timeout_s, 120))
-    after = _remote_refs(hub_git, remote)
-    updated = sorted(ref for ref, sha in after.items() if before.get(ref) != sha)
-    return HandlerResult(
-        "succeeded",
-        f"fetched {remote}: {len(updated)} remote-tracking ref(s) updated",
-        {"remote": remote, "updated": updated[:50]},
-    )
+    safe = not remote.startswith("-")  # an option-like name is refused by HubGit before anything runs
+    before = _refs(hub_git) if safe else {}
+    refused = _configured_outside(hub_git, remote) if safe else []
+    hub_git.fetch(remote, timeout=max(ctx.timeout_s, 120))
+    after = _refs(hub_git)
+    into = f"refs/remotes/{remote}/"
+    updated = sorted(ref for ref, sha in after.items() if ref.startswith(into) and before.get(ref) != sha)
+    detail = f"fetched {remote}: {len(updated)} remote-tracking ref(s) updated"
+    evidence: dict[str, Any] = {"remote": remote, "refspec": hub_refspec(remote), "updated": updated[:50]}
+    if refused:
+        detail += (
+            f"; refused the repo's configured refspec {', '.join(refused)} (it maps outside {into}): "
+            f"fetched with {hub_refspec(remote)} instead"
+        )
+        evidence["refused_refspecs"] = refused
+    elsewhere = outside_remote(before, after, remote)
+    if elsewhere:
+        evidence["changed_meanwhile"] = elsewhere[:50]  # not by the fetch: its guard allows none
+    return HandlerResult("succeeded", detail, evidence)
 
 
 # ---------------------------------------------------------------- upstream packet

@@ -1,5 +1,6 @@
 """Handlers that write to a repo's task graph: corrective tasks (the loopback), dependency repairs
-(delegated to a corrective task), and reopening tasks whose claimant died.
+(delegated to a corrective task), and reopening tasks whose claimant died (or, for an interrupted
+landing where no service runs, starting the worker whose recovery settles it).
 
 Every write goes through :meth:`GraphStore.mutate` (lock, reload, build, atomic write), and each
 build decides from the graph it reloaded under the lock — so two hubs, or a hub and a service,
@@ -15,13 +16,15 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from speedrift.control.handlers.base import HandlerContext, HandlerResult, graph_store
+from speedrift.control.handlers.base import HandlerContext, HandlerResult, fresh_path, graph_store
 from speedrift.control.plan.candidates import corrective_id
 from speedrift.control.plan.prompts import action_brief, brief_markdown
+from speedrift.fleet import service
 from speedrift.graph import ids, ops
 from speedrift.graph.codec import Graph
 from speedrift.graph.model import FAILED, IN_PROGRESS, after_of, speedrift_data, status_of
-from speedrift.procs import record_alive
+from speedrift.layout import safe_name
+from speedrift.procs import record_alive, spawn_detached
 from speedrift.register.record import (
     Action,
     CorrectiveParams,
@@ -30,7 +33,7 @@ from speedrift.register.record import (
     VerifyParams,
 )
 from speedrift.repo import worktrees
-from speedrift.times import parse_time
+from speedrift.times import parse_time, stamp
 
 HUB_ACTOR = "speedrift-hub"
 CORRECTIVE_TAGS = ("speedrift", "corrective")
@@ -40,6 +43,7 @@ CORRECTIVE_PREFIX = "speedrift-fix-"
 # a corrective task's description, brief included; far inside wg's limit (graph/ids.py
 # MAX_DESCRIPTION_LENGTH), so a graph line stays small. Only the optional prompts are ever cut.
 MAX_DESCRIPTION = 16_000
+MAX_SETTLING = 4  # workers one verification starts to settle interrupted landings
 
 
 # ---------------------------------------------------------------- corrective tasks
@@ -217,16 +221,44 @@ def verify_in_progress(action: Action, ctx: HandlerContext) -> HandlerResult:
         return mutation
 
     graph_store(ctx.repo).mutate(build, actor=HUB_ACTOR, now=ctx.now())
+    recovering = _settle_landings(ctx, report["left_for_recovery"])
+    report["recovering"] = [{"task": task, "pid": pid} for task, pid in recovering.items()]
     parts = []
     if report["reopened"]:
         shown = ", ".join(f"{r['task']} (pid {r['pid']})" for r in report["reopened"])
         parts.append(f"reopened {len(report['reopened'])} task(s) whose claimant is gone: {shown}")
     if report["alive"]:
         parts.append(f"{len(report['alive'])} live claim(s) left alone")
-    if report["left_for_recovery"]:
+    if recovering:
+        shown = ", ".join(f"{task} (pid {pid})" for task, pid in recovering.items())
+        parts.append(f"no service runs here: `speedrift run` started to settle interrupted landings {shown}")
+    elif report["left_for_recovery"]:
         parts.append(
             f"{len(report['left_for_recovery'])} interrupted landing(s) left to the service's recovery"
         )
     if report["unverifiable"]:
         parts.append(f"{len(report['unverifiable'])} claim(s) not made by a local speedrift worker")
     return HandlerResult("succeeded", "; ".join(parts) or "no in-progress tasks to verify", report)
+
+
+def _settle_landings(ctx: HandlerContext, tasks: Sequence[str]) -> dict[str, int]:
+    """Interrupted landings in a repo where no service runs: nothing else would settle them (a
+    service recovers when it starts and on every tick, ``speedrift run`` before it claims, and
+    without new work no run comes). Where the hub may start workers (autonomous mode), it starts
+    ``speedrift run --hub`` for each, whose first step is that recovery (fleet/crash_recovery.py):
+    the task is recorded done if its work landed, else released and attempted again. The hub itself
+    runs no git here. Returns task -> pid of the worker started."""
+    if not tasks or service.running_pid(ctx.repo) is not None:
+        return {}
+    if ctx.read_control(ctx.repo).mode != "autonomous":
+        return {}  # supervise mode may not start workers: a service or a person settles them
+    store = graph_store(ctx.repo)
+    started: dict[str, int] = {}
+    for task_id in tasks[:MAX_SETTLING]:
+        ids.validate_id(task_id)  # an id is data, never an option: it also goes after `--`
+        log = fresh_path(ctx.logs(), f"settle-{safe_name(task_id)}-{stamp(ctx.now())}", ".log")
+        hub_flag = [] if ctx.approved_by else ["--hub"]
+        argv = [*ctx.speedrift_argv, "--dir", str(store.directory), "run", "--quiet", *hub_flag]
+        argv += ["--", task_id]
+        started[task_id] = spawn_detached(argv, cwd=ctx.repo, env=ctx.process_env(), log=log).pid
+    return started

@@ -5,6 +5,11 @@ so a reader sees a whole old or a whole new file) and decoded by the lossless co
 file is opened, nothing is created. Readiness and dispatch order are ``graph.query``'s, exactly
 what ``speedrift ready`` shows.
 
+Hostile content never raises here: the codec turns every bad line (invalid UTF-8, a lone
+surrogate, nesting past 128 levels, ...) into a counted problem and reads the rest. A file that
+cannot be read at all raises, and the observer quarantines that repo (no graph, the reason in its
+snapshot's errors, shown on its score and card) while the others are supervised as usual.
+
 A reading stays valid until its *horizon*: the next moment a time-based fact changes (a
 ``not_before`` opens, a task crosses the 14-day stale-open or 3-day stale-in-progress line, a
 day of age bumps a priority). Until then a reused reading only has its ages moved forward and its
@@ -260,7 +265,8 @@ def read_graph(
     peers: query.PeerStatuses | None = None,
     export: Collection[str] = (),
 ) -> GraphReading | None:
-    """The repo's graph reading, None when the repo has no graph. Raises OSError if unreadable.
+    """The repo's graph reading, None when the repo has no graph. Raises OSError if unreadable
+    (never for what the file holds: bad lines are counted in ``problems``).
     ``names``: registered repo names (lower case) to look for; ``own``: this repo's, left out;
     ``peers`` and ``export`` as for :func:`analyze`."""
     path = repo_graph_file(repo)

@@ -81,6 +81,11 @@ from speedrift.register.record import (
 
 StatKey = tuple[tuple[int, int, int] | None, ...]
 WATCHDOG_GRACE_S = 5.0  # past timeout_s, a repo whose worker has not returned is given up on
+# A repo whose graph cannot be read is quarantined: its snapshot has no graph (so nothing is planned
+# for it) and says why; the next cycle that finds the file changed reads it again.
+UNREADABLE_FIX = (
+    "fix: make graph.jsonl readable (permissions, a file not a directory), then `speedrift repair`"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -444,7 +449,9 @@ class Observer:
                 False,
             )
         except OSError as error:
-            return None, [f"graph: unreadable ({error.strerror or error})"], False
+            return None, [f"graph: unreadable ({error.strerror or error}); {UNREADABLE_FIX}"], False
+        except Exception as error:  # quarantined: no graph, the reason shown, the other repos go on
+            return None, [f"graph: unreadable ({type(error).__name__}: {error}); {UNREADABLE_FIX}"], False
 
     # ------------------------------------------------------------------ dependencies across repos
     def _resolve_peers(self, results: dict[str, RepoSnapshot], now: datetime) -> None:

@@ -49,6 +49,8 @@
       (Array.isArray(g.results) ? g.results.map((r) => "\n    " + String(r.gate).padEnd(9) + " " + (gateWords[r.status] || r.status).padEnd(8) + " " + (r.reason || "")).join("") : "")).join("\n");
     const ev = d.evidence || {};
     const verified = ev.verified === true ? "yes — the tests ran and nothing new fails" : ev.verified === false ? "no — " + (ev.unverified_reason || "the tests did not run") : null;
+    const box = ev.sandbox || record.sandbox;  // agents/sandbox.py: {used, network} or {used: false, why}
+    const sandboxed = !box ? null : box.used ? "yes" + (box.network === false ? ", no network" : "") : "not sandboxed: " + (box.why || "unknown");
     const events = (d.events || []).map((e) => (e.ts || "") + " " + (e.kind || "?") + " " + (e.text || "")).join("\n");
     const controls = el("div", { class: "row" });
     if (record.state === "running") {
@@ -57,7 +59,7 @@
     }
     holder.replaceChildren(...[
       kv([["attempt", attempt], ["state", record.state + (d.paused ? " (paused)" : "")], ["runtime", record.runtime], ["model", record.model], ["started", record.started],
-          ["failure", record.failure], ["reason", record.reason], ["landed", record.landed_commit], ["verified", verified],
+          ["failure", record.failure], ["reason", record.reason], ["landed", record.landed_commit], ["verified", verified], ["sandbox", sandboxed],
           ["diff", diff.files !== undefined ? diff.files + " files, +" + diff.insertions + "/-" + diff.deletions : null],
           ["cost", usage.cost_usd !== undefined ? "$" + Number(usage.cost_usd).toFixed(4) : null],
           ["tokens", usage.input_tokens !== undefined ? usage.input_tokens + " in / " + usage.output_tokens + " out" : null],
