@@ -129,7 +129,7 @@ def floor(root: Path, tasks: int, workers: int) -> float:
     return statistics.mean(samples)
 
 
-def speedrift(root: Path, tasks: int, workers: int) -> dict[str, Any]:
+def speedrift(root: Path, tasks: int, workers: int, sandbox: str = "auto") -> dict[str, Any]:
     repo = make_repo(root / "speedrift", tasks)
     graph_dir = init_graph_dir(repo)
     store = GraphStore(graph_dir)
@@ -150,7 +150,11 @@ def speedrift(root: Path, tasks: int, workers: int) -> dict[str, Any]:
 
     store.mutate(add_all, actor="bench")
     config = RepoConfig.model_validate(
-        {"service": {"max_agents": workers, "poll_seconds": 0.05}, "default_runtime": "shell"}
+        {
+            "service": {"max_agents": workers, "poll_seconds": 0.05},
+            "default_runtime": "shell",
+            "sandbox": {"mode": sandbox},
+        }
     )
     loop = ServiceLoop(Pipeline(repo, store, config))
     started = time.perf_counter()
@@ -189,7 +193,7 @@ def speedrift(root: Path, tasks: int, workers: int) -> dict[str, Any]:
     }
 
 
-def pipeline_rounds(tasks: int, workers: int, rounds: int) -> dict[str, Any]:
+def pipeline_rounds(tasks: int, workers: int, rounds: int, sandbox: str = "auto") -> dict[str, Any]:
     """Interleaved floor/speedrift pairs at one worker count; medians."""
     floors: list[float] = []
     runs: list[dict[str, Any]] = []
@@ -197,7 +201,7 @@ def pipeline_rounds(tasks: int, workers: int, rounds: int) -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="speedrift-pipeline-bench-") as tmp:
             root = Path(tmp)
             floors.append(floor(root, tasks, workers))
-            runs.append(speedrift(root, tasks, workers))
+            runs.append(speedrift(root, tasks, workers, sandbox))
         print(f"{workers} worker(s), round {number + 1}/{rounds}: floor {floors[-1] * 1000:.1f} ms, "
               f"speedrift {runs[-1]['per_task_s'] * 1000:.1f} ms", file=sys.stderr)  # fmt: skip
     floor_s = statistics.median(floors)
@@ -215,6 +219,7 @@ def pipeline_rounds(tasks: int, workers: int, rounds: int) -> dict[str, Any]:
         "tasks": tasks,
         "workers": workers,
         "rounds": rounds,
+        "sandbox": sandbox,
         "floor_per_task_s": floor_s,
         **ours,
         "round_ratios": ratios,
@@ -384,6 +389,12 @@ def main() -> int:
     parser.add_argument("--latency-tasks", type=int, default=100)
     parser.add_argument("--latency-repos", type=int, default=20)
     parser.add_argument("--latency-gap", type=float, default=0.5, help="seconds between two tasks written")
+    parser.add_argument(
+        "--sandbox",
+        default="auto",
+        choices=("auto", "off"),
+        help="the attempts' [sandbox] mode (default auto: bubblewrap where it works, as users get it)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     sections = {s.strip() for s in args.sections.split(",")}
@@ -391,7 +402,9 @@ def main() -> int:
     ok = True
     if "pipeline" in sections:
         report["pipeline"] = [
-            pipeline_rounds(args.tasks, int(w), args.rounds) for w in args.workers.split(",") if w.strip()
+            pipeline_rounds(args.tasks, int(w), args.rounds, args.sandbox)
+            for w in args.workers.split(",")
+            if w.strip()
         ]
         ok = all(r["correct"] for r in report["pipeline"])
     if "admission" in sections:
@@ -408,7 +421,8 @@ def main() -> int:
         acceptance = f"(acceptance <= 2x: {verdict})" if row["workers"] == 4 else "(informational)"
         contents = "ok" if row["content_ok"] else "WRONG"
         lines += [
-            f"{row['tasks']} shell tasks, {row['workers']} worker(s), gates off, {row['rounds']} rounds",
+            f"{row['tasks']} shell tasks, {row['workers']} worker(s), gates off, sandbox {row['sandbox']}, "
+            f"{row['rounds']} rounds",
             f"  floor (git work only, per task, excl. lock waits): {row['floor_per_task_s'] * 1000:8.1f} ms",
             f"  speedrift per task (worker process start to exit, excl. lock waits): "
             f"{row['per_task_s'] * 1000:8.1f} ms (median {row['per_task_median_s'] * 1000:.1f} ms)",

@@ -113,6 +113,7 @@ class _CliState:
     relative to HOME), what of it is configuration (globs, bound read-only) and what is a
     credential file (bound read-write)."""
 
+    runtime: str  # the runtime whose CLI keeps it: only that runtime's agents get it
     variable: str | None  # e.g. CODEX_HOME; its value is the directory itself
     parent_variable: str | None  # e.g. XDG_CONFIG_HOME; the directory is ``sub`` under it
     home_relative: str  # under HOME when neither variable is set
@@ -126,6 +127,7 @@ class _CliState:
 
 _CLI_STATE = (
     _CliState(
+        "claude",
         "CLAUDE_CONFIG_DIR",
         None,
         ".claude",
@@ -134,6 +136,7 @@ _CLI_STATE = (
         (".credentials.json",),
     ),
     _CliState(
+        "codex",
         "CODEX_HOME",
         None,
         ".codex",
@@ -142,8 +145,9 @@ _CLI_STATE = (
         ("auth.json",),
         ("skills",),
     ),
-    _CliState(None, "XDG_CONFIG_HOME", ".config/opencode", ".config/opencode", ("*",), ()),
+    _CliState("opencode", None, "XDG_CONFIG_HOME", ".config/opencode", ".config/opencode", ("*",), ()),
     _CliState(
+        "opencode",
         None,
         "XDG_DATA_HOME",
         ".local/share/opencode",
@@ -270,6 +274,9 @@ class Policy:
     run_dir: Path  # the private HOME and TMPDIR are made under it (``layout.sandbox_dir``)
     git_common_dir: Path | None = None
     network: bool = True
+    # whose CLI state (configuration, login) is mapped into the private home: that runtime's only
+    # (a shell agent gets none: least privilege, and less to set up per attempt); None: every CLI's
+    runtime: str | None = None
 
     @property
     def home(self) -> Path:
@@ -292,7 +299,7 @@ def wrap(
     # bwrap binds and mounts at absolute paths: every one resolved (symlinks too) on this side
     home, tmp, worktree = policy.home.resolve(), policy.tmp.resolve(), policy.worktree.resolve()
     child = dict(env)
-    binds = _cli_binds(env, home, child)
+    binds = _cli_binds(env, home, child, policy.runtime)
     child["HOME"] = str(home)
     child["TMPDIR"] = str(tmp)
     command = [policy.bwrap, *_BASE]
@@ -319,12 +326,15 @@ def remove_private(run_dir: Path) -> None:
     shutil.rmtree(layout.sandbox_dir(run_dir), ignore_errors=True)
 
 
-def _cli_binds(env: Mapping[str, str], home: Path, child: dict[str, str]) -> list[str]:
+def _cli_binds(env: Mapping[str, str], home: Path, child: dict[str, str], runtime: str | None) -> list[str]:
     """bwrap arguments mapping the agent CLIs' configuration and login into the private ``home``
-    (see the module docstring); ``child`` gets the variables that must now point there."""
+    (see the module docstring) — ``runtime``'s only, every CLI's when None; ``child`` gets the
+    variables that must now point there."""
     real_home = env.get("HOME")
     binds: list[str] = []
     for state in _CLI_STATE:
+        if runtime is not None and state.runtime != runtime:
+            continue
         source = _state_source(state, env, real_home)
         target = home / state.sub
         if state.variable and env.get(state.variable):
@@ -342,7 +352,8 @@ def _cli_binds(env: Mapping[str, str], home: Path, child: dict[str, str]) -> lis
     for variable, sub in _XDG.items():
         if env.get(variable):
             child[variable] = str(home / sub)
-    _copy_claude_json(env, real_home, home)
+    if runtime in (None, "claude"):
+        _copy_claude_json(env, real_home, home)
     if real_home:
         for sub in _TOOLCHAINS:
             source = Path(real_home) / sub

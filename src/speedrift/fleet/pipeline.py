@@ -388,6 +388,7 @@ class Pipeline(Landing):
             run_dir=attempt.run_dir,
             git_common_dir=git.common_dir(self.repo),
             network=decision.network,
+            runtime=attempt.runtime,
         )
 
     def _report_outside_writes(self, task_id: str, run_dir: Path, paths: list[str]) -> None:
@@ -419,7 +420,8 @@ class Pipeline(Landing):
         # the hooks as they were before: what the landing may run ([git] hooks = "repo"), also
         # when it resumes in another process
         hookpolicy.record_before(attempt.run_dir, git_before.hooks)
-        changed = gitboundary.changes(git_before, gitboundary.snapshot(self.repo, attempt.worktree))
+        after = gitboundary.snapshot(self.repo, attempt.worktree, git_before)
+        changed = gitboundary.changes(git_before, after)
         if changed:
             self._report_git_changes(attempt, changed)
         holding = [change for change in changed if not change.routine]

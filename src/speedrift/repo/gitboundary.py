@@ -237,8 +237,11 @@ def _include_paths(config: Path, data: bytes) -> list[Path]:
     return found
 
 
-def snapshot(repo: Path, checkout: Path) -> Snapshot:
-    """The watched files of ``repo``'s git directory now, and the hooks of ``checkout``."""
+def snapshot(repo: Path, checkout: Path, previous: Snapshot | None = None) -> Snapshot:
+    """The watched files of ``repo``'s git directory now, and the hooks of ``checkout``.
+    ``previous``: an earlier snapshot of the same checkout; while the repository's config files
+    are byte for byte as they were then, the hooks directory git would use is too, and is not
+    asked of git again (its hooks are hashed anew all the same)."""
     common = git.common_dir(repo)
     configs = [common / "config", common / "config.worktree"]
     worktrees_dir = common / "worktrees"
@@ -265,7 +268,12 @@ def snapshot(repo: Path, checkout: Path) -> Snapshot:
     attributes = common / "info" / "attributes"
     name = _shown(repo, attributes)
     files[name], paths[name] = _file_digest(attributes) or ABSENT, attributes
-    hooks = hook_set(checkout)
+    unchanged = previous is not None and previous.configs == config_bytes
+    hooks = (
+        HookSet(previous.hooks.directory, _tree(previous.hooks.directory))
+        if previous is not None and unchanged
+        else hook_set(checkout)
+    )
     hook_dirs = [common / "hooks"]
     if hooks.directory != common / "hooks" and not hooks.directory.is_relative_to(checkout):
         hook_dirs.append(hooks.directory)  # an absolute core.hooksPath; a relative one is the checkout's
