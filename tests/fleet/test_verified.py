@@ -136,3 +136,20 @@ def test_tests_present_but_pytest_missing_do_not_land(
     assert "tests found (test_calc.py) but pytest not installed" in reason
     assert "(pip install pytest in the repo's environment)" in reason  # the hint survives every cut
     assert os.environ[GATE_PATH_ENV] == str(empty)
+
+
+@pytest.mark.usefixtures("pytest_here")
+def test_a_test_the_agent_wrote_runs_without_the_credentials_speedrift_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tests gate runs agent-written code outside the agent's sandbox: it must not be a way
+    round the scrubbed environment. The agent's test fails if it can see the token."""
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_" + "k3y" * 12)
+    flat = Flat(tmp_path / "calc", FLAT)
+    probe = (
+        "printf 'import os\\n\\n\\ndef test_env():\\n"
+        "    assert \"GITHUB_TOKEN\" not in os.environ\\n' > test_env.py"
+    )
+    result = flat.run("probe-env", probe)
+    assert result.status == "done", result.reason
+    assert gate_result(evidence_of(result))["reason"] == "2 test(s) passed"

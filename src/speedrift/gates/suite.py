@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from speedrift import gitcmd, layout, redact
+from speedrift import gitcmd, layout, redact, secret_patterns
 from speedrift.failure_class import FailureClass
 from speedrift.gates import bundle as bundles
 from speedrift.gates import changes as changes_mod
@@ -146,6 +146,11 @@ class GateSuite:
         # the secrets this process holds, known before any gate runs (secrets gate; redaction)
         redact.remember_environment(self.secret_names)
         redact.remember_environment(self.secret_names, env)
+        # the gates run the repo's tests and tools: code the agent wrote. They get no credential
+        # this process holds (as the agent did not), only the ones the repo gives its agents
+        # (``[env] secrets``) — the values are remembered above, so the secrets gate still finds them
+        passed = set(self.secret_names)
+        env = {k: v for k, v in env.items() if k in passed or not secret_patterns.is_secret_name(k)}
         started_all = time.monotonic()
         suite_deadline = started_all + self.config.total_timeout_seconds
         changed = changes_mod.collect(worktree, base, None if working_tree else tip)
