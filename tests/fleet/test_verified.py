@@ -148,7 +148,7 @@ def test_a_test_the_agent_wrote_runs_without_the_credentials_speedrift_holds(
     flat = Flat(tmp_path / "calc", FLAT)
     probe = (
         "printf 'import os\\n\\n\\ndef test_env():\\n"
-        "    assert \"GITHUB_TOKEN\" not in os.environ\\n' > test_env.py"
+        '    assert "GITHUB_TOKEN" not in os.environ\\n\' > test_env.py'
     )
     result = flat.run("probe-env", probe)
     assert result.status == "done", result.reason
