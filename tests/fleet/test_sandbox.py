@@ -177,3 +177,29 @@ def test_the_private_home_of_an_attempt_whose_process_died_is_removed_by_recover
     notes = crash_recovery.recover(workshop.repo, workshop.store)
     assert any("process is gone" in note for note in notes)
     assert not private.exists() and Path(manifest.path).is_dir()  # the work is kept, the copy is not
+
+
+def test_a_persons_edit_in_the_main_checkout_is_not_blamed_on_a_sandboxed_agent(
+    workshop: Workshop, bwrap: str
+) -> None:
+    """Sandboxed, the agent cannot write outside its worktree, so the outside-write watch (which
+    can only report, and cannot tell who wrote) does not run: a person editing their checkout
+    while the agent works is not named in the agent's record. Unsandboxed, it still is."""
+    edit = workshop.repo / "notes.txt"
+    workshop.add("busy", "echo working; echo x > x.txt")
+
+    def a_person_edits(event: object) -> None:
+        edit.write_text("my own notes\n")
+
+    for task_id, mode in (("busy", "auto"), ("busy-too", "off")):
+        if task_id == "busy-too":
+            edit.unlink()
+            workshop.add("busy-too", "echo working; echo y > y.txt")
+        options = RunOptions(on_event=a_person_edits)
+        result = workshop.pipeline(sandbox={"mode": mode}).run(task_id, options)
+        assert result.status == "done", result.reason
+        record = json.loads(
+            layout.attempt_record_path(layout.attempt_dir(workshop.repo, task_id, 1)).read_text()
+        )
+        assert ("outside_writes" in record) is (mode == "off"), (mode, record.get("outside_writes"))
+    assert _evidence(workshop.repo, "busy")["sandbox"] == {"used": True, "network": True}

@@ -142,15 +142,21 @@ class Pipeline(Landing):
                 self.config.worktrees.port_block,
             )
             step(f"worktree {manifest.path} on {manifest.branch}")
-            skip = boundary.running_worktrees(self.repo) | {Path(manifest.path).resolve()}
-            watched = boundary.checkouts(self.repo, skip)
+            contained = self._sandbox()
+            # the outside-write watch (repo/boundary.py) is for an agent that could write there: a
+            # sandboxed one cannot (everything but its worktree is read-only to it), so nothing to
+            # compare — two `git status` runs saved per attempt
+            watched: list[Path] = []
+            if not contained.used:
+                skip = boundary.running_worktrees(self.repo) | {Path(manifest.path).resolve()}
+                watched = boundary.checkouts(self.repo, skip)
             outside_before = boundary.snapshot(watched)
             git_before = gitboundary.snapshot(self.repo, Path(manifest.path))
             bootstrapped = True
             runtime_name, model = registry.select_runtime(task, self.config.default_runtime)
             model = model or self.config.runtime_options(runtime_name).model
             attempt = Attempt(
-                task_id, number, run_dir, manifest, runtime_name, model, started, sandbox=self._sandbox()
+                task_id, number, run_dir, manifest, runtime_name, model, started, sandbox=contained
             )
             outcome = self._run_agent(attempt, task, ports, options, before)
             outside = boundary.changes(outside_before, boundary.snapshot(watched))

@@ -1,9 +1,10 @@
 """Did an attempt write outside its worktree? Compare the main checkout and idle sibling
 worktrees before and after the run. Reported, not blocking: the user may legitimately be editing
 their checkout meanwhile, so speedrift says what changed and where instead of guessing who. A
-sandboxed agent (agents/sandbox.py) cannot make such a write at all; this watch is what is left
-where it runs unsandboxed. The task graph (``.wg/``, ``.workgraph/``) is never counted: speedrift
-itself writes it during a run (claims, logs, other attempts), through its one writer and op log."""
+sandboxed agent (agents/sandbox.py) cannot make such a write at all, so only an unsandboxed
+attempt is watched (the pipeline skips it otherwise). The task graph (``.wg/``, ``.workgraph/``)
+is never counted: speedrift itself writes it during a run (claims, logs, other attempts), through
+its one writer and op log."""
 
 from __future__ import annotations
 
