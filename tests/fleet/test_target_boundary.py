@@ -149,19 +149,20 @@ def test_a_landing_still_refused_is_resumed_again_only_after_a_backoff(workshop:
     workshop.add("add-new", "echo agent > new.txt")
     (repo / "new.txt").write_text("the user's own, untracked\n")
     assert workshop.pipeline().run("add-new", RunOptions()).status == "merge-pending"
-    loop = ServiceLoop(workshop.pipeline())
+    moment = [1000.0]  # the loop's clock, moved by hand
+    loop = ServiceLoop(workshop.pipeline(), clock=lambda: moment[0])
     loop.retry_pending_merges()
     loop.wait_idle(timeout=120)
     due, delay = loop.merge_retry["add-new"]
-    assert delay == service.MERGE_RETRY_S and due > time.monotonic()
+    assert delay == service.MERGE_RETRY_S and due == moment[0] + delay
     loop.retry_pending_merges()  # before it is due: nothing starts
     assert loop.running == {}
-    loop.merge_retry["add-new"] = (0.0, delay)  # due now (instead of sleeping through the backoff)
+    moment[0] = due  # due now (instead of sleeping through the backoff)
     loop.retry_pending_merges()
     loop.wait_idle(timeout=120)
     assert loop.merge_retry["add-new"][1] == 2 * service.MERGE_RETRY_S  # doubled
     (repo / "new.txt").unlink()
-    loop.merge_retry["add-new"] = (0.0, 2 * service.MERGE_RETRY_S)
+    moment[0] = loop.merge_retry["add-new"][0]
     loop.retry_pending_merges()
     loop.wait_idle(timeout=120)
     assert workshop.task("add-new")["status"] == "done" and "add-new" not in loop.merge_retry

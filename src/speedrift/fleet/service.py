@@ -118,6 +118,7 @@ class ServiceLoop:
     _next_supervision: float = 0.0  # time.monotonic() of the next supervise_claims pass
     # merge-pending landings: task -> (time.monotonic() of the next resume, the delay before it)
     merge_retry: dict[str, tuple[float, float]] = field(default_factory=dict)
+    clock: Callable[[], float] = time.monotonic  # when merge-pending resumes are due (injectable)
 
     def say(self, message: str) -> None:
         if self.log:
@@ -327,7 +328,7 @@ class ServiceLoop:
         """Resume each merge-pending landing (the checkout holding the target refused the
         fast-forward) in a worker process, admitted like an attempt: it is gated again on the tree
         that lands now (fleet/merging.py). One that stays pending is tried again after a backoff."""
-        now = time.monotonic()
+        now = self.clock()
         pending = [
             m for m in worktrees.read_manifests(self.pipeline.repo) if m.state is ManifestState.MERGE_PENDING
         ]
@@ -373,7 +374,7 @@ class ServiceLoop:
                 self.merge_retry.pop(task_id, None)
                 return
             delay = min(MERGE_RETRY_MAX_S, 2 * self.merge_retry.get(task_id, (0.0, MERGE_RETRY_S / 2))[1])
-            self.merge_retry[task_id] = (time.monotonic() + delay, delay)
+            self.merge_retry[task_id] = (self.clock() + delay, delay)
         said = result.reason if result is not None else (report.message if report else "its worker died")
         self.say(f"{task_id}: still waiting to land: {said}; next try in {delay:.0f}s")
 
