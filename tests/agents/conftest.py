@@ -20,6 +20,7 @@ import pytest
 
 from speedrift.agents.env import agent_env
 from speedrift.agents.protocol import Budgets, RunRequest
+from tests.agents.realcli import cli_for, request_for  # noqa: F401 (fixtures for the real-CLI tests)
 
 HERE = Path(__file__).parent
 FAKES = HERE / "fakes"

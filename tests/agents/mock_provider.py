@@ -10,11 +10,19 @@ plain text.
 
 A :class:`Script` is provider-neutral: steps name a tool (`write`, `edit`, `read`) and the mock
 translates each into the calling CLI's own tool and argument names.
+
+Faults (``Script.fail``) are each provider's own error responses, as real providers send them:
+``auth`` (401), ``usage_limit`` (429 with the plan's reset), ``usage_limit_in`` (a 429 naming its
+reset only as ``resets_in_seconds``), ``rate_limit`` (429 with ``retry-after``), ``server_error``
+(500), ``hostile`` (400 whose message holds ANSI escapes, BEL and NUL) and ``malformed`` (a 200
+whose stream starts well and turns to garbage). ``fail_calls`` limits a fault to the first N agent
+calls; :func:`closed_port_url` is an endpoint nothing listens on.
 """
 
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -43,8 +51,10 @@ class Step:
 class Script:
     steps: list[Step] = field(default_factory=list)
     final_text: str = "Done."
-    fail: str | None = None  # "auth" | "usage_limit" | "server_error"
-    reset_at: int = 0  # epoch seconds, for fail="usage_limit"
+    fail: str | None = None  # see the module docstring for the faults
+    reset_at: int = 0  # epoch seconds, for fail="usage_limit" / "usage_limit_in"
+    retry_after: int = 30  # seconds, for fail="rate_limit" (the retry-after header)
+    fail_calls: int | None = None  # fail only the first N agent calls (None: all of them)
     stall: bool = False  # send the SSE headers, then nothing
     loop: Step | None = None  # answer every agent call with this tool call (max turns)
 
@@ -88,10 +98,28 @@ class MockProvider:
         with self._lock:
             self.requests.append(seen)
 
+    def failing(self) -> bool:
+        """Whether this agent call gets the script's fault (counted under the lock)."""
+        with self._lock:
+            if self.script.fail is None:
+                return False
+            if self.script.fail_calls is None:
+                return True
+            self._failed = getattr(self, "_failed", 0) + 1
+            return self._failed <= self.script.fail_calls
+
     def agent_calls(self) -> list[Seen]:
         """Requests that offered tools: the agent loop, not side calls."""
         with self._lock:
             return [r for r in self.requests if r.body.get("tools")]
+
+
+def closed_port_url() -> str:
+    """A 127.0.0.1 URL on a port nothing listens on (bound, then closed): connection refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
 
 
 @contextmanager
@@ -148,8 +176,12 @@ def _handler_for(provider: MockProvider) -> type[BaseHTTPRequestHandler]:
                 title = '{"title":"Mock task"}' if api == "anthropic" else "Mock task"
                 self._sse(_text_frames(api, title))
                 return
-            if script.fail:
-                status, headers, payload = _failure(api, script.fail, script.reset_at)
+            if provider.failing():
+                assert script.fail is not None
+                if script.fail == "malformed":
+                    self._malformed(api)
+                    return
+                status, headers, payload = _failure(api, script.fail, script.reset_at, script.retry_after)
                 self._json(status, payload, headers)
                 return
             if script.stall:
@@ -177,6 +209,21 @@ def _handler_for(provider: MockProvider) -> type[BaseHTTPRequestHandler]:
                 self.send_header(key, value)
             self.end_headers()
             self.wfile.write(data)
+
+        def _malformed(self, api: str) -> None:
+            """A 200 stream whose first event is valid, then bytes that are no protocol, then EOF."""
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Cache-Control", "no-cache")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            first = _text_frames(api, "")[0]
+            if isinstance(first, dict):
+                event = f"event: {first['type']}\n" if "type" in first and api == "anthropic" else ""
+                self.wfile.write(f"{event}data: {json.dumps(first)}\n\n".encode())
+            self.wfile.write(b'data: {"type": \x00\xff\xfe garbage <html>502</html>\n\n\x00\x01')
+            self.wfile.flush()
+            self.close_connection = True
 
         def _sse(self, frames: list[dict[str, Any] | str]) -> None:
             self.send_response(200)
@@ -214,8 +261,46 @@ def _tool_results(api: str, body: dict[str, Any]) -> int:
     return sum(1 for message in body.get("messages", []) if message.get("role") == "tool")
 
 
-def _failure(api: str, fail: str, reset_at: int) -> tuple[int, dict[str, str], dict[str, Any]]:
-    """Each provider's own error response for an auth failure, a usage limit or a 5xx."""
+HOSTILE = "bad request \x1b[31mred\x1b[0m\x07 bell \x00 nul \x1b]0;title\x07 end"
+
+
+def _failure(
+    api: str, fail: str, reset_at: int, retry_after: int = 30
+) -> tuple[int, dict[str, str], dict[str, Any]]:
+    """Each provider's own error response for the fault named (see the module docstring)."""
+    if fail == "hostile":
+        if api == "anthropic":
+            return 400, {}, {"type": "error", "error": {"type": "invalid_request_error", "message": HOSTILE}}
+        return 400, {}, {"error": {"message": HOSTILE, "type": "invalid_request_error", "code": None}}
+    if fail == "rate_limit":
+        reset = str(int(time.time()) + retry_after)
+        if api == "anthropic":
+            headers = {
+                "retry-after": str(retry_after),
+                "anthropic-ratelimit-unified-reset": reset,
+                "anthropic-ratelimit-requests-remaining": "0",
+            }
+            error = {"type": "rate_limit_error", "message": "Number of requests has exceeded your rate limit"}
+            return 429, headers, {"type": "error", "error": error}
+        error = {
+            "message": "Rate limit reached for requests",
+            "type": "rate_limit_exceeded",
+            "code": "rate_limit_exceeded",
+        }
+        return (
+            429,
+            {"retry-after": str(retry_after), "x-ratelimit-reset-requests": f"{retry_after}s"},
+            {"error": error},
+        )
+    if fail == "usage_limit_in":
+        wait = max(1, reset_at - int(time.time()))
+        limit_in: dict[str, Any] = {
+            "type": "usage_limit_reached",
+            "message": "The usage limit has been reached",
+            "plan_type": "plus",
+            "resets_in_seconds": wait,
+        }
+        return 429, {"retry-after-ms": "10"}, {"error": limit_in}
     if fail == "auth":
         if api == "anthropic":
             error = {"type": "authentication_error", "message": "invalid x-api-key"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -196,7 +196,7 @@ def test_usage_limit_reset_is_read_from_the_text_without_a_rate_limit_event(
     }
     outcome = judge_stream(claude, [json.dumps(result)], 1, now=now)
     assert outcome.failure is FailureKind.USAGE_LIMIT
-    assert outcome.reset_at == expected
+    assert outcome.reset_at == (expected + timedelta(minutes=1) if expected else None)  # end of the minute
 
 
 def test_repeated_401_retries_abort_the_run_as_an_auth_failure() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -109,7 +109,7 @@ def test_captured_failures_are_typed(capture: str, failure: FailureKind) -> None
 def test_usage_limit_reset_is_read_from_the_text_in_the_child_zone() -> None:
     outcome = judge_stream(codex, stream("codex_usage_limit.jsonl"), 1, now=CAPTURED_AT)
     # "try again at 3:24 AM.": the next 3:24 AM in the zone the child ran in (UTC).
-    assert outcome.reset_at == datetime(2026, 11, 21, 3, 24, tzinfo=UTC)
+    assert outcome.reset_at == datetime(2026, 11, 21, 3, 25, tzinfo=UTC)  # 3:24 read as its end
 
 
 @pytest.mark.parametrize(
@@ -134,7 +134,7 @@ def test_usage_limit_texts(message: str, expected: datetime | None) -> None:
     ]
     outcome = judge_stream(codex, lines, 1, now=now)
     assert outcome.failure is FailureKind.USAGE_LIMIT
-    assert outcome.reset_at == expected
+    assert outcome.reset_at == (expected + timedelta(minutes=1) if expected else None)  # end of the minute
 
 
 def test_reset_text_is_read_in_the_zone_the_child_ran_in() -> None:
@@ -142,7 +142,7 @@ def test_reset_text_is_read_in_the_zone_the_child_ran_in() -> None:
     _, state = feed(codex, [])
     state.now, state.tz = datetime(2026, 11, 20, 20, 0, tzinfo=UTC), "America/New_York"
     codex.parse_line(json.dumps({"type": "turn.failed", "error": {"message": message}}), state)
-    assert state.reset_at == datetime(2026, 11, 21, 4, 52, tzinfo=UTC)
+    assert state.reset_at == datetime(2026, 11, 21, 4, 53, tzinfo=UTC)  # 4:52 read as its end
 
 
 def test_reconnect_notices_are_not_progress_and_not_fatal() -> None:

@@ -9,6 +9,7 @@ import pytest
 from speedrift.agents.limits import claude_reset, codex_reset, http_reset, reset_in
 
 NOW = datetime(2026, 11, 21, 0, 30, tzinfo=UTC)
+MINUTE = timedelta(minutes=1)  # a printed reset minute is read as its end (never early)
 
 
 @pytest.mark.parametrize(
@@ -27,12 +28,15 @@ NOW = datetime(2026, 11, 21, 0, 30, tzinfo=UTC)
     ],
 )
 def test_claude_reset_texts(text: str, expected: datetime | None) -> None:
-    assert claude_reset(f"You've hit your limit · {text}", NOW, "UTC") == expected
+    # the printed minute, rounded up to its end: the CLIs cut the seconds off
+    assert claude_reset(f"You've hit your limit · {text}", NOW, "UTC") == (
+        expected + MINUTE if expected else None
+    )
 
 
 def test_claude_date_without_year_rolls_over_the_new_year() -> None:
     assert claude_reset("resets Jan 2, 9am (UTC)", datetime(2026, 12, 31, tzinfo=UTC), "UTC") == datetime(
-        2027, 1, 2, 9, 0, tzinfo=UTC
+        2027, 1, 2, 9, 1, tzinfo=UTC
     )
 
 
@@ -48,7 +52,9 @@ def test_claude_date_without_year_rolls_over_the_new_year() -> None:
     ],
 )
 def test_codex_reset_texts(text: str, tz: str, expected: datetime | None) -> None:
-    assert codex_reset(f"You’ve hit your usage limit. {text}", NOW, tz) == expected
+    assert codex_reset(f"You’ve hit your usage limit. {text}", NOW, tz) == (
+        expected + MINUTE if expected else None
+    )
 
 
 def test_relative_resets() -> None:

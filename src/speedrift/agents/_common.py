@@ -8,10 +8,19 @@ neutral value instead of raising.
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from typing import Any
 
 from speedrift import safejson
-from speedrift.agents.protocol import FailureKind, ParseState, RunOutcome
+from speedrift.agents.protocol import (
+    FAULT_KINDS,
+    FailureKind,
+    ParseState,
+    ProviderFault,
+    Retrying,
+    RunOutcome,
+)
+from speedrift.termtext import printable
 
 MAX_TEXT = 16_384  # event text kept per event; the raw stream is not ours to archive
 
@@ -62,11 +71,48 @@ def number(value: Any) -> float:
     return value if math.isfinite(value) and value >= 0 else 0.0
 
 
+def data_text(value: str, limit: int = 2_000) -> str:
+    """Text from a provider or an agent made safe to record anywhere: every control character,
+    escape, NUL and bidi mark shown escaped (speedrift/termtext.py), never rejected — recording
+    a failure must not fail over what the provider said. Line breaks are kept."""
+    return clip(printable(value, newlines=True), limit)
+
+
 def fail(state: ParseState, kind: FailureKind, reason: str) -> None:
     """Record the run's failure; the first decisive one wins (later noise does not replace it)."""
     if state.error is None:
         state.error = kind
-        state.error_text = clip(reason, 2_000)
+        state.error_text = data_text(reason)
+
+
+def provider_fault(
+    state: ParseState, fault: ProviderFault, reason: str, *, reset_at: datetime | None = None
+) -> None:
+    """Record a provider fault as the run's failure (the verdict :data:`FAULT_KINDS` names), with
+    its reset time when the provider gave one. The first decisive failure wins, as in `fail`."""
+    if state.error is not None:
+        return
+    fail(state, FAULT_KINDS[fault], reason)
+    state.fault = fault
+    if reset_at is not None:
+        state.reset_at = reset_at
+
+
+def retrying(
+    state: ParseState,
+    fault: ProviderFault,
+    reason: str,
+    *,
+    reset_at: datetime | None = None,
+    status: int | None = None,
+) -> None:
+    """The CLI is retrying against the provider: not progress, not silence (session.py ends it
+    after `Budgets.provider_retry_s` with this fault's verdict). A later reset time is kept when
+    this notice names none (the 429 said when; the reconnect notice after it does not)."""
+    before = state.retrying
+    if reset_at is None and before is not None and before.fault is fault:
+        reset_at = before.reset_at
+    state.retrying = Retrying(fault, data_text(reason, 500), reset_at, status)
 
 
 def judged(state: ParseState, exit_code: int | None, *, finished: bool) -> RunOutcome:
@@ -75,11 +121,21 @@ def judged(state: ParseState, exit_code: int | None, *, finished: bool) -> RunOu
     `finished` says whether the runtime saw its own end-of-run marker. Without one the run was
     interrupted or died, whatever the exit code: claude exits 0 on SIGINT without a result line.
     """
-    common: dict[str, Any] = {"usage": state.usage, "exit_code": exit_code, "final_text": state.final_text}
+    common: dict[str, Any] = {
+        "usage": state.usage,
+        "exit_code": exit_code,
+        "final_text": state.final_text,
+        "refused": tuple(state.refused),
+    }
     if state.error is not None:
         reason = state.error_text or state.error.value
         return RunOutcome(
-            success=False, failure=state.error, reason=reason, reset_at=state.reset_at, **common
+            success=False,
+            failure=state.error,
+            reason=reason,
+            reset_at=state.reset_at,
+            fault=state.fault,
+            **common,
         )
     if not finished:
         kind = FailureKind.INCOMPLETE if exit_code == 0 else FailureKind.CRASHED

@@ -91,8 +91,18 @@ def _hour24(hour: int, ampm: str) -> int:
 
 
 def _wall_clock(m: re.Match[str], tz: ZoneInfo, now: datetime) -> datetime | None:
-    """The instant a printed reset time denotes: the next one at or after `now` when the date
-    is left out (the CLIs drop it for resets within a day)."""
+    """The earliest instant a printed reset time can safely denote: the next one at or after `now`
+    when the date is left out (the CLIs drop it for resets within a day), rounded up to the end of
+    the printed minute — the CLIs cut the seconds off, so "9:44 PM" is a reset somewhere in
+    21:44:00-21:44:59, and resuming at 21:44:00 could be up to 59 s early."""
+    start = _printed_minute(m, tz, now)
+    return start + _MINUTE if start is not None else None
+
+
+_MINUTE = timedelta(minutes=1)
+
+
+def _printed_minute(m: re.Match[str], tz: ZoneInfo, now: datetime) -> datetime | None:
     hour = int(m["hour"])
     if not 1 <= hour <= 12:
         return None

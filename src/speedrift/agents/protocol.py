@@ -57,7 +57,8 @@ class Usage:
 class FailureKind(StrEnum):
     AUTH = "auth_failure"  # not retryable
     USAGE_LIMIT = "usage_limit"  # pause the runtime until reset_at
-    TRANSIENT = "transient"  # network / 5xx: retry with backoff
+    RATE_LIMIT = "rate_limit"  # throttled (HTTP 429): hold the runtime until reset_at, then retry
+    TRANSIENT = "transient"  # network / 5xx / a broken stream / no endpoint: retry with backoff
     MAX_TURNS = "max_turns"
     INCOMPLETE = "incomplete"  # stopped unfinished (e.g. exit 0 after auto-rejected permissions)
     STALL = "stall"  # no progress for the stall window
@@ -69,6 +70,45 @@ class FailureKind(StrEnum):
     BLOCKED = "blocked"  # the agent reported {status: blocked} in its result file
 
 
+class ProviderFault(StrEnum):
+    """What went wrong on the model provider's side, as one vocabulary for every runtime.
+
+    A runtime recognises each from every signal its CLI gives (event fields, HTTP statuses, error
+    types, retry and reconnect notices, the texts it prints, the headers it passes on); the session
+    and the fleet act on it: a fault is never the agent's doing, so it never becomes an
+    implementation error, a capacity verdict or a re-plan.
+    """
+
+    USAGE_LIMIT = "usage_limit"  # the plan's quota: reset_at is hours away
+    RATE_LIMIT = "rate_limit"  # throttled (429, retry-after): reset_at is seconds to minutes away
+    AUTH = "auth"  # the credentials were refused
+    TRANSIENT = "transient"  # 5xx, overloaded, a connection dropped mid-request
+    MALFORMED_STREAM = "malformed_stream"  # a 200 whose body was not the protocol
+    UNREACHABLE = "unreachable"  # no endpoint: connection refused, DNS, "waiting for network"
+
+
+# The runtime verdict each fault means.
+FAULT_KINDS: dict[ProviderFault, FailureKind] = {
+    ProviderFault.USAGE_LIMIT: FailureKind.USAGE_LIMIT,
+    ProviderFault.RATE_LIMIT: FailureKind.RATE_LIMIT,
+    ProviderFault.AUTH: FailureKind.AUTH,
+    ProviderFault.TRANSIENT: FailureKind.TRANSIENT,
+    ProviderFault.MALFORMED_STREAM: FailureKind.TRANSIENT,
+    ProviderFault.UNREACHABLE: FailureKind.TRANSIENT,
+}
+
+
+@dataclass(frozen=True)
+class Retrying:
+    """A CLI announced (or showed by its silence after a refusal) that it is retrying against the
+    provider: why, and when the provider said it would take requests again (None: not said)."""
+
+    fault: ProviderFault
+    reason: str
+    reset_at: datetime | None = None
+    status: int | None = None
+
+
 @dataclass
 class Budgets:
     wall_clock_s: float = 30 * 60
@@ -77,6 +117,13 @@ class Budgets:
     max_cost_usd: float | None = None
     stall_s: float = 5 * 60
     kill_grace_s: float = 10.0
+    # While the CLI is only retrying against a failing provider (retry/reconnect notices, or the
+    # silence after a 429 it honours), this window replaces the stall window: the run is ended with
+    # the fault's own verdict, not as a stall.
+    provider_retry_s: float = 90.0
+    # Before the agent's first event the stall clock does not run: a CLI may take this long to
+    # start (opencode: 5-30 s) without being judged silent.
+    startup_s: float = 60.0
 
 
 @dataclass
@@ -111,6 +158,13 @@ class ParseState:
     error: FailureKind | None = None
     error_text: str = ""
     reset_at: datetime | None = None
+    fault: ProviderFault | None = None  # the provider fault behind `error`, when it was one
+    # Set by a parser when the CLI is retrying against the provider; the session clears it on the
+    # next progress event and ends a run that retries past `Budgets.provider_retry_s`.
+    retrying: Retrying | None = None
+    # Tool calls the CLI refused (a permission auto-rejected, a write outside the worktree denied):
+    # "tool: target — why", for the evidence. The agent did not get to do these.
+    refused: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     # Set by a parser that has seen enough to judge a run that would otherwise drag on (claude
     # retrying a 401 ten times, codex retrying one five times): the session stops the agent then.
@@ -128,7 +182,9 @@ class RunOutcome:
     reason: str = ""
     usage: Usage = field(default_factory=Usage)
     exit_code: int | None = None
-    reset_at: datetime | None = None  # usage limit: when the runtime may be used again
+    reset_at: datetime | None = None  # usage or rate limit: when the runtime may be used again
+    fault: ProviderFault | None = None  # the provider's side failed (usage/rate limit, 5xx, …)
+    refused: tuple[str, ...] = ()  # tool calls the CLI refused (ParseState.refused)
     final_text: str = ""
     duration_s: float = 0.0
     result_file: Path | None = None  # where the agent was told to write its report

@@ -10,7 +10,13 @@ sandbox's private HOME and TMPDIR are removed when the run ends.
 
 Verdicts: a run that ends by itself, or that its runtime asked to stop (`ParseState.abort`), is
 judged by the runtime from its events. A run speedrift stopped is judged by why it was stopped
-(BUDGET, STALL, MAX_TURNS, or CRASHED "cancelled").
+(BUDGET, STALL, MAX_TURNS, CRASHED "cancelled", or the provider fault it kept retrying on).
+
+Clocks: the stall clock starts at the agent's first event (or when `Budgets.startup_s` has
+passed without one) and restarts at every progress event. While the runtime reports the CLI
+retrying against the provider (`ParseState.retrying`), the retry window `provider_retry_s`
+replaces the stall window: retry notices are neither progress nor silence, and a run that only
+retries ends with the fault's own verdict and reset time, whatever `stall_s` says.
 """
 
 from __future__ import annotations
@@ -24,17 +30,21 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import IO
 
 from speedrift import layout, procs, records, redact
 from speedrift.agents import _proc, sandbox
+from speedrift.agents._common import data_text
 from speedrift.agents.protocol import (
+    FAULT_KINDS,
     AgentEvent,
     Budgets,
     EventKind,
     FailureKind,
     ParseState,
+    ProviderFault,
     RunOutcome,
     RunRequest,
     Runtime,
@@ -45,7 +55,15 @@ from speedrift.agents.result import default_result_file
 _TICK_S = 0.1  # how often budgets and `cancel` are looked at while the agent is quiet
 _FINAL_READ_S = 5.0  # after the group is gone, how long to wait for the pipes to close
 
-Stop = tuple[FailureKind, str]
+
+@dataclasses.dataclass(frozen=True)
+class Stop:
+    """Why speedrift ended a run itself."""
+
+    kind: FailureKind
+    reason: str
+    fault: ProviderFault | None = None
+    reset_at: datetime | None = None
 
 
 def run_session(
@@ -74,6 +92,12 @@ def run_session(
     child_env = dict(env)
     # The CLIs print reset times as local wall-clock text; pin the zone so it can be read back.
     tz = child_env.setdefault("TZ", "UTC")
+    if sandboxed is None:
+        # A private TMPDIR inside the attempt's run dir: a CLI's own sandbox (codex's
+        # workspace-write) treats $TMPDIR as writable, so the machine's one must not be it. In
+        # speedrift's sandbox the TMPDIR is private already (agents/sandbox.py).
+        private_tmp = run_dir / "tmp"
+        child_env["TMPDIR"] = str(private_tmp)
     result_file = request.result_file or default_result_file(request.cwd)
     child_env["SPEEDRIFT_RESULT"] = str(result_file)
     executable = shutil.which(argv[0], path=child_env.get("PATH", os.defpath))
@@ -84,6 +108,8 @@ def run_session(
         reason = f"the working directory {request.cwd} does not exist"
         return RunOutcome(success=False, failure=FailureKind.CRASHED, reason=reason)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if sandboxed is None:
+        private_tmp.mkdir(exist_ok=True)
     _prepare_files(request, result_file)
     if sandboxed is not None:
         try:
@@ -120,6 +146,8 @@ def run_session(
         run = _Run(runtime, request.budgets, proc, state, log, on_event, cancel, clock, started)
         run.sandboxed = sandboxed is not None
         outcome = run.supervise(payload, layout.stderr_path(run_dir))
+    if sandboxed is None:
+        shutil.rmtree(private_tmp, ignore_errors=True)
     redact.redact_file(layout.stderr_path(run_dir))  # written raw while the agent ran
     return dataclasses.replace(outcome, duration_s=max(0.0, clock() - started), result_file=result_file)
 
@@ -156,6 +184,8 @@ class _Run:
     stdout_closed: bool = False
     stderr_lines: queue.SimpleQueue[bytes] | None = None  # a runtime whose stderr is events: its lines
     sandboxed: bool = False  # the leader is bwrap: a signal death inside reaches us as 128 + N
+    events_seen: bool = False  # the agent said anything at all (the start-up grace is over)
+    retry_since: float | None = None  # when the current run of provider retries began
 
     def supervise(self, payload: bytes | None, stderr_path: Path) -> RunOutcome:
         proc = self.proc
@@ -179,7 +209,7 @@ class _Run:
         if stop is not None:
             self._record(
                 AgentEvent(
-                    EventKind.ERROR, f"speedrift stopped the agent: {stop[1]}", {"source": "speedrift"}
+                    EventKind.ERROR, f"speedrift stopped the agent: {stop.reason}", {"source": "speedrift"}
                 )
             )
         return self._verdict(stop, self._exit_code(proc.returncode), sink.last_line())
@@ -198,10 +228,11 @@ class _Run:
         reads it after the group is ended, so a helper that inherited stdout cannot hold the
         run open.
         """
-        last_progress = self.started
+        # Until the first event the stall clock waits out the start-up grace.
+        last_progress = self.started + self.budgets.startup_s
         while True:
             if self._stderr_events():  # recorded live, as they arrive (within a tick)
-                last_progress = self.clock()
+                last_progress = self._progressed()
             stop = self._limits(self.clock(), last_progress)
             if stop is not None:
                 return stop
@@ -219,24 +250,47 @@ class _Run:
                 self.stdout_closed = True
                 continue
             if self._handle(raw):
-                last_progress = self.clock()
+                last_progress = self._progressed()
+            elif self.events_seen:  # the first event of any kind ends the start-up grace
+                last_progress = min(last_progress, self.clock())
             if self.state.abort:
                 return None  # the runtime has its verdict; `end_group` stops the agent
             stop = self._budget()
             if stop is not None:
                 return stop
 
+    def _progressed(self) -> float:
+        """The agent made progress now: the stall clock restarts and any retrying is over."""
+        self.state.retrying = None
+        self.retry_since = None
+        return self.clock()
+
     def _limits(self, now: float, last_progress: float) -> Stop | None:
         budgets = self.budgets
         if self.cancel is not None and self.cancel.is_set():
-            return FailureKind.CRASHED, "cancelled"
+            return Stop(FailureKind.CRASHED, "cancelled")
         if now - self.started >= budgets.wall_clock_s:
-            return FailureKind.BUDGET, f"wall-clock budget of {budgets.wall_clock_s:g}s used up"
+            return Stop(FailureKind.BUDGET, f"wall-clock budget of {budgets.wall_clock_s:g}s used up")
+        retry = self.state.retrying
+        if retry is not None:
+            if self.retry_since is None:
+                self.retry_since = now
+            if now - self.retry_since >= budgets.provider_retry_s:
+                why = (
+                    f"the provider kept failing for {budgets.provider_retry_s:g}s while the agent "
+                    f"retried ({retry.fault.value}): {retry.reason}"
+                )
+                return Stop(FAULT_KINDS[retry.fault], why, retry.fault, retry.reset_at)
+            return None  # retrying is not silence: the retry window rules, not the stall window
         if now - last_progress >= budgets.stall_s:
-            last = self.state.extra.get("last_retry")
-            return FailureKind.STALL, f"no progress for {budgets.stall_s:g}s" + (
-                f" (last: {last})" if last else ""
+            window = (
+                f"no progress for {budgets.stall_s:g}s"
+                if self.events_seen
+                else f"no first event within {budgets.startup_s + budgets.stall_s:g}s "
+                f"(start-up grace {budgets.startup_s:g}s + stall window {budgets.stall_s:g}s)"
             )
+            last = self.state.extra.get("last_retry")
+            return Stop(FailureKind.STALL, window + (f" (last: {data_text(last, 500)})" if last else ""))
         return None
 
     def _budget(self) -> Stop | None:
@@ -245,11 +299,15 @@ class _Run:
         if self.state.final_seen:
             return None  # the run is over: stopping it now would only discard finished work
         if budgets.max_turns is not None and usage.turns > budgets.max_turns:
-            return FailureKind.MAX_TURNS, f"turn budget of {budgets.max_turns} exceeded ({usage.turns} turns)"
+            return Stop(
+                FailureKind.MAX_TURNS, f"turn budget of {budgets.max_turns} exceeded ({usage.turns} turns)"
+            )
         if budgets.max_tokens is not None and usage.total_tokens > budgets.max_tokens:
-            return FailureKind.BUDGET, f"token budget of {budgets.max_tokens} exceeded ({usage.total_tokens})"
+            return Stop(
+                FailureKind.BUDGET, f"token budget of {budgets.max_tokens} exceeded ({usage.total_tokens})"
+            )
         if budgets.max_cost_usd is not None and usage.cost_usd > budgets.max_cost_usd:
-            return (
+            return Stop(
                 FailureKind.BUDGET,
                 f"cost budget of ${budgets.max_cost_usd:g} exceeded (${usage.cost_usd:.4f})",
             )
@@ -282,6 +340,8 @@ class _Run:
             ]
         for event in events:
             self._record(event)
+        if events:
+            self.events_seen = True
         return any(event.progress for event in events)
 
     def _record(self, event: AgentEvent) -> None:
@@ -316,14 +376,16 @@ class _Run:
         if stop is None:
             outcome = self.runtime.judge(state, exit_code)
         else:
-            kind, reason = stop
             outcome = RunOutcome(
                 success=False,
-                failure=kind,
-                reason=reason,
+                failure=stop.kind,
+                reason=stop.reason,
                 usage=state.usage,
                 exit_code=exit_code,
                 final_text=state.final_text,
+                fault=stop.fault,
+                reset_at=stop.reset_at,
+                refused=tuple(state.refused),
             )
         if outcome.failure is FailureKind.CRASHED and stop is None and stderr_line:
             stderr_line = redact.redact_text(stderr_line)

@@ -43,6 +43,10 @@ class BudgetConfig(_Strict):
     max_cost_usd: float | None = Field(default=None, gt=0)
     stall_seconds: float = Field(default=300, gt=0)
     kill_grace_seconds: float = Field(default=10, ge=0)
+    # a run that is only retrying against a failing provider ends after this, with the fault's class
+    provider_retry_seconds: float = Field(default=90, gt=0)
+    # before an agent's first event the stall clock waits this long (a CLI's start-up)
+    startup_seconds: float = Field(default=60, ge=0)
 
 
 class WorktreeConfig(_Strict):

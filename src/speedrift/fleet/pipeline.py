@@ -332,6 +332,8 @@ class Pipeline(Landing):
                 max_cost_usd=budgets.max_cost_usd,
                 stall_s=budgets.stall_seconds,
                 kill_grace_s=budgets.kill_grace_seconds,
+                provider_retry_s=budgets.provider_retry_seconds,
+                startup_s=budgets.startup_seconds,
             ),
         )
         result_path = layout.result_path(run_dir)
