@@ -89,6 +89,13 @@ def worktrees_dir(repo: Path) -> Path:
     return state_dir(repo) / "worktrees"
 
 
+PORTS_DIR_NAME = "ports"  # under a state dir: repo/envshare.py's port-block leases
+
+
+def ports_dir(repo: Path) -> Path:
+    return state_dir(repo) / PORTS_DIR_NAME
+
+
 def runs_dir(repo: Path) -> Path:
     return state_dir(repo) / "runs"
 

@@ -37,7 +37,7 @@ PauseCause = Literal["usage_limit", "rate_limit", "auth_failure", "preflight"]
 CAUSES: tuple[PauseCause, ...] = ("usage_limit", "rate_limit", "auth_failure", "preflight")
 CAUSE_WORDS: dict[str, str] = {
     "usage_limit": "usage limit",
-    "rate_limit": "repeated rate limits",
+    "rate_limit": "rate limit",
     "auth_failure": "authentication failed",
     "preflight": "preflight failed",
 }

@@ -31,6 +31,7 @@ from typing import Any
 
 from speedrift import fsutil
 from speedrift import secret_patterns as patterns
+from speedrift.termtext import printable
 
 MIN_REMEMBERED = 8  # shorter "values" (a token's prefix, a short password) would shred ordinary text
 _lock = threading.Lock()
@@ -151,6 +152,14 @@ def _replace_known(text: str) -> str:
         return text
     known = _known
     return regex.sub(lambda m: marker(known.get(m.group(), "secret")), text)
+
+
+def recordable(text: str) -> str:
+    """Text from an agent, a provider or a gate as speedrift records it (a failure reason, the
+    evidence behind a class, a wait's question): no credential, and every control character,
+    escape and NUL shown escaped (speedrift/termtext.py) — the graph refuses raw ones, and
+    recording a failure must never fail over what a provider said. Line breaks are kept."""
+    return printable(redact_text(text), newlines=True)
 
 
 def redact_text(text: str, extra: Iterable[tuple[str, str]] = ()) -> str:

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.agents.mock_faults import failure
+
 # Per agent call: 1000 prompt tokens of which 200 cached, 30 output. Distinct numbers let tests
 # check that usage is summed (opencode), taken as a run total (claude) or cumulative (codex).
 PROMPT_TOKENS = 1000
@@ -181,7 +183,7 @@ def _handler_for(provider: MockProvider) -> type[BaseHTTPRequestHandler]:
                 if script.fail == "malformed":
                     self._malformed(api)
                     return
-                status, headers, payload = _failure(api, script.fail, script.reset_at, script.retry_after)
+                status, headers, payload = failure(api, script.fail, script.reset_at, script.retry_after)
                 self._json(status, payload, headers)
                 return
             if script.stall:
@@ -259,81 +261,6 @@ def _tool_results(api: str, body: dict[str, Any]) -> int:
             1 for item in body.get("input", []) if isinstance(item, dict) and item.get("type") in kinds
         )
     return sum(1 for message in body.get("messages", []) if message.get("role") == "tool")
-
-
-HOSTILE = "bad request \x1b[31mred\x1b[0m\x07 bell \x00 nul \x1b]0;title\x07 end"
-
-
-def _failure(
-    api: str, fail: str, reset_at: int, retry_after: int = 30
-) -> tuple[int, dict[str, str], dict[str, Any]]:
-    """Each provider's own error response for the fault named (see the module docstring)."""
-    if fail == "hostile":
-        if api == "anthropic":
-            return 400, {}, {"type": "error", "error": {"type": "invalid_request_error", "message": HOSTILE}}
-        return 400, {}, {"error": {"message": HOSTILE, "type": "invalid_request_error", "code": None}}
-    if fail == "rate_limit":
-        reset = str(int(time.time()) + retry_after)
-        if api == "anthropic":
-            headers = {
-                "retry-after": str(retry_after),
-                "anthropic-ratelimit-unified-reset": reset,
-                "anthropic-ratelimit-requests-remaining": "0",
-            }
-            error = {"type": "rate_limit_error", "message": "Number of requests has exceeded your rate limit"}
-            return 429, headers, {"type": "error", "error": error}
-        error = {
-            "message": "Rate limit reached for requests",
-            "type": "rate_limit_exceeded",
-            "code": "rate_limit_exceeded",
-        }
-        return (
-            429,
-            {"retry-after": str(retry_after), "x-ratelimit-reset-requests": f"{retry_after}s"},
-            {"error": error},
-        )
-    if fail == "usage_limit_in":
-        wait = max(1, reset_at - int(time.time()))
-        limit_in: dict[str, Any] = {
-            "type": "usage_limit_reached",
-            "message": "The usage limit has been reached",
-            "plan_type": "plus",
-            "resets_in_seconds": wait,
-        }
-        return 429, {"retry-after-ms": "10"}, {"error": limit_in}
-    if fail == "auth":
-        if api == "anthropic":
-            error = {"type": "authentication_error", "message": "invalid x-api-key"}
-            return 401, {}, {"type": "error", "error": error}
-        message = "Incorrect API key provided: sk-mock. You can find your API key at the dashboard."
-        return (
-            401,
-            {},
-            {"error": {"message": message, "type": "invalid_request_error", "code": "invalid_api_key"}},
-        )
-    if fail == "usage_limit":
-        wait = max(1, reset_at - int(time.time()))
-        if api == "anthropic":
-            # Subscription (OAuth) auth reads the unified rate-limit headers into a usage-limit text.
-            headers = {
-                "anthropic-ratelimit-unified-status": "rejected",
-                "anthropic-ratelimit-unified-reset": str(reset_at),
-                "anthropic-ratelimit-unified-representative-claim": "five_hour",
-            }
-            error = {"type": "rate_limit_error", "message": "Usage limit reached"}
-            return 429, headers, {"type": "error", "error": error}
-        limit: dict[str, Any] = {
-            "type": "usage_limit_reached",
-            "message": "The usage limit has been reached",
-            "plan_type": "plus",
-            "resets_at": reset_at,
-            "resets_in_seconds": wait,
-        }
-        # retry-after-ms keeps opencode's (silent, retry-after-honouring) retries short.
-        return 429, {"retry-after-ms": "10"}, {"error": limit}
-    if api == "anthropic":
-        return 500, {}, {"type": "error", "error": {"type": "api_error", "message": "Internal server error"}}
-    return 500, {}, {"error": {"message": "Internal server error", "type": "server_error"}}
 
 
 # --- SSE frames per wire format ------------------------------------------------------------------

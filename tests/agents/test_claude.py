@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from speedrift.agents.claude import ClaudeRuntime
-from speedrift.agents.protocol import Budgets, EventKind, FailureKind, RunRequest
+from speedrift.agents.claude import ClaudeRuntime, retry_fault
+from speedrift.agents.protocol import Budgets, EventKind, FailureKind, ProviderFault, RunRequest
 from tests.agents.conftest import help_text, stream
 from tests.agents.support import documented, feed, flags, judge_stream
 
@@ -167,6 +167,7 @@ def test_auth_failure_is_judged_from_events_even_with_exit_code_zero() -> None:
 
 def test_usage_limit_reset_comes_from_the_rate_limit_event() -> None:
     outcome = judge_stream(claude, stream("claude_usage_limit.jsonl"), 1, now=CAPTURED_AT)
+    assert outcome.fault is ProviderFault.USAGE_LIMIT
     assert outcome.reset_at == datetime.fromtimestamp(1795231429, UTC)
     assert outcome.reason.startswith("You've hit your session limit · resets 3:23am (UTC)")
 
@@ -204,7 +205,8 @@ def test_repeated_401_retries_abort_the_run_as_an_auth_failure() -> None:
     retries = [e for e in events if e.kind is EventKind.ERROR]
     assert retries and not any(e.progress for e in retries)  # retrying is not progress
     assert state.abort
-    assert claude.judge(state, -15).failure is FailureKind.AUTH
+    outcome = claude.judge(state, -15)
+    assert (outcome.failure, outcome.fault) == (FailureKind.AUTH, ProviderFault.AUTH)
 
 
 def test_a_single_401_retry_may_be_a_token_refresh() -> None:
@@ -228,7 +230,7 @@ def _api_error(status: int | None, text: str) -> dict[str, object]:
     [
         ({"subtype": "error_max_budget_usd", "errors": ["Reached maximum budget ($1)"]}, FailureKind.BUDGET),
         ({"subtype": "error_during_execution", "errors": ["[ede_diagnostic] x"]}, FailureKind.AGENT_ERROR),
-        (_api_error(429, "API Error: Request rejected (429) · slow down"), FailureKind.TRANSIENT),
+        (_api_error(429, "API Error: Request rejected (429) · slow down"), FailureKind.RATE_LIMIT),
         (_api_error(None, "Your org is out of usage · resets 4pm (UTC)"), FailureKind.USAGE_LIMIT),
         (_api_error(None, "Something odd happened"), FailureKind.AGENT_ERROR),
     ],
@@ -255,3 +257,139 @@ def test_permission_denials_do_not_fail_the_run() -> None:
         "permission_denials": [{}],
     }
     assert judge_stream(claude, [json.dumps(result)], 0).success
+
+
+# --- provider faults, over streams recorded from the real CLI against tests/agents/mock_provider.py
+
+NOW = datetime(2026, 12, 7, 4, 0, tzinfo=UTC)  # the parse time the retry-derived resets count from
+
+
+def test_a_429_retry_notice_is_a_rate_limit_retry_whose_reset_is_the_announced_wait() -> None:
+    # retry-after: 30 → `"retry_delay_ms":30000,"error_status":429,"error":"rate_limit"`
+    events, state = feed(claude, stream("claude_rate_limit_retrying.jsonl"), now=NOW)
+    assert state.retrying is not None and state.error is None
+    assert (state.retrying.fault, state.retrying.status) == (ProviderFault.RATE_LIMIT, 429)
+    assert state.retrying.reset_at == NOW + timedelta(seconds=30)
+    assert not [e for e in events if e.kind is EventKind.ERROR and e.progress]  # retrying is no progress
+
+
+def test_a_429_result_after_the_retries_is_a_rate_limit_reset_after_the_last_wait() -> None:
+    # retry-after: 2, CLAUDE_CODE_MAX_RETRIES=2: two notices of 2000 ms, then the 429 result.
+    outcome = judge_stream(claude, stream("claude_rate_limit_retries_exhausted.jsonl"), 1, now=NOW)
+    assert (outcome.failure, outcome.fault) == (FailureKind.RATE_LIMIT, ProviderFault.RATE_LIMIT)
+    assert outcome.reset_at == NOW + timedelta(seconds=2)
+    assert outcome.reason.startswith("API Error: Request rejected (429) · ")
+
+
+def test_a_429_result_without_retries_is_a_rate_limit_without_a_reset() -> None:
+    # With an API key the CLI prints nothing of retry-after or the unified headers when it does
+    # not retry (CLAUDE_CODE_MAX_RETRIES=0, or a retry-after over 60 s).
+    outcome = judge_stream(claude, stream("claude_rate_limit.jsonl"), 1, now=NOW)
+    assert (outcome.failure, outcome.fault, outcome.reset_at) == (
+        FailureKind.RATE_LIMIT,
+        ProviderFault.RATE_LIMIT,
+        None,
+    )
+
+
+def test_an_oauth_rate_limit_is_no_usage_limit_and_resets_at_the_unified_reset() -> None:
+    # OAuth, a 429 with anthropic-ratelimit-unified-reset but no unified-status: a rejected
+    # rate_limit_event without a rateLimitType, then "… (not your usage limit) · …".
+    lines = stream("claude_rate_limit_oauth.jsonl")
+    outcome = judge_stream(claude, lines, 1, now=NOW)
+    assert (outcome.failure, outcome.fault) == (FailureKind.RATE_LIMIT, ProviderFault.RATE_LIMIT)
+    resets_at = json.loads(lines[1])["rate_limit_info"]["resetsAt"]
+    assert outcome.reset_at == datetime.fromtimestamp(resets_at, UTC)
+
+
+def test_connection_retry_notices_are_an_unreachable_provider() -> None:
+    # A closed port: `"error_status":null,"error":"unknown"` before each retry, for ~3 minutes.
+    events, state = feed(claude, stream("claude_unreachable_retrying.jsonl"), now=NOW)
+    assert state.retrying is not None and state.retrying.fault is ProviderFault.UNREACHABLE
+    assert state.retrying.reset_at is None and state.retrying.status is None
+    assert state.error is None and not state.abort
+    assert all(not e.progress for e in events if e.kind is EventKind.ERROR)
+
+
+@pytest.mark.parametrize(
+    ("capture", "fault"),
+    [
+        ("claude_unreachable.jsonl", ProviderFault.UNREACHABLE),  # "Unable to connect to API (…)"
+        ("claude_malformed.jsonl", ProviderFault.MALFORMED_STREAM),  # "… malformed response (HTTP 200)"
+        ("claude_server_error.jsonl", ProviderFault.TRANSIENT),
+        ("claude_server_error_retries.jsonl", ProviderFault.TRANSIENT),
+    ],
+)
+def test_provider_failures_that_may_pass_are_transient_with_their_fault(
+    capture: str, fault: ProviderFault
+) -> None:
+    outcome = judge_stream(claude, stream(capture), 1, now=NOW)
+    assert (outcome.failure, outcome.fault) == (FailureKind.TRANSIENT, fault)
+
+
+def test_server_error_retry_notices_are_transient_retries() -> None:
+    _, state = feed(claude, stream("claude_server_error_retries.jsonl")[:3], now=NOW)
+    assert state.retrying is not None
+    assert (state.retrying.fault, state.retrying.status) == (ProviderFault.TRANSIENT, 500)
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "fault"),
+    [
+        ("rate_limit", 429, ProviderFault.RATE_LIMIT),
+        ("unknown", None, ProviderFault.UNREACHABLE),
+        ("server_error", None, ProviderFault.UNREACHABLE),  # no HTTP response at all
+        ("server_error", 500, ProviderFault.TRANSIENT),
+        ("overloaded", 529, ProviderFault.TRANSIENT),
+        ("unknown", 409, ProviderFault.TRANSIENT),
+        ("authentication_failed", 401, ProviderFault.AUTH),
+        ("billing_error", 400, ProviderFault.USAGE_LIMIT),
+    ],
+)
+def test_retry_notices_name_their_fault(error: str, status: int | None, fault: ProviderFault) -> None:
+    assert retry_fault(error, status) is fault
+
+
+def test_a_hostile_400_is_kept_escaped_as_the_runs_error() -> None:
+    # The provider's message holds ANSI escapes, BEL and NUL.
+    events, state = feed(claude, stream("claude_hostile.jsonl"), now=NOW)
+    outcome = claude.judge(state, 1)
+    assert (outcome.failure, outcome.fault) == (FailureKind.AGENT_ERROR, None)
+    assert "bad request \\x1b[31mred\\x1b[0m\\x07 bell \\x00 nul" in outcome.reason
+    for said in (outcome.reason, outcome.final_text, *(e.text for e in events)):
+        assert not any(ord(c) < 0x20 and c not in "\n\t" for c in said), said
+
+
+def test_refused_tool_calls_are_recorded_once_each() -> None:
+    # acceptEdits, a Write to ../outside.txt: the tool_result refuses it, the result lists it again.
+    outcome = judge_stream(claude, stream("claude_permission_denied.jsonl"), 0)
+    assert outcome.success
+    (refused,) = outcome.refused
+    assert refused.startswith("Write: ../outside.txt — Claude requested permissions to write to ")
+
+
+def test_a_denial_only_the_result_lists_is_recorded_with_its_target() -> None:
+    denial = {"tool_name": "Bash", "tool_use_id": "toolu_9", "tool_input": {"command": "rm -rf /"}}
+    result = {"type": "result", "subtype": "success", "is_error": False, "permission_denials": [denial]}
+    outcome = judge_stream(claude, [json.dumps(result)], 0)
+    assert outcome.refused == ("Bash: rm -rf / — permission denied",)
+
+
+def test_turns_count_model_replies_never_retries_or_the_error_message() -> None:
+    # Two 429 retries, then a Write and the final answer: two model turns.
+    assert judge_stream(claude, stream("claude_rate_limit_then_success.jsonl"), 0).usage.turns == 2
+    # An API error before any reply: the result says num_turns 1 (its synthetic message).
+    assert judge_stream(claude, stream("claude_rate_limit.jsonl"), 1).usage.turns == 0
+
+
+def test_a_400_whose_text_speaks_of_limits_or_connections_is_still_the_runs_error() -> None:
+    said = "API Error: 400 prompt mentions a rate limit and a Connection error"
+    result = {
+        "type": "result",
+        "subtype": "success",
+        "is_error": True,
+        "api_error_status": 400,
+        "result": said,
+    }
+    outcome = judge_stream(claude, [json.dumps(result)], 1)
+    assert (outcome.failure, outcome.fault) == (FailureKind.AGENT_ERROR, None)

@@ -8,8 +8,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from speedrift.agents.opencode import MESSAGE, OpenCodeRuntime
-from speedrift.agents.protocol import EventKind, FailureKind, RunRequest
+from speedrift.agents.opencode import LOG_FLAGS, MESSAGE, OpenCodeRuntime
+from speedrift.agents.protocol import (
+    AgentEvent,
+    EventKind,
+    FailureKind,
+    ParseState,
+    ProviderFault,
+    RunRequest,
+)
 from tests.agents.conftest import help_text, stream
 from tests.agents.support import documented, feed, flags, judge_stream
 
@@ -20,7 +27,17 @@ NOW = datetime(2026, 11, 21, 0, 24, tzinfo=UTC)
 def test_argv_attaches_the_prompt_file(make_request: Callable[..., RunRequest]) -> None:
     request = make_request("the whole task, which must stay out of argv")
     argv = opencode.build_argv(request)
-    assert argv == ["opencode", "run", "--format", "json", "--file", str(request.prompt_file), "--", MESSAGE]
+    assert argv == [
+        "opencode",
+        "run",
+        "--format",
+        "json",
+        *LOG_FLAGS,
+        "--file",
+        str(request.prompt_file),
+        "--",
+        MESSAGE,
+    ]
     assert opencode.stdin_payload(request) is None
     assert not any("whole task" in arg for arg in argv)
     # The repo config passes every runtime option, unset ones as None.
@@ -34,6 +51,9 @@ def test_argv_with_model_and_agent(make_request: Callable[..., RunRequest]) -> N
         "run",
         "--format",
         "json",
+        "--print-logs",
+        "--log-level",
+        "ERROR",
         "-m",
         "anthropic/claude-sonnet-4",
         "--agent",
@@ -51,6 +71,7 @@ def test_every_flag_is_one_the_real_cli_documents(make_request: Callable[..., Ru
     assert all(documented(flag, text) for flag in flags(argv)), flags(argv)
     # `--file` is an array option: the `--` keeps it from swallowing the message.
     assert "file(s) to attach to message" in text and "[array]" in text
+    assert '"ERROR"' in text  # a --log-level choice
     assert argv[argv.index("--file") + 2] == "--"
 
 
@@ -98,22 +119,25 @@ def test_cost_is_summed_over_steps() -> None:
     assert outcome.usage.total_tokens == 17
 
 
-def test_auto_rejected_permission_with_exit_zero_is_incomplete() -> None:
+def test_auto_rejected_permission_with_exit_zero_is_incomplete_and_names_the_refused_call() -> None:
     outcome = judge_stream(opencode, stream("opencode_permission_rejected.jsonl"), 0)
     assert not outcome.success
     assert outcome.failure is FailureKind.INCOMPLETE
-    assert "auto-rejected" in outcome.reason
+    assert "1 tool call(s) were auto-rejected" in outcome.reason
+    assert outcome.refused == (
+        "write: ../outside.txt — The user rejected permission to use this specific tool call.",
+    )
 
 
 def test_auth_failure() -> None:
     outcome = judge_stream(opencode, stream("opencode_auth.jsonl"), 1)
-    assert outcome.failure is FailureKind.AUTH
+    assert (outcome.failure, outcome.fault) == (FailureKind.AUTH, ProviderFault.AUTH)
     assert "Incorrect API key" in outcome.reason
 
 
 def test_usage_limit_reset_from_the_response_body() -> None:
     outcome = judge_stream(opencode, stream("opencode_usage_limit.jsonl"), 1, now=NOW)
-    assert outcome.failure is FailureKind.USAGE_LIMIT
+    assert (outcome.failure, outcome.fault) == (FailureKind.USAGE_LIMIT, ProviderFault.USAGE_LIMIT)
     assert outcome.reset_at == datetime.fromtimestamp(1795231479, UTC)
 
 
@@ -126,11 +150,26 @@ def _api_error(
     return json.dumps({"type": "error", "error": {"name": "APIError", "data": payload}})
 
 
-def test_short_rate_limit_is_transient() -> None:
+def test_short_rate_limit_is_a_rate_limit_with_its_reset() -> None:
     # The reference's example: "Rate limit reached for requests" with retry-after: 1.
     line = _api_error(429, "Rate limit reached for requests", {"retry-after": "1"}, isRetryable=True)
     outcome = judge_stream(opencode, [line], 1, now=NOW)
-    assert outcome.failure is FailureKind.TRANSIENT
+    assert (outcome.failure, outcome.fault) == (FailureKind.RATE_LIMIT, ProviderFault.RATE_LIMIT)
+    assert outcome.reset_at == NOW + timedelta(seconds=1)
+
+
+def test_recorded_429_opencode_gave_up_on_is_a_rate_limit_reset_from_its_headers() -> None:
+    # retry-after: 1 and x-ratelimit-reset-requests: 1s; opencode retried five times, then this.
+    outcome = judge_stream(opencode, stream("opencode_rate_limit_short.jsonl"), 1, now=NOW)
+    assert (outcome.failure, outcome.fault) == (FailureKind.RATE_LIMIT, ProviderFault.RATE_LIMIT)
+    assert outcome.reset_at == NOW + timedelta(seconds=1)
+    assert outcome.reason == "Rate limit reached for requests"
+
+
+def test_a_rate_limit_wait_named_only_in_the_message_is_its_reset() -> None:
+    message = "Rate limit reached for gpt-x on requests per min (RPM). Please try again in 20s. Visit …"
+    outcome = judge_stream(opencode, [_api_error(429, message, {})], 1, now=NOW)
+    assert (outcome.failure, outcome.reset_at) == (FailureKind.RATE_LIMIT, NOW + timedelta(seconds=20))
 
 
 @pytest.mark.parametrize(
@@ -144,7 +183,7 @@ def test_short_rate_limit_is_transient() -> None:
 )
 def test_long_rate_limit_headers_make_a_usage_limit(headers: dict[str, str], wait: timedelta) -> None:
     outcome = judge_stream(opencode, [_api_error(429, "Too many requests", headers)], 1, now=NOW)
-    assert outcome.failure is FailureKind.USAGE_LIMIT
+    assert (outcome.failure, outcome.fault) == (FailureKind.USAGE_LIMIT, ProviderFault.USAGE_LIMIT)
     assert outcome.reset_at == NOW + wait
 
 
@@ -160,20 +199,42 @@ def _named(name: str, message: str, **data: object) -> dict[str, object]:
 
 
 @pytest.mark.parametrize(
-    ("error", "failure"),
+    ("error", "failure", "fault"),
     [
         (
             _named("APIError", "Cannot connect to API: Unable to connect.", isRetryable=True),
             FailureKind.TRANSIENT,
+            ProviderFault.UNREACHABLE,
         ),
-        (_named("APIError", "Internal server error", statusCode=503), FailureKind.TRANSIENT),
-        (_named("ProviderAuthError", "no key", providerID="anthropic"), FailureKind.AUTH),
-        (_named("UnknownError", "Model not found: nope/nope."), FailureKind.AGENT_ERROR),
-        (_named("ContextOverflowError", "too long"), FailureKind.AGENT_ERROR),
+        (
+            _named("APIError", "Internal server error", statusCode=503),
+            FailureKind.TRANSIENT,
+            ProviderFault.TRANSIENT,
+        ),
+        (
+            _named("APIError", "socket hang up", isRetryable=True),
+            FailureKind.TRANSIENT,
+            ProviderFault.TRANSIENT,
+        ),
+        (
+            _named("UnknownError", "JSON parsing failed: Text: <html>."),
+            FailureKind.TRANSIENT,
+            ProviderFault.MALFORMED_STREAM,
+        ),
+        (
+            _named("ProviderAuthError", "no key", providerID="anthropic"),
+            FailureKind.AUTH,
+            ProviderFault.AUTH,
+        ),
+        (_named("UnknownError", "Model not found: nope/nope."), FailureKind.AGENT_ERROR, None),
+        (_named("ContextOverflowError", "too long"), FailureKind.AGENT_ERROR, None),
     ],
 )
-def test_errors_are_typed(error: dict[str, object], failure: FailureKind) -> None:
-    assert judge_stream(opencode, [json.dumps({"type": "error", "error": error})], 1).failure is failure
+def test_errors_are_typed(
+    error: dict[str, object], failure: FailureKind, fault: ProviderFault | None
+) -> None:
+    outcome = judge_stream(opencode, [json.dumps({"type": "error", "error": error})], 1)
+    assert (outcome.failure, outcome.fault) == (failure, fault)
 
 
 def test_a_step_after_stop_reopens_the_run() -> None:
@@ -190,3 +251,121 @@ def test_no_steps_at_all_never_succeeds(exit_code: int, failure: FailureKind) ->
 def test_last_step_reason_length_is_an_agent_error() -> None:
     line = json.dumps({"type": "step_finish", "part": {"reason": "length", "tokens": {}}})
     assert judge_stream(opencode, [line], 0).failure is FailureKind.AGENT_ERROR
+
+
+# --- recorded faults: stdout, and the "stream error" lines of opencode's log on stderr ------------
+
+
+def _stderr(name: str, state: ParseState | None = None) -> tuple[list[AgentEvent], ParseState]:
+    state = state or ParseState(now=NOW)
+    events = [event for line in stream(name) for event in opencode.parse_stderr_line(line, state)]
+    return events, state
+
+
+def test_malformed_stream_is_a_malformed_stream_fault_and_its_retries_are_not_turns() -> None:
+    # The mock's 200 turns to garbage after one frame: opencode retried it five times, each retry a
+    # step_start of the same message, then "UnknownError: JSON parsing failed".
+    lines = stream("opencode_malformed.jsonl")
+    events, state = feed(opencode, lines)
+    starts = [e for e in events if e.kind is EventKind.STARTED]
+    assert len(starts) == 6 and [e.progress for e in starts] == [True] + [False] * 5
+    assert state.usage.turns == 1
+    outcome = opencode.judge(state, 1)
+    assert (outcome.failure, outcome.fault) == (FailureKind.TRANSIENT, ProviderFault.MALFORMED_STREAM)
+    assert outcome.reason.startswith("UnknownError: JSON parsing failed")
+    assert "\x00" not in outcome.reason and "\\x00" in outcome.reason  # escaped, not dropped
+
+
+def test_new_steps_of_a_finished_message_are_turns() -> None:
+    _, state = feed(opencode, stream("opencode_success.jsonl"))
+    assert state.usage.turns == 2 and state.extra["open_step"] is None
+
+
+def test_an_unreachable_endpoint_is_an_unreachable_fault() -> None:
+    outcome = judge_stream(opencode, stream("opencode_unreachable.jsonl"), 1)
+    assert (outcome.failure, outcome.fault) == (FailureKind.TRANSIENT, ProviderFault.UNREACHABLE)
+    assert outcome.reason.startswith("Cannot connect to API: Unable to connect.")
+
+
+def test_a_hostile_400_is_recorded_escaped() -> None:
+    events, state = feed(opencode, stream("opencode_hostile.jsonl"))
+    outcome = opencode.judge(state, 1)
+    assert outcome.failure is FailureKind.AGENT_ERROR and outcome.fault is None
+    for said in (outcome.reason, events[-1].text):
+        assert "\x1b" not in said and "\x07" not in said and "\x00" not in said
+        assert "bad request \\x1b[31mred" in said and "end" in said
+
+
+def test_stderr_429_under_a_long_retry_after_is_a_rate_limit_retry() -> None:
+    # retry-after: 3600 — opencode logs the failed call once and sleeps the hour; its log names
+    # neither the status nor the wait, so no reset can be known from it.
+    events, state = _stderr("opencode_rate_limit_stderr.jsonl")
+    assert [(e.kind, e.progress, e.data["fault"]) for e in events] == [(EventKind.ERROR, False, "rate_limit")]
+    assert state.retrying is not None
+    assert (state.retrying.fault, state.retrying.reset_at) == (ProviderFault.RATE_LIMIT, None)
+    assert state.retrying.reason == "Rate limit reached for requests" and state.retrying.status == 429
+    assert state.error is None  # a retry is not yet a verdict: the retry window decides
+
+
+def test_stderr_wait_named_in_the_message_is_the_retry_reset() -> None:
+    line = stream("opencode_rate_limit_stderr.jsonl")[0].replace(
+        'requests"', 'requests. Please try again in 1m30s."'
+    )
+    state = ParseState()
+    opencode.parse_stderr_line(line, state)
+    assert state.retrying is not None
+    logged = datetime.fromisoformat(line.split()[0].removeprefix("timestamp="))
+    assert state.retrying.reset_at == logged + timedelta(seconds=90)
+
+
+@pytest.mark.parametrize(
+    ("name", "fault", "retries"),
+    [
+        ("opencode_malformed_stderr.jsonl", ProviderFault.MALFORMED_STREAM, 6),
+        ("opencode_unreachable_stderr.jsonl", ProviderFault.UNREACHABLE, 6),  # + the title call's
+        ("opencode_rate_limit_short_stderr.jsonl", ProviderFault.RATE_LIMIT, 6),
+    ],
+)
+def test_stderr_retries_name_their_fault(name: str, fault: ProviderFault, retries: int) -> None:
+    events, state = _stderr(name)
+    assert len(events) == retries and not any(e.progress for e in events)
+    assert {e.data["fault"] for e in events} == {fault.value}
+    assert state.retrying is not None and state.retrying.fault is fault
+
+
+def test_stderr_lines_other_than_failed_model_calls_are_no_events() -> None:
+    state = ParseState()
+    for line in [
+        "\x1b[93m\x1b[1m! \x1b[0mpermission requested: external_directory (/x/*); auto-rejecting",
+        'timestamp=2026-12-07T03:49:40.897Z level=ERROR message=process error="Cannot connect"',
+        'garbage \x00 message="stream error',
+        "",
+    ]:
+        assert opencode.parse_stderr_line(line, state) == []
+    assert state.retrying is None
+
+
+def test_stderr_hostile_provider_text_is_escaped() -> None:
+    events, state = _stderr("opencode_hostile_stderr.jsonl")
+    assert len(events) == 1 and state.retrying is not None
+    for said in (events[0].text, state.retrying.reason):
+        assert "\x1b" not in said and "\x00" not in said and "\\x1b[31mred" in said
+
+
+@pytest.mark.parametrize(
+    ("error", "fault"),
+    [
+        ("AI_APICallError: The usage limit has been reached", ProviderFault.USAGE_LIMIT),
+        ("AI_APICallError: Too Many Requests", ProviderFault.RATE_LIMIT),
+        ("AI_APICallError: Provider is overloaded", ProviderFault.TRANSIENT),
+        ("AI_APICallError: socket hang up", ProviderFault.TRANSIENT),
+        ("AI_JSONParseError: JSON parsing failed: Text: x", ProviderFault.MALFORMED_STREAM),
+        ("AI_APICallError: getaddrinfo ENOTFOUND api.invalid", ProviderFault.UNREACHABLE),
+    ],
+)
+def test_stderr_errors_are_typed(error: str, fault: ProviderFault) -> None:
+    head = 'timestamp=2026-12-07T03:49:40.897Z level=ERROR message="stream error" small=false'
+    line = f"{head} error.error={json.dumps(error)}"
+    state = ParseState()
+    opencode.parse_stderr_line(line, state)
+    assert state.retrying is not None and state.retrying.fault is fault

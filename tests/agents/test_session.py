@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from speedrift.agents.choose import runtime_for
-from speedrift.agents.protocol import AgentEvent, Budgets, EventKind, FailureKind, RunRequest
+from speedrift.agents.protocol import AgentEvent, Budgets, EventKind, FailureKind, ProviderFault, RunRequest
 from speedrift.agents.result import AgentReport, apply_report, read_report
 from speedrift.agents.session import run_session
 from tests.agents.conftest import FakeAgents
@@ -195,10 +195,13 @@ def test_stall_kills_a_quiet_agent(fakes: FakeAgents, make_request: Make, run_di
     assert outcome.exit_code == -15  # SIGTERM to the group was enough
 
 
-def test_endless_reconnects_are_not_progress(fakes: FakeAgents, make_request: Make, run_dir: Path) -> None:
+def test_endless_reconnects_are_not_progress_and_end_at_the_retry_window(
+    fakes: FakeAgents, make_request: Make, run_dir: Path
+) -> None:
     fakes.scenario(START, {"do": "reconnect", "count": 200, "every_s": 0.1})
-    budgets = Budgets(stall_s=1.0, wall_clock_s=30, kill_grace_s=2)
-    clock = _ClockFrom(EventKind.STARTED)  # the stall window opens once the fake runs
+    # a stall window shorter than the retry window: reconnect notices are not silence either
+    budgets = Budgets(stall_s=1.0, provider_retry_s=2.0, wall_clock_s=30, kill_grace_s=2)
+    clock = _ClockFrom(EventKind.STARTED)  # the windows open once the fake runs
     outcome = run_session(
         runtime_for("codex"),
         make_request(budgets=budgets),
@@ -207,8 +210,10 @@ def test_endless_reconnects_are_not_progress(fakes: FakeAgents, make_request: Ma
         on_event=clock.seen,
         clock=clock,
     )
-    assert outcome.failure is FailureKind.STALL
-    assert "Reconnecting" in outcome.reason
+    assert outcome.failure is FailureKind.TRANSIENT, outcome.reason
+    assert outcome.fault is not None and outcome.fault is not ProviderFault.AUTH
+    assert "kept failing for 2s" in outcome.reason and "Reconnecting" in outcome.reason
+    assert outcome.duration_s >= budgets.provider_retry_s
 
 
 def test_the_runtime_can_end_a_hopeless_run_early(

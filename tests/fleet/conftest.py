@@ -11,6 +11,7 @@ from speedrift.fleet.pipeline import Pipeline
 from speedrift.graph import ops
 from speedrift.graph.store import GraphStore
 from tests.agents.conftest import real_cli_bin  # noqa: F401 - shared fixture
+from tests.agents.realcli import cli_for  # noqa: F401 - shared fixture
 from tests.gitrepo import make_repo
 
 

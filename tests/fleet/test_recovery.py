@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from speedrift.failure_class import FailureClass
+from speedrift.fleet import followup
 from speedrift.fleet.classify import Classification
 from speedrift.fleet.config import ConfigError, RepoConfig, load_config
 from speedrift.fleet.recovery import POLICIES, Decision, decide, next_tier, policy_for, split_groups
+from speedrift.times import format_time
 from tests.cli.support import Cli, graph_tasks
 from tests.gitrepo import make_repo
 
@@ -261,3 +264,22 @@ def test_a_task_failed_by_wg_without_a_class_retries_as_before(cli_repo: tuple[C
     cli.ok("fail", "plain", "--reason", "by hand")
     cli.ok("retry", "plain")
     assert graph_tasks(repo)["plain"]["status"] == "open"
+
+
+def test_a_retry_never_starts_before_the_reset_the_provider_named_whatever_its_backoff() -> None:
+    failed = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    decision = Decision(
+        FailureClass.TRANSIENT_INFRA, "retry", True, True, attempt=1, max_attempts=3, delay_seconds=30
+    )
+    history = [{"attempt": 1, "at": format_time(failed)}]
+
+    def task(reset: timedelta | None) -> dict[str, Any]:
+        data: dict[str, Any] = {"failures": history}
+        if reset is not None:
+            data["reset_at"] = format_time(failed + reset)
+        return {"id": "t", "speedrift": data}
+
+    assert followup.ready_at(task(timedelta(minutes=15)), decision, failed) == failed + timedelta(minutes=15)
+    # a reset already behind the backoff, or none, changes nothing
+    assert followup.ready_at(task(timedelta(seconds=5)), decision, failed) == failed + timedelta(seconds=30)
+    assert followup.ready_at(task(None), decision, failed) == failed + timedelta(seconds=30)

@@ -17,6 +17,7 @@ import pytest
 
 from speedrift import pausestore
 from speedrift.agents import preflight
+from speedrift.agents.protocol import FailureKind
 from speedrift.fleet import pauses
 from speedrift.fleet.pipeline import RunOptions
 from speedrift.fleet.service import ServiceLoop
@@ -216,6 +217,57 @@ def test_repeated_rate_limits_pause_the_runtime() -> None:
         runtime="codex", model=None, failure_class="transient_infra", reason="HTTP 502", reset_at=None,
         set_by="test", now=now,
     ) is None  # fmt: skip
+
+
+def test_a_rate_limit_with_a_reset_holds_the_runtime_until_that_reset_at_once() -> None:
+    reset = NOW + timedelta(seconds=95)
+    noted = pauses.note_failure(
+        runtime="claude",
+        model=None,
+        failure_class="transient_infra",
+        reason="API Error: Request rejected (429) · Number of requests has exceeded your rate limit",
+        reset_at=reset,
+        set_by="test",
+        now=NOW,
+        runtime_failure=FailureKind.RATE_LIMIT,
+    )
+    assert noted is not None
+    pause, new = noted
+    assert new and pause.cause == "rate_limit" and pause.until == reset and pause.reset_at == reset
+    assert not pause.needs_human
+    assert pauses.blocking_pause("claude", None, reset - timedelta(seconds=1)) == pause
+    assert pauses.blocking_pause("claude", None, reset) is None
+    assert pause.sentence(NOW).startswith("claude is paused until 12:01:35 UTC: rate limit: API Error")
+
+
+def test_a_rate_limit_without_a_reset_holds_the_runtime_for_a_minute() -> None:
+    noted = pauses.note_failure(
+        runtime="codex",
+        model=None,
+        failure_class="transient_infra",
+        reason="exceeded retry limit, last status: 429 Too Many Requests",
+        reset_at=None,
+        set_by="test",
+        now=NOW,
+        runtime_failure=FailureKind.RATE_LIMIT,
+    )
+    assert noted is not None
+    pause, _ = noted
+    assert pause.until == NOW + pauses.RATE_LIMIT_HOLD and "no reset time given" in pause.reason
+
+
+def test_a_transient_fault_that_is_no_rate_limit_holds_nothing() -> None:
+    noted = pauses.note_failure(
+        runtime="codex",
+        model=None,
+        failure_class="transient_infra",
+        reason="stream disconnected before completion",
+        reset_at=None,
+        set_by="test",
+        now=NOW,
+        runtime_failure=FailureKind.TRANSIENT,
+    )
+    assert noted is None and pauses.blocking_pause("codex", None, NOW) is None
 
 
 def test_a_pause_survives_a_service_restart(workshop: Workshop, tmp_path: Path, on_path: Path) -> None:

@@ -23,6 +23,9 @@ from speedrift import redact
 MAX_LINE = 8 * 1024 * 1024  # a longer stdout "line" is not an event; it is skipped
 STDERR_CAP = 1024 * 1024  # bytes of stderr kept in stderr.log; the rest is counted, not kept
 STDERR_LINE = 64 * 1024  # bytes of one stderr line handed on as an event (the rest of it is dropped)
+# bytes of stderr lines handed on to a runtime that reads them (codex: ~4 KB of tracing per model
+# call), in all: the session drains them every tick, so this bounds a flood, not a long run
+STDERR_LINES_CAP = 64 * 1024 * 1024
 
 
 def pump_lines(stream: IO[bytes], lines: queue.Queue[bytes | None]) -> None:
@@ -47,14 +50,19 @@ class StderrSink:
     """Copies the child's stderr to a file, keeping the first STDERR_CAP bytes and a short tail.
 
     With ``lines``, it also hands each stderr line (cut at STDERR_LINE bytes) to that queue as it
-    arrives, for runtimes whose stderr is events — at most ``cap`` bytes of them in all, so the
-    queue stays bounded however much the child writes."""
+    arrives, for runtimes whose stderr is events — at most ``lines_cap`` bytes of them in all, so
+    the queue stays bounded however much the child writes."""
 
     def __init__(
-        self, path: Path, cap: int = STDERR_CAP, lines: queue.SimpleQueue[bytes] | None = None
+        self,
+        path: Path,
+        cap: int = STDERR_CAP,
+        lines: queue.SimpleQueue[bytes] | None = None,
+        lines_cap: int = STDERR_LINES_CAP,
     ) -> None:
         self.path = path
         self.cap = cap
+        self.lines_cap = lines_cap
         self.dropped = 0
         self.lines = lines
         self.lines_dropped = 0  # lines past the cap, not handed on
@@ -115,7 +123,7 @@ class StderrSink:
     def _hand_on(self, line: bytes) -> None:
         assert self.lines is not None
         line = line[:STDERR_LINE]
-        if self._queued + len(line) > self.cap:
+        if self._queued + len(line) > self.lines_cap:
             self.lines_dropped += 1
             return
         self._queued += len(line)

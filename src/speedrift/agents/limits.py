@@ -60,6 +60,26 @@ AUTH_TEXT = re.compile(
     r"permission denied \(forbidden\)|oauth",
     re.IGNORECASE,
 )
+# The provider faults' texts as the three CLIs (and the SDKs beneath them) print them, in one place:
+# each runtime asks them in its own order, after what its structured fields already said.
+RATE_LIMIT_TEXT = re.compile(
+    r"\b429\b|too many requests|too_many_requests|rate[ _-]?limit|rate increased too quickly|"
+    r"Request rejected \(429\)|temporarily limiting requests|not your usage limit",
+    re.IGNORECASE,
+)
+UNREACHABLE_TEXT = re.compile(
+    r"Unable to connect|Cannot connect to API|Connection error|Connection ?Refused|connection failed|"
+    r"ECONNREFUSED|ENOTFOUND|EAI_AGAIN|getaddrinfo|EHOSTUNREACH|ENETUNREACH|network is unreachable|"
+    r"FailedToOpenSocket|waiting for network|failed to lookup address|name does not resolve|"
+    r"error sending request|dns error",
+    re.IGNORECASE,
+)
+MALFORMED_TEXT = re.compile(
+    r"empty or malformed response|stream disconnected before completion|stream closed before|"
+    r"utf-?8 error|invalid utf-8|failed to parse sse|error decoding|JSON parsing failed|JSONParseError|"
+    r"TypeValidationError|Invalid JSON response|JSON Parse error|Unexpected token|Unrecognized token",
+    re.IGNORECASE,
+)
 TRANSIENT_TEXT = re.compile(
     r"\b5\d\d\b|overloaded|high demand|at capacity|temporar|timed? ?out|timeout|"
     r"connection|connect|network|disconnected|error sending request|unreachable|"
@@ -152,6 +172,21 @@ def reset_in(message: str, now: datetime | None) -> datetime | None:
     unit_s = {"day": 86_400, "hour": 3_600, "minute": 60, "second": 1}
     seconds = sum(int(n) * unit_s[unit] for n, unit in _DURATION_PART.findall(m.group(1)))
     return reference_now(now) + timedelta(seconds=seconds) if seconds else None
+
+
+# OpenAI-style waits in a 429's message: "Please try again in 20s." / "in 1.2s" / "in 1m30s".
+_TRY_AGAIN_IN = re.compile(r"try again in ((?:\d+(?:\.\d+)?(?:ms|h|m|s))+)\b", re.IGNORECASE)
+
+
+def said_reset(message: str, at: datetime) -> datetime | None:
+    """The reset a provider's message names, counted from ``at`` (when it was said): OpenAI's
+    "Please try again in 20s." / "in 1m30s", or a relative "It will reset in 3 hours"."""
+    m = _TRY_AGAIN_IN.search(message)
+    if m is not None:
+        seconds = _go_duration(m.group(1))
+        if seconds is not None:
+            return at + timedelta(seconds=seconds)
+    return reset_in(message, at)
 
 
 def _go_duration(value: str) -> float | None:

@@ -212,3 +212,12 @@ class StderrEvents(Protocol):
     other runtimes' stderr is only kept, capped, in `stderr.log`."""
 
     def parse_stderr_line(self, line: str, state: ParseState) -> list[AgentEvent]: ...
+
+
+@runtime_checkable
+class ChildEnv(Protocol):
+    """A runtime whose CLI needs variables of its own for the signals its parser reads (codex's
+    ``RUST_LOG``, which puts HTTP statuses and reset headers on its stderr). The session adds them
+    to the agent's environment; a variable the user set explicitly wins."""
+
+    def child_env(self) -> dict[str, str]: ...

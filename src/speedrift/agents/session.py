@@ -41,6 +41,7 @@ from speedrift.agents.protocol import (
     FAULT_KINDS,
     AgentEvent,
     Budgets,
+    ChildEnv,
     EventKind,
     FailureKind,
     ParseState,
@@ -90,6 +91,8 @@ def run_session(
     except ValueError as exc:
         return RunOutcome(success=False, failure=FailureKind.CONFIG, reason=str(exc))
     child_env = dict(env)
+    if isinstance(runtime, ChildEnv):
+        child_env = runtime.child_env() | child_env
     # The CLIs print reset times as local wall-clock text; pin the zone so it can be read back.
     tz = child_env.setdefault("TZ", "UTC")
     if sandboxed is None:
@@ -269,9 +272,14 @@ class _Run:
         budgets = self.budgets
         if self.cancel is not None and self.cancel.is_set():
             return Stop(FailureKind.CRASHED, "cancelled")
-        if now - self.started >= budgets.wall_clock_s:
-            return Stop(FailureKind.BUDGET, f"wall-clock budget of {budgets.wall_clock_s:g}s used up")
         retry = self.state.retrying
+        if now - self.started >= budgets.wall_clock_s:
+            used = f"wall-clock budget of {budgets.wall_clock_s:g}s used up"
+            if retry is not None:  # spent waiting on the provider: its fault, not the task's size
+                why = f"{used} while the agent retried against the provider ({retry.fault.value})"
+                why += f": {retry.reason}"
+                return Stop(FAULT_KINDS[retry.fault], why, retry.fault, retry.reset_at)
+            return Stop(FailureKind.BUDGET, used)
         if retry is not None:
             if self.retry_since is None:
                 self.retry_since = now

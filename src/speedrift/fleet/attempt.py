@@ -4,7 +4,9 @@ evidence record (``evidence.json``) it leaves, landed or failed.
 :class:`Attempt` is what the pipeline, the failure recorder (``fleet/failures.py``) and the
 classifier's fact gathering (``fleet/facts.py``) share about the attempt: which task, which
 number, its run directory and worktree, its runtime, when it started. :func:`landed_evidence` and
-:func:`failed_evidence` are the two outcomes of :func:`evidence`, the record's one shape. Nothing
+:func:`failed_evidence` are the two outcomes of :func:`evidence`, the record's one shape. Every
+shape lists the tool calls the agent's CLI refused (``refused``, capped) and, when any, the files
+outside the worktree that changed during the run (``outside_writes``, repo/boundary.py). Nothing
 here reads or writes a file.
 """
 
@@ -18,8 +20,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from speedrift import layout
-from speedrift.agents.protocol import RunOutcome
+from speedrift import layout, redact
+from speedrift.agents.protocol import FailureKind, RunOutcome
 from speedrift.agents.sandbox import Decision as SandboxDecision
 from speedrift.failure_class import FailureClass
 from speedrift.fleet.classify import Classification
@@ -27,7 +29,11 @@ from speedrift.fleet.recovery import Decision
 from speedrift.gates.verdict import GateVerdict
 from speedrift.repo import worktrees
 from speedrift.repo.landing import DiffStats
+from speedrift.textclip import clip
 from speedrift.times import format_time
+
+MAX_REFUSED = 50  # refused tool calls kept in the evidence
+MAX_OUTSIDE_WRITES = 200
 
 
 @dataclass
@@ -62,6 +68,8 @@ class Attempt:
     started: float  # time.monotonic() as the pipeline claimed the task: durations count from here
     # what the agent ran in (agents/sandbox.py); None: not known (a landing resumed elsewhere)
     sandbox: SandboxDecision | None = None
+    # files outside the worktree that changed while the agent ran (repo/boundary.py)
+    outside_writes: tuple[str, ...] = ()
 
     @property
     def worktree(self) -> Path:
@@ -88,6 +96,18 @@ class Attempt:
         return time.monotonic() - self.started
 
 
+def stopped_after_refusals(outcome: RunOutcome) -> bool:
+    """The agent stopped unfinished after its CLI refused tool calls (opencode ends its run once a
+    permission was auto-rejected). Such an attempt's changes, if it left any, are committed and
+    gated like a finished run's: its outcome then says ``success`` and keeps this verdict."""
+    return outcome.failure is FailureKind.INCOMPLETE and bool(outcome.refused)
+
+
+def refused_calls(outcome: RunOutcome) -> list[str]:
+    """The refused tool calls as recorded: capped, no credential, control characters escaped."""
+    return [clip(redact.recordable(call), 500) for call in outcome.refused[:MAX_REFUSED]]
+
+
 def evidence(
     attempt: Attempt,
     outcome: RunOutcome,
@@ -99,7 +119,9 @@ def evidence(
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The record's one shape, in this order: which attempt, what it came to (``result``), what it
-    cost, where its work is kept (``kept``), every gate verdict, then the outcome's own extras."""
+    cost, where its work is kept (``kept``), every gate verdict, what the agent's CLI refused and
+    what changed outside the worktree, then the outcome's own extras."""
+    outside = list(attempt.outside_writes[:MAX_OUTSIDE_WRITES])
     return {
         "task": attempt.task_id,
         "attempt": attempt.number,
@@ -110,6 +132,8 @@ def evidence(
         "duration_s": round(duration_s, 3),
         **(kept or {}),
         "gates": [v.evidence | {"passed": v.passed, "summary": v.summary} for v in verdicts],
+        "refused": refused_calls(outcome),
+        **({"outside_writes": outside} if outside else {}),
         **(extra or {}),
     }
 
@@ -150,10 +174,19 @@ def landed_evidence(
         **verification(verdicts),
     }
     tail = {
+        **({"agent_stopped": stopped_sentence(outcome)} if stopped_after_refusals(outcome) else {}),
         "agent_summary": outcome.final_text[:2000],
         "timings_s": {k: round(v, 4) for k, v in timings.items()},
     }
     return evidence(attempt, outcome, verdicts, duration_s=duration_s, result=result, extra=tail)
+
+
+def stopped_sentence(outcome: RunOutcome) -> str:
+    """What a landed attempt whose agent stopped after refused calls says about it."""
+    return (
+        f"the agent stopped after its CLI refused {len(outcome.refused)} tool call(s) (listed in "
+        "refused); the changes it had left in its worktree were committed and gated like a finished run's"
+    )
 
 
 def waiting_evidence(
@@ -192,6 +225,7 @@ def failed_evidence(
     result = {
         "failure": found.cls,
         "failure_kind": outcome.failure.value if outcome.failure else None,
+        "provider_fault": outcome.fault.value if outcome.fault else None,
         "classification": found.as_dict(),
         "recovery": decision.as_dict(),
         "reason": reason,

@@ -76,6 +76,7 @@ class AttemptFacts:
     internal_error: str | None = None  # speedrift itself failed after the agent started
     files_changed: int | None = None  # files changed in the worktree; None: not known
     budget: BudgetFacts = field(default_factory=BudgetFacts)
+    refused: tuple[str, ...] = ()  # tool calls the agent's CLI refused (RunOutcome.refused)
 
 
 # --- events -----------------------------------------------------------------------------------------

@@ -6,6 +6,15 @@ the class, the rule that matched and the evidence behind it. ``docs/failure-clas
 human version of :data:`RULES`; the recovery each class gets lives in ``fleet/recovery.py``.
 The classes are :class:`~speedrift.failure_class.FailureClass`; :data:`KIND_CLASSES` is the one
 table from the runtime's own verdict (``FailureKind``) to a class.
+
+An agent that stopped after its CLI refused tool calls (opencode auto-rejects a permission and
+ends) and left nothing in its worktree is ``exploration_death`` (rule ``refused-calls``): like an
+agent that only explored, it ended without one change where it works, and the recovery that fits
+is the same — one retry whose diagnosis says what was refused and that writes outside the
+worktree are refused, then a human. Not ``implementation_error``: no check failed, and "fix what
+the checks report" would tell the next attempt nothing. The pipeline (fleet/outside.py) gives such
+an attempt the reason :func:`refused_stop_reason` builds; an attempt that did leave changes is
+committed and gated like a finished one instead.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ from speedrift.textclip import clip
 KIND_CLASSES: dict[FailureKind, FailureClass] = {
     FailureKind.AUTH: FailureClass.AUTH_FAILURE,
     FailureKind.USAGE_LIMIT: FailureClass.USAGE_LIMIT,
+    FailureKind.RATE_LIMIT: FailureClass.TRANSIENT_INFRA,  # retried once the provider's reset passed
     FailureKind.TRANSIENT: FailureClass.TRANSIENT_INFRA,
     FailureKind.CRASHED: FailureClass.TRANSIENT_INFRA,
     FailureKind.NOT_INSTALLED: FailureClass.ENV_BOOTSTRAP,
@@ -301,6 +311,29 @@ def _context_cut(facts: AttemptFacts) -> _Match | None:
     return None
 
 
+# the reason fleet/outside.py gives an attempt whose agent stopped after refused tool calls with
+# nothing changed in its worktree
+REFUSED_STOP = "the agent stopped after its CLI refused"
+REFUSED_ADVICE = (
+    "writes outside the attempt's worktree are refused (and so may be other calls needing a permission): "
+    "work only inside the worktree, with paths relative to it"
+)
+
+
+def refused_stop_reason(refused: Sequence[str]) -> str:
+    """The failure reason of an attempt whose agent stopped after ``refused`` tool calls and left
+    no change in its worktree (matched by the ``refused-calls`` rule)."""
+    shown = "; ".join(refused[:5]) + (f"; and {len(refused) - 5} more" if len(refused) > 5 else "")
+    return f"{REFUSED_STOP} {len(refused)} tool call(s) and left no change in its worktree: {shown}"
+
+
+def _refused_calls(facts: AttemptFacts) -> _Match | None:
+    stopped = facts.failure_kind is FailureKind.INCOMPLETE and bool(facts.refused)
+    if stopped and not facts.files_changed:
+        return _Match([facts.reason, REFUSED_ADVICE], subclass="refused_calls")
+    return None
+
+
 def _exploration(facts: AttemptFacts) -> _Match | None:
     # an agent that explored and then reported itself blocked reached a conclusion: spec_gap
     if facts.report_status == "blocked" or facts.failure_kind == FailureKind.BLOCKED:
@@ -381,6 +414,7 @@ RULES: tuple[tuple[str, FailureClass, Rule], ...] = (
     ("budget-hit", FailureClass.EXCEEDED_CAPACITY, _budget_hit),
     ("stall", FailureClass.AGENT_STALL, _kind(FailureClass.AGENT_STALL)),
     ("context-cut", FailureClass.CONTEXT_CUT, _context_cut),
+    ("refused-calls", FailureClass.EXPLORATION_DEATH, _refused_calls),
     ("exploration", FailureClass.EXPLORATION_DEATH, _exploration),
     ("max-turns", FailureClass.EXCEEDED_CAPACITY, _max_turns),
     ("spec-gap", FailureClass.SPEC_GAP, _spec_gap),

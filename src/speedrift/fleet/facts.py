@@ -43,6 +43,7 @@ def gather(
         failure_kind=outcome.failure if outcome and outcome.failure and agent_failed else None,
         reason=outcome.reason if outcome else (env_bootstrap or internal_error or ""),
         final_text=outcome.final_text if outcome else "",
+        refused=outcome.refused if outcome else (),
         report_status=report.status if report else None,
         report_summary=report.summary if report else "",
         report_concerns=report.concerns if report else (),

@@ -33,6 +33,7 @@ from speedrift.textclip import clip
 # how the runtime ended -> the nearest value of wg's own `failure_class` enum (the others: none)
 WG_FAILURE_CLASS: dict[FailureKind, WgFailureClass] = {
     FailureKind.USAGE_LIMIT: WgFailureClass.API_ERROR_429_RATE_LIMIT,
+    FailureKind.RATE_LIMIT: WgFailureClass.API_ERROR_429_RATE_LIMIT,
     FailureKind.TRANSIENT: WgFailureClass.API_ERROR_5XX_TRANSIENT,
     FailureKind.STALL: WgFailureClass.AGENT_HARD_TIMEOUT,
     FailureKind.BUDGET: WgFailureClass.AGENT_HARD_TIMEOUT,
@@ -51,7 +52,7 @@ def wg_failure_class(runtime_failure: FailureKind | None, *, internal: bool = Fa
 
 def _redacted(found: classify.Classification) -> classify.Classification:
     """Evidence quotes the agent and the runtime: no credential reaches the graph through it."""
-    return replace(found, evidence=[redact.redact_text(line) for line in found.evidence])
+    return replace(found, evidence=[redact.recordable(line) for line in found.evidence])
 
 
 @dataclass
@@ -97,7 +98,7 @@ class FailureRecorder:
         )
         found = _redacted(found)
         kind = found.cls
-        reason = redact.redact_text(outcome.reason or kind)
+        reason = redact.recordable(outcome.reason or kind)
         task = self.store.load().get(task_id) or {"id": task_id}
         decision = self.decide(task, found, attempt.number, reason)
         evidence = failed_evidence(
@@ -145,7 +146,7 @@ class FailureRecorder:
     def crashed(self, *, task_id: str, attempt: int, run_dir: Path, reason: str, bootstrapped: bool) -> None:
         """An exception escaped the pipeline: before the agent started it is an environment
         problem, after it speedrift's own failure (transient_infra)."""
-        reason = redact.redact_text(reason)
+        reason = redact.recordable(reason)
         found = classify.classify(
             AttemptFacts(
                 reason=reason,

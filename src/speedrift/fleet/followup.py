@@ -109,12 +109,14 @@ def failed_at(task: Task, decision: recovery.Decision) -> datetime | None:
 
 
 def ready_at(task: Task, decision: recovery.Decision, now: datetime) -> datetime:
-    """When the retry may start: the failure plus its backoff, or the runtime's reset time."""
+    """When the retry may start: the failure plus its backoff, or the runtime's reset time — never
+    before a reset the provider named (a rate limit's retry-after), whatever the backoff says."""
     base = failed_at(task, decision) or now
+    reset = parse_time(speedrift_data(task).get("reset_at"))
     if decision.recovery == "pause_runtime":
-        reset = parse_time(speedrift_data(task).get("reset_at"))
         return reset or base + timedelta(hours=1)
-    return base + timedelta(seconds=decision.delay_seconds)
+    backoff = base + timedelta(seconds=decision.delay_seconds)
+    return max(backoff, reset) if reset is not None else backoff
 
 
 def carry_out(

@@ -16,7 +16,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +39,12 @@ from speedrift.times import format_time, now_utc, parse_time
 
 
 def outcome_record(outcome: RunOutcome) -> dict[str, Any]:
-    """What a resumed landing needs of the agent's run (JSON): its verdict, usage and report."""
+    """What a resumed landing needs of the agent's run (JSON): its verdict, usage and report, and
+    the tool calls its CLI refused (an agent that stopped after them keeps saying so)."""
     return {
         "success": outcome.success,
+        "failure": outcome.failure.value if outcome.failure else None,
+        "refused": list(outcome.refused),
         "reason": outcome.reason,
         "usage": asdict(outcome.usage),
         "exit_code": outcome.exit_code,
@@ -74,8 +77,13 @@ def outcome_from(raw: object) -> RunOutcome:
     )
     result_file = data.get("result_file")
     reset_at = data.get("reset_at")
+    refused = data.get("refused")
+    # only the verdict a landing goes on with (an agent that stopped after refused calls)
+    stopped = FailureKind.INCOMPLETE if data.get("failure") == FailureKind.INCOMPLETE.value else None
     return RunOutcome(
         success=True,
+        failure=stopped,
+        refused=tuple(str(r) for r in refused) if isinstance(refused, list) else (),
         reason=str(data.get("reason") or ""),
         usage=usage,
         exit_code=data.get("exit_code") if isinstance(data.get("exit_code"), int) else None,
@@ -143,7 +151,10 @@ class Landing:
         landing.abort_rebase_if_any(Path(manifest.path))
         runtime = str(raw.get("runtime") or "shell")
         model = raw.get("model") if isinstance(raw.get("model"), str) else None
+        listed = raw.get("outside_writes")
+        outside = tuple(str(p) for p in listed) if isinstance(listed, list) else ()
         attempt = Attempt(task_id, manifest.attempt, run_dir, manifest, runtime, model, time.monotonic())
+        attempt = replace(attempt, outside_writes=outside)
         attempts.write_attempt(run_dir, {"state": "running", "resumed": format_time(now_utc())})
         return self._land(attempt, task, outcome_from(raw.get("outcome")), lambda _message: None)
 
@@ -415,7 +426,7 @@ class Landing:
         failing") — no failure class, no failure recorded, the attempt not burned; the worktree
         keeps the work."""
         manifest = attempt.manifest
-        reason, question = redact.redact_text(reason), redact.redact_text(question)
+        reason, question = redact.recordable(reason), redact.recordable(question)
         manifest.set_state(worktrees.ManifestState.WAITING, f"{kind}: {reason}"[:500])
         worktrees.write_manifest(self.repo, manifest)
         evidence = waiting_evidence(

@@ -5,6 +5,9 @@ The store itself (one JSON file in the state home, flock + atomic writes) is
 
 - **usage limit** (class ``usage_limit``): the runtime pauses until the reset time the provider
   named, or :data:`USAGE_LIMIT_FALLBACK` from now when it named none;
+- **rate limit** (the runtime's verdict ``rate_limit``, agents/protocol.py): the runtime is held
+  until the reset the provider named (retry-after, its reset headers), or for
+  :data:`RATE_LIMIT_HOLD` when it named none — the next task must not walk into the same limit;
 - **repeated rate limits**: :data:`RATE_LIMIT_STRIKES` attempts on one runtime failing on a rate
   limit (HTTP 429, "rate limit", "too many requests") within :data:`RATE_LIMIT_WINDOW` pause it for
   :data:`RATE_LIMIT_PAUSE` (or until the provider's reset, when later);
@@ -33,6 +36,7 @@ from typing import Any
 from speedrift import pausestore
 from speedrift.agents import preflight
 from speedrift.agents.preflight import Preflight
+from speedrift.agents.protocol import FailureKind
 from speedrift.errors import Refused
 from speedrift.failure_class import FailureClass
 from speedrift.pausestore import PauseCause, RuntimePause
@@ -42,6 +46,7 @@ USAGE_LIMIT_FALLBACK = timedelta(hours=1)
 RATE_LIMIT_STRIKES = 3
 RATE_LIMIT_WINDOW = timedelta(minutes=15)
 RATE_LIMIT_PAUSE = timedelta(minutes=10)
+RATE_LIMIT_HOLD = timedelta(minutes=1)  # a 429 that named no reset: rate windows are per minute
 _RATE_LIMITED = re.compile(r"\b429\b|rate[ _-]?limit|too many requests", re.IGNORECASE)
 
 
@@ -126,9 +131,11 @@ def note_failure(
     repo: Path | None = None,
     task: str | None = None,
     recheck: Callable[[], Preflight] | None = None,
+    runtime_failure: FailureKind | None = None,
 ) -> tuple[RuntimePause, bool] | None:
     """What a failed attempt means for its runtime: a pause recorded (and whether it is new), or
-    None. ``recheck`` runs the runtime's preflight again (after auth_failure / env_bootstrap)."""
+    None. ``recheck`` runs the runtime's preflight again (after auth_failure / env_bootstrap);
+    ``runtime_failure`` is the runtime's own verdict (a rate limit holds the runtime at once)."""
     provider = provider_of(runtime, model)
     cls = str(failure_class)
 
@@ -169,15 +176,21 @@ def note_failure(
         if not found.ready:
             return pause_for_preflight(found, model=model, set_by=set_by, now=now, repo=repo, task=task)
         return None
-    if cls == FailureClass.TRANSIENT_INFRA and is_rate_limit(reason):
+    rate_limited = runtime_failure is FailureKind.RATE_LIMIT
+    if cls == FailureClass.TRANSIENT_INFRA and (rate_limited or is_rate_limit(reason)):
         strikes = pausestore.strike(
             pausestore.Strike(runtime, provider, now, reason[:300]), RATE_LIMIT_WINDOW
         )
-        if len(strikes) < RATE_LIMIT_STRIKES:
-            return None
-        until = max(now + RATE_LIMIT_PAUSE, reset_at) if reset_at is not None else now + RATE_LIMIT_PAUSE
-        why = f"{len(strikes)} attempts rate-limited within {_minutes(RATE_LIMIT_WINDOW)}; last: {reason}"
-        return record("rate_limit", why, until, fix="", reset_at=reset_at)
+        if len(strikes) >= RATE_LIMIT_STRIKES:
+            until = max(now + RATE_LIMIT_PAUSE, reset_at) if reset_at is not None else now + RATE_LIMIT_PAUSE
+            why = f"{len(strikes)} attempts rate-limited within {_minutes(RATE_LIMIT_WINDOW)}; last: {reason}"
+            return record("rate_limit", why, until, fix="", reset_at=reset_at)
+        if rate_limited:
+            # held until the provider takes requests again: the next task must not hit the same 429
+            ahead = reset_at is not None and reset_at > now
+            until = reset_at if ahead and reset_at is not None else now + RATE_LIMIT_HOLD
+            why = reason if ahead else f"{reason} (no reset time given: held for {_minutes(RATE_LIMIT_HOLD)})"
+            return record("rate_limit", why, until, fix="", reset_at=reset_at)
     return None
 
 

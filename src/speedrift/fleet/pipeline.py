@@ -29,6 +29,7 @@ from speedrift.fleet import attempts, crash_recovery, failures, hookpolicy, paus
 from speedrift.fleet.attempt import Attempt, AttemptResult, worker_actor
 from speedrift.fleet.config import RepoConfig
 from speedrift.fleet.merging import Landing
+from speedrift.fleet.outside import OutsideWatch, settle_outcome
 from speedrift.gates.verdict import GateRunner, NoGates
 from speedrift.graph import ops, peers, query
 from speedrift.graph.codec import Graph
@@ -143,14 +144,9 @@ class Pipeline(Landing):
             )
             step(f"worktree {manifest.path} on {manifest.branch}")
             contained = self._sandbox()
-            # the outside-write watch (repo/boundary.py) is for an agent that could write there: a
-            # sandboxed one cannot (everything but its worktree is read-only to it), so nothing to
-            # compare — two `git status` runs saved per attempt
-            watched: list[Path] = []
-            if not contained.used:
-                skip = boundary.running_worktrees(self.repo) | {Path(manifest.path).resolve()}
-                watched = boundary.checkouts(self.repo, skip)
-            outside_before = boundary.snapshot(watched)
+            # the outside-write watch (fleet/outside.py) is for an agent that could write there: a
+            # sandboxed one cannot (everything but its worktree is read-only to it)
+            watch = OutsideWatch(self.repo, Path(manifest.path), watched=not contained.used)
             git_before = gitboundary.snapshot(self.repo, Path(manifest.path))
             bootstrapped = True
             runtime_name, model = registry.select_runtime(task, self.config.default_runtime)
@@ -159,9 +155,9 @@ class Pipeline(Landing):
                 task_id, number, run_dir, manifest, runtime_name, model, started, sandbox=contained
             )
             outcome = self._run_agent(attempt, task, ports, options, before)
-            outside = boundary.changes(outside_before, boundary.snapshot(watched))
-            if outside:
-                self._report_outside_writes(task_id, run_dir, outside)
+            # outside writes and refused calls recorded; an agent that stopped after refused calls
+            # but left changes goes on to be committed and gated like a finished run
+            attempt, outcome = settle_outcome(self.store, attempt, outcome, watch.finish())
             stopped = self._check_boundaries(attempt, outcome, injection, git_before)
             if stopped is not None:
                 return stopped
@@ -248,6 +244,7 @@ class Pipeline(Landing):
                 repo=self.repo,
                 task=attempt.task_id,
                 recheck=recheck,
+                runtime_failure=outcome.failure,
             )
         except OSError:
             return  # an unwritable state home must not turn a recorded failure into a crash
@@ -397,20 +394,6 @@ class Pipeline(Landing):
             git_common_dir=git.common_dir(self.repo),
             network=decision.network,
             runtime=attempt.runtime,
-        )
-
-    def _report_outside_writes(self, task_id: str, run_dir: Path, paths: list[str]) -> None:
-        shown = ", ".join(paths[:10]) + (f" and {len(paths) - 10} more" if len(paths) > 10 else "")
-        attempts.write_attempt(run_dir, {"outside_writes": paths[:200]})
-        self.store.mutate(
-            lambda g, now: ops.log_message(
-                g,
-                task_id,
-                f"Files outside the attempt's worktree changed during the run: {shown}",
-                now=now,
-                actor=worker_actor(),
-            ),
-            actor=worker_actor(),
         )
 
     def _check_boundaries(

@@ -278,6 +278,8 @@ def diagnose(found: Classification, attempt: int, reason: str) -> str:
         FailureClass.IMPLEMENTATION_ERROR: "Fix what the checks above report, and run the project's checks "
         "yourself before finishing.",
     }.get(found.cls)
+    if found.subclass == "refused_calls":  # it did not explore: its CLI refused what it tried
+        advice = "Your CLI refused those calls: work only inside your worktree, with paths relative to it."
     if advice:
         lines.append(advice)
     elif reason:

@@ -190,7 +190,7 @@ class PortBlock:
 
 def lease_ports(state_dir: Path, owner: str, base: int, count: int, max_slots: int = 256) -> PortBlock:
     """Take the first free slot (O_EXCL file); stale slots of dead owners are reclaimed."""
-    folder = state_dir / "ports"
+    folder = state_dir / layout.PORTS_DIR_NAME
     folder.mkdir(parents=True, exist_ok=True)
     for slot in range(max_slots):
         path = folder / f"{slot}.lease"
@@ -213,4 +213,4 @@ def lease_ports(state_dir: Path, owner: str, base: int, count: int, max_slots: i
 
 
 def release_ports(state_dir: Path, block: PortBlock) -> None:
-    (state_dir / "ports" / f"{block.slot}.lease").unlink(missing_ok=True)
+    (state_dir / layout.PORTS_DIR_NAME / f"{block.slot}.lease").unlink(missing_ok=True)

@@ -272,6 +272,11 @@ def main(cli: str) -> int:
                 time.sleep(step.get("every_s", 0))
         elif do == "garbage":
             _garbage()
+        elif do == "emit":  # these stdout lines verbatim (a recorded stream, a provider's text)
+            for line in step["lines"]:
+                emit(line)
+            if "exit" in step:
+                return int(step["exit"])
         elif do == "reconnect":
             for i in range(step["count"]):
                 agent.reconnect(i % 5 + 1)
