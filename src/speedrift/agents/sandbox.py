@@ -64,11 +64,18 @@ The policy, and why:
   ``.rustup``, ``.cargo/bin`` and ``.pyenv`` are bound read-only too where they exist, because
   their shims find their toolchains through ``$HOME``.
 
-What the sandbox does not do: hide what is readable. Every file the user can read stays readable
-(read-only) to the agent, ``~/.ssh`` and ``~/.aws`` included; a private HOME changes ``$HOME``, not
-what ``/`` shows. A Unix socket on the read-only filesystem (a Docker socket) can still be
-connected to, and with the network shared so can abstract sockets. ``/tmp`` itself is read-only:
-``$TMPDIR`` is the agent's writable temporary directory.
+- **credentials the agent has no use for are hidden**: everything the user can read stays
+  readable (read-only) to the agent, except the paths of :data:`HIDDEN` (``~/.ssh``, ``~/.aws``,
+  ``~/.gnupg``, cloud and cluster logins, git and package-registry credentials …) and ``[sandbox]
+  hide``, each under the home the agent's environment names or absolute: a directory becomes an
+  empty read-only one, a file an empty one. ``[sandbox] reveal`` leaves named defaults visible (an
+  agent that must push over ssh). A path that holds the worktree, the run dir or a CLI's own
+  state is never hidden (that would hide what the agent needs); it is skipped and said so.
+
+What the sandbox does not do: a private HOME changes ``$HOME``, not what ``/`` shows, so any other
+readable file stays readable. A Unix socket on the read-only filesystem (a Docker socket) can still
+be connected to, and with the network shared so can abstract sockets. ``/tmp`` itself is
+read-only: ``$TMPDIR`` is the agent's writable temporary directory.
 """
 
 from __future__ import annotations
@@ -88,6 +95,24 @@ Mode = Literal["auto", "required", "off"]  # ``[sandbox] mode`` (fleet/config.py
 BWRAP = "bwrap"
 FIX = "install bubblewrap (Debian/Ubuntu: `apt-get install bubblewrap`; Fedora: `dnf install bubblewrap`)"
 PROBE_TIMEOUT_S = 20.0
+# Credentials an agent has no use for, hidden from it (``~`` is the home its environment names).
+HIDDEN = (
+    "~/.ssh",
+    "~/.aws",
+    "~/.gnupg",
+    "~/.password-store",
+    "~/.config/gcloud",
+    "~/.azure",
+    "~/.kube",
+    "~/.docker/config.json",
+    "~/.config/gh/hosts.yml",
+    "~/.git-credentials",
+    "~/.netrc",
+    "~/.npmrc",
+    "~/.pypirc",
+    "~/.vault-token",
+    "~/.terraform.d/credentials.tfrc.json",
+)
 
 # Every sandbox: namespaces, privileges, devices, /proc. The probe runs exactly these.
 _BASE = (
@@ -277,6 +302,8 @@ class Policy:
     # whose CLI state (configuration, login) is mapped into the private home: that runtime's only
     # (a shell agent gets none: least privilege, and less to set up per attempt); None: every CLI's
     runtime: str | None = None
+    # what is hidden from the agent (``~`` is its environment's HOME): :data:`HIDDEN` by default
+    hide: tuple[str, ...] = HIDDEN
 
     @property
     def home(self) -> Path:
@@ -287,9 +314,14 @@ class Policy:
         return layout.sandbox_dir(self.run_dir) / "tmp"
 
 
-def wrap(
-    policy: Policy, argv: Sequence[str], env: Mapping[str, str], cwd: Path
-) -> tuple[list[str], dict[str, str]]:
+@dataclass(frozen=True, slots=True)
+class Wrapped:
+    argv: list[str]  # bwrap's command line, then the runtime's argv unchanged
+    env: dict[str, str]
+    not_hidden: tuple[str, ...] = ()  # paths of ``hide`` left visible, and why (see hidden_paths)
+
+
+def wrap(policy: Policy, argv: Sequence[str], env: Mapping[str, str], cwd: Path) -> Wrapped:
     """The bwrap command line that runs ``argv`` in ``cwd`` in the sandbox, and the environment for it
     (``env`` with HOME, TMPDIR and the CLI state variables pointed into the private home, which is
     made here, fresh). Raises OSError when the private directories cannot be made."""
@@ -305,6 +337,11 @@ def wrap(
     command = [policy.bwrap, *_BASE]
     if not policy.network:
         command.append("--unshare-net")
+    keep = [home, tmp, worktree, policy.run_dir.resolve(), *_bind_sources(binds)]
+    hidden, not_hidden = hidden_paths(policy.hide, env.get("HOME"), keep)
+    empty = layout.sandbox_dir(policy.run_dir) / "empty"  # what a hidden file shows: nothing
+    empty.touch(mode=0o444)
+    command += hiding(hidden, empty.resolve())
     command += ["--bind", str(home), str(home), "--bind", str(tmp), str(tmp), *binds]
     command += ["--bind", str(worktree), str(worktree)]
     command += ["--ro-bind-try", str(worktree / ".git"), str(worktree / ".git")]
@@ -312,7 +349,58 @@ def wrap(
         common = str(policy.git_common_dir.resolve())
         command += ["--ro-bind", common, common]
     command += ["--chdir", str(cwd.resolve()), "--"]
-    return [*command, *argv], child
+    return Wrapped([*command, *argv], child, tuple(not_hidden))
+
+
+def hidden_paths(
+    patterns: Sequence[str], home: str | None, keep: Sequence[Path]
+) -> tuple[list[Path], list[str]]:
+    """The existing paths ``patterns`` name (``~`` is ``home``; relative ones are skipped), resolved,
+    and what was skipped and why: a path that holds (or is) one of ``keep`` — the worktree, the run
+    dir, a CLI's own state — is never hidden, since that would hide what the agent needs."""
+    found: list[Path] = []
+    skipped: list[str] = []
+    for pattern in patterns:
+        if pattern.startswith("~"):
+            if not home:
+                continue
+            raw = Path(home) / pattern[1:].lstrip("/")
+        else:
+            raw = Path(pattern)
+        if not raw.is_absolute():
+            skipped.append(f"{pattern}: not an absolute path or under ~")
+            continue
+        try:
+            path = raw.resolve(strict=True)
+        except (OSError, RuntimeError):
+            continue  # not there: nothing to hide
+        if any(path == k or k.is_relative_to(path) for k in keep):
+            skipped.append(f"{pattern}: holds what the agent needs (its worktree, run dir or CLI state)")
+            continue
+        found.append(path)
+    return found, skipped
+
+
+def hiding(paths: Sequence[Path], empty: Path) -> list[str]:
+    """bwrap arguments hiding ``paths`` (from :func:`hidden_paths`): an empty read-only directory
+    over a directory, the empty file ``empty`` (read-only) over a file. Not /dev/null: a bind of a
+    device node lands on a nodev mount, where opening it is refused rather than empty."""
+    args: list[str] = []
+    for path in paths:
+        if path.is_dir():
+            args += ["--tmpfs", str(path), "--remount-ro", str(path)]
+        else:
+            args += ["--ro-bind", str(empty), str(path)]
+    return args
+
+
+def _bind_sources(binds: Sequence[str]) -> list[Path]:
+    """The source paths of bwrap ``--bind``/``--ro-bind`` triples (the CLI state mapped in)."""
+    sources: list[Path] = []
+    for index, arg in enumerate(binds):
+        if arg in ("--bind", "--ro-bind", "--bind-try", "--ro-bind-try") and index + 1 < len(binds):
+            sources.append(Path(binds[index + 1]))
+    return sources
 
 
 def discard(policy: Policy) -> None:

@@ -114,9 +114,11 @@ def run_session(
     if sandboxed is None:
         private_tmp.mkdir(exist_ok=True)
     _prepare_files(request, result_file)
+    not_hidden: tuple[str, ...] = ()
     if sandboxed is not None:
         try:
-            argv, child_env = sandbox.wrap(sandboxed, argv, child_env, request.cwd)
+            wrapped = sandbox.wrap(sandboxed, argv, child_env, request.cwd)
+            argv, child_env, not_hidden = wrapped.argv, wrapped.env, wrapped.not_hidden
         except OSError as exc:
             sandbox.discard(sandboxed)
             reason = f"could not prepare the agent's sandbox: {exc.strerror or exc}"
@@ -127,6 +129,11 @@ def run_session(
     payload = runtime.stdin_payload(request)
     state = ParseState(tz=tz)
     with records.open_event_log(run_dir) as log, _discarded_after(sandboxed):
+        if not_hidden:  # said where the run is read: a path the user asked hidden stayed visible
+            said = "the sandbox left visible what [sandbox] hide names: " + "; ".join(not_hidden)
+            records.append_event(
+                log, records.Event(EventKind.ERROR.value, said, data={"source": "speedrift"})
+            )
         try:
             # its own process group (we signal the whole group); pipes, as the events stream
             proc = procs.popen_group(

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from speedrift import safetoml
+from speedrift.agents.sandbox import HIDDEN
 from speedrift.errors import SpeedriftError
 from speedrift.failure_class import FailureClass
 from speedrift.gates.config import GatesConfig
@@ -150,10 +151,38 @@ class SandboxConfig(_Strict):
     ``"auto"`` (the default) — sandboxed where bwrap works, otherwise unsandboxed and said so (in
     ``speedrift doctor``, the attempt's evidence and the dashboard); ``"required"`` — an attempt
     is refused before its claim where bwrap does not work; ``"off"`` — never. ``network = false``
-    cuts the agent off the network (its CLI then cannot reach a remote provider either)."""
+    cuts the agent off the network (its CLI then cannot reach a remote provider either).
+    ``hide`` adds paths hidden from the agent to the credentials hidden by default
+    (``agents.sandbox.HIDDEN``); ``reveal`` leaves some of those defaults visible."""
 
     mode: Literal["auto", "required", "off"] = "auto"
     network: bool = True
+    # hidden from the agent besides agents/sandbox.py's HIDDEN credentials (``~`` is its HOME)
+    hide: list[str] = Field(default_factory=list)
+    # defaults of HIDDEN left visible (an agent that must push over ssh: "~/.ssh")
+    reveal: list[str] = Field(default_factory=list)
+
+    @field_validator("hide")
+    @classmethod
+    def _absolute(cls, value: list[str]) -> list[str]:
+        bad = [p for p in value if not (p.startswith("~") or p.startswith("/"))]
+        if bad:
+            raise ValueError(f"hide takes absolute paths or paths under ~, not {', '.join(map(repr, bad))}")
+        return value
+
+    @field_validator("reveal")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        unknown = [p for p in value if p not in HIDDEN]
+        if unknown:
+            raise ValueError(
+                f"reveal names defaults only ({', '.join(HIDDEN)}); not {', '.join(map(repr, unknown))}"
+            )
+        return value
+
+    def hidden(self) -> tuple[str, ...]:
+        """What an agent's sandbox hides: the defaults not revealed, then ``hide``."""
+        return (*(p for p in HIDDEN if p not in self.reveal), *self.hide)
 
 
 class RepoConfig(_Strict):

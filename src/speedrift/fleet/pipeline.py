@@ -394,6 +394,7 @@ class Pipeline(Landing):
             git_common_dir=git.common_dir(self.repo),
             network=decision.network,
             runtime=attempt.runtime,
+            hide=self.config.sandbox.hidden(),
         )
 
     def _check_boundaries(
