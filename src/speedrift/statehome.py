@@ -53,6 +53,12 @@ def ecosystem_limit_path() -> Path:
     return state_home() / "ecosystem-limit.json"
 
 
+def preflight_path() -> Path:
+    """The agent runtimes' recent "ready" preflight verdicts (agents/preflight.py), shared by
+    every process on the machine: each attempt's worker is a new process."""
+    return state_home() / "preflight-verdicts.json"
+
+
 def pauses_path() -> Path:
     """Runtime pauses (usage limits, rate limits, auth failures, failed preflights), machine-wide."""
     return state_home() / "runtime-pauses.json"

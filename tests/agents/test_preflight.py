@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from speedrift import statehome
 from speedrift.agents import preflight
 
 
@@ -80,13 +81,78 @@ def test_ready_verdicts_are_cached_briefly_and_forgotten_on_demand(tmp_path: Pat
     script(tmp_path, "opencode", f'echo x >> "{counter}"; echo 1.18.33\n')
     env = {"PATH": str(tmp_path)}
     preflight.forget()
-    clock = iter([0.0, 10.0, 10.0 + preflight.CACHE_SECONDS + 1, 1e6, 1e6])
-    first = preflight.cached_check("opencode", env=env, clock=lambda: next(clock))
-    assert preflight.cached_check("opencode", env=env, clock=lambda: next(clock)) is first
+    times = [0.0, 10.0, 10.0 + preflight.CACHE_SECONDS + 1, 1e6, 1e6]
+    clock, wall = iter(times), iter(times)
+    first = preflight.cached_check("opencode", env=env, clock=lambda: next(clock), wall=lambda: next(wall))
+    assert (
+        preflight.cached_check("opencode", env=env, clock=lambda: next(clock), wall=lambda: next(wall))
+        is first
+    )
     calls = len(counter.read_text().splitlines())
-    preflight.cached_check("opencode", env=env, clock=lambda: next(clock))  # expired: checked again
+    # expired, here and machine-wide: checked again
+    preflight.cached_check("opencode", env=env, clock=lambda: next(clock), wall=lambda: next(wall))
     assert len(counter.read_text().splitlines()) > calls
     preflight.forget("opencode")
+
+
+def _calls(counter: Path) -> int:
+    return len(counter.read_text().splitlines()) if counter.exists() else 0
+
+
+def _new_process() -> None:
+    """What a new worker process starts with: this process's own cache empty, the state home kept."""
+    preflight._cache.clear()
+
+
+def test_a_ready_verdict_is_shared_by_the_next_process_and_none_of_the_secrets_are_on_disk(
+    tmp_path: Path,
+) -> None:
+    counter = tmp_path / "calls"
+    script(tmp_path, "opencode", f'echo x >> "{counter}"; echo 1.18.33\n')
+    env = {"PATH": str(tmp_path), "MOCK_API_KEY": "sk-very-secret-value"}
+    preflight.forget()
+    first = preflight.cached_check("opencode", env=env, wall=lambda: 1000.0)
+    assert first.ready and _calls(counter) > 0
+    checked = _calls(counter)
+    _new_process()
+    again = preflight.cached_check("opencode", env=env, wall=lambda: 1000.0 + preflight.CACHE_SECONDS - 1)
+    assert _calls(counter) == checked  # no CLI started: the verdict came from the state home
+    assert again.to_dict() == first.to_dict()
+    on_disk = statehome.preflight_path().read_text()
+    assert "sk-very-secret-value" not in on_disk and "MOCK_API_KEY" not in on_disk
+    _new_process()  # past the window: checked afresh
+    preflight.cached_check("opencode", env=env, wall=lambda: 1000.0 + preflight.CACHE_SECONDS + 1)
+    assert _calls(counter) > checked
+
+
+def test_a_verdict_that_is_not_ready_is_never_shared_and_forget_clears_the_machine_wide_one(
+    tmp_path: Path,
+) -> None:
+    counter = tmp_path / "calls"
+    script(tmp_path, "opencode", f'echo x >> "{counter}"; echo 1.18.33\n')
+    env = {"PATH": str(tmp_path)}
+    preflight.forget()
+    preflight.cached_check("opencode", env=env)
+    checked = _calls(counter)
+    preflight.forget("opencode")  # after an auth failure: every process checks again
+    _new_process()
+    preflight.cached_check("opencode", env=env)
+    assert _calls(counter) > checked
+    preflight.forget()
+    missing = preflight.cached_check("claude", env={"PATH": str(tmp_path / "nothing-here")})
+    assert not missing.ready
+    assert "claude" not in statehome.preflight_path().read_text()
+
+
+def test_a_damaged_shared_cache_costs_one_check_and_is_rewritten(tmp_path: Path) -> None:
+    counter = tmp_path / "calls"
+    script(tmp_path, "opencode", f'echo x >> "{counter}"; echo 1.18.33\n')
+    preflight.forget()
+    statehome.preflight_path().write_text('{"x": {"at": "soon", "verdict": [1, 2]}, "y": 3')
+    _new_process()
+    assert preflight.cached_check("opencode", env={"PATH": str(tmp_path)}).ready
+    assert _calls(counter) > 0
+    assert "opencode" in statehome.preflight_path().read_text()
 
 
 @pytest.mark.agent_cli

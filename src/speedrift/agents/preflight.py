@@ -15,12 +15,19 @@ from the agent does not count as present), and only through what each real CLI r
   (providers configured in opencode.json are only checked by a request), so its auth is
   "unknown", with what ``opencode auth list`` reports as detail. Unknown is never reported as ok.
 
-Results that say "ready" are cached per process for :data:`CACHE_SECONDS`; :func:`forget` drops a
-runtime's (after a failure classed auth_failure or env_bootstrap, the caller checks again).
+Results that say "ready" are cached for :data:`CACHE_SECONDS`, in the process and machine-wide in
+the state home (``preflight-verdicts.json``): every attempt runs in a new worker process, and a
+node CLI's preflight costs 0.5-2 s of process starts, which each attempt would otherwise pay
+again. :func:`forget` drops a runtime's, in both (after a failure classed auth_failure or
+env_bootstrap, the caller checks again). The file holds no secret: a verdict is keyed by a digest
+of the runtime, its executable, the locations in its environment and the *names* of the
+credentials it is given.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
 import re
@@ -34,7 +41,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from speedrift import procs
+from speedrift import fsutil, procs, safejson, statehome
 from speedrift.agents import choose
 from speedrift.times import iso_utc, now_utc
 
@@ -337,25 +344,117 @@ def cached_check(
     exec_task: bool = False,
     cwd: Path | None = None,
     clock: Any = time.monotonic,
+    wall: Any = time.time,
 ) -> Preflight:
-    """:func:`check`, reusing this process's last "ready" verdict for :data:`CACHE_SECONDS`."""
+    """:func:`check`, reusing a "ready" verdict of the last :data:`CACHE_SECONDS`: this process's,
+    else one another process on the machine recorded (``wall`` is its clock)."""
     options = options or {}
     key = _key(runtime, env, options, exec_task)
     with _cache_lock:
         hit = _cache.get(key)
     if hit is not None and clock() - hit[1] < CACHE_SECONDS:
         return hit[0]
+    shared = _shared_get(key, wall())
+    if shared is not None:
+        with _cache_lock:
+            _cache[key] = (shared, clock())
+        return shared
     result = check(runtime, env=env, options=options, exec_task=exec_task, cwd=cwd)
     with _cache_lock:
         if result.ready:
             _cache[key] = (result, clock())
         else:
             _cache.pop(key, None)
+    _shared_put(key, result, wall())
     return result
 
 
+# --- the machine-wide cache: a small JSON file, written whole (rename), read leniently -------------
+_MAX_SHARED = 64  # verdicts kept in the file (the newest)
+
+
+def _digest(key: tuple[Any, ...]) -> str:
+    return hashlib.sha256(json.dumps(key, default=str).encode()).hexdigest()[:32]
+
+
+def _shared_read() -> dict[str, Any]:
+    try:
+        data = safejson.loads(statehome.preflight_path().read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, safejson.MalformedJson):
+        return {}  # none yet, or unreadable: checked afresh (and rewritten)
+    return data if isinstance(data, dict) else {}
+
+
+def _shared_write(entries: dict[str, Any]) -> None:
+    newest = dict(sorted(entries.items(), key=lambda kv: -float(kv[1].get("at", 0)))[:_MAX_SHARED])
+    with contextlib.suppress(OSError):  # a cache: an unwritable state home costs a check, no more
+        fsutil.write_atomic(statehome.preflight_path(), json.dumps(newest).encode(), durable=False)
+
+
+def _shared_get(key: tuple[Any, ...], now: float) -> Preflight | None:
+    entry = _shared_read().get(_digest(key))
+    if not isinstance(entry, dict):
+        return None
+    at = entry.get("at")
+    if not isinstance(at, int | float) or not 0 <= now - at < CACHE_SECONDS:
+        return None
+    found = _from_record(entry.get("verdict"))
+    return found if found is not None and found.ready and found.runtime == key[0] else None
+
+
+def _shared_put(key: tuple[Any, ...], result: Preflight, now: float) -> None:
+    entries = _shared_read()
+    digest = _digest(key)
+    if result.ready:
+        verdict = asdict(result) | {"checked_at": result.checked_at.isoformat()}
+        entries[digest] = {"at": now, "runtime": result.runtime, "verdict": verdict}
+    elif digest in entries:
+        del entries[digest]
+    else:
+        return
+    _shared_write(entries)
+
+
+def _from_record(raw: object) -> Preflight | None:
+    """A verdict as :func:`_shared_put` wrote it, or None for anything else."""
+    if not isinstance(raw, dict):
+        return None
+    statuses = ("ok", "failed", "unknown", "n/a")
+    try:
+        checked = datetime.fromisoformat(str(raw["checked_at"]))
+        fields = {name: raw[name] for name in ("runtime", "executable", "auth_detail", "problem", "fix")}
+        if not all(isinstance(v, str) for v in fields.values()):
+            return None
+        status = {name: raw[name] for name in ("installed", "runnable", "auth")}
+        if not all(v in statuses for v in status.values()):
+            return None
+        path, version = raw["path"], raw["version"]
+    except (KeyError, ValueError, TypeError):
+        return None
+    if not (path is None or isinstance(path, str)) or not (version is None or isinstance(version, str)):
+        return None
+    return Preflight(
+        runtime=fields["runtime"],
+        executable=fields["executable"],
+        path=path,
+        installed=status["installed"],
+        runnable=status["runnable"],
+        version=version,
+        auth=status["auth"],
+        auth_detail=fields["auth_detail"],
+        problem=fields["problem"],
+        fix=fields["fix"],
+        checked_at=checked,
+    )
+
+
 def forget(runtime: str | None = None) -> None:
-    """Drop the cached verdicts of ``runtime`` (every runtime's when None)."""
+    """Drop the cached verdicts of ``runtime`` (every runtime's when None), this process's and the
+    machine-wide ones."""
     with _cache_lock:
         for key in [k for k in _cache if runtime is None or k[0] == runtime]:
             del _cache[key]
+    entries = _shared_read()
+    kept = {d: e for d, e in entries.items() if runtime is not None and e.get("runtime") != runtime}
+    if kept != entries:
+        _shared_write(kept)

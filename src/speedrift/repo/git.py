@@ -61,8 +61,61 @@ def toplevel(path: Path) -> Path | None:
 
 
 def rev_parse(repo: Path, ref: str) -> str | None:
+    """The commit ``ref`` names in ``repo`` (any checkout of it), or None. ``HEAD`` and full branch
+    names (``refs/heads/…``) are read from the ref files, as git itself reads them, with no git
+    process (an attempt asks several times); anything else, or anything unexpected on disk (a
+    reftable repository, a symbolic branch, a malformed file), is asked of git."""
+    known = _read_ref(repo, ref)
+    if known is not _UNKNOWN:
+        return known
     out = git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], repo, check=False)
     return out or None
+
+
+_UNKNOWN = ""  # _read_ref: the files do not settle it, ask git
+_HEX = frozenset("0123456789abcdef")
+
+
+def _object_id(text: str) -> bool:
+    return len(text) in (40, 64) and set(text) <= _HEX
+
+
+def _read_ref(checkout: Path, ref: str) -> str | None:
+    """``HEAD`` or ``refs/heads/<name>`` from the files backend: a loose ref file, else its line in
+    ``packed-refs`` (git writes both by rename, so a read sees the old or the new value whole);
+    None when the branch does not exist, :data:`_UNKNOWN` when only git can tell."""
+    try:
+        common = common_dir(checkout)
+        if (common / "reftable").exists():
+            return _UNKNOWN
+        if ref == "HEAD":
+            head = (git_dir(checkout) / "HEAD").read_text().strip()
+            if _object_id(head):
+                return head  # detached
+            if not head.startswith("ref: refs/heads/"):
+                return _UNKNOWN
+            ref = head.removeprefix("ref: ")
+        if not ref.startswith("refs/heads/") or ".." in ref or ref.endswith(("/", ".lock")):
+            return _UNKNOWN
+        try:
+            loose = (common / ref).read_text().strip()
+        except FileNotFoundError:
+            loose = None
+        except IsADirectoryError:
+            return _UNKNOWN
+        if loose is not None:
+            return loose if _object_id(loose) else _UNKNOWN
+        try:
+            packed = (common / "packed-refs").read_text()
+        except FileNotFoundError:
+            return None
+        for line in packed.splitlines():
+            oid, _, name = line.partition(" ")
+            if name == ref:
+                return oid if _object_id(oid) else _UNKNOWN
+        return None
+    except (OSError, UnicodeDecodeError, gitcmd.GitError):
+        return _UNKNOWN
 
 
 def current_branch(repo: Path) -> str | None:
@@ -172,8 +225,27 @@ class WorktreeEntry:
 
 @functools.lru_cache(maxsize=1024)
 def _common_dir(path: Path) -> Path:
+    linked = _linked_common_dir(path)
+    if linked is not None:
+        return linked
     common = Path(gitcmd.run(["rev-parse", "--git-common-dir"], path).stdout.strip())
     return (common if common.is_absolute() else path / common).resolve()
+
+
+def _linked_common_dir(checkout: Path) -> Path | None:
+    """A linked worktree's common dir from its files (``.git`` → its admin dir → ``commondir``),
+    as git finds it; None when ``checkout`` is not plainly one (git is asked then)."""
+    dot_git = checkout / ".git"
+    try:
+        if not dot_git.is_file():
+            return None
+        admin = git_dir(checkout)
+        pointer = (admin / "commondir").read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    common = Path(pointer) if Path(pointer).is_absolute() else admin / pointer
+    common = common.resolve()
+    return common if (common / "HEAD").is_file() and (common / "objects").is_dir() else None
 
 
 def common_dir(path: Path) -> Path:

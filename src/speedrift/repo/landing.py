@@ -255,7 +255,7 @@ def fast_forward_target(
 ) -> None:
     """Move ``target`` (at ``old_tip``) forward to ``new_tip``; anything but a fast-forward is refused.
     ``hooks``: the approved hooks directory (post-merge, reference-transaction), if any."""
-    old_tip = old_tip or git.rev_parse(repo, target)
+    old_tip = old_tip or git.rev_parse(repo, f"refs/heads/{target}")
     # asked of git even where `merge --ff-only` follows: for a tip behind the target, that merge
     # is a successful no-op ("Already up to date"), not a refusal
     if (
@@ -409,7 +409,7 @@ def land(
         if timings is not None:
             timings["queue_wait"] = time.monotonic() - asked
         target = manifest.target_branch
-        target_tip = git.rev_parse(repo, target)
+        target_tip = git.rev_parse(repo, f"refs/heads/{target}")
         if target_tip is None:
             raise SpeedriftError(f"target branch {target!r} disappeared")
         foreign = check_target_moves(repo, manifest, target_tip)

@@ -125,7 +125,7 @@ def read_manifests(repo: Path) -> list[Manifest]:
 
 def create(repo: Path, task_id: str, attempt: int, target_branch: str) -> Manifest:
     """Add the attempt's worktree on a new branch from the target branch's current tip."""
-    base = git.rev_parse(repo, target_branch)
+    base = git.rev_parse(repo, f"refs/heads/{target_branch}")
     if base is None:
         raise SpeedriftError(
             f"target branch {target_branch!r} has no commit in {repo}",
