@@ -46,11 +46,16 @@ def run_cli(shop: Workshop, task_id: str, kill_at: str | None = None) -> subproc
 def settle(shop: Workshop, task_id: str) -> list[str]:
     """What a restarted service does: recover, then run the task if it is open again. A git step
     the killed process had started runs on in its own session; recovery leaves its marker until it
-    is over, so this waits for those first (a service would settle them on a later tick)."""
+    is over — also one killed before it could record its git's pid, whose git then still holds a
+    lock open — so this recovers again until the markers are gone, as a service does on its later
+    ticks."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and any(not m.over() for m in gitlocks.markers(shop.repo)):
         time.sleep(0.02)
     notes = crash_recovery.recover(shop.repo, shop.store)
+    while gitlocks.markers(shop.repo) and time.monotonic() < deadline:
+        time.sleep(0.05)
+        notes += crash_recovery.recover(shop.repo, shop.store)
     if shop.task(task_id)["status"] == "open":
         result = shop.pipeline().run(task_id, RunOptions())
         assert result.status == "done", result.reason
