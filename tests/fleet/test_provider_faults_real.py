@@ -18,7 +18,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -123,11 +122,9 @@ def test_a_rate_limit_holds_the_runtime_until_the_providers_reset_and_the_next_t
         budgets={"wall_clock_minutes": 2, "stall_seconds": 60, "provider_retry_seconds": 6},
     )
     before = datetime.now(UTC)
-    started = time.monotonic()
     result = pipeline.run("limited", RunOptions())
     after = datetime.now(UTC)
     assert (result.status, result.failure) == ("failed", "transient_infra"), result.reason
-    assert time.monotonic() - started < retry_after  # ended by the retry window, not the CLI's wait
     assert cli.provider.agent_calls()
     task = workshop.task("limited")
     assert task.get("failure_class") == "api-error-429-rate-limit"
@@ -135,6 +132,8 @@ def test_a_rate_limit_holds_the_runtime_until_the_providers_reset_and_the_next_t
     assert isinstance(speedrift, dict)
     evidence = json.loads(Path(str(speedrift["evidence"])).read_text())
     assert evidence["failure_kind"] == "rate_limit" and evidence["provider_fault"] == "rate_limit"
+    # ended by the retry window (6 s), not by the CLI's own 40 s wait or the stall window
+    assert "the provider kept failing for 6s" in evidence["reason"], evidence["reason"]
     reset = parse_time(speedrift["reset_at"])
     assert reset is not None
     assert before + timedelta(seconds=retry_after - 1) <= reset <= after + timedelta(seconds=retry_after + 1)
