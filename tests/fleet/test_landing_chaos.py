@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from speedrift import records
+from speedrift.cli.chaos.ecosystem import CONFIG, WRITE  # the chaos run's own workshop
 from speedrift.fleet import crash_recovery
 from speedrift.graph import ops
 from speedrift.graph.codec import Graph
@@ -43,24 +44,6 @@ LIFE_S = 3.0  # how long a service lives (after its first heartbeat) in a random
 # how each service life ends: killed at a named landing step (every attempt that reaches it dies
 # there), with attempts' processes killed at random instants, the instant main moves, or start-up
 LIVES = ("step", "random", "step", "moved", "step", "random", "step", "startup")
-CONFIG = """
-[service]
-max_agents = 2
-poll_seconds = 0.05
-backoff_seconds = 0
-max_attempts = 1000
-
-[recovery]
-halt_threshold = 1.0
-
-[recovery.classes.transient_infra]
-max_attempts = 1000
-backoff_seconds = 0
-
-[gates]
-skip = ["syntax", "secrets", "scope", "contract", "lint", "types", "tests", "sast", "sca"]
-"""
-WRITE = "sleep 0.2; mkdir -p out && echo $SPEEDRIFT_TASK_ID >> out/$SPEEDRIFT_TASK_ID.txt"
 
 
 # --- processes --------------------------------------------------------------------------------------

@@ -53,7 +53,6 @@ from speedrift.agents.limits import (
     UNREACHABLE_TEXT,
     http_reset,
     reference_now,
-    reset_in,
     said_reset,
 )
 from speedrift.agents.protocol import (
@@ -225,10 +224,9 @@ def _limit(data: dict[str, Any], message: str, state: ParseState) -> None:
         body = safejson.loads(text(data.get("responseBody")) or "null", replace_surrogates=True)
     except safejson.MalformedJson:
         body = None
-    reset = (
-        http_reset(obj(data.get("responseHeaders")), body, state.now)
-        or reset_in(message, state.now)
-        or said_reset(message, reference_now(state.now))
+    # the headers and body first; else the wait the message names (said_reset reads both forms)
+    reset = http_reset(obj(data.get("responseHeaders")), body, state.now) or said_reset(
+        message, reference_now(state.now)
     )
     kind = text(obj(obj(body).get("error")).get("type")) or text(obj(body).get("type"))
     far = reset is not None and (reset - reference_now(state.now)).total_seconds() >= _LONG_WAIT_S
