@@ -19,6 +19,7 @@ FOUNDATION = 0
 RANK = {
     "graph": 1,
     "repo": 2,
+    "coord": 2,
     "agents": 3,
     "gates": 3,
     "fleet": 4,

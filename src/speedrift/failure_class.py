@@ -28,6 +28,7 @@ class FailureClass(StrEnum):
     DECOMPOSITION_ERROR = "decomposition_error"
     MERGE_CONFLICT = "merge_conflict"
     ENV_BOOTSTRAP = "env_bootstrap"
+    INVALID_OUTPUT = "invalid_output"  # a role's typed output failed its schema twice
     EXCEEDED_CAPACITY = "exceeded_capacity"
     AGENT_STALL = "agent_stall"
     CONTEXT_CUT = "context_cut"
@@ -35,6 +36,7 @@ class FailureClass(StrEnum):
     SPEC_GAP = "spec_gap"
     SAST_BLOCK = "sast_block"
     REGRESSION = "regression"
+    REVIEW_REJECTED = "review_rejected"  # the Reviewer role rejected the change
     IMPLEMENTATION_ERROR = "implementation_error"
 
 

@@ -15,7 +15,11 @@ directory is git-excluded (``.git/info/exclude``) and holds only runtime state:
   branch (repo/landings.py); ``gitsteps/`` — one marker per git step that may hold a git lock
   file, while it runs (repo/gitlocks.py); ``gates/``, ``cache/``, ``scans/``, ``upstream/``, ``logs/``,
   ``repair/``, ``handoffs/``, ``hub-worktrees/``, ``quarantine/``, ``ports/``;
-- inside an agent's worktree, ``.speedrift/result.json`` — the agent's report, copied to its run dir.
+- ``coord/`` — the coordination stores, ``<scope>.jsonl`` + ``<scope>.lock`` (coord/store.py);
+  ``roles/`` — the repo's own role templates (fleet/roles); ``role-checkouts/`` — the throwaway
+  read-only checkouts roles run in;
+- inside an agent's worktree, ``.speedrift/result.json`` — the agent's report, copied to its run dir;
+  ``.speedrift/signals.jsonl`` — the records it posted with ``speedrift signal``, taken in after its run.
 
 Records are JSON objects read with :func:`read_record` (``None`` when absent, unreadable or not an
 object: a half-written or hostile file never raises) and written through :mod:`speedrift.fsutil`;
@@ -182,6 +186,21 @@ def scans_dir(repo: Path) -> Path:
     return state_dir(repo) / "scans"
 
 
+def coord_dir(repo: Path) -> Path:
+    """The coordination stores, one ``<scope>.jsonl`` (and its ``.lock``) per scope (coord/store.py)."""
+    return state_dir(repo) / "coord"
+
+
+def role_checkouts_dir(repo: Path) -> Path:
+    """Throwaway read-only checkouts a role (Reviewer, Debugger, …) runs in (fleet/roles/runner.py)."""
+    return state_dir(repo) / "role-checkouts"
+
+
+def roles_dir(repo: Path) -> Path:
+    """A repo's own role templates, ``<role>.md``, overriding the shipped ones (fleet/roles)."""
+    return state_dir(repo) / "roles"
+
+
 def handoffs_dir(repo: Path) -> Path:
     return state_dir(repo) / "handoffs"
 
@@ -217,6 +236,16 @@ def quarantine_dir(repo: Path) -> Path:
 def agent_result_path(worktree: Path) -> Path:
     """Where an agent writes its report: inside its own worktree (its sandbox allows nothing else)."""
     return state_dir(worktree) / RESULT_FILE
+
+
+SIGNALS_FILE = "signals.jsonl"
+
+
+def signals_path(worktree: Path) -> Path:
+    """Where ``speedrift signal`` puts what an agent posts (coordination records) during its run:
+    inside its worktree, the only place its sandbox lets it write; the supervisor takes them in
+    after the run (fleet/signals.py), checked and stamped with the attempt as author."""
+    return state_dir(worktree) / SIGNALS_FILE
 
 
 # --- the files of one run directory (``attempt_dir``) ----------------------------------------------

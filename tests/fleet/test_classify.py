@@ -119,6 +119,16 @@ CASES: list[tuple[str, AttemptFacts, str]] = [
     ("sast_block", facts(gates=[bundle(gate("sast", failure_class="sast_block"))]), "sast-gate"),
     ("regression", facts(gates=[bundle(gate("tests", failure_class="regression"))]), "regression-gate"),
     (
+        "invalid_output",
+        facts(gates=[bundle(gate("review", status="fail", failure_class="invalid_output"))]),
+        "invalid-output",
+    ),
+    (
+        "review_rejected",
+        facts(gates=[bundle(gate("review", status="fail", failure_class="review_rejected"))]),
+        "review-rejected",
+    ),
+    (
         "implementation_error",
         facts(gates=[bundle(gate("lint", failure_class="implementation_error"))]),
         "implementation",

@@ -304,6 +304,9 @@ class Policy:
     runtime: str | None = None
     # what is hidden from the agent (``~`` is its environment's HOME): :data:`HIDDEN` by default
     hide: tuple[str, ...] = HIDDEN
+    # a role's read-only checkout: the worktree is bound read-only but for its ``.speedrift/``,
+    # where the role writes its report
+    read_only: bool = False
 
     @property
     def home(self) -> Path:
@@ -343,7 +346,12 @@ def wrap(policy: Policy, argv: Sequence[str], env: Mapping[str, str], cwd: Path)
     empty.touch(mode=0o444)
     command += hiding(hidden, empty.resolve())
     command += ["--bind", str(home), str(home), "--bind", str(tmp), str(tmp), *binds]
-    command += ["--bind", str(worktree), str(worktree)]
+    if policy.read_only:
+        reports = worktree / layout.STATE_DIR
+        reports.mkdir(exist_ok=True)
+        command += ["--ro-bind", str(worktree), str(worktree), "--bind", str(reports), str(reports)]
+    else:
+        command += ["--bind", str(worktree), str(worktree)]
     command += ["--ro-bind-try", str(worktree / ".git"), str(worktree / ".git")]
     if policy.git_common_dir is not None:
         common = str(policy.git_common_dir.resolve())

@@ -266,9 +266,17 @@ def build() -> argparse.ArgumentParser:
     _json(p)
 
     # command groups of the other planes each live in their own parser module
-    from speedrift.cli import parser_control, parser_gates, parser_runtime, parser_selftest, parser_web
+    from speedrift.cli import (
+        parser_control,
+        parser_fleet,
+        parser_gates,
+        parser_runtime,
+        parser_selftest,
+        parser_web,
+    )
 
     parser_gates.add(command, common)
+    parser_fleet.add(command, common)
     parser_control.add(command, common)
     parser_web.add(command, common)
     parser_runtime.add(command, common)

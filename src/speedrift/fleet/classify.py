@@ -411,6 +411,7 @@ RULES: tuple[tuple[str, FailureClass, Rule], ...] = (
     ("merge-conflict", FailureClass.MERGE_CONFLICT, _merge_conflict),
     ("env-bootstrap", FailureClass.ENV_BOOTSTRAP, _env_bootstrap),
     ("env-gate", FailureClass.ENV_BOOTSTRAP, _gate_rule(FailureClass.ENV_BOOTSTRAP)),
+    ("invalid-output", FailureClass.INVALID_OUTPUT, _gate_rule(FailureClass.INVALID_OUTPUT)),
     ("budget-hit", FailureClass.EXCEEDED_CAPACITY, _budget_hit),
     ("stall", FailureClass.AGENT_STALL, _kind(FailureClass.AGENT_STALL)),
     ("context-cut", FailureClass.CONTEXT_CUT, _context_cut),
@@ -420,6 +421,7 @@ RULES: tuple[tuple[str, FailureClass, Rule], ...] = (
     ("spec-gap", FailureClass.SPEC_GAP, _spec_gap),
     ("sast-gate", FailureClass.SAST_BLOCK, _gate_rule(FailureClass.SAST_BLOCK)),
     ("regression-gate", FailureClass.REGRESSION, _gate_rule(FailureClass.REGRESSION)),
+    ("review-rejected", FailureClass.REVIEW_REJECTED, _gate_rule(FailureClass.REVIEW_REJECTED)),
     ("implementation", FailureClass.IMPLEMENTATION_ERROR, _implementation),
     ("fallback", FailureClass.IMPLEMENTATION_ERROR, _fallback),
 )

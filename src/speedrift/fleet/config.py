@@ -185,6 +185,46 @@ class SandboxConfig(_Strict):
         return (*(p for p in HIDDEN if p not in self.reveal), *self.hide)
 
 
+RoleKey = Literal[
+    "reviewer",
+    "debugger",
+    "architect",
+    "plan_verifier",
+    "coherence",
+    "integration",
+    "documentation",
+    "evaluator",
+    "triage",
+]
+
+
+class RoleConfig(_Strict):
+    """``[roles.<role>]``: one role of the resilience fleet (fleet/roles, docs/roles.md).
+    ``template``: a committed prompt template replacing the shipped one (relative to the repo;
+    ``.speedrift/roles/<role>.md`` also does); ``runtime``/``model``: what it runs on (default:
+    the repo's runtime, and the model of the role's tier); ``enabled``: whether speedrift starts
+    it by itself where it has a trigger (the Debugger after a retryable failure, the triage step
+    for a clarification) — the Reviewer is switched by ``[review]``, the others run when asked."""
+
+    template: str | None = None
+    runtime: Literal["claude", "codex", "opencode", "shell"] | None = None
+    model: str | None = None
+    enabled: bool | None = None  # None: the role's default (debugger off, triage on)
+    wall_clock_minutes: float = Field(default=15, gt=0)
+    max_turns: int | None = Field(default=None, ge=1)
+
+
+class ReviewConfig(_Strict):
+    """``[review]``: the Reviewer role between the gates and the merge queue. ``mode``: ``"off"``
+    (the default), ``"advisory"`` (reviewed, recorded, never blocks) or ``"blocking"`` (approve
+    lands; request_changes sends the findings back to the developer for at most ``max_rounds``
+    revisions; reject fails the attempt as review_rejected). A task overrides the mode with its
+    own ``speedrift.review`` field (``speedrift add --review MODE``)."""
+
+    mode: Literal["off", "advisory", "blocking"] = "off"
+    max_rounds: int = Field(default=2, ge=0, le=10)
+
+
 class RepoConfig(_Strict):
     target_branch: str | None = None  # default: the repo's current default branch
     default_runtime: Literal["claude", "codex", "opencode", "shell"] = "claude"
@@ -200,6 +240,14 @@ class RepoConfig(_Strict):
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)  # [sandbox] mode, network
     git: GitConfig = Field(default_factory=GitConfig)  # [git] hooks
     gates: GatesConfig = Field(default_factory=GatesConfig)  # see gates/config.py
+    review: ReviewConfig = Field(default_factory=ReviewConfig)  # [review] mode, max_rounds
+    roles: dict[RoleKey, RoleConfig] = Field(default_factory=dict)  # [roles.<role>]
+
+    def role(self, name: str) -> RoleConfig:
+        for key, options in self.roles.items():
+            if key == name:
+                return options
+        return RoleConfig()
 
     def runtime_options(self, name: str) -> RuntimeOptions:
         for key, options in self.runtimes.items():

@@ -60,6 +60,11 @@ POLICIES: dict[FailureClass, ClassPolicy] = {
     FailureClass.ENV_BOOTSTRAP: ClassPolicy(
         False, "escalate_human", why="the worktree, runtime or a required tool could not be set up"
     ),
+    FailureClass.INVALID_OUTPUT: ClassPolicy(
+        False,
+        "escalate_human",
+        why="a role's output failed its schema after one corrected retry: a human looks, never a loop",
+    ),
     FailureClass.EXCEEDED_CAPACITY: ClassPolicy(
         True, "escalate_model", why="a hard budget was hit: a stronger model tier, then re-planning"
     ),
@@ -80,6 +85,9 @@ POLICIES: dict[FailureClass, ClassPolicy] = {
     ),
     FailureClass.REGRESSION: ClassPolicy(
         True, "retry_with_diagnosis", why="tests that passed before fail now"
+    ),
+    FailureClass.REVIEW_REJECTED: ClassPolicy(
+        False, "escalate_human", why="the reviewer rejected the change: a human decides what comes next"
     ),
     FailureClass.IMPLEMENTATION_ERROR: ClassPolicy(
         True, "retry_with_diagnosis", why="syntax, lint, type or test failures: retry with the gate output"

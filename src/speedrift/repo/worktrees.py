@@ -169,6 +169,24 @@ def create(repo: Path, task_id: str, attempt: int, target_branch: str) -> Manife
 ADD_STEP = "add-worktree"
 
 
+def add_checkout(repo: Path, path: Path, commit: str) -> None:
+    """A detached checkout of ``commit`` at ``path`` (no branch: nothing in it is ever landed),
+    marked as a git step. Removed with :func:`remove_worktree` (``force``: it holds no work)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    added = gitlocks.run_step(
+        repo,
+        "add-checkout",
+        ["worktree", "add", "--detach", "--quiet", str(path), commit],
+        repo,
+        gitlocks.new_worktree_locks(repo, path.name),
+        worktree_admin=True,
+        detail={"path": str(path), "commit": commit},
+    )
+    if added.returncode != 0:
+        said = (added.stderr or added.stdout).strip() or f"git exited with status {added.returncode}"
+        raise Refused(f"cannot check out {commit[:12]} at {path}: {said}")
+
+
 def undo_interrupted_add(repo: Path, detail: dict[str, object]) -> str | None:
     """Undo a ``git worktree add`` whose process was killed before :func:`create` wrote the manifest.
 

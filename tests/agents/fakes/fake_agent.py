@@ -7,13 +7,21 @@ order. The lines each step prints copy the shapes of the real CLIs' streams (cap
 
 Steps (`{"do": …}`): record, start, edit, finish, auth_failure, usage_limit, max_turns,
 tool_loop, garbage, reconnect, auth_retry, rejected, stderr, sleep, spawn_grandchild,
-ignore_sigterm, result_file, exit, kill_self.
+ignore_sigterm, result_file, signal, try_write, exit, kill_self.
+
+A scenario may also be an object, `{"roles": {"developer": [[steps of run 1], [run 2], …],
+"reviewer": [[…]], "*": [[…]]}}`: each run picks its role's list by $SPEEDRIFT_ROLE (no role: the
+developer; a role not listed: "*"), and the nth run of that role takes the nth list (the last one
+repeats). The runs are counted in `<scenario>.count.json` (or $FAKE_AGENT_COUNTER), which must be
+writable by the fake: such tests run unsandboxed.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -242,8 +250,41 @@ def _garbage() -> None:
     sys.stdout.flush()
 
 
+def _steps() -> list[dict[str, Any]]:
+    path = Path(os.environ["FAKE_AGENT_SCENARIO"])
+    data = json.loads(path.read_text())
+    if isinstance(data, list):
+        return data
+    role = os.environ.get("SPEEDRIFT_ROLE") or "developer"
+    runs = data["roles"].get(role) or data["roles"]["*"]
+    counter = Path(os.environ.get("FAKE_AGENT_COUNTER") or f"{path}.count.json")
+    with open(f"{counter}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        counts = json.loads(counter.read_text()) if counter.exists() else {}
+        n = counts.get(role, 0)
+        counts[role] = n + 1
+        counter.write_text(json.dumps(counts))
+    chosen: list[dict[str, Any]] = runs[min(n, len(runs) - 1)]
+    return chosen
+
+
+def _signal(step: dict[str, Any]) -> None:
+    """Run `speedrift signal` as the prompt tells an agent to ($SPEEDRIFT_SIGNAL_COMMAND)."""
+    argv = [
+        *shlex.split(os.environ["SPEEDRIFT_SIGNAL_COMMAND"]),
+        step["kind"],
+        "--json",
+        json.dumps(step["payload"]),
+    ]
+    done = subprocess.run(argv, capture_output=True, text=True)
+    if "out" in step:
+        Path(step["out"]).write_text(
+            json.dumps({"code": done.returncode, "stdout": done.stdout, "stderr": done.stderr})
+        )
+
+
 def main(cli: str) -> int:
-    steps: list[dict[str, Any]] = json.loads(Path(os.environ["FAKE_AGENT_SCENARIO"]).read_text())
+    steps = _steps()
     agent: Any = {"claude": Claude, "codex": Codex, "opencode": OpenCode}[cli]()
     for n, step in enumerate(steps):
         do = step["do"]
@@ -299,6 +340,15 @@ def main(cli: str) -> int:
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
         elif do == "result_file":
             Path(os.environ["SPEEDRIFT_RESULT"]).write_text(json.dumps(step["report"]))
+        elif do == "try_write":  # a write that may be refused: the outcome goes to stderr
+            try:
+                Path(step["path"]).write_text(step["content"])
+                sys.stderr.write(f"wrote {step['path']}\n")
+            except OSError as error:
+                sys.stderr.write(f"refused {step['path']}: {error.strerror}\n")
+            sys.stderr.flush()
+        elif do == "signal":
+            _signal(step)
         elif do == "exit":
             return int(step["code"])
         elif do == "kill_self":
