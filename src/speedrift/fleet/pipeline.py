@@ -296,7 +296,10 @@ class Pipeline(Landing):
         ports: envshare.PortBlock,
         options: RunOptions,
         graph: Graph,
+        revision: str | None = None,
     ) -> RunOutcome:
+        """Run the developer agent in the attempt's worktree; ``revision``: a review round's
+        findings (the agent revises its own work in the same worktree)."""
         run_dir = attempt.run_dir
         # no known credential reaches the agent, or prompt.md
         text = redact.redact_text(
@@ -307,6 +310,7 @@ class Pipeline(Landing):
                 dependencies=prompt.dependencies_of(task, graph.tasks),
                 earlier=attempts.earlier_attempts(self.repo, task["id"], attempt.number),
                 handoff=attempts.handoff_notes(self.repo, task["id"]),
+                revision=revision,
             )
         )
         prompt_file = layout.prompt_path(run_dir)

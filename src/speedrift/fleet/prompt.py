@@ -29,7 +29,11 @@ def build_prompt(
     dependencies: list[Task],
     earlier: list[EarlierAttempt],
     handoff: str | None,
+    inbox: str | None = None,
+    revision: str | None = None,
 ) -> str:
+    """``inbox``: the attempt's compiled coordination inbox (coord/inbox.py), in place of ad-hoc
+    context; ``revision``: a review round's findings the developer must address now."""
     data = speedrift_data(task)
     parts: list[str] = [f"# Task {task['id']}: {task.get('title', '')}", ""]
     parts += [
@@ -68,6 +72,11 @@ def build_prompt(
         parts.append("")
     if handoff:
         parts += ["## Handoff notes", handoff.strip(), ""]
+    if inbox:
+        parts += ["## Your inbox (coordination records for this task; re-read it before you finish)"]
+        parts += [inbox.strip(), ""]
+    if revision:
+        parts += ["## Review findings to address now", revision.strip(), ""]
     raw_log = task.get("log")  # any JSON value may sit there
     entries = raw_log if isinstance(raw_log, list) else []
     log = [e for e in entries if isinstance(e, dict) and isinstance(e.get("message"), str)]
