@@ -76,7 +76,7 @@ def add(command: Command, common: argparse.ArgumentParser) -> None:
 
     p = command(
         "answer",
-        "coord_cmds:answer",
+        "answer_cmd:answer",
         "Answer a human escalation (or the clarification behind it); the waiting task gets the answer.",
     )
     p.add_argument("record_id", metavar="RECORD_ID", help="e.g. repo-12 (`speedrift board` lists them)")
@@ -94,7 +94,7 @@ def add(command: Command, common: argparse.ArgumentParser) -> None:
 
     p = command(
         "decompose",
-        "roles_cmds:decompose",
+        "decompose_cmd:decompose",
         "Split a task into subtasks with the Architect, checked by the Plan Verifier; written to the graph.",
     )
     p.add_argument("task_id", metavar="TASK")

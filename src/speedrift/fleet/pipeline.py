@@ -51,6 +51,21 @@ class RunOptions:
     on_claimed: Callable[[int], None] | None = None  # told the attempt number once the task is claimed
 
 
+@dataclass
+class _Developing:
+    """What one attempt's development step works with (the claim's task, the graph read at
+    admission, the worktree's ports and injection, the boundaries as they were before)."""
+
+    task: dict[str, Any]
+    ports: envshare.PortBlock
+    options: RunOptions
+    graph: Graph
+    injection: envshare.Injection
+    git_before: gitboundary.Snapshot
+    watch: OutsideWatch
+    step: Callable[[str], None]
+
+
 class Pipeline(Landing):
     def __init__(
         self,
@@ -154,23 +169,34 @@ class Pipeline(Landing):
             attempt = Attempt(
                 task_id, number, run_dir, manifest, runtime_name, model, started, sandbox=contained
             )
-            outcome = self._run_agent(attempt, task, ports, options, before)
-            # outside writes and refused calls recorded; an agent that stopped after refused calls
-            # but left changes goes on to be committed and gated like a finished run
-            attempt, outcome = settle_outcome(self.store, attempt, outcome, watch.finish())
-            stopped = self._check_boundaries(attempt, outcome, injection, git_before)
-            if stopped is not None:
-                return stopped
-            if not outcome.success:
-                return self._failed(attempt, outcome)
-            step("agent finished; committing and checking")
-            return self._land(attempt, task, outcome, step)
+            developed = _Developing(task, ports, options, before, injection, git_before, watch, step)
+            return self._conclude(attempt, task, self._develop(attempt, developed))
         except BaseException as error:  # release the claim whatever happened, then re-raise
             self._release_after_crash(task_id, number, manifest, run_dir, error, bootstrapped)
             raise
         finally:
             if ports is not None:
                 envshare.release_ports(layout.state_dir(self.repo), ports)
+
+    def _develop(self, attempt: Attempt, d: _Developing) -> AttemptResult:
+        """The agent's run and what it comes to: failed, held at a boundary, or committed, gated
+        and landed (fleet/merging.py)."""
+        outcome = self._run_agent(attempt, d.task, d.ports, d.options, d.graph)
+        # outside writes and refused calls recorded; an agent that stopped after refused calls
+        # but left changes goes on to be committed and gated like a finished run
+        attempt, outcome = settle_outcome(self.store, attempt, outcome, d.watch.finish())
+        stopped = self._check_boundaries(attempt, outcome, d.injection, d.git_before)
+        if stopped is not None:
+            return stopped
+        if not outcome.success:
+            return self._failed(attempt, outcome)
+        d.step("agent finished; committing and checking")
+        return self._land(attempt, d.task, outcome, d.step)
+
+    def _conclude(self, attempt: Attempt, task: dict[str, Any], result: AttemptResult) -> AttemptResult:
+        """After the attempt came to its result (done, failed, waiting, merge-pending)."""
+        del attempt, task
+        return result
 
     # --- steps ---------------------------------------------------------------------------------
     def _admit_runtime(self, task_id: str) -> Graph:
