@@ -201,6 +201,15 @@ def roles_dir(repo: Path) -> Path:
     return state_dir(repo) / "roles"
 
 
+ROLE_RUNS_DIR = "_roles"  # under runs/, beside the tasks' run dirs: no task id starts with "_"
+
+
+def role_run_dir(repo: Path, role: str, stamp: str) -> Path:
+    """The record of one role run started by hand (``speedrift roles run``), not created here:
+    ``runs/_roles/<role>-<stamp>`` (``stamp``: times.stamp of when it started)."""
+    return runs_dir(repo) / ROLE_RUNS_DIR / safe_name(f"{role}-{stamp}")
+
+
 def handoffs_dir(repo: Path) -> Path:
     return state_dir(repo) / "handoffs"
 

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from speedrift import pausestore
 from speedrift.agents.protocol import FailureKind
 from speedrift.coord.store import CoordStore
 from speedrift.failure_class import FailureClass
 from speedrift.fleet.config import RepoConfig
-from speedrift.fleet.roles.model import RoleName
+from speedrift.fleet.roles.names import RoleName
 from speedrift.fleet.roles.runner import RoleCall, run_role
 from tests.agents.conftest import FAKES
 from tests.fleet.conftest import Workshop
@@ -177,3 +179,19 @@ def test_unsandboxed_a_file_the_role_changed_is_named_and_thrown_away(
     done = run_role(workshop.repo, config(sandbox={"mode": "off"}), call(workshop, tmp_path))
     assert done.valid and done.wrote == ("app.py",)
     assert (workshop.repo / "app.py").read_text() == "print('v1')\n"
+
+
+def test_a_role_is_not_started_on_a_runtime_paused_machine_wide(
+    workshop: Workshop, tmp_path: Path, fake_claude: Path
+) -> None:
+    now = datetime.now(UTC)
+    until = now + timedelta(minutes=20)
+    pausestore.put(
+        pausestore.RuntimePause("claude", "usage_limit", "5-hour limit", now, until, "", "test"), now
+    )
+    runs(fake_claude, [{"do": "start"}, {"do": "result_file", "report": APPROVE}, {"do": "finish"}])
+    done = run_role(workshop.repo, config(sandbox={"mode": "off"}), call(workshop, tmp_path))
+    assert done.run_failed and done.rounds == 0
+    assert done.outcome.failure is FailureKind.RATE_LIMIT and done.outcome.reset_at == until
+    assert not (tmp_path / "record" / "reviewer-1" / "round-1").exists()  # no agent started
+    assert json.loads((tmp_path / "record" / "reviewer-1" / "role.json").read_text())["run_failed"] is True

@@ -24,30 +24,10 @@ from speedrift.fleet.service import ServiceLoop
 from speedrift.graph import ops
 from speedrift.graph.store import GraphStore, init_graph_dir
 from speedrift.pausestore import RuntimePause
-from tests.agents.conftest import FAKES
-from tests.fleet.conftest import Workshop
+from tests.fleet.conftest import Workshop, claude_bin
 from tests.gitrepo import make_repo
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-
-
-def claude_bin(tmp_path: Path, *, logged_in: bool = True) -> Path:
-    """A `claude` on PATH that answers the preflight as Claude Code 2.1.197 does (`--version`,
-    `auth status --json`) and runs the shared fake CLI (tests/agents/fakes) for an attempt."""
-    folder = tmp_path / "bin"
-    folder.mkdir(exist_ok=True)
-    status = {"loggedIn": logged_in, "authMethod": "api_key" if logged_in else "none"}
-    script = folder / "claude"
-    script.write_text(
-        "#!/bin/sh\n"
-        'case "$1" in\n'
-        '  --version) echo "2.1.197 (Claude Code)"; exit 0;;\n'
-        f"  auth) echo '{json.dumps(status)}'; exit {0 if logged_in else 1};;\n"
-        "esac\n"
-        f'exec "{sys.executable}" "{FAKES / "claude"}" "$@"\n'
-    )
-    script.chmod(0o755)
-    return folder
 
 
 def scenario(tmp_path: Path, *steps: dict[str, object]) -> None:

@@ -8,7 +8,7 @@ runtime to judge the run into a :class:`RunOutcome`. Exit codes alone never deci
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -48,6 +48,10 @@ class Usage:
     cache_write_tokens: int = 0
     cost_usd: float = 0.0
     turns: int = 0
+
+    def plus(self, other: Usage) -> Usage:
+        """Two runs' usage together (an attempt's revision rounds, a role's corrected round)."""
+        return Usage(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(Usage)})
 
     @property
     def total_tokens(self) -> int:

@@ -13,6 +13,7 @@ from speedrift import __version__
 from speedrift.cli import argtypes
 
 _PRIORITY = "critical|high|normal|low|idle or an integer >= 0"
+REVIEW_MODES = ("off", "advisory", "blocking")  # fleet/review.py ReviewMode (a test keeps them equal)
 _HUB_HELP = "act on the hub's authority: before every claim, re-check the repo's control mode and lease"
 
 
@@ -110,6 +111,11 @@ def build() -> argparse.ArgumentParser:
     p.add_argument("--max-iterations", type=_at_least_one, help="declare a deliberate loop")
     p.add_argument("--touch", action="append", help="declared scope: a glob of files it may change")
     p.add_argument("--deliverable", action="append", help="a file the task must produce")
+    p.add_argument(
+        "--review",
+        choices=REVIEW_MODES,
+        help="the Reviewer for this task, over [review] mode (docs/review.md)",
+    )
     p.add_argument("--strict", action="store_true", help="unknown dependency ids are an error")
     _json(p)
 
@@ -127,6 +133,11 @@ def build() -> argparse.ArgumentParser:
     p.add_argument("--max-iterations", type=_at_least_one)
     p.add_argument("--touch", action="append", help="replace the declared scope globs")
     p.add_argument("--deliverable", action="append")
+    p.add_argument(
+        "--review",
+        choices=(*REVIEW_MODES, "repo"),
+        help="the task's own Reviewer mode; repo: none of its own, [review] mode decides",
+    )
     _json(p)
 
     p = command("add-dep", "task_cmds:add_dep", "Make ID run after AFTER_ID (loops only if declared).")

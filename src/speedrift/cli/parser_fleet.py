@@ -5,18 +5,10 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from speedrift.fleet.roles.names import RoleName
+
 Command = Callable[[str, str, str], argparse.ArgumentParser]
-ROLES = (
-    "reviewer",
-    "debugger",
-    "architect",
-    "plan_verifier",
-    "coherence",
-    "integration",
-    "documentation",
-    "evaluator",
-    "triage",
-)
+ROLES = tuple(role.value for role in RoleName)
 
 
 def _json(parser: argparse.ArgumentParser) -> None:
@@ -89,7 +81,7 @@ def add(command: Command, common: argparse.ArgumentParser) -> None:
     q = sub.add_parser("show", help="the handoffs of a task, newest last", parents=[common])
     q.set_defaults(handler="coord_cmds:handoff_show")
     q.add_argument("task_id", metavar="TASK")
-    q.add_argument("--all", dest="show_all", action="store_true", help="also expired handoffs")
+    q.add_argument("--all", dest="show_all", action="store_true", help="also closed and expired handoffs")
     _json(q)
 
     p = command(

@@ -42,6 +42,15 @@ def _delay(text: str) -> timedelta:
     return delay
 
 
+def _review(value: str | None) -> dict[str, str | None] | None:
+    """``--review``: the task's ``speedrift.review`` to set (None in it: removed), or None when not given."""
+    if value is None:
+        return None
+    from speedrift.fleet.review_record import TASK_REVIEW_KEY, ReviewMode
+
+    return {TASK_REVIEW_KEY: None if value == "repo" else ReviewMode(value).value}
+
+
 def add(args: Namespace) -> None:
     if args.not_before and args.delay:
         raise UsageError("--not-before and --delay exclude each other")
@@ -64,12 +73,16 @@ def add(args: Namespace) -> None:
         deliverables=args.deliverable or [],
     )
     actor = actor_name()
-    _run(
-        args,
-        lambda g, now: ops.add_task(g, spec, now=now, actor=actor, strict=args.strict),
-        actor,
-        lambda task: f"Added task: {task['title']} ({task['id']})",
-    )
+    review = _review(args.review)
+
+    def build(graph: Graph, now: datetime) -> ops.Mutation:
+        mutation = ops.add_task(graph, spec, now=now, actor=actor, strict=args.strict)
+        if review is not None:  # speedrift's own data: inside the task's "speedrift" object
+            added = mutation.tasks[0]["id"]
+            ops.set_fields(graph, added, speedrift=review, now=now, actor=actor, within=mutation)
+        return mutation
+
+    _run(args, build, actor, lambda task: f"Added task: {task['title']} ({task['id']})")
 
 
 def edit(args: Namespace) -> None:
@@ -89,12 +102,17 @@ def edit(args: Namespace) -> None:
     )
     actor = actor_name()
     task_id = args.task_id
-    _run(
-        args,
-        lambda g, now: ops.edit_task(g, task_id, change, now=now, actor=actor),
-        actor,
-        f"Edited {task_id}",
-    )
+    review = _review(args.review)
+
+    def build(graph: Graph, now: datetime) -> ops.Mutation:
+        if review is None or change != ops.Edit():  # --review alone changes only the speedrift object
+            mutation = ops.edit_task(graph, task_id, change, now=now, actor=actor)
+            if review is None:
+                return mutation
+            return ops.set_fields(graph, task_id, speedrift=review, now=now, actor=actor, within=mutation)
+        return ops.set_fields(graph, task_id, speedrift=review, now=now, actor=actor)
+
+    _run(args, build, actor, f"Edited {task_id}")
 
 
 def add_dep(args: Namespace) -> None:

@@ -11,7 +11,9 @@ a sequence number anyone saw). Readers skip such a tail and name any other bad l
 number instead of failing the whole store (an agent cannot write here directly — it posts through
 ``speedrift signal``, which the supervisor checks and stamps — but a person could edit the file).
 
-Invariant: nothing is ever rewritten; a status change is a new line (:meth:`CoordStore.update`).
+Invariants: nothing is ever rewritten; a status change is a new line (:meth:`CoordStore.update`).
+No known credential is written: every text and data value is redacted on the way in
+(speedrift/redact.py), whoever posts it.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pathlib import Path
 
 import orjson
 
-from speedrift import fsutil, layout
+from speedrift import fsutil, layout, redact
 from speedrift.coord.records import (
     Author,
     Draft,
@@ -96,15 +98,15 @@ class CoordStore:
                 kind=draft.kind,
                 status=draft.initial_status(),
                 author=draft.author,
-                summary=draft.summary,
+                summary=redact.redact_text(draft.summary),
                 at=moment,
                 created_at=moment,
-                detail=draft.detail,
+                detail=redact.redact_text(draft.detail),
                 targets=draft.targets,
                 artifact_refs=draft.artifact_refs,
                 depends_on=draft.depends_on,
                 closure_condition=draft.closure_condition,
-                data=dict(draft.data),
+                data=redact.redact_value(dict(draft.data)),
                 expires_at=draft.expires_at,
             )
             self._append(record)
@@ -141,11 +143,11 @@ class CoordStore:
                 kind=current.kind,
                 status=status,
                 author=author,
-                summary=summary,
+                summary=redact.redact_text(summary),
                 at=moment,
                 created_at=current.created_at,
-                detail=detail,
-                data=dict(data or {}),
+                detail=redact.redact_text(detail),
+                data=redact.redact_value(dict(data or {})),
                 updates=True,
             )
             self._append(line)

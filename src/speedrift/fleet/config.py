@@ -15,6 +15,7 @@ from speedrift import safetoml
 from speedrift.agents.sandbox import HIDDEN
 from speedrift.errors import SpeedriftError
 from speedrift.failure_class import FailureClass
+from speedrift.fleet.roles.names import ReviewMode, RoleName
 from speedrift.gates.config import GatesConfig
 
 CONFIG_FILE = "speedrift.toml"
@@ -185,19 +186,6 @@ class SandboxConfig(_Strict):
         return (*(p for p in HIDDEN if p not in self.reveal), *self.hide)
 
 
-RoleKey = Literal[
-    "reviewer",
-    "debugger",
-    "architect",
-    "plan_verifier",
-    "coherence",
-    "integration",
-    "documentation",
-    "evaluator",
-    "triage",
-]
-
-
 class RoleConfig(_Strict):
     """``[roles.<role>]``: one role of the resilience fleet (fleet/roles, docs/roles.md).
     ``template``: a committed prompt template replacing the shipped one (relative to the repo;
@@ -221,7 +209,7 @@ class ReviewConfig(_Strict):
     revisions; reject fails the attempt as review_rejected). A task overrides the mode with its
     own ``speedrift.review`` field (``speedrift add --review MODE``)."""
 
-    mode: Literal["off", "advisory", "blocking"] = "off"
+    mode: ReviewMode = ReviewMode.OFF
     max_rounds: int = Field(default=2, ge=0, le=10)
 
 
@@ -241,7 +229,7 @@ class RepoConfig(_Strict):
     git: GitConfig = Field(default_factory=GitConfig)  # [git] hooks
     gates: GatesConfig = Field(default_factory=GatesConfig)  # see gates/config.py
     review: ReviewConfig = Field(default_factory=ReviewConfig)  # [review] mode, max_rounds
-    roles: dict[RoleKey, RoleConfig] = Field(default_factory=dict)  # [roles.<role>]
+    roles: dict[RoleName, RoleConfig] = Field(default_factory=dict)  # [roles.<role>]
 
     def role(self, name: str) -> RoleConfig:
         for key, options in self.roles.items():

@@ -5,6 +5,12 @@ the gates or the merge) and :meth:`FailureRecorder.crashed` when an exception es
 write the class and the decision into the task's ``speedrift`` object in the same write that
 marks it failed, apply a split or re-plan at once, and count the outcome toward the repo's
 retry halt (``fleet/halt.py``). Retries themselves are scheduled by the service.
+
+With ``[roles.debugger] enabled = true``, an automatic retry_with_diagnosis or escalate_model
+decision is first shown to the Debugger (fleet/debugger.py), while the task is still claimed: its
+valid diagnosis replaces the templated one (or turns the decision into a re-plan or a question for
+a human); whatever becomes of its run, the failure is recorded, and the evidence says under
+``debugger`` what it did.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from speedrift.agents import choose as registry
 from speedrift.agents.protocol import FailureKind, RunOutcome
 from speedrift.errors import SpeedriftError
 from speedrift.failure_class import FailureClass
-from speedrift.fleet import attempts, classify, facts, halt, recovery, recovery_graph
+from speedrift.fleet import attempts, classify, debugger, facts, halt, recovery, recovery_graph
 from speedrift.fleet.attempt import Attempt, failed_evidence
 from speedrift.fleet.attempt_facts import AttemptFacts
 from speedrift.fleet.config import RepoConfig
@@ -101,6 +107,9 @@ class FailureRecorder:
         reason = redact.recordable(outcome.reason or kind)
         task = self.store.load().get(task_id) or {"id": task_id}
         decision = self.decide(task, found, attempt.number, reason)
+        decision, diagnosed = debugger.consult(
+            self.repo, self.config, attempt, task, found, decision, reason, verdicts
+        )
         evidence = failed_evidence(
             attempt,
             outcome,
@@ -109,7 +118,7 @@ class FailureRecorder:
             found=found,
             decision=decision,
             reason=reason,
-            extra=extra,
+            extra={**extra, "debugger": diagnosed} if diagnosed is not None else extra,
         )
         attempts.write_evidence(run_dir, evidence)
         wg_class = wg_failure_class(outcome.failure) if agent_failed else None

@@ -8,7 +8,7 @@ gate verdict on exactly the tree that lands — a resumed landing is gated again
 from before; the agent is blamed only for what it did (fleet/blame.py); the worktree goes only
 once ``done`` is written; a commit the secrets gate blocked is taken off its branch (no ref holds
 it, so no push publishes it) and its files are kept in the quarantined worktree, said in the
-evidence (``withdrawn``) and the task's log.
+evidence (``withdrawn``) and the task's log; the Reviewer judges the gated tip (fleet/review.py).
 """
 
 from __future__ import annotations
@@ -18,24 +18,27 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
+from threading import Event
 from typing import Any
 
 from speedrift import records, redact
 from speedrift.agents.protocol import FailureKind, RunOutcome, Usage
 from speedrift.errors import Refused
 from speedrift.failure_class import FailureClass
-from speedrift.fleet import attempts, blame, failures, halt, hookpolicy, recovery_graph
+from speedrift.fleet import attempts, blame, failures, halt, hookpolicy, recovery_graph, review, review_record
 from speedrift.fleet.attempt import Attempt, AttemptResult, landed_evidence, waiting_evidence, worker_actor
 from speedrift.fleet.config import RepoConfig
 from speedrift.gates.verdict import GateBlocked, GateRunner, GateVerdict
 from speedrift.gitcmd import GitError
 from speedrift.graph import ops
 from speedrift.graph.codec import Graph
-from speedrift.graph.model import DONE, FAILED, IN_PROGRESS, speedrift_data
+from speedrift.graph.model import DONE, FAILED, IN_PROGRESS, Task, speedrift_data
 from speedrift.graph.store import GraphStore
 from speedrift.procs import identity_of
 from speedrift.repo import git, landing, landings, worktrees
 from speedrift.times import format_time, now_utc, parse_time
+
+Step = Callable[[str], None]  # says what the attempt does now
 
 
 def outcome_record(outcome: RunOutcome) -> dict[str, Any]:
@@ -159,12 +162,13 @@ class Landing:
         return self._land(attempt, task, outcome_from(raw.get("outcome")), lambda _message: None)
 
     def _land(
-        self, attempt: Attempt, task: dict[str, Any], outcome: RunOutcome, step: Callable[[str], None]
+        self, attempt: Attempt, task: Task, outcome: RunOutcome, step: Step, cancel: Event | None = None
     ) -> AttemptResult:
         task_id, run_dir, manifest = attempt.task_id, attempt.run_dir, attempt.manifest
         worktree = attempt.worktree
         timings: dict[str, float] = {"agent_done": attempt.elapsed()}
         verdicts: list[GateVerdict] = []
+        reviewing = review_record.Review.load(self.config, task, run_dir)  # earlier rounds: in the record
 
         def fail(
             kind: FailureKind, reason: str, failure_class: FailureClass | None = None, **extra: Any
@@ -174,7 +178,7 @@ class Landing:
                 attempt,
                 outcome,
                 verdicts,
-                extra,
+                extra | reviewing.evidence(),
                 # the agent's own work is at fault (no commit, no change); else a later step failed
                 agent_failed=failure_class is None and not verdicts,
             )
@@ -205,6 +209,7 @@ class Landing:
         try:
             if tip != manifest.base_commit:
                 tip = self._own_verdict(manifest, tip, gate, hooks.directory)
+                review.judge(self, attempt, task, tip, verdicts, reviewing, step, cancel)  # or raises
                 manifest.set_state(worktrees.ManifestState.LANDING)
                 worktrees.write_manifest(self.repo, manifest)
                 step("in the merge queue")
@@ -248,6 +253,8 @@ class Landing:
             )
         except landing.MergePending as pending:
             return self._merge_pending(attempt, outcome, pending.message)
+        except review.ReviewRunFailed as failed:  # not the agent's doing: the reviewer's run failed
+            return self._failed(*failed.failing(attempt, outcome), verdicts, reviewing.evidence())
         if landed is None:
             manifest.set_state(worktrees.ManifestState.LANDED)
             worktrees.write_manifest(self.repo, manifest)
@@ -267,6 +274,7 @@ class Landing:
         )
         if hooks.refused:
             evidence["hooks_not_run"] = hooks.refused[:50]
+        evidence |= reviewing.evidence()
         attempts.write_evidence(run_dir, evidence)
         if landed and stats:
             summary = f"Landed {landed[:12]} on {manifest.target_branch} "

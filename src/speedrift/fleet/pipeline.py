@@ -15,17 +15,27 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from speedrift import layout, pausestore, redact
+from speedrift import layout, redact
 from speedrift.agents import choose as registry
 from speedrift.agents import env as agent_env
-from speedrift.agents import preflight, result, sandbox, session
-from speedrift.agents.protocol import AgentEvent, Budgets, FailureKind, RunOutcome, RunRequest
-from speedrift.errors import InvalidValue, Refused, SpeedriftError
-from speedrift.fleet import attempts, crash_recovery, failures, hookpolicy, pauses, prompt, recovery_graph
+from speedrift.agents import result, sandbox, session
+from speedrift.agents.protocol import AgentEvent, Budgets, FailureKind, RunOutcome, RunRequest, Usage
+from speedrift.errors import Refused, SpeedriftError
+from speedrift.fleet import (
+    attempts,
+    clarify,
+    coordination,
+    crash_recovery,
+    hookpolicy,
+    prompt,
+    recovery_graph,
+    review,
+)
+from speedrift.fleet.admission import RuntimeAdmission
 from speedrift.fleet.attempt import Attempt, AttemptResult, worker_actor
 from speedrift.fleet.config import RepoConfig
 from speedrift.fleet.merging import Landing
@@ -33,12 +43,12 @@ from speedrift.fleet.outside import OutsideWatch, settle_outcome
 from speedrift.gates.verdict import GateRunner, NoGates
 from speedrift.graph import ops, peers, query
 from speedrift.graph.codec import Graph
-from speedrift.graph.model import speedrift_data
+from speedrift.graph.model import DONE, speedrift_data
 from speedrift.graph.query import PeerStatuses
 from speedrift.graph.store import GraphStore
 from speedrift.procs import identity_of
 from speedrift.repo import boundary, envshare, git, gitboundary, landing, worktrees
-from speedrift.times import format_time, now_utc
+from speedrift.times import format_time
 
 
 @dataclass
@@ -66,7 +76,7 @@ class _Developing:
     step: Callable[[str], None]
 
 
-class Pipeline(Landing):
+class Pipeline(Landing, RuntimeAdmission):
     def __init__(
         self,
         repo: Path,
@@ -129,7 +139,10 @@ class Pipeline(Landing):
 
     def resume_landing(self, task_id: str) -> AttemptResult:
         self._adopt_prepared()
-        return super().resume_landing(task_id)
+        result = super().resume_landing(task_id)
+        if result.status == DONE:  # as after any done attempt: the task's handoffs and claims close
+            coordination.settle_done(self.repo, self.store.load().get(task_id) or {"id": task_id}, result)
+        return result
 
     def run(self, task_id: str, options: RunOptions) -> AttemptResult:
         step = options.on_step or (lambda _message: None)
@@ -179,109 +192,49 @@ class Pipeline(Landing):
                 envshare.release_ports(layout.state_dir(self.repo), ports)
 
     def _develop(self, attempt: Attempt, d: _Developing) -> AttemptResult:
-        """The agent's run and what it comes to: failed, held at a boundary, or committed, gated
-        and landed (fleet/merging.py)."""
-        outcome = self._run_agent(attempt, d.task, d.ports, d.options, d.graph)
-        # outside writes and refused calls recorded; an agent that stopped after refused calls
-        # but left changes goes on to be committed and gated like a finished run
-        attempt, outcome = settle_outcome(self.store, attempt, outcome, d.watch.finish())
-        stopped = self._check_boundaries(attempt, outcome, d.injection, d.git_before)
-        if stopped is not None:
-            return stopped
-        if not outcome.success:
-            return self._failed(attempt, outcome)
-        d.step("agent finished; committing and checking")
-        return self._land(attempt, d.task, outcome, d.step)
+        """The agent's run and what it comes to: failed, held at a boundary, or committed, gated,
+        reviewed and landed (fleet/merging.py, fleet/review.py). A blocking review that requests
+        changes gives its findings back to the agent in the same worktree, and the revision is
+        committed, gated and reviewed again (at most ``[review] max_rounds`` revisions). Every
+        round stays in the run record: ``prompt-revision-<n>.md``, the events appended to one log."""
+        revision: review.RevisionRequested | None = None
+        spent = Usage()  # the developer's earlier rounds: the evidence counts every round's usage
+        while True:
+            asked = revision.text if revision is not None else None
+            outcome = self._run_agent(attempt, d.task, d.ports, d.options, d.graph, revision=asked)
+            if revision is not None:
+                review.keep_revision_prompt(attempt.run_dir, revision.number)
+                outcome.usage = spent.plus(outcome.usage)
+            before = attempt.outside_writes
+            # outside writes and refused calls recorded; an agent that stopped after refused calls
+            # but left changes goes on to be committed and gated like a finished run
+            attempt, outcome = settle_outcome(self.store, attempt, outcome, d.watch.finish())
+            attempt = replace(
+                attempt, outside_writes=tuple(dict.fromkeys((*before, *attempt.outside_writes)))
+            )
+            stopped = self._check_boundaries(attempt, outcome, d.injection, d.git_before)
+            if stopped is not None:
+                return stopped
+            if not outcome.success:
+                return self._failed(attempt, outcome, [], revision.review.evidence() if revision else None)
+            d.step("agent finished; committing and checking")
+            try:
+                return self._land(attempt, d.task, outcome, d.step, d.options.cancel)
+            except review.RevisionRequested as requested:
+                revision, spent = requested, outcome.usage
+                d.step(f"the reviewer requested changes: revision {requested.number}")
+                review.start_revision(attempt.run_dir, requested.number)
+                sandboxed = attempt.sandbox is not None and attempt.sandbox.used
+                d.watch = OutsideWatch(self.repo, attempt.worktree, watched=not sandboxed)
 
     def _conclude(self, attempt: Attempt, task: dict[str, Any], result: AttemptResult) -> AttemptResult:
-        """After the attempt came to its result (done, failed, waiting, merge-pending)."""
-        del attempt, task
-        return result
+        """After the attempt came to its result (done, failed, waiting, merge-pending): an unfinished
+        attempt leaves a handoff to the next one, a done one closes the task's handoffs and claims
+        (fleet/coordination.py); then its open clarifications are triaged (fleet/clarify.py)."""
+        coordination.conclude(self.repo, self.store, attempt, task, result)
+        return clarify.settle(self.repo, self.config, self.store, attempt, task, result)
 
     # --- steps ---------------------------------------------------------------------------------
-    def _admit_runtime(self, task_id: str) -> Graph:
-        """Refuse (no claim, no attempt burned) while the task's runtime is paused machine-wide
-        (fleet/pauses.py), and run the executor preflight before the first dispatch to a runtime:
-        a failed one pauses the runtime with one escalation naming the fix, instead of failing
-        every task on it. A task that does not exist is left for the claim to report. Returns the
-        graph as read (the prompt's dependencies come from it: a claim changes only the task).
-        ``[sandbox] mode = "required"`` without a working bwrap refuses every task the same way."""
-        sandbox.require(self.config.sandbox.mode, self._sandbox())
-        graph = self.store.load()
-        task = graph.get(task_id)
-        if task is None:
-            return graph
-        try:
-            runtime, model = registry.select_runtime(task, self.config.default_runtime)
-        except InvalidValue:
-            return graph  # the attempt reports the bad configuration as it always has
-        model = model or self.config.runtime_options(runtime).model
-        now = now_utc()
-        pauses.refuse_if_paused(runtime, model, now)
-        command = task.get("exec")
-        checked = self._preflight(runtime, exec_task=isinstance(command, str) and bool(command.strip()))
-        if not checked.ready:
-            pause, _new = pauses.pause_for_preflight(
-                checked, model=model, set_by=worker_actor(), now=now, repo=self.repo, task=task_id
-            )
-            raise pauses.RuntimePaused(pause, now, auto_resume=pausestore.read().auto_resume)
-        return graph
-
-    def _sandbox(self) -> sandbox.Decision:
-        """What this repo's agents run in ([sandbox] in speedrift.toml), decided once per pipeline
-        (bwrap probed once per process; a worker gets the supervisor's decision with the pipeline)."""
-        if self._contained is None:
-            self._contained = sandbox.decide(self.config.sandbox.mode, network=self.config.sandbox.network)
-        return self._contained
-
-    def _preflight(self, runtime: str, *, exec_task: bool, fresh: bool = False) -> preflight.Preflight:
-        """The runtime's preflight with the environment its agents get (cached briefly per process)."""
-        if fresh:
-            preflight.forget(runtime)
-        env = agent_env.agent_env(
-            {}, allow=self.config.env.allow, passthrough_secrets=self.config.env.secrets
-        )
-        options = self.config.runtime_options(runtime).model_dump()
-        return preflight.cached_check(runtime, env=env, options=options, exec_task=exec_task, cwd=self.repo)
-
-    def _note_runtime_failure(
-        self, attempt: Attempt, recorded: failures.Recorded, outcome: RunOutcome
-    ) -> None:
-        """What the failure means for its runtime, machine-wide: a usage limit, repeated rate limits
-        or refused credentials pause it; after auth_failure or env_bootstrap the preflight runs
-        again and a failed one pauses it. A new pause is said once in the task's log."""
-        now = now_utc()
-
-        def recheck() -> preflight.Preflight:
-            task = self.store.load().get(attempt.task_id) or {}
-            command = task.get("exec")
-            exec_task = isinstance(command, str) and bool(command.strip())
-            return self._preflight(attempt.runtime, exec_task=exec_task, fresh=True)
-
-        try:
-            noted = pauses.note_failure(
-                runtime=attempt.runtime,
-                model=attempt.model,
-                failure_class=recorded.failure_class,
-                reason=recorded.reason,
-                reset_at=outcome.reset_at,
-                set_by=worker_actor(),
-                now=now,
-                repo=self.repo,
-                task=attempt.task_id,
-                recheck=recheck,
-                runtime_failure=outcome.failure,
-            )
-        except OSError:
-            return  # an unwritable state home must not turn a recorded failure into a crash
-        if noted is None or not noted[1]:
-            return
-        message = "Runtime paused for every repo on this machine: " + noted[0].sentence(now)
-        self.store.mutate(
-            lambda g, at: ops.log_message(g, attempt.task_id, message, now=at, actor=worker_actor()),
-            actor=worker_actor(),
-        )
-
     def _claim(self, task_id: str, actor: str, force: bool) -> ops.Mutation:
         taken = worktrees.attempt_branches(self.repo, task_id)  # git, before the graph lock
 
@@ -327,6 +280,8 @@ class Pipeline(Landing):
         """Run the developer agent in the attempt's worktree; ``revision``: a review round's
         findings (the agent revises its own work in the same worktree)."""
         run_dir = attempt.run_dir
+        # the coordination store's records for this attempt (saved as inbox.md, ids in attempt.json)
+        inbox, inbox_record = coordination.compile_for(self.repo, attempt, task)
         # no known credential reaches the agent, or prompt.md
         text = redact.redact_text(
             prompt.build_prompt(
@@ -336,6 +291,7 @@ class Pipeline(Landing):
                 dependencies=prompt.dependencies_of(task, graph.tasks),
                 earlier=attempts.earlier_attempts(self.repo, task["id"], attempt.number),
                 handoff=attempts.handoff_notes(self.repo, task["id"]),
+                inbox=inbox.text or None,
                 revision=revision,
             )
         )
@@ -371,6 +327,7 @@ class Pipeline(Landing):
                 "WG_DIR": str(self.store.directory),
                 "WG_TASK_ID": task["id"],
                 **ports.env(),
+                **coordination.agent_env(attempt, task),  # `speedrift signal` and where it posts
             },
             allow=self.config.env.allow,
             passthrough_secrets=self.config.env.secrets,
@@ -378,7 +335,13 @@ class Pipeline(Landing):
         sandboxed = attempt.sandbox.evidence() if attempt.sandbox is not None else None
         attempts.write_attempt(
             run_dir,
-            {"runtime": attempt.runtime, "model": request.model, "state": "running", "sandbox": sandboxed},
+            {
+                "runtime": attempt.runtime,
+                "model": request.model,
+                "state": "running",
+                "sandbox": sandboxed,
+                "inbox": inbox_record,
+            },
         )
         runtime = registry.runtime_for(attempt.runtime)
         contained = self._sandbox_policy(attempt)
@@ -403,6 +366,8 @@ class Pipeline(Landing):
             )
         finally:
             watcher.stop()
+        # what it posted with `speedrift signal`: checked again, stamped with this attempt, stored
+        coordination.take_in(self.repo, self.store, attempt, task)
         report, _problem = result.read_report(outcome.result_file) if outcome.result_file else (None, "")
         if outcome.result_file and outcome.result_file.is_file():
             # the agent writes it inside its worktree (its sandbox allows nothing else), in the

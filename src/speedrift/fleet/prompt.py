@@ -12,6 +12,20 @@ from speedrift.graph.model import Task, after_of, contract_globs, speedrift_data
 MAX_LOG_LINES = 20
 MAX_EARLIER = 3
 
+# how the developer posts coordination records (fleet/signals.py, docs/coordination.md)
+COORDINATION = [
+    "## Coordinating with others",
+    "Post what others should know as a record: `$SPEEDRIFT_SIGNAL_COMMAND KIND --json "
+    '\'{"summary": "…"}\'` (optional fields: detail, targets such as "task:<id>" or "human", '
+    "artifact_refs with the files it is about). KIND is clarification_request (a question you need "
+    "answered), blocker (something stops you), decision (a choice later work must follow), handoff "
+    "(where you leave off, for whoever continues) or claim (files or work you are taking on). The "
+    "command checks the record and prints every problem; speedrift posts it when your run ends.",
+    "A question you cannot continue without: post it as a clarification_request, then finish with "
+    'status "blocked" (the question in "summary"); the answer reaches the next attempt\'s inbox.',
+    "",
+]
+
 
 @dataclass
 class EarlierAttempt:
@@ -84,6 +98,7 @@ def build_prompt(
         parts.append("## Task log")
         parts += [f"- {e['message']}" for e in log[-MAX_LOG_LINES:]]
         parts.append("")
+    parts += COORDINATION
     parts += [
         "## When you finish",
         "Write a JSON object to the file named by the environment variable SPEEDRIFT_RESULT:",

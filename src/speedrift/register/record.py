@@ -126,8 +126,9 @@ class TaskBrief:
 
 @dataclass(frozen=True, slots=True)
 class Escalation:
-    """A task tagged ``needs-human`` (fleet/recovery_graph.py): what the human is asked, and how to
-    answer. Gone once the task is retried (the tag is removed) or finished."""
+    """A task tagged ``needs-human`` (fleet/recovery_graph.py), or an open ``human_escalation``
+    record of the repo's coordination store (fleet/clarify.py): what the human is asked, and how to
+    answer. Gone once the task is retried (the tag is removed) or finished, or the record answered."""
 
     task: str
     title: str
@@ -137,6 +138,9 @@ class Escalation:
     first: str | None = None  # what to do before the command (rotate the secret, log the CLI in, …)
     failure_class: str | None = None
     since: datetime | None = None  # when it was escalated, when the task says
+    # the coordination record a person answers (`speedrift answer ID "…"`, fleet/answers.py): an open
+    # human_escalation — alone (a question triage could not answer) or the one the task's question names
+    record: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +158,9 @@ class GraphState:
     dead_claims: tuple[str, ...]  # in-progress tasks claimed by a local process that is gone (pid + start)
     problems: int  # lines the parser could not read (see `speedrift repair`)
     mentions: tuple[str, ...] = ()  # other registered repos referenced by task text / deps
-    needs_human: int = 0  # unfinished tasks tagged needs-human (waiting on a person's answer)
+    # unfinished tasks tagged needs-human, and open human_escalation records no such task names
+    # (each waits on a person's answer)
+    needs_human: int = 0
     escalations: tuple[Escalation, ...] = ()  # the first 50 of them, oldest first
     # unfinished tasks' `after` entries naming a task in another repo: (task, "REPO:TASK")
     peer_dependencies: tuple[tuple[str, str], ...] = ()

@@ -331,6 +331,32 @@ async def agent_resume(request: Request) -> Response:
     return await _signal_agent(request, "resume")
 
 
+async def answer(request: Request) -> Response:
+    """A person's answer to a question an agent asked (fleet/answers.py, as `speedrift answer`):
+    body ``{"answer": "…"}``; the answer is recorded as human_feedback by the dashboard's user."""
+    ctx, path, record_id = api_context(request), _repo_path(request), request.path_params["record_id"]
+    body = await _json_body(request)
+    text = body.get("answer")
+    if not isinstance(text, str) or not text.strip():
+        raise BadRequest("answer must be the answer's text", field="answer", hint='send {"answer": "…"}')
+    from speedrift.coord.records import split_id
+    from speedrift.errors import InvalidValue
+    from speedrift.fleet import answers
+    from speedrift.fleet.config import load_config
+    from speedrift.graph.store import GraphStore
+
+    try:
+        split_id(record_id)
+    except InvalidValue as bad:
+        raise NotFound(bad.message, hint=bad.hint) from None
+
+    def work() -> dict[str, Any]:
+        store = GraphStore.of_repo(path)
+        return answers.answer(path, store, load_config(path), record_id, text, name=ctx.actor).as_dict()
+
+    return JSONResponse(await run_in_threadpool(work))
+
+
 async def auth_check(request: Request) -> Response:
     return JSONResponse({"ok": True})  # reached only with a valid token (see the guard)
 
@@ -353,6 +379,7 @@ def build_routes() -> list[BaseRoute]:
         Route("/api/actions/{action_id:path}/approve", approve, methods=["POST"]),
         Route("/api/repos/{name}/agents/{task}/pause", agent_pause, methods=["POST"]),
         Route("/api/repos/{name}/agents/{task}/resume", agent_resume, methods=["POST"]),
+        Route("/api/repos/{name}/answer/{record_id}", answer, methods=["POST"]),
         Route("/api/auth/check", auth_check, methods=["POST"]),
     ]
 

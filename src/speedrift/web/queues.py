@@ -76,11 +76,15 @@ def _item(entry: Mapping[str, Any], paths: Mapping[Any, Any]) -> dict[str, Any]:
 
 
 def _answer(entry: Mapping[str, Any]) -> dict[str, Any] | None:
-    """A task waiting on a human (rule ``needs_human``): the command that answers it, and what to
-    do first (rotate a secret, log a CLI in) — the page offers the command to copy."""
+    """A task or a question waiting on a human (rule ``needs_human``): the command that answers it,
+    what to do first (rotate a secret, log a CLI in) — the page offers the command to copy — and,
+    for a question an agent asked (a human_escalation record), the record the page's answer box
+    posts to (``POST /api/repos/{repo}/answer/{record}``)."""
     detail = entry.get("detail") or {}
     command = detail.get("answer") if isinstance(detail, dict) else None
     if not isinstance(command, str) or not command:
         return None
     first = detail.get("first")
-    return {"command": command, "first": first if isinstance(first, str) and first else None}
+    record = detail.get("record")
+    shown = {"command": command, "first": first if isinstance(first, str) and first else None}
+    return shown | ({"record": record} if isinstance(record, str) and record else {})

@@ -379,8 +379,10 @@ class _Repo:
         return out
 
     def escalated(self) -> list[Draft]:
-        """Each task tagged needs-human (the scorer's ``needs_human``): the question it asks and the
-        command that answers it. Nothing the hub plans answers a question; a person does."""
+        """Each task tagged needs-human and each open human_escalation record no such task names
+        (the scorer's ``needs_human``): the question and the command that answers it (with the
+        record, for the dashboard's answer box). Nothing the hub plans answers a question; a
+        person does."""
         reason, graph = self.reasons.get("needs_human"), self.snapshot.graph
         if reason is None or graph is None:
             return []
@@ -388,13 +390,19 @@ class _Repo:
         out: list[Draft] = []
         for escalation in graph.escalations:
             label = f" ({escalation.failure_class})" if escalation.failure_class else ""
+            # a question of the coordination store has an id of its own (one task may ask several)
+            key = escalation.task if escalation.record is None else f"{escalation.task}:{escalation.record}"
+            what = f"{escalation.task} needs a human{label}: {escalation.title}"
+            if escalation.record is not None and not escalation.failure_class:
+                who = escalation.task or "an agent"
+                what = f"{who} asks a human ({escalation.record}): {escalation.question}"
             out.append(
                 self.draft(
                     "human",
-                    f"human:{name}:{escalation.task}",
+                    f"human:{name}:{key}",
                     reason,
                     None,
-                    what=f"{escalation.task} needs a human{label}: {escalation.title}",
+                    what=what,
                     why=escalation.question,
                     task=escalation.task,
                     since=escalation.since,
@@ -404,6 +412,7 @@ class _Repo:
                         "answer": escalation.answer,
                         "first": escalation.first,
                         "failure_class": escalation.failure_class,
+                        "record": escalation.record,
                     },
                 )
             )

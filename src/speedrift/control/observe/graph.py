@@ -27,6 +27,7 @@ from pathlib import Path
 
 from speedrift.agents.choose import declared_runtime
 from speedrift.control.observe.escalations import escalations
+from speedrift.coord.records import Record
 from speedrift.fleet import followup
 from speedrift.graph import peers as peer_deps
 from speedrift.graph import query
@@ -63,6 +64,8 @@ class GraphReading:
     # (in-progress task, its local claimant: pid + start time, so a zombie or a reused pid is dead)
     claims: tuple[tuple[str, ProcessIdentity | None], ...]
     peers: PeerView | None = None  # only when this graph waits on, or is asked about, peer tasks
+    # the repo's open human_escalation records it was judged with (observe/coordination.py)
+    questions: tuple[Record, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,11 +123,13 @@ def analyze(
     own: str | None = None,
     peers: query.PeerStatuses | None = None,
     export: Collection[str] = (),
+    questions: tuple[Record, ...] = (),
 ) -> GraphReading:
     """Everything the control plane reads from one graph, plus when it goes stale. Pure; one pass
     over the tasks besides readiness and dispatch order (``graph.query``'s). ``peers``: statuses of
     the peer tasks this graph waits on (None: unresolved, they block); ``export``: ids of this
-    graph's tasks other repos wait on, whose statuses the reading keeps for them."""
+    graph's tasks other repos wait on, whose statuses the reading keeps for them; ``questions``:
+    the repo's open human_escalation records (escalations.py lists them with the tasks')."""
     tasks = graph.tasks
     host = socket.gethostname()
     ready_ids = query.ready_ids(graph, now, peers)
@@ -192,7 +197,8 @@ def analyze(
             if FAILED in problems:
                 failed_blockers += 1
     in_progress.sort(key=lambda brief: (-(brief.age_seconds or 0.0), brief.id))
-    needs_human, escalated = escalations(tasks)  # tasks tagged needs-human, whatever their status
+    # tasks tagged needs-human, whatever their status, and the questions no such task names
+    needs_human, escalated = escalations(tasks, questions)
     state = GraphState(
         graph_dir=graph_dir,
         counts=counts,
@@ -216,7 +222,7 @@ def analyze(
         peer_breaks=tuple(peer_breaks),
     )
     view = _peer_view(graph, peer_after, peers, export)
-    return GraphReading(state, now, _horizon(horizon, now), tuple(claims), view)
+    return GraphReading(state, now, _horizon(horizon, now), tuple(claims), view, questions)
 
 
 def _is_peer_break(
@@ -264,15 +270,17 @@ def read_graph(
     own: str | None = None,
     peers: query.PeerStatuses | None = None,
     export: Collection[str] = (),
+    questions: tuple[Record, ...] = (),
 ) -> GraphReading | None:
     """The repo's graph reading, None when the repo has no graph. Raises OSError if unreadable
     (never for what the file holds: bad lines are counted in ``problems``).
     ``names``: registered repo names (lower case) to look for; ``own``: this repo's, left out;
-    ``peers`` and ``export`` as for :func:`analyze`."""
+    ``peers``, ``export`` and ``questions`` as for :func:`analyze`."""
     path = repo_graph_file(repo)
     if path is None:
         return None
-    return analyze(Graph.from_bytes(path.read_bytes()), path.parent.name, now, names, own, peers, export)
+    graph = Graph.from_bytes(path.read_bytes())
+    return analyze(graph, path.parent.name, now, names, own, peers, export, questions)
 
 
 def with_peers(reading: GraphReading, peers: query.PeerStatuses, now: datetime) -> GraphReading:
@@ -280,7 +288,14 @@ def with_peers(reading: GraphReading, peers: query.PeerStatuses, now: datetime) 
     view = reading.peers
     if view is None or view.graph is None:
         return reading
-    again = analyze(view.graph, reading.state.graph_dir, now, export=tuple(view.exports), peers=peers)
+    again = analyze(
+        view.graph,
+        reading.state.graph_dir,
+        now,
+        export=tuple(view.exports),
+        peers=peers,
+        questions=reading.questions,
+    )
     # mentions depend on the registered names, not on peers: kept as they were read
     state = replace(again.state, mentions=reading.state.mentions)
     return replace(again, state=state)

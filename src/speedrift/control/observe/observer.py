@@ -6,8 +6,10 @@ content) in three parts, and only the parts that changed are read again:
 * **git** — the repo directory itself (top-level files added/removed), ``.git/HEAD``,
   ``.git/index``, ``.git/FETCH_HEAD``, ``packed-refs``, the current branch's ref and its
   remote-tracking ref. Unchanged: the previous :class:`GitState` is reused and no git process runs.
-* **graph** — ``graph.jsonl`` of ``.wg/`` and ``.workgraph/``. Unchanged and before the reading's
-  time horizon: ages are moved forward and claimant pids re-checked, the file is not read.
+* **graph** — ``graph.jsonl`` of ``.wg/`` and ``.workgraph/``, with the coordination stores
+  (``.speedrift/coord/*.jsonl``, whose open human escalations join the graph's: coordination.py).
+  Unchanged and before the reading's time horizon: ages are moved forward and claimant pids
+  re-checked, the files are not read.
 * **runs** — the graph (attempts end with a graph write), ``.speedrift/runs/`` and
   ``.speedrift/scans/``.
 
@@ -52,6 +54,7 @@ from speedrift import layout
 from speedrift.control.controlfile import load_control
 from speedrift.control.ecosystem import discover
 from speedrift.control.ecosystem.load import Ecosystem
+from speedrift.control.observe.coordination import coord_key, open_escalations
 from speedrift.control.observe.git import (
     GitDirs,
     GitReadError,
@@ -97,6 +100,12 @@ class _Keys:
     graph: StatKey
     runs: StatKey
     state_dir: bool  # .speedrift/ exists: there may be a service, runs, a control file
+    coord: StatKey = ()  # the coordination stores (observe/coordination.py): read with the graph
+
+    @property
+    def graph_read(self) -> StatKey:
+        """What a graph reading is valid under: the graph file and the coordination stores."""
+        return self.graph + self.coord
 
     def graph_dir(self, repo: Path) -> Path | None:
         for name, key in zip(GRAPH_DIR_NAMES, self.graph, strict=True):
@@ -124,7 +133,7 @@ _Outcome: TypeAlias = tuple[RepoSnapshot, _Cache | None] | Exception
 
 
 def _fingerprint(keys: _Keys) -> str:
-    return hashlib.blake2b(repr((keys.git, keys.runs)).encode(), digest_size=10).hexdigest()
+    return hashlib.blake2b(repr((keys.git, keys.runs, keys.coord)).encode(), digest_size=10).hexdigest()
 
 
 def _with_peers(fingerprint: str, peers: dict[str, str | None]) -> str:
@@ -294,7 +303,7 @@ class Observer:
         runs = graph + (
             (stat_key(layout.runs_dir(repo)), stat_key(layout.scans_dir(repo))) if state_dir else (None, None)
         )
-        return _Keys(dirs, git, graph, runs, state_dir)
+        return _Keys(dirs, git, graph, runs, state_dir, coord_key(repo) if state_dir else ())
 
     def _live(
         self, entry: RepoEntry, keys: _Keys, locks: Locks | None, now: datetime
@@ -338,7 +347,7 @@ class Observer:
         self, entry: RepoEntry, keys: _Keys, old: _Cache, now: datetime, locks: Locks | None
     ) -> RepoSnapshot | None:
         """The snapshot without reading anything, or None when some part changed."""
-        if old.git_key != keys.git or old.graph_key != keys.graph or old.runs_key != keys.runs:
+        if old.git_key != keys.git or old.graph_key != keys.graph_read or old.runs_key != keys.runs:
             return None
         reading = old.graph
         if reading is not None:
@@ -377,7 +386,7 @@ class Observer:
                 failure = f"git: timed out after {self.timeout_s:g}s"
             except OSError as error:
                 failure = f"git: {error}"
-        reading, graph_errors, reused_graph = self._graph_part(entry, now, names, old, keys.graph)
+        reading, graph_errors, reused_graph = self._graph_part(entry, now, names, old, keys)
         git_key: StatKey = ()
         if failure is not None:
             git, git_errors, reused_git = None, [failure], False
@@ -394,7 +403,7 @@ class Observer:
             git_key,
             git,
             tuple(git_errors),
-            keys.graph,
+            keys.graph_read,
             reading,
             tuple(graph_errors),
             keys.runs,
@@ -426,9 +435,9 @@ class Observer:
         return state, errors, keys.git, False
 
     def _graph_part(
-        self, entry: RepoEntry, now: datetime, names: frozenset[str], old: _Cache | None, key: StatKey
+        self, entry: RepoEntry, now: datetime, names: frozenset[str], old: _Cache | None, keys: _Keys
     ) -> tuple[GraphReading | None, list[str], bool]:
-        if old is not None and old.graph_key == key:
+        if old is not None and old.graph_key == keys.graph_read:
             if old.graph is None:
                 return None, list(old.graph_errors), True
             moved = refresh(old.graph, now)
@@ -444,6 +453,7 @@ class Observer:
                     own=entry.name.lower(),
                     peers=previous.statuses if previous is not None else None,
                     export=self._wanted.get(entry.name, ()),
+                    questions=open_escalations(entry.path) if keys.coord else (),
                 ),
                 [],
                 False,

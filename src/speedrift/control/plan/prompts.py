@@ -419,9 +419,20 @@ def _needs_human(repo: str, where: str, task: str, why: str, detail: Mapping[str
     then = f"{first}, then answer" if first else "Answer"
     return (
         f"Answer what task {task} ({detail.get('title', '')}) in {repo} asks a human.",
-        f"{where} The task is tagged needs-human and asks: {why} "
+        f"{where} "
+        + (
+            "Its agent asked, and triage could not answer: "
+            if detail.get("record")
+            else "The task is tagged needs-human and asks: "
+        )
+        + f"{why} "
         f"`speedrift show {task}` has its log and failure history.",
-        f"{then} with `{detail.get('answer')}`; the task is open again without the needs-human tag.",
+        f"{then} with `{detail.get('answer')}`; "
+        + (
+            "the question is resolved and the task gets the answer."
+            if detail.get("record")
+            else "the task is open again without the needs-human tag."
+        ),
         None,
     )
 

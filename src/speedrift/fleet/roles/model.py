@@ -24,7 +24,6 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -34,30 +33,11 @@ from jsonschema.validators import Draft202012Validator
 
 from speedrift import jsonvalid, layout
 from speedrift.errors import InvalidValue, NotFound
+from speedrift.fleet.roles.names import RoleName, Tier
 from speedrift.textclip import cut_middle
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 MAX_INPUT_CHARS = 200_000  # one input, clipped in the middle past this (a huge diff)
-
-
-class RoleName(StrEnum):
-    REVIEWER = "reviewer"
-    DEBUGGER = "debugger"
-    ARCHITECT = "architect"
-    PLAN_VERIFIER = "plan_verifier"
-    COHERENCE = "coherence"
-    INTEGRATION = "integration"
-    DOCUMENTATION = "documentation"
-    EVALUATOR = "evaluator"
-    TRIAGE = "triage"
-
-
-class Tier(StrEnum):
-    """Which model tier a role runs on by default: ``planning`` the strongest configured tier of
-    its runtime (``[recovery] model_tiers``), ``support`` the runtime's configured model."""
-
-    PLANNING = "planning"
-    SUPPORT = "support"
 
 
 @dataclass(frozen=True)

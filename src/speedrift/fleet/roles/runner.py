@@ -38,16 +38,18 @@ from speedrift import fsutil, layout, redact, safejson
 from speedrift.agents import choose as registry
 from speedrift.agents import env as agent_env
 from speedrift.agents import sandbox, session
-from speedrift.agents.protocol import Budgets, RunOutcome, RunRequest, Usage
+from speedrift.agents.protocol import Budgets, FailureKind, RunOutcome, RunRequest, Usage
 from speedrift.coord.records import REPO_SCOPE, Actor, Author
 from speedrift.coord.store import CoordStore
 from speedrift.errors import Refused
 from speedrift.failure_class import FailureClass
-from speedrift.fleet import signals
+from speedrift.fleet import pauses, signals
 from speedrift.fleet.config import RepoConfig
-from speedrift.fleet.roles.model import Role, RoleName, Tier, load_role
+from speedrift.fleet.roles.model import Role, load_role
+from speedrift.fleet.roles.names import RoleName, Tier
 from speedrift.repo import git, worktrees
 from speedrift.textclip import clip
+from speedrift.times import now_utc
 
 MAX_ROUNDS = 2  # the first output, and one corrected one
 MAX_OUTPUT_BYTES = 512 * 1024
@@ -162,6 +164,9 @@ def run_role(
     contained = decision or sandbox.decide(config.sandbox.mode, network=config.sandbox.network)
     sandbox.require(config.sandbox.mode, contained)
     call.record_dir.mkdir(parents=True, exist_ok=True)
+    paused = _paused(role, runtime, model, call.record_dir, contained)
+    if paused is not None:
+        return paused
     checkout = _checkout_path(repo, call.record_dir)
     worktrees.add_checkout(repo, checkout, call.commit)
     try:
@@ -200,7 +205,7 @@ def _rounds(
         text = prompt if rounds == 1 else prompt + _correction(problems)
         text = redact.redact_text(text)
         outcome = _run_once(config, call, role, runtime, model, text, checkout, round_dir, contained, cancel)
-        usage = _add(usage, outcome.usage)
+        usage = usage.plus(outcome.usage)
         taken = signals.ingest(
             layout.signals_path(checkout), store, author, keep=round_dir / layout.SIGNALS_FILE
         )
@@ -229,9 +234,7 @@ def _rounds(
         posted=posted,
         refused=refused,
     )
-    fsutil.write_atomic(
-        call.record_dir / ROLE_RECORD, orjson.dumps(result.as_dict(), option=orjson.OPT_INDENT_2)
-    )
+    _write_record(result)
     return result
 
 
@@ -305,6 +308,30 @@ def _run_once(
     )
 
 
+def _paused(
+    role: Role, runtime: str, model: str | None, record_dir: Path, contained: sandbox.Decision
+) -> RoleResult | None:
+    """A role is not started on a runtime paused machine-wide (fleet/pauses.py): the result is a
+    failed run saying so, with the pause's end as its reset (a rate limit's retry waits for it)."""
+    now = now_utc()
+    pause = pauses.blocking_pause(runtime, model, now)
+    if pause is None:
+        return None
+    kind = FailureKind.AUTH if pause.needs_human else FailureKind.RATE_LIMIT
+    outcome = RunOutcome(
+        success=False, failure=kind, reason=f"not started: {pause.sentence(now)}", reset_at=pause.until
+    )
+    result = RoleResult(role.name, None, [], 0, outcome, record_dir, runtime, model, sandboxed=contained.used)
+    _write_record(result)
+    return result
+
+
+def _write_record(result: RoleResult) -> None:
+    fsutil.write_atomic(
+        result.record_dir / ROLE_RECORD, orjson.dumps(result.as_dict(), option=orjson.OPT_INDENT_2)
+    )
+
+
 def signal_command() -> str:
     """The command an agent runs to report (``<this> KIND --json '{…}'``): this very speedrift."""
     return f"{shlex.quote(sys.executable)} -m speedrift signal"
@@ -375,14 +402,3 @@ def _checkout_path(repo: Path, record_dir: Path) -> Path:
 
 def _changed(checkout: Path) -> set[str]:
     return set(git.status_porcelain(checkout))
-
-
-def _add(total: Usage, more: Usage) -> Usage:
-    return Usage(
-        input_tokens=total.input_tokens + more.input_tokens,
-        output_tokens=total.output_tokens + more.output_tokens,
-        cache_read_tokens=total.cache_read_tokens + more.cache_read_tokens,
-        cache_write_tokens=total.cache_write_tokens + more.cache_write_tokens,
-        cost_usd=total.cost_usd + more.cost_usd,
-        turns=total.turns + more.turns,
-    )

@@ -43,13 +43,48 @@
     await copyText(text, which + " prompt", button);
   }
 
-  // a task waiting on a person's answer: what to do first, and the command that answers it
+  // a task waiting on a person's answer: what to do first, and the command that answers it; a
+  // question an agent asked (a human_escalation record) also gets a box that sends the answer
   function answerBlock(item) {
     const answer = item.answer;
     if (!answer || !answer.command) return null;
     return el("div", { class: "answer" },
       answer.first ? el("div", { class: "first", text: "first: " + answer.first }) : null,
-      el("code", { class: "answer-command", text: answer.command }));
+      el("code", { class: "answer-command", text: answer.command }),
+      answer.record ? answerBox(item, answer.record) : null);
+  }
+
+  // drafts survive the list being redrawn (every live update redraws it); answered records stay marked
+  const drafts = new Map();
+  const answered = new Map();
+
+  function answerBox(item, record) {
+    const done = answered.get(record);
+    if (done) return el("div", { class: "answered muted", text: done });
+    const id = "answer-" + record;
+    const area = el("textarea", { id, class: "answer-text", rows: 2, maxlength: 8000, "data-answer-box": record, placeholder: "your answer (the task gets it)", oninput: (e) => drafts.set(record, e.currentTarget.value) });
+    area.value = drafts.get(record) || "";
+    return el("div", { class: "answer-box" },
+      el("label", { for: id, class: "muted", text: "answer " + record + ":" }),
+      area,
+      el("button", { type: "button", "data-send-answer": record, "aria-label": "Send the answer to " + record, onclick: (e) => sendAnswer(item, record, area, e.currentTarget) }, "send answer"));
+  }
+
+  async function sendAnswer(item, record, area, button) {
+    const text = area.value.trim();
+    if (!text) { toast("write the answer first", true); area.focus(); return; }
+    button.disabled = true;
+    try {
+      const result = await post("/api/repos/" + encodeURIComponent(item.repo) + "/answer/" + encodeURIComponent(record), { answer: text });
+      const said = "answered: " + result.feedback.id + (result.reopened ? "; " + result.task + " is open again" : "");
+      answered.set(record, said);
+      drafts.delete(record);
+      toast(said);
+      renderQueues();
+    } catch (error) {
+      toast("answer refused: " + error.message, true);
+      button.disabled = false;
+    }
   }
 
   async function approve(item, button) {
@@ -85,6 +120,7 @@
   function renderQueues() {
     const box = $("queue-list");
     const keys = Object.keys(S.queues);
+    const typing = document.activeElement && document.activeElement.dataset ? document.activeElement.dataset.answerBox : null;
     keepFocus(box, () => box.replaceChildren(...keys.map((key) => {
       const queue = S.queues[key];
       const limit = S.queueLimits[key] || QUEUE_PAGE;
@@ -98,6 +134,10 @@
         more,
         queue.total > items.length ? el("p", { class: "muted", text: (queue.total - items.length) + " more in /api/queues" }) : null);
     })));
+    if (typing) {  // the answer being typed keeps its focus and caret through the redraw
+      const area = box.querySelector("textarea[data-answer-box='" + CSS.escape(typing) + "']");
+      if (area) { area.focus({ preventScroll: true }); area.setSelectionRange(area.value.length, area.value.length); }
+    }
   }
 
   Object.assign(SR, { loadPrompts, renderQueues });
