@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from speedrift.coord.store import CoordStore
+from speedrift.fleet.answers import answer
 from speedrift.fleet.config import RepoConfig
 from speedrift.fleet.decompose import Outcome, decompose
 from speedrift.fleet.decompose_plan import FindingKind, check_plan
@@ -308,3 +309,18 @@ def test_the_cli_exits_1_naming_the_escalation(workshop: Workshop, scenario: Pat
         said.returncode == 1
         and "failed verification in 2 round(s) (--dry-run: nothing posted)" in said.stdout
     )
+
+
+def test_a_persons_answer_to_the_escalation_reaches_the_next_architect(
+    workshop: Workshop, scenario: Path
+) -> None:
+    workshop.add("big", description=SPEC)
+    roles(scenario, [GOOD], [FAIL, PASS])
+    first = run(workshop, max_rounds=1)
+    said = "Yes: the README must say v2 as well, in its first line."
+    answered = answer(workshop.repo, workshop.store, RepoConfig(), first.escalation, said, name="ana")
+    assert answered.task == "big"
+    assert run(workshop, max_rounds=1).outcome is Outcome.WRITTEN
+    second = workshop.repo / ".speedrift" / "runs" / "big" / "decompose" / "2"
+    architect = (second / "architect-1" / "round-1" / "prompt.md").read_text()
+    assert said in architect and "(human ana)" in architect

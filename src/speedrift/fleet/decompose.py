@@ -45,6 +45,7 @@ from speedrift.coord.records import (
 from speedrift.coord.store import CoordStore
 from speedrift.errors import NotFound, Refused, SpeedriftError
 from speedrift.fleet.config import RepoConfig
+from speedrift.fleet.coordination import store_for
 from speedrift.fleet.decompose_plan import (
     Finding,
     check_plan,
@@ -72,6 +73,10 @@ class Outcome(StrEnum):
     VERIFIED = "verified"  # --dry-run: verified, not written
     ESCALATED = "escalated"  # still failing after the last round: a human decides
     NOT_VERIFIED = "not_verified"  # --dry-run, still failing: nothing posted
+
+
+MAX_ANSWERS = 20
+MAX_ANSWER_CHARS = 2_000
 
 
 @dataclass
@@ -156,6 +161,7 @@ def decompose(
         "failure": failure_text(repo, parent),
         "files": files_text(repo, commit),
         "guidance": guidance_text(repo, commit),
+        "answers": answers_text(repo, parent),
     }
     rounds: list[Round] = []
     for number in range(1, max_rounds + 1):
@@ -397,3 +403,19 @@ def files_text(repo: Path, commit: str) -> str:
     more = len(names) - MAX_FILES_LISTED
     text = cut_middle(shown, MAX_FILES_CHARS) + (f"\n… and {more} more files" if more > 0 else "")
     return text or "(the repository has no tracked files)"
+
+
+def answers_text(repo: Path, task: Task) -> str:
+    """The answers given about ``task`` in its scope — a person's ``human_feedback`` and triage's
+    ``guidance`` targeting it (an answer to an earlier decompose's escalation among them) — oldest
+    first, so a later run of the Architect plans with them."""
+    target = f"task:{task['id']}"
+    kinds = (Kind.HUMAN_FEEDBACK, Kind.GUIDANCE)
+    found = [
+        r for r in store_for(repo, task).read().records.values() if r.kind in kinds and target in r.targets
+    ]
+    lines = []
+    for record in found[-MAX_ANSWERS:]:
+        said = clip(record.detail or record.summary, MAX_ANSWER_CHARS, flatten=False)
+        lines.append(f"- {record.id} ({record.author.words()}): {said}")
+    return redact.redact_text("\n".join(lines))
