@@ -12,20 +12,24 @@ value never raises for the value's sake, whatever it holds.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
-
-import jsonschema
-from jsonschema.exceptions import SchemaError
-from jsonschema.validators import Draft202012Validator
+from typing import TYPE_CHECKING, Any
 
 from speedrift.errors import InvalidValue
 from speedrift.textclip import clip
+
+if TYPE_CHECKING:
+    from jsonschema.validators import Draft202012Validator
 
 MAX_ERRORS = 50
 
 
 def checked_schema(schema: Mapping[str, Any], where: str) -> Draft202012Validator:
-    """A validator for ``schema``; InvalidValue naming ``where`` when the schema itself is wrong."""
+    """A validator for ``schema``; InvalidValue naming ``where`` when the schema itself is wrong.
+    jsonschema is imported here, on first use (~100 ms): never on a reader's path."""
+    import jsonschema
+    from jsonschema.exceptions import SchemaError
+    from jsonschema.validators import Draft202012Validator
+
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as error:

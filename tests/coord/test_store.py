@@ -132,3 +132,47 @@ def test_a_credential_in_a_posted_record_is_never_written(tmp_path: Path) -> Non
     written = store.path.read_text()
     assert token not in written
     assert "pushed with" in written and store.read().records[posted.id].status is Status.CLOSED
+
+
+def test_past_its_size_a_store_archives_old_closed_records_line_for_line_and_keeps_counting(
+    tmp_path: Path,
+) -> None:
+    import zstandard
+
+    store = CoordStore(tmp_path / "repo.jsonl", "repo", compact_bytes=4_000)
+    old = [store.post(draft(f"old question {n} " + "x" * 200), now=NOW) for n in range(8)]
+    for record in old[:6]:
+        store.update(record.id, Status.RESOLVED, author=SPEEDRIFT, now=NOW)
+    later = NOW + timedelta(days=8)
+    fresh = store.post(draft("a fresh question"), now=later)
+    assert fresh.seq == 15  # 8 posts, 6 updates: the next number, archived lines or not
+    moved = [
+        line
+        for archive in store.archives()
+        for line in zstandard.ZstdDecompressor().stream_reader(archive.read_bytes()).read().splitlines()
+    ]
+    # every closed record but the one holding the last line (it keeps the sequence going)
+    assert sorted({orjson.loads(line)["id"] for line in moved}) == sorted(r.id for r in old[:5])
+    assert len(moved) == len(set(moved)) == 10  # creating line and update of each, as written
+    live = store.read().records
+    assert set(live) == {old[5].id, old[6].id, old[7].id, fresh.id}
+    assert [r.id for r in live.values() if not r.open] == [old[5].id]
+    assert store.post(draft("and one more"), now=later).seq == 16
+
+
+def test_a_reader_sees_what_other_writers_appended_and_a_compaction_under_it(tmp_path: Path) -> None:
+    writer = CoordStore(tmp_path / "repo.jsonl", "repo", compact_bytes=3_000)
+    reader = CoordStore(tmp_path / "repo.jsonl", "repo")
+    first = [writer.post(draft(f"question {n} " + "y" * 150), now=NOW) for n in range(4)]
+    assert list(reader.read().records) == [r.id for r in first]
+    for record in first[:3]:
+        writer.update(record.id, Status.RESOLVED, author=SPEEDRIFT, now=NOW)
+    assert [r.status for r in reader.read().records.values()][:3] == [Status.RESOLVED] * 3
+    assert reader.read().records[first[3].id].open
+    later = NOW + timedelta(days=8)
+    for n in range(6):  # past 3,000 bytes: the writer compacts, the file is another one
+        writer.post(draft(f"later {n} " + "z" * 150), now=later)
+    assert writer.archives()
+    seen = reader.read()
+    assert seen.records == CoordStore(tmp_path / "repo.jsonl", "repo").read().records  # a fresh reader
+    assert first[0].id not in seen.records and first[3].id in seen.records

@@ -16,6 +16,7 @@ from speedrift.fleet.answers import answer
 from speedrift.fleet.config import RepoConfig
 from speedrift.fleet.decompose import Outcome, decompose
 from speedrift.fleet.decompose_plan import FindingKind, check_plan
+from speedrift.fleet.prompt import build_prompt
 from speedrift.graph import ops
 from tests.fleet.conftest import Workshop
 
@@ -143,7 +144,15 @@ def test_a_failed_task_is_decomposed_into_subtasks_with_dependencies_and_scopes(
     assert docs["after"] == ["big-code"] and "after" not in code
     assert code["model"] == "claude:opus" and "model" not in docs  # planning tier: the strongest
     assert code["tags"] == ["decomposed"] and code["speedrift"]["parent"] == "big"
-    assert "Acceptance criteria:\n- the code part is done (verified by test)" in code["description"]
+    criteria = [{"criterion": "the code part is done", "verify_by": "test"}]
+    assert code["speedrift"]["acceptance_criteria"] == criteria  # where the prompt and Reviewer read them
+    developer = build_prompt(
+        code, repo_name="repo", target_branch="main", dependencies=[], earlier=[], handoff=None
+    )
+    assert (
+        "## Acceptance criteria (a reviewer checks each)\n- the code part is done (verified by: test)"
+        in developer
+    )
     assert "Part of `big`" in code["description"]
     # the parent waits for its parts, reopened as a split_task recovery leaves it
     assert parent["status"] == "open" and parent["after"] == ["big-code", "big-docs"]

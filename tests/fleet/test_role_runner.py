@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from speedrift.failure_class import FailureClass
 from speedrift.fleet.config import RepoConfig
 from speedrift.fleet.roles.names import RoleName
 from speedrift.fleet.roles.runner import RoleCall, run_role
+from speedrift.procs import identity_of
 from tests.agents.conftest import FAKES
 from tests.fleet.conftest import Workshop
 from tests.gitrepo import sh_git
@@ -195,3 +197,26 @@ def test_a_role_is_not_started_on_a_runtime_paused_machine_wide(
     assert done.outcome.failure is FailureKind.RATE_LIMIT and done.outcome.reset_at == until
     assert not (tmp_path / "record" / "reviewer-1" / "round-1").exists()  # no agent started
     assert json.loads((tmp_path / "record" / "reviewer-1" / "role.json").read_text())["run_failed"] is True
+
+
+def test_a_checkout_left_by_a_killed_role_run_is_removed_by_the_next_run(
+    workshop: Workshop, tmp_path: Path, fake_claude: Path
+) -> None:
+    # a role run killed mid-way: its checkout and owner record stay, its process is gone
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    base = workshop.repo / ".speedrift" / "role-checkouts"
+    left = base / "left-behind"
+    head = sh_git(workshop.repo, "rev-parse", "HEAD")
+    sh_git(workshop.repo, "worktree", "add", "--detach", str(left), head)
+    (base / "left-behind.owner.json").write_text(json.dumps({"pid": dead.pid, "started": 1}))
+    # one whose owner still runs (this test) is kept
+    alive = base / "in-use"
+    sh_git(workshop.repo, "worktree", "add", "--detach", str(alive), head)
+    (base / "in-use.owner.json").write_text(json.dumps(identity_of().to_dict()))
+    runs(fake_claude, [{"do": "start"}, {"do": "result_file", "report": APPROVE}, {"do": "finish"}])
+    assert run_role(workshop.repo, config(sandbox={"mode": "off"}), call(workshop, tmp_path)).valid
+    listed = sh_git(workshop.repo, "worktree", "list")
+    assert "left-behind" not in listed and not left.exists()
+    assert "in-use" in listed and alive.is_dir()
+    assert sorted(p.name for p in base.iterdir()) == ["in-use", "in-use.owner.json"]

@@ -1,7 +1,9 @@
 """Coordination commands: signal (inside an attempt), board, handoff show.
 
-``board`` and ``handoff show`` print what agents, speedrift and humans wrote: every value goes out
-redacted (speedrift/redact.py) and printable (speedrift/termtext.py).
+``board`` and ``handoff show`` print what agents, speedrift and humans wrote: printable
+(speedrift/termtext.py), and redacted as every record is on its way into the store
+(coord/store.py redacts whoever posts) — not a second time on the way out, which would cost a
+scan of every string of a large board.
 """
 
 from __future__ import annotations
@@ -13,19 +15,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from speedrift import redact
+from speedrift.cli.base import store as graph_store
 from speedrift.cli.output import emit_json, printable, say
-from speedrift.cli.worker_cmds import repo_context
 from speedrift.coord import board as coord_board
 from speedrift.coord.records import REPO_SCOPE, Kind, Record
 from speedrift.coord.store import CoordStore
 from speedrift.errors import InvalidValue, NotFound, UsageError
-from speedrift.fleet import coordination, signals
 from speedrift.times import clock_words, now_utc
 
 
 def signal(args: Namespace) -> int:
     """``speedrift signal KIND --json '{…}'``: checked on receipt; every problem printed (exit 2)."""
+    from speedrift.fleet import signals  # the board needs none of the fleet: imported per command
+
     payload = signals.parse_payload(args.payload)
     try:
         said = signals.signal(args.kind, payload, os.environ)
@@ -37,7 +39,7 @@ def signal(args: Namespace) -> int:
 
 def board(args: Namespace) -> int:
     """``speedrift board [SCOPE] [--all] [--json]``: the scope's board, open records first."""
-    repo, _graph, _config = repo_context(args)
+    repo = graph_store(args).directory.parent
     scope = args.scope or REPO_SCOPE
     store = CoordStore.for_scope(repo, scope)
     if args.scope and not store.path.exists():
@@ -49,7 +51,7 @@ def board(args: Namespace) -> int:
     snapshot = store.read()
     now = now_utc()
     if args.as_json:
-        emit_json(redact.redact_value(coord_board.as_json(snapshot, now=now, show_all=args.show_all)))
+        emit_json(coord_board.as_json(snapshot, now=now, show_all=args.show_all))
         return 0
     _write(coord_board.render(snapshot, now=now, show_all=args.show_all))
     return 0
@@ -58,9 +60,11 @@ def board(args: Namespace) -> int:
 def handoff_show(args: Namespace) -> int:
     """``speedrift handoff show TASK [--all] [--json]``: the task's handoffs, newest last — those
     its next attempt gets (open, not expired), or with ``--all`` every one it ever had."""
+
     if getattr(args, "handoff_command", None) != "show":
         raise UsageError("speedrift handoff: say what to do", hint="speedrift handoff show TASK")
-    repo, graph, _config = repo_context(args)
+    graph = graph_store(args)
+    repo = graph.directory.parent
     task = graph.load().get(args.task_id)
     scopes = _scopes_of(repo, task)
     now = now_utc()
@@ -74,9 +78,7 @@ def handoff_show(args: Namespace) -> int:
         raise NotFound(f"no task {args.task_id!r}", hint="`speedrift list` shows the tasks")
     if args.as_json:
         rows = [r.as_dict() | {"standing": coord_board.standing(r, now).value} for r in shown]
-        emit_json(
-            redact.redact_value({"task": args.task_id, "handoffs": rows, "hidden": len(found) - len(shown)})
-        )
+        emit_json({"task": args.task_id, "handoffs": rows, "hidden": len(found) - len(shown)})
         return 0
     _write(_handoffs_text(args.task_id, shown, len(found) - len(shown), now))
     return 0
@@ -84,6 +86,8 @@ def handoff_show(args: Namespace) -> int:
 
 def _scopes_of(repo: Path, task: dict[str, Any] | None) -> list[str]:
     """The task's own scope first, then every other scope with records."""
+    from speedrift.fleet import coordination  # the board needs none of the fleet
+
     own = REPO_SCOPE
     if task is not None:
         try:
@@ -124,5 +128,5 @@ def _handoffs_text(task_id: str, shown: list[Record], hidden: int, now: datetime
 
 
 def _write(text: str) -> None:
-    sys.stdout.write(printable(redact.redact_text(text), newlines=True))
+    sys.stdout.write(printable(text, newlines=True))
     sys.stdout.flush()

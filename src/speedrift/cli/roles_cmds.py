@@ -23,8 +23,9 @@ import orjson
 
 from speedrift import layout, safejson
 from speedrift.cli.output import emit_json, printable, say, table
-from speedrift.cli.worker_cmds import _cancel_on_signals, repo_context
+from speedrift.cli.worker_cmds import cancel_on_signals, repo_context
 from speedrift.errors import NotFound, Refused, SpeedriftError, UsageError
+from speedrift.fleet.attempts import prune_records
 from speedrift.fleet.config import RepoConfig
 from speedrift.fleet.roles.model import Role, load_role, parse_role_name, shipped
 from speedrift.fleet.roles.names import RoleName
@@ -175,7 +176,7 @@ def roles_run(args: Namespace) -> int:
     model = _model_words(role_model(config, role, runtime))
     _progress(f"running the {role.title} on {commit[:12]} ({runtime}, {model}); record: {record}")
     cancel = threading.Event()
-    with _cancel_on_signals(cancel):
+    with cancel_on_signals(cancel):
         result = run_role(
             repo, config, RoleCall(name, inputs, record, commit, task_id=task_id), cancel=cancel
         )
@@ -258,5 +259,6 @@ def _record_dir(repo: Path, name: RoleName) -> Path:
             path.mkdir(parents=True)
         except FileExistsError:
             continue
+        prune_records(path.parent)  # the newest role runs kept, as a task's attempts are
         return path
     raise Refused(f"cannot make a record directory beside {base}", hint="remove the old role runs there")

@@ -80,7 +80,7 @@ def run(args: Namespace) -> int:
     slot = _admit(repo, graph_store, config, args.task_id)  # the machine-wide limits, before the claim
     cancel = threading.Event()
     try:
-        with _cancel_on_signals(cancel) as received:
+        with cancel_on_signals(cancel) as received:
             result = pipeline.run(
                 args.task_id,
                 RunOptions(
@@ -147,7 +147,7 @@ def _admit(repo: Path, graph_store: GraphStore, config: RepoConfig, task_id: str
 
 
 @contextlib.contextmanager
-def _cancel_on_signals(cancel: threading.Event) -> Iterator[list[int]]:
+def cancel_on_signals(cancel: threading.Event) -> Iterator[list[int]]:
     """SIGTERM or SIGINT end the attempt properly: the session ends the agent's process group and the
     attempt is recorded as cancelled (a step that is not the agent — gates, the merge queue — runs to
     its end first). A second signal interrupts at once; the pipeline still releases the claim."""

@@ -21,13 +21,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from speedrift import jsonvalid
 from speedrift.errors import InvalidValue
 from speedrift.times import format_time, parse_time
+
+if TYPE_CHECKING:
+    from jsonschema.validators import Draft202012Validator
 
 RECORD_VERSION = 1
 MAX_SUMMARY = 2_000
@@ -269,6 +273,7 @@ def parse_line(raw: Mapping[str, Any]) -> Record:
     at = parse_time(raw.get("at"))
     if at is None:
         raise ValueError("at must be a timestamp")
+    updates = raw.get("updates") is True
     data = raw.get("data")
     return Record(
         seq=seq,
@@ -286,7 +291,8 @@ def parse_line(raw: Mapping[str, Any]) -> Record:
         closure_condition=str(raw.get("closure_condition") or ""),
         data=data if isinstance(data, Mapping) else {},
         expires_at=parse_time(raw.get("expires_at")),
-        updates=raw.get("updates") is True,
+        updates=updates,
+        history=() if updates else (seq,),
     )
 
 
@@ -296,10 +302,17 @@ def fold(lines: Iterable[Record]) -> dict[str, Record]:
     carries, keeping the creating line's kind, author and creation time. An update of an unknown
     id is ignored (it never creates a record)."""
     records: dict[str, Record] = {}
-    for line in sorted(lines, key=lambda r: r.seq):
+    fold_into(records, sorted(lines, key=lambda r: r.seq))
+    return records
+
+
+def fold_into(records: dict[str, Record], lines: Iterable[Record]) -> None:
+    """:func:`fold` continued: apply ``lines`` — later in sequence than every line already folded
+    into ``records``, in sequence order — to ``records`` in place."""
+    for line in lines:
         if not line.updates:
             if line.id not in records:
-                records[line.id] = replace(line, history=(line.seq,))
+                records[line.id] = line if line.history else replace(line, history=(line.seq,))
             continue
         current = records.get(line.id)
         if current is None:
@@ -316,7 +329,6 @@ def fold(lines: Iterable[Record]) -> dict[str, Record]:
             history=(*current.history, line.seq),
             updated_by=line.author,
         )
-    return records
 
 
 # --- what enters the store ------------------------------------------------------------------------
@@ -345,7 +357,12 @@ _POST_SCHEMA: dict[str, Any] = {
         "ttl_hours": {"type": "number", "exclusiveMinimum": 0, "maximum": 24 * 365},
     },
 }
-_POST = jsonvalid.checked_schema(_POST_SCHEMA, "coord/records.py post schema")
+
+
+@cache
+def _post_validator() -> Draft202012Validator:
+    """Compiled on first use: reading records never needs it, only posting one."""
+    return jsonvalid.checked_schema(_POST_SCHEMA, "coord/records.py post schema")
 
 
 class InvalidRecord(InvalidValue):
@@ -386,7 +403,7 @@ def check_post(
 ) -> Draft:
     """A posted JSON payload as a :class:`Draft` stamped with ``author``, or InvalidRecord naming
     every problem. The payload cannot choose its author, its sequence number or its id."""
-    found = jsonvalid.problems(_POST, payload)
+    found = jsonvalid.problems(_post_validator(), payload)
     if found:
         raise InvalidRecord(kind.value, found)
     assert isinstance(payload, dict)

@@ -31,8 +31,18 @@ def run_dir(repo: Path, task_id: str, attempt: int) -> Path:
 
 
 def _prune(folder: Path) -> None:
-    numbered = sorted((int(p.name), p) for p in folder.iterdir() if p.is_dir() and p.name.isdigit())
-    for _, old in numbered[:-KEEP_ATTEMPTS]:
+    prune_records(folder)
+
+
+def prune_records(folder: Path, keep: int = KEEP_ATTEMPTS) -> None:
+    """Keep the newest ``keep`` run records in ``folder``: its numbered directories by number
+    (attempts, decompose runs), else its directories by name (``runs/_roles/<role>-<stamp>``)."""
+    if not folder.is_dir():
+        return
+    folders = [p for p in folder.iterdir() if p.is_dir()]
+    numbered = sorted((int(p.name), p) for p in folders if p.name.isdigit())
+    ordered = [p for _, p in numbered] if numbered else sorted(folders, key=lambda p: p.name)
+    for old in ordered[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
 
 

@@ -41,10 +41,9 @@ from speedrift.fleet.attempt import Attempt, AttemptResult, worker_actor
 from speedrift.fleet.roles.runner import signal_command
 from speedrift.gates import changes
 from speedrift.gates.globs import matches
-from speedrift.gates.scope import declared_scope
 from speedrift.gitcmd import GitError
 from speedrift.graph import ops
-from speedrift.graph.model import DONE, FAILED, WAITING, Task, speedrift_data
+from speedrift.graph.model import DONE, FAILED, WAITING, Task, declared_scope, speedrift_data
 from speedrift.graph.store import GraphStore
 from speedrift.textclip import clip
 from speedrift.times import now_utc

@@ -44,6 +44,7 @@ from speedrift.coord.records import (
 )
 from speedrift.coord.store import CoordStore
 from speedrift.errors import NotFound, Refused, SpeedriftError
+from speedrift.fleet import attempts
 from speedrift.fleet.config import RepoConfig
 from speedrift.fleet.coordination import store_for
 from speedrift.fleet.decompose_plan import (
@@ -51,6 +52,7 @@ from speedrift.fleet.decompose_plan import (
     check_plan,
     check_splittable,
     decompose_mutation,
+    subtask_data,
     subtask_specs,
 )
 from speedrift.fleet.roles.inputs import guidance_text, task_and_scope
@@ -196,7 +198,10 @@ def decompose(
             result.outcome = Outcome.ESCALATED
             result.escalation = _escalate(repo, store, task_id, rounds, record_dir, actor)
     elif not dry_run:
-        store.mutate(lambda g, now: decompose_mutation(g, task_id, specs, now=now, actor=actor), actor=actor)
+        data = subtask_data(parent, last.plan["tasks"])
+        store.mutate(
+            lambda g, now: decompose_mutation(g, task_id, specs, now=now, actor=actor, data=data), actor=actor
+        )
         result.outcome = Outcome.WRITTEN
         settle_escalations(CoordStore.for_scope(repo, REPO_SCOPE), task_id, Status.RESOLVED, actor)
     _write_summary(record_dir, task_id, rounds, result)
@@ -220,6 +225,7 @@ def _record_dir(repo: Path, task_id: str) -> Path:
     taken = [int(p.name) for p in base.iterdir() if p.name.isdigit()]
     folder = base / str(max(taken, default=0) + 1)
     folder.mkdir()
+    attempts.prune_records(base)  # the newest runs kept, as a task's attempts are
     return folder
 
 

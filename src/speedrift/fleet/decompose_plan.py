@@ -1,15 +1,17 @@
-"""The pure half of `speedrift decompose`: the task as a role reads it, speedrift's own checks
-of an Architect's plan, and the one graph change that writes a verified plan.
+"""The pure half of `speedrift decompose`: speedrift's own checks of an Architect's plan, and the
+one graph change that writes a verified plan.
 
 :func:`check_plan` finds what speedrift can judge without a model: ids unique and valid (and free
 in the graph once namespaced under the parent, ``<parent>-<id>``), dependencies inside the split,
 no cycle, paths inside the repository, and no file (or glob) owned by two tasks that may run at
 the same time — neither depending on the other, directly or through others.
-:func:`decompose_mutation` adds the subtasks — each with its acceptance criteria in its
-description, its declared scope (``speedrift.touch`` = files_touched, what gates/scope.py and the
-prompt read), its dependencies, its model (a ``planning`` tier: the strongest of ``[recovery]
-model_tiers``; else the parent's), the ``decomposed`` tag and ``speedrift.parent`` — and makes the
-parent wait for them, reopened as a ``split_task`` recovery reopens it
+:func:`decompose_mutation` adds the subtasks — each with its acceptance criteria
+(``speedrift.acceptance_criteria``, which the developer's prompt and the Reviewer read), the
+parent's spec excerpt (``speedrift.spec``), its declared scope (``speedrift.touch`` =
+files_touched, what gates/scope.py and the prompt read), its dependencies, its model (a
+``planning`` tier: the strongest of ``[recovery] model_tiers``; else the parent's), the
+``decomposed`` tag and ``speedrift.parent`` — and makes the parent wait for them, reopened as a
+``split_task`` recovery reopens it
 (``recovery_graph.retry_mutation``), in ONE mutation: it is written whole or not at all.
 
 Pure: graph and time in, :class:`~speedrift.graph.ops.Mutation` out (fleet/decompose.py is the edge).
@@ -26,6 +28,7 @@ from typing import Any
 from speedrift import layout
 from speedrift.errors import NotFound, Refused, UsageError
 from speedrift.fleet import recovery_graph
+from speedrift.fleet.roles.inputs import TASK_CRITERIA_KEY, TASK_SPEC_KEY
 from speedrift.gates.globs import matches
 from speedrift.graph import ids, ops
 from speedrift.graph.codec import Graph
@@ -39,6 +42,7 @@ from speedrift.graph.model import (
     Task,
     after_of,
     edge_key,
+    speedrift_data,
     status_of,
     str_list,
 )
@@ -197,6 +201,24 @@ def _overlap(one: str, other: str) -> bool:
 
 
 # --- the subtasks and the one graph change (pure) ---------------------------------------------------
+def subtask_data(parent: Task, tasks: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each subtask's ``speedrift`` fields, by its id: its parent, its acceptance criteria as the
+    Reviewer reads them (fleet/roles/inputs.py) and the parent's spec excerpt, when it has one."""
+    spec = speedrift_data(parent).get(TASK_SPEC_KEY)
+    out: dict[str, dict[str, Any]] = {}
+    for item in tasks:
+        criteria = [
+            {"criterion": str(c.get("criterion")), "verify_by": str(c.get("verify_by"))}
+            for c in item.get("acceptance_criteria") or []
+            if isinstance(c, Mapping)
+        ]
+        fields: dict[str, Any] = {"parent": str(parent["id"]), TASK_CRITERIA_KEY: criteria}
+        if spec:
+            fields[TASK_SPEC_KEY] = spec
+        out[subtask_id(str(parent["id"]), str(item["id"]))] = fields
+    return out
+
+
 def subtask_specs(
     parent: Task, tasks: Sequence[Mapping[str, Any]], *, runtime: str, tiers: Sequence[str]
 ) -> list[ops.NewTask]:
@@ -243,12 +265,10 @@ def _dependencies_first(by_id: Mapping[str, Mapping[str, Any]]) -> list[str]:
 
 
 def _description(item: Mapping[str, Any], parent: Task, others: Sequence[str]) -> str:
-    lines = [str(item.get("description", "")).strip(), "", "Acceptance criteria:"]
-    lines += [
-        f"- {c.get('criterion')} (verified by {c.get('verify_by')})"
-        for c in item.get("acceptance_criteria") or []
-    ]
-    lines += [
+    # its acceptance criteria go into speedrift.acceptance_criteria (subtask_data), where the
+    # developer's prompt and the Reviewer read them
+    lines = [
+        str(item.get("description", "")).strip(),
         "",
         f"Part of `{parent['id']}` ({clip(str(parent.get('title', '')), 200)}), split by "
         "`speedrift decompose`" + (f"; the other parts: {', '.join(others)}." if others else "."),
@@ -265,12 +285,18 @@ def parent_note(part_ids: Sequence[str]) -> str:
 
 
 def decompose_mutation(
-    graph: Graph, parent_id: str, specs: Sequence[ops.NewTask], *, now: datetime, actor: str | None
+    graph: Graph,
+    parent_id: str,
+    specs: Sequence[ops.NewTask],
+    *,
+    now: datetime,
+    actor: str | None,
+    data: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> ops.Mutation:
     """The subtasks added and the parent waiting for them, in one change: a failed (or incomplete)
     parent is reopened as ``split_task`` reopens it, an open one edited (its re-planning hold, the
     needs-replan tag and its pause, lifted). Refused when the parent cannot be split now or an id
-    is taken."""
+    is taken. ``data``: each subtask's ``speedrift`` fields (:func:`subtask_data`)."""
     parent = graph.get(parent_id)
     if parent is None:
         raise NotFound(f"no task {parent_id!r} in the graph")
@@ -286,9 +312,8 @@ def decompose_mutation(
     for spec in specs:
         assert spec.task_id is not None
         added = ops.add_task(probe, spec, now=now, actor=actor)
-        ops.set_fields(
-            probe, spec.task_id, speedrift={"parent": parent_id}, now=now, actor=actor, within=added
-        )
+        own = dict((data or {}).get(spec.task_id) or {"parent": parent_id})
+        ops.set_fields(probe, spec.task_id, speedrift=own, now=now, actor=actor, within=added)
         probe.tasks[spec.task_id] = added.tasks[0]
         mutation.tasks += added.tasks
         mutation.records += added.records

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from speedrift.fleet.roles.inputs import acceptance_criteria, spec_text
 from speedrift.graph.model import Task, after_of, contract_globs, speedrift_data, str_list
 
 MAX_LOG_LINES = 20
@@ -61,6 +62,12 @@ def build_prompt(
     description = task.get("description")
     if isinstance(description, str) and description.strip():
         parts += ["## Description", description.strip(), ""]
+    criteria = acceptance_criteria(task)
+    if criteria:
+        parts += ["## Acceptance criteria (a reviewer checks each)", *[f"- {c}" for c in criteria], ""]
+    spec = spec_text(task)
+    if spec:
+        parts += ["## Spec excerpt (the source of truth)", spec, ""]
     deliverables = str_list(task, "deliverables")
     if deliverables:
         parts += [

@@ -41,6 +41,7 @@ from typing import Any, Protocol
 
 from speedrift import layout, records
 from speedrift.agents.protocol import EventKind, FailureKind, RunOutcome
+from speedrift.errors import SpeedriftError
 from speedrift.failure_class import FailureClass
 from speedrift.fleet import attempts
 from speedrift.fleet.attempt import Attempt, worker_actor
@@ -71,7 +72,7 @@ MAX_SHOWN_FINDINGS = 50
 CANCELLED = "cancelled"  # the reason of a run stopped by its cancel event (agents/session.py)
 
 
-class RevisionRequested(Exception):  # control flow, not an error: the developer revises
+class RevisionRequested(SpeedriftError):  # control flow, not an error: the developer revises
     """Blocking mode, ``request_changes``, revisions left: the developer revises in the same
     worktree with ``text`` (the findings), then the attempt is committed, gated and reviewed again."""
 
@@ -92,7 +93,7 @@ class ReviewBlocked(GateBlocked):
         self.args = (reason,)
 
 
-class ReviewRunFailed(Exception):  # carries a run's failure, recorded as that
+class ReviewRunFailed(SpeedriftError):  # carries a run's failure, recorded as that
     """Blocking mode: the reviewer's own run failed; the attempt fails as that run's failure."""
 
     def __init__(self, review: Review, result: RoleResult) -> None:

@@ -22,7 +22,7 @@ from speedrift.failure_class import FailureClass
 from speedrift.gates.context import GateContext, result
 from speedrift.gates.globs import matches_any
 from speedrift.gates.model import Finding, GateResult
-from speedrift.graph.model import IN_PROGRESS, OPEN, Task, contract_globs, speedrift_data, status_of, str_list
+from speedrift.graph.model import IN_PROGRESS, OPEN, Task, declared_scope, status_of
 from speedrift.graph.store import GRAPH_DIR_NAMES
 
 SCOPE_ENV = "SCOPE_STRICT"
@@ -31,11 +31,6 @@ OWNING_STATUSES = frozenset({OPEN, IN_PROGRESS})
 _TEST_FILE = re.compile(
     r"(?:^|/)(?:tests?|__tests__|spec)/|(?:^|/)test_[^/]*\.py$|_test\.(?:py|go)$|\.(?:test|spec)\.[jt]sx?$"
 )
-
-
-def declared_scope(task: Task) -> list[str]:
-    touch = [t for t in speedrift_data(task).get("touch", []) or [] if isinstance(t, str)]
-    return [*touch, *contract_globs(task), *str_list(task, "deliverables")]
 
 
 def is_test_file(path: str) -> bool:

@@ -178,3 +178,10 @@ def contract_globs(task: Task) -> list[str]:
         return []
     touch = contract.get("touch", [])
     return [t for t in touch if isinstance(t, str)] if isinstance(touch, list) else []
+
+
+def declared_scope(task: Task) -> list[str]:
+    """Every file glob the task declared it may change: ``speedrift.touch``, a wg-contract's
+    ``touch`` and its deliverables (the scope gate, the prompt and the roles read this one list)."""
+    touch = [t for t in speedrift_data(task).get("touch", []) or [] if isinstance(t, str)]
+    return [*touch, *contract_globs(task), *str_list(task, "deliverables")]

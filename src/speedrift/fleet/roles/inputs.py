@@ -22,9 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from speedrift.fleet.classify import gate_views
-from speedrift.gates.scope import declared_scope
 from speedrift.gates.verdict import GateVerdict
-from speedrift.graph.model import Task, speedrift_data, str_list
+from speedrift.graph.model import Task, declared_scope, speedrift_data, str_list
 from speedrift.repo import git
 from speedrift.textclip import clip, cut_middle
 

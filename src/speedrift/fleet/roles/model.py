@@ -27,14 +27,15 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
-
-from jsonschema.validators import Draft202012Validator
+from typing import TYPE_CHECKING, Any
 
 from speedrift import jsonvalid, layout
 from speedrift.errors import InvalidValue, NotFound
 from speedrift.fleet.roles.names import RoleName, Tier
 from speedrift.textclip import cut_middle
+
+if TYPE_CHECKING:
+    from jsonschema.validators import Draft202012Validator
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 MAX_INPUT_CHARS = 200_000  # one input, clipped in the middle past this (a huge diff)

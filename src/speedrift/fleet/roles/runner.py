@@ -47,6 +47,7 @@ from speedrift.fleet import pauses, signals
 from speedrift.fleet.config import RepoConfig
 from speedrift.fleet.roles.model import Role, load_role
 from speedrift.fleet.roles.names import RoleName, Tier
+from speedrift.procs import ProcessIdentity, identity_alive, identity_of
 from speedrift.repo import git, worktrees
 from speedrift.textclip import clip
 from speedrift.times import now_utc
@@ -55,6 +56,7 @@ MAX_ROUNDS = 2  # the first output, and one corrected one
 MAX_OUTPUT_BYTES = 512 * 1024
 ROLE_RECORD = "role.json"
 OUTPUT_FILE = "output.json"
+OWNER_SUFFIX = ".owner.json"  # beside a role checkout: the process running the role
 
 
 @dataclass(frozen=True)
@@ -167,13 +169,45 @@ def run_role(
     paused = _paused(role, runtime, model, call.record_dir, contained)
     if paused is not None:
         return paused
+    remove_abandoned_checkouts(repo)
     checkout = _checkout_path(repo, call.record_dir)
-    worktrees.add_checkout(repo, checkout, call.commit)
+    owner = _owner_path(checkout)
+    owner.parent.mkdir(parents=True, exist_ok=True)
+    fsutil.write_atomic(owner, orjson.dumps(identity_of().to_dict()))  # before git makes the checkout
     try:
+        worktrees.add_checkout(repo, checkout, call.commit)
         return _rounds(repo, config, call, role, runtime, model, prompt, checkout, contained, cancel)
     finally:
-        if worktrees.remove_worktree(repo, str(checkout), force=True) != 0:
-            shutil.rmtree(checkout, ignore_errors=True)  # git lost track of it: only files remain
+        _remove_checkout(repo, checkout)
+
+
+def remove_abandoned_checkouts(repo: Path) -> list[Path]:
+    """Remove the role checkouts whose run is gone (a process killed mid-role leaves its checkout
+    behind): each records its owner (``<checkout>.owner.json``, pid and start time); one whose
+    owner no longer runs holds no work — a detached checkout of a committed tree — and goes.
+    Returns the checkouts removed."""
+    base = layout.role_checkouts_dir(repo)
+    if not base.is_dir():
+        return []
+    removed = []
+    for owner in sorted(base.glob(f"*{OWNER_SUFFIX}")):
+        identity = ProcessIdentity.from_dict(layout.read_record(owner))
+        if identity is not None and identity_alive(identity):
+            continue
+        checkout = base / owner.name.removesuffix(OWNER_SUFFIX)
+        _remove_checkout(repo, checkout)
+        removed.append(checkout)
+    return removed
+
+
+def _remove_checkout(repo: Path, checkout: Path) -> None:
+    if checkout.exists() and worktrees.remove_worktree(repo, str(checkout), force=True) != 0:
+        shutil.rmtree(checkout, ignore_errors=True)  # git lost track of it: only files remain
+    _owner_path(checkout).unlink(missing_ok=True)
+
+
+def _owner_path(checkout: Path) -> Path:
+    return checkout.with_name(checkout.name + OWNER_SUFFIX)
 
 
 def _rounds(
@@ -392,7 +426,7 @@ def _checkout_path(repo: Path, record_dir: Path) -> Path:
     stem = layout.safe_name("-".join(record_dir.parts[-3:]))[:80]
     path = base / stem
     n = 1
-    while path.exists():
+    while path.exists() or _owner_path(path).exists():
         n += 1
         path = base / f"{stem}-{n}"
     if n > 100:
