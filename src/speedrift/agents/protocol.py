@@ -58,6 +58,9 @@ class Usage:
         return self.input_tokens + self.output_tokens
 
 
+CANCELLED = "cancelled"  # the reason of a run its cancel event stopped (`speedrift cancel`, a stop)
+
+
 class FailureKind(StrEnum):
     AUTH = "auth_failure"  # not retryable
     USAGE_LIMIT = "usage_limit"  # pause the runtime until reset_at

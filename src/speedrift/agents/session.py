@@ -38,6 +38,7 @@ from speedrift import layout, procs, records, redact
 from speedrift.agents import _proc, sandbox
 from speedrift.agents._common import data_text
 from speedrift.agents.protocol import (
+    CANCELLED,
     FAULT_KINDS,
     AgentEvent,
     Budgets,
@@ -278,7 +279,7 @@ class _Run:
     def _limits(self, now: float, last_progress: float) -> Stop | None:
         budgets = self.budgets
         if self.cancel is not None and self.cancel.is_set():
-            return Stop(FailureKind.CRASHED, "cancelled")
+            return Stop(FailureKind.CRASHED, CANCELLED)
         retry = self.state.retrying
         if now - self.started >= budgets.wall_clock_s:
             used = f"wall-clock budget of {budgets.wall_clock_s:g}s used up"

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from speedrift import layout, records
+from speedrift.agents.protocol import CANCELLED
 from speedrift.cli.base import store
 from speedrift.cli.output import emit_json, printable, say, table
 from speedrift.errors import NotFound, Refused
@@ -173,7 +174,7 @@ def cancel_on_signals(cancel: threading.Event) -> Iterator[list[int]]:
 def _release_if_interrupted(graph_store: GraphStore, result: Any, received: list[int]) -> str | None:
     """An attempt cut off by a signal is not the task's fault: its claim goes straight back (the task
     is open again, the failure kept in its history). Returns the signal's name."""
-    if not received or result.status != "failed" or result.reason != "cancelled":
+    if not received or result.status != "failed" or result.reason != CANCELLED:
         return None
     from speedrift.fleet import aftercare
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from speedrift import redact
+from speedrift.agents.protocol import CANCELLED
 from speedrift.coord.records import (
     MAX_DETAIL,
     MAX_SUMMARY,
@@ -63,7 +64,6 @@ ACTOR = "speedrift (triage)"  # the graph actor of what triage changes
 MAX_TRIAGE_REOPENS = 2  # per task: then its questions wait for a person
 TRIAGE_REOPENS = "triage_reopens"  # speedrift.<this> on the task: how often triage reopened it
 MAX_ANSWER = 8_000  # characters of a person's answer
-CANCELLED = "cancelled"  # the reason of an attempt cut off by a stop (fleet/service.py)
 LOGGED = "Needs a human: "  # the log line a failure's question is recorded with (recovery_graph)
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from speedrift import redact
 from speedrift.agents import choose as registry
-from speedrift.agents.protocol import FailureKind, RunOutcome
+from speedrift.agents.protocol import CANCELLED, FailureKind, RunOutcome
 from speedrift.errors import SpeedriftError
 from speedrift.failure_class import FailureClass
 from speedrift.fleet import attempts, classify, debugger, facts, halt, recovery, recovery_graph
@@ -145,8 +145,8 @@ class FailureRecorder:
 
         self.store.mutate(record, actor=actor)
         self.apply(task_id, decision)
-        cancelled = outcome.failure is FailureKind.CRASHED and outcome.reason == "cancelled"
-        halt.record_outcome(self.repo, task_id, attempt.number, "cancelled" if cancelled else FAILED, kind)
+        cancelled = outcome.failure is FailureKind.CRASHED and outcome.reason == CANCELLED
+        halt.record_outcome(self.repo, task_id, attempt.number, CANCELLED if cancelled else FAILED, kind)
         attempts.write_attempt(
             run_dir, {"runtime": attempt.runtime, "state": FAILED, "failure": kind, "reason": reason}
         )

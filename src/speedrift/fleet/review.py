@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from speedrift import layout, records
-from speedrift.agents.protocol import EventKind, FailureKind, RunOutcome
+from speedrift.agents.protocol import CANCELLED, EventKind, FailureKind, RunOutcome
 from speedrift.errors import SpeedriftError
 from speedrift.failure_class import FailureClass
 from speedrift.fleet import attempts
@@ -69,7 +69,6 @@ MAX_DIFF_LINES = 2_000
 MAX_DIFF_CHARS = 100_000
 MAX_STAT_LINES = 200
 MAX_SHOWN_FINDINGS = 50
-CANCELLED = "cancelled"  # the reason of a run stopped by its cancel event (agents/session.py)
 
 
 class RevisionRequested(SpeedriftError):  # control flow, not an error: the developer revises

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from speedrift import layout, pausestore, records
+from speedrift.agents.protocol import CANCELLED
 from speedrift.errors import SpeedriftError
 from speedrift.fleet import (
     followup,
@@ -185,7 +186,7 @@ class ServiceLoop:
 
     def _finished(self, task_id: str, result: AttemptResult) -> None:
         self.say(f"{task_id}: attempt {result.attempt} {result.status}: {result.reason}")
-        if result.status == FAILED and self.stop.is_set() and result.reason == "cancelled":
+        if result.status == FAILED and self.stop.is_set() and result.reason == CANCELLED:
             # cut off by our own shutdown: not the task's fault, so it goes straight back to open
             # (a failure that merely finished while the service stops keeps its recovery)
             reopen_interrupted(self.pipeline.store, task_id, STOPPED)
