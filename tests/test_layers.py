@@ -1,7 +1,7 @@
 """The layers are real: every import in the package points down the stack, and no package cycle exists.
 
 foundation (the modules directly in ``speedrift/``: errors, fsutil, times, layout, hubdir, redact,
-procs, serialize, …) → graph → repo → agents, gates → fleet, register → control → web, demo → cli.
+procs, serialize, …) → graph → repo → agents, gates → fleet, register → plans → control → web, demo → cli.
 Every import counts — module level, inside a function, or under ``TYPE_CHECKING`` — because a lazy
 import hides an edge without removing it. A new package must be given its place here.
 """
@@ -24,12 +24,13 @@ RANK = {
     "gates": 3,
     "fleet": 4,
     "register": 4,
-    "control": 5,
-    "web": 6,
-    "demo": 6,
-    "cli": 7,
+    "plans": 5,
+    "control": 6,
+    "web": 7,
+    "demo": 7,
+    "cli": 8,
 }
-ENTRY_POINT = {"__main__": 8}  # `python -m speedrift` sits on top of everything
+ENTRY_POINT = {"__main__": 9}  # `python -m speedrift` sits on top of everything
 
 
 def _unit(module: str) -> str:

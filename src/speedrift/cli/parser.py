@@ -281,6 +281,7 @@ def build() -> argparse.ArgumentParser:
         parser_control,
         parser_fleet,
         parser_gates,
+        parser_plans,
         parser_runtime,
         parser_selftest,
         parser_web,
@@ -288,6 +289,7 @@ def build() -> argparse.ArgumentParser:
 
     parser_gates.add(command, common)
     parser_fleet.add(command, common)
+    parser_plans.add(command, common)
     parser_control.add(command, common)
     parser_web.add(command, common)
     parser_runtime.add(command, common)
