@@ -191,6 +191,17 @@ def coord_dir(repo: Path) -> Path:
     return state_dir(repo) / "coord"
 
 
+def plans_state_dir(repo: Path) -> Path:
+    """Runtime state of waves: ``wave-<n>/`` (validation results, run state) — the committed
+    plan itself lives in ``plans/`` of the repo (plans/spec.py)."""
+    return state_dir(repo) / "plans"
+
+
+def traces_dir(repo: Path) -> Path:
+    """Wave attempts' trace bundles, ``wave-<n>/attempt-<k>/`` (plans/trace.py)."""
+    return state_dir(repo) / "traces"
+
+
 def role_checkouts_dir(repo: Path) -> Path:
     """Throwaway read-only checkouts a role (Reviewer, Debugger, …) runs in (fleet/roles/runner.py)."""
     return state_dir(repo) / "role-checkouts"

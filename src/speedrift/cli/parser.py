@@ -278,6 +278,7 @@ def build() -> argparse.ArgumentParser:
 
     # command groups of the other planes each live in their own parser module
     from speedrift.cli import (
+        parser_adhoc,
         parser_control,
         parser_fleet,
         parser_gates,
@@ -290,6 +291,8 @@ def build() -> argparse.ArgumentParser:
     parser_gates.add(command, common)
     parser_fleet.add(command, common)
     parser_plans.add(command, common)
+    parser_plans.add_replay(command, common)
+    parser_adhoc.add(command, common)
     parser_control.add(command, common)
     parser_web.add(command, common)
     parser_runtime.add(command, common)

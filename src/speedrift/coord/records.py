@@ -31,7 +31,7 @@ from speedrift.errors import InvalidValue
 from speedrift.times import format_time, parse_time
 
 if TYPE_CHECKING:
-    from jsonschema.validators import Draft202012Validator
+    from speedrift.jsonvalid import Checked
 
 RECORD_VERSION = 1
 MAX_SUMMARY = 2_000
@@ -360,7 +360,7 @@ _POST_SCHEMA: dict[str, Any] = {
 
 
 @cache
-def _post_validator() -> Draft202012Validator:
+def _post_validator() -> Checked:
     """Compiled on first use: reading records never needs it, only posting one."""
     return jsonvalid.checked_schema(_POST_SCHEMA, "coord/records.py post schema")
 

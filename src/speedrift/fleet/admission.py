@@ -3,8 +3,9 @@ sandbox decision, and what a failed attempt means for its runtime.
 
 :class:`RuntimeAdmission` is one part of :class:`~speedrift.fleet.pipeline.Pipeline` (as
 :class:`~speedrift.fleet.merging.Landing` is another): the pipeline provides the repo, its graph
-and config. Invariant: a task on a paused or unusable runtime is refused before its claim (no
-attempt burned), and a runtime's failure pauses it for every repo on this machine at most once.
+and config. Invariant: a task on a paused or unusable runtime, or one that is no developer's to run
+(a wave's closure stage, :func:`refuse_if_held`), is refused before its claim (no attempt burned),
+and a runtime's failure pauses it for every repo on this machine at most once.
 """
 
 from __future__ import annotations
@@ -16,14 +17,30 @@ from speedrift.agents import choose as registry
 from speedrift.agents import env as agent_env
 from speedrift.agents import preflight, sandbox
 from speedrift.agents.protocol import RunOutcome
-from speedrift.errors import InvalidValue
-from speedrift.fleet import failures, pauses
+from speedrift.errors import InvalidValue, Refused
+from speedrift.fleet import approval, failures, pauses
 from speedrift.fleet.attempt import Attempt, worker_actor
 from speedrift.fleet.config import RepoConfig
 from speedrift.graph import ops
 from speedrift.graph.codec import Graph
+from speedrift.graph.model import Task, dispatch_hold
 from speedrift.graph.store import GraphStore
 from speedrift.times import now_utc
+
+
+def refuse_if_held(task: Task) -> None:
+    """Refuse a developer attempt at a task that is not a developer's to run (a wave's closure
+    stage: graph/model.py ``dispatch_hold``) or not yet (an oversight deploy task a person has
+    not approved: fleet/approval.py), whatever ``--force`` says: nothing is claimed."""
+    hold = dispatch_hold(task)
+    if hold is not None:
+        raise Refused(
+            f"task {task.get('id')!r} is {hold}; a developer attempt does not run it",
+            hint="run the wave with `speedrift plan run WAVE`; `speedrift plan status` shows its stage",
+        )
+    waits = approval.start_wait(task)
+    if waits is not None:
+        raise Refused(f"task {task.get('id')!r} is {waits}", hint="a person approves it first")
 
 
 class RuntimeAdmission:
@@ -44,6 +61,7 @@ class RuntimeAdmission:
         task = graph.get(task_id)
         if task is None:
             return graph
+        refuse_if_held(task)
         try:
             runtime, model = registry.select_runtime(task, self.config.default_runtime)
         except InvalidValue:

@@ -135,7 +135,7 @@ class Decomposition:
 
 
 class RoleFailed(SpeedriftError):
-    """The Architect or the Plan Verifier gave no valid output: nothing is written."""
+    """A planning role (the Architect, the Plan Verifier) gave no valid output: nothing is written."""
 
 
 # --- the edge: roles, rounds, the graph, the escalation -------------------------------------------
@@ -220,26 +220,44 @@ def _target_tip(repo: Path, config: RepoConfig) -> str:
 
 
 def _record_dir(repo: Path, task_id: str) -> Path:
-    base = layout.task_runs_dir(repo, task_id) / "decompose"
+    return numbered_record_dir(layout.task_runs_dir(repo, task_id) / "decompose")
+
+
+def numbered_record_dir(base: Path) -> Path:
+    """A new numbered run record under ``base`` (``1``, ``2``, …), the newest runs kept as a
+    task's attempts are. Shared by the planning loops (decompose, `plan draft`)."""
     base.mkdir(parents=True, exist_ok=True)
     taken = [int(p.name) for p in base.iterdir() if p.name.isdigit()]
     folder = base / str(max(taken, default=0) + 1)
     folder.mkdir()
-    attempts.prune_records(base)  # the newest runs kept, as a task's attempts are
+    attempts.prune_records(base)
     return folder
 
 
 def _output(
     repo: Path, config: RepoConfig, call: RoleCall, task_id: str, rounds: list[Round], record_dir: Path
 ) -> dict[str, Any]:
+    try:
+        return role_output(
+            repo, config, call, subject=f"decompose {task_id}", again=f"speedrift decompose {task_id}"
+        )
+    except RoleFailed:
+        _write_summary(record_dir, task_id, rounds)
+        raise
+
+
+def role_output(
+    repo: Path, config: RepoConfig, call: RoleCall, *, subject: str, again: str
+) -> dict[str, Any]:
+    """The role's valid output; RoleFailed naming its record when it gave none (after its
+    corrected round) or its run failed. ``subject`` starts the message, ``again`` is the command
+    to run once the record is read. Shared by the planning loops (decompose, `plan draft`)."""
     result = run_role(repo, config, call)
     if result.output is not None:
         return result.output
-    _write_summary(record_dir, task_id, rounds)
     raise RoleFailed(
-        f"decompose {task_id}: {result.reason()}; nothing was written "
-        f"(record: {call.record_dir / ROLE_RECORD})",
-        hint=f"read the record, then run `speedrift decompose {task_id}` again",
+        f"{subject}: {result.reason()}; nothing was written (record: {call.record_dir / ROLE_RECORD})",
+        hint=f"read the record, then run `{again}` again",
     )
 
 

@@ -25,11 +25,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from speedrift import layout
 from speedrift.errors import NotFound, Refused, UsageError
 from speedrift.fleet import recovery_graph
 from speedrift.fleet.roles.inputs import TASK_CRITERIA_KEY, TASK_SPEC_KEY
-from speedrift.gates.globs import matches
+from speedrift.gates.ownership import parallel_overlaps, path_problem
 from speedrift.graph import ids, ops
 from speedrift.graph.codec import Graph
 from speedrift.graph.cycles import strongly_connected
@@ -46,7 +45,6 @@ from speedrift.graph.model import (
     status_of,
     str_list,
 )
-from speedrift.graph.store import GRAPH_DIR_NAMES
 from speedrift.textclip import clip
 
 DECOMPOSED = "decomposed"  # the tag every subtask carries (speedrift.parent names the parent)
@@ -134,7 +132,7 @@ def check_plan(parent_id: str, tasks: Sequence[Mapping[str, Any]], existing: Con
             )
     for task in tasks:
         for path in task.get("files_touched") or []:
-            problem = _path_problem(str(path))
+            problem = path_problem(str(path))
             if problem:
                 found.append(
                     Finding(FindingKind.BAD_PATH, f"{path!r}: {problem}", (str(task.get("id")),), str(path))
@@ -143,61 +141,27 @@ def check_plan(parent_id: str, tasks: Sequence[Mapping[str, Any]], existing: Con
     return found
 
 
-def _path_problem(path: str) -> str | None:
-    text = path.strip()
-    if not text or text.startswith(("/", "~")) or (len(text) > 1 and text[1] == ":"):
-        return "give a path relative to the repository root"
-    if ".." in text.split("/"):
-        return "a path may not leave the repository ('..')"
-    if text.split("/", 1)[0] in (".git", layout.STATE_DIR, *GRAPH_DIR_NAMES):
-        return "that directory is speedrift's or git's, never a task's"
-    return None
-
-
-def _reach(deps: Mapping[str, Sequence[str]]) -> dict[str, set[str]]:
-    """Every task's transitive dependencies (cycles tolerated: they are reported elsewhere)."""
-    reach: dict[str, set[str]] = {}
-    for start in deps:
-        seen: set[str] = set()
-        stack = list(deps[start])
-        while stack:
-            node = stack.pop()
-            if node in seen or node not in deps:
-                continue
-            seen.add(node)
-            stack += deps[node]
-        reach[start] = seen
-    return reach
-
-
 def _overlaps(tasks: Sequence[Mapping[str, Any]], deps: Mapping[str, Sequence[str]]) -> list[Finding]:
     """Files (or globs) two tasks that may run at the same time both declare."""
-    reach = _reach(deps)
-    found: list[Finding] = []
     listed = [(str(t.get("id", "")), [str(f).strip() for f in t.get("files_touched") or []]) for t in tasks]
-    for index, (one, one_files) in enumerate(listed):
-        for other, other_files in listed[index + 1 :]:
-            if one == other or one in reach.get(other, set()) or other in reach.get(one, set()):
-                continue
-            shared = sorted(
-                {a if a == b else f"{a} / {b}" for a in one_files for b in other_files if _overlap(a, b)}
-            )
-            for file in shared:
-                found.append(
-                    Finding(
-                        FindingKind.OWNERSHIP_OVERLAP,
-                        f"{one!r} and {other!r} may run at the same time and both touch {file}: make one "
-                        "depend on the other, or give the file to one of them",
-                        (one, other),
-                        file,
-                    )
+    shared: dict[tuple[int, int], set[str]] = {}
+    for found in parallel_overlaps(listed, deps):
+        a, b = listed[found.first][1][found.first_path], listed[found.second][1][found.second_path]
+        shared.setdefault((found.first, found.second), set()).add(a if a == b else f"{a} / {b}")
+    out: list[Finding] = []
+    for (first, second), files in sorted(shared.items()):
+        one, other = listed[first][0], listed[second][0]
+        for file in sorted(files):
+            out.append(
+                Finding(
+                    FindingKind.OWNERSHIP_OVERLAP,
+                    f"{one!r} and {other!r} may run at the same time and both touch {file}: make one "
+                    "depend on the other, or give the file to one of them",
+                    (one, other),
+                    file,
                 )
-    return found
-
-
-def _overlap(one: str, other: str) -> bool:
-    a, b = one.removeprefix("./"), other.removeprefix("./")
-    return a == b or matches(a, b) or matches(b, a)
+            )
+    return out
 
 
 # --- the subtasks and the one graph change (pure) ---------------------------------------------------

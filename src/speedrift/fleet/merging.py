@@ -25,7 +25,17 @@ from speedrift import records, redact
 from speedrift.agents.protocol import FailureKind, RunOutcome, Usage
 from speedrift.errors import Refused
 from speedrift.failure_class import FailureClass
-from speedrift.fleet import attempts, blame, failures, halt, hookpolicy, recovery_graph, review, review_record
+from speedrift.fleet import (
+    approval,
+    attempts,
+    blame,
+    failures,
+    halt,
+    hookpolicy,
+    recovery_graph,
+    review,
+    review_record,
+)
 from speedrift.fleet.attempt import Attempt, AttemptResult, landed_evidence, waiting_evidence, worker_actor
 from speedrift.fleet.config import RepoConfig
 from speedrift.gates.verdict import GateBlocked, GateRunner, GateVerdict
@@ -210,6 +220,7 @@ class Landing:
             if tip != manifest.base_commit:
                 tip = self._own_verdict(manifest, tip, gate, hooks.directory)
                 review.judge(self, attempt, task, tip, verdicts, reviewing, step, cancel)  # or raises
+                self._approved_to_merge(attempt)  # or raises MergePending: a person approves first
                 manifest.set_state(worktrees.ManifestState.LANDING)
                 worktrees.write_manifest(self.repo, manifest)
                 step("in the merge queue")
@@ -470,6 +481,14 @@ class Landing:
         return AttemptResult(
             attempt.task_id, attempt.number, "waiting", reason, run_dir=run_dir, evidence=evidence
         )
+
+    def _approved_to_merge(self, attempt: Attempt) -> None:
+        """An oversight task (fleet/approval.py) lands only once a person approved this attempt:
+        read from the graph now, since the approval comes while the attempt waits."""
+        task = self.store.load().get(attempt.task_id)
+        reason = approval.merge_wait(task, attempt.number) if task is not None else None
+        if reason is not None:
+            raise landing.MergePending(reason)
 
     def _merge_pending(self, attempt: Attempt, outcome: RunOutcome, reason: str) -> AttemptResult:
         """The checkout holding the target refused the fast-forward (a person's uncommitted change

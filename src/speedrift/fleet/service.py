@@ -26,6 +26,7 @@ from speedrift import layout, pausestore, records
 from speedrift.agents.protocol import CANCELLED
 from speedrift.errors import SpeedriftError
 from speedrift.fleet import (
+    approval,
     followup,
     halt,
     pauses,
@@ -44,7 +45,7 @@ from speedrift.fleet.attempt import AttemptResult, worker_actor
 from speedrift.fleet.pipeline import Pipeline
 from speedrift.fleet.workers import Worker, WorkerReport
 from speedrift.graph import query
-from speedrift.graph.model import FAILED, IN_PROGRESS, speedrift_data
+from speedrift.graph.model import FAILED, IN_PROGRESS, Task, dispatch_hold, speedrift_data
 from speedrift.layout import service_dir
 from speedrift.procs import record_alive
 from speedrift.repo import worktrees
@@ -116,6 +117,9 @@ class ServiceLoop:
     walls: dict[str, float] = field(default_factory=dict)  # task -> its worker's wall time (start to end)
     admin_waits: dict[str, float] = field(default_factory=dict)  # task -> its wait for worktree locks
     held: str | None = None  # why admission (fleet/supervisor.py) holds further attempts back
+    not_ours: set[str] = field(default_factory=set)  # ready tasks never dispatched (said once each)
+    # `speedrift plan run`: dispatch only the tasks this says are its own (one wave's); None: all
+    only: Callable[[Task], bool] | None = None
     _next_supervision: float = 0.0  # time.monotonic() of the next supervise_claims pass
     # merge-pending landings: task -> (time.monotonic() of the next resume, the delay before it)
     merge_retry: dict[str, tuple[float, float]] = field(default_factory=dict)
@@ -293,6 +297,15 @@ class ServiceLoop:
                     break
                 if task["id"] in self.running:
                     continue
+            if self.only is not None and not self.only(task):
+                continue
+            # a wave's closure stage (`speedrift plan run` carries it out), or a start a person approves
+            hold = dispatch_hold(task) or approval.start_wait(task)
+            if hold is not None:
+                if task["id"] not in self.not_ours:
+                    self.not_ours.add(task["id"])
+                    self.say(f"not dispatching {task['id']}: {hold}")
+                continue
             runtime, model = registry.select_runtime(task, config.default_runtime)
             if pauses.blocking_pause(runtime, model, now):
                 continue  # its runtime is paused (a usage limit, a failed preflight…): machine-wide
@@ -340,6 +353,8 @@ class ServiceLoop:
             data = speedrift_data(task) if task is not None else {}
             if task is None or task.get("status") != IN_PROGRESS or data.get("state") != MERGE_PENDING:
                 continue  # the task moved on (a human's retry, abandon): its worktree waits for gc
+            if approval.merge_wait(task, manifest.attempt) is not None:
+                continue  # it waits for a person's approval: no worker until then (the graph says when)
             with self.lock:
                 if task_id in self.running or self.merge_retry.get(task_id, (0.0, 0.0))[0] > now:
                     continue

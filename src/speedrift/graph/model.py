@@ -74,6 +74,8 @@ AFTER_KEYS = ("after", "blocked_by")
 BEFORE_KEYS = ("before", "blocks")
 
 SPEEDRIFT_KEY = "speedrift"  # the one object speedrift's own task data lives in
+PLAN_KEY = "plan"  # speedrift.plan: the wave a task was compiled from (plans/compile.py)
+PLAN_STAGE_KEY = "stage"  # speedrift.plan.stage: set on a wave's closure tasks only
 
 
 def status_of(task: Task) -> str:
@@ -141,6 +143,25 @@ def is_system(task_id: str) -> bool:
 def speedrift_data(task: Task) -> dict[str, Any]:
     data = task.get(SPEEDRIFT_KEY)
     return data if isinstance(data, dict) else {}
+
+
+def plan_data(task: Task) -> dict[str, Any]:
+    """``speedrift.plan``: what `speedrift plan compile` wrote about the task's wave ({} if none)."""
+    data = speedrift_data(task).get(PLAN_KEY)
+    return data if isinstance(data, dict) else {}
+
+
+def dispatch_hold(task: Task) -> str | None:
+    """Why a developer attempt must never run ``task`` — the service, the hub and `speedrift run`
+    all ask this one predicate — or None. A wave's closure stage (integration, documentation,
+    evaluation: ``speedrift.plan.stage``) is carried out by its role under `speedrift plan run`."""
+    plan = plan_data(task)
+    stage = plan.get(PLAN_STAGE_KEY)
+    if not isinstance(stage, str) or not stage:
+        return None
+    wave = plan.get("wave")
+    of = f" of wave {wave}" if isinstance(wave, int) and not isinstance(wave, bool) else ""
+    return f"a closure stage ({stage[:40]}){of}: runs under `speedrift plan run`"
 
 
 # The two failure classes a task carries, each read (and wg's written) only through these:

@@ -12,7 +12,7 @@ attempt number) and give a verb its log line with ``message=``; they never edit 
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -109,6 +109,28 @@ def _is_loop(graph: Graph, members: list[str]) -> bool:
     return any(isinstance(graph.tasks.get(m), dict) and graph.tasks[m].get("cycle_config") for m in members)
 
 
+class _AfterEdges(Mapping[str, list[str]]):
+    """Each task's ``after`` list, read on demand (``extra`` overrides: edges not yet written)."""
+
+    def __init__(self, graph: Graph, extra: dict[str, list[str]]) -> None:
+        self._graph = graph
+        self._extra = extra
+
+    def __getitem__(self, task_id: str) -> list[str]:
+        if task_id in self._extra:
+            return self._extra[task_id]
+        task = self._graph.tasks.get(task_id)
+        if task is None:
+            raise KeyError(task_id)
+        return after_of(task)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter({**self._graph.tasks, **self._extra})
+
+    def __len__(self) -> int:
+        return len(set(self._graph.tasks) | set(self._extra))
+
+
 def _check_new_edge(
     graph: Graph, task_id: str, blocker_id: str, strict: bool, extra: dict[str, list[str]]
 ) -> list[str]:
@@ -125,10 +147,9 @@ def _check_new_edge(
         warnings.append(
             f"dependency {blocker_id!r} does not exist yet; {task_id!r} stays blocked until it does"
         )
-    edges = {tid: after_of(t) for tid, t in graph.tasks.items()}
-    edges.update(extra)
-    # the new edge closes a loop iff the blocker already (transitively) runs after the task
-    chain = path_between(edges, blocker_id, task_id)
+    # the new edge closes a loop iff the blocker already (transitively) runs after the task: the
+    # search reads only the tasks the blocker reaches, so adding many tasks stays linear
+    chain = path_between(_AfterEdges(graph, extra), blocker_id, task_id)
     if chain is not None and not _is_loop(graph, [*chain, task_id]):
         shown = " -> ".join([task_id, *chain])
         raise Refused(

@@ -143,6 +143,33 @@ class Escalation:
     record: str | None = None
 
 
+ApprovalPoint = Literal["merge", "start"]  # fleet/approval.py's Checkpoint values
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalWait:
+    """A task of an oversight wave waiting at a human approval checkpoint (fleet/approval.py): its
+    gated attempt waits merge-pending until a person approves the merge, or (a deploy task) it is
+    ready but not dispatched until a person approves its start. Gone once approved (`speedrift plan
+    approve TASK`, or the dashboard's Approve button) or once the task moves on."""
+
+    task: str
+    title: str
+    checkpoint: ApprovalPoint
+    attempt: int | None = None  # the attempt waiting to merge (None: a start)
+    wave: int | str | None = None  # speedrift.plan.wave: a number, or an ad-hoc run's key
+    since: datetime | None = None  # when it began waiting, when the task says (its merge-pending log line)
+
+    def sentence(self) -> str:
+        """What it waits for, in words its queue entry and its score reason share, e.g.
+        "w3-api waits for approval to merge attempt 2 (wave 3)"."""
+        what = "start" if self.checkpoint == "start" else "merge"
+        if self.checkpoint == "merge" and self.attempt is not None:
+            what += f" attempt {self.attempt}"
+        wave = f" (wave {self.wave})" if self.wave is not None else ""
+        return f"{self.task} waits for approval to {what}{wave}"
+
+
 @dataclass(frozen=True, slots=True)
 class GraphState:
     graph_dir: str  # ".workgraph" or ".wg"
@@ -169,6 +196,9 @@ class GraphState:
     peer_breaks: tuple[tuple[str, str, str], ...] = ()
     # failed tasks whose recorded recovery is an automatic retry not carried out yet (fleet/followup.py)
     retries_due: tuple[str, ...] = ()
+    # tasks waiting at a human approval checkpoint (an oversight wave's merges and deploy starts)
+    awaiting_approval: int = 0
+    approvals: tuple[ApprovalWait, ...] = ()  # the first 50 of them, oldest first
 
 
 @dataclass(frozen=True, slots=True)

@@ -357,6 +357,25 @@ async def answer(request: Request) -> Response:
     return JSONResponse(await run_in_threadpool(work))
 
 
+async def approve_task(request: Request) -> Response:
+    """A person's approval at the checkpoint a task waits at (fleet/approval.py, as `speedrift plan
+    approve TASK --no-land`): its gated attempt's merge, or a deploy task's start, recorded by the
+    dashboard's user in one graph change. The landing is left to the repo's service (or the next
+    `speedrift plan run`), which resumes it on its next tick. A task that waits for no approval is
+    refused (409) with the reason; one the graph does not have too."""
+    ctx, path, task = api_context(request), _repo_path(request), request.path_params["task"]
+    from speedrift.fleet import approval
+    from speedrift.graph.store import GraphStore
+
+    def work() -> dict[str, Any]:
+        store = GraphStore.of_repo(path)
+        if store is None:
+            raise NotFound(f"{request.path_params['name']} has no task graph")
+        return approval.record(store, task, by=ctx.actor).as_dict()
+
+    return JSONResponse(await run_in_threadpool(work))
+
+
 async def auth_check(request: Request) -> Response:
     return JSONResponse({"ok": True})  # reached only with a valid token (see the guard)
 
@@ -380,6 +399,7 @@ def build_routes() -> list[BaseRoute]:
         Route("/api/repos/{name}/agents/{task}/pause", agent_pause, methods=["POST"]),
         Route("/api/repos/{name}/agents/{task}/resume", agent_resume, methods=["POST"]),
         Route("/api/repos/{name}/answer/{record_id}", answer, methods=["POST"]),
+        Route("/api/repos/{name}/tasks/{task}/approve", approve_task, methods=["POST"]),
         Route("/api/auth/check", auth_check, methods=["POST"]),
     ]
 

@@ -79,7 +79,9 @@ def _answer(entry: Mapping[str, Any]) -> dict[str, Any] | None:
     """A task or a question waiting on a human (rule ``needs_human``): the command that answers it,
     what to do first (rotate a secret, log a CLI in) — the page offers the command to copy — and,
     for a question an agent asked (a human_escalation record), the record the page's answer box
-    posts to (``POST /api/repos/{repo}/answer/{record}``)."""
+    posts to (``POST /api/repos/{repo}/answer/{record}``); for a task waiting at an approval
+    checkpoint (rule ``awaiting_approval``), the task the page's Approve button posts to
+    (``POST /api/repos/{repo}/tasks/{task}/approve``) and the checkpoint."""
     detail = entry.get("detail") or {}
     command = detail.get("answer") if isinstance(detail, dict) else None
     if not isinstance(command, str) or not command:
@@ -87,4 +89,9 @@ def _answer(entry: Mapping[str, Any]) -> dict[str, Any] | None:
     first = detail.get("first")
     record = detail.get("record")
     shown = {"command": command, "first": first if isinstance(first, str) and first else None}
-    return shown | ({"record": record} if isinstance(record, str) and record else {})
+    if isinstance(record, str) and record:
+        shown["record"] = record
+    approve, checkpoint = detail.get("approve"), detail.get("checkpoint")
+    if isinstance(approve, str) and approve:
+        shown |= {"approve": approve, "checkpoint": checkpoint if isinstance(checkpoint, str) else None}
+    return shown

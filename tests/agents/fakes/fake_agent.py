@@ -11,9 +11,10 @@ ignore_sigterm, result_file, signal, try_write, exit, kill_self.
 
 A scenario may also be an object, `{"roles": {"developer": [[steps of run 1], [run 2], …],
 "reviewer": [[…]], "*": [[…]]}}`: each run picks its role's list by $SPEEDRIFT_ROLE (no role: the
-developer; a role not listed: "*"), and the nth run of that role takes the nth list (the last one
-repeats). The runs are counted in `<scenario>.count.json` (or $FAKE_AGENT_COUNTER), which must be
-writable by the fake: such tests run unsandboxed.
+developer; a role not listed: "*"), or `"<role>:<task id>"` when listed for $SPEEDRIFT_TASK_ID, and
+the nth run of that key takes the nth list (the last one repeats). The runs are counted in
+`<scenario>.count.json` (or $FAKE_AGENT_COUNTER), which must be writable by the fake: such tests
+run unsandboxed.
 """
 
 from __future__ import annotations
@@ -256,6 +257,9 @@ def _steps() -> list[dict[str, Any]]:
     if isinstance(data, list):
         return data
     role = os.environ.get("SPEEDRIFT_ROLE") or "developer"
+    task = os.environ.get("SPEEDRIFT_TASK_ID")
+    if task and f"{role}:{task}" in data["roles"]:
+        role = f"{role}:{task}"  # this task's own runs (parallel attempts stay deterministic)
     runs = data["roles"].get(role) or data["roles"]["*"]
     counter = Path(os.environ.get("FAKE_AGENT_COUNTER") or f"{path}.count.json")
     with open(f"{counter}.lock", "w") as lock:

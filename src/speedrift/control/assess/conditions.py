@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from speedrift.control.assess.score import aged_in_progress
+from speedrift.control.assess.score import WEIGHTS, aged_in_progress
 from speedrift.control.observe.graph import STALE_OPEN
 from speedrift.register.record import (
     Action,
@@ -55,6 +55,8 @@ from speedrift.register.record import (
 RISK_RULES = ("secret_leaks", "gate_critical", "gate_high", "gate_failed")
 DAY_SECONDS = 86_400.0  # for words only ("5.0 d"); every threshold is the scorer's
 GONE = "claimed by a process that is gone: nobody is working on it"
+# a task waiting at an approval checkpoint is as urgent as one waiting on a person's answer
+APPROVAL_PRIORITY = int(WEIGHTS["needs_human"].first)
 
 
 @dataclass(slots=True)
@@ -194,7 +196,14 @@ def judge_conditions(
         return previous
     repo = _Repo(snapshot, {r.code: r for r in health.reasons}, actions)
     first = repo.unobservable()
-    rest = [*repo.stale_open(), *repo.dependencies(), *repo.findings(), *repo.upstream(), *repo.escalated()]
+    rest = [
+        *repo.stale_open(),
+        *repo.dependencies(),
+        *repo.findings(),
+        *repo.upstream(),
+        *repo.escalated(),
+        *repo.awaiting(),
+    ]
     aged, dead = repo.reasons.get("aging_in_progress"), repo.reasons.get("dead_claims")
     answers: dict[str, Action | None] = {}
     if (aged is not None or dead is not None) and snapshot.graph is not None:
@@ -413,6 +422,47 @@ class _Repo:
                         "first": escalation.first,
                         "failure_class": escalation.failure_class,
                         "record": escalation.record,
+                    },
+                )
+            )
+        return out
+
+    def awaiting(self) -> list[Draft]:
+        """Each task waiting at a human approval checkpoint (the scorer's ``awaiting_approval``):
+        the checkpoint, the attempt and the wave, and the command that approves it — the dashboard's
+        Approve button posts ``detail["approve"]`` (the task) to the approve endpoint. Nothing the
+        hub plans answers it; a person decides. ``since``: when it began waiting, if the task says.
+        Its priority is not its small score charge (score.py ``_approval_penalties``) but that of a
+        question a person must answer (:data:`APPROVAL_PRIORITY`): a wave's work is held by the
+        decision just as a task is by an answer, and it must not sink below the queue's cap."""
+        reason, graph = self.reasons.get("awaiting_approval"), self.snapshot.graph
+        if reason is None or graph is None:
+            return []
+        name = self.snapshot.name
+        out: list[Draft] = []
+        for wait in graph.approvals:
+            if wait.checkpoint == "merge":
+                why = "its gated attempt waits merge-pending; approving it lets the attempt land"
+            else:
+                why = "a deploy step of an oversight wave: it is not dispatched until approved"
+            out.append(
+                Draft(
+                    "human",
+                    f"approval:{name}:{wait.task}:{wait.checkpoint}",
+                    name,
+                    rule=reason.code,
+                    priority=APPROVAL_PRIORITY,
+                    what=wait.sentence(),
+                    why=f"{why} ({wait.title})" if wait.title else why,
+                    task=wait.task,
+                    since=wait.since,
+                    detail={
+                        "title": wait.title,
+                        "checkpoint": wait.checkpoint,
+                        "attempt": wait.attempt,
+                        "wave": wait.wave,
+                        "answer": f"speedrift plan approve {wait.task}",
+                        "approve": wait.task,
                     },
                 )
             )

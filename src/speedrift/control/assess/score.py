@@ -106,6 +106,11 @@ _WEIGHT_LIST = (
         "a missing tool, a secret to rotate) until it is retried or finished", stall=True,
     ),
     Weight(
+        "awaiting_approval", 3, 1, 6, "task",
+        "an oversight wave's task waits at a human approval checkpoint (its gated attempt to merge, "
+        "a deploy task to start) until a person approves it", stall=True,
+    ),
+    Weight(
         "attempt_failure_rate", 2, 2, 20, "full 10 % failing",
         f"share of recent attempts that failed (from {MIN_ATTEMPTS_FOR_RATE} attempts)",
     ),
@@ -207,10 +212,13 @@ def aged_in_progress(snapshot: RepoSnapshot, now: datetime) -> list[TaskBrief]:
     if graph is None:
         return []
     elapsed = max(0.0, (now - snapshot.observed_at).total_seconds())
+    waiting = {w.task for w in graph.approvals}  # gated work waiting for a person is not aging
     aged = [
         TaskBrief(t.id, t.title, t.status, t.age_seconds + elapsed, t.priority)
         for t in graph.in_progress
-        if t.age_seconds is not None and t.age_seconds + elapsed >= AGING_IN_PROGRESS_SECONDS
+        if t.age_seconds is not None
+        and t.age_seconds + elapsed >= AGING_IN_PROGRESS_SECONDS
+        and t.id not in waiting
     ]
     return sorted(aged, key=lambda t: (-(t.age_seconds or 0.0), t.id))
 
@@ -237,6 +245,7 @@ def _graph_penalties(snapshot: RepoSnapshot, now: datetime) -> list[Reason]:
     out.extend(_in_progress_penalties(snapshot, now))
     out.extend(_dependency_penalties(snapshot))
     out.extend(_human_penalties(snapshot))
+    out.extend(_approval_penalties(snapshot))
     if graph.stale_open:
         out.append(
             _reason(
@@ -366,6 +375,28 @@ def _human_penalties(snapshot: RepoSnapshot) -> list[Reason]:
     return [_reason("needs_human", count, text)]
 
 
+def _approval_penalties(snapshot: RepoSnapshot) -> list[Reason]:
+    """Tasks waiting at a human approval checkpoint (fleet/approval.py) cost a little.
+
+    A waiting approval is not a failure: an oversight wave asks for it by design and the work
+    passed its gates. So it costs far less than ``needs_human``: 3 points, 1 per further task, at
+    most 6 — alone never enough to move a healthy repo out of its tier. It costs something rather
+    than nothing because the work does not move until a person acts: a reason is what puts it in
+    the human queue (ranked as urgent as a question: conditions.py ``APPROVAL_PRIORITY``) and what
+    a stalled repo's stall sentence names. The task is not also charged as aging or a dead claim."""
+    graph = snapshot.graph
+    assert graph is not None
+    count = max(graph.awaiting_approval, len(graph.approvals))
+    if not count:
+        return []
+    if graph.approvals:
+        text = graph.approvals[0].sentence()
+        text += f" (and {_plural(count - 1, 'more task')})" if count > 1 else ""
+    else:
+        text = f"{_plural(count, 'task')} wait for a person's approval"
+    return [_reason("awaiting_approval", count, text)]
+
+
 def _attempt_penalties(snapshot: RepoSnapshot, now: datetime) -> list[Reason]:
     attempts = snapshot.attempts
     out: list[Reason] = []
@@ -443,13 +474,18 @@ def activity_of(snapshot: RepoSnapshot, now: datetime) -> Activity:
     if graph is None:
         return "untracked"
     in_progress = in_progress_count(snapshot)
-    open_work = graph.ready_count + in_progress + graph.blocked + graph.failed_blockers + graph.needs_human
+    # a task waiting to merge is in progress; one waiting to start is ready but not dispatchable
+    starts = sum(1 for w in graph.approvals if w.checkpoint == "start")
+    open_work = (
+        graph.ready_count + in_progress + graph.blocked + graph.failed_blockers + graph.needs_human + starts
+    )
     if open_work == 0 and not graph.missing_dependencies:
         return "idle"
     if _live_agent(snapshot):
         return "active"
     aging = max(graph.stale_in_progress, len(aged_in_progress(snapshot, now)))
-    live_claims = in_progress - len(graph.dead_claims)
+    merges = sum(1 for w in graph.approvals if w.checkpoint == "merge")  # no worker until approved
+    live_claims = in_progress - len(graph.dead_claims) - merges
     if live_claims > 0 and aging == 0:
         return "active"
     return "stalled"

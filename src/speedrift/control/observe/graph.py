@@ -1,4 +1,5 @@
-"""A repo's task graph as the observer sees it: counts, ready work, aging, blockers, dead claims.
+"""A repo's task graph as the observer sees it: counts, ready work, aging, blockers, dead claims,
+escalations and the tasks waiting at a human approval checkpoint (observe/approvals.py).
 
 Read-only and lock-free: ``graph.jsonl`` is read in one go (writers replace it by atomic rename,
 so a reader sees a whole old or a whole new file) and decoded by the lossless codec; no lock
@@ -26,9 +27,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from speedrift.agents.choose import declared_runtime
+from speedrift.control.observe import approvals
 from speedrift.control.observe.escalations import escalations
 from speedrift.coord.records import Record
-from speedrift.fleet import followup
+from speedrift.fleet import approval, followup
 from speedrift.graph import peers as peer_deps
 from speedrift.graph import query
 from speedrift.graph.codec import Graph
@@ -39,13 +41,14 @@ from speedrift.graph.model import (
     TERMINAL,
     Task,
     after_of,
+    dispatch_hold,
     priority_of,
     speedrift_data,
     status_of,
 )
 from speedrift.graph.store import repo_graph_file
 from speedrift.procs import ProcessIdentity, identity_alive, identity_in
-from speedrift.register.record import GraphState, TaskBrief
+from speedrift.register.record import ApprovalWait, GraphState, TaskBrief
 from speedrift.times import parse_time
 
 STALE_OPEN = timedelta(days=14)
@@ -133,7 +136,13 @@ def analyze(
     tasks = graph.tasks
     host = socket.gethostname()
     ready_ids = query.ready_ids(graph, now, peers)
-    ordered = query.dispatch_order(graph, ready_ids, now)
+    # what the hub may dispatch, as the service judges it: never a task no developer attempt runs
+    # (a wave's closure stage), nor one whose start waits for a person's approval
+    ordered = [
+        t
+        for t in query.dispatch_order(graph, ready_ids, now)
+        if dispatch_hold(tasks[t]) is None and approval.start_wait(tasks[t]) is None
+    ]
     ready_set = set(ready_ids)
     counts: dict[str, int] = {}
     horizon: list[datetime] = []
@@ -143,12 +152,16 @@ def analyze(
     peer_after: list[tuple[str, str]] = []
     peer_breaks: list[tuple[str, str, str]] = []
     text: list[str] = []  # for mentions; finished work says nothing about current dependencies
+    waits: list[ApprovalWait] = []  # tasks waiting at a human approval checkpoint
     blocked = failed_blockers = stale_open = stale_in_progress = 0
     for task_id, task in tasks.items():
         status = status_of(task)
         counts[status] = counts.get(status, 0) + 1
         if status in TERMINAL:
             continue
+        wait = approvals.approval_wait(task, tasks, task_id in ready_set)
+        if wait is not None:
+            waits.append(wait)
         after = after_of(task)
         for blocker in after:
             if blocker not in tasks:
@@ -165,6 +178,8 @@ def analyze(
         if status == IN_PROGRESS:
             since = parse_time(task.get("started_at")) or parse_time(task.get("created_at"))
             in_progress.append(_brief(task, since, now))
+            if wait is not None:  # gated work waiting for a person: judged as that, not as aging
+                continue  # or as a dead claim (its worker exited when it began to wait)
             if since is not None:
                 if now - since >= STALE_IN_PROGRESS:
                     stale_in_progress += 1
@@ -199,6 +214,7 @@ def analyze(
     in_progress.sort(key=lambda brief: (-(brief.age_seconds or 0.0), brief.id))
     # tasks tagged needs-human, whatever their status, and the questions no such task names
     needs_human, escalated = escalations(tasks, questions)
+    awaiting, waiting = approvals.listed(waits)
     state = GraphState(
         graph_dir=graph_dir,
         counts=counts,
@@ -220,6 +236,8 @@ def analyze(
         escalations=escalated,
         peer_dependencies=tuple(peer_after),
         peer_breaks=tuple(peer_breaks),
+        awaiting_approval=awaiting,
+        approvals=waiting,
     )
     view = _peer_view(graph, peer_after, peers, export)
     return GraphReading(state, now, _horizon(horizon, now), tuple(claims), view, questions)

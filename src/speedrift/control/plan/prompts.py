@@ -437,6 +437,30 @@ def _needs_human(repo: str, where: str, task: str, why: str, detail: Mapping[str
     )
 
 
+def _awaiting_approval(repo: str, where: str, task: str, why: str, detail: Mapping[str, Any]) -> EntryBrief:
+    """An approval is a person's decision: the prompt asks for a review to decide with, never for
+    the approval itself (an agent approving its own wave's checkpoint would defeat it)."""
+    wave = detail.get("wave")
+    named = f"task {task} ({detail.get('title', '')})" + (f" of wave {wave}" if wave is not None else "")
+    if detail.get("checkpoint") == "merge":
+        goal = (
+            f"Review attempt {detail.get('attempt')} of {named} in {repo} before a person approves its merge."
+        )
+        look = (
+            f"`speedrift show {task}` has its log, gate evidence and review; its work waits in its worktree."
+        )
+    else:
+        goal = f"Review whether {named} in {repo} may start (a deploy step)."
+        look = f"`speedrift show {task}` has the task: check its environment, validation and rollback note."
+    return (
+        goal,
+        f"{where} The task waits at an oversight approval checkpoint: {why}. {look}",
+        "A recommendation to approve or not, with its reasons. Do not approve it yourself: the person "
+        f"who decides runs `{detail.get('answer')}` (or uses the dashboard's Approve button).",
+        None,
+    )
+
+
 def _runtime_paused(repo: str, where: str, task: str, why: str, detail: Mapping[str, Any]) -> EntryBrief:
     runtime, fix = detail.get("runtime"), detail.get("first")
     return (
@@ -473,5 +497,6 @@ _ENTRY_BRIEFS: dict[str, Callable[[str, str, str, str, Mapping[str, Any]], Entry
     "prepare_upstream_packet": _ahead,
     "behind_upstream": _behind,
     "needs_human": _needs_human,
+    "awaiting_approval": _awaiting_approval,
     "runtime_paused": _runtime_paused,
 }

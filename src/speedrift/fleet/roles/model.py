@@ -35,7 +35,7 @@ from speedrift.fleet.roles.names import RoleName, Tier
 from speedrift.textclip import cut_middle
 
 if TYPE_CHECKING:
-    from jsonschema.validators import Draft202012Validator
+    from speedrift.jsonvalid import Checked
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 MAX_INPUT_CHARS = 200_000  # one input, clipped in the middle past this (a huge diff)
@@ -66,7 +66,7 @@ class Role:
         found = self.schema.get("examples")
         return list(found) if isinstance(found, list) else []
 
-    def validator(self) -> Draft202012Validator:
+    def validator(self) -> Checked:
         return _validator(self.name)
 
     def problems(self, output: object) -> list[str]:
@@ -189,7 +189,7 @@ def _shipped(name: RoleName) -> Role:
 
 
 @cache
-def _validator(name: RoleName) -> Draft202012Validator:
+def _validator(name: RoleName) -> Checked:
     return jsonvalid.checked_schema(_shipped(name).schema, f"role {name.value}")
 
 

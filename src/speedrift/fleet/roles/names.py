@@ -10,6 +10,7 @@ class RoleName(StrEnum):
     REVIEWER = "reviewer"
     DEBUGGER = "debugger"
     ARCHITECT = "architect"
+    WAVE_ARCHITECT = "wave_architect"  # `speedrift plan draft`: a spec or a request into a wave
     PLAN_VERIFIER = "plan_verifier"
     COHERENCE = "coherence"
     INTEGRATION = "integration"

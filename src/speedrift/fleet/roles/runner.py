@@ -22,12 +22,13 @@ Records: ``<record_dir>/round-<k>/`` holds each round's prompt, events, stderr a
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import shlex
 import shutil
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -169,14 +170,24 @@ def run_role(
     paused = _paused(role, runtime, model, call.record_dir, contained)
     if paused is not None:
         return paused
+    with owned_checkout(repo, call.record_dir, call.commit) as checkout:
+        return _rounds(repo, config, call, role, runtime, model, prompt, checkout, contained, cancel)
+
+
+@contextlib.contextmanager
+def owned_checkout(repo: Path, record_dir: Path, commit: str) -> Iterator[Path]:
+    """A throwaway detached checkout of ``commit`` under ``.speedrift/role-checkouts/``, named
+    after ``record_dir``, recording this process as its owner before git makes it, and removed
+    when the block ends — or, if this process is killed, by the next :func:`remove_abandoned_checkouts`.
+    For a role's run, and for anything else speedrift runs on a committed tree (a wave's validation)."""
     remove_abandoned_checkouts(repo)
-    checkout = _checkout_path(repo, call.record_dir)
+    checkout = _checkout_path(repo, record_dir)
     owner = _owner_path(checkout)
     owner.parent.mkdir(parents=True, exist_ok=True)
     fsutil.write_atomic(owner, orjson.dumps(identity_of().to_dict()))  # before git makes the checkout
     try:
-        worktrees.add_checkout(repo, checkout, call.commit)
-        return _rounds(repo, config, call, role, runtime, model, prompt, checkout, contained, cancel)
+        worktrees.add_checkout(repo, checkout, commit)
+        yield checkout
     finally:
         _remove_checkout(repo, checkout)
 

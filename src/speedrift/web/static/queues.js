@@ -98,6 +98,32 @@
     }
   }
 
+  // a task waiting at an approval checkpoint (an oversight wave's merge or deploy start): the button
+  // records the dashboard user's approval; the entry is gone from the queue at the next refresh
+  const approvedTasks = new Map();
+
+  async function approveTask(item, task, button) {
+    button.disabled = true;
+    try {
+      const result = await post("/api/repos/" + encodeURIComponent(item.repo) + "/tasks/" + encodeURIComponent(task) + "/approve");
+      const said = "approved " + result.task + " to " + result.approved + (result.attempt !== null && result.attempt !== undefined ? " attempt " + result.attempt : "") + " by " + result.by;
+      approvedTasks.set(item.id, said);
+      toast(said);
+      renderQueues();
+    } catch (error) {
+      toast("approval refused: " + error.message, true);
+      button.disabled = false;
+    }
+  }
+
+  function approveButton(item) {
+    const task = item.answer && item.answer.approve;
+    if (!task) return null;
+    const done = approvedTasks.get(item.id);
+    if (done) return el("span", { class: "approved muted", text: done });
+    return el("button", { type: "button", "data-approve-task": task, "aria-label": "Approve " + (item.answer.checkpoint || "") + " of " + task, onclick: (e) => approveTask(item, task, e.currentTarget) }, "Approve");
+  }
+
   function queueItem(item) {
     const prio = item.priority >= 80 ? "prio-hi" : item.priority >= 50 ? "prio-mid" : "";
     const loaded = S.prompts.has(item.id);
@@ -113,6 +139,7 @@
         el("button", { type: "button", "data-copy": "claude", disabled: !loaded, "aria-label": "Copy the Claude prompt for: " + item.what, onclick: (e) => copyPrompt(item.id, "claude", e.currentTarget) }, "copy Claude prompt"),
         el("button", { type: "button", "data-copy": "codex", disabled: !loaded, "aria-label": "Copy the Codex prompt for: " + item.what, onclick: (e) => copyPrompt(item.id, "codex", e.currentTarget) }, "copy Codex prompt"),
         item.answer && item.answer.command ? el("button", { type: "button", "data-answer": "", "aria-label": "Copy the answer command for: " + item.what, onclick: (e) => copyText(item.answer.command, "answer command", e.currentTarget) }, "copy answer command") : null,
+        approveButton(item),
         item.approvable && item.action_id ? el("button", { type: "button", "aria-label": "Approve " + item.action_id, onclick: (e) => approve(item, e.currentTarget) }, "approve") : null,
         item.task ? el("button", { type: "button", "aria-label": "Run detail of " + item.task, onclick: () => SR.openRun(item.repo, item.task) }, "run detail") : null));
   }
@@ -121,6 +148,8 @@
     const box = $("queue-list");
     const keys = Object.keys(S.queues);
     const typing = document.activeElement && document.activeElement.dataset ? document.activeElement.dataset.answerBox : null;
+    const listed = new Set(keys.flatMap((key) => (S.queues[key].items || []).map((item) => item.id)));
+    for (const id of [...approvedTasks.keys()]) if (!listed.has(id)) approvedTasks.delete(id);  // gone: a later wait asks again
     keepFocus(box, () => box.replaceChildren(...keys.map((key) => {
       const queue = S.queues[key];
       const limit = S.queueLimits[key] || QUEUE_PAGE;
