@@ -203,6 +203,9 @@ def test_an_oversight_wave_holds_each_merge_for_a_person_and_closes_once_approve
     held = WaveRun(pipeline, 1).run()
     assert not held.closed
     assert any("awaiting approval to merge" in reason for reason in held.held), held.held
+    # a held attempt is decided and traced too: held at implementation, and its bundle replays clean
+    assert held.decision is not None and held.decision.phase.value == "implementation"
+    assert held.bundle is not None and replay.replay(held.bundle).clean
     graph = pipeline.store.load()
     for task_id in ("w1-api", "w1-cli"):
         assert speedrift_data(graph.tasks[task_id]).get("state") == "merge-pending"  # gated; nothing landed
@@ -274,14 +277,17 @@ def test_a_wave_goes_from_a_spec_through_draft_compile_and_run_to_a_closed_repla
 ) -> None:
     """The issue's whole lifecycle: the Wave Architect drafts, the Plan Verifier fails it once and
     it loops back, lint passes, compile, two developers in parallel worktrees (one crashes, is
-    classified transient and retried), validation, integration, docs, evaluation, closed; the
-    bundle replays clean, and a tampered copy reports the difference."""
+    classified transient and retried), validation, integration, docs, an Evaluator whose first
+    output is schema-invalid and is corrected, closed; the bundle replays clean, and a tampered
+    copy reports the difference."""
     _scenario(scenario)
     roles = json.loads(scenario.read_text())["roles"]
     written = {key: value for key, value in _wave().items() if key not in ("schema", "wave")}
     architect = {"spec": written, "rationale": "the api first, the cli beside it", "assumptions": []}
     roles["wave_architect"] = _report(architect) * 2
     roles["plan_verifier"] = [_report(NOT_VERIFIED)[0], _report(VERIFIED)[0]]
+    # the Evaluator's first output breaks its schema (a pass with a gap): it gets one corrected round
+    roles["evaluator"] = [_report({**EVALUATION, "gaps": [{"summary": "x"}]})[0], _report(EVALUATION)[0]]
     scenario.write_text(json.dumps({"roles": roles}))
     repo, pipeline = _repo(tmp_path, compiled=False)
 
@@ -297,6 +303,8 @@ def test_a_wave_goes_from_a_spec_through_draft_compile_and_run_to_a_closed_repla
     report = WaveRun(pipeline, 1).run()
     assert report.closed, report.as_dict()
     assert report.bundle is not None and replay.replay(report.bundle).clean
+    evaluator_runs = json.loads(scenario.with_name(scenario.name + ".count.json").read_text())["evaluator"]
+    assert evaluator_runs == 2  # the invalid output was never taken as the stage
 
     tampered = tmp_path / "tampered"
     shutil.copytree(report.bundle, tampered)

@@ -326,11 +326,8 @@ class WaveRun:
     # -- the end -------------------------------------------------------------------------------
     def _finish(self) -> None:
         decision = self.report.decision
-        if decision is None:
-            self._post(
-                Kind.DECISION, f"plan run of wave {self.number} held: {'; '.join(self.report.held)[:500]}"
-            )
-            return
+        if decision is None:  # held before the closure: still decided and traced, as every attempt is
+            decision = self.report.decision = self._decide(self._tip())
         if decision.closed:
             self._close_tasks(decision)
             self._post(Kind.DECISION, f"wave {self.number} closed", data={"closure": decision.as_dict()})
@@ -338,9 +335,10 @@ class WaveRun:
             for gap in decision.open_gaps:
                 targets = tuple(f"task:{task}" for task in gap.tasks)
                 self._post(Kind.BLOCKER, f"{gap.kind.value}: {gap.summary}"[:500], targets=targets)
+            held = "; ".join(self.report.held)
             self._post(
                 Kind.DECISION,
-                f"wave {self.number} held at {decision.phase.value}",
+                f"wave {self.number} held at {decision.phase.value}" + (f": {held}"[:500] if held else ""),
                 data={"closure": decision.as_dict()},
             )
         self.report.bundle = self._bundle(decision)
