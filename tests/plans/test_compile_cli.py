@@ -121,3 +121,12 @@ def test_speedrift_run_refuses_a_closure_task_and_claims_nothing(cli: Cli, repo:
 
 def test_a_wave_that_is_not_a_number_is_a_usage_error(cli: Cli) -> None:
     assert "not a wave number" in cli.fails(2, "plan", "compile", "five").stderr
+
+
+def test_speedrift_ready_says_a_ready_closure_task_is_held_for_plan_run(cli: Cli) -> None:
+    cli.ok("plan", "compile", "1")
+    for task_id in ("w1-a1", "w1-a2", "w1-a3"):
+        cli.ok("done", task_id, "--force")
+    [row] = cli.json("ready")
+    assert row["id"] == "w1.integration" and "closure stage" in row["held"]
+    assert "held" in cli.ok("ready").stdout
