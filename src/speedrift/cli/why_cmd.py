@@ -19,6 +19,7 @@ from speedrift.control.observe.escalations import escalation_of
 from speedrift.errors import NotFound
 from speedrift.graph import peers as peer_deps
 from speedrift.graph import query
+from speedrift.graph.model import OPEN, Task, dispatch_hold, status_of
 from speedrift.graph.store import GraphStore
 from speedrift.register.ledger import Ledger
 from speedrift.serialize import to_plain
@@ -260,6 +261,10 @@ def _task_answer(
             out["answer"] += f" (now {out['status']})"
             return out
         peers = peer_deps.resolve(peer_deps.referenced(graph), repos) if repos is not None else None
+        waits = _waits_for_person_or_plan(found)
+        if waits is not None:
+            out["answer"] = f"{task} {waits}"
+            return out
         if task not in set(query.ready_ids(graph, now, peers)):
             chain = query.why_blocked(graph, task, now, peers)
             out["blocked_by"] = chain.to_dict()
@@ -285,6 +290,22 @@ def _task_answer(
             f"{task} is ready but the last cycle planned nothing for it (a running service picks it up)"
         )
     return out
+
+
+def _waits_for_person_or_plan(task: Task) -> str | None:
+    """What holds a task that neither the service nor the hub will move (fleet/approval.py,
+    graph/model.py ``dispatch_hold``): a gated attempt or a deploy start waiting for a person's
+    approval, or a wave's closure stage that `speedrift plan run` carries out."""
+    from speedrift.fleet import approval
+
+    attempt = approval.waiting_attempt(task)
+    merge = approval.merge_wait(task, attempt) if attempt is not None else None
+    if merge is not None:
+        return f"is {merge}"
+    if status_of(task) not in (OPEN,):
+        return None
+    hold = dispatch_hold(task) or approval.start_wait(task)
+    return None if hold is None else f"is held: {hold}"
 
 
 def why(args: Namespace) -> int:
