@@ -12,6 +12,7 @@ from datetime import datetime
 from speedrift.fleet import approval
 from speedrift.graph import ops
 from speedrift.graph.codec import Graph
+from speedrift.graph.model import APPROVAL_KEY
 from speedrift.graph.store import GraphStore
 
 ACTOR = "speedrift@test"
@@ -43,9 +44,7 @@ def add_gated(
         )
         task = added.get(task_id)
         assert task is not None
-        ops.set_speedrift(
-            task, **{approval.APPROVAL_KEY: checkpoints, "plan": {"wave": wave, "local": task_id}}
-        )
+        ops.set_speedrift(task, **{APPROVAL_KEY: checkpoints, "plan": {"wave": wave, "local": task_id}})
         return added
 
     store.mutate(build, actor=ACTOR, now=now)

@@ -98,24 +98,13 @@ def row(task: Task) -> dict[str, Any]:
     return out
 
 
-def _held(task: Task) -> str | None:
-    """Why no developer attempt starts a ready task (None: nothing holds it). The approval module
-    is loaded only for a task that has checkpoints: `ready` stays a fast query."""
-    hold = dispatch_hold(task)
-    if hold is None and "approval" in speedrift_data(task):
-        from speedrift.fleet import approval
-
-        hold = approval.start_wait(task)
-    return hold
-
-
 def ready(args: Namespace) -> None:
     """Tasks ready to start, in dispatch order (priority with age bump, then fewest dispatches)."""
     graph = _load(args)
     tasks = query.ready(graph, now_utc(), _peers(args, graph))
     # ready by the graph, but no developer attempt starts it: a wave's closure stage, or a start a
     # person approves first (the service and the hub skip these for that reason)
-    held = {t["id"]: reason for t in tasks if (reason := _held(t))}
+    held = {t["id"]: reason for t in tasks if (reason := dispatch_hold(t))}
     if args.as_json:
         emit_json(
             [{**row(t), "ready": True, **({"held": held[t["id"]]} if t["id"] in held else {})} for t in tasks]

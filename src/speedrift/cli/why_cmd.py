@@ -304,7 +304,7 @@ def _waits_for_person_or_plan(task: Task) -> str | None:
         return f"is {merge}"
     if status_of(task) not in (OPEN,):
         return None
-    hold = dispatch_hold(task) or approval.start_wait(task)
+    hold = dispatch_hold(task)
     return None if hold is None else f"is held: {hold}"
 
 

@@ -18,29 +18,29 @@ from speedrift.agents import env as agent_env
 from speedrift.agents import preflight, sandbox
 from speedrift.agents.protocol import RunOutcome
 from speedrift.errors import InvalidValue, Refused
-from speedrift.fleet import approval, failures, pauses
+from speedrift.fleet import failures, pauses
 from speedrift.fleet.attempt import Attempt, worker_actor
 from speedrift.fleet.config import RepoConfig
 from speedrift.graph import ops
 from speedrift.graph.codec import Graph
-from speedrift.graph.model import Task, dispatch_hold
+from speedrift.graph.model import Task, dispatch_hold, start_wait
 from speedrift.graph.store import GraphStore
 from speedrift.times import now_utc
 
 
 def refuse_if_held(task: Task) -> None:
     """Refuse a developer attempt at a task that is not a developer's to run (a wave's closure
-    stage: graph/model.py ``dispatch_hold``) or not yet (an oversight deploy task a person has
-    not approved: fleet/approval.py), whatever ``--force`` says: nothing is claimed."""
+    stage) or not yet (an oversight deploy task a person has not approved): graph/model.py
+    ``dispatch_hold``, whatever ``--force`` says: nothing is claimed."""
     hold = dispatch_hold(task)
-    if hold is not None:
-        raise Refused(
-            f"task {task.get('id')!r} is {hold}; a developer attempt does not run it",
-            hint="run the wave with `speedrift plan run WAVE`; `speedrift plan status` shows its stage",
-        )
-    waits = approval.start_wait(task)
-    if waits is not None:
-        raise Refused(f"task {task.get('id')!r} is {waits}", hint="a person approves it first")
+    if hold is None:
+        return
+    if hold == start_wait(task):
+        raise Refused(f"task {task.get('id')!r} is {hold}", hint="a person approves it first")
+    raise Refused(
+        f"task {task.get('id')!r} is {hold}; a developer attempt does not run it",
+        hint="run the wave with `speedrift plan run WAVE`; `speedrift plan status` shows its stage",
+    )
 
 
 class RuntimeAdmission:

@@ -21,48 +21,39 @@ from typing import Any
 from speedrift.errors import Refused
 from speedrift.graph import ops
 from speedrift.graph.codec import Graph
-from speedrift.graph.model import Task, speedrift_data
+from speedrift.graph.model import (
+    APPROVED_KEY,
+    START_CHECKPOINT,
+    Task,
+    approval_given,
+    approval_required,
+    speedrift_data,
+    start_wait,
+)
 from speedrift.graph.store import GraphStore
 from speedrift.times import format_time
-
-APPROVAL_KEY = "approval"  # what must be approved
-APPROVED_KEY = "approved"  # what was
 
 
 class Checkpoint(StrEnum):
     MERGE = "merge"
-    START = "start"
+    START = START_CHECKPOINT
 
 
 def required(task: Task, checkpoint: Checkpoint) -> bool:
-    value = speedrift_data(task).get(APPROVAL_KEY)
-    return isinstance(value, dict) and value.get(checkpoint.value) is True
-
-
-def _approved(task: Task, checkpoint: Checkpoint) -> dict[str, Any] | None:
-    value = speedrift_data(task).get(APPROVED_KEY)
-    given = value.get(checkpoint.value) if isinstance(value, dict) else None
-    return given if isinstance(given, dict) else None
+    return approval_required(task, checkpoint.value)
 
 
 def merge_wait(task: Task, attempt: int) -> str | None:
     """Why attempt ``attempt`` of ``task`` may not land yet (None: it may)."""
     if not required(task, Checkpoint.MERGE):
         return None
-    given = _approved(task, Checkpoint.MERGE)
+    given = approval_given(task, Checkpoint.MERGE.value)
     if given is not None and given.get("attempt") == attempt:
         return None
     return (
         f"awaiting approval to merge attempt {attempt} (its gates passed): "
         f"`speedrift plan approve {task['id']}` lands it"
     )
-
-
-def start_wait(task: Task) -> str | None:
-    """Why ``task`` may not be dispatched yet (None: it may)."""
-    if not required(task, Checkpoint.START) or _approved(task, Checkpoint.START) is not None:
-        return None
-    return f"awaiting approval to start: `speedrift plan approve {task['id']}`"
 
 
 def pending(task: Task, attempt: int | None) -> Checkpoint | None:

@@ -300,7 +300,7 @@ class ServiceLoop:
             if self.only is not None and not self.only(task):
                 continue
             # a wave's closure stage (`speedrift plan run` carries it out), or a start a person approves
-            hold = dispatch_hold(task) or approval.start_wait(task)
+            hold = dispatch_hold(task)
             if hold is not None:
                 if task["id"] not in self.not_ours:
                     self.not_ours.add(task["id"])

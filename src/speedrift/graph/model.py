@@ -76,6 +76,9 @@ BEFORE_KEYS = ("before", "blocks")
 SPEEDRIFT_KEY = "speedrift"  # the one object speedrift's own task data lives in
 PLAN_KEY = "plan"  # speedrift.plan: the wave a task was compiled from (plans/compile.py)
 PLAN_STAGE_KEY = "stage"  # speedrift.plan.stage: set on a wave's closure tasks only
+APPROVAL_KEY = "approval"  # speedrift.approval: the checkpoints a person approves (fleet/approval.py)
+APPROVED_KEY = "approved"  # speedrift.approved: the approvals given
+START_CHECKPOINT = "start"  # the checkpoint before a task is dispatched
 
 
 def status_of(task: Task) -> str:
@@ -152,16 +155,38 @@ def plan_data(task: Task) -> dict[str, Any]:
 
 
 def dispatch_hold(task: Task) -> str | None:
-    """Why a developer attempt must never run ``task`` — the service, the hub and `speedrift run`
-    all ask this one predicate — or None. A wave's closure stage (integration, documentation,
-    evaluation: ``speedrift.plan.stage``) is carried out by its role under `speedrift plan run`."""
+    """Why no developer attempt may start ``task`` now — the service, the hub, `speedrift run`,
+    `ready`, `why` and `plan status` all ask this one predicate — or None: a wave's closure stage
+    (integration, documentation, evaluation: ``speedrift.plan.stage``), carried out by its role
+    under `speedrift plan run`; or a start a person has not approved yet (an oversight wave's
+    deploy task: :func:`start_wait`)."""
     plan = plan_data(task)
     stage = plan.get(PLAN_STAGE_KEY)
     if not isinstance(stage, str) or not stage:
-        return None
+        return start_wait(task)
     wave = plan.get("wave")
     of = f" of wave {wave}" if isinstance(wave, int) and not isinstance(wave, bool) else ""
     return f"a closure stage ({stage[:40]}){of}: runs under `speedrift plan run`"
+
+
+def approval_required(task: Task, checkpoint: str) -> bool:
+    """``speedrift.approval.<checkpoint>``: a person approves it first (fleet/approval.py)."""
+    value = speedrift_data(task).get(APPROVAL_KEY)
+    return isinstance(value, dict) and value.get(checkpoint) is True
+
+
+def approval_given(task: Task, checkpoint: str) -> dict[str, Any] | None:
+    """``speedrift.approved.<checkpoint>``: the approval a person gave, if any."""
+    value = speedrift_data(task).get(APPROVED_KEY)
+    given = value.get(checkpoint) if isinstance(value, dict) else None
+    return given if isinstance(given, dict) else None
+
+
+def start_wait(task: Task) -> str | None:
+    """Why ``task`` may not be dispatched until a person approves its start (None: it may)."""
+    if not approval_required(task, START_CHECKPOINT) or approval_given(task, START_CHECKPOINT) is not None:
+        return None
+    return f"awaiting approval to start: `speedrift plan approve {task['id']}`"
 
 
 # The two failure classes a task carries, each read (and wg's written) only through these:

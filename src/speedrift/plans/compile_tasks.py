@@ -41,18 +41,12 @@ from speedrift.errors import InvalidValue, Refused, UsageError
 from speedrift.fleet import approval
 from speedrift.fleet.coordination import CAPABILITIES_KEY, SCOPE_KEY
 from speedrift.fleet.roles.inputs import TASK_CRITERIA_KEY, TASK_SPEC_KEY
-from speedrift.fleet.roles.names import RoleName
 from speedrift.graph import ids
 from speedrift.graph.codec import Graph
-from speedrift.graph.model import PLAN_KEY, PLAN_STAGE_KEY, Task, plan_data
+from speedrift.graph.model import APPROVAL_KEY, PLAN_KEY, PLAN_STAGE_KEY, Task, plan_data
 from speedrift.plans import spec
 from speedrift.plans.spec import ClosureStage, Mode, RuntimeProfile, TaskRole, WaveKey, WaveSpec, WaveTask
 
-STAGE_ROLES: Mapping[ClosureStage, RoleName] = {
-    ClosureStage.INTEGRATION: RoleName.INTEGRATION,
-    ClosureStage.DOCUMENTATION: RoleName.DOCUMENTATION,
-    ClosureStage.EVALUATION: RoleName.EVALUATOR,
-}
 _STAGE_WORK = {
     ClosureStage.INTEGRATION: (
         "Integrate {wave}: read every task's result and write one integration_summary record — "
@@ -293,7 +287,7 @@ def want_task(wave: WaveSpec, task: WaveTask, item: Mapping[str, Any], shash: st
             TASK_CRITERIA_KEY: _criteria(task),
             TASK_SPEC_KEY: _spec_excerpt(wave),
             PLAN_KEY: plan,
-            approval.APPROVAL_KEY: _approval(wave, task),
+            APPROVAL_KEY: _approval(wave, task),
             # its developers post to, and read their inbox from, the wave's coordination scope
             SCOPE_KEY: spec.scope_of(wave.key),
             CAPABILITIES_KEY: list(task.capabilities) or None,
@@ -317,7 +311,7 @@ def _approval(wave: WaveSpec, task: WaveTask) -> dict[str, bool] | None:
 
 def want_closure(wave: WaveSpec, stage: ClosureStage, after: list[str], shash: str) -> Want:
     n = wave.key
-    role = STAGE_ROLES[stage]
+    role = spec.STAGE_ROLE[stage]
     guidance = wave.closure.get(stage.value, "").strip()
     parts = [_STAGE_WORK[stage].format(wave=spec.label(n))]
     if guidance:

@@ -20,16 +20,8 @@ from typing import Any
 
 from speedrift import safejson
 from speedrift.coord.records import Record, fold, parse_line
-from speedrift.fleet.roles.model import shipped
-from speedrift.fleet.roles.names import RoleName
 from speedrift.plans import closure, metrics, spec, trace
-from speedrift.plans.spec import ClosureStage
-
-STAGE_ROLE = {
-    ClosureStage.INTEGRATION: RoleName.INTEGRATION,
-    ClosureStage.DOCUMENTATION: RoleName.DOCUMENTATION,
-    ClosureStage.EVALUATION: RoleName.EVALUATOR,
-}
+from speedrift.plans.stages import output_problems
 
 
 @dataclass(frozen=True)
@@ -108,7 +100,7 @@ def replay(folder: Path) -> Report:
     invalid = tuple(
         f"{stage.stage.value} {stage.record}: {problem}"
         for stage in bundle.stages
-        for problem in shipped(STAGE_ROLE[stage.stage]).problems(dict(stage.output))
+        for problem in output_problems(stage.stage, dict(stage.output))
     )
     schema_problems = spec.schema_problems(bundle.spec)
     if schema_problems:

@@ -44,11 +44,11 @@ from speedrift.fleet.roles.inputs import guidance_text
 from speedrift.fleet.service import ServiceLoop
 from speedrift.graph import ops, query
 from speedrift.graph.codec import Graph
-from speedrift.graph.model import DONE, Task, plan_data, status_of
-from speedrift.plans import closure, lint, spec, stages, status, trace, validation
+from speedrift.graph.model import DONE, Task, status_of
+from speedrift.plans import closure, lint, replay, spec, stages, status, trace, validation
 from speedrift.plans.closure import Closure, Phase
 from speedrift.plans.compile import behind
-from speedrift.plans.compile_tasks import closure_id, command_of, stage_of, wave_tag
+from speedrift.plans.compile_tasks import closure_id, command_of, key_of, wave_tag
 from speedrift.plans.compile_tasks import task_id as compiled_id
 from speedrift.plans.metrics import AttemptTrace, measure
 from speedrift.plans.spec import CLOSURE_ORDER, ClosureStage, WaveKey, WaveSpec, scope_of
@@ -136,9 +136,11 @@ class WaveRun:
         self.loop.stop = self.stop
         self.stage_runs = 0
         self.doc_fixes = 0
+        self.decided_on = ""  # the commit the last decision judged: what the bundle records
+        self.diffs = ("", "")  # (commit, the wave's diffs on it): shown to every closure stage
 
     def _mine(self, task: Task) -> bool:
-        return plan_data(task).get("wave") == self.number
+        return key_of(task) == self.number
 
     def _step(self, line: str) -> None:
         self.report.steps.append(line)
@@ -172,7 +174,7 @@ class WaveRun:
             with self.loop.lock:
                 busy = bool(self.loop.running)
             graph = self.pipeline.store.load()
-            mine = [task for task in graph.tasks.values() if self._mine(task) and stage_of(task) is None]
+            mine = stages.wave_tasks(graph, self.number)
             if all(status_of(task) == DONE for task in mine):
                 return
             if busy or self._dispatchable(graph, mine):
@@ -251,10 +253,11 @@ class WaveRun:
         for problem in refused:
             self._step(f"refused as a stage record: {problem}")
         results = validation.recorded(self.repo, self.number)
+        self.decided_on = commit
         return closure.adjudicate(self.wave, tasks, results, records, commit=commit)
 
     def _run_stage(self, stage: ClosureStage, decision: Closure, commit: str) -> stages.StageRun:
-        self._step(f"{stage.value}: running the {stages.STAGE_ROLE[stage].value} role on {commit[:12]}")
+        self._step(f"{stage.value}: running the {spec.STAGE_ROLE[stage].value} role on {commit[:12]}")
         graph = self.pipeline.store.load()
         tasks = stages.gather(self.repo, graph, self.number)
         ran_validation = [
@@ -269,6 +272,7 @@ class WaveRun:
             tasks,
             ran_validation,
             decision,
+            diffs=self._diffs(commit, tasks),
             guidance=guidance_text(self.repo, commit),
             now=self.clock(),
         )
@@ -278,6 +282,12 @@ class WaveRun:
         said = ran.record.summary if ran.record is not None else ran.failure
         self._step(f"{stage.value}: {said}")
         return ran
+
+    def _diffs(self, commit: str, tasks: list[stages.WaveTask]) -> str:
+        """The wave's diffs on ``commit``, made once for all three stages that judge it."""
+        if self.diffs[0] != commit:
+            self.diffs = (commit, stages.diffs_text(self.repo, tasks))
+        return self.diffs[1]
 
     def _docs_fix(self, commit: str) -> bool:
         """The Documentation steward named docs still to change: one corrective task owning them."""
@@ -363,11 +373,12 @@ class WaveRun:
     def _bundle(self, decision: Closure) -> Path:
         graph = self.pipeline.store.load()
         gathered = stages.gather(self.repo, graph, self.number)
-        commit = self._tip()
-        records, _refused = stages.stage_records(list(self.store.read().records.values()), commit)
+        commit = self.decided_on  # the commit the decision judged, even if the target moved since
+        coordination = self.store.path.read_bytes() if self.store.path.exists() else b""
+        known = replay.coordination_records(coordination)  # what replay will read: the same bytes
+        records, _refused = stages.stage_records(list(known.values()), commit)
         results = tuple(item for item in validation.recorded(self.repo, self.number) if item.commit == commit)
         attempts = tuple(_attempts(self.repo, gathered))
-        coordination = self.store.path.read_bytes() if self.store.path.exists() else b""
         bundle = trace.Bundle(
             wave=self.number,
             attempt=(trace.attempts_of(self.repo, self.number) or [0])[-1] + 1,
@@ -378,7 +389,7 @@ class WaveRun:
             validation=results,
             stages=tuple(records),
             coordination=coordination,
-            artifacts=_artifacts(self.repo, gathered, list(self.store.read().records.values())),
+            artifacts=_artifacts(self.repo, gathered, list(known.values())),
         )
         outcome = {
             "commit": commit,
@@ -387,7 +398,7 @@ class WaveRun:
                 task_count=len(self.wave.tasks),
                 verified=sum(1 for item in gathered if item.state.status == DONE and item.state.verified),
                 attempts=attempts,
-                records=self.store.read().records,
+                records=known,
                 stages=records,
                 decision=decision,
             ),

@@ -38,6 +38,7 @@ import orjson
 
 from speedrift import layout, safejson
 from speedrift.errors import InvalidValue, NotFound
+from speedrift.fleet.roles.names import RoleName
 
 if TYPE_CHECKING:
     from speedrift.jsonvalid import Checked
@@ -87,6 +88,12 @@ class ClosureStage(StrEnum):
 
 
 CLOSURE_ORDER = (ClosureStage.INTEGRATION, ClosureStage.DOCUMENTATION, ClosureStage.EVALUATION)
+# the role that carries out each closure stage (fleet/roles)
+STAGE_ROLE: Mapping[ClosureStage, RoleName] = {
+    ClosureStage.INTEGRATION: RoleName.INTEGRATION,
+    ClosureStage.DOCUMENTATION: RoleName.DOCUMENTATION,
+    ClosureStage.EVALUATION: RoleName.EVALUATOR,
+}
 
 # The exit-contract levels, lowest first: a task's result meets a contract when it reaches each
 # level at least (wave-orchestration's agent-state ordering).

@@ -31,23 +31,17 @@ from speedrift.fleet.attempts import latest_attempt_dir
 from speedrift.fleet.config import RepoConfig
 from speedrift.fleet.roles.inputs import acceptance_criteria, scope_text
 from speedrift.fleet.roles.model import shipped
-from speedrift.fleet.roles.names import RoleName
 from speedrift.fleet.roles.runner import RoleCall, RoleResult, run_role
 from speedrift.graph.codec import Graph
 from speedrift.graph.model import Task, plan_data, status_of
 from speedrift.plans.closure import DONE, Closure, GapKind, StageRecord, TaskState
 from speedrift.plans.compile_tasks import compiled_tasks, stage_of
-from speedrift.plans.spec import ClosureStage, WaveKey, scope_of, state_dir
+from speedrift.plans.spec import STAGE_ROLE, ClosureStage, WaveKey, scope_of, state_dir
 from speedrift.records import read_evidence
 from speedrift.repo import git
 from speedrift.textclip import clip, cut_middle
 from speedrift.times import stamp
 
-STAGE_ROLE = {
-    ClosureStage.INTEGRATION: RoleName.INTEGRATION,
-    ClosureStage.DOCUMENTATION: RoleName.DOCUMENTATION,
-    ClosureStage.EVALUATION: RoleName.EVALUATOR,
-}
 STAGE_KIND = {
     ClosureStage.INTEGRATION: Kind.INTEGRATION_SUMMARY,
     ClosureStage.DOCUMENTATION: Kind.DECISION,
@@ -165,10 +159,12 @@ def inputs_for(
     validation: Sequence[tuple[str, int]],
     decision: Closure,
     *,
+    diffs: str,
     guidance: str,
     now: datetime,
 ) -> dict[str, str]:
-    diffs = diffs_text(repo, tasks)
+    """What the stage's role is shown. ``diffs``: :func:`diffs_text` of the commit judged (the
+    same for every stage of it: the caller makes it once)."""
     if stage is ClosureStage.INTEGRATION:
         return {
             "coordination": coordination_text(repo, wave, now),
@@ -248,6 +244,11 @@ def _verdict_word(stage: ClosureStage, output: dict[str, Any]) -> str:
     return str(output.get(key, "?"))
 
 
+def output_problems(stage: ClosureStage, output: object) -> list[str]:
+    """Every way ``output`` is not a valid output of the stage's role (its shipped schema)."""
+    return shipped(STAGE_ROLE[stage]).problems(output) if isinstance(output, dict) else ["no output"]
+
+
 def stage_records(records: Sequence[Record], commit: str) -> tuple[list[StageRecord], list[str]]:
     """The closure stages posted on ``commit``, in the order they were posted, each re-checked
     against its role's schema; and what was refused (a record that claims to be a stage but does
@@ -264,7 +265,7 @@ def stage_records(records: Sequence[Record], commit: str) -> tuple[list[StageRec
             refused.append(f"{record.id}: unknown stage {data['stage']!r}")
             continue
         output = data.get("output")
-        problems = shipped(STAGE_ROLE[stage]).problems(output) if isinstance(output, dict) else ["no output"]
+        problems = output_problems(stage, output)
         # only plan run posts stages (as speedrift); an agent's record claiming to be one is refused
         if problems or record.kind is not STAGE_KIND[stage] or record.author.actor is not Actor.SPEEDRIFT:
             refused.append(f"{record.id}: not a valid {stage.value} record: {'; '.join(problems[:3])}")

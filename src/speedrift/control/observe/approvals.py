@@ -18,6 +18,7 @@ from datetime import datetime
 
 from speedrift.fleet import approval
 from speedrift.graph.model import (
+    APPROVAL_KEY,
     DISPATCHABLE,
     IN_PROGRESS,
     Task,
@@ -36,7 +37,7 @@ MERGE_LOGGED = "Merge pending: "  # fleet/merging.py's log line when an attempt 
 def approval_wait(task: Task, tasks: Mapping[str, Task], ready: bool) -> ApprovalWait | None:
     """The checkpoint ``task`` waits at for a person, None when it waits for none (or, before its
     start, still waits on its blockers: ``ready`` says it does not)."""
-    if approval.APPROVAL_KEY not in speedrift_data(task):
+    if APPROVAL_KEY not in speedrift_data(task):
         return None  # the common case, answered with one lookup
     status = status_of(task)
     attempt = approval.waiting_attempt(task) if status == IN_PROGRESS else None

@@ -30,7 +30,7 @@ from speedrift.agents.choose import declared_runtime
 from speedrift.control.observe import approvals
 from speedrift.control.observe.escalations import escalations
 from speedrift.coord.records import Record
-from speedrift.fleet import approval, followup
+from speedrift.fleet import followup
 from speedrift.graph import peers as peer_deps
 from speedrift.graph import query
 from speedrift.graph.codec import Graph
@@ -138,11 +138,7 @@ def analyze(
     ready_ids = query.ready_ids(graph, now, peers)
     # what the hub may dispatch, as the service judges it: never a task no developer attempt runs
     # (a wave's closure stage), nor one whose start waits for a person's approval
-    ordered = [
-        t
-        for t in query.dispatch_order(graph, ready_ids, now)
-        if dispatch_hold(tasks[t]) is None and approval.start_wait(tasks[t]) is None
-    ]
+    ordered = [t for t in query.dispatch_order(graph, ready_ids, now) if dispatch_hold(tasks[t]) is None]
     ready_set = set(ready_ids)
     counts: dict[str, int] = {}
     horizon: list[datetime] = []
