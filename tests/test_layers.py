@@ -1,7 +1,8 @@
 """The layers are real: every import in the package points down the stack, and no package cycle exists.
 
 foundation (the modules directly in ``speedrift/``: errors, fsutil, times, layout, hubdir, redact,
-procs, serialize, …) → graph → repo → agents, gates → fleet, register → plans → control → web, demo → cli.
+procs, serialize, …) → graph → repo → agents, gates → lanes → fleet, register → plans → control →
+web, demo → cli.
 Every import counts — module level, inside a function, or under ``TYPE_CHECKING`` — because a lazy
 import hides an edge without removing it. A new package must be given its place here.
 """
@@ -22,15 +23,16 @@ RANK = {
     "coord": 2,
     "agents": 3,
     "gates": 3,
-    "fleet": 4,
-    "register": 4,
-    "plans": 5,
-    "control": 6,
-    "web": 7,
-    "demo": 7,
-    "cli": 8,
+    "fleet": 5,
+    "register": 5,
+    "lanes": 4,
+    "plans": 6,
+    "control": 7,
+    "web": 8,
+    "demo": 8,
+    "cli": 9,
 }
-ENTRY_POINT = {"__main__": 9}  # `python -m speedrift` sits on top of everything
+ENTRY_POINT = {"__main__": 10}  # `python -m speedrift` sits on top of everything
 
 
 def _unit(module: str) -> str:

@@ -186,6 +186,17 @@ def scans_dir(repo: Path) -> Path:
     return state_dir(repo) / "scans"
 
 
+def lanes_dir(repo: Path) -> Path:
+    """Drift lanes' state: ``latest.json`` (the last check's report), ``guard.jsonl`` (every
+    follow-up the guard created or refused), and one directory per lane (its cached result,
+    its artifacts)."""
+    return state_dir(repo) / "lanes"
+
+
+def lane_dir(repo: Path, lane: str) -> Path:
+    return lanes_dir(repo) / safe_name(lane)
+
+
 def coord_dir(repo: Path) -> Path:
     """The coordination stores, one ``<scope>.jsonl`` (and its ``.lock``) per scope (coord/store.py)."""
     return state_dir(repo) / "coord"

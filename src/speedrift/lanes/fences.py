@@ -1,0 +1,68 @@
+"""Per-task lane configuration: fenced TOML blocks in a task's description, as the original lanes
+read them (```` ```wg-contract ````, ```` ```specdrift ````, ```` ```depsdrift ````, …).
+
+A fence is found by its info string (the text right after the opening backticks) and ends at the
+first closing fence; its body is TOML. :func:`fence` returns the table, ``None`` when the task has
+no such fence, or raises :class:`FenceError` naming the fence, the line *of the description* and
+the TOML problem — the lanes turn that into an ``invalid_*_config`` finding, never a crash.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from speedrift import safetoml
+from speedrift.errors import SpeedriftError
+
+_OPEN = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})[ \t]*([A-Za-z0-9_.-]+)[ \t]*$")
+
+
+class FenceError(SpeedriftError, ValueError):
+    def __init__(self, name: str, line: int, problem: str) -> None:
+        super().__init__(f"```{name}``` block at description line {line}: {problem}")
+        self.name = name
+        self.line = line
+        self.problem = problem
+
+
+def fence_names(description: str) -> list[str]:
+    """The info strings of every fenced block, in order (``wg-contract``, ``specdrift``, …)."""
+    return [name for name, _line, _body in _blocks(description)]
+
+
+def fence(description: object, name: str) -> dict[str, Any] | None:
+    """The first ```` ```name ```` block's TOML table, ``None`` without one; :class:`FenceError`
+    when it is not a TOML table (the line is the description's, 1-based)."""
+    if not isinstance(description, str):
+        return None
+    for found, line, body in _blocks(description):
+        if found != name:
+            continue
+        try:
+            return safetoml.loads(body)
+        except safetoml.MalformedToml as exc:
+            at = line + exc.line if exc.line else line
+            raise FenceError(name, at, exc.problem) from None
+    return None
+
+
+def _blocks(description: str) -> list[tuple[str, int, str]]:
+    """(info string, line of the opening fence, body) for every fenced block."""
+    blocks: list[tuple[str, int, str]] = []
+    lines = description.splitlines()
+    index = 0
+    while index < len(lines):
+        opened = _OPEN.match(lines[index])
+        if not opened:
+            index += 1
+            continue
+        marker, name = opened.group(1), opened.group(2)
+        body: list[str] = []
+        end = index + 1
+        while end < len(lines) and not lines[end].strip().startswith(marker[0] * len(marker)):
+            body.append(lines[end])
+            end += 1
+        blocks.append((name, index + 1, "\n".join(body)))
+        index = end + 1
+    return blocks
