@@ -117,3 +117,16 @@ def test_the_checker_sees_lazy_and_package_level_imports(tmp_path: Path) -> None
     tree = ast.parse("def f():\n    from speedrift.web import server\nfrom speedrift import layout\n")
     targets = [t for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for t in _targets(sample, n)]
     assert sorted(targets) == ["speedrift.layout", "speedrift.web"]
+
+
+def test_the_layers_block_of_the_architecture_doc_is_the_rank_table() -> None:
+    """docs/architecture.md declares the layers for the archdrift lane; it must say what RANK says."""
+    import tomllib
+
+    doc = (ROOT.parent.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    block = doc.split("```layers\n", 1)[1].split("```", 1)[0]
+    layers = tomllib.loads(block)["layers"]
+    declared = {name: rank for rank, names in enumerate(layers) for name in names}
+    assert declared.pop("foundation") == FOUNDATION
+    by_rank = sorted(set(RANK.values()))
+    assert {name: by_rank.index(rank) + 1 for name, rank in RANK.items()} == declared

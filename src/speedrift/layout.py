@@ -197,6 +197,11 @@ def lane_dir(repo: Path, lane: str) -> Path:
     return lanes_dir(repo) / safe_name(lane)
 
 
+def lane_result_path(repo: Path, lane: str) -> Path:
+    """A lane's cached result (lanes/runner.py: reused while its inputs are unchanged)."""
+    return lane_dir(repo, lane) / RESULT_FILE
+
+
 def coord_dir(repo: Path) -> Path:
     """The coordination stores, one ``<scope>.jsonl`` (and its ``.lock``) per scope (coord/store.py)."""
     return state_dir(repo) / "coord"

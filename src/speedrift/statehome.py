@@ -9,7 +9,7 @@ Location: ``$SPEEDRIFT_STATE_DIR``, else ``$XDG_STATE_HOME/speedrift``, else
 ``~/.local/state/speedrift``; created private (0700) on first use. Invariant: nothing else spells
 these paths, and every file here is written through :mod:`speedrift.fsutil` (atomic, locked). Two
 hooks directories live here: the empty one git gets from speedrift (:func:`no_hooks_dir`), and the
-hub fetch's guard (:func:`fetch_guard_dir`).
+hub fetch's guard (:func:`fetch_guard_dir`); and the checkouts lanes keep (:func:`kept_trees_dir`).
 """
 
 from __future__ import annotations
@@ -83,4 +83,13 @@ def no_hooks_dir() -> Path:
     path = state_home() / "no-git-hooks"
     with contextlib.suppress(FileExistsError):
         path.mkdir(mode=0o500)
+    return path
+
+
+def kept_trees_dir() -> Path:
+    """Checkouts the drift lanes keep between runs (gates/basetree.py ``kept_tree``): one per repo
+    and lane, so a run at a new commit rewrites only the files that changed. Outside the repo, so
+    nothing run there (a test suite looking for its configuration) climbs into the user's checkout."""
+    path = state_home() / "kept-trees"
+    path.mkdir(exist_ok=True, mode=0o700)
     return path

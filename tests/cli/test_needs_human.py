@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from speedrift.control.assess.score import WEIGHTS
+from speedrift.control.assess.weights import WEIGHTS
 from speedrift.demo import ecosystem as demo
 from speedrift.failure_class import FailureClass
 from speedrift.graph import ops

@@ -13,9 +13,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from speedrift.register.actions import Action, ActionKind
 from speedrift.register.record import (
-    Action,
-    ActionKind,
     AttemptStats,
     ControlMode,
     ControlState,

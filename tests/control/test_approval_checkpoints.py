@@ -14,7 +14,8 @@ import pytest
 
 from speedrift.control.assess.conditions import APPROVAL_PRIORITY
 from speedrift.control.assess.queues import attention_queues
-from speedrift.control.assess.score import WEIGHTS, score_repo
+from speedrift.control.assess.score import score_repo
+from speedrift.control.assess.weights import WEIGHTS
 from speedrift.control.observe.graph import read_graph
 from speedrift.fleet import approval
 from speedrift.graph import ops

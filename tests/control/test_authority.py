@@ -18,7 +18,8 @@ from speedrift.control.authority import (
 )
 from speedrift.control.controlfile import write_control
 from speedrift.layout import control_path
-from speedrift.register.record import Action, ControlState
+from speedrift.register.actions import Action
+from speedrift.register.record import ControlState
 from tests.gitrepo import commit_file, make_repo, sh_git
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

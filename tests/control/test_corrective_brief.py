@@ -14,7 +14,7 @@ from speedrift.control.handlers.graph import MAX_DESCRIPTION
 from speedrift.control.plan.prompts import SAFETY, action_brief, action_prompts
 from speedrift.graph import ids, ops
 from speedrift.graph.codec import Graph
-from speedrift.register.record import RepairParams, TaskCorrectiveParams
+from speedrift.register.actions import RepairParams, TaskCorrectiveParams
 from tests.control.test_handlers import action, add_task, context, grant, repo, store
 
 __all__ = ["repo"]  # the fixture

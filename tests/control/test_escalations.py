@@ -13,10 +13,12 @@ from pathlib import Path
 import pytest
 
 from speedrift.control.assess.queues import attention_queues, reason_priority
-from speedrift.control.assess.score import WEIGHTS, score_repo
+from speedrift.control.assess.score import score_repo
+from speedrift.control.assess.weights import WEIGHTS
 from speedrift.control.observe.graph import read_graph
 from speedrift.control.plan.candidates import TRIGGERS
-from speedrift.control.plan.prompts import SAFETY, entry_prompts
+from speedrift.control.plan.entry_prompts import entry_prompts
+from speedrift.control.plan.prompts import SAFETY
 from speedrift.failure_class import FailureClass
 from speedrift.fleet.config import RepoConfig
 from speedrift.fleet.recovery_graph import NEEDS_HUMAN, manual_retry_mutation

@@ -23,7 +23,7 @@ from speedrift.control.handlers.dispatch import HandlerContext, execute
 from speedrift.fleet import service
 from speedrift.graph import ops
 from speedrift.graph.store import GraphStore
-from speedrift.register.record import (
+from speedrift.register.actions import (
     NO_PARAMS,
     Action,
     ActionKind,
@@ -31,10 +31,10 @@ from speedrift.register.record import (
     CorrectiveParams,
     DispatchParams,
     RepairParams,
-    RepoEntry,
     TaskCorrectiveParams,
     VerifyParams,
 )
+from speedrift.register.record import RepoEntry
 from speedrift.times import now_utc
 from tests.cli.support import Cli, base_env
 from tests.control.test_authority import repo_state

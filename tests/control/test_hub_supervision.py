@@ -26,15 +26,8 @@ from speedrift.fleet import supervisor
 from speedrift.graph import ops
 from speedrift.graph.store import GraphStore
 from speedrift.procs import identity_alive, identity_of
-from speedrift.register.record import (
-    Action,
-    ActionKind,
-    CycleRecord,
-    DispatchParams,
-    Outcome,
-    RepoEntry,
-    VerifyParams,
-)
+from speedrift.register.actions import Action, ActionKind, DispatchParams, VerifyParams
+from speedrift.register.record import CycleRecord, Outcome, RepoEntry
 from speedrift.serialize import cycle_to_dict
 from speedrift.times import now_utc
 from tests.cli.support import Cli, base_env

@@ -8,7 +8,8 @@ import pytest
 
 from speedrift.control.assess.score import score_repo
 from speedrift.control.plan.candidates import corrective_id, plan_actions, slug
-from speedrift.register.record import Action, AttemptStats, GateStats, RepoEntry, RepoSnapshot
+from speedrift.register.actions import Action
+from speedrift.register.record import AttemptStats, GateStats, RepoEntry, RepoSnapshot
 from speedrift.serialize import to_plain
 from tests.control.core_builders import NOW, entry, git, graph, running, snap, stopped
 

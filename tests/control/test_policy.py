@@ -20,17 +20,8 @@ from speedrift.control.plan.policy import (
     cut_after_hard_stop,
 )
 from speedrift.pausestore import RuntimePause
-from speedrift.register.record import (
-    ACTION_KINDS,
-    Action,
-    ActionHistory,
-    ActionKind,
-    ControlMode,
-    DispatchParams,
-    PastAction,
-    Plan,
-    RepoSnapshot,
-)
+from speedrift.register.actions import ACTION_KINDS, Action, ActionKind, DispatchParams
+from speedrift.register.record import ActionHistory, ControlMode, PastAction, Plan, RepoSnapshot
 from tests.control.core_builders import NOW, action, control, git, graph, snap
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "scoring-and-policy.md"

@@ -6,7 +6,8 @@ import pytest
 
 from speedrift.control.assess.score import score_repo
 from speedrift.control.plan.prompts import GATE_OUTPUT_LIMIT, SAFETY, action_prompts, prompt_pair
-from speedrift.register.record import ACTION_KINDS, Action, ActionKind, GateStats, RepairParams
+from speedrift.register.actions import ACTION_KINDS, Action, ActionKind, RepairParams
+from speedrift.register.record import GateStats
 from tests.control.core_builders import NOW, action, git, graph, snap
 
 GOAL = "Unblock the deploy task in shop-api."

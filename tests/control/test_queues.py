@@ -24,10 +24,11 @@ from speedrift.control.assess.queues import (
     carried_since_plain,
     reason_priority,
 )
-from speedrift.control.assess.score import WEIGHTS, score_repo
+from speedrift.control.assess.score import score_repo
+from speedrift.control.assess.weights import WEIGHTS
 from speedrift.control.plan.candidates import TRIGGERS, plan_actions
+from speedrift.register.actions import Action, VerifyParams
 from speedrift.register.record import (
-    Action,
     AttemptStats,
     AttentionQueue,
     CycleRecord,
@@ -38,7 +39,6 @@ from speedrift.register.record import (
     RepoReport,
     RepoSnapshot,
     Skipped,
-    VerifyParams,
 )
 from speedrift.serialize import cycle_to_dict, to_plain
 from tests.control.core_builders import DAY, NOW, brief, git, graph, snap, snapshots

@@ -15,13 +15,12 @@ from speedrift.control.assess.score import (
     HEALTHY_AT,
     IMPROVING_AT,
     WATCH_AT,
-    WEIGHTS,
     WORSENING_AT,
     score_repo,
     tier_of,
     trend_of,
-    weight_table_markdown,
 )
+from speedrift.control.assess.weights import WEIGHTS, weight_table_markdown
 from speedrift.register.record import (
     AttemptStats,
     GateStats,

@@ -7,17 +7,8 @@ from pathlib import Path
 
 import orjson
 
-from speedrift.register.record import (
-    Action,
-    ActionKind,
-    CycleRecord,
-    Metric,
-    Outcome,
-    Reason,
-    RepoReport,
-    RepoSnapshot,
-    Skipped,
-)
+from speedrift.register.actions import Action, ActionKind
+from speedrift.register.record import CycleRecord, Metric, Outcome, Reason, RepoReport, RepoSnapshot, Skipped
 from speedrift.serialize import cycle_to_dict, dumps
 from speedrift.times import iso_utc, parse_time
 

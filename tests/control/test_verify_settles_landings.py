@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from speedrift.control.handlers.dispatch import execute
-from speedrift.register.record import VerifyParams
+from speedrift.register.actions import VerifyParams
 from speedrift.repo import landing
 from tests.cli.support import base_env
 from tests.control.test_handlers import action, add_task, context, grant, status_of, store

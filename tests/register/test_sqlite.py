@@ -13,8 +13,8 @@ import orjson
 import pytest
 
 from speedrift.errors import Refused, UsageError
+from speedrift.register.actions import Action
 from speedrift.register.record import (
-    Action,
     CycleRecord,
     Metric,
     Outcome,
@@ -175,7 +175,7 @@ STARTER = """
 import sys, time
 from datetime import datetime, UTC
 from pathlib import Path
-from speedrift.register.record import Action
+from speedrift.register.actions import Action
 from speedrift.register.sqlite import Register
 register = Register.open(Path(sys.argv[1]))
 act = Action(id="a:restart_service", repo="a", kind="restart_service", priority=96, reason="down")
@@ -218,7 +218,8 @@ WRITER = """
 import sys
 from datetime import datetime, UTC
 from pathlib import Path
-from speedrift.register.record import Action, Outcome
+from speedrift.register.actions import Action
+from speedrift.register.record import Outcome
 from speedrift.register.sqlite import Register
 register = Register.open(Path(sys.argv[1]))
 for i in range(150):

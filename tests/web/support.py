@@ -13,8 +13,8 @@ from starlette.applications import Starlette
 
 from speedrift.control.assess.queues import attention_queues, carried_since_plain
 from speedrift.control.assess.score import score_repo
+from speedrift.register.actions import Action
 from speedrift.register.record import (
-    Action,
     AttemptStats,
     ControlState,
     CycleRecord,

@@ -123,6 +123,10 @@ def test_risk_level_follows_the_worst_finding() -> None:
     assert risk_level({"high": 1}) == "high"
     assert risk_level({"last_status": "fail"}) == "high"
     assert risk_level({"secret_leaks": 1}) == "critical"
+    # what the drift lanes found on the target branch counts as much as a gate finding
+    assert risk_level({}, {"warning": 2}) == "medium"
+    assert risk_level({"low": 1}, {"error": 1}) == "high"
+    assert risk_level(None, {"critical": 1}) == "critical"
 
 
 def test_a_card_before_any_cycle_shows_live_counts_and_no_score() -> None:

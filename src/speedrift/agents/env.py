@@ -97,3 +97,11 @@ def withheld(
     source = os.environ if source is None else source
     names = set(source) | set(extra)
     return sorted(n for n in names if is_secret_name(n) and n not in set(passthrough_secrets))
+
+
+def without_credentials(source: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Our environment minus every credential-named variable: for the repo's own commands that
+    speedrift runs outside an agent (qadrift's test suite, redrift's verify commands) — they need
+    the developer's toolchain (virtualenv, PYTHONPATH, proxies), never a secret."""
+    source = os.environ if source is None else source
+    return {name: value for name, value in source.items() if not is_secret_name(name)}

@@ -69,8 +69,8 @@ def target_branch(repo: Path, configured: str | None) -> str | None:
 
 def run(args: Namespace) -> int:
     from speedrift.fleet.config import load_config
+    from speedrift.fleet.lanegate import suite_for
     from speedrift.gates import bundle
-    from speedrift.gates.suite import GateSuite
 
     repo, worktree = _checkout(args)
     config = load_config(repo)
@@ -85,13 +85,7 @@ def run(args: Namespace) -> int:
     base = _base(worktree, repo, args.base, config.target_branch)
     tip = git.rev_parse(worktree, "HEAD") or base
     dirty = any(not p.startswith(layout.STATE_PREFIX) for p in git.status_porcelain(worktree))
-    suite = GateSuite(
-        config.gates,
-        store=store,
-        target_branch=config.target_branch,
-        log_to_task=False,
-        secret_names=config.env.secrets,
-    )
+    suite = suite_for(repo, store, config, log_to_task=False)
     evidence = suite.evaluate(repo, worktree, base, tip, task, working_tree=dirty)
     data = bundle.to_dict(evidence)
     if not dirty:

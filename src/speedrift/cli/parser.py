@@ -282,6 +282,7 @@ def build() -> argparse.ArgumentParser:
         parser_control,
         parser_fleet,
         parser_gates,
+        parser_lanes,
         parser_plans,
         parser_runtime,
         parser_selftest,
@@ -289,6 +290,7 @@ def build() -> argparse.ArgumentParser:
     )
 
     parser_gates.add(command, common)
+    parser_lanes.add(command, common)
     parser_fleet.add(command, common)
     parser_plans.add(command, common)
     parser_plans.add_replay(command, common)

@@ -26,10 +26,10 @@ from speedrift.plans.run import WaveRun
 
 
 def _pipeline(args: Namespace) -> Pipeline:
-    from speedrift.gates.suite import for_repo
+    from speedrift.fleet.lanegate import suite_for
 
     repo, graph_store, config = repo_context(args)
-    gates = for_repo(config.gates, graph_store, config.target_branch, config.env.secrets)
+    gates = suite_for(repo, graph_store, config)
     return Pipeline(repo, graph_store, config, gates=gates, peer_repos=peer_repos(args))
 
 

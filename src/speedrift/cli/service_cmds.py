@@ -32,9 +32,9 @@ def serve(args: Namespace) -> int:
         admission = hub_admission(repo)
     else:
         service.hub_marker(repo).unlink(missing_ok=True)  # a human started it: not the hub's any more
-    from speedrift.gates.suite import for_repo
+    from speedrift.fleet.lanegate import suite_for
 
-    gates = for_repo(config.gates, graph_store, config.target_branch, config.env.secrets)
+    gates = suite_for(repo, graph_store, config)
     pipeline = Pipeline(repo, graph_store, config, gates=gates, peer_repos=peer_repos(args))
     return service.serve(pipeline, layout.service_log_path(repo), admission)
 

@@ -25,6 +25,8 @@ from speedrift.register.ledger import Ledger
 from speedrift.serialize import to_plain
 from speedrift.times import format_time, now_utc
 
+MAX_LANE_LINES = 5  # drift findings `why` lists (worst first)
+
 
 def _latest_cycle(hub: Path) -> dict[str, Any]:
     records = [r for r in Ledger(hub).read(last=20) if r.get("cycle_id")]
@@ -67,6 +69,7 @@ def explain(
     if task is None:
         answer["answer"] = _repo_sentence(answer)
         _add_escalations(answer, snapshot)
+        _add_lanes(answer, snapshot)
         _add_pauses(answer, snapshot, None)
         return answer
     answer["task"] = task
@@ -186,6 +189,34 @@ def _add_escalations(answer: dict[str, Any], snapshot: dict[str, Any]) -> None:
         names = ", ".join(str(e.get("task")) for e in escalations[:3])
         waits = "task waits" if count == 1 else "tasks wait"
         answer["answer"] += f"; {count} {waits} on a human's answer ({names})"
+
+
+def _add_lanes(answer: dict[str, Any], snapshot: dict[str, Any]) -> None:
+    """What the drift lanes found on the target branch in the last cycle: the worst findings with
+    their follow-up tasks, the lanes that could not judge, a drift policy that cannot be read."""
+    lanes = snapshot.get("lanes") or {}
+    findings = [f for f in lanes.get("findings") or () if isinstance(f, dict)]
+    broken = [r for r in lanes.get("runs") or () if isinstance(r, dict) and r.get("error")]
+    answer["lanes"] = {
+        "checked_at": lanes.get("checked_at"),
+        "head": lanes.get("head"),
+        "policy_error": lanes.get("policy_error"),
+        "findings": findings[:MAX_LANE_LINES],
+        "errors": [{"lane": r.get("lane"), "error": r.get("error")} for r in broken],
+    }
+    if lanes.get("policy_error"):
+        answer["answer"] += f"; its drift policy cannot be read: {lanes['policy_error']}"
+        return
+    counts = [(lanes.get(k) or 0, k) for k in ("critical", "error", "warning")]
+    found = ", ".join(f"{n} {k}" for n, k in counts if n)
+    if found:
+        worst = findings[0] if findings else None
+        first = f" (worst: {worst['lane']} {worst['kind']} → follow-up {worst['followup']})" if worst else ""
+        answer["answer"] += f"; drift lanes found {found}{first}"
+    if broken:
+        answer["answer"] += (
+            f"; {len(broken)} drift lane(s) could not judge ({', '.join(str(r.get('lane')) for r in broken)})"
+        )
 
 
 def _add_task_escalation(answer: dict[str, Any], task: str, repo_path: Path | None) -> None:
@@ -325,6 +356,18 @@ def why(args: Namespace) -> int:
     for held in answer["held"]:
         say(printable(f"  held: {held['action']} — {held['rule']}: {held['reason']}"))
     _say_escalations(answer, with_question=not task)  # a task's answer above already asks it
+    for finding in (answer.get("lanes") or {}).get("findings") or ():
+        at = f" {finding['file']}:{finding['line']}" if finding.get("file") else ""
+        what = f"{finding['severity']} {finding['lane']} {finding['kind']}{at}"
+        say(printable(f"  drift: {what} — {finding['message']}"))
+        say(
+            printable(
+                f"    follow-up: {finding['followup']}"
+                + (f"; fix: {finding['fix']}" if finding.get("fix") else "")
+            )
+        )
+    for broken in (answer.get("lanes") or {}).get("errors") or ():
+        say(printable(f"  lane error: {broken['lane']} — {broken['error']}"))
     for paused in answer.get("paused") or ():
         if paused["fix"]:
             say(f"  fix: {paused['fix']}")

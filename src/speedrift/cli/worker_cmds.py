@@ -51,12 +51,12 @@ def _show_event(event: Any) -> None:
 
 
 def run(args: Namespace) -> int:
+    from speedrift.fleet.lanegate import suite_for
     from speedrift.fleet.pipeline import Pipeline, RunOptions
-    from speedrift.gates.suite import for_repo
 
     make_non_dumpable()  # it holds the secrets it hands to the agent: no one else reads them
     repo, graph_store, config = repo_context(args)
-    gates = for_repo(config.gates, graph_store, config.target_branch, config.env.secrets)
+    gates = suite_for(repo, graph_store, config)
     pipeline = Pipeline(repo, graph_store, config, gates=gates, peer_repos=peer_repos(args))
     if getattr(args, "hub", False):
         from speedrift.control.authority import hub_admission

@@ -31,7 +31,8 @@ from speedrift.control.plan.policy import MODE_PERMITS
 from speedrift.errors import Refused
 from speedrift.gitcmd import GitError
 from speedrift.layout import STATE_PREFIX
-from speedrift.register.record import ACTION_KINDS, AUTOMATION_MODES, PARAMS_TYPES, Action, ControlState
+from speedrift.register.actions import ACTION_KINDS, PARAMS_TYPES, Action
+from speedrift.register.record import AUTOMATION_MODES, ControlState
 from speedrift.repo import git, gitlocks
 from speedrift.repo.worktrees import BRANCH_PREFIX
 

@@ -29,27 +29,20 @@ from speedrift.control.observe.observer import Observer
 from speedrift.control.plan.policy import cut_after_hard_stop
 from speedrift.fleet import supervisor
 from speedrift.pausestore import RuntimePause
+from speedrift.register.actions import Action, ActionKind
 from speedrift.register.ledger import Ledger
-from speedrift.register.record import (
-    Action,
-    ActionKind,
-    CycleRecord,
-    Metric,
-    Outcome,
-    OutcomeStatus,
-    Plan,
-    RepoHealth,
-    Skipped,
-)
+from speedrift.register.record import CycleRecord, Metric, Outcome, OutcomeStatus, Plan, RepoHealth, Skipped
 from speedrift.register.sqlite import Register
 from speedrift.serialize import cycle_to_dict
 from speedrift.times import now_utc, short_stamp
 
 HISTORY_WINDOW = timedelta(hours=24)
 LEDGER_LOOKBACK = 8  # ledger lines searched at start for the newest cycle (operator entries interleave)
-# a failed dispatch says little about the repo (the next cycle re-observes); every other failed
-# action means a verification failed, and the cycle stops there
-HARD_STOP_EXEMPT = frozenset({ActionKind.DISPATCH_READY})
+# a failed dispatch says little about the repo (the next cycle re-observes); a run of the drift
+# lanes fails when one lane could not judge (its error is the repo's finding, scored and queued),
+# which says nothing about other repos; every other failed action means a verification failed,
+# and the cycle stops there
+HARD_STOP_EXEMPT = frozenset({ActionKind.DISPATCH_READY, ActionKind.RUN_LANES})
 HINTED: frozenset[OutcomeStatus] = frozenset({"failed", "refused"})  # outcomes the next-cycle hints name
 
 

@@ -49,7 +49,7 @@ _KINDS = {
 }
 # the more specific kind wins when several detectors flag the same value
 MIN_VALUE = 8  # shorter detect-secrets values are prefixes (e.g. "ghp"), not secrets
-_GENERIC = ("high-entropy-string", "high-entropy-hex", "secret-keyword", "assigned-credential")
+GENERIC_KINDS = ("high-entropy-string", "high-entropy-hex", "secret-keyword", "assigned-credential")
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +127,7 @@ def _hits(path: str, text: str, detected: list[tuple[int, str, str]]) -> list[Hi
     def add(line: int, kind: str, value: str) -> None:
         key = (line, value)
         current = hits.get(key)
-        if current is None or (current.kind in _GENERIC and kind not in _GENERIC):
+        if current is None or (current.kind in GENERIC_KINDS and kind not in GENERIC_KINDS):
             hits[key] = Hit(path, line, kind, value, sha1(value))
 
     for number, line in enumerate(lines, start=1):

@@ -296,10 +296,19 @@ def attempt_run_dir(repo: Path, task: Task) -> Path | None:
 
 def for_repo(
     gates_config: GatesConfig,
-    store: GraphStore,
+    store: GraphStore | None,
     target_branch: str | None = None,
     secret_names: Sequence[str] = (),
+    *,
+    log_to_task: bool = True,
 ) -> GateSuite:
     """The suite a worker pipeline uses: the repo's [gates] config, its graph, its target branch,
-    and the names of the secrets its agents are given (``[env] secrets``)."""
-    return GateSuite(gates_config, store=store, target_branch=target_branch, secret_names=tuple(secret_names))
+    and the names of the secrets its agents are given (``[env] secrets``). Callers get it through
+    ``fleet.lanegate.suite_for``, which adds the landing-blocking drift lanes."""
+    return GateSuite(
+        gates_config,
+        store=store,
+        target_branch=target_branch,
+        secret_names=tuple(secret_names),
+        log_to_task=log_to_task,
+    )

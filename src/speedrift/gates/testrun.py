@@ -185,7 +185,7 @@ class TestsGate:
             else f"{plan.label} was detected; [gates.tests] command in speedrift.toml sets another"
         )
         try:
-            tip = self._execute(ctx, ctx.worktree, command)
+            tip = run_suite(ctx, ctx.worktree, command)
         except ToolNotRunnable as error:
             return result(
                 self.name,
@@ -306,31 +306,6 @@ class TestsGate:
             new=new,
         )
 
-    def _execute(self, ctx: GateContext, root: Path, command: list[str]) -> SuiteRun:
-        # the tree's own code first (as `python -m pytest` would), before any editable install
-        # pointing elsewhere: the tip and the base checkout then import the same way
-        paths = [str(root), *([str(root / "src")] if (root / "src").is_dir() else [])]
-        inherited = ctx.env.get("PYTHONPATH", "")
-        env = {
-            "PYTHONDONTWRITEBYTECODE": "1",
-            "PYTHONPATH": os.pathsep.join([*paths, *([inherited] if inherited else [])]),
-        }
-        with tempfile.TemporaryDirectory(prefix="speedrift-tests-") as scratch:
-            argv = list(command)
-            junit = Path(scratch) / "junit.xml"
-            if is_pytest(command) and ctx.config.tests.junit:
-                argv += [f"--junitxml={junit}", "-o", "junit_family=xunit1", "-p", "no:cacheprovider"]
-            outcome = ctx.run(argv, what="the test command", cwd=root, **env)
-            parsed = parse_junit(junit) if junit.exists() else None
-        text = (outcome.text + "\n" + outcome.err).strip()
-        # the end of the output is its conclusion ("1 failed, 4 passed", the error): keep it
-        last = " | ".join(line.strip() for line in text.splitlines()[-3:] if line.strip())
-        tail = cut_middle(last, TAIL_LIMIT)
-        if parsed is None:
-            return SuiteRun(outcome.returncode, None, tail)
-        outcomes, places, messages = parsed
-        return SuiteRun(outcome.returncode, outcomes, tail, places, messages)
-
     def _base(self, ctx: GateContext, command: list[str]) -> SuiteRun:
         digest = hashlib.sha256("\0".join(command).encode()).hexdigest()[:16]
         key = diffaware.cache_key(ctx.base, "tests", digest)
@@ -339,6 +314,34 @@ class TestsGate:
             outcomes = cached.get("outcomes")
             return SuiteRun(int(cached["returncode"]), outcomes if isinstance(outcomes, dict) else None, "")
         with basetree.full_tree(ctx.worktree, ctx.base) as root:
-            run = self._execute(ctx, root, command)
+            run = run_suite(ctx, root, command)
         ctx.cache.put("tests", key, {"returncode": run.returncode, "outcomes": run.outcomes})
         return run
+
+
+def run_suite(ctx: GateContext, root: Path, command: list[str]) -> SuiteRun:
+    """The test command in the tree at ``root``, its per-test outcomes when it is pytest (the gate's
+    run at the tip and at the base, and qadrift's run on the target branch)."""
+    # the tree's own code first (as `python -m pytest` would), before any editable install
+    # pointing elsewhere: the tip and the base checkout then import the same way
+    paths = [str(root), *([str(root / "src")] if (root / "src").is_dir() else [])]
+    inherited = ctx.env.get("PYTHONPATH", "")
+    env = {
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONPATH": os.pathsep.join([*paths, *([inherited] if inherited else [])]),
+    }
+    with tempfile.TemporaryDirectory(prefix="speedrift-tests-") as scratch:
+        argv = list(command)
+        junit = Path(scratch) / "junit.xml"
+        if is_pytest(command) and ctx.config.tests.junit:
+            argv += [f"--junitxml={junit}", "-o", "junit_family=xunit1", "-p", "no:cacheprovider"]
+        outcome = ctx.run(argv, what="the test command", cwd=root, **env)
+        parsed = parse_junit(junit) if junit.exists() else None
+    text = (outcome.text + "\n" + outcome.err).strip()
+    # the end of the output is its conclusion ("1 failed, 4 passed", the error): keep it
+    last = " | ".join(line.strip() for line in text.splitlines()[-3:] if line.strip())
+    tail = cut_middle(last, TAIL_LIMIT)
+    if parsed is None:
+        return SuiteRun(outcome.returncode, None, tail)
+    outcomes, places, messages = parsed
+    return SuiteRun(outcome.returncode, outcomes, tail, places, messages)

@@ -15,7 +15,7 @@ from typing import Any
 from speedrift import safetoml
 from speedrift.errors import SpeedriftError
 
-_OPEN = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})[ \t]*([A-Za-z0-9_.-]+)[ \t]*$")
+_OPEN = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})[ \t]*([A-Za-z0-9_.-]*)[ \t]*$")
 
 
 class FenceError(SpeedriftError, ValueError):
@@ -28,7 +28,7 @@ class FenceError(SpeedriftError, ValueError):
 
 def fence_names(description: str) -> list[str]:
     """The info strings of every fenced block, in order (``wg-contract``, ``specdrift``, …)."""
-    return [name for name, _line, _body in _blocks(description)]
+    return [name for name, _line, _body in _blocks(description) if name]
 
 
 def fence(description: object, name: str) -> dict[str, Any] | None:
@@ -47,10 +47,17 @@ def fence(description: object, name: str) -> dict[str, Any] | None:
     return None
 
 
+def _closes(line: str, marker: str) -> bool:
+    """A closing fence: only the opening fence's character, at least as many (no info string)."""
+    stripped = line.strip()
+    return len(stripped) >= len(marker) and stripped == marker[0] * len(stripped)
+
+
 def _blocks(description: str) -> list[tuple[str, int, str]]:
     """(info string, line of the opening fence, body) for every fenced block."""
     blocks: list[tuple[str, int, str]] = []
-    lines = description.splitlines()
+    # only "\n" ends a line (str.splitlines would also split at U+2028 inside a TOML string)
+    lines = [line.removesuffix("\r") for line in description.removesuffix("\n").split("\n")]
     index = 0
     while index < len(lines):
         opened = _OPEN.match(lines[index])
@@ -60,7 +67,7 @@ def _blocks(description: str) -> list[tuple[str, int, str]]:
         marker, name = opened.group(1), opened.group(2)
         body: list[str] = []
         end = index + 1
-        while end < len(lines) and not lines[end].strip().startswith(marker[0] * len(marker)):
+        while end < len(lines) and not _closes(lines[end], marker):
             body.append(lines[end])
             end += 1
         blocks.append((name, index + 1, "\n".join(body)))

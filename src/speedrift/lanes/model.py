@@ -68,6 +68,8 @@ class LaneFinding:
     key: str = ""  # what makes two findings of one kind in one file different (never a line number)
     evidence: tuple[str, ...] = ()  # what was seen, one fact per item (never a secret value)
     fix: str = ""  # the suggested fix, in words an agent can act on
+    # the files its fix may change (a follow-up's declared scope); empty: ``file`` alone
+    scope: tuple[str, ...] = ()
 
     @property
     def fingerprint(self) -> str:
@@ -90,7 +92,13 @@ class LaneFinding:
             "key": self.key,
             "evidence": list(self.evidence),
             "fix": self.fix,
+            "scope": list(self.fix_scope),
         }
+
+    @property
+    def fix_scope(self) -> tuple[str, ...]:
+        """What a follow-up for it may change: the lane's ``scope``, else its file."""
+        return self.scope or ((self.file,) if self.file else ())
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +114,7 @@ class LaneResult:
     cached: bool = False  # the result was reused: nothing it reads changed since it was computed
     artifacts: tuple[str, ...] = ()  # files the lane wrote (repo-relative), e.g. uxdrift screenshots
     score: int | None = None  # a lane's own 0–100 score where it defines one (secdrift, qadrift)
+    skipped: str | None = None  # why the lane did not run (e.g. a diff lane without a range)
 
     @property
     def exit_code(self) -> LaneExit:
@@ -122,7 +131,7 @@ class LaneResult:
             "lane": self.lane,
             "findings": [f.to_json() for f in self.findings],
             "exit_code": int(self.exit_code),
-            "summary": self.summary or summary_of(self.findings, self.error),
+            "summary": self.summary or summary_of(self.findings, self.error, self.skipped),
             "error": self.error,
             "duration_ms": self.duration_ms,
             "cached": self.cached,
@@ -131,12 +140,16 @@ class LaneResult:
             data["artifacts"] = list(self.artifacts)
         if self.score is not None:
             data["score"] = self.score
+        if self.skipped is not None:
+            data["skipped"] = self.skipped
         return data
 
 
-def summary_of(findings: Sequence[LaneFinding], error: str | None = None) -> str:
+def summary_of(findings: Sequence[LaneFinding], error: str | None = None, skipped: str | None = None) -> str:
     if error is not None:
         return f"lane error: {error}"
+    if skipped is not None:
+        return f"not run: {skipped}"
     if not findings:
         return "clean"
     counts: dict[str, int] = {}
@@ -177,6 +190,9 @@ def finding_from_json(lane: str, raw: Any, index: int) -> LaneFinding:
     evidence = raw.get("evidence", [])
     if not isinstance(evidence, list) or not all(isinstance(e, str) for e in evidence):
         raise ValueError(f"{where}.evidence must be a list of strings")
+    scope = raw.get("scope", [])
+    if not isinstance(scope, list) or not all(isinstance(e, str) and e for e in scope):
+        raise ValueError(f"{where}.scope must be a list of repo-relative paths")
     kind = texts["kind"] or (tags[0] if tags else "finding")
     # an external lane without a key is keyed by its message: rewording it makes a new finding
     key = texts["key"] or ("" if texts["kind"] else message.strip())
@@ -192,6 +208,7 @@ def finding_from_json(lane: str, raw: Any, index: int) -> LaneFinding:
         key=key,
         evidence=tuple(evidence),
         fix=texts["fix"],
+        scope=tuple(scope),
     )
 
 
@@ -230,3 +247,27 @@ class CheckReport:
             "exit_code": int(self.exit_code),
             "lanes": [r.to_json() for r in self.results],
         }
+
+
+def result_from_json(raw: dict[str, Any]) -> LaneResult:
+    """A stored :meth:`LaneResult.to_json` read back (the runner's cache, the hub's observer).
+    Raises ValueError when it is not one."""
+    lane = raw.get("lane")
+    if not isinstance(lane, str) or not lane:
+        raise ValueError("a lane result needs a lane name")
+    findings = raw.get("findings", [])
+    if not isinstance(findings, list):
+        raise ValueError("findings must be a list")
+    error = raw.get("error")
+    score = raw.get("score")
+    artifacts = raw.get("artifacts", [])
+    return LaneResult(
+        lane=lane,
+        findings=tuple(finding_from_json(lane, item, index) for index, item in enumerate(findings)),
+        summary=str(raw.get("summary", "")),
+        error=error if isinstance(error, str) else None,
+        duration_ms=int(raw.get("duration_ms", 0) or 0),
+        artifacts=tuple(a for a in artifacts if isinstance(a, str)) if isinstance(artifacts, list) else (),
+        score=score if isinstance(score, int) and not isinstance(score, bool) else None,
+        skipped=raw["skipped"] if isinstance(raw.get("skipped"), str) else None,
+    )

@@ -11,6 +11,7 @@ Keys (every one optional; the defaults are the original driftdriver's)::
     on = ["target_change", "landed"]        # when the hub runs the lanes (plus each lane's cron)
 
     [guard]
+    min_severity = "error"   # the least severe finding that gets a follow-up (warning: every actionable one)
     max_active_per_lane = 3  # open follow-ups one lane may have
     max_creates_per_hour = 10  # follow-ups one lane may create in an hour
     global_ceiling = 50      # open drift follow-ups in the repo, every lane together
@@ -44,6 +45,7 @@ from speedrift import safetoml
 from speedrift.errors import SpeedriftError
 from speedrift.graph.cron import normalize
 from speedrift.graph.store import repo_graph_dir
+from speedrift.lanes.model import ACTIONABLE, Severity
 from speedrift.lanes.spec import Lane, SettingsError, check_settings
 
 POLICY_FILE = "drift-policy.toml"
@@ -114,6 +116,9 @@ class Guard:
     max_active_per_lane: int = 3
     max_creates_per_hour: int = 10
     global_ceiling: int = 50
+    # the least severe finding that gets a follow-up task; less severe actionable ones are advice
+    # on the task they are about (a repo opts in to warnings: min_severity = "warning")
+    min_severity: Severity = Severity.ERROR
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +173,7 @@ def parse(
 
     known_top = {"schema", "mode", "order", "lanes", "guard"}
     schema = table.get("schema", 1)
-    if schema != 1:
+    if type(schema) is not int or schema != 1:
         raise fail("schema", f"is {schema!r}; this speedrift reads schema 1", "set schema = 1")
     mode = _mode(table.get("mode", "redirect"), "mode", fail)
     order_raw = table.get("order", list(DEFAULT_ORDER))
@@ -198,14 +203,19 @@ def parse(
             "lanes.on", f"{triggers_raw!r} holds an unknown trigger", "use target_change, landed and cron"
         ) from None
     guard_table = _table(table.get("guard", {}), "guard", fail)
-    guard_values: dict[str, int] = {}
+    guard_values: dict[str, Any] = {}
     for key, value in guard_table.items():
         if key not in Guard.__dataclass_fields__:
             raise fail(
                 f"guard.{key}",
                 "is not a setting",
-                "[guard] takes max_active_per_lane, max_creates_per_hour, global_ceiling",
+                "[guard] takes max_active_per_lane, max_creates_per_hour, global_ceiling, min_severity",
             )
+        if key == "min_severity":
+            if value not in {str(s) for s in ACTIONABLE}:
+                raise fail("guard.min_severity", f"is {value!r}", "use warning, error or critical")
+            guard_values[key] = Severity(value)
+            continue
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise fail(f"guard.{key}", f"is {value!r}", "use a whole number >= 0")
         guard_values[key] = value
@@ -213,6 +223,15 @@ def parse(
     for name in lane_tables:
         if name not in order_raw and name not in builtin:
             raise fail(name, "is not a setting nor a lane", f"remove [{name}] or add it to order")
+    for name in lane_tables:
+        if name in builtin and name not in order_raw:  # configured but not run: still checked
+            unused = {k: v for k, v in _table(lane_tables[name], name, fail).items() if k not in RUNNER_KEYS}
+            try:
+                check_settings(builtin[name], unused, prefix=f"{name}.")
+            except SettingsError as exc:
+                raise fail(
+                    exc.key, exc.problem, "see `speedrift lanes list --json` for each lane's settings"
+                ) from None
     lanes: dict[str, LanePolicy] = {}
     for name in order_raw:
         given = dict(_table(lane_tables.get(name, {}), name, fail))
@@ -299,7 +318,7 @@ def line_of(text: str, dotted: str) -> int:
     header_line = 0
     for number, raw in enumerate(lines, start=1):
         stripped = raw.strip()
-        header = re.fullmatch(r"\[\s*([^\]]+?)\s*\]", stripped)
+        header = re.fullmatch(r"\[\s*([^\]]+?)\s*\]\s*(?:#.*)?", stripped)
         if header:
             current = header.group(1)
             if current == dotted:
@@ -309,4 +328,6 @@ def line_of(text: str, dotted: str) -> int:
             continue
         if current == table and re.match(rf"{re.escape(key)}\s*=", stripped):
             return number
+        if current == "" and table and re.match(rf"{re.escape(dotted)}\s*=", stripped):
+            return number  # a dotted key at the top level: lanes.blocking = […]
     return header_line

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from speedrift.errors import InvalidValue
 from speedrift.lanes.model import LaneFinding, LaneScope
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ class Lane:
     volatile: bool = False
 
 
-class SettingsError(ValueError):
+class SettingsError(InvalidValue):
     def __init__(self, key: str, problem: str) -> None:
         super().__init__(f"{key}: {problem}")
         self.key = key

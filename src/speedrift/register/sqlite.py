@@ -39,15 +39,8 @@ from speedrift.graph.store import repo_graph_file
 from speedrift.hubdir import register_db_path
 from speedrift.procs import pid_alive
 from speedrift.redact import redact_url
-from speedrift.register.record import (
-    CORRECTIVE_KINDS,
-    Action,
-    ActionHistory,
-    CycleRecord,
-    Outcome,
-    OutcomeStatus,
-    PastAction,
-)
+from speedrift.register.actions import CORRECTIVE_KINDS, Action
+from speedrift.register.record import ActionHistory, CycleRecord, Outcome, OutcomeStatus, PastAction
 from speedrift.register.schema import MIGRATIONS, SCHEMA_VERSION, cycle_status, summary_view
 from speedrift.serialize import dumps
 from speedrift.times import now_utc, parse_time, sortable

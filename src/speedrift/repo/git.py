@@ -86,15 +86,27 @@ def _read_ref(checkout: Path, ref: str) -> str | None:
     None when the branch does not exist, :data:`_UNKNOWN` when only git can tell."""
     try:
         common = common_dir(checkout)
-        if (common / "reftable").exists():
-            return _UNKNOWN
         if ref == "HEAD":
+            if (common / "reftable").exists():
+                return _UNKNOWN
             head = (git_dir(checkout) / "HEAD").read_text().strip()
             if _object_id(head):
                 return head  # detached
             if not head.startswith("ref: refs/heads/"):
                 return _UNKNOWN
             ref = head.removeprefix("ref: ")
+        return branch_from_files(common, ref)
+    except (OSError, UnicodeDecodeError, gitcmd.GitError):
+        return _UNKNOWN
+
+
+def branch_from_files(common: Path, ref: str) -> str | None:
+    """``refs/heads/<name>`` read from the repository's common directory alone, with no git
+    process: the loose ref file, else its line in ``packed-refs``; None when the branch does not
+    exist, :data:`_UNKNOWN` when only git can tell (a reftable repository, anything unexpected)."""
+    try:
+        if (common / "reftable").exists():
+            return _UNKNOWN
         if not ref.startswith("refs/heads/") or ".." in ref or ref.endswith(("/", ".lock")):
             return _UNKNOWN
         try:
@@ -114,7 +126,7 @@ def _read_ref(checkout: Path, ref: str) -> str | None:
             if name == ref:
                 return oid if _object_id(oid) else _UNKNOWN
         return None
-    except (OSError, UnicodeDecodeError, gitcmd.GitError):
+    except (OSError, UnicodeDecodeError):
         return _UNKNOWN
 
 

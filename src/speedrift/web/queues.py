@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from speedrift.control.assess.queues import QUEUES
-from speedrift.control.plan.prompts import entry_prompts
+from speedrift.control.plan.entry_prompts import entry_prompts
 
 
 def display_queues(record: Mapping[str, Any]) -> dict[str, Any]:

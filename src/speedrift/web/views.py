@@ -146,15 +146,18 @@ def node_changes(
     return upsert, removed
 
 
-def risk_level(gates: dict[str, Any] | None) -> str:
-    """none | low | medium | high | critical, from the latest gate findings."""
-    if not gates:
+def risk_level(gates: dict[str, Any] | None, lanes: dict[str, Any] | None = None) -> str:
+    """none | low | medium | high | critical, from the latest gate findings and what the drift
+    lanes found on the target branch (critical, error, warning)."""
+    lanes = lanes or {}
+    if not gates and not lanes:
         return "none"
-    if gates.get("critical") or gates.get("secret_leaks"):
+    gates = gates or {}
+    if gates.get("critical") or gates.get("secret_leaks") or lanes.get("critical"):
         return "critical"
-    if gates.get("high") or gates.get("last_status") == "fail":
+    if gates.get("high") or gates.get("last_status") == "fail" or lanes.get("error"):
         return "high"
-    if gates.get("medium"):
+    if gates.get("medium") or lanes.get("warning"):
         return "medium"
     if gates.get("low") or gates.get("last_status") == "warn":
         return "low"
@@ -184,6 +187,7 @@ def build_card(
     snapshot: dict[str, Any] = (report or {}).get("snapshot") or {}
     git = snapshot.get("git") or {}
     gates = snapshot.get("gates") or {}
+    lanes = snapshot.get("lanes") or {}
     service = snapshot.get("service") or {}
     control = control or snapshot.get("control") or {}
     reasons = [str(r.get("text", "")) for r in (report or {}).get("reasons") or []][:3]
@@ -209,10 +213,11 @@ def build_card(
         "branch": git.get("branch"),
         "ahead": git.get("ahead"),
         "behind": git.get("behind"),
-        "risk": risk_level(gates),
+        "risk": risk_level(gates, lanes),
         "findings": {
             k: int(gates.get(k) or 0) for k in ("critical", "high", "medium", "low", "secret_leaks")
         },
+        "drift": {k: int(lanes.get(k) or 0) for k in ("critical", "error", "warning")},
         "mode": control.get("mode", "observe"),
         "lease_owner": control.get("lease_owner"),
         "lease_expires_at": control.get("lease_expires_at"),

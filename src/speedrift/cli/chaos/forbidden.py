@@ -20,7 +20,8 @@ from speedrift.cli.chaos.figures import Figures
 from speedrift.control.authority import AuthorityRefused, HubGit, guard_action
 from speedrift.control.controlfile import read_control
 from speedrift.errors import SpeedriftError
-from speedrift.register.record import Action, ActionKind, ControlState, DispatchParams
+from speedrift.register.actions import Action, ActionKind, DispatchParams
+from speedrift.register.record import ControlState
 from speedrift.times import now_utc
 
 # what a hub must never do: rewrite history, push, move or delete branches, destroy unreachable

@@ -38,20 +38,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from speedrift.control.assess.score import WEIGHTS, aged_in_progress
+from speedrift.control.assess.score import aged_in_progress
+from speedrift.control.assess.weights import WEIGHTS
 from speedrift.control.observe.graph import STALE_OPEN
-from speedrift.register.record import (
-    Action,
-    ActionKind,
-    CorrectiveParams,
-    QueueKey,
-    Reason,
-    RepoHealth,
-    RepoSnapshot,
-    TaskCorrectiveParams,
-)
+from speedrift.register.actions import Action, ActionKind, CorrectiveParams, TaskCorrectiveParams
+from speedrift.register.record import QueueKey, Reason, RepoHealth, RepoSnapshot
 
 # The gate reasons behind a repo's findings entry, the one named as its rule first.
+MAX_LANE_ENTRIES = 10  # drift findings listed per repo (the score counts them all)
 RISK_RULES = ("secret_leaks", "gate_critical", "gate_high", "gate_failed")
 DAY_SECONDS = 86_400.0  # for words only ("5.0 d"); every threshold is the scorer's
 GONE = "claimed by a process that is gone: nobody is working on it"
@@ -200,6 +194,7 @@ def judge_conditions(
         *repo.stale_open(),
         *repo.dependencies(),
         *repo.findings(),
+        *repo.lane_findings(),
         *repo.upstream(),
         *repo.escalated(),
         *repo.awaiting(),
@@ -349,6 +344,74 @@ class _Repo:
                 detail={"found": found, "gate_status": gates.last_status},
             )
         ]
+
+    def lane_findings(self) -> list[Draft]:
+        """One entry per actionable drift-lane finding (the first :data:`MAX_LANE_ENTRIES`, worst
+        first), one per lane that could not judge, and one for a drift policy that cannot be read."""
+        name, lanes = self.snapshot.name, self.snapshot.lanes
+        answer = self.answer(ActionKind.RUN_LANES)
+        out: list[Draft] = []
+        policy = self.reasons.get("lane_policy_invalid")
+        if policy is not None:
+            out.append(
+                self.draft(
+                    "human",
+                    f"lane-policy:{name}",
+                    policy,
+                    None,
+                    what=f"{name}: the drift policy cannot be read",
+                    why=lanes.policy_error or "",
+                    detail={"error": lanes.policy_error},
+                )
+            )
+        for brief in lanes.findings[:MAX_LANE_ENTRIES]:
+            reason = self.reasons.get(f"lane_{brief.severity}")
+            if reason is None:
+                continue
+            at = (
+                f" ({brief.file}:{brief.line})"
+                if brief.file and brief.line
+                else f" ({brief.file})"
+                if brief.file
+                else ""
+            )
+            out.append(
+                self.draft(
+                    "risk",
+                    f"lane:{name}:{brief.fingerprint}",
+                    reason,
+                    answer,
+                    what=f"{brief.lane} {brief.kind}: {brief.message}{at}",
+                    why=brief.fix or f"found by the {brief.lane} lane on the target branch",
+                    task=brief.followup,
+                    detail={
+                        "lane": brief.lane,
+                        "kind": brief.kind,
+                        "severity": brief.severity,
+                        "message": brief.message,
+                        "file": brief.file,
+                        "line": brief.line,
+                        "fix": brief.fix,
+                        "fingerprint": brief.fingerprint,
+                        "followup": brief.followup,
+                    },
+                )
+            )
+        broken = self.reasons.get("lane_broken")
+        for run in lanes.runs:
+            if broken is not None and run.error:
+                out.append(
+                    self.draft(
+                        "risk",
+                        f"lane-broken:{name}:{run.lane}",
+                        broken,
+                        answer,
+                        what=f"drift lane {run.lane} could not judge {name}",
+                        why=run.error,
+                        detail={"lane": run.lane, "error": run.error},
+                    )
+                )
+        return out
 
     def upstream(self) -> list[Draft]:
         """Commits behind (a reason the scorer charges) and ahead (not a penalty: an entry only

@@ -18,18 +18,20 @@ from speedrift.control.assess.edges import repo_edges
 from speedrift.control.assess.metrics import ecosystem_metrics
 from speedrift.control.assess.narrative import narrate
 from speedrift.control.assess.queues import attention_queues
-from speedrift.control.assess.score import HEARTBEAT_STALE_SECONDS, score_repo
+from speedrift.control.assess.score import score_repo
+from speedrift.control.assess.weights import HEARTBEAT_STALE_SECONDS
 from speedrift.control.ecosystem.load import Ecosystem
 from speedrift.control.observe.observer import Observer
 from speedrift.control.plan.candidates import plan_actions
 from speedrift.control.plan.config import PolicyConfig
+from speedrift.control.plan.entry_prompts import entry_prompts
 from speedrift.control.plan.policy import apply_policy
-from speedrift.control.plan.prompts import action_prompts, entry_prompts
+from speedrift.control.plan.prompts import action_prompts
 from speedrift.errors import SpeedriftError
 from speedrift.fleet.config import load_config
 from speedrift.pausestore import RuntimePause
+from speedrift.register.actions import Action
 from speedrift.register.record import (
-    Action,
     ActionHistory,
     CycleRecord,
     Metric,

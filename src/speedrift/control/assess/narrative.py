@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
-from speedrift.register.record import Action, Metric, Plan, RepoHealth
+from speedrift.register.actions import Action
+from speedrift.register.record import Metric, Plan, RepoHealth
 
 TIER_RANK = {"healthy": 0, "watch": 1, "at-risk": 2}
 MAX_CHANGES = 4  # tier changes named in the change sentence

@@ -45,16 +45,8 @@ from speedrift.control.assess.conditions import (
 )
 from speedrift.control.plan.candidates import TRIGGERS
 from speedrift.pausestore import RuntimePause
-from speedrift.register.record import (
-    Action,
-    ActionKind,
-    AttentionQueue,
-    QueueEntry,
-    QueueKey,
-    RepoHealth,
-    RepoSnapshot,
-    Skipped,
-)
+from speedrift.register.actions import Action, ActionKind
+from speedrift.register.record import AttentionQueue, QueueEntry, QueueKey, RepoHealth, RepoSnapshot, Skipped
 from speedrift.times import parse_time
 
 # reason_priority is the per-repo half's (conditions.py), still named here where it always was
@@ -82,6 +74,7 @@ QUEUE_CAP = 50  # entries recorded per queue (highest priority first); `total` c
 HUMAN_RULES = frozenset(
     {"plan_only", "mode", "lease", "hard_stop", "refused", "dirty_checkout", "corrective_cap"}
 )
+ROUTINE_KINDS = frozenset({ActionKind.RUN_LANES})
 # Where an action that is not waiting on a person shows when no condition entry stands for it.
 KIND_QUEUE: dict[ActionKind, QueueKey] = {
     ActionKind.VERIFY_IN_PROGRESS: "aging",
@@ -89,6 +82,7 @@ KIND_QUEUE: dict[ActionKind, QueueKey] = {
     ActionKind.REPAIR_DEPENDENCIES: "dependency",
     ActionKind.EMIT_CORRECTIVE_TASK: "dependency",
     ActionKind.RUN_GATE_SCAN: "risk",
+    ActionKind.RUN_LANES: "risk",
     ActionKind.SYNC_UPSTREAM: "upstream",
     ActionKind.PREPARE_UPSTREAM_PACKET: "upstream",
     ActionKind.RESTART_SERVICE: "human",
@@ -224,12 +218,15 @@ def _entry(draft: Draft, link: Action | None, since: datetime, waited: float) ->
 
 def _action_entry(action: Action, cut: Skipped | None) -> Draft:
     person = _waits_on_person(cut)
+    # upkeep on the hub's own schedule (a lane run) is no question for a person even when held:
+    # its entry stays with the findings it looks for, approvable there
+    routine = action.kind in ROUTINE_KINDS
     why = action.reason
     if cut is not None:
         why = f"{why} — held back ({cut.rule}): {cut.reason}"
     subject = f" ({action.subject})" if action.subject else ""
     return Draft(
-        queue="human" if person else KIND_QUEUE.get(action.kind, "human"),
+        queue="human" if person and not routine else KIND_QUEUE.get(action.kind, "human"),
         id=f"action:{action.id}",
         repo=action.repo,
         what=f"{action.kind.replace('_', ' ')} in {action.repo}{subject}",

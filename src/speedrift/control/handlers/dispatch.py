@@ -23,11 +23,13 @@ from speedrift.control.handlers.graph import (
     repair_dependencies,
     verify_in_progress,
 )
+from speedrift.control.handlers.lanes import run_lanes
 from speedrift.control.handlers.procs import dispatch_ready, restart_service
 from speedrift.control.handlers.recovery import retry_failed
 from speedrift.errors import SpeedriftError
 from speedrift.procs import ProcessTimeout
-from speedrift.register.record import Action, ActionKind, Outcome, OutcomeStatus
+from speedrift.register.actions import Action, ActionKind
+from speedrift.register.record import Outcome, OutcomeStatus
 
 __all__ = ["HANDLERS", "HandlerContext", "authorise", "execute"]
 
@@ -43,6 +45,7 @@ HANDLERS: dict[ActionKind, Handler] = {
     ActionKind.PREPARE_UPSTREAM_PACKET: prepare_upstream_packet,
     ActionKind.EMIT_CORRECTIVE_TASK: emit_corrective_task,
     ActionKind.RETRY_FAILED: retry_failed,
+    ActionKind.RUN_LANES: run_lanes,
 }
 
 

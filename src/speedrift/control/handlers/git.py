@@ -31,7 +31,7 @@ from speedrift.control.handlers.base import (
 )
 from speedrift.errors import SpeedriftError
 from speedrift.fsutil import write_atomic
-from speedrift.register.record import Action
+from speedrift.register.actions import Action
 from speedrift.repo import gitlocks
 from speedrift.times import stamp
 

@@ -25,7 +25,7 @@ from speedrift.graph.codec import Graph
 from speedrift.graph.model import FAILED, IN_PROGRESS, after_of, speedrift_data, status_of
 from speedrift.layout import safe_name
 from speedrift.procs import record_alive, spawn_detached
-from speedrift.register.record import (
+from speedrift.register.actions import (
     Action,
     CorrectiveParams,
     RepairParams,

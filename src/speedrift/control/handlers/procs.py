@@ -39,7 +39,7 @@ from speedrift.fsutil import write_atomic
 from speedrift.graph import ids
 from speedrift.layout import safe_name
 from speedrift.procs import identity_of, record_alive, spawn_detached
-from speedrift.register.record import Action, DispatchParams
+from speedrift.register.actions import Action, DispatchParams
 from speedrift.times import format_time, stamp
 
 MAX_DISPATCH = 8  # whatever the plan asks, one action never starts more workers than this

@@ -18,7 +18,7 @@ from speedrift.control.handlers.base import HandlerContext, HandlerFailed, Handl
 from speedrift.control.handlers.graph import HUB_ACTOR
 from speedrift.fleet import followup, service
 from speedrift.fleet.config import ConfigError, load_config
-from speedrift.register.record import Action, RetryParams
+from speedrift.register.actions import Action, RetryParams
 
 
 def retry_failed(action: Action, ctx: HandlerContext) -> HandlerResult:

@@ -67,16 +67,20 @@ from speedrift.control.observe.git import (
     watched_paths,
 )
 from speedrift.control.observe.graph import GraphReading, read_graph, refresh, with_exports, with_peers
+from speedrift.control.observe.lanes import lanes_state
 from speedrift.control.observe.runs import LazyLockTable, Locks, runs_state, service_state
 from speedrift.graph import peers as peer_deps
 from speedrift.graph.model import status_of
 from speedrift.graph.store import GRAPH_DIR_NAMES, GRAPH_FILE
+from speedrift.lanes.policy import POLICY_FILE
+from speedrift.lanes.runner import report_path
 from speedrift.procs import ProcessTimeout, Running
 from speedrift.register.record import (
     AttemptStats,
     ControlState,
     GateStats,
     GitState,
+    LaneStats,
     RepoEntry,
     RepoSnapshot,
     ServiceState,
@@ -101,6 +105,7 @@ class _Keys:
     runs: StatKey
     state_dir: bool  # .speedrift/ exists: there may be a service, runs, a control file
     coord: StatKey = ()  # the coordination stores (observe/coordination.py): read with the graph
+    lanes: StatKey = ()  # the lanes' report and the drift policy files (observe/lanes.py)
 
     @property
     def graph_read(self) -> StatKey:
@@ -127,13 +132,16 @@ class _Cache:
     runs_key: StatKey
     attempts: AttemptStats
     gates: GateStats
+    lanes_key: StatKey
+    lanes: LaneStats
 
 
 _Outcome: TypeAlias = tuple[RepoSnapshot, _Cache | None] | Exception
 
 
 def _fingerprint(keys: _Keys) -> str:
-    return hashlib.blake2b(repr((keys.git, keys.runs, keys.coord)).encode(), digest_size=10).hexdigest()
+    signed = repr((keys.git, keys.runs, keys.coord, keys.lanes)).encode()
+    return hashlib.blake2b(signed, digest_size=10).hexdigest()
 
 
 def _with_peers(fingerprint: str, peers: dict[str, str | None]) -> str:
@@ -303,7 +311,12 @@ class Observer:
         runs = graph + (
             (stat_key(layout.runs_dir(repo)), stat_key(layout.scans_dir(repo))) if state_dir else (None, None)
         )
-        return _Keys(dirs, git, graph, runs, state_dir, coord_key(repo) if state_dir else ())
+        # the lanes' report and policy: a new check or an edited policy is read at once
+        lanes = (
+            stat_key(report_path(repo)) if state_dir else None,
+            *(stat_key(f"{base}/{name}/{POLICY_FILE}") for name in GRAPH_DIR_NAMES),
+        )
+        return _Keys(dirs, git, graph, runs, state_dir, coord_key(repo) if state_dir else (), lanes)
 
     def _live(
         self, entry: RepoEntry, keys: _Keys, locks: Locks | None, now: datetime
@@ -337,6 +350,7 @@ class Observer:
             service=service,
             attempts=cache.attempts,
             gates=cache.gates,
+            lanes=cache.lanes,
             control=control,
             tags=entry.tags,
             fingerprint=_fingerprint(keys),
@@ -347,7 +361,12 @@ class Observer:
         self, entry: RepoEntry, keys: _Keys, old: _Cache, now: datetime, locks: Locks | None
     ) -> RepoSnapshot | None:
         """The snapshot without reading anything, or None when some part changed."""
-        if old.git_key != keys.git or old.graph_key != keys.graph_read or old.runs_key != keys.runs:
+        if (
+            old.git_key != keys.git
+            or old.graph_key != keys.graph_read
+            or old.runs_key != keys.runs
+            or old.lanes_key != keys.lanes
+        ):
             return None
         reading = old.graph
         if reading is not None:
@@ -356,7 +375,7 @@ class Observer:
                 return None  # past the horizon: a time-based fact changed, read the graph again
         cache = _Cache(
             old.git_key, old.git, old.git_errors, old.graph_key, reading, old.graph_errors, old.runs_key,
-            old.attempts, old.gates,
+            old.attempts, old.gates, old.lanes_key, old.lanes,
         )  # fmt: skip
         self._cache[entry.name] = cache
         return self._snapshot(entry, keys, cache, now, locks, reused=True)
@@ -399,6 +418,10 @@ class Observer:
             reused_runs = False
         else:
             attempts, gates, reused_runs = AttemptStats(), GateStats(), False
+        if old is not None and old.lanes_key == keys.lanes and old.git_key == git_key:
+            lanes = old.lanes  # the report, the policy and the target's tip are as they were
+        else:
+            lanes = lanes_state(repo, keys.dirs) if keys.dirs is not None else LaneStats()
         cache = _Cache(
             git_key,
             git,
@@ -409,6 +432,8 @@ class Observer:
             keys.runs,
             attempts,
             gates,
+            keys.lanes,
+            lanes,
         )
         reused = reused_git and reused_graph and reused_runs
         return self._snapshot(entry, keys, cache, now, locks, reused), cache

@@ -18,23 +18,25 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from cronsim import CronSim, CronSimError
+
 from speedrift.control.assess.score import aged_in_progress, in_progress_count
 from speedrift.control.plan.prompts import action_prompts
-from speedrift.register.record import (
+from speedrift.graph import cron
+from speedrift.register.actions import (
     NO_PARAMS,
     Action,
     ActionKind,
     ActionParams,
     CorrectiveParams,
     DispatchParams,
+    LaneParams,
     RepairParams,
-    RepoEntry,
-    RepoHealth,
-    RepoSnapshot,
     RetryParams,
     TaskCorrectiveParams,
     VerifyParams,
 )
+from speedrift.register.record import AUTOMATION_MODES, LaneRun, RepoEntry, RepoHealth, RepoSnapshot
 
 DISPATCH_TASKS = 5  # ready ids offered to the dispatcher, in dispatch order
 DISPATCH_MAX = 2  # of which at most this many are started per action
@@ -72,6 +74,12 @@ TRIGGERS: dict[str, Trigger] = {
         ActionKind.EMIT_CORRECTIVE_TASK, 80, "a task failed 2+ attempts in a row (one per task, up to 3)"
     ),
     "sync": Trigger(ActionKind.SYNC_UPSTREAM, 74, "behind its upstream (fetch only)"),
+    "lanes": Trigger(
+        ActionKind.RUN_LANES,
+        70,
+        "drift lanes are due: never run, the target branch moved since they judged it (or an attempt "
+        "landed, per the policy's `[lanes] on`), or a lane's `cron` fired",
+    ),
     "verify": Trigger(ActionKind.VERIFY_IN_PROGRESS, 62, "dead claims or in-progress work aging 3+ days"),
     "packet": Trigger(
         ActionKind.PREPARE_UPSTREAM_PACKET, 58, "commits ahead of its upstream (dry-run packet)"
@@ -144,6 +152,7 @@ def _repo_actions(snapshot: RepoSnapshot, entry: RepoEntry, now: datetime) -> li
     return [
         *_work_actions(snapshot, entry, now),
         *_gate_actions(snapshot),
+        *_lane_actions(snapshot, now),
         *_git_actions(snapshot),
     ]
 
@@ -253,6 +262,63 @@ def _gate_actions(snapshot: RepoSnapshot) -> list[Action]:
     if gates.high:
         return [_action(snapshot.name, "gate_high", f"{gates.high} high finding(s) in the latest gates")]
     return []
+
+
+def _lane_actions(snapshot: RepoSnapshot, now: datetime) -> list[Action]:
+    """One ``run_lanes`` when some lane is due; its params name the due lanes and the range.
+
+    Only in a repo whose mode lets the hub act (supervise, autonomous): a lane run is routine
+    upkeep, not a decision to put before a person every cycle of an observed repo — there the
+    lanes run when someone runs ``speedrift drift check``, and what they found is scored and
+    queued all the same."""
+    lanes = snapshot.lanes
+    if snapshot.control.mode not in AUTOMATION_MODES:
+        return []
+    if lanes.policy_error or not lanes.enabled or lanes.target_tip is None:
+        return []
+    due: dict[str, str] = {}
+    for run in lanes.runs:
+        why = _lane_due(run, lanes.triggers, lanes.target_tip, snapshot.attempts.last_finished_at, now)
+        if why is not None:
+            due[run.lane] = why
+    if not due:
+        return []
+    heads = [run.head for run in lanes.runs if run.lane in due and run.head]
+    base = max(set(heads), key=heads.count) if heads else None
+    every = len(due) == len(lanes.enabled)
+    trigger = sorted(set(due.values()))[0] if len(set(due.values())) == 1 else "mixed"
+    named = "all lanes" if every else ", ".join(due)
+    where = f"{lanes.target}@{lanes.target_tip[:12]}"
+    return [
+        _action(
+            snapshot.name,
+            "lanes",
+            f"drift lanes due on {where}: {named} ({', '.join(sorted(set(due.values())))})",
+            params=LaneParams(
+                lanes=() if every else tuple(due), head=lanes.target_tip, base=base, trigger=trigger
+            ),
+        )
+    ]
+
+
+def _lane_due(
+    run: LaneRun, triggers: Sequence[str], tip: str, landed_at: datetime | None, now: datetime
+) -> str | None:
+    if run.checked_at is None or run.head is None:
+        return "first_run"
+    if run.head != tip:
+        if "target_change" in triggers:
+            return "target_change"
+        if "landed" in triggers and landed_at is not None and landed_at > run.checked_at:
+            return "landed"
+    if run.cron:
+        try:
+            following = next(CronSim(cron.normalize(run.cron), run.checked_at))
+        except (CronSimError, StopIteration):
+            return None  # the policy loader refuses a bad schedule; a stale snapshot is not planned on
+        if following <= now:
+            return "cron"
+    return None
 
 
 def _git_actions(snapshot: RepoSnapshot) -> list[Action]:

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from speedrift.errors import SpeedriftError
-from speedrift.register.record import ACTION_KINDS
+from speedrift.register.actions import ACTION_KINDS
 
 # dispatch is paced by claims (a claimed task is not ready again), so it needs only a short cooldown
 DEFAULT_COOLDOWNS: dict[str, float] = {"restart_service": 180.0, "dispatch_ready": 30.0, "default": 600.0}

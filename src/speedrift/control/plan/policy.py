@@ -21,18 +21,8 @@ from datetime import datetime, timedelta
 
 from speedrift.control.plan.config import PolicyConfig
 from speedrift.pausestore import RuntimePause
-from speedrift.register.record import (
-    ACTION_KINDS,
-    CORRECTIVE_KINDS,
-    Action,
-    ActionHistory,
-    ActionKind,
-    ControlMode,
-    DispatchParams,
-    Plan,
-    RepoSnapshot,
-    Skipped,
-)
+from speedrift.register.actions import ACTION_KINDS, CORRECTIVE_KINDS, Action, ActionKind, DispatchParams
+from speedrift.register.record import ActionHistory, ControlMode, Plan, RepoSnapshot, Skipped
 from speedrift.times import iso_utc
 
 RULE_ORDER: tuple[str, ...] = (
@@ -65,6 +55,7 @@ MODE_PERMITS: dict[ControlMode, frozenset[ActionKind]] = {
             ActionKind.EMIT_CORRECTIVE_TASK,
             ActionKind.REPAIR_DEPENDENCIES,
             ActionKind.RETRY_FAILED,
+            ActionKind.RUN_LANES,
         }
     ),
     "autonomous": frozenset(ACTION_KINDS),
@@ -86,6 +77,10 @@ DIRTY_CHECKOUT: dict[ActionKind, tuple[bool, str]] = {
         "misrepresent the work (clean before proposing upstream)",
     ),
     ActionKind.EMIT_CORRECTIVE_TASK: (False, "writes a task into the task graph (speedrift state)"),
+    ActionKind.RUN_LANES: (
+        False,
+        "reads commits of the target branch (tests run in a private checkout); writes follow-ups",
+    ),
 }
 
 UNFINISHED = frozenset({"started", "running"})
