@@ -148,7 +148,7 @@ def _graph_ids(repo: Path) -> list[str]:
 
 
 def test_create_followups_creates_one_task_and_a_rerun_creates_nothing_new(cli: Cli, repo: Path) -> None:
-    policy(repo, 'order = ["todos"]\n')
+    policy(repo, 'order = ["todos"]\n\n[guard]\nmin_severity = "warning"  # the lane reports warnings\n')
     first = cli.fails(3, "drift", "check", "--create-followups", "--json").json()
     created = [o for o in first["guard"] if o["status"] == "created"]
     assert len(created) == 1, first["guard"]
@@ -236,3 +236,11 @@ def test_a_built_in_lane_judges_a_range_given_by_base_and_tip(cli: Cli, repo: Pa
     assert [(f["kind"], f["file"]) for f in lane["findings"]] == [("lock_not_updated", "pyproject.toml")]
     without_range = cli.json("drift", "check")["report"]["lanes"][0]
     assert without_range["skipped"].startswith("no diff range")
+
+
+def test_by_default_a_warning_gets_no_task(cli: Cli, repo: Path) -> None:
+    policy(repo, 'order = ["todos"]\n')
+    data = cli.fails(3, "drift", "check", "--create-followups", "--json").json()
+    assert [(o["status"], o["detail"]) for o in data["guard"]] == [
+        ("observed", "logging is off: recorded only")  # advice, and no --write-log
+    ]
