@@ -108,13 +108,19 @@ def generate(root: Path, files: int) -> Path:
     repo = make_repo(root / "repo", content)
     for sub in {str(Path(p).parent) for p in content if p.startswith("app/part")}:
         (repo / sub / "__init__.py").write_text("")
-    store = GraphStore(repo / ".workgraph")
-    for n in range(50):
+    for n in range(50):  # chains of five tasks
         spec = ops.NewTask(f"task {n}", task_id=f"t{n}", after=[f"t{n - 1}"] if n % 5 else [])
-        store.mutate(lambda g, now, spec=spec: ops.add_task(g, spec, now=now, actor="bench"))
+        add_task(repo, spec)
     sh_git(repo, "add", "-A")
     sh_git(repo, "commit", "-q", "-m", "packages and tasks")
     return repo
+
+
+def add_task(repo: Path, spec: ops.NewTask) -> None:
+    def build(graph: Graph, now: datetime) -> ops.Mutation:
+        return ops.add_task(graph, spec, now=now, actor="bench")
+
+    GraphStore(repo / ".workgraph").mutate(build)
 
 
 def change(repo: Path, count: int, round_: int) -> None:
