@@ -153,7 +153,7 @@ def load(repo: Path, builtin: Mapping[str, Lane]) -> DriftPolicy:
     """The repo's policy (defaults without a file); :class:`PolicyError` on anything invalid."""
     path = policy_path(repo)
     if path is None or not path.is_file():
-        return parse({}, None, "", builtin, repo)
+        return _defaults(builtin, repo)
     data = path.read_bytes()
     try:
         text = safetoml.decode(data)
@@ -163,6 +163,19 @@ def load(repo: Path, builtin: Mapping[str, Lane]) -> DriftPolicy:
             path, exc.line, "(syntax)", exc.problem, "fix the TOML syntax at that line"
         ) from None
     return parse(table, path, text, builtin, repo)
+
+
+_DEFAULTS: dict[int, tuple[Mapping[str, Lane], DriftPolicy]] = {}
+
+
+def _defaults(builtin: Mapping[str, Lane], repo: Path) -> DriftPolicy:
+    """The policy of a repo without a file: the same for every repo (the default order names only
+    built-in lanes), so it is built once per set of built-in lanes — the hub observes hundreds."""
+    known = _DEFAULTS.get(id(builtin))
+    if known is None or known[0] is not builtin:
+        known = (builtin, parse({}, None, "", builtin, repo))
+        _DEFAULTS[id(builtin)] = known
+    return known[1]
 
 
 def parse(

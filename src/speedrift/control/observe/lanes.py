@@ -9,12 +9,14 @@ critical) count; each carries the id of the follow-up task the lane guard makes 
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 from typing import Any
 
 from speedrift.control.observe.git import GitDirs, head_ref
 from speedrift.errors import SpeedriftError
-from speedrift.fleet.config import ConfigError, load_config
+from speedrift.fleet.config import CONFIG_FILE, ConfigError, load_config
 from speedrift.lanes import policy as lane_policy
 from speedrift.lanes.builtin import BUILTIN
 from speedrift.lanes.guard import followup_id
@@ -88,10 +90,10 @@ def _target(repo: Path, dirs: GitDirs) -> str | None:
     """The branch the lanes judge, read from files only (no git process: the observer runs git
     only when the repo changed): the configured target, else origin's HEAD, else the checked-out
     branch — as the hub's handlers resolve it (control/authority.py ``target_branch``)."""
-    try:
-        configured = load_config(repo).target_branch
-    except ConfigError:
-        configured = None  # the worker refuses a broken config; the lanes judge git's view
+    configured = None
+    if os.path.exists(os.path.join(repo, CONFIG_FILE)):  # most repos have none: no default model built
+        with contextlib.suppress(ConfigError):  # the worker refuses a broken config; lanes judge git's
+            configured = load_config(repo).target_branch
     if configured:
         return configured
     try:
