@@ -29,6 +29,8 @@ class ChangedFile:
     old_blob: str | None = None
     new_blob: str | None = None  # None for working-tree changes git has not hashed
     mode: str = "100644"
+    added: int = 0  # lines (from the same diff's numstat; 0 for a binary file or an untracked one)
+    deleted: int = 0
 
     @property
     def exists(self) -> bool:
@@ -88,6 +90,7 @@ def _parse(out: bytes) -> list[ChangedFile]:
     tokens = out.split(b"\0")
     raw: list[tuple[str, str, str, str, str, str | None]] = []  # status, path, old, blobs, mode
     binary: set[str] = set()
+    counts: dict[str, tuple[int, int]] = {}
     index = 0
     while index < len(tokens):
         token = tokens[index]
@@ -108,7 +111,7 @@ def _parse(out: bytes) -> list[ChangedFile]:
             continue
         # numstat: "added\tdeleted\tpath", or "added\tdeleted\t" then old and new paths (renames)
         added, _, rest = token.partition(b"\t")
-        _deleted, _, named = rest.partition(b"\t")
+        deleted, _, named = rest.partition(b"\t")
         if named:
             name = os.fsdecode(named)
             index += 1
@@ -117,6 +120,8 @@ def _parse(out: bytes) -> list[ChangedFile]:
             index += 3
         if added == b"-":
             binary.add(name)
+        else:
+            counts[name] = (int(added), int(deleted))
     changes: list[ChangedFile] = []
     for kind, path, old_sha, new_sha, mode, old in raw:
         changes.append(
@@ -128,6 +133,8 @@ def _parse(out: bytes) -> list[ChangedFile]:
                 old_blob=None if old_sha == _NULL_SHA else old_sha,
                 new_blob=None if new_sha == _NULL_SHA else new_sha,
                 mode=mode if kind != "D" else "100644",
+                added=counts.get(path, (0, 0))[0],
+                deleted=counts.get(path, (0, 0))[1],
             )
         )
     return changes

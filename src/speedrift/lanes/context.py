@@ -135,32 +135,18 @@ class RepoView:
         return self._changes
 
     def numstat(self) -> dict[str, NumStat]:
-        """Lines added and deleted per changed path (untracked files count every line as added)."""
+        """Lines added and deleted per changed path (an untracked file counts every line as added);
+        the counts come with the range's one diff (:meth:`changes`)."""
         if self._numstat is None:
             stats: dict[str, NumStat] = {}
-            if self.base is not None:
-                target = [self.tip] if self.tip else []
-                out = git_bytes(["diff", "--numstat", "-z", "-M", self.base, *target], self.repo)
-                tokens = out.split(b"\0")
-                index = 0
-                while index < len(tokens):
-                    token = tokens[index]
-                    index += 1
-                    if not token:
-                        continue
-                    added, deleted, rest = token.split(b"\t", 2)
-                    if rest == b"":  # a rename: the old and new paths follow as two tokens
-                        rest = tokens[index + 1]
-                        index += 2
-                    binary = added == b"-"
-                    stats[os.fsdecode(rest)] = NumStat(
-                        0 if binary else int(added), 0 if binary else int(deleted), binary
-                    )
-                if self.tip is None:
-                    for change in self.changes():
-                        if change.path not in stats and change.status == "A":
-                            stats[change.path] = self._untracked_stat(change)
-            self._numstat = {p: s for p, s in stats.items() if not ignored(p)}
+            for change in self.changes():
+                if change.binary:
+                    stats[change.path] = NumStat(0, 0, True)
+                elif self.tip is None and change.status == "A" and change.added == 0:
+                    stats[change.path] = self._untracked_stat(change)
+                else:
+                    stats[change.path] = NumStat(change.added, change.deleted, False)
+            self._numstat = stats
         return self._numstat
 
     def _untracked_stat(self, change: ChangedFile) -> NumStat:

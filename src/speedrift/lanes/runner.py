@@ -214,8 +214,8 @@ def _cache_key(lane: Lane, view: RepoView, settings: Mapping[str, Any], graph: b
 def _run_one(lane: Lane, ctx: LaneContext, key: str | None) -> LaneResult:
     if lane.scope is LaneScope.DIFF and ctx.view.base is None and not lane.external:
         return LaneResult(lane.name, skipped="no diff range (give --base, or --task for a task's changes)")
-    cache = layout.lane_result_path(ctx.repo, lane.name) if ctx.state_dir is not None else None
-    if key is not None and cache is not None:
+    cache = layout.lane_result_path(ctx.repo, lane.name)
+    if key is not None:
         stored = layout.read_record(cache)
         if stored is not None and stored.get("key") == key and isinstance(stored.get("result"), dict):
             try:
@@ -229,7 +229,7 @@ def _run_one(lane: Lane, ctx: LaneContext, key: str | None) -> LaneResult:
     except Exception as exc:  # a lane's failure is its result, never the check's crash
         result = LaneResult(lane.name, error=redact.recordable(f"{type(exc).__name__}: {exc}"))
     result = replace(result, duration_ms=int((time.monotonic() - started) * 1000))
-    if key is not None and cache is not None and result.error is None:
+    if key is not None and result.error is None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(cache, dumps({"key": key, "result": result.to_json()}), durable=False)
     return result
