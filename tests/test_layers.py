@@ -27,6 +27,7 @@ RANK = {
     "register": 5,
     "lanes": 4,
     "plans": 6,
+    "fleetops": 6,
     "control": 7,
     "web": 8,
     "demo": 8,

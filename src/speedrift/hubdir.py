@@ -138,3 +138,13 @@ def rotate_token(hub: Path) -> str:
     token = secrets.token_urlsafe(32)
     _write_token(hub, token, exclusive=False)
     return token
+
+
+def agents_state_path(hub: Path) -> Path:
+    """The standing agents' durable state (fleetops/state.py): last fired slots, restarts, drift
+    levels, pauses."""
+    return hub / "agents-state.json"
+
+
+def agents_state_lock_path(hub: Path) -> Path:
+    return hub / "agents-state.lock"

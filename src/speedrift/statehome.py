@@ -93,3 +93,18 @@ def kept_trees_dir() -> Path:
     path = state_home() / "kept-trees"
     path.mkdir(exist_ok=True, mode=0o700)
     return path
+
+
+def attempt_log_path() -> Path:
+    """Every finished attempt on this machine, one JSON line each (attemptlog.py): what spend,
+    budgets and the nightwatch read."""
+    return state_home() / "attempts.jsonl"
+
+
+def attempt_log_lock_path() -> Path:
+    return state_home() / "attempts.lock"
+
+
+def budgets_path() -> Path:
+    """The ecosystems' budgets as their hubs published them, for every supervisor's admission."""
+    return state_home() / "budgets.json"

@@ -15,6 +15,13 @@ from speedrift import safetoml
 from speedrift.agents.sandbox import HIDDEN
 from speedrift.errors import SpeedriftError
 from speedrift.failure_class import FailureClass
+from speedrift.fleet.opsconfig import (
+    AgentDef,
+    CompoundReviewConfig,
+    Price,
+    RoutingConfig,
+    check_runtime_models,
+)
 from speedrift.fleet.roles.names import ReviewMode, RoleName
 from speedrift.gates.config import GatesConfig
 
@@ -49,6 +56,12 @@ class BudgetConfig(_Strict):
     provider_retry_seconds: float = Field(default=90, gt=0)
     # before an agent's first event the stall clock waits this long (a CLI's start-up)
     startup_seconds: float = Field(default=60, ge=0)
+    # money (fleet/spend.py, checked at admission): all attempts of one task together, and this
+    # repo's attempts per UTC day; the attempt's own cap is max_tokens/max_cost_usd above
+    task_usd: float | None = Field(default=None, gt=0)
+    task_tokens: int | None = Field(default=None, ge=1)
+    daily_usd: float | None = Field(default=None, gt=0)
+    daily_tokens: int | None = Field(default=None, ge=1)
 
 
 class WorktreeConfig(_Strict):
@@ -230,6 +243,26 @@ class RepoConfig(_Strict):
     gates: GatesConfig = Field(default_factory=GatesConfig)  # see gates/config.py
     review: ReviewConfig = Field(default_factory=ReviewConfig)  # [review] mode, max_rounds
     roles: dict[RoleName, RoleConfig] = Field(default_factory=dict)  # [roles.<role>]
+    # fleet operations (fleet/opsconfig.py): standing agents, prices, routing, compound review
+    agents: list[AgentDef] = Field(default_factory=list)  # [[agents]]
+    prices: dict[str, Price] = Field(default_factory=dict)  # [prices."runtime:model"]
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)  # [routing]
+    compound_review: CompoundReviewConfig = Field(default_factory=CompoundReviewConfig)
+
+    @field_validator("prices")
+    @classmethod
+    def _price_keys(cls, value: dict[str, Price]) -> dict[str, Price]:
+        check_runtime_models(list(value))
+        return value
+
+    @field_validator("agents")
+    @classmethod
+    def _unique_agents(cls, value: list[AgentDef]) -> list[AgentDef]:
+        names = [agent.name for agent in value]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"agent name(s) declared twice: {', '.join(twice)}")
+        return value
 
     def role(self, name: str) -> RoleConfig:
         for key, options in self.roles.items():

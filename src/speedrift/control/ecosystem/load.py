@@ -3,9 +3,10 @@
 Compatible with the original hub's schema (top-level ``schema = 1``, ``suite``, ``orchestrator``,
 ``workspace_root``; one ``[repos.<name>]`` table per repo with ``path`` or ``url``, ``role``,
 ``tags``, ``lifecycle``, ``daemon_posture``, ``upstream_remote``, ``upstream_branch``, ``notes``,
-``service_port``, ``cli``, ``cli_install``), plus ``depends_on``, ``[policy]``, ``[register]`` and
-``[discovery]``. Every problem is reported at once, each as ``file:line: key: problem`` with the
-fix; unknown keys are errors, so a typo never silently turns a setting off.
+``service_port``, ``cli``, ``cli_install``), plus ``depends_on``, ``[policy]``, ``[register]``,
+``[discovery]`` and the fleet-operations tables (opstables.py). Every problem is reported at once,
+each as ``file:line: key: problem`` with the fix; unknown keys are errors, so a typo never
+silently turns a setting off.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from speedrift import safetoml
+from speedrift.control.ecosystem.opstables import OPS_KEYS, parse_ops
 from speedrift.control.plan.config import PolicyConfig
 from speedrift.errors import NotFound, UsageError
+from speedrift.fleet.opsconfig import FleetOps
 from speedrift.redact import redact_url
 from speedrift.register.record import RepoEntry
 
@@ -30,7 +33,17 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 ROLES = ("orchestrator", "baseline", "lane", "product", "service", "experiment", "dependency")
 LIFECYCLES = ("active", "maintenance", "retired", "experimental")
 POSTURES = ("always-on", "on-demand", "never")
-TOP_KEYS = ("schema", "suite", "orchestrator", "workspace_root", "repos", "policy", "register", "discovery")
+TOP_KEYS = (
+    "schema",
+    "suite",
+    "orchestrator",
+    "workspace_root",
+    "repos",
+    "policy",
+    "register",
+    "discovery",
+    *OPS_KEYS,
+)
 STRING_KEYS = ("path", "url", "upstream_remote", "upstream_branch", "notes", "cli")
 # kept from the original schema: accepted, checked for type, carried on Ecosystem.repo_extras
 EXTRA_KEYS = ("service_port", "cli", "cli_install")
@@ -71,6 +84,7 @@ class Ecosystem:
     suite: str | None = None
     orchestrator: str | None = None
     repo_extras: dict[str, dict[str, Any]] = field(default_factory=dict)  # service_port, cli, cli_install
+    ops: FleetOps = field(default_factory=FleetOps)  # [[agents]], [budgets], [prices], [nightwatch], …
 
     def repo(self, name: str) -> RepoEntry:
         for entry in self.repos:
@@ -138,6 +152,7 @@ def key_lines(text: str) -> dict[tuple[str, ...], int]:
     table: tuple[str, ...] = ()
     closing: str | None = None  # the delimiter ending the multi-line string we are in
     depth = 0  # open [ / { of a multi-line value
+    arrays: dict[tuple[str, ...], int] = {}  # entries seen of each array of tables
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if closing is not None:
@@ -151,10 +166,16 @@ def key_lines(text: str) -> dict[tuple[str, ...], int]:
         if not line or line.startswith("#"):
             continue
         if line.startswith("["):
-            parsed = _dotted(line, 2 if line.startswith("[[") else 1, "]")
+            array = line.startswith("[[")
+            parsed = _dotted(line, 2 if array else 1, "]")
             if parsed:
                 table = parsed[0]
                 found.setdefault(table, number)
+                if array:  # each [[x]] is entry x.<n>, as the validators' key paths name it
+                    count = arrays.get(table, 0)
+                    arrays[table] = count + 1
+                    table = (*table, str(count))
+                    found.setdefault(table, number)
             continue
         parsed = _dotted(line, 0, "=")
         if not parsed:
@@ -250,6 +271,7 @@ def parse_ecosystem(text: str, path: Path) -> Ecosystem:
     register_url = _register(data.get("register", {}), problems)
     discovery = _discovery(data.get("discovery", {}), workspace_root, root, problems)
     repos, extras = _repos(data.get("repos", {}), root, workspace_root, problems)
+    ops = parse_ops(data, {entry.name for entry in repos}, problems.add)
     problems.raise_if_any()
     assert policy is not None
     env_url = os.environ.get(REGISTER_URL_ENV)
@@ -272,6 +294,7 @@ def parse_ecosystem(text: str, path: Path) -> Ecosystem:
         suite=suite,
         orchestrator=orchestrator,
         repo_extras=extras,
+        ops=ops,
     )
 
 
