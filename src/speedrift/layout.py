@@ -18,6 +18,10 @@ directory is git-excluded (``.git/info/exclude``) and holds only runtime state:
 - ``coord/`` — the coordination stores, ``<scope>.jsonl`` + ``<scope>.lock`` (coord/store.py);
   ``roles/`` — the repo's own role templates (fleet/roles); ``role-checkouts/`` — the throwaway
   read-only checkouts roles run in;
+- ``reviews/`` — compound review (fleetops/compound.py): ``<date>.md`` and ``<date>.json``, one
+  report per review; ``last-review.json``, the last reviewed commit and the review tasks made;
+  ``roles/<date>/``, the summarizing role's run; ``checkouts/<date>/``, the throwaway checkout a
+  review's pull-request commit is made in;
 - inside an agent's worktree, ``.speedrift/result.json`` — the agent's report, copied to its run dir;
   ``.speedrift/signals.jsonl`` — the records it posted with ``speedrift signal``, taken in after its run.
 
@@ -267,6 +271,41 @@ def upstream_dir(repo: Path) -> Path:
 
 def quarantine_dir(repo: Path) -> Path:
     return state_dir(repo) / "quarantine"
+
+
+REVIEWS_DIR = "reviews"
+REVIEW_STATE_FILE = "last-review.json"
+REVIEW_LOCK = ".review.lock"
+
+
+def reviews_dir(repo: Path) -> Path:
+    """Compound review's reports and its durable record (fleetops/compound.py)."""
+    return state_dir(repo) / REVIEWS_DIR
+
+
+def review_state_path(repo: Path) -> Path:
+    """The last reviewed commit of the target branch and the review tasks already made."""
+    return reviews_dir(repo) / REVIEW_STATE_FILE
+
+
+def review_lock_path(repo: Path) -> Path:
+    """Held while a compound review of the repo runs: two reviews never interleave."""
+    return reviews_dir(repo) / REVIEW_LOCK
+
+
+def review_report_path(repo: Path, stem: str, suffix: str) -> Path:
+    """One review's report, ``<stem>.md`` or ``<stem>.json`` (``stem``: its date, ``-2``… when taken)."""
+    return reviews_dir(repo) / f"{safe_name(stem)}.{suffix}"
+
+
+def review_role_dir(repo: Path, stem: str) -> Path:
+    """The record of the role run that summarized one review."""
+    return reviews_dir(repo) / "roles" / safe_name(stem)
+
+
+def review_checkout_path(repo: Path, stem: str) -> Path:
+    """The throwaway checkout one review's pull-request commit is made in (removed after)."""
+    return reviews_dir(repo) / "checkouts" / safe_name(stem)
 
 
 def agent_result_path(worktree: Path) -> Path:

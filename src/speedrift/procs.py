@@ -33,7 +33,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal, overload
@@ -284,10 +284,12 @@ def popen_group(
     stdout: int | IO[bytes] | None = None,
     stderr: int | IO[bytes] | None = None,
     executable: str | None = None,
+    preexec_fn: Callable[[], object] | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start ``argv`` as the leader of a new session: its own process group (pgid == pid), no
-    controlling terminal. ``env`` None inherits ours. For callers that must stream the child's
-    pipes themselves; everything else uses :func:`run`, :func:`start` or :func:`spawn_detached`."""
+    controlling terminal. ``env`` None inherits ours. ``preexec_fn`` runs in the child before exec
+    (the agent's rlimits, agents/rlimits.py). For callers that must stream the child's pipes
+    themselves; everything else uses :func:`run`, :func:`start` or :func:`spawn_detached`."""
     return subprocess.Popen(
         list(argv),
         executable=executable,
@@ -298,6 +300,7 @@ def popen_group(
         stderr=stderr,
         start_new_session=True,
         close_fds=True,
+        preexec_fn=preexec_fn,
     )
 
 

@@ -158,3 +158,28 @@ def test_graph_files_are_found_in_wgs_order_and_read(tmp_path: Path) -> None:
     reading = read_graph(tmp_path, NOW)
     assert reading is not None
     assert reading.state.graph_dir == ".wg" and [b.id for b in reading.state.ready] == ["new-dir"]
+
+
+def test_a_ready_task_with_its_own_fallback_order_names_no_runtime_for_the_hub_to_hold() -> None:
+    reading = analyze(
+        graph_of(
+            task("pinned", model="claude:sonnet", created_at=ago(hours=1)),
+            task(
+                "falls-back",
+                model="claude:sonnet",
+                created_at=ago(hours=1),
+                speedrift={"fallback": ["claude:sonnet", "codex:gpt-5"]},
+            ),
+            task(
+                "agent-run",
+                created_at=ago(hours=1),
+                speedrift={"agent": {"name": "nightly", "fallback": ["codex:gpt-5"]}},
+                model="claude:haiku",
+            ),
+        ),
+        ".workgraph",
+        NOW,
+    )
+    runtimes = {brief.id: brief.runtime for brief in reading.state.ready}
+    # a pause of claude holds the pinned task; the others move down their own order in the worker
+    assert runtimes == {"pinned": "claude", "falls-back": None, "agent-run": None}

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from speedrift.graph import cron
 from speedrift.lanes.model import LaneScope
 from speedrift.lanes.policy import (
     DEFAULT_MAX_OUTPUT,
@@ -214,7 +215,7 @@ def test_a_toml_syntax_error_names_its_line(repo: Path) -> None:
             'order = ["coredrift"]\n[coredrift]\ncron = "61 * * * *"\n',
             3,
             "coredrift.cron",
-            'e.g. "0 3 * * *"',
+            cron.EXAMPLE,  # the one cron vocabulary's example (graph/cron.py)
         ),
         (
             'order = ["coredrift"]\n[coredrift]\ntimeout_s = 0\n',

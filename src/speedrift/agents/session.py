@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import IO
 
 from speedrift import layout, procs, records, redact
-from speedrift.agents import _proc, sandbox
+from speedrift.agents import _proc, rlimits, sandbox
 from speedrift.agents._common import data_text
 from speedrift.agents.protocol import (
     CANCELLED,
@@ -79,11 +79,14 @@ def run_session(
     clock: Callable[[], float] = time.monotonic,
     on_start: Callable[[int], None] | None = None,
     sandboxed: sandbox.Policy | None = None,
+    limits: rlimits.RLimitPlan | None = None,
 ) -> RunOutcome:
     """Run `runtime` on `request` in its own process group; never raises for agent failures.
     ``on_start`` is told the agent's process group id as soon as it runs (it is its leader's pid).
     ``sandboxed``: run it inside that bubblewrap sandbox (agents/sandbox.py; the group's leader is
-    then bwrap), whose private HOME and TMPDIR are removed when the run ends."""
+    then bwrap), whose private HOME and TMPDIR are removed when the run ends. ``limits``: rlimits
+    set in the leader before exec (inherited inside the sandbox); a failed run that ended at one
+    of them is a BUDGET verdict naming the limit."""
     started = clock()
     if sandboxed is not None:
         request = dataclasses.replace(request, sandboxed=True)
@@ -145,9 +148,10 @@ def run_session(
                 stdin=subprocess.PIPE if payload is not None else subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
+                preexec_fn=limits.preexec() if limits is not None else None,
             )
-        except OSError as exc:
-            reason = f"could not start {argv[0]}: {exc.strerror or exc}"
+        except (OSError, subprocess.SubprocessError) as exc:
+            reason = f"could not start {argv[0]}: {getattr(exc, 'strerror', None) or exc}"
             return RunOutcome(
                 success=False, failure=FailureKind.CRASHED, reason=reason, result_file=result_file
             )
@@ -156,6 +160,7 @@ def run_session(
                 on_start(proc.pid)
         run = _Run(runtime, request.budgets, proc, state, log, on_event, cancel, clock, started)
         run.sandboxed = sandboxed is not None
+        run.limits = limits
         outcome = run.supervise(payload, layout.stderr_path(run_dir))
     if sandboxed is None:
         shutil.rmtree(private_tmp, ignore_errors=True)
@@ -197,6 +202,7 @@ class _Run:
     sandboxed: bool = False  # the leader is bwrap: a signal death inside reaches us as 128 + N
     events_seen: bool = False  # the agent said anything at all (the start-up grace is over)
     retry_since: float | None = None  # when the current run of provider retries began
+    limits: rlimits.RLimitPlan | None = None  # the rlimits set in the agent (agents/rlimits.py)
 
     def supervise(self, payload: bytes | None, stderr_path: Path) -> RunOutcome:
         proc = self.proc
@@ -403,7 +409,15 @@ class _Run:
                 reset_at=stop.reset_at,
                 refused=tuple(state.refused),
             )
+        hit = None if stop is not None or outcome.success else self._limit_hit(exit_code, stderr_line)
+        if hit is not None:
+            return dataclasses.replace(outcome, failure=FailureKind.BUDGET, reason=hit)
         if outcome.failure is FailureKind.CRASHED and stop is None and stderr_line:
             stderr_line = redact.redact_text(stderr_line)
             outcome = dataclasses.replace(outcome, reason=f"{outcome.reason}; stderr: {stderr_line}")
         return outcome
+
+    def _limit_hit(self, exit_code: int | None, stderr_line: str) -> str | None:
+        """The rlimit a failed run ended at, in words (None: none did, as far as can be told)."""
+        texts = (redact.redact_text(stderr_line), self.state.final_text, self.state.error_text)
+        return rlimits.limit_verdict(self.limits, exit_code, texts, self.clock() - self.started)

@@ -13,6 +13,8 @@ from speedrift import __version__
 from speedrift.cli import argtypes
 
 _PRIORITY = "critical|high|normal|low|idle or an integer >= 0"
+_FALLBACK = "runtime fallback order, runtime[:model] comma-separated (claude:sonnet,codex:gpt-5)"
+_CRON = 'recur on this UTC cron schedule ("0 3 * * *", @daily), re-armed on done (docs/recurring-tasks.md)'
 REVIEW_MODES = ("off", "advisory", "blocking")  # fleet/review.py ReviewMode (a test keeps them equal)
 _HUB_HELP = "act on the hub's authority: before every claim, re-check the repo's control mode and lease"
 
@@ -109,6 +111,8 @@ def build() -> argparse.ArgumentParser:
     p.add_argument("--not-before", help="not ready before this RFC 3339 time")
     p.add_argument("--delay", help="not ready for this long (45s, 30m, 2h, 1d, 1w)")
     p.add_argument("--max-iterations", type=_at_least_one, help="declare a deliberate loop")
+    p.add_argument("--cron", metavar="EXPR", help=_CRON)
+    p.add_argument("--fallback", metavar="ORDER", help=_FALLBACK)
     p.add_argument("--touch", action="append", help="declared scope: a glob of files it may change")
     p.add_argument("--deliverable", action="append", help="a file the task must produce")
     p.add_argument(
@@ -131,6 +135,12 @@ def build() -> argparse.ArgumentParser:
     p.add_argument("--exec", dest="exec_command")
     p.add_argument("--not-before")
     p.add_argument("--max-iterations", type=_at_least_one)
+    cron = p.add_mutually_exclusive_group()
+    cron.add_argument("--cron", metavar="EXPR", help=_CRON)
+    cron.add_argument(
+        "--no-cron", action="store_true", help="stop the task recurring (clears wg's cron fields)"
+    )
+    p.add_argument("--fallback", metavar="ORDER", help=_FALLBACK + '; "" removes it')
     p.add_argument("--touch", action="append", help="replace the declared scope globs")
     p.add_argument("--deliverable", action="append")
     p.add_argument(
@@ -230,8 +240,9 @@ def build() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="do not stream the agent's events")
     p.add_argument("--hub", action="store_true", help=_HUB_HELP)
     _json(p)
-    p = command("agents", "worker_cmds:agents", "Running attempts in this repo.")
-    _json(p)
+    from speedrift.cli import parser_agents  # alone: running attempts; list|status|run…: standing agents
+
+    parser_agents.add(command, common)
     p = command("tail", "worker_cmds:tail", "Show (and with -f follow) an attempt's events.")
     _id(p)
     p.add_argument("-f", "--follow", action="store_true", help="keep following while it runs")
@@ -284,6 +295,7 @@ def build() -> argparse.ArgumentParser:
         parser_gates,
         parser_lanes,
         parser_plans,
+        parser_review,
         parser_runtime,
         parser_selftest,
         parser_web,
@@ -298,5 +310,6 @@ def build() -> argparse.ArgumentParser:
     parser_control.add(command, common)
     parser_web.add(command, common)
     parser_runtime.add(command, common)
+    parser_review.add(command, common)
     parser_selftest.add(command, common)
     return root

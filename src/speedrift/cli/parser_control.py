@@ -72,7 +72,9 @@ def add(command: Command, common: argparse.ArgumentParser) -> None:
 
     p = command("why", "why_cmd:why", "Why isn't this running? From the hub's last cycle.")
     _ecosystem(p)
-    p.add_argument("target", metavar="REPO[:TASK]", help="a repo, or a repo and task id")
+    p.add_argument(
+        "target", metavar="REPO[:TASK]", nargs="?", help="a repo, or a repo and task id (none: the agents)"
+    )
     _json(p)
 
     p = command("ledger", "hub_cmds:ledger_show", "The hub's decision ledger: show|tail.")

@@ -1,9 +1,11 @@
-"""Arguments of the agent-runtime commands: pauses, resume-runtime, doctor."""
+"""Arguments of the agent-runtime commands: pauses, resume-runtime, doctor, spend."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+
+from speedrift.cli import argtypes
 
 Command = Callable[[str, str, str], argparse.ArgumentParser]
 RUNTIMES = ("claude", "codex", "opencode", "shell")
@@ -41,4 +43,20 @@ def add(command: Command, common: argparse.ArgumentParser) -> None:
         help="judge every repo registered in this ecosystem.toml (default: the repo here, else "
         "./ecosystem.toml's repos)",
     )
+    _json(p)
+    p = command(
+        "spend",
+        "spend_cmd:spend",
+        "What the agents' attempts cost (by repo, agent, runtime, day); today's budgets and what remains.",
+    )
+    window = p.add_mutually_exclusive_group()
+    window.add_argument(
+        "--days",
+        type=argtypes.count(1, 3660),
+        default=None,
+        help="the last N UTC days, today included (default 7)",
+    )
+    window.add_argument("--since", metavar="DATE", help="from this day or time (2026-11-20, RFC 3339)")
+    p.add_argument("--repo", metavar="PATH", help="only this repo's attempts and budgets")
+    p.add_argument("--by", choices=("repo", "agent", "runtime", "day"), help="show only this breakdown")
     _json(p)

@@ -95,6 +95,8 @@ def row(task: Task) -> dict[str, Any]:
     for key in ("not_before", "ready_after", "paused", "estimate", "model", "exec", "verify_failures"):
         if key in task:
             out[key] = task[key]
+    if task.get("cron_enabled") is True:  # as wg's list --json: a recurring task's cron fields
+        out |= {k: task[k] for k in ("cron_enabled", "cron_schedule", "next_cron_fire") if k in task}
     return out
 
 

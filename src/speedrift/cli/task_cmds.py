@@ -5,6 +5,7 @@ from __future__ import annotations
 from argparse import Namespace
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from speedrift.cli.base import actor_name, priority, split_ids, store
 from speedrift.cli.output import emit_json, printable, say, warn
@@ -51,9 +52,47 @@ def _review(value: str | None) -> dict[str, str | None] | None:
     return {TASK_REVIEW_KEY: None if value == "repo" else ReviewMode(value).value}
 
 
+def _with_fallback(own: dict[str, Any] | None, args: Namespace) -> dict[str, Any] | None:
+    """``--fallback a,b``: the task's runtime order (``speedrift.fallback``, fleet/choosing.py)
+    added to the ``speedrift`` fields to set; an empty value removes it. Checked here."""
+    value = getattr(args, "fallback", None)
+    if value is None:
+        return own
+    entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+    if entries:
+        from speedrift.fleet.opsconfig import check_runtime_models
+
+        try:
+            check_runtime_models(entries)
+        except ValueError as error:
+            hint = "e.g. --fallback claude:sonnet,codex:gpt-5"
+            raise UsageError(f"--fallback: {error}", hint=hint) from None
+    return {**(own or {}), "fallback": entries or None}
+
+
+def _cron(args: Namespace) -> Callable[[datetime], dict[str, Any]] | None:
+    """``--cron`` / ``--no-cron``: wg's cron fields to set at ``now`` (None in them: removed), or
+    None when neither was given. The schedule is checked here, before the graph is touched."""
+    if not getattr(args, "no_cron", False) and args.cron is None:
+        return None
+    from speedrift.graph import cron  # only for recurring tasks: cronsim costs ~9 ms to import
+
+    if getattr(args, "no_cron", False):
+        return lambda _now: dict(cron.UNSCHEDULED)
+    schedule = cron.task_schedule(args.cron)
+    return lambda now: cron.schedule_fields(schedule, now)
+
+
+def _recurs(task: Task) -> str:
+    if task.get("cron_enabled") is not True:
+        return ""
+    return f"; recurs on {task.get('cron_schedule')} (UTC), next at {task.get('next_cron_fire')}"
+
+
 def add(args: Namespace) -> None:
     if args.not_before and args.delay:
         raise UsageError("--not-before and --delay exclude each other")
+    recurring = _cron(args)
     spec = ops.NewTask(
         title=args.title,
         task_id=args.new_id,
@@ -73,16 +112,17 @@ def add(args: Namespace) -> None:
         deliverables=args.deliverable or [],
     )
     actor = actor_name()
-    review = _review(args.review)
+    review = _with_fallback(_review(args.review), args)
 
     def build(graph: Graph, now: datetime) -> ops.Mutation:
         mutation = ops.add_task(graph, spec, now=now, actor=actor, strict=args.strict)
-        if review is not None:  # speedrift's own data: inside the task's "speedrift" object
+        if review is not None or recurring is not None:  # review: inside the task's "speedrift" object
             added = mutation.tasks[0]["id"]
-            ops.set_fields(graph, added, speedrift=review, now=now, actor=actor, within=mutation)
+            fields = recurring(now) if recurring is not None else None
+            ops.set_fields(graph, added, fields, speedrift=review, now=now, actor=actor, within=mutation)
         return mutation
 
-    _run(args, build, actor, lambda task: f"Added task: {task['title']} ({task['id']})")
+    _run(args, build, actor, lambda task: f"Added task: {task['title']} ({task['id']}){_recurs(task)}")
 
 
 def edit(args: Namespace) -> None:
@@ -102,17 +142,19 @@ def edit(args: Namespace) -> None:
     )
     actor = actor_name()
     task_id = args.task_id
-    review = _review(args.review)
+    review = _with_fallback(_review(args.review), args)
+    recurring = _cron(args)
 
     def build(graph: Graph, now: datetime) -> ops.Mutation:
-        if review is None or change != ops.Edit():  # --review alone changes only the speedrift object
-            mutation = ops.edit_task(graph, task_id, change, now=now, actor=actor)
-            if review is None:
-                return mutation
-            return ops.set_fields(graph, task_id, speedrift=review, now=now, actor=actor, within=mutation)
-        return ops.set_fields(graph, task_id, speedrift=review, now=now, actor=actor)
+        fields = recurring(now) if recurring is not None else None
+        if fields is None and review is None:
+            return ops.edit_task(graph, task_id, change, now=now, actor=actor)
+        if change == ops.Edit():  # --review or --cron alone: set only those fields
+            return ops.set_fields(graph, task_id, fields, speedrift=review, now=now, actor=actor)
+        mutation = ops.edit_task(graph, task_id, change, now=now, actor=actor)
+        return ops.set_fields(graph, task_id, fields, speedrift=review, now=now, actor=actor, within=mutation)
 
-    _run(args, build, actor, f"Edited {task_id}")
+    _run(args, build, actor, lambda task: f"Edited {task_id}{_recurs(task)}")
 
 
 def add_dep(args: Namespace) -> None:

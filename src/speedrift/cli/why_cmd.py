@@ -15,6 +15,7 @@ from typing import Any
 from speedrift import hubdir
 from speedrift.cli.hub_cmds import ecosystem_path
 from speedrift.cli.output import emit_json, printable, say
+from speedrift.control import agent_holds
 from speedrift.control.observe.escalations import escalation_of
 from speedrift.errors import NotFound
 from speedrift.graph import peers as peer_deps
@@ -341,6 +342,8 @@ def _waits_for_person_or_plan(task: Task) -> str | None:
 
 def why(args: Namespace) -> int:
     path = ecosystem_path(args)
+    if not args.target:
+        return _say_ecosystem(agent_holds.ecosystem_answer(hubdir.hub_dir(path), now_utc()), args.as_json)
     repo, _, task = args.target.partition(":")
     record = _latest_cycle(hubdir.hub_dir(path))
     from speedrift.control.ecosystem.load import load_ecosystem
@@ -349,6 +352,10 @@ def why(args: Namespace) -> int:
     entry = entries.get(repo)
     repos = {name: known.path for name, known in entries.items()}
     answer = explain(record, repo, task or None, entry.path if entry and task else None, repos)
+    if task:  # a run of a paused standing agent: the pause and its lift come first
+        agent_holds.add_task_hold(
+            answer, hubdir.hub_dir(path), entry.path if entry else None, task, now_utc()
+        )
     if args.as_json:
         emit_json(answer)
         return 0
@@ -372,4 +379,25 @@ def why(args: Namespace) -> int:
         if paused["fix"]:
             say(f"  fix: {paused['fix']}")
         say(f"  lift it now: {paused['resume']}")
+    if answer.get("agent_pause"):
+        say(f"  lift it now: {answer['agent_pause']['resume']}")
+    return 0
+
+
+def _say_ecosystem(answer: dict[str, Any], as_json: bool) -> int:
+    """`speedrift why` without a target: paused standing agents and what drifts (control/agent_holds.py)."""
+    if as_json:
+        emit_json(answer)
+        return 0
+    say(printable(answer["answer"]))
+    for paused in answer["paused_agents"]:
+        say(printable(f"  paused: {paused['sentence']}"))
+        say(f"    lift it now: {paused['resume']}")
+    for row in answer["drifting"]:
+        say(
+            printable(
+                f"  drift: {row['subject']} {row['level']} (score {row['score']}, {row['samples']} samples)"
+            )
+        )
+    say(answer["hint"])
     return 0

@@ -24,10 +24,11 @@ from speedrift import hubdir, pausestore
 from speedrift.control.assess.judgement import RepoMemo, assess, build_record, with_prompts
 from speedrift.control.assess.queues import carried_since, carried_since_plain
 from speedrift.control.ecosystem.load import Ecosystem, load_ecosystem
+from speedrift.control.fleetsteps import FleetSteps
 from speedrift.control.handlers.dispatch import HandlerContext, execute
 from speedrift.control.observe.observer import Observer
 from speedrift.control.plan.policy import cut_after_hard_stop
-from speedrift.fleet import supervisor
+from speedrift.fleet import budgetpub, supervisor
 from speedrift.pausestore import RuntimePause
 from speedrift.register.actions import Action, ActionKind
 from speedrift.register.ledger import Ledger
@@ -75,6 +76,8 @@ class Hub:
         self._memo: dict[str, RepoMemo] = {}
         self._approved_by: dict[str, str] = {}  # this cycle's approved action ids -> approver
         self._queue_since = self._recorded_queue_since()
+        # standing agents, the nightwatch, compound review (control/fleetsteps.py)
+        self.fleet = FleetSteps(self.hub, self.ecosystem_path, self.ledger, self.speedrift_argv)
         self._recover_interrupted()
 
     def _recorded_queue_since(self) -> dict[str, datetime]:
@@ -121,6 +124,13 @@ class Hub:
             policy = policy.model_copy(update={"plan_only": True})
         # every supervisor on the machine counts the ecosystem's cap on agents (fleet/supervisor.py)
         supervisor.publish_ecosystem_limit(self.ecosystem.policy.max_agents, str(self.ecosystem_path))
+        # …and its money settings: every supervisor's budget admission reads them (fleet/budgetpub.py)
+        budgetpub.publish_budgets(
+            self.ecosystem_path, [e.path for e in self.observer.entries], self.ecosystem.ops
+        )
+        # the standing agents' runs due now are created (and the nightwatch's pauses set) before
+        # the observer looks, so this cycle dispatches and holds them
+        self.fleet.before(self.ecosystem, now, plan_only=policy.plan_only)
         # corrective tasks finished in their repos free their slots before the policy counts them
         self.register.refresh_corrective({e.name: e.path for e in self.observer.entries}, now)
         history = self.register.history(now, HISTORY_WINDOW)
@@ -155,6 +165,7 @@ class Hub:
         )
         self.ledger.append(record)
         self.register.record_cycle(record)
+        self.fleet.after(self.ecosystem, now, plan_only=policy.plan_only)
         self.previous = record
         self._queue_since = carried_since(record.queues)
         self.previous_health = assessment.healths
@@ -244,4 +255,6 @@ def run_once(ecosystem_path: Path, *, execute_actions: bool = True) -> dict[str,
     hub = Hub(ecosystem_path)
     if hub.register.notice:
         print(f"speedrift hub: {hub.register.notice}", file=sys.stderr)
-    return cycle_to_dict(with_prompts(hub.cycle(execute_actions=execute_actions)))
+    record = hub.cycle(execute_actions=execute_actions)
+    hub.fleet.wait()  # a compound review this cycle started finishes before the command returns
+    return cycle_to_dict(with_prompts(record))

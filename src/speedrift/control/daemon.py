@@ -183,6 +183,7 @@ def run_hub(
                 break
             _wait(hub.ecosystem, options.interval, stop)
     finally:
+        hub.fleet.stop()  # a compound review's role agent is stopped with the hub
         WARM.close()  # a warm worker nobody took exits
         if server is not None:
             server.stop()

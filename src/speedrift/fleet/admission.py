@@ -4,21 +4,25 @@ sandbox decision, and what a failed attempt means for its runtime.
 :class:`RuntimeAdmission` is one part of :class:`~speedrift.fleet.pipeline.Pipeline` (as
 :class:`~speedrift.fleet.merging.Landing` is another): the pipeline provides the repo, its graph
 and config. Invariant: a task on a paused or unusable runtime, or one that is no developer's to run
-(a wave's closure stage, :func:`refuse_if_held`), is refused before its claim (no attempt burned),
-and a runtime's failure pauses it for every repo on this machine at most once.
+(a wave's closure stage, :func:`refuse_if_held`), or one whose dispatch would exceed a money budget
+(:func:`budget_verdict`, fleet/spend.py), is refused before its claim (no attempt burned), and a
+runtime's failure pauses it for every repo on this machine at most once.
 """
 
 from __future__ import annotations
 
+import os
+import threading
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
-from speedrift import pausestore
-from speedrift.agents import choose as registry
+from speedrift import attemptlog, pausestore, statehome
 from speedrift.agents import env as agent_env
 from speedrift.agents import preflight, sandbox
 from speedrift.agents.protocol import RunOutcome
 from speedrift.errors import InvalidValue, Refused
-from speedrift.fleet import failures, pauses
+from speedrift.fleet import budgetpub, choosing, failures, pauses, spend
 from speedrift.fleet.attempt import Attempt, worker_actor
 from speedrift.fleet.config import RepoConfig
 from speedrift.graph import ops
@@ -43,40 +47,139 @@ def refuse_if_held(task: Task) -> None:
     )
 
 
+class BudgetRefused(Refused):
+    """A dispatch was not claimed because it would exceed a money budget: no attempt was burned."""
+
+    def __init__(self, refusal: spend.BudgetRefusal) -> None:
+        super().__init__(refusal.sentence, hint=refusal.fix)
+        self.refusal = refusal
+
+
+_LOG_CACHE: dict[datetime | None, tuple[object, list[attemptlog.AttemptEntry]]] = {}
+_LOG_LOCK = threading.Lock()
+
+
+def _entries(since: datetime | None) -> list[attemptlog.AttemptEntry]:
+    """The attempt log, parsed again only when it changed (a service asks before every dispatch;
+    a rotation changes the current file too)."""
+    try:
+        info = os.stat(statehome.attempt_log_path())
+        state: object = (info.st_size, info.st_mtime_ns, info.st_ino)
+    except OSError:
+        state = None
+    with _LOG_LOCK:
+        cached = _LOG_CACHE.get(since)
+        if cached is not None and cached[0] == state:
+            return cached[1]
+    entries = attemptlog.read(since)
+    with _LOG_LOCK:
+        if len(_LOG_CACHE) > 4:  # one key per day (and "all"): keep only the recent ones
+            _LOG_CACHE.clear()
+        _LOG_CACHE[since] = (state, entries)
+    return entries
+
+
+def budget_verdict(repo: Path, config: RepoConfig, task: Task, now: datetime) -> spend.BudgetRefusal | None:
+    """Whether dispatching ``task`` now would exceed a money budget (fleet/spend.py): its own, the
+    repo's daily one, its agent's or the ecosystem's (as the hub published it). The attempt log is
+    read only when a budget applies: all of it for a task budget, else today's part."""
+    task_id = str(task.get("id") or "")
+    tags = task.get("tags")
+    agent = attemptlog.agent_of(tags if isinstance(tags, list) else [])
+    published = budgetpub.published_for(repo)
+    key = budgetpub.repo_key(repo)
+    applying = spend.budgets_for(
+        repo=key,
+        task_id=task_id,
+        task=task,
+        agent=agent,
+        repo_budgets=config.budgets,
+        published=published,
+        repo_agents=config.agents,
+    )
+    if not applying:
+        return None
+    whole = any(budget.kind is spend.BudgetKind.TASK for budget in applying)
+    entries = _entries(None if whole else spend.day_start(now))
+    runs, _where = spend.agent_budget(task, agent, config.agents, published, f"{key}/speedrift.toml")
+    usd, tokens = spend.reservation(config.budgets, runs)
+    return spend.check_budgets(
+        entries,
+        now=now,
+        repo=key,
+        task_id=task_id,
+        task=task,
+        agent=agent,
+        repo_budgets=config.budgets,
+        published=published,
+        reservation_usd=usd,
+        reservation_tokens=tokens,
+        repo_agents=config.agents,
+    )
+
+
+def refuse_if_over_budget(repo: Path, config: RepoConfig, task: Task, now: datetime) -> None:
+    """Raise :class:`BudgetRefused` when dispatching ``task`` would exceed a budget."""
+    refusal = budget_verdict(repo, config, task, now)
+    if refusal is not None:
+        raise BudgetRefused(refusal)
+
+
 class RuntimeAdmission:
     repo: Path
     store: GraphStore
     config: RepoConfig
     _contained: sandbox.Decision | None
 
-    def _admit_runtime(self, task_id: str) -> Graph:
-        """Refuse (no claim, no attempt burned) while the task's runtime is paused machine-wide
-        (fleet/pauses.py), and run the executor preflight before the first dispatch to a runtime:
-        a failed one pauses the runtime with one escalation naming the fix, instead of failing
-        every task on it. A task that does not exist is left for the claim to report. Returns the
-        graph as read (the prompt's dependencies come from it: a claim changes only the task).
+    def _admit_runtime(self, task_id: str) -> tuple[Graph, choosing.Chosen | None]:
+        """Refuse (no claim, no attempt burned) while every runtime the task may run on is paused
+        machine-wide (fleet/pauses.py), and run the executor preflight before the first dispatch to
+        a runtime: a failed one pauses the runtime with one escalation naming the fix, instead of
+        failing every task on it. Returns the graph as read (the prompt's dependencies come from
+        it: a claim changes only the task) and the attempt's runtime as chosen (fleet/choosing.py:
+        routing, then the fallback order past paused runtimes); None for a task that does not
+        exist (the claim reports it) or a bad routing value (the attempt reports it).
         ``[sandbox] mode = "required"`` without a working bwrap refuses every task the same way."""
         sandbox.require(self.config.sandbox.mode, self._sandbox())
         graph = self.store.load()
         task = graph.get(task_id)
         if task is None:
-            return graph
+            return graph, None
         refuse_if_held(task)
+        refuse_if_over_budget(self.repo, self.config, task, now_utc())  # money (fleet/spend.py)
         try:
-            runtime, model = registry.select_runtime(task, self.config.default_runtime)
+            return graph, self._choose_runtime(task)
         except InvalidValue:
-            return graph  # the attempt reports the bad configuration as it always has
-        model = model or self.config.runtime_options(runtime).model
+            return graph, None  # the attempt reports the bad configuration as it always has
+
+    def _choose_runtime(self, task: Task) -> choosing.Chosen:
+        """The runtime and model of ``task``'s next attempt (fleet/choosing.py); a runtime whose
+        preflight fails is paused with the fix and passed over like a paused one."""
         now = now_utc()
-        pauses.refuse_if_paused(runtime, model, now)
         command = task.get("exec")
-        checked = self._preflight(runtime, exec_task=isinstance(command, str) and bool(command.strip()))
-        if not checked.ready:
+        exec_task = isinstance(command, str) and bool(command.strip())
+
+        def usable(runtime: str, model: str | None) -> pausestore.RuntimePause | None:
+            checked = self._preflight(runtime, exec_task=exec_task)
+            if checked.ready:
+                return None
             pause, _new = pauses.pause_for_preflight(
-                checked, model=model, set_by=worker_actor(), now=now, repo=self.repo, task=task_id
+                checked, model=model, set_by=worker_actor(), now=now, repo=self.repo, task=str(task.get("id"))
             )
-            raise pauses.RuntimePaused(pause, now, auto_resume=pausestore.read().auto_resume)
-        return graph
+            return pause
+
+        return choosing.choose(task, self.config, now=now, usable=usable)
+
+    def _say_fallback(
+        self, chosen: choosing.Chosen, task_id: str, actor: str, step: Callable[[str], None]
+    ) -> None:
+        """A fallback is never silent: the task's log and the run's steps say it (the evidence and
+        attempt.json record it with the attempt)."""
+        said = chosen.log_line()
+        if said is None:
+            return
+        step(said)
+        self.store.mutate(lambda g, at: ops.log_message(g, task_id, said, now=at, actor=actor), actor=actor)
 
     def _sandbox(self) -> sandbox.Decision:
         """What this repo's agents run in ([sandbox] in speedrift.toml), decided once per pipeline

@@ -70,6 +70,9 @@ class Attempt:
     sandbox: SandboxDecision | None = None
     # files outside the worktree that changed while the agent ran (repo/boundary.py)
     outside_writes: tuple[str, ...] = ()
+    # how its runtime, model and limits were chosen (fleet/choosing.py): ``routing``, ``fallback``
+    # (when it moved down the order) and ``limits``, recorded in the evidence as they are
+    chosen: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def worktree(self) -> Path:
@@ -126,6 +129,7 @@ def evidence(
         "task": attempt.task_id,
         "attempt": attempt.number,
         "runtime": attempt.runtime,
+        **attempt.chosen,
         **({"sandbox": attempt.sandbox.evidence()} if attempt.sandbox is not None else {}),
         **result,
         "usage": asdict(outcome.usage),

@@ -21,10 +21,10 @@ from typing import Any
 
 from speedrift import redact
 from speedrift.agents import choose as registry
-from speedrift.agents.protocol import CANCELLED, FailureKind, RunOutcome
+from speedrift.agents.protocol import CANCELLED, FailureKind, ProviderFault, RunOutcome
 from speedrift.errors import SpeedriftError
 from speedrift.failure_class import FailureClass
-from speedrift.fleet import attempts, classify, debugger, facts, halt, recovery, recovery_graph
+from speedrift.fleet import attemptfeed, attempts, classify, debugger, facts, halt, recovery, recovery_graph
 from speedrift.fleet.attempt import Attempt, failed_evidence
 from speedrift.fleet.attempt_facts import AttemptFacts
 from speedrift.fleet.config import RepoConfig
@@ -106,7 +106,7 @@ class FailureRecorder:
         kind = found.cls
         reason = redact.recordable(outcome.reason or kind)
         task = self.store.load().get(task_id) or {"id": task_id}
-        decision = self.decide(task, found, attempt.number, reason)
+        decision = self.decide(task, found, attempt.number, reason, ran=attempt, fault=outcome.fault)
         decision, diagnosed = debugger.consult(
             self.repo, self.config, attempt, task, found, decision, reason, verdicts
         )
@@ -146,7 +146,11 @@ class FailureRecorder:
         self.store.mutate(record, actor=actor)
         self.apply(task_id, decision)
         cancelled = outcome.failure is FailureKind.CRASHED and outcome.reason == CANCELLED
-        halt.record_outcome(self.repo, task_id, attempt.number, CANCELLED if cancelled else FAILED, kind)
+        status = CANCELLED if cancelled else FAILED
+        halt.record_outcome(self.repo, task_id, attempt.number, status, kind)
+        attemptfeed.feed(
+            self.repo, attempt, outcome, evidence, status=status, failure=kind, task=task, config=self.config
+        )
         attempts.write_attempt(
             run_dir, {"runtime": attempt.runtime, "state": FAILED, "failure": kind, "reason": reason}
         )
@@ -166,6 +170,7 @@ class FailureRecorder:
         found = _redacted(found)
         wg_class = wg_failure_class(None, internal=True)
         recorded: list[bool] = []
+        tasks: list[Task] = []  # the task as it was interrupted (its tags: whose agent run it was)
         actor = self.actor
 
         def record(graph: Graph, now: Any) -> ops.Mutation:
@@ -174,6 +179,7 @@ class FailureRecorder:
                 return ops.Mutation()
             decision = self.decide(task, found, attempt, reason)
             recorded.append(True)
+            tasks[:] = [dict(task)]
             mutation = ops.fail(
                 graph,
                 task_id,
@@ -195,15 +201,39 @@ class FailureRecorder:
             self.store.mutate(record, actor=actor)
             if recorded:
                 halt.record_outcome(self.repo, task_id, attempt, FAILED, found.cls)
+                attemptfeed.feed_interrupted(
+                    self.repo,
+                    task_id,
+                    attempt,
+                    run_dir,
+                    status=FAILED,
+                    failure=found.cls,
+                    task=tasks[0],
+                    config=self.config,
+                )
         finally:
             attempts.write_attempt(
                 run_dir, {"state": FAILED, "failure": "internal", "reason": clip(reason, 2000, flatten=False)}
             )
 
     def decide(
-        self, task: Task, found: classify.Classification, attempt: int, reason: str
+        self,
+        task: Task,
+        found: classify.Classification,
+        attempt: int,
+        reason: str,
+        *,
+        ran: Attempt | None = None,
+        fault: ProviderFault | None = None,
     ) -> recovery.Decision:
-        runtime_name, model = registry.select_runtime(task, self.config.default_runtime)
+        """``ran``: the attempt as it ran (its runtime, model and routing tier, fleet/choosing.py);
+        without it (an interrupted attempt) the task's own runtime."""
+        if ran is not None:
+            runtime_name, model = ran.runtime, ran.model
+            tier = (ran.chosen.get("routing") or {}).get("tier")
+        else:
+            runtime_name, model = registry.select_runtime(task, self.config.default_runtime)
+            tier = None
         return recovery.decide(
             found,
             task=task,
@@ -212,6 +242,8 @@ class FailureRecorder:
             current_model=model or self.config.runtime_options(runtime_name).model,
             config=self.config,
             reason=reason,
+            tier=tier if isinstance(tier, str) else None,
+            provider_fault=fault.value if fault is not None else None,
         )
 
     def apply(self, task_id: str, decision: recovery.Decision) -> None:

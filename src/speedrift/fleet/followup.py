@@ -113,6 +113,8 @@ def ready_at(task: Task, decision: recovery.Decision, now: datetime) -> datetime
     before a reset the provider named (a rate limit's retry-after), whatever the backoff says."""
     base = failed_at(task, decision) or now
     reset = parse_time(speedrift_data(task).get("reset_at"))
+    if decision.fallback_from:  # it runs on the next runtime of its order: that one's reset is not this
+        return base + timedelta(seconds=decision.delay_seconds)
     if decision.recovery == "pause_runtime":
         return reset or base + timedelta(hours=1)
     backoff = base + timedelta(seconds=decision.delay_seconds)

@@ -27,6 +27,7 @@ from speedrift.errors import Refused
 from speedrift.failure_class import FailureClass
 from speedrift.fleet import (
     approval,
+    attemptfeed,
     attempts,
     blame,
     failures,
@@ -307,6 +308,7 @@ class Landing:
         landing.at_step("done")
         attempts.write_attempt(run_dir, {"runtime": attempt.runtime, "state": DONE, "landed_commit": landed})
         halt.record_outcome(self.repo, task_id, attempt.number, DONE)
+        attemptfeed.feed(self.repo, attempt, outcome, evidence, status=DONE, task=task, config=self.config)
         worktrees.remove_landed(self.repo, manifest)  # only now: until done is written, it proves the landing
         landing.at_step("cleaned")
         return AttemptResult(
@@ -477,6 +479,10 @@ class Landing:
         state = {"runtime": attempt.runtime, "state": "waiting", "waiting": kind, "reason": reason}
         attempts.write_attempt(attempt.run_dir, state)
         halt.record_outcome(self.repo, attempt.task_id, attempt.number, "waiting")
+        task = self.store.load().get(attempt.task_id)  # its tags: whose agent run it was
+        attemptfeed.feed(
+            self.repo, attempt, outcome, evidence, status="waiting", task=task, config=self.config
+        )
         run_dir = str(attempt.run_dir)
         return AttemptResult(
             attempt.task_id, attempt.number, "waiting", reason, run_dir=run_dir, evidence=evidence

@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from speedrift.errors import InvalidValue
 from speedrift.fleet.roles.names import RoleName
-from speedrift.graph.cron import next_fire_after
+from speedrift.graph.cron import validate, zone_of
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 RUNTIME_MODEL_RE = re.compile(r"^(claude|codex|opencode|shell)(:[^\s]+)?$")
@@ -33,16 +32,17 @@ class _Strict(BaseModel):
 
 
 def check_cron(value: str) -> str:
-    if next_fire_after(value, datetime(2026, 1, 1, tzinfo=UTC)) is None:
-        raise ValueError(f'{value!r} is not a cron schedule; e.g. "0 3 * * *", "@daily", "*/15 * * * *"')
-    return value.strip()
+    try:
+        return validate(value)
+    except InvalidValue as bad:
+        raise ValueError(f"{bad.message}; {bad.hint}" if bad.hint else bad.message) from None
 
 
 def check_tz(value: str) -> str:
     try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f'{value!r} is not a time zone; e.g. "UTC", "Europe/Berlin"') from None
+        zone_of(value)
+    except InvalidValue as bad:
+        raise ValueError(f"{bad.message}; {bad.hint}" if bad.hint else bad.message) from None
     return value
 
 

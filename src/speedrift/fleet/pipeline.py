@@ -27,6 +27,7 @@ from speedrift.agents.protocol import AgentEvent, Budgets, FailureKind, RunOutco
 from speedrift.errors import Refused, SpeedriftError
 from speedrift.fleet import (
     attempts,
+    choosing,
     clarify,
     coordination,
     crash_recovery,
@@ -150,7 +151,8 @@ class Pipeline(Landing, RuntimeAdmission):
         target = self.target_branch()  # before the claim: a repo with nothing to branch from is refused
         actor = options.actor or worker_actor()
         started = time.monotonic()
-        before = self._admit_runtime(task_id)  # a paused or unusable runtime: refused before the claim
+        # every runtime it may use paused or unusable: refused before the claim (fleet/choosing.py)
+        before, chosen = self._admit_runtime(task_id)
         claimed = self._claim(task_id, actor, options.force)
         task = claimed.tasks[0]
         number = int(speedrift_data(task)["attempt"])
@@ -177,10 +179,11 @@ class Pipeline(Landing, RuntimeAdmission):
             watch = OutsideWatch(self.repo, Path(manifest.path), watched=not contained.used)
             git_before = gitboundary.snapshot(self.repo, Path(manifest.path))
             bootstrapped = True
-            runtime_name, model = registry.select_runtime(task, self.config.default_runtime)
-            model = model or self.config.runtime_options(runtime_name).model
+            chosen = chosen or self._choose_runtime(task)  # a bad routing value raises here: recorded
+            self._say_fallback(chosen, task_id, actor, step)
+            records, runtime, model = choosing.attempt_records(chosen, task), chosen.runtime, chosen.model
             attempt = Attempt(
-                task_id, number, run_dir, manifest, runtime_name, model, started, sandbox=contained
+                task_id, number, run_dir, manifest, runtime, model, started, contained, chosen=records
             )
             developed = _Developing(task, ports, options, before, injection, git_before, watch, step)
             return self._conclude(attempt, task, self._develop(attempt, developed))
@@ -341,6 +344,7 @@ class Pipeline(Landing, RuntimeAdmission):
                 "state": "running",
                 "sandbox": sandboxed,
                 "inbox": inbox_record,
+                **attempt.chosen,  # routing, fallback, limits (fleet/choosing.py)
             },
         )
         runtime = registry.runtime_for(attempt.runtime)
@@ -363,6 +367,7 @@ class Pipeline(Landing, RuntimeAdmission):
                     run_dir, {"agent_pgid": pgid, "agent_start": identity_of(pgid).started}
                 ),
                 sandboxed=contained,
+                limits=choosing.rlimit_plan(task),  # speedrift.agent.limits, as rlimits
             )
         finally:
             watcher.stop()

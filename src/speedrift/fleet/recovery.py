@@ -5,6 +5,14 @@ and its recovery; ``[recovery]`` in speedrift.toml overrides it. :func:`decide` 
 classification into a :class:`Decision`. ``fleet/recovery_graph.py`` turns decisions into graph
 edits; the service schedules the retry kinds (``fleet/service.py``). ``docs/failure-classes.md``
 is the human version.
+
+Model escalation and runtime fallback, one mechanism per case: a task whose model is explicit (a
+person's, or one an earlier ``escalate_model`` wrote) climbs ``[recovery] model_tiers`` here, the
+model written on the task; a routed task (``[routing] tiers``, agents/routing.py) with ``[routing]
+escalate`` climbs its routing tier instead — the decision writes no model, and routing counts the
+failure on the next attempt. A failure whose runtime is paused for it (usage limit, refused
+credentials) or that the provider caused, on a task with a fallback order, is retried on the next
+runtime in the order (``fallback_from``: what the next attempt moves past, fleet/choosing.py).
 """
 
 from __future__ import annotations
@@ -14,7 +22,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from speedrift.agents import routing
 from speedrift.failure_class import FailureClass, parse_failure_class
+from speedrift.fleet import choosing
 from speedrift.fleet.classify import Classification
 from speedrift.fleet.config import RecoveryKind, RepoConfig
 from speedrift.graph.model import Task
@@ -125,6 +135,9 @@ class Decision:
     note: str | None = None  # why this recovery (fallbacks say what they replaced)
     diagnosis: str | None = None  # goes into the next attempt's prompt as retry guidance
     parts: tuple[tuple[str, tuple[str, ...]], ...] = ()  # split_task: (label, files) per part
+    # the runtime[:model] this attempt failed on, which the next attempt moves past in the task's
+    # fallback order (fleet/choosing.py): its runtime is paused for this failure, or the provider failed
+    fallback_from: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out = {k: v for k, v in asdict(self).items() if v not in (None, ())}
@@ -159,8 +172,12 @@ def decide(
     current_model: str | None,
     config: RepoConfig,
     reason: str = "",
+    tier: str | None = None,
+    provider_fault: str | None = None,
 ) -> Decision:
-    """The recovery for one failed attempt. Pure."""
+    """The recovery for one failed attempt. Pure. ``tier``: the routing tier the attempt ran on
+    (None: its model was explicit or not routed); ``provider_fault``: what failed on the
+    provider's side, when something did (agents/protocol.py ProviderFault)."""
     policy = policy_for(found.cls, config)
     max_attempts = policy.max_attempts or config.service.max_attempts
     base = Decision(
@@ -173,6 +190,17 @@ def decide(
         note=policy.why,
     )
     task_id = str(task.get("id", ""))
+    moved = fallback_from(found.cls, provider_fault, task, runtime, current_model, config)
+    if moved is not None and attempt < max_attempts:
+        return replace(
+            base,
+            recovery="retry",
+            retryable=True,
+            automatic=True,
+            delay_seconds=backoff(policy, attempt),
+            fallback_from=moved[0],
+            note=f"{policy.why or found.cls}; the next attempt moves down the fallback order ({moved[1]})",
+        )
     if policy.retryable and attempt >= max_attempts:
         return replace(
             base,
@@ -191,6 +219,8 @@ def decide(
             question=f"The command failed ({found.cls}): {_first(found, reason)}. Fix the command or the "
             f"code, then `speedrift retry {task_id} --force`",
         )
+    if kind == "escalate_model" and tier is not None and config.routing.escalate and config.routing.tiers:
+        return _routing_escalation(base, found, policy, attempt, tier, config, reason)
     if kind == "escalate_model":
         tiers = config.recovery.model_tiers.get(runtime, [])  # type: ignore[call-overload]
         following = next_tier(tiers, current_model)
@@ -225,6 +255,67 @@ def decide(
     return replace(
         base, automatic=policy.retryable and kind in RETRY_KINDS, delay_seconds=delay, diagnosis=diagnosis
     )
+
+
+def _routing_escalation(
+    base: Decision,
+    found: Classification,
+    policy: ClassPolicy,
+    attempt: int,
+    tier: str,
+    config: RepoConfig,
+    reason: str,
+) -> Decision:
+    """escalate_model on a routed attempt with ``[routing] escalate``: routing climbs the tier on
+    the retry (it counts this failure); nothing is written on the task's model."""
+    tiers = choosing.tiers_of(config)
+    following = routing.next_tier(tiers, tier)
+    if following is None:
+        return replace(
+            base,
+            recovery="replan",
+            note=f"{found.cls} on the strongest routing tier ({tier}): split the task or give it more budget",
+        )
+    entry = tiers[following]
+    told = diagnose(found, attempt, reason) + f"\nYou now run on the stronger {following} tier ({entry})."
+    return replace(
+        base,
+        automatic=policy.retryable,
+        delay_seconds=backoff(policy, attempt),
+        note=f"{policy.why}: routing climbs from the {tier} to the {following} tier ({entry}) on the retry",
+        diagnosis=told[:MAX_DIAGNOSIS],
+    )
+
+
+# failures that pause the runtime they happened on (fleet/pauses.py): the order moves on
+PAUSING = frozenset({FailureClass.USAGE_LIMIT, FailureClass.AUTH_FAILURE})
+
+
+def fallback_from(
+    cls: FailureClass,
+    provider_fault: str | None,
+    task: Task,
+    runtime: str,
+    model: str | None,
+    config: RepoConfig,
+) -> tuple[str, str] | None:
+    """(the failed runtime[:model], the order in words) when this failure lets the next attempt
+    move down the task's fallback order: its runtime is paused for it (usage limit, refused
+    credentials) or the provider failed, and the order holds somewhere else to go. None otherwise
+    (no order, a shell task, the agent's own failure)."""
+    if runtime == "shell" or (cls not in PAUSING and provider_fault is None):
+        return None
+    entries, source, _ignored = choosing.fallback_order(task, config)
+    if not entries:
+        return None
+    failed = routing.entry_label(runtime, choosing.resolved(runtime, model, config))
+    labels = [choosing.resolved_label(entry, config) for entry in entries]
+    others = [c for c in routing.order(failed, labels) if c != failed]
+    if cls in PAUSING:  # the whole runtime is paused: only another runtime helps
+        others = [c for c in others if c.split(":", 1)[0] != runtime]
+    if not others:
+        return None
+    return failed, f"{source}: {failed} → {others[0]}"
 
 
 def backoff(policy: ClassPolicy, attempt: int) -> float:

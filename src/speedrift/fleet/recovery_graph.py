@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from speedrift.errors import Refused
+from speedrift.fleet.choosing import MAX_SKIP, SKIP_KEY
 from speedrift.fleet.classify import Classification
 from speedrift.fleet.config import RepoConfig
 from speedrift.fleet.recovery import Decision, policy_for
@@ -74,9 +75,29 @@ def annotate_failure(
     if decision.recovery == "escalate_human" and decision.question:
         fields = _tag_added(task, NEEDS_HUMAN)
         message = _log_line(f"Needs a human: {decision.question}")
+    if decision.fallback_from:
+        recorded[SKIP_KEY] = _skip_added(task, decision, reason, now)
+        message = _log_line(
+            f"Runtime fallback: attempt {decision.attempt} failed on {decision.fallback_from} ({found.cls}); "
+            f"{decision.note or 'the next attempt moves down the fallback order'}"
+        )
     return ops.set_fields(
         graph, task_id, fields, speedrift=recorded, message=message, now=now, actor=actor, within=within
     )
+
+
+def _skip_added(task: Task, decision: Decision, reason: str, now: datetime) -> list[dict[str, Any]]:
+    """``speedrift.fallback_skip`` with this failure added: the runtime[:model] the next attempt
+    moves past (fleet/choosing.py reads the chain of the latest attempts), bounded."""
+    kept = [e for e in speedrift_data(task).get(SKIP_KEY) or [] if isinstance(e, dict)]
+    entry = {
+        "attempt": decision.attempt,
+        "entry": decision.fallback_from,
+        "class": decision.failure_class,
+        "reason": clip(reason, 300),
+        "at": format_time(now),
+    }
+    return [*kept, entry][-MAX_SKIP:]
 
 
 def split_mutation(

@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +28,12 @@ from speedrift.agents.protocol import CANCELLED
 from speedrift.errors import SpeedriftError
 from speedrift.fleet import (
     approval,
+    choosing,
     followup,
     halt,
-    pauses,
     supervisor,
 )
+from speedrift.fleet.admission import budget_verdict
 from speedrift.fleet.aftercare import (
     STOPPED,
     recover,
@@ -118,6 +120,7 @@ class ServiceLoop:
     admin_waits: dict[str, float] = field(default_factory=dict)  # task -> its wait for worktree locks
     held: str | None = None  # why admission (fleet/supervisor.py) holds further attempts back
     not_ours: set[str] = field(default_factory=set)  # ready tasks never dispatched (said once each)
+    over_budget: dict[str, str] = field(default_factory=dict)  # task -> the budget refusal last said
     # `speedrift plan run`: dispatch only the tasks this says are its own (one wave's); None: all
     only: Callable[[Task], bool] | None = None
     _next_supervision: float = 0.0  # time.monotonic() of the next supervise_claims pass
@@ -277,8 +280,6 @@ class ServiceLoop:
 
     def dispatch(self) -> int:
         """Start attempts for ready tasks while there is capacity. Returns how many started."""
-        from speedrift.agents import choose as registry
-
         config = self.pipeline.config
         if (
             wg_service_live(self.pipeline.store.directory)
@@ -306,9 +307,11 @@ class ServiceLoop:
                     self.not_ours.add(task["id"])
                     self.say(f"not dispatching {task['id']}: {hold}")
                 continue
-            runtime, model = registry.select_runtime(task, config.default_runtime)
-            if pauses.blocking_pause(runtime, model, now):
-                continue  # its runtime is paused (a usage limit, a failed preflight…): machine-wide
+            runtime = choosing.dispatch_runtime(task, config, now)  # routing, then its fallback order
+            if runtime is None:
+                continue  # every runtime it may use is paused (a usage limit, a failed preflight…)
+            if self._over_budget(task, now):
+                continue  # a money budget it would exceed (fleet/spend.py): said once per change
             if not self.admitted():  # before every claim: a lease may expire between two tasks
                 break
             # the machine-wide limits (fleet/supervisor.py): counted from every live attempt
@@ -337,6 +340,21 @@ class ServiceLoop:
             thread.start()
             started += 1
         return started
+
+    def _over_budget(self, task: Task, now: datetime) -> bool:
+        """Whether dispatching ``task`` would exceed a money budget (fleet/admission.py): not
+        dispatched then, and said in the service log once per refusal (and once when it clears)."""
+        refusal = budget_verdict(self.pipeline.repo, self.pipeline.config, task, now)
+        said = self.over_budget.get(task["id"])
+        if refusal is None:
+            if said is not None:
+                del self.over_budget[task["id"]]
+                self.say(f"{task['id']}: within its budgets again")
+            return False
+        if said != refusal.sentence:
+            self.over_budget[task["id"]] = refusal.sentence
+            self.say(f"not dispatching {task['id']}: {refusal.sentence}; fix: {refusal.fix}")
+        return True
 
     def retry_pending_merges(self) -> None:
         """Resume each merge-pending landing (the checkout holding the target refused the

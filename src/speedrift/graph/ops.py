@@ -43,7 +43,7 @@ from speedrift.graph.model import (
 )
 from speedrift.graph.query import blocker_problem
 from speedrift.graph.wgcompat import check_task
-from speedrift.times import format_time
+from speedrift.times import format_time, iso_utc
 
 
 @dataclass
@@ -407,8 +407,42 @@ def done(
     task["completed_at"] = format_time(now)
     _log_entry(task, "Task marked as done" if message is None else message, actor, now)
     mutation = Mutation()
-    mutation.put(task, "done")
+    slot = _rearm(task, now=now, actor=actor, mutation=mutation)
+    mutation.put(task, "done", {"recurs": format_time(slot)} if slot is not None else None)
     return mutation
+
+
+def _rearm(task: Task, *, now: datetime, actor: str | None, mutation: Mutation) -> datetime | None:
+    """A recurring task that just came to done is open again for its next slot; returns that slot.
+
+    As wg re-arms it (graphwork/workgraph ``src/cron.rs`` ``reset_cron_task``, run on done cron
+    tasks by ``src/commands/service/coordinator.rs``): only a done task with ``cron_enabled`` and
+    a ``cron_schedule`` wg can parse; ``last_cron_fire`` = now, ``next_cron_fire`` = the next slot
+    after now, status ``open``, ``assigned`` and ``completed_at`` removed. Readiness waits for
+    ``next_cron_fire`` (wg sets no ``not_before``). Two differences, both speedrift's own: it happens
+    in the done itself (so every path re-arms alike, with no window in which the task is done), with
+    a log line; and the slot has no jitter (wg adds up to ±10% of the period, at most 15 minutes).
+    A failed or abandoned recurring task is not re-armed (wg: only a done one).
+    """
+    if task.get("cron_enabled") is not True or "cron_schedule" not in task:
+        return None
+    from speedrift.graph import cron  # lazy, same layer: cron tasks are rare, cronsim costs ~9 ms
+
+    slot = cron.next_task_slot(task.get("cron_schedule"), now)
+    if slot is None:  # wg leaves it done too
+        mutation.warnings.append(
+            f"task {task['id']!r} has cron schedule {task.get('cron_schedule')!r}, which is not valid: it"
+            f" stays done; fix it with `speedrift edit {task['id']} --cron EXPR`"
+        )
+        return None
+    task["last_cron_fire"] = format_time(now)
+    task["next_cron_fire"] = format_time(slot)
+    task["status"] = OPEN
+    task.pop("assigned", None)
+    task.pop("completed_at", None)
+    _log_entry(task, f"Recurring task re-armed for {format_time(slot)}", actor, now)
+    mutation.warnings.append(f"task {task['id']!r} recurs: re-armed for {iso_utc(slot)}")
+    return slot
 
 
 def fail(graph: Graph, task_id: str, *, reason: str | None, now: datetime, actor: str | None) -> Mutation:

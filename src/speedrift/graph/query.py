@@ -33,7 +33,7 @@ from speedrift.graph.model import (
     priority_of,
     status_of,
 )
-from speedrift.times import parse_time
+from speedrift.times import format_time, parse_time
 
 NORMAL_PRIORITY = 10
 
@@ -56,18 +56,22 @@ def peer_problem(blocker_id: str, peers: PeerStatuses) -> str | None:
 
 
 # --- time gates ----------------------------------------------------------------------------
-def _cron_due(task: Task, now: datetime) -> bool:
+def _cron_wait(task: Task, now: datetime) -> datetime | None:
+    """When a recurring task's clock lets it run, if that is still to come (wg's ``is_cron_due``):
+    ``next_cron_fire`` — the slot a done re-arms it for (graph/ops.py) — else the schedule's next
+    slot (UTC, wg's dialect: graph/cron.py) after ``last_cron_fire``. None (due): never fired, an
+    unparsable timestamp or an invalid schedule (unparsable values never block)."""
     next_fire = parse_time(task.get("next_cron_fire"))
     if next_fire is not None:
-        return now >= next_fire
+        return next_fire if now < next_fire else None
     schedule = task.get("cron_schedule")
     last = parse_time(task.get("last_cron_fire"))
     if not isinstance(schedule, str) or last is None:
-        return True  # never fired: due
-    from speedrift.graph.cron import next_fire_after  # lazy: cron tasks are rare
+        return None  # never fired: due
+    from speedrift.graph.cron import next_task_slot  # lazy, same layer: cron tasks are rare
 
-    upcoming = next_fire_after(schedule, last)
-    return upcoming is None or now >= upcoming
+    upcoming = next_task_slot(schedule, last)
+    return upcoming if upcoming is not None and now < upcoming else None
 
 
 def time_gate(task: Task, now: datetime) -> str | None:
@@ -78,8 +82,8 @@ def time_gate(task: Task, now: datetime) -> str | None:
             moment = parse_time(value)
             if moment is not None and now < moment:
                 return f"{key} {value}"
-    if task.get("cron_enabled") is True and not _cron_due(task, now):
-        return "cron not due"
+    if task.get("cron_enabled") is True and (slot := _cron_wait(task, now)) is not None:
+        return f"cron not due until {format_time(slot)}"
     return None
 
 

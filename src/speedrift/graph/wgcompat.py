@@ -22,6 +22,7 @@ from speedrift.times import parse_time
 _STRING_FIELDS = (
     "id", "title", "description", "assigned", "agent", "failure_reason", "exec", "exec_mode",
     "model", "provider", "endpoint", "context_scope", "session_id", "superseded_by",
+    "cron_schedule", "last_cron_fire", "next_cron_fire",
 )  # fmt: skip
 _STRING_LIST_FIELDS = (
     "after", "blocked_by", "before", "blocks", "requires", "tags", "skills", "inputs",

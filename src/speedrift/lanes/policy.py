@@ -34,16 +34,13 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from cronsim import CronSim, CronSimError
-
 from speedrift import safetoml
-from speedrift.errors import SpeedriftError
-from speedrift.graph.cron import normalize
+from speedrift.errors import InvalidValue, SpeedriftError
+from speedrift.graph.cron import validate
 from speedrift.graph.store import repo_graph_dir
 from speedrift.lanes.model import ACTIONABLE, Severity
 from speedrift.lanes.spec import Lane, SettingsError, check_settings
@@ -255,11 +252,9 @@ def parse(
             if not isinstance(cron, str):
                 raise fail(f"{name}.cron", "must be a string", 'e.g. cron = "0 3 * * *"')
             try:
-                CronSim(normalize(cron), _EPOCH)
-            except CronSimError as exc:
-                raise fail(
-                    f"{name}.cron", f"{cron!r} is not a cron schedule ({exc})", 'e.g. "0 3 * * *"'
-                ) from None
+                validate(cron)
+            except InvalidValue as exc:
+                raise fail(f"{name}.cron", exc.message, exc.hint or 'e.g. "0 3 * * *"') from None
         command = runner.get("command")
         timeout_s = runner.get("timeout_s", DEFAULT_TIMEOUT_S)
         max_output = runner.get("max_output_bytes", DEFAULT_MAX_OUTPUT)
@@ -302,9 +297,6 @@ def parse(
             )
         lanes[name] = LanePolicy(name, lane_mode, given, cron, argv, float(timeout_s), max_output)
     return DriftPolicy(path, mode, tuple(order_raw), tuple(blocking), triggers, Guard(**guard_values), lanes)
-
-
-_EPOCH = datetime(2026, 1, 1)  # any start: only the expression is checked
 
 
 def _mode(value: Any, key: str, fail: Any) -> LaneMode:

@@ -253,6 +253,24 @@ async def ledger(request: Request) -> Response:
     return JSONResponse({"entries": entries})
 
 
+async def spend(request: Request) -> Response:
+    """The Spend panel (web/spendview.py): ``?days=N`` (default 1: today), by repo, agent and
+    runtime, with today's daily budgets and what remains."""
+    from speedrift.times import now_utc
+    from speedrift.web.spendview import MAX_DAYS, spend_view
+
+    try:
+        days = int(request.query_params.get("days", "1"))
+    except ValueError:
+        raise BadRequest("days must be a whole number") from None
+    if not 1 <= days <= MAX_DAYS:
+        raise BadRequest(f"days must be from 1 to {MAX_DAYS}")
+    ctx = api_context(request)
+    repos = {name: Path(info.path) for name in ctx.state.repo_names() if (info := ctx.state.repo_info(name))}
+    view = await run_in_threadpool(spend_view, repos, ctx.ecosystem_path, days=days, now=now_utc())
+    return JSONResponse(view)
+
+
 async def run_list(request: Request) -> Response:
     path, task = _repo_path(request), request.path_params["task"]
     rows = await run_in_threadpool(runs.list_attempts, path, task)
@@ -394,6 +412,7 @@ def build_routes() -> list[BaseRoute]:
         Route("/api/graph", ecosystem_graph),
         Route("/api/queues", queues),
         Route("/api/ledger", ledger),
+        Route("/api/spend", spend),
         Route("/api/repos/{name}/mode", set_mode, methods=["POST"]),
         Route("/api/actions/{action_id:path}/approve", approve, methods=["POST"]),
         Route("/api/repos/{name}/agents/{task}/pause", agent_pause, methods=["POST"]),

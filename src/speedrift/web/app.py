@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from speedrift.errors import SpeedriftError
+from speedrift.web.agents import routes as agents_routes
 from speedrift.web.api import ApiContext, build_routes, error, speedrift_error
 from speedrift.web.auth import MUTATING_METHODS, AccessPolicy
 from speedrift.web.live import DashboardState
@@ -160,6 +161,7 @@ def create_app(
     routes: list[BaseRoute] = [
         Route("/", index),
         *build_routes(),
+        *agents_routes(),
         WebSocketRoute("/ws/status", ws_status),
         Mount("/static", app=StaticFiles(directory=static_dir), name="static"),
     ]

@@ -179,15 +179,19 @@ def assess(
 
 def _default_runtimes(snapshots: Mapping[str, RepoSnapshot]) -> dict[str, str]:
     """Each repo's ``default_runtime`` (speedrift.toml), for ready tasks that name no runtime; read
-    only while some runtime is paused. A repo whose config cannot be read is left out."""
+    only while some runtime is paused. A repo whose config cannot be read is left out, and so is
+    one with a runtime fallback order or routing tiers: its worker picks the first usable runtime
+    (fleet/choosing.py), so a pause holds nothing here."""
     found: dict[str, str] = {}
     for name, snapshot in snapshots.items():
         if snapshot.graph is None or not snapshot.graph.ready:
             continue
         try:
-            found[name] = load_config(Path(snapshot.path)).default_runtime
+            config = load_config(Path(snapshot.path))
         except (SpeedriftError, OSError):
             continue
+        if not (config.routing.fallback or config.routing.tiers):
+            found[name] = config.default_runtime
     return found
 
 

@@ -34,6 +34,7 @@ from speedrift.control.handlers.base import (
 )
 from speedrift.control.handlers.warm import WARM
 from speedrift.fleet import service, supervisor
+from speedrift.fleet.admission import budget_verdict
 from speedrift.fleet.config import ConfigError, load_config
 from speedrift.fsutil import write_atomic
 from speedrift.graph import ids
@@ -106,8 +107,9 @@ def dispatch_ready(action: Action, ctx: HandlerContext) -> HandlerResult:
     """Start ``speedrift run <task> --hub --quiet`` detached for up to ``max`` of ``tasks`` — but
     never past a limit: each worker is admitted first (fleet/supervisor.py: the repo's
     ``[service] max_agents``, its runtime's ``[limits]``, ``[policy] max_agents``), counted from
-    every live attempt on the machine, and handed its slot (``$SPEEDRIFT_SLOT``). What admission
-    held back is in the outcome, with the limit and why."""
+    every live attempt on the machine, and handed its slot (``$SPEEDRIFT_SLOT``). A task whose
+    dispatch would exceed a money budget (fleet/admission.py ``budget_verdict``) is not started.
+    What admission held back is in the outcome, with the limit and why."""
     params = action.params_as(DispatchParams)
     wanted = params.tasks or ((action.subject,) if action.subject else ())
     candidates = list(dict.fromkeys(wanted))
@@ -135,6 +137,12 @@ def dispatch_ready(action: Action, ctx: HandlerContext) -> HandlerResult:
             held.append({**held[-1], "task": task_id})  # the same limit holds every later task
             continue
         task = graph.get(task_id) or {}
+        refusal = budget_verdict(ctx.repo, config, task, now) if task else None
+        if refusal is not None:  # a money budget it would exceed (fleet/spend.py): nothing started
+            held.append(
+                {"task": task_id, "limit": "budget", "reason": f"{refusal.sentence}; fix: {refusal.fix}"}
+            )
+            continue
         runtime, _model = choose.select_runtime(task, config.default_runtime)
         admission = supervisor.admit(
             ctx.repo,

@@ -31,6 +31,8 @@ from speedrift.control.observe import approvals
 from speedrift.control.observe.escalations import escalations
 from speedrift.coord.records import Record
 from speedrift.fleet import followup
+from speedrift.fleet.choosing import fallback_order
+from speedrift.fleet.config import RepoConfig
 from speedrift.graph import peers as peer_deps
 from speedrift.graph import query
 from speedrift.graph.codec import Graph
@@ -98,8 +100,20 @@ def _brief(task: Task, since: datetime | None, now: datetime) -> TaskBrief:
         status=status_of(task),
         age_seconds=_age(since, now),
         priority=priority_of(task),
-        runtime=declared_runtime(task),  # None: the repo's default runtime
+        runtime=_runtime_of(task),
     )
+
+
+_NO_REPO_ORDER = RepoConfig()
+
+
+def _runtime_of(task: Task) -> str | None:
+    """The runtime the task names; None for the repo's default — and for a task with its own
+    fallback order (fleet/choosing.py), whose worker picks the first usable runtime in it, so a
+    pause of the one it names holds nothing here."""
+    if fallback_order(task, _NO_REPO_ORDER)[0]:
+        return None
+    return declared_runtime(task)
 
 
 def _mentions(parts: list[str], names: frozenset[str], own: str | None) -> tuple[str, ...]:
@@ -188,6 +202,9 @@ def analyze(
         if status not in DISPATCHABLE:
             continue
         created = parse_time(task.get("created_at"))
+        recurs = task.get("cron_enabled") is True
+        if recurs and (last_fire := parse_time(task.get("last_cron_fire"))) is not None:
+            created = max(created, last_fire) if created is not None else last_fire  # re-armed: new again
         if created is not None:
             if now - created >= STALE_OPEN:
                 stale_open += 1
@@ -196,8 +213,10 @@ def analyze(
         for key in ("not_before", "ready_after"):
             if key in task and (gate := parse_time(task[key])) is not None:
                 horizon.append(gate)
-        if task.get("cron_enabled") is True:
+        if recurs:
             horizon.append(now + CRON_RECHECK)
+            if (slot := parse_time(task.get("next_cron_fire"))) is not None and slot > now:
+                horizon.append(slot)
         if task_id in ready_set:
             if created is not None:  # the age bump of dispatch order moves once a day
                 horizon.append(created + timedelta(days=int((now - created) / timedelta(days=1)) + 1))

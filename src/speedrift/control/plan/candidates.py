@@ -18,10 +18,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from cronsim import CronSim, CronSimError
-
 from speedrift.control.assess.score import aged_in_progress, in_progress_count
 from speedrift.control.plan.prompts import action_prompts
+from speedrift.errors import InvalidValue
 from speedrift.graph import cron
 from speedrift.register.actions import (
     NO_PARAMS,
@@ -313,8 +312,8 @@ def _lane_due(
             return "landed"
     if run.cron:
         try:
-            following = next(CronSim(cron.normalize(run.cron), run.checked_at))
-        except (CronSimError, StopIteration):
+            following = cron.next_slot_after(run.cron, run.checked_at)
+        except InvalidValue:
             return None  # the policy loader refuses a bad schedule; a stale snapshot is not planned on
         if following <= now:
             return "cron"

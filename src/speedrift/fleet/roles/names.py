@@ -17,6 +17,7 @@ class RoleName(StrEnum):
     DOCUMENTATION = "documentation"
     EVALUATOR = "evaluator"
     TRIAGE = "triage"
+    COMPOUND_REVIEWER = "compound_reviewer"  # fleetops/compound.py: summarizes a day's commits
 
 
 class Tier(StrEnum):
