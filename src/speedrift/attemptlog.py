@@ -4,7 +4,8 @@ Spend (``speedrift spend``), budget admission (fleet/spend.py) and the nightwatc
 (fleetops/nightwatch.py) all read this one feed, so what a task cost, what an agent spent today
 and how often a runtime×model failed are counted from the same lines and never disagree. It is
 written by the pipeline's outcome sites (fleet/merging.py, fleet/failures.py) beside the repo's
-own ``outcomes.jsonl``, after the attempt's evidence is written.
+own ``outcomes.jsonl``, after the attempt's evidence is written, and by the role runner at the
+end of each role's run (fleet/roles/runner.py).
 
 The file is ``attempts.jsonl`` in the state home (:func:`speedrift.statehome.attempt_log_path`).
 Writers append one whole line under an exclusive ``flock`` (fsynced); past :data:`ROTATE_BYTES`
@@ -44,7 +45,8 @@ class CostSource(StrEnum):
 class AttemptEntry:
     """One finished attempt. ``status``: done | failed | cancelled | waiting (outcomes.jsonl's
     words); ``failure``: its failure class when it failed; ``agent``: the standing agent whose run
-    it was (the task's ``agent:<name>`` tag), else None."""
+    it was (the task's ``agent:<name>`` tag), else None; ``role``: set for a role's run (its
+    ``task`` is the task it ran for, ``_roles`` when none), whose cost counts like any other."""
 
     at: datetime
     repo: str  # the repo's absolute path
@@ -66,6 +68,7 @@ class AttemptEntry:
     crashed: bool = False  # the agent's process died without a verdict
     gates_passed: int = 0
     gates_failed: int = 0
+    role: str | None = None  # a role's run (fleet/roles): the Reviewer on an attempt, the Debugger, …
 
     @property
     def tokens(self) -> int:

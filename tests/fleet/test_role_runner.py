@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from speedrift import pausestore
+from speedrift import attemptlog, pausestore
 from speedrift.agents.protocol import FailureKind
 from speedrift.coord.store import CoordStore
 from speedrift.failure_class import FailureClass
@@ -66,6 +66,32 @@ def test_a_valid_output_signalled_by_the_agent_is_the_roles_result(
     assert "t1: make app.py print v2" in prompt and '"verdict"' in prompt  # inputs and the schema
     assert not list((workshop.repo / ".speedrift" / "role-checkouts").iterdir())  # checkout removed
     assert "role-checkouts" not in sh_git(workshop.repo, "worktree", "list")
+
+
+def test_what_a_role_run_cost_is_one_line_of_the_attempt_log_under_its_task(
+    workshop: Workshop, tmp_path: Path, fake_claude: Path
+) -> None:
+    bad = {"verdict": "maybe", "summary": "", "findings": []}
+    runs(
+        fake_claude,
+        [{"do": "start"}, {"do": "result_file", "report": bad}, {"do": "finish"}],
+        [{"do": "start"}, {"do": "result_file", "report": APPROVE}, {"do": "finish"}],
+    )
+    run_role(workshop.repo, config(sandbox={"mode": "off"}), call(workshop, tmp_path))
+    [entry] = [e for e in attemptlog.read() if e.role == "reviewer"]
+    assert (entry.task, entry.attempt, entry.status, entry.runtime) == ("t1", 1, "done", "claude")
+    # both rounds' usage, as claude reported it: spend and the task's budget count the review too
+    assert entry.cost_source is attemptlog.CostSource.REPORTED and entry.cost_usd == pytest.approx(2 * 0.0097)
+    assert entry.output_tokens == 2 * 60 and entry.agent is None
+
+
+def test_two_invalid_outputs_are_logged_as_a_failed_role_run(
+    workshop: Workshop, tmp_path: Path, fake_claude: Path
+) -> None:
+    runs(fake_claude, [{"do": "start"}, {"do": "finish", "text": '{"verdict": "approve"}'}])
+    run_role(workshop.repo, config(sandbox={"mode": "off"}), call(workshop, tmp_path))
+    [entry] = [e for e in attemptlog.read() if e.role == "reviewer"]
+    assert (entry.status, entry.failure) == ("failed", "invalid_output")
 
 
 def test_an_invalid_output_gets_one_more_round_with_every_problem_then_counts(

@@ -244,6 +244,8 @@ def test_a_pause_without_cooldown_waits_for_a_person_and_after_their_resume_it_s
     assert fleet.step(NOW + timedelta(days=3)) == []  # no cooldown: still paused days later
     assert fleet.state().agents["x"].paused(NOW + timedelta(days=3))
     resume_agent(fleet.hub, {"shop": fleet.repo}, "x", by="operator:tester", now=NOW + timedelta(days=3))
+    # judged afresh from the resume itself, not from the next evaluation: nothing in between is lost
+    assert fleet.state().slots["nightwatch:agent:x"] == NOW + timedelta(days=3)
     [afresh] = nightwatch_records(fleet.step(NOW + timedelta(days=3, minutes=5)))
     assert (afresh["from"], afresh["to"]) == ("critical", "normal")
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from speedrift import attemptlog, layout, records
 from speedrift.agents import choose as registry
-from speedrift.agents.protocol import CANCELLED, FailureKind, RunOutcome
+from speedrift.agents.protocol import CANCELLED, FailureKind, RunOutcome, Usage
 from speedrift.attemptlog import AttemptEntry
 from speedrift.errors import InvalidValue
 from speedrift.fleet import budgetpub, spend
@@ -34,6 +34,9 @@ from speedrift.times import now_utc, parse_time
 
 FED_KEY = "attempt_log"  # attempt.json: the statuses of this attempt already in the attempt log
 FIRST_EVENT_LINES = 200  # how far into events.jsonl the agent's first event is looked for
+
+
+ROLES_TASK = "_roles"  # the task of a role run that served none (`speedrift roles run`)
 
 
 def first_event_s(run_dir: Path) -> float | None:
@@ -205,3 +208,50 @@ def feed_interrupted(
         first_event_s=first_event_s(run_dir),
     )
     _append_once(entry, run_dir)
+
+
+def feed_role(
+    repo: Path,
+    config: RepoConfig,
+    *,
+    role: str,
+    task_id: str | None,
+    attempt: int | None,
+    runtime: str,
+    model: str | None,
+    outcome: RunOutcome,
+    usage: Usage,
+    failure: str | None,
+    duration_s: float,
+) -> None:
+    """Record a role's run (all its rounds) in the attempt log, so what the Reviewer, the Debugger
+    or the Compound reviewer cost counts in spend and budgets like a developer's attempt. Never
+    raises for I/O."""
+    cost, source = spend.price(usage, runtime, model, _prices(repo, config))
+    kind = outcome.failure
+    status = "done" if failure is None else ("cancelled" if outcome.reason == CANCELLED else "failed")
+    entry = AttemptEntry(
+        at=now_utc(),
+        repo=budgetpub.repo_key(repo),
+        task=task_id or ROLES_TASK,
+        attempt=attempt or 0,
+        status=status,
+        runtime=runtime,
+        model=model,
+        failure=failure,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cost_usd=cost,
+        cost_source=source,
+        duration_s=round(duration_s, 3),
+        stalled=kind is FailureKind.STALL,
+        over_budget=kind is FailureKind.BUDGET,
+        crashed=kind is FailureKind.CRASHED and outcome.reason != CANCELLED,
+        role=role,
+    )
+    try:
+        attemptlog.append(entry)
+    except OSError as error:
+        sys.stderr.write(
+            f"speedrift: warning: the {role} run is not in the attempt log (spend, budgets): {error}\n"
+        )

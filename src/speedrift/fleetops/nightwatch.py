@@ -54,6 +54,15 @@ def agent_subject(name: str) -> str:
     return f"{AGENT_PREFIX}{name}"
 
 
+FRESH = "nightwatch:"  # state.slots key prefix + subject: attempts before it no longer count
+
+
+def judge_afresh(state: FleetState, name: str, now: datetime) -> None:
+    """Agent ``name``'s attempts before ``now`` stop counting (a lifted Critical pause: without
+    this it would stay Critical, and unpaused, forever)."""
+    state.slots[FRESH + agent_subject(name)] = now
+
+
 def model_key(runtime: str, model: str | None) -> str:
     """``runtime:model`` (the key of :attr:`FleetState.models`)."""
     return f"{runtime}:{model or DEFAULT_MODEL}"

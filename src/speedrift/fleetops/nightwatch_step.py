@@ -61,7 +61,7 @@ from speedrift.records import AttemptState
 from speedrift.times import format_time
 
 SLOT = "nightwatch"  # state.slots key: the last evaluation
-FRESH = "nightwatch:"  # state.slots key prefix + subject: attempts before it no longer count
+FRESH = nightwatch.FRESH
 HORIZON = timedelta(days=30)  # how far back the feed is read; a window never reaches further
 PAUSED_BY = "nightwatch"
 LIFTED_BY = "nightwatch-cooldown"
@@ -158,10 +158,9 @@ def _mark_resumed(state: FleetState, now: datetime) -> None:
     for name, agent in state.agents.items():
         if agent.drift.level is not DriftLevel.CRITICAL or agent.paused(now):
             continue
-        key = FRESH + nightwatch.agent_subject(name)
-        mark, changed = state.slots.get(key), agent.drift.changed_at
+        mark, changed = state.slots.get(FRESH + nightwatch.agent_subject(name)), agent.drift.changed_at
         if mark is None or (changed is not None and mark < changed):
-            state.slots[key] = now
+            nightwatch.judge_afresh(state, name, now)
 
 
 def _concurrency(state: FleetState, served: Served | None, change: Change) -> str:

@@ -33,7 +33,8 @@ from speedrift.attemptlog import agent_of
 from speedrift.coord.records import REPO_SCOPE, Actor, Author, Draft, Kind, Status
 from speedrift.coord.store import CoordStore
 from speedrift.errors import Refused, SpeedriftError
-from speedrift.fleetops.state import FleetState, Pause, StateStore
+from speedrift.fleetops import nightwatch
+from speedrift.fleetops.state import DriftLevel, FleetState, Pause, StateStore
 from speedrift.graph import ops
 from speedrift.graph.codec import Graph
 from speedrift.graph.model import BLOCKED, INCOMPLETE, OPEN, speedrift_data, status_of
@@ -120,6 +121,8 @@ def resume_agent(
         lifted = agent.pause
         agent.pause = None
         agent.restarts = []
+        if agent.drift.level is DriftLevel.CRITICAL:  # the nightwatch judges it from now on
+            nightwatch.judge_afresh(state, name, now)
         return lifted
 
     lifted = StateStore(hub).update(change)

@@ -28,6 +28,7 @@ import shlex
 import shutil
 import sys
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +45,7 @@ from speedrift.coord.records import REPO_SCOPE, Actor, Author
 from speedrift.coord.store import CoordStore
 from speedrift.errors import Refused
 from speedrift.failure_class import FailureClass
-from speedrift.fleet import pauses, signals
+from speedrift.fleet import attemptfeed, pauses, signals
 from speedrift.fleet.config import RepoConfig
 from speedrift.fleet.roles.model import Role, load_role
 from speedrift.fleet.roles.names import RoleName, Tier
@@ -233,6 +234,7 @@ def _rounds(
     contained: sandbox.Decision,
     cancel: threading.Event | None,
 ) -> RoleResult:
+    started = time.monotonic()
     usage = Usage()
     problems: list[str] = []
     output: dict[str, Any] | None = None
@@ -280,6 +282,22 @@ def _rounds(
         refused=refused,
     )
     _write_record(result)
+    failure = result.failure_class or (
+        outcome.failure.value if result.run_failed and outcome.failure else None
+    )
+    attemptfeed.feed_role(
+        repo,
+        config,
+        role=role.name.value,
+        task_id=call.task_id or None,
+        attempt=call.attempt or None,
+        runtime=runtime,
+        model=model,
+        outcome=outcome,
+        usage=usage,
+        failure=str(failure) if failure is not None else None,
+        duration_s=time.monotonic() - started,
+    )
     return result
 
 
