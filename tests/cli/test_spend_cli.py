@@ -99,9 +99,10 @@ def test_every_budget_kind_refuses_at_admission_with_what_to_raise(
         expected = "the budget of task 'job' is used up: $1.10 of $1.00 spent over all its attempts"
         fix = "raise [budgets] task_usd in"
     elif kind == "task_own":
+        tags = ["--budget-usd", "0.25"]  # the task's own budget, set as a person sets it
         spent(committed, "job", usd=0.3)
         expected = "the budget of task 'job' is used up: $0.3000 of $0.2500"
-        fix = "raise speedrift.budget.usd of task 'job'"
+        fix = "raise speedrift.budget.usd of task 'job' (`speedrift edit job --budget-usd N` does)"
     elif kind == "repo_tokens":
         config = "[budgets]\ndaily_tokens = 5000\nmax_tokens = 2000\n"
         spent(committed, tokens=4000)
@@ -136,7 +137,7 @@ def test_every_budget_kind_refuses_at_admission_with_what_to_raise(
         configure(committed, config)
     cli.ok("add", "Job", "--id", "job", "--exec", "echo job > job.txt", *tags)
     if kind == "task_own":
-        set_speedrift(committed, "job", {"budget": {"usd": 0.25}})
+        assert graph_tasks(committed)["job"]["speedrift"]["budget"] == {"usd": 0.25}
     if kind == "agent_carried":
         set_speedrift(committed, "job", {"agent": {"name": "nightly", "budgets": {"daily_usd": 1.0}}})
     result = cli.fails(1, "run", "job")
@@ -144,6 +145,36 @@ def test_every_budget_kind_refuses_at_admission_with_what_to_raise(
     assert f"fix: {fix}" in result.stderr, result
     assert_untouched(committed, "job")
     assert not (committed / "job.txt").exists()
+
+
+@pytest.mark.parametrize(
+    ("written", "field"),
+    [
+        ({"budget": {"usd": "lots"}}, "speedrift.budget.usd"),
+        ({"budget": {"tokens": 2.5}}, "speedrift.budget.tokens"),
+        ({"budget": {"dollars": 3}}, "speedrift.budget.dollars"),
+        ({"budget": 5}, "speedrift.budget"),
+        ({"agent": {"name": "nightly", "budgets": {"daily_usd": -1}}}, "speedrift.agent.budgets.daily_usd"),
+    ],
+)
+def test_a_budget_written_on_a_task_that_cannot_be_read_refuses_the_dispatch_and_names_it(
+    cli: Cli, committed: Path, written: dict[str, Any], field: str
+) -> None:
+    cli.ok("add", "Job", "--id", "job", "--exec", "echo job > job.txt")
+    set_speedrift(committed, "job", written)  # by hand, or by a tool that got it wrong
+    result = cli.fails(1, "run", "job")
+    assert f"the {field} of task 'job' is" in result.stderr and "not a positive number" in result.stderr
+    assert "fix:" in result.stderr
+    assert_untouched(committed, "job")
+
+
+def test_edit_sets_and_drops_a_tasks_own_budget(cli: Cli, committed: Path) -> None:
+    cli.ok("add", "Job", "--id", "job", "--exec", "true")
+    cli.ok("edit", "job", "--budget-usd", "2.5", "--budget-tokens", "200000")
+    assert graph_tasks(committed)["job"]["speedrift"]["budget"] == {"usd": 2.5, "tokens": 200000}
+    cli.fails(2, "edit", "job", "--budget-usd", "0")
+    cli.ok("edit", "job", "--no-budget")
+    assert "budget" not in graph_tasks(committed)["job"].get("speedrift", {})
 
 
 def test_a_run_within_its_budgets_lands_and_is_recorded_once(cli: Cli, committed: Path) -> None:

@@ -13,6 +13,10 @@ from speedrift import __version__
 from speedrift.cli import argtypes
 
 _PRIORITY = "critical|high|normal|low|idle or an integer >= 0"
+_BUDGET_USD = (
+    "the task's money budget in US dollars, all its attempts together (refused before a claim past it)"
+)
+_BUDGET_TOKENS = "the task's token budget, all its attempts together"
 _FALLBACK = "runtime fallback order, runtime[:model] comma-separated (claude:sonnet,codex:gpt-5)"
 _CRON = 'recur on this UTC cron schedule ("0 3 * * *", @daily), re-armed on done (docs/recurring-tasks.md)'
 REVIEW_MODES = ("off", "advisory", "blocking")  # fleet/review.py ReviewMode (a test keeps them equal)
@@ -113,6 +117,8 @@ def build() -> argparse.ArgumentParser:
     p.add_argument("--max-iterations", type=_at_least_one, help="declare a deliberate loop")
     p.add_argument("--cron", metavar="EXPR", help=_CRON)
     p.add_argument("--fallback", metavar="ORDER", help=_FALLBACK)
+    p.add_argument("--budget-usd", type=float, metavar="USD", help=_BUDGET_USD)
+    p.add_argument("--budget-tokens", type=int, metavar="N", help=_BUDGET_TOKENS)
     p.add_argument("--touch", action="append", help="declared scope: a glob of files it may change")
     p.add_argument("--deliverable", action="append", help="a file the task must produce")
     p.add_argument(
@@ -141,6 +147,10 @@ def build() -> argparse.ArgumentParser:
         "--no-cron", action="store_true", help="stop the task recurring (clears wg's cron fields)"
     )
     p.add_argument("--fallback", metavar="ORDER", help=_FALLBACK + '; "" removes it')
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--budget-usd", type=float, metavar="USD", help=_BUDGET_USD)
+    budget.add_argument("--no-budget", action="store_true", help="drop the task's own budget")
+    p.add_argument("--budget-tokens", type=int, metavar="N", help=_BUDGET_TOKENS)
     p.add_argument("--touch", action="append", help="replace the declared scope globs")
     p.add_argument("--deliverable", action="append")
     p.add_argument(

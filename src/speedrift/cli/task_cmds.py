@@ -70,6 +70,21 @@ def _with_fallback(own: dict[str, Any] | None, args: Namespace) -> dict[str, Any
     return {**(own or {}), "fallback": entries or None}
 
 
+def _with_budget(own: dict[str, Any] | None, args: Namespace) -> dict[str, Any] | None:
+    """``--budget-usd X`` / ``--budget-tokens N`` / ``--no-budget``: the task's own money budget,
+    all its attempts together (``speedrift.budget``, fleet/spend.py), added to the ``speedrift``
+    fields to set. Checked here: a budget is a positive number (tokens a whole one)."""
+    if getattr(args, "no_budget", False):
+        return {**(own or {}), "budget": None}
+    usd, tokens = getattr(args, "budget_usd", None), getattr(args, "budget_tokens", None)
+    if usd is None and tokens is None:
+        return own
+    if (usd is not None and usd <= 0) or (tokens is not None and tokens <= 0):
+        raise UsageError("a task budget must be above 0", hint="e.g. --budget-usd 2.5 --budget-tokens 200000")
+    budget = {key: value for key, value in (("usd", usd), ("tokens", tokens)) if value is not None}
+    return {**(own or {}), "budget": budget}
+
+
 def _cron(args: Namespace) -> Callable[[datetime], dict[str, Any]] | None:
     """``--cron`` / ``--no-cron``: wg's cron fields to set at ``now`` (None in them: removed), or
     None when neither was given. The schedule is checked here, before the graph is touched."""
@@ -112,7 +127,7 @@ def add(args: Namespace) -> None:
         deliverables=args.deliverable or [],
     )
     actor = actor_name()
-    review = _with_fallback(_review(args.review), args)
+    review = _with_budget(_with_fallback(_review(args.review), args), args)
 
     def build(graph: Graph, now: datetime) -> ops.Mutation:
         mutation = ops.add_task(graph, spec, now=now, actor=actor, strict=args.strict)
@@ -142,7 +157,7 @@ def edit(args: Namespace) -> None:
     )
     actor = actor_name()
     task_id = args.task_id
-    review = _with_fallback(_review(args.review), args)
+    review = _with_budget(_with_fallback(_review(args.review), args), args)
     recurring = _cron(args)
 
     def build(graph: Graph, now: datetime) -> ops.Mutation:

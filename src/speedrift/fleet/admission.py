@@ -50,7 +50,7 @@ def refuse_if_held(task: Task) -> None:
 class BudgetRefused(Refused):
     """A dispatch was not claimed because it would exceed a money budget: no attempt was burned."""
 
-    def __init__(self, refusal: spend.BudgetRefusal) -> None:
+    def __init__(self, refusal: spend.BudgetRefusal | spend.InvalidBudget) -> None:
         super().__init__(refusal.sentence, hint=refusal.fix)
         self.refusal = refusal
 
@@ -79,10 +79,15 @@ def _entries(since: datetime | None) -> list[attemptlog.AttemptEntry]:
     return entries
 
 
-def budget_verdict(repo: Path, config: RepoConfig, task: Task, now: datetime) -> spend.BudgetRefusal | None:
+def budget_verdict(
+    repo: Path, config: RepoConfig, task: Task, now: datetime
+) -> spend.BudgetRefusal | spend.InvalidBudget | None:
     """Whether dispatching ``task`` now would exceed a money budget (fleet/spend.py): its own, the
     repo's daily one, its agent's or the ecosystem's (as the hub published it). The attempt log is
     read only when a budget applies: all of it for a task budget, else today's part."""
+    unreadable = spend.budget_problem(task)
+    if unreadable is not None:
+        return unreadable
     task_id = str(task.get("id") or "")
     tags = task.get("tags")
     agent = attemptlog.agent_of(tags if isinstance(tags, list) else [])

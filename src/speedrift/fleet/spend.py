@@ -254,6 +254,59 @@ def _set(usd: float | None, tokens: float | None) -> list[tuple[Unit, float]]:
     return [(unit, float(limit)) for unit, limit in pairs if limit is not None]
 
 
+@dataclass(frozen=True)
+class InvalidBudget:
+    """A budget written on a task that cannot be read: the dispatch is refused (fail-closed: a
+    mistyped budget never means "no budget"), naming the field and the fix."""
+
+    task_id: str
+    field: str
+    value: object
+
+    @property
+    def sentence(self) -> str:
+        return (
+            f"the {self.field} of task {self.task_id!r} is {self.value!r}, not a positive number (a"
+            " whole one for tokens); the dispatch is refused before its claim (no attempt used)"
+        )
+
+    @property
+    def fix(self) -> str:
+        if self.field.startswith("speedrift.agent."):
+            return "the run task's budgets come from its [[agents]] entry: fix them there and make a new run"
+        edit = f"speedrift edit {self.task_id}"
+        return f"`{edit} --budget-usd 2.5 --budget-tokens 200000` sets it; `{edit} --no-budget` drops it"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"budget": "invalid", "field": self.field, "value": repr(self.value), "fix": self.fix}
+
+
+BUDGET_UNITS = {"usd": False, "tokens": True}  # a task budget's keys, and whether each is whole
+
+
+def budget_problem(task: Task) -> InvalidBudget | None:
+    """The first unreadable value of the task's own budgets (``speedrift.budget``, and the run
+    task's ``speedrift.agent.budgets``), or None when they read (or are absent)."""
+    data, task_id = speedrift_data(task), str(task.get("id") or "")
+    own = data.get("budget")
+    if own is not None:
+        if not isinstance(own, dict):
+            return InvalidBudget(task_id, "speedrift.budget", own)
+        for key, value in own.items():
+            if key not in BUDGET_UNITS or _number(value, whole=BUDGET_UNITS[key]) is None:
+                return InvalidBudget(task_id, f"speedrift.budget.{key}", value)
+    carried = data.get("agent")
+    raw = carried.get("budgets") if isinstance(carried, dict) else None
+    if raw is not None:
+        if not isinstance(raw, dict):
+            return InvalidBudget(task_id, "speedrift.agent.budgets", raw)
+        for key, value in raw.items():
+            known = key in ("run_usd", "run_tokens", "daily_usd", "daily_tokens")
+            if not known or _number(value, whole=key.endswith("tokens")) is None:
+                return InvalidBudget(task_id, f"speedrift.agent.budgets.{key}", value)
+    return None
+
+
 def task_budget(task: Task) -> tuple[float | None, float | None]:
     """The task's own ``speedrift.budget`` (usd, tokens); a missing or mistyped value is None."""
     raw = speedrift_data(task).get("budget")
@@ -369,8 +422,10 @@ def _fix(budget: Budget, reservation: float, resets: datetime | None) -> str:
     said = f"raise {budget.where}"
     if budget.kind is BudgetKind.TASK:
         own = "speedrift.budget" in budget.where
-        other = f"[budgets] task_{budget.unit}" if own else f"the task's own speedrift.budget.{budget.unit}"
-        said += f" (or set {other}), then run it again"
+        flag = f"`speedrift edit {budget.scope} --budget-{budget.unit} N`"
+        other = f"[budgets] task_{budget.unit}" if own else f"the task's own budget with {flag}"
+        said += f" ({flag} does" if own else f" (or set {other}"
+        said += "), then run it again"
     elif budget.kind is BudgetKind.ECOSYSTEM_DAILY:
         said += " (the hub publishes it on its next cycle)"
     if resets is not None:
