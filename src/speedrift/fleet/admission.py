@@ -120,6 +120,7 @@ def budget_verdict(
         reservation_usd=usd,
         reservation_tokens=tokens,
         repo_agents=config.agents,
+        applying=applying,  # worked out once per admission (a service asks before every dispatch)
     )
 
 

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from speedrift import attemptlog, layout, records
 from speedrift.agents import choose as registry
@@ -75,6 +75,23 @@ def _tags(task: Task | None) -> list[object]:
     return tags if isinstance(tags, list) else []
 
 
+class Health(TypedDict):
+    stalled: bool
+    over_budget: bool
+    crashed: bool
+
+
+def health(outcome: RunOutcome) -> Health:
+    """What the run's end says of the agent's health (the nightwatch reads it): a stall, a budget
+    overrun, a crash that was not a cancel."""
+    kind = outcome.failure
+    return {
+        "stalled": kind is FailureKind.STALL,
+        "over_budget": kind is FailureKind.BUDGET,
+        "crashed": kind is FailureKind.CRASHED and outcome.reason != CANCELLED,
+    }
+
+
 def entry_for(
     repo: Path,
     attempt: Attempt,
@@ -93,7 +110,6 @@ def entry_for(
     cost, source = spend.price(usage, attempt.runtime, attempt.model, prices)
     passed, failed = _gates(evidence)
     duration = evidence.get("duration_s")
-    kind = outcome.failure
     return AttemptEntry(
         at=at,
         repo=budgetpub.repo_key(repo),
@@ -110,9 +126,7 @@ def entry_for(
         cost_source=source,
         duration_s=float(duration) if isinstance(duration, int | float) else outcome.duration_s,
         first_event_s=first_event,
-        stalled=kind is FailureKind.STALL,
-        over_budget=kind is FailureKind.BUDGET,
-        crashed=kind is FailureKind.CRASHED and outcome.reason != CANCELLED,
+        **health(outcome),
         gates_passed=passed,
         gates_failed=failed,
     )
@@ -228,7 +242,6 @@ def feed_role(
     or the Compound reviewer cost counts in spend and budgets like a developer's attempt. Never
     raises for I/O."""
     cost, source = spend.price(usage, runtime, model, _prices(repo, config))
-    kind = outcome.failure
     status = "done" if failure is None else ("cancelled" if outcome.reason == CANCELLED else "failed")
     entry = AttemptEntry(
         at=now_utc(),
@@ -244,9 +257,7 @@ def feed_role(
         cost_usd=cost,
         cost_source=source,
         duration_s=round(duration_s, 3),
-        stalled=kind is FailureKind.STALL,
-        over_budget=kind is FailureKind.BUDGET,
-        crashed=kind is FailureKind.CRASHED and outcome.reason != CANCELLED,
+        **health(outcome),
         role=role,
     )
     try:

@@ -449,21 +449,24 @@ def check_budgets(
     reservation_usd: float | None,
     reservation_tokens: int | None = None,
     repo_agents: Sequence[AgentDef] = (),
+    applying: Sequence[Budget] | None = None,
 ) -> BudgetRefusal | None:
     """The first budget a dispatch of ``task_id`` would exceed (the task's, the repo's, the
     agent's, then the ecosystem's), or None. ``entries``: the attempt log (at least today's and
-    this task's); ``repo``: the repo's real path (:func:`~speedrift.fleet.budgetpub.repo_key`)."""
+    this task's); ``repo``: the repo's real path (:func:`~speedrift.fleet.budgetpub.repo_key`);
+    ``applying``: :func:`budgets_for` as the caller already worked it out (else worked out here)."""
     today = day_start(now).strftime("%Y-%m-%d")
     repo = repo_key(repo)
-    applying = budgets_for(
-        repo=repo,
-        task_id=task_id,
-        task=task,
-        agent=agent,
-        repo_budgets=repo_budgets,
-        published=published,
-        repo_agents=repo_agents,
-    )
+    if applying is None:
+        applying = budgets_for(
+            repo=repo,
+            task_id=task_id,
+            task=task,
+            agent=agent,
+            repo_budgets=repo_budgets,
+            published=published,
+            repo_agents=repo_agents,
+        )
     for budget in applying:
         used = spent(
             entries, budget, _counts(budget, repo=repo, task_id=task_id, published=published, today=today)
