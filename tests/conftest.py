@@ -13,6 +13,9 @@ import pytest
 from speedrift.agents import sandbox
 from speedrift.graph.store import GraphStore, init_graph_dir
 
+# pg_server, pg_url: a real PostgreSQL server; dask_cluster: a real two-worker Dask cluster
+pytest_plugins = ["tests.pgserver", "tests.daskcluster"]
+
 FIXTURES = Path(__file__).parent / "fixtures"
 WG_FIXTURES = sorted((FIXTURES / "workgraph").glob("*.jsonl"))
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

@@ -95,3 +95,25 @@ def test_the_agent_of_a_task_is_its_agent_tag() -> None:
     assert attemptlog.agent_of(["docs", "agent:nightly", "agent:other"]) == "nightly"
     assert attemptlog.agent_of(["agent:", 3, None]) is None
     assert attemptlog.agent_of([]) is None
+
+
+def test_where_an_attempt_ran_is_read_back_and_an_older_line_without_it_still_reads(tmp_path: Path) -> None:
+    log = tmp_path / "attempts.jsonl"
+    attemptlog.append(entry("remote", machine="tcp://10.0.0.7:40123"), path=log)
+    with log.open("ab") as handle:  # a line written before the field existed, and one mistyped
+        handle.write(b'{"at": "2026-11-20T12:00:01+00:00", "repo": "/r", "task": "old", "attempt": 1,')
+        handle.write(b' "status": "done", "runtime": "shell"}\n')
+        handle.write(b'{"at": "2026-11-20T12:00:02+00:00", "repo": "/r", "task": "odd", "attempt": 1,')
+        handle.write(b' "status": "done", "runtime": "shell", "machine": 7, "cost_usd": 0.5}\n')
+    remote, old, odd = attemptlog.read(path=log)
+    assert remote.machine == "tcp://10.0.0.7:40123" and remote.to_json()["machine"] == remote.machine
+    assert old.task == "old" and old.machine is None
+    assert (odd.task, odd.machine, odd.cost_usd) == ("odd", None, 0.5)  # the cost still counts
+
+
+def test_the_machine_label_is_the_workers_address_else_the_host() -> None:
+    dask = {"executor": "dask", "worker": "tcp://127.0.0.1:4000", "host": "box"}
+    assert attemptlog.machine_label(dask) == "tcp://127.0.0.1:4000"
+    assert attemptlog.machine_label({"executor": "local", "worker": None, "host": "box"}) == "box"
+    assert attemptlog.machine_label({"executor": "local", "worker": "", "host": " "}) is None
+    assert attemptlog.machine_label("box") is None and attemptlog.machine_label(None) is None

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -46,7 +46,8 @@ class AttemptEntry:
     """One finished attempt. ``status``: done | failed | cancelled | waiting (outcomes.jsonl's
     words); ``failure``: its failure class when it failed; ``agent``: the standing agent whose run
     it was (the task's ``agent:<name>`` tag), else None; ``role``: set for a role's run (its
-    ``task`` is the task it ran for, ``_roles`` when none), whose cost counts like any other."""
+    ``task`` is the task it ran for, ``_roles`` when none), whose cost counts like any other;
+    ``machine``: where it ran (:func:`machine_label`), None on lines written before it was kept."""
 
     at: datetime
     repo: str  # the repo's absolute path
@@ -69,6 +70,7 @@ class AttemptEntry:
     gates_passed: int = 0
     gates_failed: int = 0
     role: str | None = None  # a role's run (fleet/roles): the Reviewer on an attempt, the Debugger, …
+    machine: str | None = None  # where it ran: the Dask worker's address, else the host (machine_label)
 
     @property
     def tokens(self) -> int:
@@ -97,6 +99,19 @@ def agent_of(tags: Iterable[object]) -> str | None:
     return None
 
 
+def machine_label(machine: object) -> str | None:
+    """One line naming where an attempt ran, from the ``machine`` dict its ``attempt.json`` and
+    evidence carry (``{"executor", "worker", "host"}``): the Dask worker's address, else the host;
+    None when neither is a non-empty string."""
+    if not isinstance(machine, dict):
+        return None
+    for key in ("worker", "host"):
+        value = machine.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
+
+
 def parse_entry(raw: bytes | str) -> AttemptEntry | None:
     """One line as an entry; None for a torn, foreign or mistyped line."""
     try:
@@ -119,6 +134,8 @@ def parse_entry(raw: bytes | str) -> AttemptEntry | None:
         return None
     if not isinstance(entry.attempt, int) or not isinstance(entry.status, str):
         return None
+    if entry.machine is not None and not isinstance(entry.machine, str):
+        entry = replace(entry, machine=None)  # where it ran is a label: never a reason to lose the cost
     for name in ("input_tokens", "output_tokens", "gates_passed", "gates_failed"):
         if not isinstance(getattr(entry, name), int):
             return None

@@ -76,6 +76,11 @@ def register_db_path(hub: Path) -> Path:
     return hub / "register.db"
 
 
+def register_gap_path(hub: Path) -> Path:
+    """Since when the register has been unreachable (control/registergap.py), only during a gap."""
+    return hub / "register-gap.json"
+
+
 def ledger_dir(hub: Path) -> Path:
     return hub / "ledger"
 

@@ -56,6 +56,7 @@ ATTEMPT_FILE = "attempt.json"
 EVIDENCE_FILE = "evidence.json"
 CANCEL_FILE = "cancel"  # dropped by `speedrift cancel`: the attempt's session stops
 PAUSED_FILE = "paused"  # written while the operator holds the agent stopped (SIGSTOP)
+REMOTE_DISCARDED_FILE = "remote-discarded.json"  # Dask results not for this attempt (fleet/remote/ingest.py)
 SANDBOX_DIR = "sandbox"  # a sandboxed agent's private HOME and TMPDIR, removed after its run
 # inside service/
 HEARTBEAT_FILE = "heartbeat.json"

@@ -33,7 +33,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal, overload
@@ -211,9 +211,18 @@ def group_alive(pgid: int) -> bool:
         return False
     except PermissionError:
         return True
+    if not Path("/proc").is_dir():
+        return True
+    return bool(group_members({pgid}))
+
+
+def group_members(pgids: Collection[int]) -> list[int]:
+    """The pids of the live (non-zombie) processes in any of the process groups ``pgids``, read
+    from /proc (empty where there is no /proc)."""
     proc = Path("/proc")
     if not proc.is_dir():
-        return True
+        return []
+    found: list[int] = []
     for entry in proc.iterdir():
         if not entry.name.isdigit():
             continue
@@ -223,9 +232,9 @@ def group_alive(pgid: int) -> bool:
             continue
         # Fields after the command name, which is parenthesised and may contain spaces.
         fields = stat[stat.rfind(")") + 2 :].split()
-        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
-            return True
-    return False
+        if len(fields) > 2 and int(fields[2]) in pgids and fields[0] not in ("Z", "X"):
+            found.append(int(entry.name))
+    return found
 
 
 def terminate_group(pgid: int, grace_s: float) -> bool:

@@ -10,6 +10,7 @@ Location: ``$SPEEDRIFT_STATE_DIR``, else ``$XDG_STATE_HOME/speedrift``, else
 these paths, and every file here is written through :mod:`speedrift.fsutil` (atomic, locked). Two
 hooks directories live here: the empty one git gets from speedrift (:func:`no_hooks_dir`), and the
 hub fetch's guard (:func:`fetch_guard_dir`); and the checkouts lanes keep (:func:`kept_trees_dir`).
+A Dask worker's repository cache (:func:`worker_cache_dir`) may be put elsewhere.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import os
 from pathlib import Path
 
 STATE_DIR_ENV = "SPEEDRIFT_STATE_DIR"
+WORKER_CACHE_ENV = "SPEEDRIFT_WORKER_CACHE"
 
 
 def state_home(*, create: bool = True) -> Path:
@@ -108,3 +110,13 @@ def attempt_log_lock_path() -> Path:
 def budgets_path() -> Path:
     """The ecosystems' budgets as their hubs published them, for every supervisor's admission."""
     return state_home() / "budgets.json"
+
+
+def worker_cache_dir() -> Path:
+    """A Dask worker's cache (fleet/remote/repocache.py): bare repositories, the attempts' worktrees
+    and run dirs, kept result bundles. ``$SPEEDRIFT_WORKER_CACHE``, else ``worker-cache`` here;
+    created private (0700)."""
+    override = os.environ.get(WORKER_CACHE_ENV)
+    path = Path(override).expanduser() if override else state_home() / "worker-cache"
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path

@@ -19,7 +19,7 @@ from speedrift.control.operator import approve_action, pause_agent, resume_agent
 from speedrift.errors import NotFound, Refused, UsageError
 from speedrift.fleet import attempts
 from speedrift.register.ledger import Ledger
-from speedrift.register.sqlite import Register
+from speedrift.register.store import Register
 from tests.gitrepo import make_repo
 
 

@@ -16,13 +16,17 @@ import pytest
 
 from speedrift import attemptlog, records, statehome
 from speedrift.agents import preflight
+from speedrift.agents.protocol import RunOutcome
 from speedrift.attemptlog import CostSource
 from speedrift.fleet import attemptfeed, budgetpub
+from speedrift.fleet.attempt import Attempt
 from speedrift.fleet.failures import FailureRecorder
 from speedrift.fleet.opsconfig import FleetOps, Price
 from speedrift.fleet.pipeline import RunOptions
 from speedrift.graph import ops
+from speedrift.repo.worktrees import Manifest
 from tests.agents.conftest import FAKES
+from tests.conftest import NOW
 from tests.fleet.conftest import Workshop
 
 FAKE_ENV = {"allow": ["FAKE_AGENT_SCENARIO"]}
@@ -173,6 +177,50 @@ def test_an_attempt_an_exception_interrupted_is_recorded_with_what_is_known(work
     )
     assert entry.agent == "night" and entry.failure and entry.tokens == 0
     assert entry.cost_source is CostSource.NONE and entry.duration_s >= 0
+    assert entry.machine is None  # its attempt.json named no machine
+
+
+def test_an_interrupted_attempt_names_the_machine_its_attempt_record_names(workshop: Workshop) -> None:
+    workshop.add("away", exec_command="true")
+    pipeline = workshop.pipeline()
+    workshop.store.mutate(lambda g, now: ops.claim(g, "away", now=now, actor="test"))
+    run_dir = workshop.repo / ".speedrift" / "runs" / "away" / "1"
+    run_dir.mkdir(parents=True)
+    machine = {"executor": "dask", "worker": "tcp://127.0.0.1:40555", "host": "worker-box"}
+    records.update_attempt(run_dir, {"runtime": "shell", "state": "running", "machine": machine})
+    recorder = FailureRecorder(workshop.repo, workshop.store, pipeline.config, "test")
+    recorder.crashed(task_id="away", attempt=1, run_dir=run_dir, reason="worker died", bootstrapped=True)
+    [entry] = attemptlog.read()
+    assert (entry.task, entry.machine) == ("away", "tcp://127.0.0.1:40555")
+
+
+def test_a_finished_attempt_names_the_worker_its_evidence_names_else_the_host(workshop: Workshop) -> None:
+    workshop.add("here", exec_command="echo here > here.txt")
+    result = workshop.pipeline().run("here", RunOptions())
+    assert result.status == "done"
+    [entry] = attemptlog.read()
+    evidence = evidence_of(result.run_dir)
+    assert entry.machine == attemptlog.machine_label(evidence.get("machine"))  # whatever the executor wrote
+    attempt = Attempt(
+        task_id="here",
+        number=2,
+        run_dir=Path(result.run_dir or ""),
+        manifest=Manifest("here", 2, "b", "/w", "abc", "main", os.getpid(), "2026-11-20T12:00:00Z"),
+        runtime="shell",
+        model=None,
+        started=0.0,
+    )
+
+    def line(machine: dict[str, Any]) -> attemptlog.AttemptEntry:
+        return attemptfeed.entry_for(
+            workshop.repo, attempt, RunOutcome(success=True), {"machine": machine}, status="done",
+            failure=None, task=None, prices=[], at=NOW, first_event=None,
+        )  # fmt: skip
+
+    assert line({"executor": "dask", "worker": "tcp://127.0.0.1:41000", "host": "w1"}).machine == (
+        "tcp://127.0.0.1:41000"
+    )
+    assert line({"executor": "local", "worker": None, "host": "hub-box"}).machine == "hub-box"
 
 
 def test_the_same_attempt_and_status_is_never_appended_twice(workshop: Workshop) -> None:

@@ -18,7 +18,7 @@ from speedrift.control.cycle import run_once
 from speedrift.errors import NotFound, Refused, SpeedriftError, UsageError
 from speedrift.fleet import attempts
 from speedrift.register.ledger import Ledger
-from speedrift.register.sqlite import Register
+from speedrift.register.store import Register
 from speedrift.web.api import BadRequest
 from speedrift.web.live import DashboardState
 from speedrift.web.server import wire
@@ -257,6 +257,24 @@ def test_run_detail_reads_the_attempt_record_bounded(dash: Dash) -> None:
     assert "something" in detail["stderr_tail"]
     assert dash.client.get("/api/repos/billing/runs/refunds/2").status_code == 404
     assert dash.client.get("/api/repos/billing/runs/..%2F..%2Fetc/1").status_code == 404
+
+
+def test_the_runs_api_names_the_machine_each_attempt_ran_on(dash: Dash) -> None:
+    repo = dash.root / "billing"
+    remote = {"executor": "dask", "worker": "tcp://10.1.2.3:40111", "host": "gpu-box"}
+    attempts.write_attempt(attempts.run_dir(repo, "refunds", 1), {"state": "failed", "machine": remote})
+    local = {"executor": "local", "worker": None, "host": "hub-box"}
+    attempts.write_attempt(attempts.run_dir(repo, "refunds", 2), {"state": "done", "machine": local})
+    attempts.write_attempt(attempts.run_dir(repo, "refunds", 3), {"state": "running"})  # before the field
+    attempts.write_evidence(attempts.run_dir(repo, "refunds", 3), {"machine": local})
+    listing = dash.client.get("/api/repos/billing/runs/refunds").json()["attempts"]
+    assert [(a["attempt"], a["machine"]) for a in listing] == [
+        (3, None),
+        (2, "hub-box"),
+        (1, "tcp://10.1.2.3:40111"),
+    ]
+    assert dash.client.get("/api/repos/billing/runs/refunds/1").json()["machine"] == "tcp://10.1.2.3:40111"
+    assert dash.client.get("/api/repos/billing/runs/refunds/3").json()["machine"] == "hub-box"  # evidence's
 
 
 def test_beyond_loopback_reads_need_the_token_too_but_the_page_loads(demo_eco: Path) -> None:

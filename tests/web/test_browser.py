@@ -125,7 +125,10 @@ def test_the_five_sections_come_in_contract_order_and_a_card_focuses_its_graph(
 def test_a_done_on_disk_shows_on_the_open_page_without_reload(page: Any, live: Live, artifacts: Path) -> None:
     billing = live.eco.parent / "billing"
     folder = attempts.run_dir(billing, "refunds", 1)
-    attempts.write_attempt(folder, {"state": "failed", "runtime": "shell", "failure": "regression"})
+    machine = {"executor": "dask", "worker": "tcp://127.0.0.1:40111", "host": "worker-box"}
+    attempts.write_attempt(
+        folder, {"state": "failed", "runtime": "shell", "failure": "regression", "machine": machine}
+    )
     attempts.write_evidence(folder, {"gates": [{"gate": "tests", "passed": False, "summary": "3 failed"}]})
     _open(page, live.url_with_token)
     page.evaluate("() => { window.__noReload = true; }")
@@ -159,6 +162,8 @@ def test_a_done_on_disk_shows_on_the_open_page_without_reload(page: Any, live: L
     page.click("#task-list li[data-task='refunds'] button")  # run detail: one click from the task
     page.wait_for_selector("#run-dialog[open] >> text=3 failed")
     assert "regression" in page.locator("#run-body").inner_text()
+    assert "tcp://127.0.0.1:40111" in page.locator("#run-body button[data-machine]").first.inner_text()
+    assert "machine\ntcp://127.0.0.1:40111" in page.locator("#run-body dl.kv").last.inner_text()
     page.screenshot(path=str(artifacts / "run-detail.png"))
 
 

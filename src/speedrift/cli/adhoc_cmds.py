@@ -18,7 +18,7 @@ from argparse import Namespace
 from typing import Any
 
 from speedrift.cli.output import emit_json, printable, say, table
-from speedrift.cli.worker_cmds import cancel_on_signals, peer_repos, repo_context
+from speedrift.cli.worker_cmds import cancel_on_signals, peer_repos, pipeline_executor, repo_context
 from speedrift.fleet.pipeline import Pipeline
 from speedrift.plans import adhoc
 from speedrift.plans.draft import DEFAULT_MAX_ROUNDS
@@ -33,7 +33,9 @@ def _pipeline(args: Namespace) -> Pipeline:
 
     repo, graph_store, config = repo_context(args)
     gates = suite_for(repo, graph_store, config)
-    return Pipeline(repo, graph_store, config, gates=gates, peer_repos=peer_repos(args))
+    return Pipeline(
+        repo, graph_store, config, gates=gates, peer_repos=peer_repos(args), executor=pipeline_executor(args)
+    )
 
 
 def _progress(line: str) -> None:

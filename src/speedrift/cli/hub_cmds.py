@@ -166,6 +166,7 @@ def status(args: Namespace) -> int:
             "plan_only": latest["plan_only"],
             "narrative": latest.get("narrative"),
         },
+        **_register_status(path, hub, getattr(args, "gaps", 5)),
     }
     if getattr(args, "as_json", False):
         emit_json(report, pretty=True)
@@ -175,7 +176,79 @@ def status(args: Namespace) -> int:
         say(f"Last cycle {latest['cycle_id']} at {latest['generated_at']}: {latest.get('narrative', '')}")
     else:
         say("No cycle recorded yet: run `speedrift hub once` or `speedrift hub up`.")
+    _render_register_status(report)
     return 0
+
+
+def _register_status(path: Path, hub: Path, gaps: int) -> dict[str, Any]:
+    """This hub's id, the register it uses (reachable or not), who holds which repo, the recent gaps."""
+    from speedrift.control.ecosystem.load import load_ecosystem
+    from speedrift.control.hublease import hub_identity, lease_view
+    from speedrift.control.registergap import RegisterGap
+    from speedrift.register.ledger import Ledger
+    from speedrift.register.store import Register, RegisterUnavailable
+    from speedrift.times import iso_utc, now_utc
+
+    hub_id = hub_identity(hub)
+    register = Register.open(hub, url=load_ecosystem(path).register_url)
+    open_gap = RegisterGap(hub, hub_id, Ledger(hub)).began_at  # the hub's own view: the gap it is in
+    info: dict[str, Any] = {
+        "hub_id": hub_id,
+        "register": {
+            "backend": str(register.backend),
+            "where": register.where,
+            "reachable": True,
+            "error": None,
+            "gap_since": iso_utc(open_gap) if open_gap else None,
+        },
+        "leases": [],
+        "gaps": [],
+    }
+    try:
+        with register:
+            info["leases"] = lease_view(register.leases(), hub_id, now_utc())
+            info["gaps"] = register.gaps(limit=gaps) if gaps else []
+    except RegisterUnavailable as error:
+        info["register"].update(reachable=False, error=error.message)
+    return info
+
+
+def _render_register_status(report: dict[str, Any]) -> None:
+    register = report["register"]
+    say(f"This hub: {report['hub_id']}")
+    where = f"Register: {register['backend']} at {register['where']}"
+    if not register["reachable"]:
+        say(f"{where}: unreachable ({register['error']}); leases and gaps unknown")
+        return
+    say(
+        where
+        + (f"; this hub could not reach it since {register['gap_since']}" if register["gap_since"] else "")
+    )
+    leases = report["leases"]
+    if leases:
+        table(
+            "repo leases",
+            ["repo", "hub", "expires", ""],
+            [
+                (
+                    row["repo"],
+                    row["hub"],
+                    row["expires_at"],
+                    ", ".join(
+                        n for n, on in (("this hub", row["this_hub"]), ("expired", row["expired"])) if on
+                    ),
+                )
+                for row in leases
+            ],
+        )
+    else:
+        say("No repo is leased: no hub is executing with this register.")
+    if report["gaps"]:
+        table(
+            "register gaps",
+            ["hub", "began", "ended", "cycles copied"],
+            [(g["hub"], g["began_at"], g["ended_at"], g["cycles_backfilled"]) for g in report["gaps"]],
+        )
 
 
 def stop(args: Namespace) -> int:

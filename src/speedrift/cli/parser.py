@@ -300,6 +300,7 @@ def build() -> argparse.ArgumentParser:
     # command groups of the other planes each live in their own parser module
     from speedrift.cli import (
         parser_adhoc,
+        parser_cluster,
         parser_control,
         parser_fleet,
         parser_gates,
@@ -322,4 +323,5 @@ def build() -> argparse.ArgumentParser:
     parser_runtime.add(command, common)
     parser_review.add(command, common)
     parser_selftest.add(command, common)
+    parser_cluster.add(command, common)
     return root

@@ -47,8 +47,11 @@ def add(command: Command, common: argparse.ArgumentParser) -> None:
     q.add_argument("--plan", action="store_true", help="plan and record, execute nothing")
     _json(q)
     q.set_defaults(handler="hub_cmds:once")
-    q = hub.add_parser("status", help="is the hub running; its last cycle")
+    q = hub.add_parser("status", help="is the hub running; its last cycle; the register, its leases and gaps")
     _ecosystem(q)
+    q.add_argument(
+        "--gaps", type=argtypes.count(0, 1000), default=5, help="recent register gaps shown (default 5)"
+    )
     _json(q)
     q.set_defaults(handler="hub_cmds:status")
     q = hub.add_parser("stop", help="stop the running hub (it finishes its cycle)")

@@ -19,7 +19,7 @@ import threading
 from argparse import Namespace
 
 from speedrift.cli.output import emit_json, say
-from speedrift.cli.worker_cmds import cancel_on_signals, peer_repos, repo_context
+from speedrift.cli.worker_cmds import cancel_on_signals, peer_repos, pipeline_executor, repo_context
 from speedrift.fleet import approval
 from speedrift.fleet.pipeline import Pipeline
 from speedrift.plans.run import WaveRun
@@ -30,7 +30,9 @@ def _pipeline(args: Namespace) -> Pipeline:
 
     repo, graph_store, config = repo_context(args)
     gates = suite_for(repo, graph_store, config)
-    return Pipeline(repo, graph_store, config, gates=gates, peer_repos=peer_repos(args))
+    return Pipeline(
+        repo, graph_store, config, gates=gates, peer_repos=peer_repos(args), executor=pipeline_executor(args)
+    )
 
 
 def plan_run(args: Namespace) -> int:

@@ -11,7 +11,7 @@ from typing import Any
 
 from speedrift import layout, records
 from speedrift.cli.output import emit_json, say
-from speedrift.cli.worker_cmds import peer_repos, repo_context
+from speedrift.cli.worker_cmds import peer_repos, pipeline_executor, repo_context
 from speedrift.errors import Refused
 from speedrift.fleet import halt, service
 from speedrift.procs import make_non_dumpable, spawn_detached
@@ -35,7 +35,9 @@ def serve(args: Namespace) -> int:
     from speedrift.fleet.lanegate import suite_for
 
     gates = suite_for(repo, graph_store, config)
-    pipeline = Pipeline(repo, graph_store, config, gates=gates, peer_repos=peer_repos(args))
+    pipeline = Pipeline(
+        repo, graph_store, config, gates=gates, peer_repos=peer_repos(args), executor=pipeline_executor(args)
+    )
     return service.serve(pipeline, layout.service_log_path(repo), admission)
 
 

@@ -12,7 +12,7 @@ from argparse import Namespace
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from speedrift import layout, records
 from speedrift.agents.protocol import CANCELLED
@@ -25,6 +25,9 @@ from speedrift.graph.store import GraphStore
 from speedrift.procs import make_non_dumpable, record_alive
 from speedrift.records import AttemptState
 from speedrift.repo import worktrees
+
+if TYPE_CHECKING:
+    from speedrift.fleet.remote.executor import Executor
 
 
 def repo_context(args: Namespace) -> tuple[Path, GraphStore, RepoConfig]:
@@ -42,6 +45,20 @@ def peer_repos(args: Namespace) -> dict[str, Path] | None:
     return repo_paths(ecosystem) if ecosystem is not None else None
 
 
+def pipeline_executor(args: Namespace) -> Executor:
+    """Where the pipeline's attempts develop (fleet/remote/executor.py): the named ecosystem's
+    ``[executor]`` (``--ecosystem`` or ``$SPEEDRIFT_ECOSYSTEM``) with ``$SPEEDRIFT_EXECUTOR`` and
+    ``$SPEEDRIFT_DASK_SCHEDULER`` applied (the hub hands both to what it starts); local by default."""
+    from speedrift.control.ecosystem.load import load_ecosystem
+    from speedrift.control.ecosystem.peers import named_ecosystem
+    from speedrift.fleet.remote.config import resolve
+    from speedrift.fleet.remote.executor import executor_for
+
+    ecosystem = named_ecosystem(getattr(args, "ecosystem", None), Path.cwd())
+    base = load_ecosystem(ecosystem).executor if ecosystem is not None else None
+    return executor_for(resolve(os.environ, base, where=str(ecosystem or "")))
+
+
 def _show_event(event: Any) -> None:
     kind = getattr(event, "kind", "")
     text = getattr(event, "text", "")
@@ -57,7 +74,9 @@ def run(args: Namespace) -> int:
     make_non_dumpable()  # it holds the secrets it hands to the agent: no one else reads them
     repo, graph_store, config = repo_context(args)
     gates = suite_for(repo, graph_store, config)
-    pipeline = Pipeline(repo, graph_store, config, gates=gates, peer_repos=peer_repos(args))
+    pipeline = Pipeline(
+        repo, graph_store, config, gates=gates, peer_repos=peer_repos(args), executor=pipeline_executor(args)
+    )
     if getattr(args, "hub", False):
         from speedrift.control.authority import hub_admission
 

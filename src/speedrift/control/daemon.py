@@ -4,6 +4,10 @@ dashboard in the same process.
 One hub per ecosystem: ``hub.pid`` is flocked for the daemon's lifetime, so a second `hub up`
 is refused and `hub status` can tell a live hub from a stale pid file. SIGTERM/SIGINT finish the
 running cycle and stop; SIGKILL is survivable (see control/cycle.py, restart safety).
+
+The hub leases its repos for three intervals (at least a minute) and gives its leases back when it
+stops (control/hublease.py). Between cycles it sleeps until the interval passes, a repo changes or
+— with a PostgreSQL register — the register announces a change worth a cycle (:class:`RegisterWake`).
 """
 
 from __future__ import annotations
@@ -25,14 +29,19 @@ from speedrift.control.assess.judgement import with_prompts
 from speedrift.control.cycle import Hub
 from speedrift.control.ecosystem.load import Ecosystem
 from speedrift.control.handlers.warm import WARM
+from speedrift.control.hublease import lease_ttl_for, takeable
 from speedrift.errors import Refused, SpeedriftError, storage_failure
 from speedrift.graph.store import graph_file_candidates
 from speedrift.procs import pid_alive, spawn_detached
+from speedrift.register.store import RegisterBackend, RegisterUnavailable
 from speedrift.serialize import cycle_to_dict
 
 WAKE_POLL_SECONDS = 1.0  # the longest a repo change waits to be noticed
 WAKE_POLL_MIN_SECONDS = 0.05  # the shortest poll (a small ecosystem)
 WAKE_POLL_COST_FACTOR = 50  # poll no more often than every 50x what one look costs (~2% of a core)
+# register tables whose change may be worth a cycle: an operator's approval or mode change, a repo
+# another hub gave up (PostgreSQL announces them; RegisterWake judges whether they are)
+WAKE_TABLES = frozenset({"approvals", "mode_changes", "repo_leases"})
 
 
 class RunningDashboard(Protocol):
@@ -136,9 +145,9 @@ def run_hub(
     except BaseException:
         lock.release()
         raise
-    if hub.register.notice:
-        print(f"speedrift hub: {hub.register.notice}", file=sys.stderr, flush=True)
     hub.warm_workers = True  # long-lived: worth a warm worker for the next dispatch
+    hub.lease_ttl = lease_ttl_for(options.interval)  # a missed cycle or two does not lose a repo
+    wake = RegisterWake(hub) if hub.register.backend is RegisterBackend.POSTGRESQL else None
     server = None
     publish: Callable[[dict[str, Any]], object] | None = None
     if options.dashboard is not None:
@@ -181,35 +190,83 @@ def run_hub(
                     on_cycle(record)
             if options.max_cycles is not None and cycles >= options.max_cycles:
                 break
-            _wait(hub.ecosystem, options.interval, stop)
+            _wait(hub.ecosystem, options.interval, stop, wake)
     finally:
+        hub.release_leases()  # best effort: another hub need not wait for them to run out
         hub.fleet.stop()  # a compound review's role agent is stopped with the hub
         WARM.close()  # a warm worker nobody took exits
         if server is not None:
             server.stop()
         for sig, handler in previous_handlers.items():
             signal.signal(sig, handler)
+        with contextlib.suppress(RegisterUnavailable):
+            hub.register.close()
         lock.release()
     return cycles
 
 
-def _wait(ecosystem: Ecosystem, interval: float, stop: threading.Event) -> None:
-    """Sleep until the interval passes, a repo changes, or we are stopped.
+class RegisterWake:
+    """Sleeping on the register's change notifications (PostgreSQL ``LISTEN``/``NOTIFY``).
+
+    A notification is worth a cycle when it changed what a cycle would act on: the pending
+    approvals, the newest mode change, or the repos this hub could lease now (another hub released
+    one). Another hub renewing its own leases notifies too, and is not: without this check two hubs
+    would wake each other after every cycle."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    def signature(self) -> tuple[object, ...] | None:
+        """What a woken hub compares; None when the register cannot be reached."""
+        register = self.hub.register
+        try:
+            approvals = tuple(register.pending_approvals())
+            modes = register.mode_changes(limit=1)
+            rows = register.leases()
+        except RegisterUnavailable:
+            return None
+        repos = [entry.name for entry in self.hub.ecosystem.repos]
+        newest = modes[0].get("id") if modes else None
+        return approvals, newest, takeable(rows, self.hub.hub_id, repos, self.hub.clock())
+
+    def changed(self, seconds: float, before: tuple[object, ...], stop: threading.Event) -> bool:
+        """Wait up to ``seconds`` for a notification; True when it changed the :meth:`signature`."""
+        try:
+            woken = self.hub.register.wait_for_change(seconds, tables=WAKE_TABLES)
+        except RegisterUnavailable:  # a lost server: sleep as on SQLite, the next poll listens again
+            stop.wait(seconds)
+            return False
+        if not woken:
+            return False
+        after = self.signature()
+        return after is not None and after != before
+
+
+def _wait(
+    ecosystem: Ecosystem, interval: float, stop: threading.Event, wake: RegisterWake | None = None
+) -> None:
+    """Sleep until the interval passes, a repo changes, the register changes (``wake``: PostgreSQL),
+    or we are stopped.
 
     A change is noticed within one poll: the poll is as short as :data:`WAKE_POLL_MIN_SECONDS`
     (a task written ready starts its agent within about a second) while looking costs little, and
     stretches toward :data:`WAKE_POLL_SECONDS` as the ecosystem grows, so that looking never takes
-    more than about 1/:data:`WAKE_POLL_COST_FACTOR` of the hub's time."""
+    more than about 1/:data:`WAKE_POLL_COST_FACTOR` of the hub's time. With ``wake`` each poll is
+    spent listening to the register instead of sleeping, so an approval starts the next cycle at once."""
     deadline = time.monotonic() + interval
     started = time.perf_counter()
     before = change_signature(ecosystem)
     cost = time.perf_counter() - started
     poll = min(WAKE_POLL_SECONDS, max(WAKE_POLL_MIN_SECONDS, cost * WAKE_POLL_COST_FACTOR))
+    registered = wake.signature() if wake is not None else None
     while not stop.is_set():
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return
-        if stop.wait(min(poll, remaining)):
+        if wake is not None and registered is not None:
+            if wake.changed(min(poll, remaining), registered, stop) or stop.is_set():
+                return
+        elif stop.wait(min(poll, remaining)):
             return
         if change_signature(ecosystem) != before:
             return

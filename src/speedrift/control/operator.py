@@ -31,7 +31,7 @@ from speedrift.register.record import CONTROL_MODES
 from speedrift.times import iso_utc, now_utc
 
 if TYPE_CHECKING:
-    from speedrift.register.sqlite import Register
+    from speedrift.register.store import Register
 
 ACTION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}:[a-z_]+(:[^\x00-\x1f]{1,300})?$")
 LEDGER_LOOKBACK = 50  # cycles searched for the action being approved
@@ -44,7 +44,7 @@ def _ledger(hub: Path) -> Any:
 
 
 def _register(ecosystem: Ecosystem, hub: Path) -> Register:
-    from speedrift.register.sqlite import Register
+    from speedrift.register.store import Register
 
     return Register.open(hub, url=ecosystem.register_url)
 

@@ -6,8 +6,9 @@ classifier's fact gathering (``fleet/facts.py``) share about the attempt: which 
 number, its run directory and worktree, its runtime, when it started. :func:`landed_evidence` and
 :func:`failed_evidence` are the two outcomes of :func:`evidence`, the record's one shape. Every
 shape lists the tool calls the agent's CLI refused (``refused``, capped) and, when any, the files
-outside the worktree that changed during the run (``outside_writes``, repo/boundary.py). Nothing
-here reads or writes a file.
+outside the worktree that changed during the run (``outside_writes``, repo/boundary.py), and —
+once its development ran — where (``machine``: executor, Dask worker, host). Nothing here reads or
+writes a file.
 """
 
 from __future__ import annotations
@@ -73,6 +74,11 @@ class Attempt:
     # how its runtime, model and limits were chosen (fleet/choosing.py): ``routing``, ``fallback``
     # (when it moved down the order) and ``limits``, recorded in the evidence as they are
     chosen: Mapping[str, Any] = field(default_factory=dict)
+    # where its development ran (fleet/remote/executor.py): {"executor", "worker", "host"}; {} before
+    machine: Mapping[str, Any] = field(default_factory=dict)
+    # a Dask worker's PASSING gate verdict on exactly the tip it brought (evidence["tip"]): the
+    # landing counts it as the own-commits verdict instead of gating that tip again
+    worker_verdict: GateVerdict | None = None
 
     @property
     def worktree(self) -> Path:
@@ -131,6 +137,7 @@ def evidence(
         "runtime": attempt.runtime,
         **attempt.chosen,
         **({"sandbox": attempt.sandbox.evidence()} if attempt.sandbox is not None else {}),
+        **({"machine": dict(attempt.machine)} if attempt.machine else {}),
         **result,
         "usage": asdict(outcome.usage),
         "duration_s": round(duration_s, 3),

@@ -6,7 +6,8 @@ exception interrupted).
 An entry holds what the attempt used (the runtime's tokens), what it cost (the runtime's reported
 cost, else its tokens priced by ``[prices]``: fleet/spend.py :func:`~speedrift.fleet.spend.price`),
 how it ended (status, failure class, stalled / over budget / crashed), how long it ran, how long
-the agent took to say anything, and its gate verdicts.
+the agent took to say anything, its gate verdicts, and where it ran (the evidence's ``machine``:
+the Dask worker's address, else the host; ``attempt.json``'s for an interrupted attempt).
 
 Invariants: a failure to record never fails the attempt (an unwritable log is a warning on
 stderr); an attempt is recorded at most once per status (the statuses recorded are kept in its
@@ -129,6 +130,7 @@ def entry_for(
         **health(outcome),
         gates_passed=passed,
         gates_failed=failed,
+        machine=attemptlog.machine_label(evidence.get("machine")),
     )
 
 
@@ -220,6 +222,7 @@ def feed_interrupted(
         agent=attemptlog.agent_of(_tags(task)),
         duration_s=duration,
         first_event_s=first_event_s(run_dir),
+        machine=attemptlog.machine_label(raw.get("machine")),
     )
     _append_once(entry, run_dir)
 

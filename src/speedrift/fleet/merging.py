@@ -39,6 +39,7 @@ from speedrift.fleet import (
 )
 from speedrift.fleet.attempt import Attempt, AttemptResult, landed_evidence, waiting_evidence, worker_actor
 from speedrift.fleet.config import RepoConfig
+from speedrift.fleet.remote.trust import trusted_worker_verdict
 from speedrift.gates.verdict import GateBlocked, GateRunner, GateVerdict
 from speedrift.gitcmd import GitError
 from speedrift.graph import ops
@@ -168,7 +169,8 @@ class Landing:
         listed = raw.get("outside_writes")
         outside = tuple(str(p) for p in listed) if isinstance(listed, list) else ()
         attempt = Attempt(task_id, manifest.attempt, run_dir, manifest, runtime, model, time.monotonic())
-        attempt = replace(attempt, outside_writes=outside)
+        ran = raw.get("machine")  # where its development ran (the evidence says it again)
+        attempt = replace(attempt, outside_writes=outside, machine=ran if isinstance(ran, dict) else {})
         attempts.write_attempt(run_dir, {"state": "running", "resumed": format_time(now_utc())})
         return self._land(attempt, task, outcome_from(raw.get("outcome")), lambda _message: None)
 
@@ -204,6 +206,9 @@ class Landing:
         assert tip is not None
         if tip == manifest.base_commit and attempt.runtime != "shell":
             return fail(FailureKind.INCOMPLETE, "the agent reported success but changed nothing")
+        seeded = trusted_worker_verdict(attempt, self.gates, self.store, tip)  # not gated twice
+        if seeded is not None:
+            verdicts.append(seeded)
 
         def gate(checked: worktrees.Manifest, candidate: str) -> None:
             if verdicts and verdicts[-1].evidence.get("tip") == candidate:

@@ -5,6 +5,11 @@ with evidence, or failed with a class and a reason. Every step that can fail aft
 releases the task properly: no task stays claimed by a process that has stopped working on it,
 and no worktree holding work is ever deleted. Nothing lands from an attempt during which the
 repository's git configuration or hooks changed (repo/gitboundary.py): it waits for a human.
+
+The development step (the agent's run) goes through the pipeline's executor
+(fleet/remote/executor.py): here, or on a Dask worker whose commits come back onto the attempt's
+branch. Everything before and after it — claim, worktree, prompt, boundaries, gates, review,
+merge queue — runs here either way; a task no worker could take is refused before its claim.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Any
 from speedrift import layout, redact
 from speedrift.agents import choose as registry
 from speedrift.agents import env as agent_env
-from speedrift.agents import result, sandbox, session
+from speedrift.agents import result, sandbox
 from speedrift.agents.protocol import AgentEvent, Budgets, FailureKind, RunOutcome, RunRequest, Usage
 from speedrift.errors import Refused, SpeedriftError
 from speedrift.fleet import (
@@ -36,11 +41,14 @@ from speedrift.fleet import (
     recovery_graph,
     review,
 )
-from speedrift.fleet.admission import RuntimeAdmission
 from speedrift.fleet.attempt import Attempt, AttemptResult, worker_actor
 from speedrift.fleet.config import RepoConfig
 from speedrift.fleet.merging import Landing
 from speedrift.fleet.outside import OutsideWatch, settle_outcome
+from speedrift.fleet.remote.executor import Developed, Development, Executor, LocalExecutor
+from speedrift.fleet.remote.ingest import StaleResult
+from speedrift.fleet.remote.seam import ExecutorSeam
+from speedrift.fleet.remote.spec import EnvRecipe
 from speedrift.gates.verdict import GateRunner, NoGates
 from speedrift.graph import ops, peers, query
 from speedrift.graph.codec import Graph
@@ -77,7 +85,7 @@ class _Developing:
     step: Callable[[str], None]
 
 
-class Pipeline(Landing, RuntimeAdmission):
+class Pipeline(Landing, ExecutorSeam):
     def __init__(
         self,
         repo: Path,
@@ -85,6 +93,7 @@ class Pipeline(Landing, RuntimeAdmission):
         config: RepoConfig,
         gates: GateRunner | None = None,
         peer_repos: Mapping[str, Path] | None = None,
+        executor: Executor | None = None,
     ) -> None:
         self.repo = repo
         self.store = store
@@ -93,6 +102,8 @@ class Pipeline(Landing, RuntimeAdmission):
         # the ecosystem's repos by name, when one is named: `after` entries REPO:TASK resolve
         # against them (graph/peers.py); None: they stay missing and block, as in workgraph
         self.peer_repos = dict(peer_repos) if peer_repos is not None else None
+        # where the agent runs (fleet/remote/executor.py): this machine, unless a cluster is named
+        self.executor: Executor = executor if executor is not None else LocalExecutor()
         self._target: str | None = None
         self._facts: git.RepoFacts | None = None
         self._listing: boundary.Listing | None = None
@@ -153,6 +164,7 @@ class Pipeline(Landing, RuntimeAdmission):
         started = time.monotonic()
         # every runtime it may use paused or unusable: refused before the claim (fleet/choosing.py)
         before, chosen = self._admit_runtime(task_id)
+        self._admit_executor(before, task_id, chosen)  # a task no worker can take: refused, unclaimed
         claimed = self._claim(task_id, actor, options.force)
         task = claimed.tasks[0]
         number = int(speedrift_data(task)["attempt"])
@@ -175,8 +187,9 @@ class Pipeline(Landing, RuntimeAdmission):
             step(f"worktree {manifest.path} on {manifest.branch}")
             contained = self._sandbox()
             # the outside-write watch (fleet/outside.py) is for an agent that could write there: a
-            # sandboxed one cannot (everything but its worktree is read-only to it)
-            watch = OutsideWatch(self.repo, Path(manifest.path), watched=not contained.used)
+            # sandboxed one cannot (everything but its worktree is read-only to it), nor one that
+            # runs on another machine
+            watch = OutsideWatch(self.repo, Path(manifest.path), watched=self._watched(contained))
             git_before = gitboundary.snapshot(self.repo, Path(manifest.path))
             bootstrapped = True
             chosen = chosen or self._choose_runtime(task)  # a bad routing value raises here: recorded
@@ -187,6 +200,12 @@ class Pipeline(Landing, RuntimeAdmission):
             )
             developed = _Developing(task, ports, options, before, injection, git_before, watch, step)
             return self._conclude(attempt, task, self._develop(attempt, developed))
+        except StaleResult as stale:  # a Dask result not this attempt's: nothing of it lands
+            if stale.claim_held:  # still this attempt's task: released as after any crash
+                self._release_after_crash(task_id, number, manifest, run_dir, stale, bootstrapped)
+            else:  # the task moved on (recovery, a person): left to whoever holds it now
+                self._drop_stale(manifest, run_dir, stale)
+            raise
         except BaseException as error:  # release the claim whatever happened, then re-raise
             self._release_after_crash(task_id, number, manifest, run_dir, error, bootstrapped)
             raise
@@ -204,7 +223,8 @@ class Pipeline(Landing, RuntimeAdmission):
         spent = Usage()  # the developer's earlier rounds: the evidence counts every round's usage
         while True:
             asked = revision.text if revision is not None else None
-            outcome = self._run_agent(attempt, d.task, d.ports, d.options, d.graph, revision=asked)
+            developed = self._run_agent(attempt, d.task, d.ports, d.options, d.graph, revision=asked)
+            attempt, outcome = self._developed(attempt, developed)
             if revision is not None:
                 review.keep_revision_prompt(attempt.run_dir, revision.number)
                 outcome.usage = spent.plus(outcome.usage)
@@ -227,8 +247,7 @@ class Pipeline(Landing, RuntimeAdmission):
                 revision, spent = requested, outcome.usage
                 d.step(f"the reviewer requested changes: revision {requested.number}")
                 review.start_revision(attempt.run_dir, requested.number)
-                sandboxed = attempt.sandbox is not None and attempt.sandbox.used
-                d.watch = OutsideWatch(self.repo, attempt.worktree, watched=not sandboxed)
+                d.watch = OutsideWatch(self.repo, attempt.worktree, watched=self._watched(attempt.sandbox))
 
     def _conclude(self, attempt: Attempt, task: dict[str, Any], result: AttemptResult) -> AttemptResult:
         """After the attempt came to its result (done, failed, waiting, merge-pending): an unfinished
@@ -279,9 +298,10 @@ class Pipeline(Landing, RuntimeAdmission):
         options: RunOptions,
         graph: Graph,
         revision: str | None = None,
-    ) -> RunOutcome:
-        """Run the developer agent in the attempt's worktree; ``revision``: a review round's
-        findings (the agent revises its own work in the same worktree)."""
+    ) -> Developed:
+        """Run the developer agent on the attempt's worktree through the executor (here, or on a
+        Dask worker whose commits come back onto the attempt's branch); ``revision``: a review
+        round's findings (the agent revises its own work in the same worktree)."""
         run_dir = attempt.run_dir
         # the coordination store's records for this attempt (saved as inbox.md, ids in attempt.json)
         inbox, inbox_record = coordination.compile_for(self.repo, attempt, task)
@@ -354,23 +374,35 @@ class Pipeline(Landing, RuntimeAdmission):
         cancel = options.cancel or threading.Event()
         watcher = attempts.CancelWatcher(run_dir, cancel)  # `speedrift cancel` from another process
         watcher.start()
+        recipe = EnvRecipe(  # a worker composes the agent's environment from its own: no value travels
+            extra={"SPEEDRIFT_TASK_ID": task["id"], "SPEEDRIFT_ATTEMPT": str(attempt.number)},
+            allow=tuple(self.config.env.allow),
+            secrets=tuple(self.config.env.secrets),
+        )
+        work = Development(
+            self.repo,
+            self.store,
+            self.config,
+            attempt,
+            task,
+            runtime,
+            request,
+            environment,
+            recipe,
+            cancel,
+            on_event=options.on_event,
+            # the agent's group, so whoever finds this attempt's process gone can end the agent
+            on_start=lambda pgid: attempts.write_attempt(
+                run_dir, {"agent_pgid": pgid, "agent_start": identity_of(pgid).started}
+            ),
+            sandboxed=contained,
+            limits=choosing.rlimit_plan(task),  # speedrift.agent.limits, as rlimits
+        )
         try:
-            outcome = session.run_session(
-                runtime,
-                request,
-                env=environment,
-                run_dir=run_dir,
-                cancel=cancel,
-                on_event=options.on_event,
-                # the agent's group, so whoever finds this attempt's process gone can end the agent
-                on_start=lambda pgid: attempts.write_attempt(
-                    run_dir, {"agent_pgid": pgid, "agent_start": identity_of(pgid).started}
-                ),
-                sandboxed=contained,
-                limits=choosing.rlimit_plan(task),  # speedrift.agent.limits, as rlimits
-            )
+            developed = self.executor.develop(work)
         finally:
             watcher.stop()
+        outcome = developed.outcome
         # what it posted with `speedrift signal`: checked again, stamped with this attempt, stored
         coordination.take_in(self.repo, self.store, attempt, task)
         report, _problem = result.read_report(outcome.result_file) if outcome.result_file else (None, "")
@@ -379,7 +411,8 @@ class Pipeline(Landing, RuntimeAdmission):
             # git-excluded .speedrift/; the run record keeps a copy
             shutil.copyfile(outcome.result_file, result_path)
             redact.redact_file(result_path)
-        return result.apply_report(outcome, report)
+        developed.outcome = result.apply_report(outcome, report)
+        return developed
 
     def _sandbox_policy(self, attempt: Attempt) -> sandbox.Policy | None:
         """The sandbox the attempt's agent runs in: writable only its worktree (and its private HOME

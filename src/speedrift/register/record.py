@@ -330,7 +330,7 @@ class Skipped:
     action: Action
     rule: str  # plan_only | mode | lease | budget.cycle_repos | budget.cycle_actions | budget.repo_actions
     #            | budget.hour | cooldown | dedup | corrective_cap | hard_stop | dirty_checkout | refused
-    #            | runtime_paused
+    #            | runtime_paused | hub_lease | register_unavailable (control/hublease.py HubRule)
     reason: str
 
 

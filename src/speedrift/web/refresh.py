@@ -8,6 +8,11 @@ Standalone (``speedrift dashboard`` without a hub in the process):
 - no hub -> observe and score the repos ourselves every ``interval`` seconds, with the same pure
   stages the hub uses, and publish the result. Nothing is executed and nothing is recorded:
   the dashboard reads, the hub decides.
+
+With a PostgreSQL register (standalone) the pause between passes is spent listening to it
+(``Register.wait_for_change``): a cycle, an action, an approval or a mode change recorded by any
+hub or operator wakes the refresher, which looks again at once (and, with no hub here, recomputes
+at once instead of at the next interval). On SQLite the pause is a plain sleep, as before.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from speedrift.web.watch import GraphWatcher
 
 log = logging.getLogger("speedrift.web")
 HISTORY_WINDOW = timedelta(hours=24)
+# the register tables whose change is worth looking again at once (PostgreSQL)
+REFRESH_TABLES = frozenset({"cycles", "actions", "approvals", "mode_changes"})
 
 
 def repo_infos(ecosystem: Any) -> list[RepoInfo]:
@@ -91,6 +98,7 @@ class Refresher:
         self._previous_metrics: Any = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._register: Any = None  # a PostgreSQL register, open for the refresher's life (run..stop)
 
     # ------------------------------------------------------------------ one pass
 
@@ -149,15 +157,22 @@ class Refresher:
         from speedrift.control.cycle import HISTORY_WINDOW
         from speedrift.control.ecosystem.load import load_ecosystem
         from speedrift.control.observe.observer import Observer
-        from speedrift.register.sqlite import Register
+        from speedrift.register.record import ActionHistory
+        from speedrift.register.store import Register, RegisterUnavailable
         from speedrift.serialize import cycle_to_dict
 
         ecosystem = load_ecosystem(self.ecosystem_path)
         if self._observer is None:
             self._observer = Observer(ecosystem)
         now = self.clock()
-        with Register.open(self.hub, url=ecosystem.register_url) as register:
-            history = register.history(now, HISTORY_WINDOW)
+        try:
+            if self._register is not None:
+                history = self._register.history(now, HISTORY_WINDOW)
+            else:
+                with Register.open(self.hub, url=ecosystem.register_url) as register:
+                    history = register.history(now, HISTORY_WINDOW)
+        except RegisterUnavailable:  # the view still observes and scores; nothing is executed anyway
+            history = ActionHistory()
         assessment = assess(
             ecosystem,
             self._observer,
@@ -187,12 +202,44 @@ class Refresher:
     # ------------------------------------------------------------------ thread
 
     def run(self) -> None:
+        if self.standalone and self._register is None:
+            self._register = self._open_postgres()
         while not self._stop.is_set():
             try:
                 self.tick()
             except Exception:  # a failed observe must not end the live view; the next pass retries
                 log.exception("dashboard refresh failed")
+            if self._pause():
+                self._last_compute = float("-inf")  # with no hub here: recompute at once
+
+    def _open_postgres(self) -> Any:
+        """The ecosystem's register when it is PostgreSQL (None otherwise, or when unreadable)."""
+        from speedrift.control.ecosystem.load import load_ecosystem
+        from speedrift.register.store import Register, RegisterBackend, resolve_url
+
+        try:
+            url = load_ecosystem(self.ecosystem_path).register_url
+            if resolve_url(self.hub, url).backend is not RegisterBackend.POSTGRESQL:
+                return None
+            return Register.open(self.hub, url=url)  # connects on first use: never blocks here
+        except Exception as exc:  # a broken ecosystem.toml or a missing extra: sleep as on SQLite
+            log.warning("the dashboard will not listen to the register: %s", exc)
+            return None
+
+    def _pause(self) -> bool:
+        """Until the next pass: listen to a PostgreSQL register for up to ``poll`` seconds, else sleep.
+        True when the register announced a change."""
+        register = self._register
+        if register is None:
             self._stop.wait(self.poll)
+            return False
+        from speedrift.register.store import RegisterUnavailable
+
+        try:
+            return bool(register.wait_for_change(self.poll, tables=REFRESH_TABLES))
+        except RegisterUnavailable:
+            self._stop.wait(self.poll)
+            return False
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self.run, name="speedrift-dashboard-refresh", daemon=True)
@@ -202,3 +249,9 @@ class Refresher:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
+        register, self._register = self._register, None
+        if register is not None:
+            try:
+                register.close()
+            except Exception:  # closing a lost connection: nothing left to release
+                log.debug("register close failed", exc_info=True)

@@ -1,7 +1,7 @@
 """Run detail for the page: one attempt's record under ``<repo>/.speedrift/runs/<task>/<n>/``.
 
 Reads what the worker plane wrote (fleet/attempts.py): ``attempt.json`` (state), ``evidence.json``
-(gates, diff stats, usage and cost), ``result.json`` (the agent's report), the tail of
+(gates, diff stats, usage and cost, where it ran), ``result.json`` (the agent's report), the tail of
 ``events.jsonl`` and ``stderr.log``, the head of ``prompt.md``. Every read is bounded, so a huge
 log cannot make one click heavy. Task ids reach the disk only through ``safe_name``; paths come from
 :mod:`speedrift.layout` and the records are read by :mod:`speedrift.records`.
@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from speedrift import layout, records
+from speedrift import attemptlog, layout, records
 
 EVENTS_TAIL_BYTES = 256_000
 EVENTS_LIMIT = 300
@@ -52,7 +52,8 @@ def _events(folder: Path) -> tuple[list[dict[str, Any]], bool]:
 
 
 def list_attempts(repo: Path, task_id: str) -> list[dict[str, Any]]:
-    """The task's attempts, newest first: number, state, runtime, started, failure."""
+    """The task's attempts, newest first: number, state, runtime, started, failure, and the machine
+    it ran on (the Dask worker's address, else the host: ``attempt.json``'s ``machine``)."""
     folder = layout.task_runs_dir(repo, task_id)
     if not folder.is_dir():
         return []
@@ -69,10 +70,17 @@ def list_attempts(repo: Path, task_id: str) -> list[dict[str, Any]]:
                 "started": record.raw.get("started"),
                 "updated": record.raw.get("updated"),
                 "failure": record.raw.get("failure"),
+                "machine": attemptlog.machine_label(record.raw.get("machine")),
                 "paused": layout.paused_path(path).exists(),
             }
         )
     return sorted(rows, key=lambda r: -int(r["attempt"]))
+
+
+def _machine(record: records.AttemptRecord | None, evidence: records.EvidenceRecord) -> str | None:
+    """Where the attempt ran: its ``attempt.json``'s ``machine``, else its evidence's."""
+    found = attemptlog.machine_label(record.raw.get("machine")) if record is not None else None
+    return found or attemptlog.machine_label(evidence.raw.get("machine"))
 
 
 def attempt_detail(repo: Path, task_id: str, attempt: int) -> dict[str, Any] | None:
@@ -88,6 +96,7 @@ def attempt_detail(repo: Path, task_id: str, attempt: int) -> dict[str, Any] | N
         "task": task_id,
         "attempt": attempt,
         "record": record.raw if record else None,
+        "machine": _machine(record, evidence),
         "evidence": found.raw if found else None,
         "result": layout.read_record(layout.result_path(folder)),
         "diff": evidence.diff,

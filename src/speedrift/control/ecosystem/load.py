@@ -4,7 +4,8 @@ Compatible with the original hub's schema (top-level ``schema = 1``, ``suite``, 
 ``workspace_root``; one ``[repos.<name>]`` table per repo with ``path`` or ``url``, ``role``,
 ``tags``, ``lifecycle``, ``daemon_posture``, ``upstream_remote``, ``upstream_branch``, ``notes``,
 ``service_port``, ``cli``, ``cli_install``), plus ``depends_on``, ``[policy]``, ``[register]``,
-``[discovery]`` and the fleet-operations tables (opstables.py). Every problem is reported at once,
+``[discovery]``, ``[executor]`` (fleet/remote/config.py: where attempts develop) and the
+fleet-operations tables (opstables.py). Every problem is reported at once,
 each as ``file:line: key: problem`` with the fix; unknown keys are errors, so a typo never
 silently turns a setting off.
 """
@@ -24,6 +25,8 @@ from speedrift.control.ecosystem.opstables import OPS_KEYS, parse_ops
 from speedrift.control.plan.config import PolicyConfig
 from speedrift.errors import NotFound, UsageError
 from speedrift.fleet.opsconfig import FleetOps
+from speedrift.fleet.remote import config as executor_config
+from speedrift.fleet.remote.config import ExecutorConfig
 from speedrift.redact import redact_url
 from speedrift.register.record import RepoEntry
 
@@ -42,6 +45,7 @@ TOP_KEYS = (
     "policy",
     "register",
     "discovery",
+    "executor",
     *OPS_KEYS,
 )
 STRING_KEYS = ("path", "url", "upstream_remote", "upstream_branch", "notes", "cli")
@@ -85,6 +89,8 @@ class Ecosystem:
     orchestrator: str | None = None
     repo_extras: dict[str, dict[str, Any]] = field(default_factory=dict)  # service_port, cli, cli_install
     ops: FleetOps = field(default_factory=FleetOps)  # [[agents]], [budgets], [prices], [nightwatch], …
+    # [executor], with $SPEEDRIFT_EXECUTOR / $SPEEDRIFT_DASK_SCHEDULER applied (fleet/remote/config.py)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
 
     def repo(self, name: str) -> RepoEntry:
         for entry in self.repos:
@@ -272,6 +278,7 @@ def parse_ecosystem(text: str, path: Path) -> Ecosystem:
     discovery = _discovery(data.get("discovery", {}), workspace_root, root, problems)
     repos, extras = _repos(data.get("repos", {}), root, workspace_root, problems)
     ops = parse_ops(data, {entry.name for entry in repos}, problems.add)
+    executor = _executor(data.get("executor", {}), problems)
     problems.raise_if_any()
     assert policy is not None
     env_url = os.environ.get(REGISTER_URL_ENV)
@@ -283,6 +290,7 @@ def parse_ecosystem(text: str, path: Path) -> Ecosystem:
                 hint="use postgresql://… or sqlite:///path/to/register.db, or unset it",
             )
         register_url = env_url
+    executor = executor_config.resolve(os.environ, executor, where=str(path))  # the environment wins
     return Ecosystem(
         path=path,
         root=root,
@@ -295,7 +303,24 @@ def parse_ecosystem(text: str, path: Path) -> Ecosystem:
         orchestrator=orchestrator,
         repo_extras=extras,
         ops=ops,
+        executor=executor,
     )
+
+
+def _executor(table: Any, problems: _Problems) -> ExecutorConfig:
+    """``[executor]`` (fleet/remote/config.py): every bad value a problem; ``backend = "dask"``
+    needs a scheduler, here or in ``$SPEEDRIFT_DASK_SCHEDULER``."""
+    config, found = executor_config.parse_table(table)
+    for key, problem, fix in found:
+        problems.add(("executor", key) if key else ("executor",), problem, fix)
+    if config.remote and not config.scheduler and not os.environ.get(executor_config.SCHEDULER_ENV):
+        problems.add(
+            ("executor", "backend"),
+            '"dask" needs a scheduler',
+            f'add scheduler = "{executor_config.SCHEDULER_EXAMPLE}" to [executor] '
+            f"(or set ${executor_config.SCHEDULER_ENV})",
+        )
+    return config
 
 
 def resolve_path(root: Path, text: str) -> Path:

@@ -21,6 +21,7 @@ from typing import Any
 from speedrift import fsutil, hubdir, layout, procs
 from speedrift.control.authority import HubGit
 from speedrift.errors import SpeedriftError
+from speedrift.fleet.remote.config import EXECUTOR_ENV, SCHEDULER_ENV, ExecutorConfig
 from speedrift.fleet.supervisor import ECOSYSTEM_LIMIT_ENV, SLOT_ENV
 from speedrift.graph.store import GraphStore
 from speedrift.register.record import ControlState, OutcomeStatus, RepoEntry
@@ -56,6 +57,9 @@ class HandlerContext:
     # the hub's ecosystem.toml, handed to the processes it starts ($SPEEDRIFT_ECOSYSTEM) so that
     # their claims resolve `after` entries REPO:TASK as the hub's plan did
     ecosystem_path: Path | None = None
+    # the ecosystem's [executor] (fleet/remote/config.py): where the attempts it starts develop,
+    # handed to them ($SPEEDRIFT_EXECUTOR, $SPEEDRIFT_DASK_SCHEDULER); None: as the environment says
+    executor: ExecutorConfig | None = None
 
     def git(self) -> HubGit:
         return HubGit(self.repo, timeout=self.timeout_s)
@@ -69,6 +73,10 @@ class HandlerContext:
             env[ECOSYSTEM_LIMIT_ENV] = str(self.max_agents)
         if self.ecosystem_path is not None:
             env[hubdir.ECOSYSTEM_ENV] = str(self.ecosystem_path)
+        if self.executor is not None:
+            env.pop(EXECUTOR_ENV, None)
+            env.pop(SCHEDULER_ENV, None)
+            env |= self.executor.child_env()
         return env
 
     def logs(self) -> Path:

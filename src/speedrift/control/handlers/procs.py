@@ -14,6 +14,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from speedrift.fleet.admission import budget_verdict
 from speedrift.fleet.config import ConfigError, load_config
 from speedrift.fsutil import write_atomic
 from speedrift.graph import ids
+from speedrift.graph.model import Task
 from speedrift.layout import safe_name
 from speedrift.procs import identity_of, record_alive, spawn_detached
 from speedrift.register.actions import Action, DispatchParams
@@ -108,8 +110,10 @@ def dispatch_ready(action: Action, ctx: HandlerContext) -> HandlerResult:
     never past a limit: each worker is admitted first (fleet/supervisor.py: the repo's
     ``[service] max_agents``, its runtime's ``[limits]``, ``[policy] max_agents``), counted from
     every live attempt on the machine, and handed its slot (``$SPEEDRIFT_SLOT``). A task whose
-    dispatch would exceed a money budget (fleet/admission.py ``budget_verdict``) is not started.
-    What admission held back is in the outcome, with the limit and why."""
+    dispatch would exceed a money budget (fleet/admission.py ``budget_verdict``) is not started,
+    nor — with a Dask executor (``ctx.executor``) — one no worker can take now (its runtime or
+    resources offered by none, or the scheduler unreachable: limit ``cluster``; one scheduler query
+    per action at most). What admission held back is in the outcome, with the limit and why."""
     params = action.params_as(DispatchParams)
     wanted = params.tasks or ((action.subject,) if action.subject else ())
     candidates = list(dict.fromkeys(wanted))
@@ -130,6 +134,7 @@ def dispatch_ready(action: Action, ctx: HandlerContext) -> HandlerResult:
     pids: dict[str, int] = {}
     log_files: dict[str, str] = {}
     held: list[dict[str, Any]] = []
+    cluster = _cluster_check(ctx)
     for task_id in candidates:
         if len(pids) >= most:
             break
@@ -144,6 +149,10 @@ def dispatch_ready(action: Action, ctx: HandlerContext) -> HandlerResult:
             )
             continue
         runtime, _model = choose.select_runtime(task, config.default_runtime)
+        unplaceable = cluster(runtime, task) if cluster is not None and task else None
+        if unplaceable is not None:  # no worker offers what it needs: held, with the reason
+            held.append({"task": task_id, "limit": "cluster", "reason": unplaceable})
+            continue
         admission = supervisor.admit(
             ctx.repo,
             task_id,
@@ -191,6 +200,15 @@ def dispatch_ready(action: Action, ctx: HandlerContext) -> HandlerResult:
     started = ", ".join(f"{task} (pid {pid})" for task, pid in pids.items())
     detail = f"started {len(pids)} worker(s): {started}; the next cycle checks their progress"
     return HandlerResult("succeeded", detail + (f"; {held_text}" if held_text else ""), evidence)
+
+
+def _cluster_check(ctx: HandlerContext) -> Callable[[str, Task], str | None] | None:
+    """With a Dask executor: why no worker can take a task (fleet/remote/executor.py); None: local."""
+    if ctx.executor is None or not ctx.executor.remote:
+        return None
+    from speedrift.fleet.remote.executor import cluster_check
+
+    return cluster_check(ctx.executor)
 
 
 def _warmable(ctx: HandlerContext) -> bool:

@@ -29,7 +29,8 @@
       const head = node ? kv([["status", node.status + (node.ready ? " (ready)" : "") + (why ? " (unverified)" : "")], ["unverified", why], ["title", node.title], ["after", node.after.map((b) => SR.blockerText(node, b)).join(", ")], ["priority", node.priority], ["assigned", node.assigned]]) : null;
       if (!list.attempts.length) { body.replaceChildren(...[head, el("p", { class: "muted", text: "No attempt has run for this task yet." })].filter(Boolean)); return; }
       const picker = el("div", { class: "row" }, ...list.attempts.map((a) =>
-        el("button", { type: "button", "aria-label": "attempt " + a.attempt + ", " + a.state, onclick: () => showAttempt(repo, task, a.attempt, holder) }, "#" + a.attempt + " " + a.state)));
+        el("button", { type: "button", "aria-label": "attempt " + a.attempt + ", " + a.state + (a.machine ? ", on " + a.machine : ""), "data-machine": a.machine || "", onclick: () => showAttempt(repo, task, a.attempt, holder) },
+          "#" + a.attempt + " " + a.state + (a.machine ? " · " + a.machine : ""))));
       const holder = el("div");
       body.replaceChildren(...[head, picker, holder].filter(Boolean));
       await showAttempt(repo, task, list.attempts[0].attempt, holder);
@@ -58,7 +59,7 @@
         el("button", { type: "button", onclick: () => agentSignal(repo, task, d.paused ? "resume" : "pause") }, d.paused ? "resume agent" : "pause agent"));
     }
     holder.replaceChildren(...[
-      kv([["attempt", attempt], ["state", record.state + (d.paused ? " (paused)" : "")], ["runtime", record.runtime], ["model", record.model], ["started", record.started],
+      kv([["attempt", attempt], ["state", record.state + (d.paused ? " (paused)" : "")], ["runtime", record.runtime], ["model", record.model], ["machine", d.machine], ["started", record.started],
           ["failure", record.failure], ["reason", record.reason], ["landed", record.landed_commit], ["verified", verified], ["sandbox", sandboxed],
           ["diff", diff.files !== undefined ? diff.files + " files, +" + diff.insertions + "/-" + diff.deletions : null],
           ["cost", usage.cost_usd !== undefined ? "$" + Number(usage.cost_usd).toFixed(4) : null],

@@ -1,18 +1,19 @@
-"""The register: SQLite in WAL mode, versioned schema, actions that survive a kill -9 as 'interrupted'."""
+"""The register, on SQLite and on PostgreSQL alike: versioned schema, cycles, actions that survive a
+kill -9 as 'interrupted', corrective tasks, approvals, mode changes and register gaps."""
 
 from __future__ import annotations
 
 import signal
-import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
 import pytest
 
-from speedrift.errors import Refused, UsageError
+from speedrift.errors import Refused
 from speedrift.register.actions import Action
 from speedrift.register.record import (
     CycleRecord,
@@ -25,7 +26,7 @@ from speedrift.register.record import (
     Skipped,
 )
 from speedrift.register.schema import SCHEMA_VERSION, cycle_status
-from speedrift.register.sqlite import Register
+from speedrift.register.store import Register
 from speedrift.serialize import cycle_to_dict
 from tests.builders import task
 from tests.gitrepo import make_repo
@@ -53,7 +54,7 @@ def cycle_record(
 ) -> CycleRecord:
     snap = RepoSnapshot(name="a", path="/r/a", observed_at=at, exists=True)
     act = action()
-    record = CycleRecord(
+    return CycleRecord(
         cycle_id=cycle_id,
         generated_at=at,
         finished_at=at + timedelta(seconds=1),
@@ -81,32 +82,29 @@ def cycle_record(
         narrative="Alert posture.",
         metrics={"flow_health": Metric("flow_health", "Flow", 80.0, "healthy", "new", None, "f", {})},
     )
-    return record
 
 
-@pytest.fixture
-def register(tmp_path: Path) -> Register:
-    return Register.open(tmp_path / "hub")
-
-
-def test_a_new_register_is_a_wal_database_at_the_latest_schema(register: Register, tmp_path: Path) -> None:
-    assert register.path == tmp_path / "hub" / "register.db"
-    assert register.schema_version() == SCHEMA_VERSION and register.notice is None
-    with sqlite3.connect(register.path) as db:
-        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert {"cycles", "repo_health", "actions", "corrective_tasks", "mode_changes", "approvals"} <= tables
+def test_a_new_register_is_at_the_latest_schema_and_reopening_migrates_nothing_twice(
+    register: Register, hub: Path, register_url: str, backend: str
+) -> None:
+    assert register.backend == backend
+    assert register.schema_version() == SCHEMA_VERSION == 2
+    assert register.leases() == [] and register.gaps() == []  # migration 2's tables are there
     register.close()
-    again = Register.open(tmp_path / "hub")
-    assert again.schema_version() == SCHEMA_VERSION  # reopening migrates nothing twice
+    with Register.open(hub, url=register_url) as again:
+        assert again.schema_version() == SCHEMA_VERSION
+        versions = again._rows("SELECT version FROM schema_version ORDER BY version")
+        assert [row["version"] for row in versions] == [1, 2]
 
 
-def test_a_register_from_a_newer_speedrift_is_refused(tmp_path: Path) -> None:
-    Register.open(tmp_path).close()
-    with sqlite3.connect(tmp_path / "register.db") as db:
-        db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION + 1,))
+def test_a_register_from_a_newer_speedrift_is_refused(
+    register: Register, hub: Path, register_url: str
+) -> None:
+    with register._db.write() as db:
+        db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION + 1,))
+    register.close()
     with pytest.raises(Refused, match="knows up to"):
-        Register.open(tmp_path)
+        Register.open(hub, url=register_url).cycles()  # PostgreSQL connects (and checks) on first use
 
 
 def test_a_cycle_is_stored_with_one_health_row_per_repo_and_recording_twice_replaces(
@@ -124,19 +122,25 @@ def test_a_cycle_is_stored_with_one_health_row_per_repo_and_recording_twice_repl
     (health,) = register.repo_history("a")
     assert (health["score"], health["tier"], health["stall"]) == (55, "at-risk", "down")
     assert health["reasons"] == [{"code": "svc", "text": "service down", "points": 30.0}]
+    assert health["generated_at"] == "2026-11-20T12:00:00.000000Z"
     register.record_cycle({"kind": "recovery", "generated_at": "x"})  # ledger-only entries are ignored
     assert len(register.cycles()) == 1
 
 
-def test_the_cycle_record_object_is_stored_exactly_like_its_dict(tmp_path: Path) -> None:
+def test_the_cycle_record_object_is_stored_exactly_like_its_dict(
+    tmp_path: Path, fresh_url: Callable[[], str]
+) -> None:
     done = outcome(action(), "failed")
-    from_dict, from_object = Register.open(tmp_path / "d"), Register.open(tmp_path / "o")
-    from_dict.record_cycle(cycle(executed=(done,)))
-    from_object.record_cycle(cycle_record(executed=(done,)))
-    assert from_object.cycles() == from_dict.cycles()
-    assert from_object.repo_history("a") == from_dict.repo_history("a")
-    assert from_dict.cycles()[0]["status"] == "failed"
-    assert from_dict.cycles()[0]["summary"]["metrics"] == {"flow_health": 80.0}
+    with (
+        Register.open(tmp_path, fresh_url()) as from_dict,
+        Register.open(tmp_path, fresh_url()) as from_object,
+    ):
+        from_dict.record_cycle(cycle(executed=(done,)))
+        from_object.record_cycle(cycle_record(executed=(done,)))
+        assert from_object.cycles() == from_dict.cycles()
+        assert from_object.repo_history("a") == from_dict.repo_history("a")
+        assert from_dict.cycles()[0]["status"] == "failed"
+        assert from_dict.cycles()[0]["summary"]["metrics"] == {"flow_health": 80.0}
 
 
 def test_cycle_status_summarizes_the_outcomes() -> None:
@@ -149,13 +153,14 @@ def test_cycle_status_summarizes_the_outcomes() -> None:
 
 def test_an_action_is_started_then_finished_and_history_holds_the_window(register: Register) -> None:
     first = action()
-    register.action_started(first, "c-1", NOW)
+    row_id = register.action_started(first, "c-1", NOW)
+    assert row_id >= 1
     assert [(p.action_id, p.status) for p in register.history(NOW, timedelta(hours=1)).executions] == [
         ("a:dispatch_ready", "started")
     ]
     register.action_finished(outcome(first, "failed"))
     old = action("b", "sync_upstream")
-    register.action_started(old, "c-0", NOW - timedelta(days=2))
+    assert register.action_started(old, "c-0", NOW - timedelta(days=2)) > row_id
     register.action_finished(outcome(old))
     history = register.history(NOW, timedelta(hours=1))
     assert [(p.action_id, p.status, p.started_at) for p in history.executions] == [
@@ -163,12 +168,13 @@ def test_an_action_is_started_then_finished_and_history_holds_the_window(registe
     ]
     rows = register.actions()
     assert rows[0]["action_id"] == "b:sync_upstream" and rows[1]["detail"] == "done it"
+    assert [r["id"] for r in register.actions(repo="a")] == [row_id]
 
 
 def test_an_outcome_without_a_started_row_is_still_recorded(register: Register) -> None:
-    register.action_finished(outcome(action(), "refused", rule="lease"))
+    register.action_finished(outcome(action(), "refused", rule="lease", note="100% refused"))
     (row,) = register.actions()
-    assert row["status"] == "refused" and row["evidence"] == {"rule": "lease"}
+    assert row["status"] == "refused" and row["evidence"] == {"rule": "lease", "note": "100% refused"}
 
 
 STARTER = """
@@ -176,8 +182,8 @@ import sys, time
 from datetime import datetime, UTC
 from pathlib import Path
 from speedrift.register.actions import Action
-from speedrift.register.sqlite import Register
-register = Register.open(Path(sys.argv[1]))
+from speedrift.register.store import Register
+register = Register.open(Path(sys.argv[1]), url=sys.argv[2])
 act = Action(id="a:restart_service", repo="a", kind="restart_service", priority=96, reason="down")
 register.action_started(act, "c-9", datetime.now(UTC))
 print("started", flush=True)
@@ -186,29 +192,24 @@ time.sleep(60)
 
 
 def test_an_action_cut_off_by_kill_9_becomes_interrupted_but_a_live_hubs_action_does_not(
-    tmp_path: Path,
+    register: Register, hub: Path, register_url: str
 ) -> None:
-    killed = subprocess.Popen(
-        [sys.executable, "-c", STARTER, str(tmp_path)], stdout=subprocess.PIPE, text=True
-    )
-    alive = subprocess.Popen(
-        [sys.executable, "-c", STARTER, str(tmp_path)], stdout=subprocess.PIPE, text=True
-    )
+    argv = [sys.executable, "-c", STARTER, str(hub), register_url]
+    killed = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    alive = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
     try:
         for proc in (killed, alive):
             assert proc.stdout is not None and proc.stdout.readline().strip() == "started"
         killed.send_signal(signal.SIGKILL)
         killed.wait()
-        register = Register.open(tmp_path)
         interrupted = register.interrupted_actions()
         assert [(r["action_id"], r["pid"]) for r in interrupted] == [("a:restart_service", killed.pid)]
         assert register.mark_interrupted(["a:restart_service"], NOW) == 1
         assert register.interrupted_actions() == []
         statuses = sorted((r["pid"], r["status"]) for r in register.actions())
         assert statuses == sorted([(killed.pid, "interrupted"), (alive.pid, "started")])
-        assert "stopped while this action ran" in register.actions(repo="a")[-1]["detail"] or any(
-            "stopped while" in (r["detail"] or "") for r in register.actions()
-        )
+        (closed,) = [r for r in register.actions() if r["status"] == "interrupted"]
+        assert f"the hub process {killed.pid} stopped while this action ran" in closed["detail"]
     finally:
         alive.kill()
         alive.wait()
@@ -220,10 +221,10 @@ from datetime import datetime, UTC
 from pathlib import Path
 from speedrift.register.actions import Action
 from speedrift.register.record import Outcome
-from speedrift.register.sqlite import Register
-register = Register.open(Path(sys.argv[1]))
+from speedrift.register.store import Register
+register = Register.open(Path(sys.argv[1]), url=sys.argv[2])
 for i in range(150):
-    act = Action(id=f"{sys.argv[2]}:sync_upstream:{i}", repo=sys.argv[2], kind="sync_upstream", priority=1,
+    act = Action(id=f"{sys.argv[3]}:sync_upstream:{i}", repo=sys.argv[3], kind="sync_upstream", priority=1,
                  reason="r", subject=str(i))
     now = datetime.now(UTC)
     register.action_started(act, "c", now)
@@ -231,11 +232,12 @@ for i in range(150):
 """
 
 
-def test_two_writer_processes_and_a_reader_share_the_register_without_errors(tmp_path: Path) -> None:
-    register = Register.open(tmp_path)
+def test_two_writer_processes_and_a_reader_share_the_register_without_errors(
+    register: Register, hub: Path, register_url: str
+) -> None:
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(tmp_path), who], stderr=subprocess.PIPE, text=True
+            [sys.executable, "-c", WRITER, str(hub), register_url, who], stderr=subprocess.PIPE, text=True
         )
         for who in ("p", "q")
     ]
@@ -246,6 +248,7 @@ def test_two_writer_processes_and_a_reader_share_the_register_without_errors(tmp
         assert proc.returncode == 0, err
     rows = register.actions(limit=1000)
     assert len(rows) == 300 and {r["status"] for r in rows} == {"succeeded"}
+    assert len({r["id"] for r in rows}) == 300
 
 
 def test_corrective_tasks_are_open_until_their_graph_says_they_are_finished(
@@ -269,6 +272,17 @@ def test_corrective_tasks_are_open_until_their_graph_says_they_are_finished(
     assert register.refresh_corrective({"a": repo, "b": tmp_path / "no-such-repo"}, NOW) == 1
     assert register.open_corrective() == {"b": ("speedrift-fix-deps",)}
     assert (repo / ".workgraph" / "graph.jsonl").stat().st_mtime_ns == before
+
+
+def test_a_corrective_task_found_again_later_is_reopened(register: Register) -> None:
+    emit = action("a", "emit_corrective_task", "speedrift-fix-stall")
+    register.action_finished(outcome(emit, task="speedrift-fix-stall"))
+    assert register.close_corrective("a", ["speedrift-fix-stall"], NOW) == 1
+    later = NOW + timedelta(hours=1)
+    register.action_finished(
+        Outcome(emit.id, "a", emit.kind, "succeeded", "again", later, later, {"task": "speedrift-fix-stall"})
+    )
+    assert register.open_corrective() == {"a": ("speedrift-fix-stall",)}
 
 
 def test_approvals_are_pending_until_a_cycle_consumes_them(register: Register) -> None:
@@ -296,6 +310,7 @@ def test_mode_changes_are_recorded_with_who_when_and_from_where(register: Regist
         reason="night shift",
         at=NOW,
     )
+    register.record_mode_change(repo="b", mode="observe", actor="bob", at=NOW)
     (row,) = register.mode_changes("a")
     assert (row["mode"], row["owner"], row["source"], row["reason"]) == (
         "supervise",
@@ -304,19 +319,16 @@ def test_mode_changes_are_recorded_with_who_when_and_from_where(register: Regist
         "night shift",
     )
     assert row["expires_at"] == "2026-11-20T13:00:00.000000Z" and row["at"] == "2026-11-20T12:00:00.000000Z"
+    assert [r["repo"] for r in register.mode_changes()] == ["b", "a"]
 
 
-def test_a_postgresql_url_is_accepted_and_the_register_says_it_uses_sqlite(tmp_path: Path) -> None:
-    register = Register.open(tmp_path, url="postgresql://hub:s3cret@db.internal/speedrift")
-    assert register.backend == "sqlite" and register.path == tmp_path / "register.db"
-    assert register.notice is not None and "not supported yet" in register.notice
-    assert "s3cret" not in register.notice and str(tmp_path / "register.db") in register.notice
-
-
-def test_a_sqlite_url_places_the_file_and_other_urls_are_refused(tmp_path: Path) -> None:
-    register = Register.open(tmp_path / "hub", url=f"sqlite:///{tmp_path}/elsewhere/central.db")
-    assert register.path == tmp_path / "elsewhere" / "central.db" and register.path.exists()
-    with pytest.raises(UsageError):
-        Register.open(tmp_path, url="sqlite://relative.db")
-    with pytest.raises(UsageError):
-        Register.open(tmp_path, url="mysql://x")
+def test_register_gaps_are_recorded_and_listed_newest_first(register: Register) -> None:
+    register.record_gap("hub-1", NOW, NOW + timedelta(minutes=5), 3, "connection refused")
+    register.record_gap("hub-2", NOW + timedelta(hours=1), NOW + timedelta(hours=2), 0, "server restarted")
+    newest, oldest = register.gaps()
+    assert (newest["hub"], newest["cycles_backfilled"], newest["detail"]) == ("hub-2", 0, "server restarted")
+    assert (oldest["began_at"], oldest["ended_at"]) == (
+        "2026-11-20T12:00:00.000000Z",
+        "2026-11-20T12:05:00.000000Z",
+    )
+    assert [gap["hub"] for gap in register.gaps(limit=1)] == ["hub-2"]

@@ -1,0 +1,272 @@
+"""A Dask worker's repository cache: bare clones, the attempts' worktrees, kept result bundles.
+
+Job: give a job (fleet/remote/job.py) the repository at its base commit without a full clone per
+attempt. Layout under the cache directory (:func:`speedrift.statehome.worker_cache_dir`):
+
+- ``repos/<repo_key>.git`` — one bare repository per hub repository (``JobSpec.repo_key``), each
+  base commit a job asked for kept reachable under ``refs/speedrift/base/<commit>`` (the newest
+  :data:`KEEP_BASES`);
+- ``locks/<repo_key>.lock`` — the per-repository flock held while the cache repository is
+  created, fetched into, or a worktree is added to or removed from it;
+- ``work/<job>/<repo name>`` — one attempt's worktree, on the attempt's branch; ``runs/<job>/`` its
+  run dir; ``tmp/`` — bundles received from the hub while they are fetched;
+- ``results/<job>.bundle`` — the result bundles sent back (the newest :data:`KEEP_RESULTS`), so
+  an attempt's work survives a hub that never received it.
+
+Invariants: the base commit is fetched only when the cache repository does not hold it yet (a
+second attempt at the same base fetches nothing); the cache is the worker's own — the user's
+repositories are only ever read (fetched from), never written; every git command goes through
+:mod:`speedrift.repo.git`. ``.speedrift/`` is excluded in every cache repository, so an agent's
+report is never committed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import re
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from speedrift import fsutil, gitcmd, layout, redact
+from speedrift.errors import InvalidValue, SpeedriftError
+from speedrift.fleet.remote.spec import RepoSource, SourceKind
+from speedrift.repo import git
+
+REPOS_DIR = "repos"
+LOCKS_DIR = "locks"
+WORK_DIR = "work"
+RUNS_DIR = "runs"
+TMP_DIR = "tmp"
+RESULTS_DIR = "results"
+BASE_REFS = "refs/speedrift/base/"
+KEEP_BASES = 20  # base refs kept per cache repository (older bases stay while a worktree uses them)
+KEEP_RESULTS = 50  # result bundles kept in results/
+FETCH_TIMEOUT_S = 1800.0  # a first fetch of a large repository over a slow link
+# as the hub's own fetch (control/authority.py): only the refspec given, no tags, no FETCH_HEAD,
+# no submodules, no maintenance afterwards; a remote also gets git's own upload-pack (a bundle
+# has none)
+FETCH_FLAGS = (
+    "--quiet",
+    "--no-tags",
+    "--refmap=",
+    "--no-write-fetch-head",
+    "--no-recurse-submodules",
+    "--no-auto-maintenance",
+)
+REMOTE_ONLY_FLAGS = ("--upload-pack=git-upload-pack",)
+_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+_COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+
+
+class CacheError(SpeedriftError):
+    """The cache could not provide the base commit (fetch failed, the source lacks it)."""
+
+
+def safe_name(key: str) -> str:
+    """A file name for ``key`` (a job key, a repository name): its safe characters, and a short
+    hash of the whole key so two keys that differ only in unsafe characters never share one."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]", "_", key).strip("._-")[:80] or "job"
+    return f"{cleaned}-{hashlib.blake2b(key.encode(), digest_size=4).hexdigest()}"
+
+
+def check_repo_key(repo_key: str) -> str:
+    if not _KEY.fullmatch(repo_key):
+        raise InvalidValue(
+            f"repo_key {repo_key!r} is not a cache directory name",
+            hint="use fleet/supervisor.repo_key (letters, digits, '.', '_', '-')",
+        )
+    return repo_key
+
+
+def check_commit(commit: str) -> str:
+    if not _COMMIT.fullmatch(commit):
+        raise InvalidValue(f"base_commit {commit!r} is not a full commit id", hint="pass the 40/64-hex id")
+    return commit
+
+
+def repo_path(cache: Path, repo_key: str) -> Path:
+    return cache / REPOS_DIR / f"{check_repo_key(repo_key)}.git"
+
+
+@contextlib.contextmanager
+def locked(cache: Path, repo_key: str) -> Iterator[None]:
+    """The per-repository lock (create, fetch, add or remove a worktree)."""
+    with fsutil.flocked(cache / LOCKS_DIR / f"{check_repo_key(repo_key)}.lock"):
+        yield
+
+
+@dataclass(frozen=True)
+class Obtained:
+    repo: Path  # the bare cache repository
+    fetched: bool  # False: the cache held the base commit already
+
+
+def obtain(cache: Path, repo_key: str, source: RepoSource, base_commit: str, *, tag: str) -> Obtained:
+    """The cache repository for ``repo_key`` holding ``base_commit`` (fetched from ``source`` only
+    when missing). ``tag``: names the temporary bundle file (the job's safe name). Raises
+    :class:`CacheError` when the source cannot be fetched or does not hold the commit."""
+    check_commit(base_commit)
+    with locked(cache, repo_key):
+        repo = _ensure(cache, repo_key)
+        if git.rev_parse(repo, base_commit) is not None:
+            _keep_base(repo, base_commit)
+            return Obtained(repo, fetched=False)
+        _fetch(cache, repo, source, base_commit, tag)
+        if git.rev_parse(repo, base_commit) is None:
+            where = "the bundle" if source.kind is SourceKind.BUNDLE else "the remote"
+            raise CacheError(
+                f"{where} ({source.ref or 'no ref'}) does not hold the base commit {base_commit}",
+                hint="the hub must ship a bundle or name a ref that contains the attempt's base",
+            )
+        _keep_base(repo, base_commit)
+        _prune_bases(repo)
+        return Obtained(repo, fetched=True)
+
+
+def _ensure(cache: Path, repo_key: str) -> Path:
+    repo = repo_path(cache, repo_key)
+    if (repo / "HEAD").is_file():
+        return repo
+    if repo.exists():  # a half-made one (the worker died while creating it): start over
+        shutil.rmtree(repo)
+    repo.parent.mkdir(parents=True, exist_ok=True)
+    git.run(["init", "--bare", "--quiet", str(repo)], repo.parent)
+    git.exclude_locally(repo, layout.EXCLUDE_PATTERN)  # an agent's report is never committed
+    return repo
+
+
+def _fetch(cache: Path, repo: Path, source: RepoSource, base_commit: str, tag: str) -> None:
+    wanted = source.ref or base_commit
+    refspec = f"+{wanted}:{BASE_REFS}{base_commit}"
+    if source.kind is SourceKind.BUNDLE:
+        if not source.bundle:
+            raise CacheError("the job's source is a bundle, but it carries none", hint="a hub bug: report it")
+        incoming = cache / TMP_DIR / f"{tag}.bundle"
+        incoming.parent.mkdir(parents=True, exist_ok=True)
+        fsutil.write_atomic(incoming, source.bundle, durable=False)
+        try:
+            _run_fetch(repo, [*FETCH_FLAGS, str(incoming), refspec], "the hub's bundle")
+        finally:
+            incoming.unlink(missing_ok=True)
+        return
+    if not source.url:
+        raise CacheError("the job's source is a remote, but it names no URL", hint="a hub bug: report it")
+    _run_fetch(repo, [*FETCH_FLAGS, *REMOTE_ONLY_FLAGS, source.url, refspec], source.url)
+
+
+def _run_fetch(repo: Path, args: list[str], what: str) -> None:
+    done = git.run(["fetch", *args], repo, check=False, timeout=FETCH_TIMEOUT_S)
+    if done.returncode != 0:
+        said = (done.stderr or done.stdout).strip()[-1500:] or f"git exited with {done.returncode}"
+        raise CacheError(f"could not fetch from {redact.redact_url(what)}: {redact.redact_text(said)}")
+
+
+def _keep_base(repo: Path, base_commit: str) -> None:
+    """A ref on the base commit: it stays reachable (no gc takes it) while the cache keeps it."""
+    git.run(["update-ref", f"{BASE_REFS}{base_commit}", base_commit], repo)
+
+
+def _prune_bases(repo: Path) -> None:
+    listed = git.git(["for-each-ref", "--sort=-committerdate", "--format=%(refname)", BASE_REFS], repo)
+    for ref in listed.splitlines()[KEEP_BASES:]:
+        git.run(["update-ref", "-d", ref], repo, check=False)
+
+
+# --- worktrees ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Checkout:
+    repo: Path
+    worktree: Path
+    branch: str
+
+
+def worktree_path(cache: Path, job: str, repo_name: str) -> Path:
+    """Where job ``job`` (a :func:`safe_name`) works: named like the repository, as the hub's is."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", repo_name).strip(".") or "repo"
+    return cache / WORK_DIR / job / name
+
+
+def run_dir(cache: Path, job: str) -> Path:
+    return cache / RUNS_DIR / job
+
+
+def add_worktree(cache: Path, repo_key: str, checkout: Checkout, base_commit: str) -> None:
+    """The worktree at ``checkout.worktree`` on a fresh ``checkout.branch`` at ``base_commit``. A
+    leftover branch or worktree of that name in the cache is disposable (the hub dispatched the
+    attempt again): it is replaced."""
+    with locked(cache, repo_key):
+        repo = checkout.repo
+        for entry in git.worktrees(repo):
+            if entry.branch == checkout.branch or entry.path == checkout.worktree:
+                _remove(repo, entry.path)
+        _remove(repo, checkout.worktree)
+        git.run(["branch", "-D", checkout.branch], repo, check=False)
+        checkout.worktree.parent.mkdir(parents=True, exist_ok=True)
+        added = git.run(
+            ["worktree", "add", "--quiet", "-b", checkout.branch, str(checkout.worktree), base_commit],
+            repo,
+            check=False,
+        )
+        if added.returncode != 0:
+            said = (added.stderr or added.stdout).strip()[:1500]
+            raise CacheError(f"cannot create the worktree {checkout.worktree} on {checkout.branch}: {said}")
+
+
+def discard_worktree(cache: Path, repo_key: str, checkout: Checkout) -> None:
+    """Remove the worktree and its branch (unless another worktree has that branch checked out:
+    the attempt was dispatched again meanwhile and that one is its)."""
+    if not checkout.repo.is_dir():
+        shutil.rmtree(checkout.worktree.parent, ignore_errors=True)
+        return
+    with locked(cache, repo_key):
+        _remove(checkout.repo, checkout.worktree)
+        shutil.rmtree(checkout.worktree.parent, ignore_errors=True)
+        if not any(entry.branch == checkout.branch for entry in git.worktrees(checkout.repo)):
+            git.run(["branch", "-D", checkout.branch], checkout.repo, check=False)
+
+
+def _remove(repo: Path, worktree: Path) -> None:
+    if worktree.exists():
+        git.run(["worktree", "remove", "--force", "--force", str(worktree)], repo, check=False)
+        shutil.rmtree(worktree, ignore_errors=True)
+    git.run(["worktree", "prune"], repo, check=False)
+
+
+def discard_repo(cache: Path, repo_key: str) -> None:
+    """Drop a cache repository entirely (its git configuration or hooks were changed by an agent:
+    nothing of it is trusted again); the next job fetches afresh."""
+    with locked(cache, repo_key):
+        shutil.rmtree(repo_path(cache, repo_key), ignore_errors=True)
+
+
+# --- result bundles ------------------------------------------------------------------------------------
+def bundle(cache: Path, repo: Path, branch: str, base_commit: str, job: str) -> bytes:
+    """``git bundle`` of ``base_commit..branch`` (the branch's ref inside), kept in ``results/``."""
+    folder = cache / RESULTS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{job}.bundle"
+    made = git.run(
+        ["bundle", "create", "--quiet", str(path), f"refs/heads/{branch}", f"^{base_commit}"],
+        repo,
+        check=False,
+    )
+    if made.returncode != 0:
+        said = (made.stderr or made.stdout).strip()[:1500]
+        raise gitcmd.GitError(f"git bundle create failed for {branch}: {said}")
+    data = path.read_bytes()
+    _prune_results(folder)
+    return data
+
+
+def _prune_results(folder: Path) -> None:
+    def age(path: Path) -> float:
+        try:
+            return path.stat().st_mtime
+        except OSError:
+            return 0.0
+
+    for old in sorted(folder.glob("*.bundle"), key=age)[:-KEEP_RESULTS]:
+        old.unlink(missing_ok=True)
