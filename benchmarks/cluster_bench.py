@@ -54,6 +54,7 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` and `tests` 
 from benchmarks.fleetgen import IN_USE, ensure_fleet
 from benchmarks.hub_bench import CHANGED_SHARE, Changes
 from benchmarks.pipeline_bench import make_repo
+from speedrift.fleet import workers
 from speedrift.fleet.config import RepoConfig
 from speedrift.fleet.pipeline import Pipeline
 from speedrift.fleet.remote import cluster
@@ -169,6 +170,9 @@ def pipeline(tasks: int, rounds: int, sandbox: str) -> dict[str, Any]:
     log(f"cluster of {IN_FLIGHT} workers at {local_cluster.address} up in {startup_s:.1f} s")
     dask = executor_for(ExecutorConfig(ExecutorKind.DASK, local_cluster.address, connect_timeout_s=60))
     local = executor_for(ExecutorConfig())
+    # both sides fork their attempts from this process's one forkserver: started here with Dask's
+    # client preloaded, as a service using the dask executor starts it (fleet/workers.py)
+    workers.context(("distributed",))
     runs: dict[str, list[dict[str, Any]]] = {"local": [], "dask": []}
     try:
         for number in range(rounds):

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
+import importlib.util
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -43,6 +44,7 @@ from typing import Any, Literal
 from speedrift.errors import SpeedriftError
 from speedrift.fleet.attempt import AttemptResult
 from speedrift.fleet.pipeline import Pipeline, RunOptions
+from speedrift.fleet.remote.spec import ExecutorKind
 from speedrift.procs import ProcessIdentity, identity_alive, identity_of
 from speedrift.repo import git
 
@@ -72,15 +74,26 @@ _context: ForkServerContext | None = None
 ReportKind = Literal["result", "refused", "error"]
 
 
-def context() -> ForkServerContext:
-    """The forkserver context every supervisor in this process shares (started on first use)."""
+def context(extra: tuple[str, ...] = ()) -> ForkServerContext:
+    """The forkserver context every supervisor in this process shares (started on first use).
+    ``extra``: modules the forkserver imports too when this call starts it (a later call's are
+    imported by each child instead: slower, never wrong)."""
     global _context
     with _context_lock:
         if _context is None:
             ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload(list(PRELOAD))
+            ctx.set_forkserver_preload([*PRELOAD, *extra])
             _context = ctx
         return _context
+
+
+def preload_for(pipeline: Pipeline) -> tuple[str, ...]:
+    """What a pipeline's attempts import beyond :data:`PRELOAD`: Dask's client for the dask
+    executor (a third of a second per attempt otherwise). Importing it starts no thread, so the
+    forkserver stays single-threaded."""
+    if pipeline.executor.kind is ExecutorKind.DASK and importlib.util.find_spec("distributed") is not None:
+        return ("distributed",)
+    return ()
 
 
 @dataclass(frozen=True)
@@ -181,7 +194,7 @@ class Worker:
         return self._process.pid if self._process is not None else None
 
     def start(self) -> ProcessIdentity:
-        ctx = context()
+        ctx = context(preload_for(self.pipeline))
         receiver, sender = ctx.Pipe(duplex=False)
         spec = _ChildSpec(self.pipeline, self.task_id, dict(os.environ), os.getcwd(), self.force, self.resume)
         process = ctx.Process(

@@ -30,6 +30,11 @@ WARM_CODE = """
 import json, os, sys
 from speedrift.cli import app, worker_cmds
 import speedrift.fleet.pipeline, speedrift.fleet.config, speedrift.gates.suite, speedrift.control.authority
+if os.environ.get("SPEEDRIFT_DASK_SCHEDULER") or os.environ.get("SPEEDRIFT_EXECUTOR") == "dask":
+    try:  # the dask executor's client library, imported ahead too (fleet/remote/executor.py)
+        import distributed
+    except ImportError:
+        pass
 line = sys.stdin.readline()
 if not line.strip():
     sys.exit(0)

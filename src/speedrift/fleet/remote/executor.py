@@ -433,9 +433,11 @@ class _Wait:
     def until_done(self, cancel: threading.Event, cancel_wait_s: float) -> JobResult | RunOutcome:
         beat = threading.Thread(target=self._beat, name=f"heartbeat-{self.key}", daemon=True)
         beat.start()
+        finished = threading.Event()  # set by Dask the moment the job's future is done
+        self.future.add_done_callback(lambda _future: finished.set())
         try:
-            while not self.future.done():
-                if cancel.wait(TICK_S):
+            while not finished.wait(TICK_S):
+                if cancel.is_set():
                     return self._cancelled(cancel_wait_s)
             return self._result()
         finally:

@@ -181,9 +181,10 @@ class CancelWatch:
                 return
 
     def stop(self) -> None:
+        """Stop watching. Not joined: the thread may sit in one wait on the cancel event for up to
+        :data:`POLL_S`, and the job's answer must not wait for it — whatever it does after this is
+        harmless (it can only set the finished job's own cancel flag) and it ends within POLL_S."""
         self._done.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2 * POLL_S + 1)
 
 
 # --- the job ------------------------------------------------------------------------------------
