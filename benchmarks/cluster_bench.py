@@ -53,7 +53,7 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` and `tests` 
 
 from benchmarks.fleetgen import IN_USE, ensure_fleet
 from benchmarks.hub_bench import CHANGED_SHARE, Changes
-from benchmarks.pipeline_bench import make_repo
+from benchmarks.pipeline_bench import make_repo, per_task_times
 from speedrift.fleet import workers
 from speedrift.fleet.config import RepoConfig
 from speedrift.fleet.pipeline import Pipeline
@@ -115,11 +115,7 @@ def run_tasks(root: Path, tasks: int, executor: Executor, sandbox: str) -> dict[
     elapsed = time.perf_counter() - started
     graph = store.load()
     statuses = [t.get("status") for t in graph.tasks.values()]
-    per_task = []
-    for result in loop.results:
-        wait = float(result.evidence.get("timings_s", {}).get("queue_wait", 0.0))
-        wait += loop.admin_waits.get(result.task_id, 0.0)
-        per_task.append(loop.walls[result.task_id] - wait)
+    per_task = per_task_times(loop)
     claims = {
         task_id: sum(1 for e in t.get("log", []) if "claimed" in e.get("message", ""))
         for task_id, t in graph.tasks.items()

@@ -129,6 +129,17 @@ def floor(root: Path, tasks: int, workers: int) -> float:
     return statistics.mean(samples)
 
 
+def per_task_times(loop: Any) -> list[float]:
+    """Each attempt's worker process as its parent (the service) saw it, start to exit, less the
+    waits the floor excludes too: the merge queue and the worktree-admin lock."""
+    per_task = []
+    for result in loop.results:
+        wait = float(result.evidence.get("timings_s", {}).get("queue_wait", 0.0))
+        wait += loop.admin_waits.get(result.task_id, 0.0)
+        per_task.append(loop.walls[result.task_id] - wait)
+    return per_task
+
+
 def speedrift(root: Path, tasks: int, workers: int, sandbox: str = "auto") -> dict[str, Any]:
     repo = make_repo(root / "speedrift", tasks)
     graph_dir = init_graph_dir(repo)
@@ -170,12 +181,7 @@ def speedrift(root: Path, tasks: int, workers: int, sandbox: str = "auto") -> di
     elapsed = time.perf_counter() - started
     graph = store.load()
     statuses = [t.get("status") for t in graph.tasks.values()]
-    per_task = []
-    for result in loop.results:  # each attempt's worker process, as its parent saw it: start to exit
-        # less the waits the floor excludes too: the merge queue and the worktree-admin lock
-        wait = float(result.evidence.get("timings_s", {}).get("queue_wait", 0.0))
-        wait += loop.admin_waits.get(result.task_id, 0.0)
-        per_task.append(loop.walls[result.task_id] - wait)
+    per_task = per_task_times(loop)
     claims = [
         sum(1 for e in t.get("log", []) if "claimed" in e.get("message", "")) for t in graph.tasks.values()
     ]

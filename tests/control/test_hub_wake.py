@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from speedrift.control.cycle import Hub
-from speedrift.control.daemon import RegisterWake, _wait
+from speedrift.control.daemon import RegisterWake, _wait, register_wake
 from speedrift.web.refresh import Refresher
 from speedrift.web.server import wire
 from tests.control.hubfleet import ecosystem, shared_repos
@@ -105,15 +105,12 @@ def test_another_hub_renewing_its_leases_wakes_nobody_but_releasing_one_does(
     assert released_woke  # before anything stopped it
 
 
-def test_on_sqlite_the_hub_sleeps_its_interval_without_listening(tmp_path: Path) -> None:
+def test_on_sqlite_the_hub_sleeps_its_interval_without_listening(tmp_path: Path, pg_url: str) -> None:
     hub = Hub(ecosystem(tmp_path / "hub", shared_repos(tmp_path / "repos", ("alpha",))))
-    stop = threading.Event()
-    started = time.monotonic()
+    shared = Hub(ecosystem(tmp_path / "shared", shared_repos(tmp_path / "more", ("beta",)), pg_url))
 
-    _wait(hub.ecosystem, 1.5, stop)
-
-    assert time.monotonic() - started >= 1.5
-    assert str(hub.register.backend) == "sqlite"
+    assert str(hub.register.backend) == "sqlite" and register_wake(hub) is None
+    assert isinstance(register_wake(shared), RegisterWake)  # PostgreSQL: the sleep listens
 
 
 def test_the_standalone_dashboard_looks_again_at_once_when_another_process_changes_the_register(

@@ -147,7 +147,7 @@ def run_hub(
         raise
     hub.warm_workers = True  # long-lived: worth a warm worker for the next dispatch
     hub.lease_ttl = lease_ttl_for(options.interval)  # a missed cycle or two does not lose a repo
-    wake = RegisterWake(hub) if hub.register.backend is RegisterBackend.POSTGRESQL else None
+    wake = register_wake(hub)
     server = None
     publish: Callable[[dict[str, Any]], object] | None = None
     if options.dashboard is not None:
@@ -203,6 +203,12 @@ def run_hub(
             hub.register.close()
         lock.release()
     return cycles
+
+
+def register_wake(hub: Hub) -> RegisterWake | None:
+    """What ends the hub's sleep early besides its repos: a PostgreSQL register's announcements;
+    None on SQLite, which announces nothing (the hub sleeps its interval, polling only its repos)."""
+    return RegisterWake(hub) if hub.register.backend is RegisterBackend.POSTGRESQL else None
 
 
 class RegisterWake:
