@@ -266,6 +266,17 @@ def hub_worktrees_dir(repo: Path) -> Path:
     return state_dir(repo) / "hub-worktrees"
 
 
+# an absolute path inside an attempt's (or the hub's) worktree, up to and including its root
+_IN_WORKTREE = re.compile(rf"^/.*?/{re.escape(STATE_DIR)}/(?:hub-)?worktrees/[^/]+/")
+
+
+def worktree_relative(path: str) -> str:
+    """``path`` from its worktree's root when it lies inside one of speedrift's worktrees
+    (``/…/.speedrift/worktrees/fix-2/src/app.py`` → ``src/app.py``, as the repo knows it);
+    any other path unchanged."""
+    return _IN_WORKTREE.sub("", path)
+
+
 def upstream_dir(repo: Path) -> Path:
     return state_dir(repo) / "upstream"
 

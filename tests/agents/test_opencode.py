@@ -104,7 +104,15 @@ def test_step_events() -> None:
         EventKind.MESSAGE,
         EventKind.USAGE,
     ]
-    assert events[1].data == {"tool": "write", "id": "call_1", "status": "completed"}
+    assert events[1].data == {
+        "tool": "write",
+        "id": "call_1",
+        "status": "completed",
+        "path": "hello.txt",
+        "added": 1,
+        "removed": 0,
+        "output": "Wrote file successfully.",
+    }
 
 
 def test_cost_is_summed_over_steps() -> None:

@@ -11,7 +11,7 @@ from speedrift.agents.claude import ClaudeRuntime
 
 
 def test_every_runtime_is_registered_under_its_own_name() -> None:
-    assert RUNTIME_NAMES == ("claude", "codex", "opencode", "shell")
+    assert RUNTIME_NAMES == ("claude", "codex", "opencode", "shell", "demo")
     for name in RUNTIME_NAMES:
         runtime = runtime_for(name)
         assert runtime.name == name

@@ -17,6 +17,7 @@ import pytest
 from tests.cli.support import Cli, base_env, git
 
 REPOS = ("shop-api", "billing", "web-ui", "search", "factory")
+FACTORY_CHAIN = ("greeting", "farewell", "docs")  # farewell fails its tests once, then lands
 
 
 def test_demo_builds_an_ecosystem_of_real_repos_runs_the_hub_and_a_rerun_reuses_it(tmp_path: Path) -> None:
@@ -71,7 +72,7 @@ def test_the_main_job_serves_the_dashboard_and_closes_the_loop_in_the_autonomous
     child = subprocess.Popen(
         [*argv, "--interval", "1"],
         cwd=tmp_path,
-        env=base_env(),
+        env=base_env() | {"SPEEDRIFT_DEMO_PACE": "0.1"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -85,7 +86,8 @@ def test_the_main_job_serves_the_dashboard_and_closes_the_loop_in_the_autonomous
                 nodes = _get(f"{base}/api/repos/factory/graph")["nodes"]
             except (OSError, ValueError):
                 continue
-            done = bool(nodes) and all(node["status"] == "done" for node in nodes)
+            chain = {node["id"]: node["status"] for node in nodes if node["id"] in FACTORY_CHAIN}
+            done = len(chain) == len(FACTORY_CHAIN) and set(chain.values()) == {"done"}
         status = _get(f"{base}/api/status")
         cards = {card["name"]: card for card in _get(f"{base}/api/repos")["cards"]}
     finally:
@@ -95,7 +97,7 @@ def test_the_main_job_serves_the_dashboard_and_closes_the_loop_in_the_autonomous
     assert done, f"factory's tasks did not complete\n{out.decode()}\n{err.decode()}"
     assert status["overview"]["plan_only"] is False and status["overview"]["source"] == "hub"
     assert set(cards) == set(REPOS)
-    assert cards["billing"]["tier"] == "at-risk" and cards["shop-api"]["tier"] == "healthy"
+    assert cards["billing"]["tier"] == "at-risk"  # shop-api keeps getting new work from the feeder
     # not a terminal: the address and where the token is, never the token itself (it is no log's)
     assert f"Dashboard: http://127.0.0.1:{port}/ (access token in " in out.decode()
     assert "#token=" not in out.decode()

@@ -98,23 +98,23 @@ def test_auto_resume_false_keeps_a_pause_past_its_reset_until_a_human_lifts_it(e
 
 def test_the_hub_holds_a_paused_runtimes_dispatch_and_why_says_so(eco: Path) -> None:
     cli = Cli(eco)
-    pausestore.put(preflight_pause("shell"), _now())  # factory's tasks run on the shell runtime
+    pausestore.put(preflight_pause("demo"), _now())  # factory's tasks run on the demo runtime
     record = cli.json("hub", "once", "--plan")
     [held] = [s for s in record["skipped"] if s["action"]["id"] == "factory:dispatch_ready"]
-    assert "held by runtime_paused: shell is paused until a human lifts it" in held["reason"]
+    assert "held by runtime_paused: demo is paused until a human lifts it" in held["reason"]
     [pause] = record["pauses"]  # the escalation: in the cycle record, with its fix
-    assert (pause["runtime"], pause["needs_human"], pause["fix"]) == ("shell", True, "install it")
+    assert (pause["runtime"], pause["needs_human"], pause["fix"]) == ("demo", True, "install it")
 
     repo = cli.json("why", "factory")
-    assert [p["runtime"] for p in repo["paused"]] == ["shell"]
-    assert "shell is paused until a human lifts it (`speedrift resume-runtime shell`)" in repo["answer"]
+    assert [p["runtime"] for p in repo["paused"]] == ["demo"]
+    assert "demo is paused until a human lifts it (`speedrift resume-runtime demo`)" in repo["answer"]
     task = held["action"]["params"]["tasks"][0]
     answer = cli.json("why", f"factory:{task}")
-    assert answer["answer"].startswith(f"{task} is ready, but shell is paused until a human lifts it")
+    assert answer["answer"].startswith(f"{task} is ready, but demo is paused until a human lifts it")
     text = cli.ok("why", f"factory:{task}").stdout
-    assert "fix: install it" in text and "lift it now: speedrift resume-runtime shell" in text
+    assert "fix: install it" in text and "lift it now: speedrift resume-runtime demo" in text
 
-    cli.ok("resume-runtime", "shell")
+    cli.ok("resume-runtime", "demo")
     record = cli.json("hub", "once", "--plan")
     assert record["pauses"] == []
     assert all("runtime_paused" not in s["reason"] for s in record["skipped"])
@@ -123,10 +123,10 @@ def test_the_hub_holds_a_paused_runtimes_dispatch_and_why_says_so(eco: Path) -> 
 def test_a_usage_limit_pause_shows_its_reset_time_in_why(eco: Path) -> None:
     cli = Cli(eco)
     until = (_now() + timedelta(hours=3)).replace(second=0, microsecond=0)
-    pausestore.put(usage_pause("shell", until=until), _now())
+    pausestore.put(usage_pause("demo", until=until), _now())
     cli.ok("hub", "once", "--plan")
     answer = cli.json("why", "factory")["answer"]
-    assert f"shell is paused until {times.clock_words(until, _now())}" in answer
+    assert f"demo is paused until {times.clock_words(until, _now())}" in answer
     assert "usage limit: You've hit your session limit" in answer
 
 
@@ -160,7 +160,7 @@ def test_doctor_reports_every_runtime_and_tool_and_fails_while_a_needed_runtime_
     assert set(report) == {"ready", "checked_at", "runtimes", "tools", "repos", "pauses", "sandbox"}
     assert report["ready"] is False
     runtimes = {r["runtime"]: r for r in report["runtimes"]}
-    assert list(runtimes) == ["claude", "codex", "opencode", "shell"]
+    assert list(runtimes) == ["claude", "codex", "opencode", "shell", "demo"]
     claude, codex = runtimes["claude"], runtimes["codex"]
     assert (claude["status"], claude["version"], claude["auth"]) == ("ready", "2.1.197 (Claude Code)", "ok")
     assert claude["needed_by"] == [repo.name] and claude["path"].endswith("fakebin/claude")

@@ -48,7 +48,11 @@ def test_tail_prints_a_shell_attempts_stdout_and_stderr_while_it_runs(
         wait_for(lambda: "note: cache cold" in cli.ok("tail", "build").stdout, "tail to show stderr")
         out = cli.ok("tail", "build").stdout
         assert "compiling" in out and runner.poll() is None  # shown while the attempt runs
-        assert all(line[:4].isdigit() and "Z message" in line for line in out.splitlines())  # "ts kind"
+        events = [line for line in out.splitlines() if not line.startswith("— ")]
+        assert all(line[:4].isdigit() and ("Z output " in line or "Z stderr " in line) for line in events)
+        assert "Z stderr   note: cache cold" in out and out.rstrip().endswith(
+            "— still running (`-f` follows it)"
+        )
         follower = subprocess.Popen(
             [sys.executable, "-m", "speedrift", "tail", "build", "-f"], cwd=committed, env=base_env(),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -62,6 +66,7 @@ def test_tail_prints_a_shell_attempts_stdout_and_stderr_while_it_runs(
         release(fifo)
         wait_for(lambda: _take(lines, seen) and any("linked" in s for s in seen), "tail -f to show the end")
         assert follower.wait(timeout=60) == 0  # it ends with the attempt
+        wait_for(lambda: _take(lines, seen) and seen[-1].startswith("— attempt 1 done"), "the final state")
     finally:
         release(fifo)
         runner.communicate(timeout=120)

@@ -166,7 +166,7 @@ def test_repos_without_authority_get_nothing_executed_and_every_cut_keeps_its_ru
     record = cycle_to_dict(Hub(ecosystem).cycle())
 
     executed_repos = {o["repo"] for o in record["executed"]}
-    assert executed_repos <= {"factory"}
+    assert executed_repos <= set(demo.AUTONOMOUS)
     billing_cuts = [s for s in record["skipped"] if s["action"]["repo"] == "billing"]
     assert billing_cuts and all(s["rule"] == "mode" for s in billing_cuts)
     assert all(s["reason"] for s in record["skipped"])
@@ -184,18 +184,20 @@ def _wait_for(condition: Any, timeout: float, hub: Hub) -> None:
 
 @pytest.mark.slow
 def test_the_hub_completes_the_autonomous_repos_tasks_and_leaves_the_other_repos_untouched(
-    ecosystem: Path,
+    ecosystem: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("SPEEDRIFT_DEMO_PACE", "0.1")  # the demo runtime's scripted agents, faster
     root = ecosystem.parent
-    others = ("shop-api", "billing", "web-ui", "search")
+    others = ("billing", "search")  # observe mode: no authority
     before = {name: _fingerprint(root / name) for name in others}
     hub = Hub(ecosystem)
 
     hub.cycle()
-    _wait_for(lambda: set(_statuses(root / "factory").values()) == {"done"}, 180, hub)
+    chain = ("greeting", "farewell", "docs")  # farewell fails its tests once, then lands
+    _wait_for(lambda: all(_statuses(root / "factory").get(t) == "done" for t in chain), 360, hub)
 
     factory = root / "factory"
-    assert sh_git(factory, "show", "main:MODULES.md").startswith("# modules")
+    assert sh_git(factory, "show", "main:docs.py")
     assert sh_git(factory, "show", "main:greeting.py")
     assert {name: _fingerprint(root / name) for name in others} == before
     outcomes = [o for r in Ledger(hub.hub).read(last=None) for o in r.get("executed", [])]

@@ -159,9 +159,81 @@ def test_gate_findings_come_from_the_latest_bundles_and_the_newest_scan(tmp_path
         orjson.dumps(bundle({"gate": "sast", "status": "pass", "findings": [finding("medium", new=False)]}))
     )
     _, gates = runs_state(tmp_path, NOW)
-    assert (gates.critical, gates.high, gates.medium, gates.low) == (1, 0, 1, 1)
-    assert gates.secret_leaks == 1
-    assert gates.last_status == "pass"  # the newest bundle (the latest scan) passed
+    # the target branch: the newest scan only (the failed attempt landed nothing)
+    assert (gates.critical, gates.high, gates.medium, gates.low, gates.secret_leaks) == (0, 0, 1, 0, 0)
+    assert gates.last_status == "pass" and (gates.where, gates.source) == ("target_branch", "scan")
+    # the blocked attempt: its new findings, under the attempt, never landed
+    [blocked] = gates.blocked_attempts
+    assert (blocked.task, blocked.attempt, blocked.where, blocked.landed) == (
+        "a",
+        1,
+        "blocked_attempt",
+        False,
+    )
+    assert (blocked.critical, blocked.high, blocked.low, blocked.secret_leaks) == (1, 0, 1, 1)
+
+
+def test_an_attempt_that_landed_after_the_newest_scan_counts_on_the_target_branch_at_its_commit(
+    tmp_path: Path,
+) -> None:
+    scans = tmp_path / ".speedrift" / "scans"
+    scans.mkdir(parents=True)
+    scan = bundle({"gate": "sast", "status": "pass", "findings": []}, created=NOW - timedelta(hours=2))
+    scan["scan"] = {"where": "target_branch", "tip": "aaa111", "commit": "aaa111"}
+    (scans / "20261120T000000Z.json").write_bytes(orjson.dumps(scan))
+    landed = {
+        "task": "b",
+        "landed_commit": "bbb222",
+        "gates": [
+            bundle(
+                {"gate": "lint", "status": "warn", "findings": [finding("high")]},
+                created=NOW - timedelta(hours=1),
+            )
+        ],
+    }
+    (attempt(tmp_path, "b", 1, "done", NOW - timedelta(hours=1)) / "evidence.json").write_bytes(
+        orjson.dumps(landed)
+    )
+    before = dict(landed, task="c", landed_commit="ccc333")
+    (attempt(tmp_path, "c", 1, "done", NOW - timedelta(hours=3)) / "evidence.json").write_bytes(
+        orjson.dumps(before)
+    )
+    _, gates = runs_state(tmp_path, NOW)
+    # b landed after the scan: its finding is on the target branch at b's commit; c landed before
+    # the scan, which judged the branch after it: superseded
+    assert (gates.high, gates.commit, gates.source, gates.last_status) == (
+        1,
+        "bbb222",
+        "landed attempt",
+        "warn",
+    )
+    assert gates.blocked_attempts == ()
+
+
+def test_a_blocked_attempt_whose_worktree_is_gone_or_that_a_retry_superseded_is_not_shown(
+    tmp_path: Path,
+) -> None:
+    leak = bundle(
+        {
+            "gate": "secrets",
+            "status": "fail",
+            "failure_class": "secret_leak",
+            "findings": [finding("critical")],
+        }
+    )
+    gone = {"task": "a", "worktree": str(tmp_path / "no-such-worktree"), "gates": [leak]}
+    (attempt(tmp_path, "a", 1, "failed", NOW - timedelta(hours=1)) / "evidence.json").write_bytes(
+        orjson.dumps(gone)
+    )
+    kept = tmp_path / "kept-worktree"
+    kept.mkdir()
+    first = {"task": "b", "worktree": str(kept), "gates": [leak]}
+    (attempt(tmp_path, "b", 1, "failed", NOW - timedelta(hours=2)) / "evidence.json").write_bytes(
+        orjson.dumps(first)
+    )
+    attempt(tmp_path, "b", 2, "running", NOW - timedelta(minutes=1))  # the retry
+    _, gates = runs_state(tmp_path, NOW)
+    assert gates.blocked_attempts == () and gates.secret_leaks == 0
 
 
 def test_no_runs_means_empty_stats(tmp_path: Path) -> None:

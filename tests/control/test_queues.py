@@ -141,7 +141,7 @@ def test_upstream_candidates_come_from_commits_ahead_and_behind() -> None:
     assert ids == {"upstream-ahead:lib", "upstream-behind:lib"}
 
 
-def test_actions_held_back_for_a_person_wait_in_the_human_queue_and_can_be_approved() -> None:
+def test_actions_held_back_for_a_person_wait_in_their_kinds_column_approvable_not_with_the_humans() -> None:
     held = action("billing", "dispatch_ready", priority=70)
     queues = _plain(
         _compute(
@@ -150,7 +150,8 @@ def test_actions_held_back_for_a_person_wait_in_the_human_queue_and_can_be_appro
             skipped=[Skipped(held, "mode", "observe mode permits no hub action")],
         )
     )
-    [item] = _items(queues, "human")
+    assert _items(queues, "human") == []  # the hub's own held action is no question for a person
+    [item] = _items(queues, "aging")
     assert item["action_id"] == "billing:dispatch_ready"
     assert item["approvable"] is True
     assert "held back (mode)" in item["why"]
@@ -261,10 +262,11 @@ def test_a_free_action_joins_every_condition_it_answers_and_one_held_for_a_perso
     assert [e.action_id for e in free[1].entries] == [repair.id, repair.id]
     assert free[4].entries == ()
     held = attention_queues(snapshots, healths, [repair], [Skipped(repair, "plan_only", "plan only")], NOW)
-    assert [e.action_id for e in held[1].entries] == [None, None]
-    assert [e.priority for e in held[1].entries] == [repair.priority, repair.priority]  # the plan's verdict
-    [waiting] = held[4].entries
+    waiting, *conditions = held[1].entries
+    assert [e.action_id for e in conditions] == [None, None]
+    assert [e.priority for e in conditions] == [repair.priority, repair.priority]  # the plan's verdict
     assert waiting.id == f"action:{repair.id}" and waiting.approvable
+    assert held[4].entries == ()  # "Waiting on a human" holds no hub action
 
 
 def test_an_action_held_by_its_cooldown_keeps_to_its_condition_and_is_not_approvable() -> None:

@@ -7,6 +7,7 @@ downloaded one) for the whole session; each test gets its own context and page.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ import pytest
 from speedrift.demo import ecosystem as demo
 
 CHROMIUM = "/usr/bin/chromium"
+BROWSER_TIMEOUT_MS = 30_000
 
 
 @pytest.fixture(autouse=True)
@@ -65,3 +67,18 @@ def browser() -> Iterator[Any]:
         instance = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
         yield instance
         instance.close()
+
+
+@contextlib.contextmanager
+def browser_tab(browser: Any, width: int = 1280, height: int = 900, **context_options: Any) -> Iterator[Any]:
+    """A page in its own browser context; a script error on the page fails the test at the end."""
+    context = browser.new_context(viewport={"width": width, "height": height}, **context_options)
+    context.set_default_timeout(BROWSER_TIMEOUT_MS)
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        yield tab
+    finally:
+        context.close()
+    assert errors == [], f"script errors on the page: {errors}"

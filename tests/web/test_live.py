@@ -154,7 +154,7 @@ def test_new_prompt_text_for_the_same_items_only_tells_clients_to_refetch_prompt
     state.publish_cycle(record([report(snapshot("shop"))], cycle_id="c-2", planned=[reworded]))
     [delta] = recorder.decoded()
     assert "queues" not in delta and delta["queues_prompts_changed"] is True
-    [item] = state.queues()["queues"]["human"]["items"]
+    [item] = state.queues()["queues"]["aging"]["items"]  # a hub action: with what it is about
     assert item["prompts"]["claude"] == "new words"
 
 

@@ -69,7 +69,7 @@ def test_an_action_item_keeps_its_actions_prompts_and_gets_words_when_the_ledger
     held = action("billing", "dispatch_ready", priority=70)
     cut = [Skipped(held, "mode", "observe mode permits no hub action")]
     [item] = _items(
-        display_queues(record([report(snapshot("billing"))], planned=[held], skipped=cut)), "human"
+        display_queues(record([report(snapshot("billing"))], planned=[held], skipped=cut)), "aging"
     )
     assert item["approvable"] is True and item["action_id"] == "billing:dispatch_ready"
     assert item["prompts"]["claude"] == "claude: dispatch_ready in billing"
@@ -78,7 +78,7 @@ def test_an_action_item_keeps_its_actions_prompts_and_gets_words_when_the_ledger
         display_queues(
             record([report(snapshot("billing"))], planned=[bare], skipped=[Skipped(bare, "mode", "observe")])
         ),
-        "human",
+        "aging",
     )
     assert item["prompts"]["claude"].startswith("dispatch ready in billing")
     assert item["prompts"]["codex"].startswith("TASK: dispatch ready in billing")

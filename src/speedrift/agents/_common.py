@@ -7,6 +7,7 @@ neutral value instead of raising.
 
 from __future__ import annotations
 
+import difflib
 import math
 from datetime import datetime
 from typing import Any
@@ -53,6 +54,28 @@ def text(value: Any) -> str:
 
 def clip(value: str, limit: int = MAX_TEXT) -> str:
     return value if len(value) <= limit else value[:limit] + "…"
+
+
+_DIFF_CHARS = 200_000  # past this, an edit's lines are counted, not diffed
+
+
+def line_count(value: str) -> int:
+    """The lines of a text (a final line without its newline counts)."""
+    return value.count("\n") + (1 if value and not value.endswith("\n") else 0)
+
+
+def line_changes(old: str, new: str) -> tuple[int, int]:
+    """(added, removed): the lines an edit from ``old`` to ``new`` adds and removes, as a diff
+    counts them (unchanged lines of context are not counted)."""
+    if len(old) + len(new) > _DIFF_CHARS:
+        return line_count(new), line_count(old)
+    added = removed = 0
+    matcher = difflib.SequenceMatcher(None, old.splitlines(), new.splitlines(), autojunk=False)
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op != "equal":
+            removed += i2 - i1
+            added += j2 - j1
+    return added, removed
 
 
 def integer(value: Any) -> int:

@@ -41,6 +41,8 @@ from speedrift.agents._common import (
     fail,
     integer,
     judged,
+    line_changes,
+    line_count,
     load_object,
     number,
     obj,
@@ -220,8 +222,9 @@ def _assistant(event: dict[str, Any], state: ParseState) -> list[AgentEvent]:
             )
         elif btype == "tool_use":
             name = text(block.get("name"))
-            target = _tool_summary(obj(block.get("input")))
-            data = {"tool": name, "id": text(block.get("id"))}
+            arguments = obj(block.get("input"))
+            target = _tool_summary(arguments)
+            data = {"tool": name, "id": text(block.get("id"))} | edit_facts(name, arguments)
             calls[data["id"]] = (name, target)
             events.append(AgentEvent(EventKind.TOOL_USE, clip(target, 500), data))
     return events
@@ -250,6 +253,28 @@ def _tool_summary(arguments: dict[str, Any]) -> str:
     return ""
 
 
+def edit_facts(tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    """What a file tool's call changes, for the event log: ``path`` and, for an edit or a write,
+    the lines it adds and removes (``added``, ``removed``). Empty for other tools."""
+    path = text(arguments.get("file_path")) or text(arguments.get("notebook_path"))
+    if not path:
+        return {}
+    facts: dict[str, Any] = {"path": clip(path, 500)}
+    if tool == "Write":
+        facts["added"], facts["removed"] = line_count(text(arguments.get("content"))), 0
+    elif tool == "Edit":
+        facts["added"], facts["removed"] = line_changes(
+            text(arguments.get("old_string")), text(arguments.get("new_string"))
+        )
+    elif tool == "MultiEdit":
+        added = removed = 0
+        for edit in map(obj, seq(arguments.get("edits"))):
+            plus, minus = line_changes(text(edit.get("old_string")), text(edit.get("new_string")))
+            added, removed = added + plus, removed + minus
+        facts["added"], facts["removed"] = added, removed
+    return facts
+
+
 def _tool_results(event: dict[str, Any], state: ParseState) -> list[AgentEvent]:
     events = []
     for block in map(obj, seq(obj(event.get("message")).get("content"))):
@@ -265,6 +290,8 @@ def _tool_results(event: dict[str, Any], state: ParseState) -> list[AgentEvent]:
             name, target = state.extra.get("tool_calls", {}).get(tool_id, ("", ""))
             _refused(state, tool_id, name, target, said)
         data = {"id": tool_id, "is_error": is_error}
+        if name := state.extra.get("tool_calls", {}).get(tool_id, ("", ""))[0]:
+            data["tool"] = name  # which call this answers, for whoever reads the log
         events.append(AgentEvent(EventKind.TOOL_RESULT, clip(said, 2_000), data))
     return events
 

@@ -97,6 +97,7 @@ _RECONNECT = re.compile(r"^Reconnecting\.\.\.")
 _AUTH_RETRY = re.compile(r"unexpected status 40[13]\b")
 _TIMEOUT = re.compile(r"idle timeout|timed? ?out\b", re.IGNORECASE)
 _STATUS = re.compile(r"(?:unexpected status|last status:) (\d{3})\b")
+_CHANGES_KEPT = 50  # files of one file_change item named in its event
 _TOOL_ITEMS = ("command_execution", "file_change", "mcp_tool_call", "web_search", "collab_tool_call")
 
 # stderr (tracing) lines, as 0.169 writes them
@@ -209,7 +210,7 @@ class CodexRuntime:
 
 def _item(item: dict[str, Any], completed: bool, state: ParseState) -> list[AgentEvent]:
     itype = text(item.get("type"))
-    data = {"item": itype, "id": text(item.get("id"))}
+    data: dict[str, Any] = {"item": itype, "id": text(item.get("id"))}
     if itype == "agent_message":
         message = clip(text(item.get("text")))
         # A broken stream re-emits the message it had (often empty) before each retry: not progress.
@@ -222,6 +223,14 @@ def _item(item: dict[str, Any], completed: bool, state: ParseState) -> list[Agen
         return [AgentEvent(EventKind.ERROR, data_text(text(item.get("message"))), data, progress=False)]
     if itype in _TOOL_ITEMS:
         data["status"] = text(item.get("status"))
+        changes = [
+            {"path": clip(text(c.get("path")), 500), "kind": text(c.get("kind"))}
+            for c in map(obj, seq(item.get("changes"))[:_CHANGES_KEPT])
+        ]
+        if changes:
+            data["changes"] = changes  # the files an edit touches, for whoever reads the log
+        if completed and isinstance(item.get("exit_code"), int):
+            data["exit_code"] = item["exit_code"]
         if not completed:
             return [AgentEvent(EventKind.TOOL_USE, _summary(item), data)]
         # No model-step count reaches the stream: each finished tool call stands for one step.

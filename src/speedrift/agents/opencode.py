@@ -38,6 +38,8 @@ from speedrift.agents._common import (
     fail,
     integer,
     judged,
+    line_changes,
+    line_count,
     load_object,
     number,
     obj,
@@ -166,14 +168,28 @@ def _step_start(part: dict[str, Any], state: ParseState) -> AgentEvent:
 def _tool(part: dict[str, Any], state: ParseState) -> AgentEvent:
     status = obj(part.get("state"))
     tool = text(part.get("tool"))
-    data = {"tool": tool, "id": text(part.get("callID")), "status": text(status.get("status"))}
+    data: dict[str, Any] = {
+        "tool": tool,
+        "id": text(part.get("callID")),
+        "status": text(status.get("status")),
+    }
     args = obj(status.get("input"))
     summary = text(args.get("filePath")) or text(args.get("command")) or text(args.get("pattern"))
+    if path := text(args.get("filePath")):
+        data["path"] = clip(path, 500)  # which file, and for an edit or a write its lines
+        if tool == "write":
+            data["added"], data["removed"] = line_count(text(args.get("content"))), 0
+        elif tool == "edit":
+            data["added"], data["removed"] = line_changes(
+                text(args.get("oldString")), text(args.get("newString"))
+            )
     if data["status"] == "error":
         error = text(status.get("error"))
         if _REJECTED in error:
             state.refused.append(data_text(f"{tool}: {summary or '?'} — {error}", 500))
         data["error"] = data_text(error, 500)
+    elif data["status"] == "completed" and (output := text(status.get("output"))):
+        data["output"] = data_text(output, 500)  # what the tool answered, short
     return AgentEvent(EventKind.TOOL_USE, clip(summary, 500), data)
 
 

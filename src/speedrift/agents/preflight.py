@@ -60,6 +60,7 @@ LOGIN_FIX = {
     ),
     "opencode": "log OpenCode in to its provider (`opencode auth login`)",
     "shell": "",
+    "demo": "",
 }
 
 
@@ -140,14 +141,16 @@ def check(
             problem=f"{wanted} is not installed (not found on the agent's PATH)",
             fix=spec.install_hint,
         )
-    if runtime == "shell":
+    if runtime in ("shell", "demo"):
         return result(
             path=found,
             installed="ok",
             runnable="n/a",
             version=None,
             auth="n/a",
-            auth_detail="a shell command needs no login",
+            auth_detail="a shell command needs no login"
+            if runtime == "shell"
+            else "the scripted demo agent calls no model and needs no login",
             problem="",
             fix="",
         )

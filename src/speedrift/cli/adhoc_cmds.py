@@ -71,7 +71,7 @@ def adhoc_resume(args: Namespace) -> int:
 def _ended(run: adhoc.AdhocRun, as_json: bool) -> int:
     closed = run.state is adhoc.State.CLOSED
     if as_json:
-        emit_json(run.as_dict(), pretty=True)
+        emit_json(run.as_dict())
         return 0 if closed else 1
     phase = (run.decision or {}).get("phase")
     where = f" at {phase}" if phase and not closed else ""
@@ -97,7 +97,7 @@ def adhoc_list(args: Namespace) -> int:
     graph = graph_store.load()
     found = [adhoc.summary(graph, adhoc.load(repo, run_id)) for run_id in adhoc.run_ids(repo)]
     if args.as_json:
-        emit_json({"runs": found}, pretty=True)
+        emit_json({"runs": found})
         return 0
     if not found:
         say('No ad-hoc runs: start one with `speedrift adhoc run --task "…"`')
@@ -127,7 +127,7 @@ def adhoc_show(args: Namespace) -> int:
     run = adhoc.load(repo, adhoc.resolve(repo, args.run))
     shown = adhoc.details(repo, graph_store, run, now=now_utc())
     if args.as_json:
-        emit_json(shown, pretty=True)
+        emit_json(shown)
         return 0
     title = f" — {printable(str(run.title))}" if run.title else ""
     say(f"Ad-hoc run {run.id}{title}: {run.state.value}")

@@ -12,6 +12,12 @@ from speedrift.graph.repair import repair as repair_graph
 from speedrift.graph.store import init_graph_dir
 from speedrift.repo import git
 
+COMMIT_ADVICE = (
+    "Commit .workgraph/ (`git add .workgraph && git commit`): the task graph is shared like code, "
+    "as with wg; its .gitignore keeps agent and service state out. .speedrift/ is this machine's "
+    "state: git-excluded, never committed."
+)
+
 
 def init_repo(root: Path) -> tuple[Path, bool]:
     """Create the graph dir and keep ``.speedrift/`` out of git. Returns (graph dir, excluded?)."""
@@ -31,7 +37,9 @@ def init(args: Namespace) -> None:
         emit_json({"graph_dir": str(graph_dir), "excluded_speedrift_dir": excluded})
         return
     say(f"Initialized {graph_dir}")
-    if not excluded:
+    if excluded:
+        say(COMMIT_ADVICE)
+    else:
         warn(f"{root} is not a git repository; .speedrift/ was not added to .git/info/exclude")
 
 

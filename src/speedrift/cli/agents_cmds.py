@@ -102,7 +102,7 @@ def list_agents(args: Namespace) -> None:
     where = fleet(args)
     rows, problems = status.agent_rows(where.ops, where.repos, where.hub, now_utc())
     if args.as_json:
-        emit_json({"agents": rows, "problems": problems}, pretty=True)
+        emit_json({"agents": rows, "problems": problems})
         return
     for problem in problems:
         warn(problem)
@@ -129,7 +129,7 @@ def show_status(args: Namespace) -> None:
     where = fleet(args)
     row = status.agent_status(where.ops, where.repos, where.hub, args.name, now_utc())
     if args.as_json:
-        emit_json(row, pretty=True)
+        emit_json(row)
         return
     for problem in row["problems"]:
         warn(problem)
@@ -206,7 +206,7 @@ def run(args: Namespace) -> int:
         entry["pid"], entry["log"] = _detach(where, store, repo, task_id)
         Ledger(where.hub).append(entry)
         if args.as_json:
-            emit_json(entry, pretty=True)
+            emit_json(entry)
         else:
             say(f"Created {printable(ref)}; `speedrift run` started in the background (pid {entry['pid']}).")
             say(f"log: {entry['log']}")
@@ -293,7 +293,7 @@ def pause(args: Namespace) -> None:
     )
     Ledger(where.hub).append(entry)
     if args.as_json:
-        emit_json(entry, pretty=True)
+        emit_json(entry)
         return
     when = f" until {until.isoformat()}" if until else " until `speedrift agents resume`"
     say(f"Paused {served.name}{when}: {printable(args.reason)}")
@@ -317,7 +317,7 @@ def resume(args: Namespace) -> None:
     if entry["changed"] or entry["tasks"]:
         Ledger(where.hub).append(entry)
     if args.as_json:
-        emit_json(entry, pretty=True)
+        emit_json(entry)
         return
     say(printable(entry["message"]))
     if entry["tasks"]:

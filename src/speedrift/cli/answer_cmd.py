@@ -18,7 +18,7 @@ def answer(args: Namespace) -> int:
     name = actor_name(args.actor)
     done = answers.answer(repo, graph, load_config(repo), args.record_id, args.text, name=name)
     if args.as_json:
-        emit_json(done.as_dict(), pretty=True)
+        emit_json(done.as_dict())
         return 0
     others = [r for r in done.resolved if r != done.record]
     also = f" (and {', '.join(others)})" if others else ""

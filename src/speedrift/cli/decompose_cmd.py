@@ -30,7 +30,7 @@ def decompose(args: Namespace) -> int:
         dry_run=args.dry_run,
     )
     if args.as_json:
-        emit_json(done.as_dict(), pretty=True)
+        emit_json(done.as_dict())
     else:
         _show(done)
     return 0 if done.outcome in (Outcome.WRITTEN, Outcome.VERIFIED) else 1

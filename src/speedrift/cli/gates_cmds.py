@@ -91,7 +91,7 @@ def run(args: Namespace) -> int:
     if not dirty:
         data["bundle_file"] = str(bundle.write(repo, evidence))
     if args.as_json:
-        emit_json(data, pretty=True)
+        emit_json(data)
     else:
         _show(data, evidence_summary=bundle.summary(evidence))
     return 0 if evidence.passed else 1
@@ -136,7 +136,7 @@ def list_gates(args: Namespace) -> int:
     config = load_config(repo)
     rows = inventory.describe(repo, worktree, config.gates)
     if args.as_json:
-        emit_json(rows, pretty=True)
+        emit_json(rows)
         return 0
     table(
         "Gates (in the order they run)",

@@ -57,7 +57,14 @@ def up(args: Namespace) -> int:
 
 
 def run_foreground(path: Path, args: Namespace) -> None:
-    """The hub in this process with `hub up`'s options (also what `speedrift demo` runs)."""
+    """The hub in this process with `hub up`'s options (also what `speedrift demo` runs).
+
+    The terminal shows what happened, not a heartbeat: each attempt dispatched, landed or failed
+    (with its class and what happens next), each question for a person, and what the hub itself
+    did (corrective tasks, retries); a quiet line only after a long while with no news
+    (cli/hub_news.py). Ctrl-C (or SIGTERM) ends the loop, and the last lines say where the state
+    is."""
+    from speedrift.cli.hub_news import Happenings
     from speedrift.control.daemon import HubOptions, run_hub
     from speedrift.web.server import start_dashboard
 
@@ -69,7 +76,14 @@ def run_foreground(path: Path, args: Namespace) -> None:
         max_cycles=args.cycles,
         on_dashboard=lambda port: say(_dashboard_line(path, args.host, port)),
     )
-    run_hub(path, options, on_cycle=_print_cycle_line)
+    news = Happenings()
+    run_hub(path, options, on_cycle=news.cycle)
+    hub = hubdir.hub_dir(path)
+    say(
+        f"Hub stopped. Its state stays: hub dir {hub} (decision ledger {hubdir.cycles_path(hub)}: "
+        f"`speedrift ledger show`); each repo's attempts under <repo>/.speedrift/runs/. "
+        f"`speedrift hub up --ecosystem {path}` resumes."
+    )
 
 
 def _dashboard_line(path: Path, host: str, port: int) -> str:
@@ -169,7 +183,7 @@ def status(args: Namespace) -> int:
         **_register_status(path, hub, getattr(args, "gaps", 5)),
     }
     if getattr(args, "as_json", False):
-        emit_json(report, pretty=True)
+        emit_json(report)
         return 0
     say(f"Hub for {path}: " + (f"running (pid {pid})" if pid else "stopped"))
     if latest:

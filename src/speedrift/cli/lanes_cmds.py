@@ -115,7 +115,7 @@ def drift_check(args: Namespace) -> int:
     if not args.as_json and sys.stderr.isatty():
         sys.stderr.write("\r\x1b[K")  # the status line gives way to the report
     if args.as_json:
-        emit_json({"report": report.to_json(), "guard": [o.to_json() for o in outcomes]}, pretty=True)
+        emit_json({"report": report.to_json(), "guard": [o.to_json() for o in outcomes]})
     else:
         _show(report, outcomes)
     return int(report.exit_code)
@@ -222,7 +222,6 @@ def lanes_list(args: Namespace) -> int:
                 "guard": dataclasses.asdict(policy.guard),
                 "lanes": rows,
             },
-            pretty=True,
         )
         return 0
     source = str(policy.path) if policy.path is not None else "no drift-policy.toml: the defaults"

@@ -47,6 +47,15 @@ def _json(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", dest="as_json", action="store_true", help="print JSON instead of a table")
 
 
+def _rows(parser: argparse.ArgumentParser, every: bool = True) -> None:
+    """A table's cap (cli/output.py table): ``--limit N`` rows (default 50), ``--all`` every one."""
+    parser.add_argument(
+        "--limit", dest="row_limit", type=_at_least_one, metavar="N", help="show at most N rows (default 50)"
+    )
+    if every:
+        parser.add_argument("--all", dest="show_all", action="store_true", help="show every row")
+
+
 def _id(parser: argparse.ArgumentParser, help_text: str = "task id") -> None:
     parser.add_argument("task_id", metavar="ID", help=help_text)
 
@@ -213,11 +222,15 @@ def build() -> argparse.ArgumentParser:
     # --- queries ------------------------------------------------------------------------------
     p = command("ready", "query_cmds:ready", "Ready tasks, in dispatch order.")
     _peer_ecosystem(p)
+    _rows(p)
     _json(p)
     p = command("list", "query_cmds:list_tasks", "List tasks in file order (system tasks only with --all).")
     p.add_argument("--status", help="only tasks with this status")
     p.add_argument("-t", "--tag", action="append", help="only tasks with this tag (repeat: all of them)")
-    p.add_argument("--all", dest="show_all", action="store_true", help="include dot-prefixed system tasks")
+    p.add_argument(
+        "--all", dest="show_all", action="store_true", help="every row, dot-prefixed system tasks included"
+    )
+    _rows(p, every=False)
     _json(p)
     p = command("show", "query_cmds:show", "The whole task, every field included.")
     _id(p)
@@ -225,6 +238,7 @@ def build() -> argparse.ArgumentParser:
     _json(p)
     p = command("blocked", "query_cmds:blocked", "Open tasks that are not ready, with what holds each.")
     _peer_ecosystem(p)
+    _rows(p)
     _json(p)
     p = command("why-blocked", "query_cmds:why_blocked", "The transitive chain of what holds a task.")
     _id(p)
@@ -238,6 +252,7 @@ def build() -> argparse.ArgumentParser:
     p = command("critical-path", "query_cmds:critical_path", "The longest chain of unfinished work.")
     _json(p)
     p = command("aging", "query_cmds:aging", "Unfinished tasks by age, oldest first.")
+    _rows(p)
     _json(p)
     p = command("viz", "query_cmds:viz", "Draw the graph as a tree, Graphviz dot or Mermaid.")
     p.add_argument("-f", "--format", dest="fmt", choices=("tree", "dot", "mermaid"), default="tree")
@@ -253,7 +268,7 @@ def build() -> argparse.ArgumentParser:
     from speedrift.cli import parser_agents  # alone: running attempts; list|status|run…: standing agents
 
     parser_agents.add(command, common)
-    p = command("tail", "worker_cmds:tail", "Show (and with -f follow) an attempt's events.")
+    p = command("tail", "tail_cmd:tail", "Show (and with -f follow) an attempt's events, readable.")
     _id(p)
     p.add_argument("-f", "--follow", action="store_true", help="keep following while it runs")
     p.add_argument("--attempt", type=_at_least_one, help="attempt number (default: the latest)")
@@ -267,6 +282,7 @@ def build() -> argparse.ArgumentParser:
     wt = p.add_subparsers(dest="worktrees_command", metavar="ACTION")
     q = wt.add_parser("list", help="list worktrees and what GC would do", parents=[common])
     q.set_defaults(handler="worker_cmds:worktrees_list")
+    _rows(q)
     _json(q)
     q = wt.add_parser(
         "gc", help="remove landed/abandoned worktrees; never dirty or unlanded ones", parents=[common]

@@ -78,6 +78,17 @@ def add(command: Command, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "target", metavar="REPO[:TASK]", nargs="?", help="a repo, or a repo and task id (none: the agents)"
     )
+    p.add_argument(
+        "--all", action="store_true", help="a task's every attempt and hub action (default: the newest 10)"
+    )
+    _json(p)
+
+    p = command("metrics", "metrics_cmd:metrics", "Flow metrics: landed, lead time, success rates, cost.")
+    _ecosystem(p)
+    p.add_argument("--repo", metavar="NAME", help="only this repo (default: every registered repo)")
+    p.add_argument(
+        "--since", metavar="DURATION", default="7d", help="the window, e.g. 24h, 7d, 4w (default 7d)"
+    )
     _json(p)
 
     p = command("ledger", "hub_cmds:ledger_show", "The hub's decision ledger: show|tail.")

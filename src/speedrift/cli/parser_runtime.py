@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from speedrift.agents.choose import RUNTIME_NAMES as RUNTIMES
 from speedrift.cli import argtypes
 
 Command = Callable[[str, str, str], argparse.ArgumentParser]
-RUNTIMES = ("claude", "codex", "opencode", "shell")
 
 
 def _json(parser: argparse.ArgumentParser) -> None:

@@ -94,7 +94,7 @@ def plan_lint(args: Namespace) -> int:
     facts = repo_facts(repo) if files else None
     findings = [finding for file in files for finding in lint_file(repo, file, facts=facts)]
     if args.as_json:
-        emit_json([finding.as_dict() for finding in findings], pretty=True)
+        emit_json([finding.as_dict() for finding in findings])
     elif not files:
         say(f"No waves to lint: {spec.SPECS_DIR}/ holds no wave-<n>.json")
     else:
@@ -113,7 +113,7 @@ def plan_show(args: Namespace) -> int:
     repo = plan_repo(args)
     value = _read_wave(repo, _wave_file(repo, args.wave))
     if args.as_json:
-        emit_json(value, pretty=True)
+        emit_json(value)
         return 0
     wave = spec.parse(value)
     say(f"Wave {wave.wave} - {printable(wave.title)} ({wave.mode.value}, {len(wave.tasks)} task(s))")
@@ -165,7 +165,7 @@ def plan_render(args: Namespace) -> int:
             row["status"] = "written"
         rows.append(row)
     if args.as_json:
-        emit_json(rows, pretty=True)
+        emit_json(rows)
     else:
         _say_rendered(rows, numbers)
     return 1 if any(row["status"] in ("invalid", "missing", "stale") for row in rows) else 0
@@ -197,7 +197,7 @@ def project_show(args: Namespace) -> int:
 def _show_profile(repo: Path, profile: Profile, as_json: bool) -> None:
     exists = project.path(repo).is_file()
     if as_json:
-        emit_json({**profile.as_dict(), "file": spec.PROJECT_FILE, "exists": exists}, pretty=True)
+        emit_json({**profile.as_dict(), "file": spec.PROJECT_FILE, "exists": exists})
         return
     values = profile.values()
     rows = [(name, _shown(values[name]), profile.origin(name).value) for name in FIELDS]

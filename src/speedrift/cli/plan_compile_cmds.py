@@ -40,10 +40,10 @@ def plan_compile(args: Namespace) -> int:
         if not args.as_json:
             raise
         found = [finding.as_dict() for finding in refused.findings]
-        emit_json({"wave": wave, "compiled": False, "findings": found}, pretty=True)
+        emit_json({"wave": wave, "compiled": False, "findings": found})
         return 1
     if args.as_json:
-        emit_json({**done.as_dict(), "compiled": True}, pretty=True)
+        emit_json({**done.as_dict(), "compiled": True})
     else:
         _show_compile(done)
     return 0
@@ -81,7 +81,7 @@ def plan_status(args: Namespace) -> int:
     wave = wave_number(raw) if raw is not None else None
     found = statuses(repo, graph_store, wave, now=now_utc())
     if args.as_json:
-        emit_json({"waves": [status.as_dict() for status in found]}, pretty=True)
+        emit_json({"waves": [status.as_dict() for status in found]})
         return 0
     if not found:
         say("No waves: write one with `speedrift plan draft`, or `speedrift plan import WAVE.md`")

@@ -47,7 +47,7 @@ def plan_draft(args: Namespace) -> int:
     )
     done = draft(repo, config, request, progress=_progress)
     if args.as_json:
-        emit_json(done.as_dict(), pretty=True)
+        emit_json(done.as_dict())
     else:
         _show(done, repo)
     return 0 if done.written else 1
@@ -120,7 +120,7 @@ def _relative(path: Path, repo: Path) -> str:
 def plan_templates(args: Namespace) -> int:
     packs = templates.all_packs()
     if args.as_json:
-        emit_json([pack.as_dict() for pack in packs], pretty=True)
+        emit_json([pack.as_dict() for pack in packs])
         return 0
     rows = [[p.name, p.mode.value, " → ".join(t["id"] for t in p.value["tasks"]), p.title] for p in packs]
     table(None, ["pack", "mode", "tasks", "title"], rows)

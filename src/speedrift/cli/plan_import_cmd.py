@@ -55,7 +55,7 @@ def plan_import(args: Namespace) -> int:
         if not args.dry_run:
             written = render.write(repo, imported.spec)
     if args.as_json:
-        emit_json({**_report(repo, name, imported, written, findings), "spec_existed": exists}, pretty=True)
+        emit_json({**_report(repo, name, imported, written, findings), "spec_existed": exists})
     else:
         _show(repo, name, imported, written, findings, dry_run=args.dry_run)
         if args.dry_run and exists and not imported.problems:

@@ -49,7 +49,7 @@ def plan_update(args: Namespace) -> int:
         progress=_progress,
     )
     if args.as_json:
-        emit_json(done.as_dict(), pretty=True)
+        emit_json(done.as_dict())
     else:
         _show(done)
     return 1 if done.state is State.NOT_VERIFIED else 0
@@ -66,7 +66,7 @@ def plan_approve_replan(args: Namespace) -> int:
     else:
         done = approve(repo, graph_store, args.replan, author=author)
     if args.as_json:
-        emit_json(done.as_dict(), pretty=True)
+        emit_json(done.as_dict())
     else:
         _show(done)
     return 0

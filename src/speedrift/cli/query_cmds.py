@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from speedrift.cli.base import store
-from speedrift.cli.output import emit_json, printable, say, table, warn
+from speedrift.cli.output import emit_json, printable, row_limit, say, table, warn
 from speedrift.errors import NotFound
 from speedrift.graph import peers, query
 from speedrift.graph import viz as viz_render
@@ -116,7 +116,8 @@ def ready(args: Namespace) -> None:
         say("No tasks are ready.")
         return
     columns = ["id", "title", "priority", "assigned"] + (["held"] if held else [])
-    rows = [
+    limit = row_limit(args)
+    rows: list[tuple[Any, ...]] = [
         (
             t["id"],
             t.get("title"),
@@ -124,9 +125,9 @@ def ready(args: Namespace) -> None:
             t.get("assigned"),
             *([held.get(t["id"], "")] if held else []),
         )
-        for t in tasks
+        for t in (tasks if limit is None else tasks[:limit])
     ]
-    table("Ready", columns, rows)
+    table("Ready", columns, rows, limit=limit, total=len(tasks))
 
 
 def list_tasks(args: Namespace) -> None:
@@ -144,13 +145,16 @@ def list_tasks(args: Namespace) -> None:
     if args.as_json:
         emit_json(rows)
         return
+    limit = row_limit(args)
     table(
         None,
         ["id", "title", "status", "priority", "assigned", "after"],
         [
             (r["id"], r["title"], r["status"], r["priority"], r["assigned"], ", ".join(r["after"]))
-            for r in rows
+            for r in (rows if limit is None else rows[:limit])
         ],
+        limit=limit,
+        total=len(rows),
     )
 
 
@@ -162,7 +166,7 @@ def show(args: Namespace) -> None:
     if task is None:
         raise NotFound(f"no task {task_id!r} in the graph", hint="`speedrift list --all` shows every id")
     if args.as_json:
-        emit_json(task, pretty=True)
+        emit_json(task)
         return
     peer_statuses = _peers(args, graph, task)
     reasons = (
@@ -213,6 +217,7 @@ def blocked(args: Namespace) -> None:
     if args.as_json:
         emit_json(rows)
         return
+    limit = row_limit(args)
     table(
         "Blocked",
         ["id", "title", "held by"],
@@ -222,8 +227,10 @@ def blocked(args: Namespace) -> None:
                 r["title"],
                 "; ".join(f"{x.get('blocker', x['kind'])}: {x['detail']}" for x in r["reasons"]),
             )
-            for r in rows
+            for r in (rows if limit is None else rows[:limit])
         ],
+        limit=limit,
+        total=len(rows),
     )
 
 
@@ -235,7 +242,7 @@ def why_blocked(args: Namespace) -> None:
         raise NotFound(f"no task {task_id!r} in the graph")
     tree = query.why_blocked(graph, task_id, now_utc(), _peers(args, graph))
     if args.as_json:
-        emit_json(tree.to_dict(), pretty=True)
+        emit_json(tree.to_dict())
         return
     say(viz_render.render_block_tree(tree))
 
@@ -300,10 +307,16 @@ def aging(args: Namespace) -> None:
     if args.as_json:
         emit_json(rows)
         return
+    limit = row_limit(args)
     table(
         "Aging",
         ["id", "title", "status", "age (days)", "bucket"],
-        [(r["id"], r["title"], r["status"], r["age_days"], r["bucket"]) for r in rows],
+        [
+            (r["id"], r["title"], r["status"], r["age_days"], r["bucket"])
+            for r in (rows if limit is None else rows[:limit])
+        ],
+        limit=limit,
+        total=len(rows),
     )
 
 

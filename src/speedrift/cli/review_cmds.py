@@ -101,7 +101,7 @@ def compound(args: Namespace) -> int:
                 failed.append({"repo": target.name, "error": str(error)})
     if args.as_json:
         reports: list[dict[str, Any]] = [r.as_dict() for r in done] + failed
-        emit_json(reports[0] if len(chosen) == 1 else reports, pretty=True)
+        emit_json(reports[0] if len(chosen) == 1 else reports)
     else:
         for review in done:
             show(review)

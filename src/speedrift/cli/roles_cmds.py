@@ -100,7 +100,7 @@ def roles_list(args: Namespace) -> int:
         del view["example"]
         rows.append({**row, **view, "problem": problem})
     if args.as_json:
-        emit_json(rows, pretty=True)
+        emit_json(rows)
     else:
         where = f"for {repo}" if repo is not None else "as shipped (no repository here)"
         table(
@@ -130,7 +130,7 @@ def roles_show(args: Namespace) -> int:
     role = _role(repo, config, parse_role_name(args.role))
     view = _view(role, repo, config)
     if args.as_json:
-        emit_json({**role.as_dict(), **view}, pretty=True)
+        emit_json({**role.as_dict(), **view})
         return 0
     origin = "the repo's, replacing the shipped one" if view["template_origin"] == "repo" else "shipped"
     say(f"{role.name.value} — {role.title}")
@@ -183,7 +183,7 @@ def roles_run(args: Namespace) -> int:
     rounds = f"{result.rounds} round(s)"
     _progress(f"{name.value}: {'a valid output' if result.valid else 'no valid output'} after {rounds}")
     if args.as_json:
-        emit_json(result.as_dict(), pretty=True)
+        emit_json(result.as_dict())
     elif result.output is not None:
         say(_pretty(result.output))
     else:

@@ -120,7 +120,7 @@ def doctor(args: Namespace) -> int:
     repos = _repos(args)
     report = diagnose(repos, cwd=Path.cwd())
     if args.as_json:
-        emit_json(report.to_dict(), pretty=True)
+        emit_json(report.to_dict())
         return 0 if report.ready else 1
     table(
         "Agent runtimes",

@@ -30,7 +30,7 @@ def chaos(args: Namespace) -> int:
         args.minutes, seed=args.seed, keep=keep, fuzz_examples=args.fuzz_examples, progress=progress
     )
     if args.as_json:
-        emit_json(figures.to_json(), pretty=True)
+        emit_json(figures.to_json())
     else:
         say(
             f"speedrift selftest chaos --minutes {args.minutes:g} (seed {figures.seed}): "

@@ -106,7 +106,7 @@ def status(args: Namespace) -> int:
         "paused": beat.paused if pid is not None else None,  # --hub without authority: why
     }
     if args.as_json:
-        emit_json(report, pretty=True)
+        emit_json(report)
         return 0
     retries = report["retries"]
     if isinstance(retries, dict) and retries.get("halted"):
@@ -130,7 +130,7 @@ def resume_retries(args: Namespace) -> int:
     at = halt.resume_retries(repo)
     if args.as_json:
         now = halt.retries_halted(repo, config.recovery)
-        emit_json({"resumed_at": format_time(at), "was": before.as_dict(), "now": now.as_dict()}, pretty=True)
+        emit_json({"resumed_at": format_time(at), "was": before.as_dict(), "now": now.as_dict()})
         return 0
     was = "were halted" if before.halted else "were not halted"
     say(f"Automatic retries resumed for {repo} (they {was}: {before.reason}).")

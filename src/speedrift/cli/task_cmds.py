@@ -27,7 +27,7 @@ def _run(args: Namespace, build: Build, actor: str | None, done_message: str | C
             emit_json(None)
         return
     if args.as_json:
-        emit_json(mutation.tasks[0], pretty=True)
+        emit_json(mutation.tasks[0])
     else:
         message = done_message if isinstance(done_message, str) else done_message(mutation.tasks[0])
         say(printable(message))  # one line: a title or id from the graph cannot forge another

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from speedrift import hubdir
+from speedrift.cli import why_show, why_task
 from speedrift.cli.hub_cmds import ecosystem_path
 from speedrift.cli.output import emit_json, printable, say
 from speedrift.control import agent_holds
@@ -69,6 +70,7 @@ def explain(
     }
     if task is None:
         answer["answer"] = _repo_sentence(answer)
+        answer["findings"] = why_show.findings(snapshot)
         _add_escalations(answer, snapshot)
         _add_lanes(answer, snapshot)
         _add_pauses(answer, snapshot, None)
@@ -293,6 +295,9 @@ def _task_answer(
             out["answer"] += f" (now {out['status']})"
             return out
         peers = peer_deps.resolve(peer_deps.referenced(graph), repos) if repos is not None else None
+        if out["status"] in ("done", "abandoned"):
+            out["answer"] = f"{task} is {out['status']}: nothing more will run for it"
+            return out
         waits = _waits_for_person_or_plan(found)
         if waits is not None:
             out["answer"] = f"{task} {waits}"
@@ -345,25 +350,36 @@ def why(args: Namespace) -> int:
     if not args.target:
         return _say_ecosystem(agent_holds.ecosystem_answer(hubdir.hub_dir(path), now_utc()), args.as_json)
     repo, _, task = args.target.partition(":")
-    record = _latest_cycle(hubdir.hub_dir(path))
+    hub = hubdir.hub_dir(path)
+    record = _latest_cycle(hub)
     from speedrift.control.ecosystem.load import load_ecosystem
 
-    entries = {entry.name: entry for entry in load_ecosystem(path).repos}
+    ecosystem = load_ecosystem(path)
+    entries = {entry.name: entry for entry in ecosystem.repos}
     entry = entries.get(repo)
     repos = {name: known.path for name, known in entries.items()}
     answer = explain(record, repo, task or None, entry.path if entry and task else None, repos)
     if task:  # a run of a paused standing agent: the pause and its lift come first
-        agent_holds.add_task_hold(
-            answer, hubdir.hub_dir(path), entry.path if entry else None, task, now_utc()
-        )
+        agent_holds.add_task_hold(answer, hub, entry.path if entry else None, task, now_utc())
+        if entry is not None:
+            _add_history(answer, hub, ecosystem.register_url, repo, entry.path, task, bool(args.all))
     if args.as_json:
         emit_json(answer)
         return 0
     say(printable(answer["answer"]))  # each line is one line, whatever a task's text holds
+    if task:  # the task's own facts first, then the repo's
+        _say_escalations(answer, with_question=False)  # the answer above already asks it
+    why_show.say_chain(answer)
+    say(printable(f"  as of hub cycle {answer['cycle_id']} ({answer['generated_at']})"))
+    why_show.say_repo(answer)
     for held in answer["held"]:
         say(printable(f"  held: {held['action']} — {held['rule']}: {held['reason']}"))
-    _say_escalations(answer, with_question=not task)  # a task's answer above already asks it
-    for finding in (answer.get("lanes") or {}).get("findings") or ():
+    if not task:
+        _say_escalations(answer, with_question=True)
+    lanes = answer.get("lanes") or {}
+    if lanes.get("findings") and lanes.get("head"):  # where the lanes found them
+        say(printable(f"  drift lanes judged {str(lanes['head'])[:12]} at {lanes.get('checked_at')}:"))
+    for finding in lanes.get("findings") or ():
         at = f" {finding['file']}:{finding['line']}" if finding.get("file") else ""
         what = f"{finding['severity']} {finding['lane']} {finding['kind']}{at}"
         say(printable(f"  drift: {what} — {finding['message']}"))
@@ -381,7 +397,24 @@ def why(args: Namespace) -> int:
         say(f"  lift it now: {paused['resume']}")
     if answer.get("agent_pause"):
         say(f"  lift it now: {answer['agent_pause']['resume']}")
+    why_task.say_history(answer)
     return 0
+
+
+def _add_history(
+    answer: dict[str, Any], hub: Path, url: str | None, repo: str, path: Path, task: str, show_all: bool
+) -> None:
+    """The task's history across cycles (cli/why_task.py); a runtime that cannot run is named in
+    the answer with its fix, unless a person's answer or a hold already comes first."""
+    store = GraphStore.of_repo(path)
+    found = store.load().tasks.get(task) if store is not None else None
+    answer["history"] = why_task.history(hub, url, repo, path, found, task, now_utc(), show_all=show_all)
+    _add_pending_step(answer)
+    runtime = answer["history"].get("runtime")
+    waits = found is not None and _waits_for_person_or_plan(found) is not None
+    movable = answer.get("status") in ("open", "failed") and "blocked_by" not in answer
+    if runtime and movable and not waits and not answer.get("needs_human"):
+        answer["answer"] += f"; its runtime {runtime['runtime']} cannot run here: {runtime['problem']}"
 
 
 def _say_ecosystem(answer: dict[str, Any], as_json: bool) -> int:
@@ -401,3 +434,27 @@ def _say_ecosystem(answer: dict[str, Any], as_json: bool) -> int:
         )
     say(answer["hint"])
     return 0
+
+
+def _add_pending_step(answer: dict[str, Any]) -> None:
+    """What happens next to a task that has not failed: its attempt runs (started by whom), or the
+    hub holds it by a rule (the newest hold of the recent cycles)."""
+    if answer.get("next"):
+        return
+    history = answer["history"]
+    latest = history["attempts"][-1] if history["attempts"] else None
+    if latest is not None and latest["state"] == "running":
+        answer["next"] = {
+            "step": f"attempt {latest['n']} is running since {latest['started']}",
+            "at": None,
+            "by": latest["started_by"]["by"],
+            "who": latest["started_by"]["sentence"],
+        }
+    elif history.get("last_hold") and answer.get("status") == "open" and "blocked_by" not in answer:
+        hold = history["last_hold"]
+        answer["next"] = {
+            "step": f"the hub holds it by {hold['rule']} (cycle {hold['cycle_id']}): {hold['reason']}",
+            "at": None,
+            "by": "nobody",
+            "who": "",
+        }

@@ -17,14 +17,15 @@ from typing import TYPE_CHECKING, Any
 from speedrift import layout, records
 from speedrift.agents.protocol import CANCELLED
 from speedrift.cli.base import store
-from speedrift.cli.output import emit_json, printable, say, table
+from speedrift.cli.output import emit_json, printable, row_limit, say, table
 from speedrift.errors import NotFound, Refused
 from speedrift.fleet import attempts
 from speedrift.fleet.config import RepoConfig, load_config
 from speedrift.graph.store import GraphStore
 from speedrift.procs import make_non_dumpable, record_alive
 from speedrift.records import AttemptState
-from speedrift.repo import worktrees
+from speedrift.repo import worktree_gc, worktrees
+from speedrift.times import now_utc
 
 if TYPE_CHECKING:
     from speedrift.fleet.remote.executor import Executor
@@ -117,7 +118,7 @@ def run(args: Namespace) -> int:
     interrupted = _release_if_interrupted(graph_store, result, received)
     after = _after(repo, result, interrupted)
     if args.as_json:
-        emit_json({**asdict(result), **after}, pretty=True)
+        emit_json({**asdict(result), **after})
     else:
         state = status_text(result.status, result.evidence)
         say(
@@ -280,10 +281,34 @@ def _gate_line(item: Mapping[str, Any]) -> str:
     return line
 
 
+def running_rows(repo: Path, graph_store: GraphStore) -> list[dict[str, Any]]:
+    """The attempts running in ``repo``, each with its ``task`` (the id, not the run folder's safe
+    name), ``pid``: the agent's own process (its group leader, ``agent_pgid``; None until the agent
+    started or once it is gone) and ``worker_pid``: the process running the attempt (a service
+    runs several). ``attempt.json``'s other keys are kept as they are."""
+    found = [r for r in attempts.running(repo) if record_alive(r)]  # the worker: pid + start time
+    found.sort(key=lambda r: str(r.get("started", "")))
+    folders = {Path(r["run_dir"]).parent.name for r in found}
+    ids = {layout.safe_name(t): t for t in graph_store.load().tasks} if folders else {}
+    rows: list[dict[str, Any]] = []
+    for record in found:
+        folder = Path(record["run_dir"]).parent.name
+        agent = record.get("agent_pgid") if record_alive(record, "agent_pgid", "agent_start") else None
+        rows.append(
+            {
+                **record,
+                "task": ids.get(folder, folder),
+                "pid": agent,
+                "agent_pgid": record.get("agent_pgid"),
+                "worker_pid": record.get("pid"),
+            }
+        )
+    return rows
+
+
 def agents(args: Namespace) -> None:
-    repo, _store, _config = repo_context(args)
-    rows = [r for r in attempts.running(repo) if record_alive(r)]  # pid + start time
-    rows.sort(key=lambda r: str(r.get("started", "")))
+    repo, graph_store, _config = repo_context(args)
+    rows = running_rows(repo, graph_store)
     if args.as_json:
         emit_json(rows)
         return
@@ -292,9 +317,9 @@ def agents(args: Namespace) -> None:
         return
     table(
         "Running attempts",
-        ["task", "attempt", "runtime", "pid", "started"],
+        ["task", "attempt", "runtime", "agent pid", "worker pid", "started"],
         [
-            (Path(r["run_dir"]).parent.name, r["attempt"], r.get("runtime"), r.get("pid"), r.get("started"))
+            (r["task"], r["attempt"], r.get("runtime"), r["pid"] or "-", r["worker_pid"], r.get("started"))
             for r in rows
         ],
     )
@@ -314,29 +339,6 @@ def _attempt_dir(repo: Path, task_id: str, attempt: int | None) -> Path:
 def _attempt_state(folder: Path) -> AttemptState | None:
     record = records.read_attempt(folder)
     return record.state if record else None
-
-
-def tail(args: Namespace) -> None:
-    repo, _store, _config = repo_context(args)
-    folder = _attempt_dir(repo, args.task_id, args.attempt)
-    position = 0
-    while True:
-        lines, position = records.new_event_lines(folder, position)
-        for raw in lines:
-            _print_event_line(raw, args.as_json)
-        if not args.follow or _attempt_state(folder) is not AttemptState.RUNNING:
-            return
-        time.sleep(0.3)
-
-
-def _print_event_line(raw: bytes, as_json: bool) -> None:
-    if as_json:
-        sys.stdout.write(raw.decode("utf-8", "replace") + "\n")
-        return
-    event = records.parse_event(raw)
-    if event is not None:
-        text = printable(event.text)[:500]
-        say(f"{event.ts or ''} {event.kind or '?':9} {text}")
 
 
 def cancel(args: Namespace) -> int:
@@ -361,41 +363,91 @@ def worktrees_list(args: Namespace) -> None:
     if args.as_json:
         emit_json([r.to_dict() for r in rows])
         return
+    limit = row_limit(args)
     table(
         "Speedrift worktrees",
         ["worktree", "task", "state", "verdict", "reason"],
         [(r.manifest.name, r.manifest.task_id, r.manifest.state, r.verdict, r.reason) for r in rows],
+        limit=limit,
     )
 
 
 def _inspect_all(args: Namespace) -> list[worktrees.WorktreeStatus]:
-    repo, graph_store, _config = repo_context(args)
+    """Every worktree with the verdict GC acts on (repo/worktrees.py inspect, then
+    repo/worktree_gc.py judge: superseded attempts, secret-bearing quarantines past retention)."""
+    repo, graph_store, config = repo_context(args)
     graph = graph_store.load()
-    return [
-        worktrees.inspect(repo, m, (graph.tasks.get(m.task_id) or {}).get("status"))
-        for m in worktrees.read_manifests(repo)
-    ]
+    now = now_utc()
+    landed: dict[str, dict[int, str]] = {}
+    rows: list[worktrees.WorktreeStatus] = []
+    for manifest in worktrees.read_manifests(repo):
+        status = (graph.tasks.get(manifest.task_id) or {}).get("status")
+        if manifest.task_id not in landed:
+            landed[manifest.task_id] = worktree_gc.landed_attempts(repo, manifest.task_id)
+        row = worktrees.inspect(repo, manifest, status)
+        rows.append(
+            worktree_gc.judge(
+                repo,
+                row,
+                status,
+                landed[manifest.task_id],
+                now,
+                config.worktrees.retention,
+                config.worktrees.quarantine_retention,
+            )
+        )
+    return rows
 
 
 def worktrees_gc(args: Namespace) -> None:
+    """Remove what GC may remove, scrub secret-bearing quarantines past their retention, keep and
+    say why for the rest. Run by hand (or from cron): neither the hub nor the service runs it."""
     repo, _store, _config = repo_context(args)
     rows = _inspect_all(args)
     removed: list[str] = []
+    scrubbed: list[str] = []
     kept: list[dict[str, str]] = []
+    reasons: dict[str, str] = {}
     for row in rows:
+        name = row.manifest.name
         if row.verdict == "remove":
             if not args.dry_run:
                 worktrees.remove(repo, row)
-            removed.append(row.manifest.name)
+            removed.append(name)
+            reasons[name] = row.reason
+        elif row.verdict == worktree_gc.SCRUB:
+            if not args.dry_run:
+                worktree_gc.scrub(repo, row, now_utc())
+            scrubbed.append(name)
+            reasons[name] = row.reason
         else:
-            kept.append({"worktree": row.manifest.name, "reason": row.reason})
+            kept.append({"worktree": name, "reason": row.reason})
     if args.as_json:
-        emit_json({"dry_run": args.dry_run, "removed": removed, "kept": kept})
+        emit_json(
+            {
+                "dry_run": args.dry_run,
+                "removed": removed,
+                "scrubbed": scrubbed,
+                "reasons": reasons,
+                "kept": kept,
+            }
+        )
         return
     verb = "Would remove" if args.dry_run else "Removed"
     say(f"{verb} {len(removed)} worktree(s){': ' + ', '.join(removed) if removed else ''}")
+    for name in removed:
+        say(f"  {name}: {printable(reasons[name])}")
+    if scrubbed:
+        verb = "Would scrub" if args.dry_run else "Scrubbed"
+        say(
+            f"{verb} {len(scrubbed)} quarantined secret leak(s) past the retention "
+            "(files and branch deleted, record kept):"
+        )
+        for name in scrubbed:
+            say(f"  {name}: {printable(reasons[name])}")
+        say("  the blocked commits are unreachable now: `git gc --prune=now` deletes them from .git/objects")
     for item in kept:
-        say(f"kept {item['worktree']}: {item['reason']}")
+        say(f"kept {item['worktree']}: {printable(item['reason'])}")
 
 
 def worktrees_quarantine(args: Namespace) -> None:

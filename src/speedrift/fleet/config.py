@@ -6,6 +6,7 @@ errors that name the file, the key path and (from the TOML parser) the line.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -24,6 +25,7 @@ from speedrift.fleet.opsconfig import (
 )
 from speedrift.fleet.roles.names import ReviewMode, RoleName
 from speedrift.gates.config import GatesConfig
+from speedrift.times import parse_duration
 
 CONFIG_FILE = "speedrift.toml"
 
@@ -70,6 +72,23 @@ class WorktreeConfig(_Strict):
     share: list[str] = Field(default_factory=lambda: [".venv", "node_modules"])
     port_block: int = Field(default=10, ge=1, le=1000)
     port_base: int = Field(default=20000, ge=1024, le=60000)
+    # `speedrift worktrees gc` scrubs a worktree quarantined because the secrets gate blocked its
+    # commit this long after the quarantine (45s, 30m, 2h, 1d, 1w): its files go, its record stays
+    quarantine_retention: str = "14d"
+
+    @field_validator("quarantine_retention")
+    @classmethod
+    def _retention(cls, value: str) -> str:
+        try:
+            parse_duration(value)
+        except SpeedriftError as error:
+            raise ValueError(f"{error.message}; {error.hint}" if error.hint else error.message) from None
+        return value
+
+    @property
+    def retention(self) -> timedelta:
+        """``quarantine_retention`` as a duration (validated when the file was read)."""
+        return parse_duration(self.quarantine_retention)
 
 
 class ServiceConfig(_Strict):
@@ -208,7 +227,7 @@ class RoleConfig(_Strict):
     for a clarification) — the Reviewer is switched by ``[review]``, the others run when asked."""
 
     template: str | None = None
-    runtime: Literal["claude", "codex", "opencode", "shell"] | None = None
+    runtime: Literal["claude", "codex", "opencode", "shell", "demo"] | None = None
     model: str | None = None
     enabled: bool | None = None  # None: the role's default (debugger off, triage on)
     wall_clock_minutes: float = Field(default=15, gt=0)
@@ -228,8 +247,8 @@ class ReviewConfig(_Strict):
 
 class RepoConfig(_Strict):
     target_branch: str | None = None  # default: the repo's current default branch
-    default_runtime: Literal["claude", "codex", "opencode", "shell"] = "claude"
-    runtimes: dict[Literal["claude", "codex", "opencode", "shell"], RuntimeOptions] = Field(
+    default_runtime: Literal["claude", "codex", "opencode", "shell", "demo"] = "claude"
+    runtimes: dict[Literal["claude", "codex", "opencode", "shell", "demo"], RuntimeOptions] = Field(
         default_factory=dict
     )
     budgets: BudgetConfig = Field(default_factory=BudgetConfig)

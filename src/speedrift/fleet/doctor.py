@@ -40,7 +40,7 @@ from speedrift.graph.model import TERMINAL, status_of
 from speedrift.graph.store import GraphStore
 from speedrift.times import iso_utc, now_utc
 
-RUNTIMES = ("claude", "codex", "opencode", "shell")
+RUNTIMES = choose.RUNTIME_NAMES
 TOOLS = (
     "ruff",
     "mypy",

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from speedrift.agents.choose import MODEL_RUNTIMES, RUNTIME_NAMES
 from speedrift.attemptlog import agent_of
 from speedrift.errors import NotFound, SpeedriftError
 from speedrift.fleet.config import load_config
@@ -38,7 +39,6 @@ from speedrift.graph.store import GraphStore
 from speedrift.times import iso_utc, parse_time
 
 AGENT_KEY = "agent"  # speedrift.agent on a run task
-MODEL_RUNTIMES = ("claude", "codex", "opencode")  # a model prefix that picks a CLI (agents/choose.py)
 ON_DEMAND = "on demand"
 
 
@@ -163,7 +163,7 @@ def task_model(agent: AgentDef) -> str | None:
     prefix, sep, rest = model.partition(":")
     if sep and prefix in MODEL_RUNTIMES and rest:
         return model
-    if not model or model in TIERS or model in (*MODEL_RUNTIMES, "shell"):
+    if not model or model in TIERS or model in RUNTIME_NAMES:
         return None
     return model  # an unprefixed model: the repo's default runtime runs it (agents/choose.py)
 

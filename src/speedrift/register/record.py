@@ -203,8 +203,29 @@ class AttemptStats:
 
 
 @dataclass(frozen=True, slots=True)
+class AttemptFindings:
+    """What the gates found in an attempt they blocked: nothing of it landed, so these findings are
+    never the target branch's (they never lower its score or tier); shown as information about
+    the attempt while its worktree exists and it is the task's newest attempt."""
+
+    task: str
+    attempt: int
+    critical: int = 0
+    high: int = 0
+    medium: int = 0
+    low: int = 0
+    secret_leaks: int = 0
+    blocking: tuple[str, ...] = ()  # the gates that blocked it
+    state: str = "failed"  # the attempt's state (failed | waiting)
+    where: str = "blocked_attempt"
+    landed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class GateStats:
-    """Findings from the latest evidence bundles (gates plane)."""
+    """Findings on the target branch (gates plane): the newest hub scan of it, or attempts that
+    landed on it since; ``commit`` is the commit they were found at (``where`` says so). Findings
+    of attempts the gates blocked are in ``blocked_attempts``, never in the counts."""
 
     critical: int = 0
     high: int = 0
@@ -212,6 +233,10 @@ class GateStats:
     low: int = 0
     secret_leaks: int = 0
     last_status: Literal["pass", "warn", "fail", "none"] = "none"
+    where: str = "target_branch"
+    commit: str | None = None  # the target-branch commit the counts are about (None: not known)
+    source: str | None = None  # "scan" (the hub's scan of the target branch) or "landed attempt"
+    blocked_attempts: tuple[AttemptFindings, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,6 +74,8 @@ class Manifest:
     owner: dict[str, int | None] | None = None  # ProcessIdentity.to_dict() of the process acting on it
     landing_from: str | None = None  # landing, merge-pending: the target's tip the branch sits on
     candidate: str | None = None  # landing: the tip the target moves to
+    quarantined_at: str | None = None  # when it was moved aside (older manifests: unrecorded)
+    scrubbed_at: str | None = None  # a secret-bearing quarantine's files deleted (repo/worktree_gc.py)
 
     def __post_init__(self) -> None:
         self.state = ManifestState(self.state)  # read back from JSON it is a str; unknown: ValueError
@@ -261,8 +263,11 @@ class WorktreeStatus:
     dirty: list[str]
     landed: bool  # branch tip is contained in the target branch
     unlanded_commits: int
-    verdict: str  # remove | keep
+    verdict: str  # remove | keep | scrub (repo/worktree_gc.py)
     reason: str
+    # superseded (a later attempt landed, or the task is done): its checkout is removed even with
+    # changes; a branch with unlanded commits stays (repo/worktree_gc.py)
+    superseded: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -273,6 +278,7 @@ class WorktreeStatus:
             "unlanded_commits": self.unlanded_commits,
             "verdict": self.verdict,
             "reason": self.reason,
+            "superseded": self.superseded,
         }
 
 
@@ -324,13 +330,15 @@ def inspect(repo: Path, manifest: Manifest, task_status: str | None) -> Worktree
 
 
 def remove(repo: Path, status: WorktreeStatus) -> None:
-    """Remove a worktree GC judged removable. The branch goes only if fully merged (git -d)."""
+    """Remove a worktree GC judged removable. The branch goes only if fully merged (git -d): a
+    superseded attempt's checkout goes even with changes, but its unlanded commits stay on its
+    branch (speedrift never deletes unmerged commits; the user may, with ``git branch -D``)."""
     manifest = status.manifest
     if status.verdict != "remove":
         raise Refused(f"{manifest.path} is not removable: {status.reason}")
     if status.exists:
-        # no --force: git itself refuses if anything changed since the inspection
-        removed = _remove_step(repo, manifest.path, force=False)
+        # no --force unless superseded: git itself refuses if anything changed since the inspection
+        removed = _remove_step(repo, manifest.path, force=status.superseded)
         if removed.returncode != 0:
             said = (removed.stderr or removed.stdout).strip() or f"exit status {removed.returncode}"
             raise GitError(f"git worktree remove {manifest.path} failed: {said}")
@@ -356,6 +364,14 @@ def delete_merged_branch(repo: Path, branch: str) -> bool:
     """``git branch -d`` (git refuses an unmerged branch), marked: it takes ``packed-refs.lock``."""
     locks = gitlocks.ref_locks(repo, branch)
     return gitlocks.run_step(repo, "delete-branch", ["branch", "-d", branch], repo, locks).returncode == 0
+
+
+def delete_branch(repo: Path, branch: str) -> bool:
+    """``git branch -D`` (its reflog goes with it), marked; False when there was none to delete."""
+    if git.rev_parse(repo, f"refs/heads/{branch}") is None:
+        return False
+    locks = gitlocks.ref_locks(repo, branch)
+    return gitlocks.run_step(repo, "delete-branch", ["branch", "-D", branch], repo, locks).returncode == 0
 
 
 def remove_landed(repo: Path, manifest: Manifest) -> bool:
@@ -388,6 +404,7 @@ def quarantine(repo: Path, manifest: Manifest) -> Path:
     old = manifest_path(repo, manifest.name)
     manifest.path = str(destination)
     manifest.state = ManifestState.QUARANTINED
+    manifest.quarantined_at = format_time(now_utc())
     write_manifest(repo, manifest)
     old.unlink(missing_ok=True)
     return destination

@@ -28,6 +28,7 @@ from speedrift.graph.store import current_user
 from speedrift.register.record import CONTROL_MODES
 from speedrift.web import runs
 from speedrift.web.live import DashboardState
+from speedrift.web.views import ALL_GRAPHS_DEFAULT, ALL_GRAPHS_MAX, all_task_graphs
 
 MAX_BODY = 16_384  # a mutation's body; enforced while it is read, never after
 MAX_LEASE_S = int(MAX_LEASE.total_seconds())
@@ -236,6 +237,20 @@ async def ecosystem_graph(request: Request) -> Response:
     return JSONResponse(_state(request).ecosystem_graph())
 
 
+async def all_graphs(request: Request) -> Response:
+    """Every repo's task graph in one answer, capped (``?limit=N``, at most ALL_GRAPHS_MAX nodes):
+    the page's "All repos" view. ``shown`` < ``total`` when the cap left tasks out."""
+    raw = request.query_params.get("limit", str(ALL_GRAPHS_DEFAULT))
+    if not raw.isdigit() or not 1 <= int(raw) <= ALL_GRAPHS_MAX:
+        raise BadRequest(
+            f"limit must be a whole number from 1 to {ALL_GRAPHS_MAX}, not {raw[:20]!r}", field="limit"
+        )
+    state = _state(request)
+    graphs = {name: state.repo_graph(name) for name in state.repo_names()}
+    seq = max((int(g["seq"]) for g in graphs.values() if g), default=None)
+    return JSONResponse({"seq": seq, **all_task_graphs(graphs, int(raw))})
+
+
 async def queues(request: Request) -> Response:
     return JSONResponse(_state(request).queues(with_prompts=request.query_params.get("prompts") != "0"))
 
@@ -410,6 +425,7 @@ def build_routes() -> list[BaseRoute]:
         Route("/api/repos/{name}/runs/{task}", run_list),
         Route("/api/repos/{name}/runs/{task}/{attempt:int}", run_detail),
         Route("/api/graph", ecosystem_graph),
+        Route("/api/graph/tasks", all_graphs),
         Route("/api/queues", queues),
         Route("/api/ledger", ledger),
         Route("/api/spend", spend),

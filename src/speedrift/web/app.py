@@ -28,6 +28,7 @@ from speedrift.web.agents import routes as agents_routes
 from speedrift.web.api import ApiContext, build_routes, error, speedrift_error
 from speedrift.web.auth import MUTATING_METHODS, AccessPolicy
 from speedrift.web.live import DashboardState
+from speedrift.web.metrics import routes as metrics_routes
 from speedrift.web.ws import Broadcaster
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -155,13 +156,18 @@ def create_app(
     async def index(request: Request) -> Response:
         return FileResponse(static_dir / "index.html", media_type="text/html")
 
+    async def favicon(request: Request) -> Response:
+        return FileResponse(static_dir / "favicon.svg", media_type="image/svg+xml")
+
     async def ws_status(websocket: WebSocket) -> None:
         await broadcaster.serve(websocket, policy)
 
     routes: list[BaseRoute] = [
         Route("/", index),
+        Route("/favicon.ico", favicon),
         *build_routes(),
         *agents_routes(),
+        *metrics_routes(static_dir),
         WebSocketRoute("/ws/status", ws_status),
         Mount("/static", app=StaticFiles(directory=static_dir), name="static"),
     ]

@@ -228,3 +228,44 @@ def build_card(
         "next_action": next_action,
     }
     return card
+
+
+# --- all repos' task graphs together (the page's "All repos" view) ---------------------------------
+ALL_GRAPHS_DEFAULT = 400  # nodes the all-repos view shows unless asked for another cap
+ALL_GRAPHS_MAX = 2_000  # the most it ever sends: a browser lays out no more in reasonable time
+# which tasks a capped view keeps first: the live work, then what waits, then what is finished
+_KEEP_RANK = {RUNNING: 0, "failed": 2, "open": 3, "blocked": 3, "incomplete": 3, "done": 6, "abandoned": 7}
+
+
+def _keep_rank(node: Mapping[str, Any]) -> tuple[int, int, str]:
+    rank = 1 if node.get("ready") else _KEEP_RANK.get(str(node.get("status")), 5)
+    priority = node.get("priority")
+    return rank, -(priority if isinstance(priority, int) else 0), str(node.get("id"))
+
+
+def all_task_graphs(
+    graphs: Mapping[str, Mapping[str, Any] | None], limit: int = ALL_GRAPHS_DEFAULT
+) -> dict[str, Any]:
+    """Every repo's task nodes in one answer, at most ``limit`` in all: ``{repos: [{repo, graph,
+    total, nodes}], total, shown, limit}``, repos in the given order. Over the cap, each repo keeps
+    its most active tasks first (running, ready, failed, waiting, then finished), taken in turns so
+    every repo with tasks is represented; ``shown < total`` is the page's "showing N of M".
+    ``graphs`` is repo name -> its :meth:`DashboardState.repo_graph` answer (None: unknown)."""
+    limit = max(1, min(int(limit), ALL_GRAPHS_MAX))
+    ranked: dict[str, list[Mapping[str, Any]]] = {}
+    repos: list[dict[str, Any]] = []
+    for name, graph in graphs.items():
+        nodes = list((graph or {}).get("nodes") or ())
+        ranked[name] = sorted(nodes, key=_keep_rank)
+        repos.append({"repo": name, "graph": bool((graph or {}).get("graph")), "total": len(nodes)})
+    total = sum(len(nodes) for nodes in ranked.values())
+    taken: dict[str, int] = dict.fromkeys(ranked, 0)
+    budget = min(limit, total)
+    while budget > 0:  # round-robin: one more task from every repo that has one left
+        for name, nodes in ranked.items():
+            if budget and taken[name] < len(nodes):
+                taken[name] += 1
+                budget -= 1
+    for entry in repos:
+        entry["nodes"] = ranked[entry["repo"]][: taken[entry["repo"]]]
+    return {"repos": repos, "total": total, "shown": sum(taken.values()), "limit": limit}

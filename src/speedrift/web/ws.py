@@ -9,6 +9,18 @@ a fresh snapshot instead (the same recovery as a client-detected gap).
 Client -> server messages: ``{"type": "resync"}`` (send me a snapshot), ``{"type": "ping"}``
 (answered with ``{"type": "pong"}``) and, when reads need the token, a first
 ``{"type": "auth", "token": "…"}``.
+
+Live agent output rides the same socket, for the clients that ask: ``{"type": "follow", "repo",
+"task", "attempt", "position"}`` starts following that attempt's ``events.jsonl`` from byte
+``position`` (``0``, or the run detail's ``events_position``); the server then sends ``{"type":
+"events", "repo", "task", "attempt", "from", "position", "events": […], "end"}`` messages, each
+carrying the complete lines between ``from`` and ``position`` rendered by
+:mod:`speedrift.eventview` (redacted when written), in bounded batches, until ``end`` (the
+attempt's final state) or ``{"type": "unfollow"}``; a new ``follow`` replaces the old one (one per
+client). These messages are per client and outside the numbered delta stream (no ``seq``): a
+client whose ``from`` is not the position it holds (a message lost to a resync, a reconnect)
+follows again from its own position, so it sees every event once, in order. ``{"type":
+"events_error", "message"}`` answers a follow that names no known repo or attempt.
 """
 
 from __future__ import annotations
@@ -16,20 +28,34 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
+from pathlib import Path
+from typing import Any
 
 import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from speedrift import layout
+from speedrift.web import runs
 from speedrift.web.auth import AccessPolicy
-from speedrift.web.live import DashboardState
+from speedrift.web.live import DashboardState, encode
 
 MAX_PENDING = 256  # deltas a client may lag behind before it is resynced instead
 AUTH_TIMEOUT_S = 10.0
 PONG = '{"type":"pong"}'
+FOLLOW_POLL_S = 0.25  # how often a followed attempt's log is looked at
 
 
 class Client:
-    __slots__ = ("base_seq", "max_pending", "overflowed", "pending", "resync", "resyncs", "wake")
+    __slots__ = (
+        "base_seq",
+        "follower",
+        "max_pending",
+        "overflowed",
+        "pending",
+        "resync",
+        "resyncs",
+        "wake",
+    )
 
     def __init__(self, max_pending: int = MAX_PENDING) -> None:
         self.pending: deque[tuple[int | None, str]] = deque()
@@ -39,6 +65,7 @@ class Client:
         self.resync = False
         self.base_seq = 0
         self.resyncs = 0
+        self.follower: asyncio.Task[None] | None = None  # following one attempt's events
 
     def offer(self, seq: int | None, text: str) -> None:
         """Called on the loop. Never blocks: past the bound, drop everything and resync later."""
@@ -96,6 +123,7 @@ class Broadcaster:
             await self._receive(websocket, client)
         finally:
             self.clients.discard(client)
+            _stop_following(client)
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await sender
@@ -139,6 +167,59 @@ class Broadcaster:
                 client.wake.set()
             elif kind == "ping":
                 client.offer(None, PONG)
+            elif kind == "follow":
+                self._follow(client, message)
+            elif kind == "unfollow":
+                _stop_following(client)
+
+    def _follow(self, client: Client, message: dict[str, Any]) -> None:
+        """Start following the attempt ``message`` names (replacing what the client followed)."""
+        _stop_following(client)
+        repo, task, attempt, position = (message.get(k) for k in ("repo", "task", "attempt", "position"))
+        info = self.state.repo_info(repo) if isinstance(repo, str) else None
+        problem = None
+        if info is None or not info.path:
+            problem = f"no repo named {repo!r} on this dashboard"
+        elif not isinstance(task, str) or not task:
+            problem = "follow needs a task id"
+        elif not _whole(attempt, 1) or not _whole(position, 0):
+            problem = "follow needs an attempt number (1, 2, …) and a byte position (0 or more)"
+        if problem is not None:
+            client.offer(None, encode({"type": "events_error", "message": problem}))
+            return
+        if info is None or not isinstance(task, str) or not isinstance(attempt, int):
+            return
+        folder = layout.attempt_dir(Path(info.path), task, attempt)
+        head = {"type": "events", "repo": repo, "task": task, "attempt": attempt}
+        client.follower = asyncio.create_task(_follow_log(client, folder, head, int(position or 0)))
+
+
+def _whole(value: object, least: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
+def _stop_following(client: Client) -> None:
+    if client.follower is not None:
+        client.follower.cancel()
+        client.follower = None
+
+
+async def _follow_log(client: Client, folder: Path, head: dict[str, Any], position: int) -> None:
+    """Send the attempt's events from ``position`` as they are written, in bounded batches, until it
+    ends. A client behind by half its queue is waited for: a follower never makes it overflow."""
+    with contextlib.suppress(asyncio.CancelledError):
+        while True:
+            if len(client.pending) > client.max_pending // 2:
+                await asyncio.sleep(FOLLOW_POLL_S)
+                continue
+            batch = await asyncio.to_thread(runs.event_batch, folder, position)
+            if batch["events"] or batch["end"] is not None or batch["position"] != position:
+                client.offer(None, encode({**head, **batch}))
+            position = batch["position"]
+            if batch["end"] is not None:
+                return
+            if not (batch["more"] and batch["events"]):
+                await asyncio.sleep(FOLLOW_POLL_S)
 
 
 async def _authenticated(websocket: WebSocket, policy: AccessPolicy) -> bool:

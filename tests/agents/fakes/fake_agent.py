@@ -6,7 +6,7 @@ order. The lines each step prints copy the shapes of the real CLIs' streams (cap
 `../fixtures/streams/`), and file edits really happen in the working directory.
 
 Steps (`{"do": …}`): record, start, edit, finish, auth_failure, usage_limit, max_turns,
-tool_loop, garbage, reconnect, auth_retry, rejected, stderr, sleep, spawn_grandchild,
+tool_loop, garbage, reconnect, auth_retry, rejected, stderr, sleep, hold, spawn_grandchild,
 ignore_sigterm, result_file, signal, try_write, exit, kill_self.
 
 A scenario may also be an object, `{"roles": {"developer": [[steps of run 1], [run 2], …],
@@ -337,6 +337,9 @@ def main(cli: str) -> int:
             sys.stderr.flush()
         elif do == "sleep":
             time.sleep(step["s"])
+        elif do == "hold":  # block until the test writes to this FIFO (tests/waiting.py: release)
+            with open(step["fifo"]) as held:
+                held.readline()
         elif do == "spawn_grandchild":
             child = subprocess.Popen(["sleep", str(step.get("s", 300))])
             Path(step["pid_file"]).write_text(str(child.pid))

@@ -149,7 +149,7 @@ def test_a_taken_port_is_refused_with_the_fix_and_the_log_that_says_why_is_kept(
     assert "Address already in use" in (tmp_path / "cluster" / "scheduler.log").read_text()
 
 
-def test_each_installed_agent_cli_becomes_a_runtime_resource_and_shell_is_always_offered(
+def test_each_installed_agent_cli_becomes_a_runtime_resource_and_shell_and_demo_are_always_offered(
     tmp_path: Path,
 ) -> None:
     folder = tmp_path / "bin"
@@ -157,9 +157,14 @@ def test_each_installed_agent_cli_becomes_a_runtime_resource_and_shell_is_always
     cli = folder / choose.runtime_for("claude").executable
     cli.write_text("#!/bin/sh\nexit 99\n")  # never run: only looked for
     cli.chmod(0o755)
-    assert cluster.installed_runtimes(str(folder)) == ["claude", "shell"]
-    assert cluster.default_resources(str(folder)) == {"runtime:claude": 1.0, "runtime:shell": 1.0}
-    assert cluster.default_resources(str(tmp_path / "empty")) == {"runtime:shell": 1.0}
+    # demo runs speedrift's own interpreter (an absolute path): offered wherever speedrift runs
+    assert cluster.installed_runtimes(str(folder)) == ["claude", "shell", "demo"]
+    assert cluster.default_resources(str(folder)) == {
+        "runtime:claude": 1.0,
+        "runtime:shell": 1.0,
+        "runtime:demo": 1.0,
+    }
+    assert cluster.default_resources(str(tmp_path / "empty")) == {"runtime:shell": 1.0, "runtime:demo": 1.0}
 
 
 def test_resources_are_read_as_name_amount_pairs_and_a_bad_pair_is_named() -> None:

@@ -333,6 +333,8 @@ class _Repo:
         name, gates = self.snapshot.name, self.snapshot.gates
         counts = ((gates.secret_leaks, "secret leak(s)"), (gates.critical, "critical"), (gates.high, "high"))
         found = ", ".join(f"{n} {label}" for n, label in counts if n) or "the last gate run failed"
+        at = f" at {gates.commit[:12]}" if gates.commit else ""
+        by = f" (from the {gates.source})" if gates.source else ""
         return [
             self.draft(
                 "risk",
@@ -340,8 +342,14 @@ class _Repo:
                 charged[0],
                 self.answer(ActionKind.RUN_GATE_SCAN),
                 what=f"{name}: {found}",
-                why="findings on the target branch",
-                detail={"found": found, "gate_status": gates.last_status},
+                why=f"findings on the target branch{at}{by}",
+                detail={
+                    "found": found,
+                    "gate_status": gates.last_status,
+                    "where": gates.where,
+                    "commit": gates.commit,
+                    "source": gates.source,
+                },
             )
         ]
 

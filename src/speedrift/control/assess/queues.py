@@ -69,13 +69,17 @@ QUEUES: tuple[tuple[QueueKey, str], ...] = (
 QUEUE_CAP = 50  # entries recorded per queue (highest priority first); `total` counts them all
 
 # Policy rules that hold an action until a person decides — approve it, or change the mode, the
-# lease or the policy. An action held by one of them waits in the human queue (approvable); one
-# held by anything else (dedup, cooldown, budgets) will run on its own in a later cycle.
+# lease or the policy. An action held by one of them is approvable; one held by anything else
+# (dedup, cooldown, budgets) will run on its own in a later cycle. Either way the hub's own action
+# waits in the column of what it is about (KIND_QUEUE), never in "Waiting on a human": that column
+# holds only what waits on a person — a task tagged needs-human or an agent's question, a task at
+# an approval checkpoint, a runtime pause only a person can lift, a repo that cannot be observed.
 HUMAN_RULES = frozenset(
     {"plan_only", "mode", "lease", "hard_stop", "refused", "dirty_checkout", "corrective_cap"}
 )
-ROUTINE_KINDS = frozenset({ActionKind.RUN_LANES})
-# Where an action that is not waiting on a person shows when no condition entry stands for it.
+# Where a hub action shows as an entry of its own (held for a person's approval, or answering no
+# condition entry): the column of what it is about. Ready work not dispatched and a service not
+# running are work left to age.
 KIND_QUEUE: dict[ActionKind, QueueKey] = {
     ActionKind.VERIFY_IN_PROGRESS: "aging",
     ActionKind.RETRY_FAILED: "aging",
@@ -85,8 +89,8 @@ KIND_QUEUE: dict[ActionKind, QueueKey] = {
     ActionKind.RUN_LANES: "risk",
     ActionKind.SYNC_UPSTREAM: "upstream",
     ActionKind.PREPARE_UPSTREAM_PACKET: "upstream",
-    ActionKind.RESTART_SERVICE: "human",
-    ActionKind.DISPATCH_READY: "human",
+    ActionKind.RESTART_SERVICE: "aging",
+    ActionKind.DISPATCH_READY: "aging",
 }
 PAUSE_RULE = "runtime_paused"  # the policy's rule for dispatch held by a paused runtime
 PAUSE_REPO = "(every repo)"  # a runtime pause is machine-wide; its entry names the repo it was found in
@@ -132,7 +136,7 @@ def attention_queues(
         drafts.extend(repo.drafts(snapshot, now))  # the in-progress ones rendered at `now`
     drafts.extend(_paused_runtimes(pauses, skipped, now))
 
-    # An action waiting on a person is an entry of its own (approvable) in the human queue; its
+    # An action waiting on a person is an entry of its own (approvable) in its kind's column; its
     # condition entries keep their priority but do not point at it. Any other action is joined to
     # every condition it answers, and is an entry of its own only when it answers none. The join
     # is kept beside the drafts (``links``), not written into them: a kept repo's drafts are shared
@@ -218,15 +222,12 @@ def _entry(draft: Draft, link: Action | None, since: datetime, waited: float) ->
 
 def _action_entry(action: Action, cut: Skipped | None) -> Draft:
     person = _waits_on_person(cut)
-    # upkeep on the hub's own schedule (a lane run) is no question for a person even when held:
-    # its entry stays with the findings it looks for, approvable there
-    routine = action.kind in ROUTINE_KINDS
     why = action.reason
     if cut is not None:
         why = f"{why} — held back ({cut.rule}): {cut.reason}"
     subject = f" ({action.subject})" if action.subject else ""
     return Draft(
-        queue="human" if person and not routine else KIND_QUEUE.get(action.kind, "human"),
+        queue=KIND_QUEUE.get(action.kind, "aging"),
         id=f"action:{action.id}",
         repo=action.repo,
         what=f"{action.kind.replace('_', ' ')} in {action.repo}{subject}",

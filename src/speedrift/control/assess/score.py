@@ -327,14 +327,17 @@ def _attempt_penalties(snapshot: RepoSnapshot, now: datetime) -> list[Reason]:
 
 
 def _gate_penalties(snapshot: RepoSnapshot, now: datetime) -> list[Reason]:
+    """What the gates found on the target branch (control/observe/runs.py): findings of attempts
+    the gates blocked are not in these counts, so they never cost the target branch anything."""
     gates = snapshot.gates
+    at = f" on the target branch at {gates.commit[:12]}" if gates.commit else " on the target branch"
     out: list[Reason] = []
     if gates.secret_leaks:
         out.append(
             _reason(
                 "secret_leaks",
                 gates.secret_leaks,
-                f"{_plural(gates.secret_leaks, 'secret leak')} found by the gates",
+                f"{_plural(gates.secret_leaks, 'secret leak')} found by the gates{at}",
             )
         )
     severities: tuple[tuple[str, int], ...] = (
@@ -342,9 +345,11 @@ def _gate_penalties(snapshot: RepoSnapshot, now: datetime) -> list[Reason]:
     )  # fmt: skip
     for severity, count in severities:
         if count:
-            out.append(_reason(f"gate_{severity}", count, f"{_plural(count, f'{severity} gate finding')}"))
+            out.append(
+                _reason(f"gate_{severity}", count, f"{_plural(count, f'{severity} gate finding')}{at}")
+            )
     if gates.last_status == "fail" and not (gates.secret_leaks or gates.critical or gates.high):
-        out.append(_reason("gate_failed", 1, "the latest gate run failed"))
+        out.append(_reason("gate_failed", 1, f"the latest gate run{at} failed"))
     return out
 
 

@@ -216,7 +216,16 @@ def run_gate_scan(action: Action, ctx: HandlerContext) -> HandlerResult:
     if not isinstance(bundle, dict):
         raise HandlerFailed(f"`speedrift gates run --json` printed no bundle: {tail(done.stdout, 300)!r}")
     blocking = _blocking(bundle)
-    bundle["scan"] = {"target": target, "tip": tip, "base": base, "cycle": ctx.cycle_id, "action": action.id}
+    # where its findings are: the target branch at this commit (control/observe/runs.py reads it)
+    bundle["scan"] = {
+        "where": "target_branch",
+        "target": target,
+        "tip": tip,
+        "commit": tip,
+        "base": base,
+        "cycle": ctx.cycle_id,
+        "action": action.id,
+    }
     folder = ensure_dir(layout.scans_dir(ctx.repo))
     path = fresh_path(folder, stamp(now), ".json")
     write_atomic(path, orjson.dumps(bundle, option=orjson.OPT_INDENT_2))
@@ -228,7 +237,15 @@ def run_gate_scan(action: Action, ctx: HandlerContext) -> HandlerResult:
         else f"gates passed on {where}"
     )
     return HandlerResult(
-        "succeeded", detail, {"bundle": str(path), "passed": not blocking, "blocking": blocking, "tip": tip}
+        "succeeded",
+        detail,
+        {
+            "bundle": str(path),
+            "passed": not blocking,
+            "blocking": blocking,
+            "tip": tip,
+            "where": {"where": "target_branch", "branch": target, "commit": tip},
+        },
     )
 
 

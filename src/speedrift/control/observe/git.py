@@ -21,9 +21,13 @@ from pathlib import Path
 
 from speedrift import gitcmd, hubdir, layout, procs
 from speedrift.errors import SpeedriftError
+from speedrift.graph.store import GRAPH_DIR_NAMES
 from speedrift.register.record import GitState, RepoEntry
 
-OWN_DIRS = (layout.STATE_PREFIX, hubdir.HUB_PREFIX)  # speedrift's own state never counts as a change
+# speedrift's own state never counts as a change, nor does the task graph (.wg/, .workgraph/): it is
+# committed, as with wg, but speedrift rewrites it on every claim and done, so a repo would never
+# look clean; its changes are the graph's business, not a checkout's edits
+OWN_DIRS = (layout.STATE_PREFIX, hubdir.HUB_PREFIX, *(f"{name}/" for name in GRAPH_DIR_NAMES))
 MAX_PATHS = 50
 STATUS_ARGS = ["status", "--porcelain=v2", "--branch", "-z"]  # run with --no-optional-locks
 

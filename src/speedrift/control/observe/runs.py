@@ -5,16 +5,18 @@ lock table (``/proc/locks``, read once per cycle) says whether the lock file's i
 an observation can never race a ``service start`` for the lock. Where that table is unavailable
 a live pid plus a fresh heartbeat counts instead.
 
-Attempts come from ``.speedrift/runs/<task>/<n>/attempt.json`` within :data:`RECENT_WINDOW`;
-gate findings from the latest evidence bundle of each task's newest attempt in that window plus
-the newest hub scan (``.speedrift/scans/*.json``).
+Attempts come from ``.speedrift/runs/<task>/<n>/attempt.json`` within :data:`RECENT_WINDOW`.
+Gate findings say where they are: the target branch's come from the newest hub scan
+(``.speedrift/scans/*.json``, at the commit it scanned) and the attempts that landed after it; an
+attempt the gates blocked never counts against the target branch (its findings are listed under
+the attempt while it is its task's newest and its worktree exists).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -24,7 +26,8 @@ from speedrift.failure_class import FailureClass
 from speedrift.layout import read_record
 from speedrift.procs import record_alive
 from speedrift.records import FINISHED_STATES, AttemptState
-from speedrift.register.record import AttemptStats, GateStats, ServiceState
+from speedrift.register.record import AttemptFindings, AttemptStats, GateStats, ServiceState
+from speedrift.times import parse_time
 
 RECENT_WINDOW = timedelta(days=7)
 HEARTBEAT_FRESH = timedelta(minutes=2)  # only used where /proc/locks cannot be read
@@ -249,21 +252,16 @@ def _newest_scan(repo: Path) -> dict[str, Any] | None:
     return read_record(folder / names[-1]) if names else None
 
 
-def gate_stats(repo: Path, found: dict[str, list[_Attempt]], since: datetime) -> GateStats:
-    counts = dict.fromkeys(SEVERITIES, 0)
-    leaks = 0
+@dataclass
+class _Tally:
+    """Findings counted from evidence bundles."""
+
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SEVERITIES, 0))
+    leaks: int = 0
     newest: tuple[str, str] | None = None  # (created_at, status) of the newest bundle
-    sources: list[tuple[dict[str, Any], bool]] = []  # (evidence, only findings new in that diff)
-    for rows in found.values():
-        latest = rows[0]
-        if latest.at is not None and latest.at >= since:
-            recorded = records.read_evidence(latest.folder)
-            if recorded is not None and recorded.raw:
-                sources.append((recorded.raw, True))
-    scan = _newest_scan(repo)
-    if scan:
-        sources.append((scan, False))
-    for evidence, only_new in sources:
+
+    def add(self, evidence: dict[str, Any], *, only_new: bool) -> None:
+        """``only_new``: count only the findings new in that attempt's diff."""
         for bundle in _bundles(evidence):
             statuses: set[str] = set()
             for result in bundle["results"]:
@@ -276,24 +274,100 @@ def gate_stats(repo: Path, found: dict[str, list[_Attempt]], since: datetime) ->
                     findings = [f for f in findings if f.get("new", True) is not False]
                 for finding in findings:
                     severity = finding.get("severity", "medium")
-                    if severity in counts:
-                        counts[severity] += 1
+                    if severity in self.counts:
+                        self.counts[severity] += 1
                 if result.get("failure_class") == FailureClass.SECRET_LEAK and status == "fail":
-                    leaks += max(1, len(findings))
+                    self.leaks += max(1, len(findings))
             overall = "fail" if "fail" in statuses else "warn" if "warn" in statuses else "pass"
             created = str(bundle.get("created_at") or "")
-            if newest is None or created >= newest[0]:
-                newest = (created, overall)
+            if self.newest is None or created >= self.newest[0]:
+                self.newest = (created, overall)
+
+
+def _worktree_gone(evidence: dict[str, Any]) -> bool:
+    kept = evidence.get("worktree")
+    return isinstance(kept, str) and bool(kept) and not os.path.isdir(kept)
+
+
+def _blocking(evidence: dict[str, Any]) -> tuple[str, ...]:
+    names: list[str] = []
+    for gate in evidence.get("gates") or ():
+        if isinstance(gate, dict) and gate.get("passed") is False:
+            names += [str(n) for n in gate.get("blocking") or () if str(n) not in names]
+    return tuple(names)
+
+
+def _blocked(row: _Attempt, evidence: dict[str, Any]) -> AttemptFindings | None:
+    """An attempt that did not land, as information: None when it found nothing or its worktree is gone."""
+    if _worktree_gone(evidence):
+        return None
+    tally = _Tally()
+    tally.add(evidence, only_new=True)
+    blocking = _blocking(evidence)
+    if not (blocking or tally.leaks or any(tally.counts.values())):
+        return None
+    return AttemptFindings(
+        task=str(evidence.get("task") or row.task),
+        attempt=row.number,
+        critical=tally.counts["critical"],
+        high=tally.counts["high"],
+        medium=tally.counts["medium"],
+        low=tally.counts["low"],
+        secret_leaks=tally.leaks,
+        blocking=blocking,
+        state=row.state,
+    )
+
+
+def gate_stats(repo: Path, found: dict[str, list[_Attempt]], since: datetime) -> GateStats:
+    """Findings where they are. The target branch's: the newest hub scan of it, plus attempts that
+    landed on it after that scan (a scan at a newer commit supersedes what landed before it). An
+    attempt the gates blocked (failed or waiting, nothing landed) never counts there: while it is
+    its task's newest attempt and its worktree exists, its findings are listed under it."""
+    scan = _newest_scan(repo)
+    scanned_at = parse_time(str(scan.get("created_at") or "")) if scan else None
+    target = _Tally()
+    commit: str | None = None
+    source: str | None = None
+    if scan:
+        target.add(scan, only_new=False)
+        located = scan.get("scan")
+        tip = located.get("tip") if isinstance(located, dict) else None
+        commit, source = (str(tip) if tip else None), "scan"
+    blocked: list[AttemptFindings] = []
+    landed_at: datetime | None = None
+    for rows in found.values():
+        latest = rows[0]
+        if latest.at is None or latest.at < since:
+            continue
+        recorded = records.read_evidence(latest.folder)
+        if recorded is None or not recorded.raw:
+            continue
+        evidence = recorded.raw
+        if latest.state == AttemptState.DONE and evidence.get("landed_commit"):
+            if scanned_at is not None and latest.at <= scanned_at:
+                continue  # the scan judged the branch after this landed
+            target.add(evidence, only_new=True)
+            if landed_at is None or latest.at > landed_at:
+                landed_at = latest.at
+                commit, source = str(evidence["landed_commit"]), "landed attempt"
+        elif latest.state in (AttemptState.FAILED, AttemptState.WAITING):
+            entry = _blocked(latest, evidence)
+            if entry is not None:
+                blocked.append(entry)
     last: Literal["pass", "warn", "fail", "none"] = "none"
-    if newest is not None:
-        last = "fail" if newest[1] == "fail" else "warn" if newest[1] == "warn" else "pass"
+    if target.newest is not None:
+        last = "fail" if target.newest[1] == "fail" else "warn" if target.newest[1] == "warn" else "pass"
     return GateStats(
-        critical=counts["critical"],
-        high=counts["high"],
-        medium=counts["medium"],
-        low=counts["low"],
-        secret_leaks=leaks,
+        critical=target.counts["critical"],
+        high=target.counts["high"],
+        medium=target.counts["medium"],
+        low=target.counts["low"],
+        secret_leaks=target.leaks,
         last_status=last,
+        commit=commit,
+        source=source,
+        blocked_attempts=tuple(sorted(blocked, key=lambda b: (b.task, b.attempt))),
     )
 
 

@@ -78,8 +78,9 @@ def runtime_resource(runtime: str) -> str:
 
 
 def installed_runtimes(path: str | None = None) -> list[str]:
-    """The agent runtimes whose CLI is on ``path`` (default: ours), ``shell`` always; their CLIs
-    are looked for, never run (``speedrift doctor`` checks them further)."""
+    """The agent runtimes whose CLI is on ``path`` (default: ours), ``shell`` always, ``demo``
+    wherever speedrift runs (its executable is this interpreter); their CLIs are looked for, never
+    run (``speedrift doctor`` checks them further)."""
     search = path if path is not None else os.environ.get("PATH", os.defpath)
     found = []
     for name in choose.RUNTIME_NAMES:

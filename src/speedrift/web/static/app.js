@@ -10,7 +10,7 @@
   "use strict";
 
   const SR = window.SR;
-  const { S, $, CARD_PAGE, TASK_PAGE, MAX_FIT_ZOOM, readToken, checkToken, renderOverview, renderMetrics, renderCards, focusRepo, selectView, fetchGraph, applyGraphDelta, renderRepoGraph, renderTaskList, renderEcoGraph, updateEcoStyles, loadPrompts, renderQueues, submitMode } = SR;
+  const { S, $, CARD_PAGE, TASK_PAGE, readToken, checkToken, renderOverview, renderMetrics, renderCards, focusRepo, selectView, fetchGraph, applyGraphDelta, renderRepoGraph, renderTaskList, renderEcoGraph, updateEcoStyles, loadPrompts, renderQueues, submitMode } = SR;
 
   // ------------------------------------------------------------------ websocket
 
@@ -75,6 +75,7 @@
     loadPrompts();
     if (!S.focused && S.order.length) focusRepo(S.order[0], false);
     else if (S.focused) fetchGraph(S.focused);
+    if (S.view === "all") SR.scheduleAllRefresh();
     if (!S.rendered) {
       S.rendered = true;
       document.body.dataset.ready = "1";
@@ -116,9 +117,10 @@
     $("tasks-more").addEventListener("click", () => { S.taskLimit += TASK_PAGE; renderTaskList(); });
     $("tab-repo").addEventListener("click", () => selectView("repo"));
     $("tab-eco").addEventListener("click", () => selectView("eco"));
+    $("tab-all").addEventListener("click", () => selectView("all"));
     $("show-all").addEventListener("change", () => renderRepoGraph());
-    $("layout").addEventListener("change", () => (S.view === "eco" ? renderEcoGraph() : renderRepoGraph()));
-    $("fit").addEventListener("click", () => { if (S.cy) { S.cy.fit(undefined, 20); if (S.cy.zoom() > MAX_FIT_ZOOM) { S.cy.zoom(MAX_FIT_ZOOM); S.cy.center(); } } });
+    $("layout").addEventListener("change", () => (S.view === "eco" ? renderEcoGraph() : S.view === "all" ? SR.renderAllGraph() : renderRepoGraph()));
+    $("fit").addEventListener("click", () => SR.fitView());
     $("mode-form").addEventListener("submit", submitMode);
     for (const button of document.querySelectorAll("[data-close]")) {
       button.addEventListener("click", () => $(button.dataset.close).close());
@@ -132,6 +134,11 @@
     focused: () => S.focused,
     graphNodes: () => (S.graph ? [...S.graph.nodes.values()] : []),
     cyNodes: () => (S.cy ? S.cy.nodes().map((n) => ({ id: n.id(), classes: n.classes() })) : []),
+    // rendered label boxes of the childless nodes (the layout test checks they do not overlap)
+    cyBoxes: () => (S.cy ? S.cy.nodes().filter((n) => !n.isParent()).map((n) => ({ id: n.id(), parent: n.data("parent") || null, box: n.boundingBox({ includeLabels: true, includeOverlays: false }) })) : []),
+    cyEdges: () => (S.cy ? S.cy.edges().map((e) => ({ id: e.id(), source: e.source().id(), target: e.target().id(), classes: e.classes() })) : []),
+    view: () => S.view,
+    zoom: () => (S.cy ? S.cy.zoom() : null),
     resyncs: () => S.resyncs,
     inject: (message) => handle(message),  // feed a message as if it came from the server
   };

@@ -10,12 +10,12 @@
   const QUEUE_PAGE = 5;
   const TRIM_ABOVE = 300;     // nodes: above this, show the active neighbourhood unless "show all"
   const DAGRE_MAX = 500;      // nodes: above this, "auto" layout uses breadth-first (dagre is slow)
-  const MAX_FIT_ZOOM = 1.3;
+  const MAX_FIT_ZOOM = 1.8;    // a small graph is enlarged up to this on fit, not to fill the whole canvas
 
   const S = {
     seq: -1, waitingSnapshot: true, ws: null, backoff: 500,
     overview: {}, metrics: {}, cards: new Map(), order: [], edges: [], queues: {},
-    prompts: new Map(), focused: null, view: "repo",
+    prompts: new Map(), focused: null, view: "repo", allGraphs: null, allFetch: null, allTimer: null,
     graph: null, graphFetch: null, graphBuffer: [],
     cardLimit: CARD_PAGE, taskLimit: TASK_PAGE, queueLimits: {},
     token: null, cy: null, rendered: false, resyncs: 0,

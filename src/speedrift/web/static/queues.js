@@ -124,12 +124,57 @@
     return el("button", { type: "button", "data-approve-task": task, "aria-label": "Approve " + (item.answer.checkpoint || "") + " of " + task, onclick: (e) => approveTask(item, task, e.currentTarget) }, "Approve");
   }
 
+  // ------------------------------------------------------------------ an item's detail (dialog)
+
+  function promptBlock(item, which) {
+    const prompts = S.prompts.get(item.id);
+    const text = prompts && prompts[which];
+    return el("section", { class: "prompt-block", "data-prompt": which },
+      el("h3", {}, (which === "claude" ? "Claude" : "Codex") + " prompt "),
+      text ? el("div", { class: "prompt" }, SR.markdown(text)) : el("p", { class: "muted", text: "loading the prompt…" }),
+      el("div", { class: "actions" },
+        el("button", { type: "button", "data-copy": which, disabled: !text, onclick: (e) => copyPrompt(item.id, which, e.currentTarget) }, "copy " + which + " prompt")));
+  }
+
+  function renderQueueDetail(item) {
+    const body = $("queue-body");
+    const since = item.since ? "waiting " + ago(Math.max(0, (Date.now() - Date.parse(item.since)) / 1000)) + " (since " + item.since + ")" : null;
+    const facts = [["repo", item.repo], ["priority", String(item.priority)], ["task", item.task], ["action", item.action_id], ["since", since], ["id", item.id]]
+      .filter(([, value]) => value !== null && value !== undefined && value !== "");
+    const dl = el("dl", { class: "kv" });
+    for (const [key, value] of facts) dl.append(el("dt", { text: key }), el("dd", { text: value }));
+    body.replaceChildren(el("div", { class: "q-detail", "data-item": item.id },
+      el("div", { class: "what" }, ...SR.markdownInline(item.what || "")),
+      el("div", { class: "why" }, SR.markdown(item.why || "")),
+      dl,
+      answerBlock(item),
+      el("div", { class: "actions" },
+        approveButton(item),
+        item.approvable && item.action_id ? el("button", { type: "button", "aria-label": "Approve " + item.action_id, onclick: (e) => approve(item, e.currentTarget) }, "approve") : null,
+        item.task ? el("button", { type: "button", onclick: () => { $("queue-dialog").close(); SR.openRun(item.repo, item.task); } }, "run detail") : null),
+      promptBlock(item, "claude"),
+      promptBlock(item, "codex")));
+    $("queue-title").textContent = "Queue item · " + (item.repo || "");
+  }
+
+  async function openQueueItem(item) {
+    renderQueueDetail(item);
+    const dialog = $("queue-dialog");
+    if (!dialog.open) dialog.showModal();
+    if (!S.prompts.has(item.id)) {
+      await loadPrompts();
+      if (dialog.open && $("queue-body").querySelector("[data-item='" + CSS.escape(item.id) + "']")) renderQueueDetail(item);
+    }
+  }
+
   function queueItem(item) {
     const prio = item.priority >= 80 ? "prio-hi" : item.priority >= 50 ? "prio-mid" : "";
     const loaded = S.prompts.has(item.id);
-    return el("li", { class: "qitem", "data-item": item.id },
-      el("div", { class: "what", text: item.what }),
-      el("div", { class: "why", text: item.why }),
+    // a click anywhere on the item (not on its buttons, links or answer box) opens its detail
+    const open = (event) => { if (!event.target.closest("button, a, textarea, input, label")) openQueueItem(item); };
+    return el("li", { class: "qitem", "data-item": item.id, onclick: open },
+      el("button", { type: "button", class: "what open-item", "aria-haspopup": "dialog", title: "Open the whole item and its prompts", onclick: () => openQueueItem(item) }, ...SR.markdownInline(item.what || "")),
+      el("div", { class: "why" }, SR.markdown(item.why || "")),
       answerBlock(item),
       el("div", { class: "meta" },
         el("span", { class: "prio " + prio, text: "priority " + item.priority }),
@@ -169,5 +214,5 @@
     }
   }
 
-  Object.assign(SR, { loadPrompts, renderQueues });
+  Object.assign(SR, { loadPrompts, renderQueues, openQueueItem });
 })();

@@ -18,7 +18,8 @@
       text = o.cycle_id ? "" : "No hub cycle yet: showing live task graphs. ";
       text += (o.repos || 0) + " repos; " + (tasks.ready || 0) + " tasks ready, " + (tasks.running || 0) + " running.";
     }
-    $("narrative-text").textContent = text;
+    // the narrative may come as paragraphs or a list (control/assess/narrative.py): kept as such
+    $("narrative-text").replaceChildren(SR.markdown(text));
     const hints = $("hints");
     hints.replaceChildren(...(o.hints || []).slice(0, 4).map((hint) => el("li", { text: hint })));
     // runtimes paused machine-wide (usage limit, auth, failed preflight): who, until when, the fix
@@ -64,13 +65,14 @@
     box.replaceChildren(...keys.map((key) => {
       const m = S.metrics[key];
       const delta = m.delta === null || m.delta === undefined ? "" : (m.delta > 0 ? "+" : "") + Number(m.delta).toFixed(1);
-      return el("div", { class: "metric", title: m.formula || "", tabindex: 0, "aria-label": m.label + " " + Number(m.value).toFixed(1) + ", " + m.tier + ", " + m.trend + ". Formula: " + (m.formula || "") },
+      return el("div", { class: "metric", tabindex: 0, "aria-label": m.label + " " + Number(m.value).toFixed(1) + ", " + m.tier + ", " + m.trend + ". Formula: " + (m.formula || "") },
         el("div", { class: "label", text: m.label }),
         el("div", {},
           el("span", { class: "value", text: Number(m.value).toFixed(1) }),
           el("span", { class: "badge tier-" + m.tier, text: m.tier }),
           el("span", { class: "trend", text: trendArrow(m.trend) + " " + m.trend + (delta ? " (" + delta + ")" : "") })),
-        sparkline(m.history || []));
+        sparkline(m.history || []),
+        m.formula ? el("div", { class: "formula", text: m.formula }) : null);
     }));
   }
 
