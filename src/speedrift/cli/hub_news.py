@@ -16,6 +16,8 @@ from typing import Any
 
 from speedrift import layout, records
 from speedrift.cli.output import printable, say
+from speedrift.graph.store import repo_graph_dir
+from speedrift.textclip import clip
 from speedrift.times import now_utc, parse_time
 
 QUIET_S = 120.0  # seconds without news before one quiet line
@@ -117,7 +119,7 @@ class Happenings:
             escalation = asked.get("escalation") if isinstance(asked, dict) else None
             if isinstance(escalation, str) and escalation:
                 self.asking.pop(key, None)
-                graph = root / ".workgraph"
+                graph = repo_graph_dir(root) or root / ".workgraph"
                 return _clip(
                     f"escalated  {name}: an agent asks a person ({escalation}); answer with "
                     f'`speedrift answer --dir {graph} {escalation} "…"`',
@@ -173,4 +175,6 @@ def _outcome_line(outcome: dict[str, Any]) -> str | None:
 
 
 def _clip(line: str, limit: int = 240) -> str:
-    return line if len(line) <= limit else line[: limit - 1] + "…"
+    """One line of about ``limit`` characters; the middle goes, so the end (a commit, the command
+    that answers, a trailing hint) stays whole."""
+    return clip(line, limit, flatten=False)
