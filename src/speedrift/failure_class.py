@@ -37,6 +37,7 @@ class FailureClass(StrEnum):
     SAST_BLOCK = "sast_block"
     REGRESSION = "regression"
     REVIEW_REJECTED = "review_rejected"  # the Reviewer role rejected the change
+    HOOK_REJECTED = "hook_rejected"  # a repo's task-completing hook vetoed landing (fleet/repohooks.py)
     IMPLEMENTATION_ERROR = "implementation_error"
 
 

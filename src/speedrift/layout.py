@@ -281,6 +281,20 @@ def upstream_dir(repo: Path) -> Path:
     return state_dir(repo) / "upstream"
 
 
+UPSTREAM_PROPOSAL_FILE = "proposal.json"
+UPSTREAM_BODY_FILE = "body.md"
+
+
+def upstream_proposal_dir(repo: Path, proposal_id: str) -> Path:
+    """One upstream proposal (fleetops/upstream.py): ``proposal.json`` and ``body.md``."""
+    return upstream_dir(repo) / safe_name(proposal_id)
+
+
+def upstream_checkout_path(repo: Path, proposal_id: str) -> Path:
+    """The throwaway checkout a proposal's commits are cherry-picked in (removed after)."""
+    return upstream_dir(repo) / "checkouts" / safe_name(proposal_id)
+
+
 def quarantine_dir(repo: Path) -> Path:
     return state_dir(repo) / "quarantine"
 

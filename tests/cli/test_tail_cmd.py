@@ -15,30 +15,13 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import IO, Any
 
 import pytest
 
 from tests.agents.conftest import FAKES
+from tests.cli.live_agent import BASH, EDIT, READ, RUN_CONFIG, assistant, pump, take, tool_result
 from tests.cli.support import Cli, base_env, git
 from tests.waiting import release, wait_for
-
-RUN_CONFIG = '[env]\nallow = ["FAKE_AGENT_SCENARIO"]\n\n[sandbox]\nmode = "off"\n'
-
-
-def _assistant(block: dict[str, Any], n: int) -> str:
-    message = {"id": f"msg_{n}", "type": "message", "role": "assistant", "content": [block], "usage": {}}
-    return json.dumps({"type": "assistant", "message": message, "parent_tool_use_id": None})
-
-
-def _result(tool_id: str, content: str, is_error: bool = False) -> str:
-    block = {"type": "tool_result", "tool_use_id": tool_id, "content": content, "is_error": is_error}
-    return json.dumps({"type": "user", "message": {"role": "user", "content": [block]}})
-
-
-EDIT = {"file_path": "app.py", "old_string": "print('v1')\n", "new_string": "print('v2')\nprint('ok')\n"}
-BASH = {"command": "pytest -q"}
-READ = {"file_path": "README.md"}
 
 
 @pytest.fixture
@@ -64,10 +47,10 @@ def test_tail_follows_a_running_agent_attempt_with_readable_tool_calls_and_ends_
     fifo = tmp_path / "hold.fifo"
     os.mkfifo(fifo)
     lines = [
-        _assistant({"type": "tool_use", "id": "t1", "name": "Edit", "input": EDIT}, 1),
-        _result("t1", "The file app.py has been updated."),
-        _assistant({"type": "tool_use", "id": "t2", "name": "Bash", "input": BASH}, 2),
-        _result("t2", "1 failed\nFAILED tests/test_app.py::test_v2", is_error=True),
+        assistant({"type": "tool_use", "id": "t1", "name": "Edit", "input": EDIT}, 1),
+        tool_result("t1", "The file app.py has been updated."),
+        assistant({"type": "tool_use", "id": "t2", "name": "Bash", "input": BASH}, 2),
+        tool_result("t2", "1 failed\nFAILED tests/test_app.py::test_v2", is_error=True),
     ]
     steps = [
         {"do": "start"},
@@ -92,8 +75,8 @@ def test_tail_follows_a_running_agent_attempt_with_readable_tool_calls_and_ends_
         )  # fmt: skip
         got: queue.SimpleQueue[str] = queue.SimpleQueue()
         assert follower.stdout is not None
-        threading.Thread(target=_pump, args=(follower.stdout, got), daemon=True).start()
-        wait_for(lambda: _take(got, seen) and any("Bash failed" in s for s in seen), "the tool calls")
+        threading.Thread(target=pump, args=(follower.stdout, got), daemon=True).start()
+        wait_for(lambda: take(got, seen) and any("Bash failed" in s for s in seen), "the tool calls")
         assert runner.poll() is None and follower.poll() is None  # shown while the attempt runs
         shown = "".join(seen)
         assert "edit     Edit app.py (+2 −1)" in shown
@@ -102,8 +85,8 @@ def test_tail_follows_a_running_agent_attempt_with_readable_tool_calls_and_ends_
         assert all(line[:4].isdigit() and line[10] == "T" for line in seen)  # each with its time
         release(fifo)
         assert follower.wait(timeout=120) == 0  # it ends with the attempt
-        _take(got, seen)
-        wait_for(lambda: _take(got, seen) and seen[-1].startswith("— attempt 1 "), "the end line")
+        take(got, seen)
+        wait_for(lambda: take(got, seen) and seen[-1].startswith("— attempt 1 "), "the end line")
     finally:
         release(fifo)
         runner.communicate(timeout=120)
@@ -119,7 +102,7 @@ def test_tail_follows_a_running_agent_attempt_with_readable_tool_calls_and_ends_
 
 def test_tail_json_prints_each_event_with_its_rendering_and_the_end(agent: tuple[Cli, Path]) -> None:
     cli, scenario = agent
-    read = _assistant({"type": "tool_use", "id": "t1", "name": "Read", "input": READ}, 1)
+    read = assistant({"type": "tool_use", "id": "t1", "name": "Read", "input": READ}, 1)
     steps = [
         {"do": "start"},
         {"do": "emit", "lines": [read]},
@@ -147,16 +130,3 @@ def test_tail_of_a_task_that_never_ran_names_the_fix(agent: tuple[Cli, Path]) ->
     cli.ok("add", "Idle", "--id", "idle")
     result = cli.fails(1, "tail", "idle")
     assert "has not run here" in result.stderr and "speedrift run TASK" in result.stderr
-
-
-def _take(lines: queue.SimpleQueue[str], seen: list[str]) -> bool:
-    while True:
-        try:
-            seen.append(lines.get_nowait())
-        except queue.Empty:
-            return True
-
-
-def _pump(stream: IO[str], lines: queue.SimpleQueue[str]) -> None:
-    for line in stream:
-        lines.put(line)

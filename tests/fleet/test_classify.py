@@ -129,6 +129,11 @@ CASES: list[tuple[str, AttemptFacts, str]] = [
         "review-rejected",
     ),
     (
+        "hook_rejected",
+        facts(gates=[bundle(gate("hooks", status="fail", failure_class="hook_rejected"))]),
+        "hook-rejected",
+    ),
+    (
         "implementation_error",
         facts(gates=[bundle(gate("lint", failure_class="implementation_error"))]),
         "implementation",

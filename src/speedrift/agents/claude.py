@@ -22,7 +22,11 @@ tests/agents/mock_provider.py, recorded in tests/agents/fixtures/streams/claude_
   three minutes (ten retries with backoff up to 32 s): the retry notices are `retrying`, never
   progress, so the session's retry window ends such a run with the fault's own verdict;
 - refused tool calls come back as `tool_result` with `is_error` and a permission text, and are
-  listed again in `result.permission_denials` [{tool_name, tool_use_id, tool_input}].
+  listed again in `result.permission_denials` [{tool_name, tool_use_id, tool_input}];
+- sessions: `system/init` names the `session_id`; `--resume <session_id>` continues it with the
+  prompt on stdin as the next user turn (its history is read from the session file under
+  ``~/.claude/projects/<cwd with every non-alphanumeric character as '-'>/``), which exists only
+  when the run was not given `--no-session-persistence` (kept only when a later run may resume).
 
 Invariant: every provider failure is judged through `provider_fault` (a ProviderFault behind the
 verdict) and every provider text is kept escaped (`data_text`), never raw.
@@ -31,6 +35,7 @@ verdict) and every provider text is kept escaped (`data_text`), never raw.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -117,7 +122,10 @@ class ClaudeRuntime:
             argv += ["--max-turns", str(budgets.max_turns)]  # works, though absent from --help
         if budgets.max_cost_usd:
             argv += ["--max-budget-usd", f"{budgets.max_cost_usd:g}"]
-        argv.append("--no-session-persistence")
+        if request.resume_session:
+            argv += ["--resume", request.resume_session]  # the new context comes on stdin
+        elif not request.persist_session:
+            argv.append("--no-session-persistence")  # nothing to resume later: nothing kept
         return argv
 
     def stdin_payload(self, request: RunRequest) -> bytes | None:
@@ -143,13 +151,14 @@ class ClaudeRuntime:
         return []  # stream_event, hooks, notifications …: nothing we act on
 
     def judge(self, state: ParseState, exit_code: int | None) -> RunOutcome:
-        return judged(state, exit_code, finished=state.final_seen)
+        return replace(judged(state, exit_code, finished=state.final_seen), session_id=state.session_id)
 
 
 def _system(event: dict[str, Any], state: ParseState) -> list[AgentEvent]:
     subtype = text(event.get("subtype"))
     if subtype == "init":
         data = {"model": text(event.get("model")), "session_id": text(event.get("session_id"))}
+        state.session_id = data["session_id"] or state.session_id  # what `--resume` takes
         return [AgentEvent(EventKind.STARTED, "claude started", data)]
     if subtype == "api_retry":
         return [_api_retry(event, state)]

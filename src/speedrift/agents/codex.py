@@ -36,12 +36,16 @@ Facts this module relies on (reference/agent-clis.md, and runs of the real CLI a
   ``x-codex-primary-reset-at``) or failure (``Request failed … is_connect=true``), and the token
   counts of every finished model call (``codex.sse_event event.kind=response.completed
   input_token_count=…``); unset, it logs only errors. The session hands stderr lines to
-  :meth:`CodexRuntime.parse_stderr_line`.
+  :meth:`CodexRuntime.parse_stderr_line`;
+- sessions: `thread.started` names the `thread_id`; `codex exec [OPTIONS] resume <SESSION_ID> -`
+  continues that thread with the prompt read from stdin (the exec options stay before the
+  subcommand). `--ephemeral` keeps no session file, so it is passed only when nothing may resume.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -130,7 +134,7 @@ class CodexRuntime:
             "exec",
             "--json",
             "--skip-git-repo-check",
-            "--ephemeral",
+            *(() if request.persist_session or request.resume_session else ("--ephemeral",)),
             "--sandbox",
             sandbox,
         ]
@@ -138,6 +142,8 @@ class CodexRuntime:
             argv += NARROW_WRITABLE_ROOTS
         if request.model:
             argv += ["-m", request.model]
+        if request.resume_session:  # `codex exec [OPTIONS] resume <SESSION_ID> [PROMPT]`
+            argv += ["resume", request.resume_session]
         argv.append("-")  # read the prompt from stdin
         return argv
 
@@ -155,6 +161,7 @@ class CodexRuntime:
             return []
         kind = text(event.get("type"))
         if kind == "thread.started":
+            state.session_id = text(event.get("thread_id")) or state.session_id  # `exec resume` takes it
             return [
                 AgentEvent(EventKind.STARTED, "codex started", {"thread_id": text(event.get("thread_id"))})
             ]
@@ -205,7 +212,7 @@ class CodexRuntime:
             state.reset_at = state.extra.get("usage_reset")
         if state.reset_at is None and state.fault is ProviderFault.RATE_LIMIT:
             state.reset_at = state.extra.get("rate_reset")
-        return judged(state, exit_code, finished=state.final_seen)
+        return replace(judged(state, exit_code, finished=state.final_seen), session_id=state.session_id)
 
 
 def _item(item: dict[str, Any], completed: bool, state: ParseState) -> list[AgentEvent]:

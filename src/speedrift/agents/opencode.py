@@ -22,12 +22,15 @@ Facts this module relies on (reference/agent-clis.md, and runs against the mock 
   nothing). That line names neither the HTTP status nor the retry-after wait: opencode honours
   `retry-after` with no cap (a 429 saying 3600 s sleeps an hour), so these lines are what makes
   such a wait a provider retry (`retrying`) instead of silence. `small=true` lines are the title
-  side call, not the agent's loop.
+  side call, not the agent's loop;
+- sessions: every event names its `sessionID` ("ses_…"); `run --session <id>` continues that
+  session (kept in opencode's data dir, ``$XDG_DATA_HOME/opencode``) with the new message.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -96,6 +99,8 @@ class OpenCodeRuntime:
             if not isinstance(agent, str) or not agent or agent.startswith("-"):
                 raise InvalidValue("opencode agent must be an agent name")
             argv += ["--agent", agent]
+        if request.resume_session:
+            argv += ["--session", request.resume_session]
         return [*argv, "--file", str(request.prompt_file), "--", MESSAGE]
 
     def stdin_payload(self, request: RunRequest) -> bytes | None:
@@ -107,6 +112,7 @@ class OpenCodeRuntime:
             return []
         kind = text(event.get("type"))
         part = obj(event.get("part"))
+        state.session_id = text(event.get("sessionID")) or state.session_id  # `run --session` takes it
         if kind == "step_start":
             return [_step_start(part, state)]
         if kind == "text":
@@ -149,7 +155,7 @@ class OpenCodeRuntime:
             fail(state, FailureKind.INCOMPLETE, f"opencode stopped after a step that expected more{why}")
         elif state.error is None and reason not in (None, "stop", "tool-calls"):
             fail(state, FailureKind.AGENT_ERROR, f"opencode's last step ended with reason {reason!r}")
-        return judged(state, exit_code, finished=state.final_seen)
+        return replace(judged(state, exit_code, finished=state.final_seen), session_id=state.session_id)
 
 
 def _step_start(part: dict[str, Any], state: ParseState) -> AgentEvent:

@@ -153,6 +153,12 @@ class RunRequest:
     # Set by the session when the run is inside speedrift's own sandbox (agents/sandbox.py): a CLI
     # whose own sandbox cannot nest in it runs without that one (codex).
     sandboxed: bool = False
+    # Session resume (fleet/resume.py): continue this CLI session (its id, as the runtime's parser
+    # read it from an earlier run) instead of starting a new one; ``prompt`` is then only the new
+    # context. ``persist_session``: let the CLI keep its session on disk so a later run can resume
+    # it (claude without --no-session-persistence, codex without --ephemeral).
+    resume_session: str | None = None
+    persist_session: bool = False
 
 
 @dataclass
@@ -180,6 +186,7 @@ class ParseState:
     # pins the child's TZ and records it here; `now` None means "the current time".
     now: datetime | None = None
     tz: str = "UTC"
+    session_id: str | None = None  # the CLI's session id, once an event named it
 
 
 @dataclass
@@ -195,6 +202,10 @@ class RunOutcome:
     final_text: str = ""
     duration_s: float = 0.0
     result_file: Path | None = None  # where the agent was told to write its report
+    session_id: str | None = (
+        None  # the CLI's session (claude session_id, codex thread_id, opencode sessionID)
+    )
+    resume: dict[str, Any] | None = None  # how the run resumed an earlier session (fleet/resume.py)
 
 
 class Runtime(Protocol):

@@ -42,6 +42,9 @@ The policy, and why:
 - **a private HOME and TMPDIR** under the attempt's run dir (``layout.sandbox_dir``), made fresh
   for the attempt and removed by :func:`discard`: nothing an agent leaves in its home reaches the
   next attempt or the user's own.
+- **a task's session store** (``Policy.sessions``, fleet/resume.py), when the task may resume its
+  agent's session in a later attempt: bound read-write where the runtime's CLI keeps its sessions
+  (:data:`SESSION_DIRS`), so they outlive this private home; fleet/resume.py removes it.
 - **the agent CLIs' own configuration and login.** With a private HOME the CLIs would lose
   ``~/.claude*``, ``~/.codex`` and ``~/.config/opencode`` + ``~/.local/share/opencode``. From the
   home the agent's environment names (and from ``CLAUDE_CONFIG_DIR``, ``CODEX_HOME`` and the
@@ -307,6 +310,9 @@ class Policy:
     # a role's read-only checkout: the worktree is bound read-only but for its ``.speedrift/``,
     # where the role writes its report
     read_only: bool = False
+    # the task's session store (fleet/resume.py): kept across its attempts, bound read-write over
+    # where ``runtime``'s CLI keeps its sessions in the private home (see :data:`SESSION_DIRS`)
+    sessions: Path | None = None
 
     @property
     def home(self) -> Path:
@@ -334,7 +340,7 @@ def wrap(policy: Policy, argv: Sequence[str], env: Mapping[str, str], cwd: Path)
     # bwrap binds and mounts at absolute paths: every one resolved (symlinks too) on this side
     home, tmp, worktree = policy.home.resolve(), policy.tmp.resolve(), policy.worktree.resolve()
     child = dict(env)
-    binds = _cli_binds(env, home, child, policy.runtime)
+    binds = _session_binds(policy, home) + _cli_binds(env, home, child, policy.runtime)
     child["HOME"] = str(home)
     child["TMPDIR"] = str(tmp)
     command = [policy.bwrap, *_BASE]
@@ -456,6 +462,25 @@ def _cli_binds(env: Mapping[str, str], home: Path, child: dict[str, str], runtim
             if source.is_dir():
                 binds += ["--ro-bind", str(source), str(home / sub)]
     return binds
+
+
+# Where each CLI keeps its sessions, under the private home: what a task's session store stands in
+# for, so that a later attempt (a new private home) can resume the session (fleet/resume.py).
+# opencode keeps them in its SQLite database in its data dir, whose auth files are bound over it.
+SESSION_DIRS = {"claude": ".claude/projects", "codex": ".codex/sessions", "opencode": ".local/share/opencode"}
+
+
+def _session_binds(policy: Policy, home: Path) -> list[str]:
+    """The task's session store bound over the runtime's session directory in ``home``; first, so
+    that the CLI's own files bound into the same directory land on top of it."""
+    sub = SESSION_DIRS.get(policy.runtime or "")
+    if policy.sessions is None or sub is None:
+        return []
+    store = policy.sessions / (policy.runtime or "")
+    store.mkdir(mode=0o700, parents=True, exist_ok=True)
+    target = home / sub
+    target.mkdir(parents=True, exist_ok=True)
+    return ["--bind", str(store.resolve()), str(target)]
 
 
 def _read_only_entries(source: Path, target: Path) -> list[str]:

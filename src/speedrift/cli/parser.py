@@ -273,6 +273,18 @@ def build() -> argparse.ArgumentParser:
     p.add_argument("-f", "--follow", action="store_true", help="keep following while it runs")
     p.add_argument("--attempt", type=_at_least_one, help="attempt number (default: the latest)")
     _json(p)
+    p = command("attach", "attach_cmd:attach", "Follow a running attempt live (--all: every one; --tmux).")
+    p.add_argument("task_id", metavar="ID", nargs="?", help="task id (omit with --all)")
+    p.add_argument("--attempt", type=_at_least_one, help="attempt number (default: the latest)")
+    p.add_argument("--all", dest="attach_all", action="store_true", help="every running attempt")
+    p.add_argument("--tmux", action="store_true", help="follow in a tmux window named after the task")
+    p.add_argument(
+        "--ecosystem",
+        metavar="PATH",
+        default=None,
+        help="with --all: every repo of this ecosystem.toml (default: $SPEEDRIFT_ECOSYSTEM, else this repo)",
+    )
+    _json(p)
     p = command("cancel", "worker_cmds:cancel", "Kill a running attempt's process group; keep its worktree.")
     _id(p)
     p.add_argument("--timeout", type=_WAIT, default=30.0, help="seconds to wait for it to stop")
@@ -320,15 +332,18 @@ def build() -> argparse.ArgumentParser:
         parser_control,
         parser_fleet,
         parser_gates,
+        parser_hooks,
         parser_lanes,
         parser_plans,
         parser_review,
         parser_runtime,
         parser_selftest,
+        parser_upstream,
         parser_web,
     )
 
     parser_gates.add(command, common)
+    parser_hooks.add(command, common)
     parser_lanes.add(command, common)
     parser_fleet.add(command, common)
     parser_plans.add(command, common)
@@ -338,6 +353,7 @@ def build() -> argparse.ArgumentParser:
     parser_web.add(command, common)
     parser_runtime.add(command, common)
     parser_review.add(command, common)
+    parser_upstream.add(command, common)
     parser_selftest.add(command, common)
     parser_cluster.add(command, common)
     return root

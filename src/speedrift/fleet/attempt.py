@@ -7,8 +7,9 @@ number, its run directory and worktree, its runtime, when it started. :func:`lan
 :func:`failed_evidence` are the two outcomes of :func:`evidence`, the record's one shape. Every
 shape lists the tool calls the agent's CLI refused (``refused``, capped) and, when any, the files
 outside the worktree that changed during the run (``outside_writes``, repo/boundary.py), and —
-once its development ran — where (``machine``: executor, Dask worker, host). Nothing here reads or
-writes a file.
+once its development ran — where (``machine``: executor, Dask worker, host), and the agent CLI's
+``session_id`` and how it resumed an earlier session (``resume``, fleet/resume.py). Nothing here
+reads or writes a file.
 """
 
 from __future__ import annotations
@@ -145,6 +146,8 @@ def evidence(
         "gates": [v.evidence | {"passed": v.passed, "summary": v.summary} for v in verdicts],
         "refused": refused_calls(outcome),
         **({"outside_writes": outside} if outside else {}),
+        **({"session_id": outcome.session_id} if outcome.session_id else {}),
+        **({"resume": dict(outcome.resume)} if outcome.resume else {}),  # fleet/resume.py
         **(extra or {}),
     }
 

@@ -422,6 +422,7 @@ RULES: tuple[tuple[str, FailureClass, Rule], ...] = (
     ("sast-gate", FailureClass.SAST_BLOCK, _gate_rule(FailureClass.SAST_BLOCK)),
     ("regression-gate", FailureClass.REGRESSION, _gate_rule(FailureClass.REGRESSION)),
     ("review-rejected", FailureClass.REVIEW_REJECTED, _gate_rule(FailureClass.REVIEW_REJECTED)),
+    ("hook-rejected", FailureClass.HOOK_REJECTED, _gate_rule(FailureClass.HOOK_REJECTED)),
     ("implementation", FailureClass.IMPLEMENTATION_ERROR, _implementation),
     ("fallback", FailureClass.IMPLEMENTATION_ERROR, _fallback),
 )

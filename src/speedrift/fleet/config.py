@@ -6,11 +6,12 @@ errors that name the file, the key path and (from the TOML parser) the line.
 
 from __future__ import annotations
 
+import shlex
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from speedrift import safetoml
 from speedrift.agents.sandbox import HIDDEN
@@ -45,6 +46,9 @@ class RuntimeOptions(_Strict):
     sandbox: str = "workspace-write"  # codex --sandbox
     agent: str | None = None  # opencode --agent
     command: list[str] | None = None  # shell: a configured argv reading the prompt on stdin
+    # claude, codex, opencode: a retry after a transient fault or a usage limit, and a review's
+    # revision round, continue the agent's previous session (fleet/resume.py); false: always fresh
+    resume: bool = True
 
 
 class BudgetConfig(_Strict):
@@ -245,6 +249,88 @@ class ReviewConfig(_Strict):
     max_rounds: int = Field(default=2, ge=0, le=10)
 
 
+HOOK_EVENTS = ("session-start", "task-claimed", "task-completing", "task-done", "task-failed", "agent-error")
+HOOK_SETTINGS = ("timeout_s", "output_tail")
+
+
+class HooksConfig(_Strict):
+    """``[hooks]``: the repo's own executables run at fixed points of an attempt (fleet/repohooks.py).
+    Each event key takes a list of commands, each an argv list or a string split like a shell
+    would (``shlex``); a relative program path is the repo's main checkout's, never the attempt's
+    worktree (an agent cannot rewrite the check that judges it). ``timeout_s``: each run's limit;
+    ``output_tail``: characters of its output kept in the evidence."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    session_start: list[list[str]] = Field(default_factory=list, alias="session-start")
+    task_claimed: list[list[str]] = Field(default_factory=list, alias="task-claimed")
+    task_completing: list[list[str]] = Field(default_factory=list, alias="task-completing")
+    task_done: list[list[str]] = Field(default_factory=list, alias="task-done")
+    task_failed: list[list[str]] = Field(default_factory=list, alias="task-failed")
+    agent_error: list[list[str]] = Field(default_factory=list, alias="agent-error")
+    timeout_s: float = Field(default=60, gt=0, le=3600)
+    output_tail: int = Field(default=4000, ge=100, le=100_000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, value: object) -> object:
+        if isinstance(value, dict):
+            unknown = sorted(str(k) for k in value if k not in (*HOOK_EVENTS, *HOOK_SETTINGS))
+            if unknown:
+                raise ValueError(
+                    f"unknown key(s) {', '.join(unknown)}; events: {', '.join(HOOK_EVENTS)}; "
+                    f"settings: {', '.join(HOOK_SETTINGS)}"
+                )
+        return value
+
+    @field_validator(
+        "session_start",
+        "task_claimed",
+        "task_completing",
+        "task_done",
+        "task_failed",
+        "agent_error",
+        mode="before",
+    )
+    @classmethod
+    def _commands(cls, value: object) -> list[list[str]]:
+        if not isinstance(value, list):
+            raise ValueError('a list of commands, e.g. ["./scripts/check-changelog"]')
+        commands: list[list[str]] = []
+        for index, item in enumerate(value):
+            if isinstance(item, str):
+                try:
+                    argv = shlex.split(item)
+                except ValueError as bad:
+                    raise ValueError(f"command {index + 1} ({item!r}) cannot be split: {bad}") from None
+            elif isinstance(item, list) and all(isinstance(word, str) for word in item):
+                argv = list(item)
+            else:
+                raise ValueError(f"command {index + 1} is neither a string nor a list of strings")
+            if not argv or not argv[0]:
+                raise ValueError(f"command {index + 1} is empty")
+            commands.append(argv)
+        return commands
+
+    def commands(self, event: str) -> list[list[str]]:
+        """The commands declared for ``event`` (one of :data:`HOOK_EVENTS`)."""
+        if event not in HOOK_EVENTS:
+            raise ValueError(f"not a hook event: {event}")
+        found: list[list[str]] = getattr(self, event.replace("-", "_"))
+        return found
+
+
+class UpstreamConfig(_Strict):
+    """``[upstream]``: upstream proposals (fleetops/upstream.py). ``propose = true`` is this repo's
+    opt-in to ``speedrift upstream propose ID`` pushing the proposal branch to the fork (``fork_remote``,
+    default origin) and opening a draft; ``forge`` names the forge when the remote URL's host does
+    not (``"auto"``: from the URL)."""
+
+    propose: bool = False
+    forge: Literal["auto", "github", "gitlab"] = "auto"
+    fork_remote: str = Field(default="origin", pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$")
+
+
 class RepoConfig(_Strict):
     target_branch: str | None = None  # default: the repo's current default branch
     default_runtime: Literal["claude", "codex", "opencode", "shell", "demo"] = "claude"
@@ -261,6 +347,8 @@ class RepoConfig(_Strict):
     git: GitConfig = Field(default_factory=GitConfig)  # [git] hooks
     gates: GatesConfig = Field(default_factory=GatesConfig)  # see gates/config.py
     review: ReviewConfig = Field(default_factory=ReviewConfig)  # [review] mode, max_rounds
+    upstream: UpstreamConfig = Field(default_factory=UpstreamConfig)  # [upstream] propose, forge
+    hooks: HooksConfig = Field(default_factory=HooksConfig)  # [hooks]: fleet/repohooks.py
     roles: dict[RoleName, RoleConfig] = Field(default_factory=dict)  # [roles.<role>]
     # fleet operations (fleet/opsconfig.py): standing agents, prices, routing, compound review
     agents: list[AgentDef] = Field(default_factory=list)  # [[agents]]

@@ -34,6 +34,7 @@ from speedrift.fleet import (
     halt,
     hookpolicy,
     recovery_graph,
+    repohooks,
     review,
     review_record,
 )
@@ -226,6 +227,7 @@ class Landing:
             if tip != manifest.base_commit:
                 tip = self._own_verdict(manifest, tip, gate, hooks.directory)
                 review.judge(self, attempt, task, tip, verdicts, reviewing, step, cancel)  # or raises
+                repohooks.completing(self, attempt, task, tip, verdicts)  # or raises HookRejected
                 self._approved_to_merge(attempt)  # or raises MergePending: a person approves first
                 manifest.set_state(worktrees.ManifestState.LANDING)
                 worktrees.write_manifest(self.repo, manifest)
@@ -314,6 +316,7 @@ class Landing:
         attempts.write_attempt(run_dir, {"runtime": attempt.runtime, "state": DONE, "landed_commit": landed})
         halt.record_outcome(self.repo, task_id, attempt.number, DONE)
         attemptfeed.feed(self.repo, attempt, outcome, evidence, status=DONE, task=task, config=self.config)
+        repohooks.fire(self, attempt, repohooks.HookEvent.TASK_DONE, tip=landed, verdicts=verdicts)
         worktrees.remove_landed(self.repo, manifest)  # only now: until done is written, it proves the landing
         landing.at_step("cleaned")
         return AttemptResult(
@@ -423,6 +426,7 @@ class Landing:
             agent_failed=agent_failed,
         )
         self._note_runtime_failure(attempt, recorded, outcome)
+        repohooks.failed(self, attempt, recorded.failure_class, recorded.reason, agent_failed)
         return AttemptResult(
             attempt.task_id,
             attempt.number,

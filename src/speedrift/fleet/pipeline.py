@@ -39,6 +39,8 @@ from speedrift.fleet import (
     hookpolicy,
     prompt,
     recovery_graph,
+    repohooks,
+    resume,
     review,
 )
 from speedrift.fleet.attempt import Attempt, AttemptResult, worker_actor
@@ -198,6 +200,7 @@ class Pipeline(Landing, ExecutorSeam):
             attempt = Attempt(
                 task_id, number, run_dir, manifest, runtime, model, started, contained, chosen=records
             )
+            repohooks.fire(self, attempt, repohooks.HookEvent.TASK_CLAIMED, title=str(task.get("title", "")))
             developed = _Developing(task, ports, options, before, injection, git_before, watch, step)
             return self._conclude(attempt, task, self._develop(attempt, developed))
         except StaleResult as stale:  # a Dask result not this attempt's: nothing of it lands
@@ -254,6 +257,8 @@ class Pipeline(Landing, ExecutorSeam):
         attempt leaves a handoff to the next one, a done one closes the task's handoffs and claims
         (fleet/coordination.py); then its open clarifications are triaged (fleet/clarify.py)."""
         coordination.conclude(self.repo, self.store, attempt, task, result)
+        if result.status == DONE:
+            resume.scrub(self.repo, attempt.task_id)  # its agent sessions: nothing resumes them now
         return clarify.settle(self.repo, self.config, self.store, attempt, task, result)
 
     # --- steps ---------------------------------------------------------------------------------
@@ -342,6 +347,7 @@ class Pipeline(Landing, ExecutorSeam):
                 startup_s=budgets.startup_seconds,
             ),
         )
+        request, resuming = resume.prepare(self.repo, attempt, request, self.executor, revision=revision)
         result_path = layout.result_path(run_dir)
         environment = agent_env.agent_env(
             {
@@ -368,9 +374,10 @@ class Pipeline(Landing, ExecutorSeam):
             },
         )
         runtime = registry.runtime_for(attempt.runtime)
-        contained = self._sandbox_policy(attempt)
+        contained = resume.bind_store(self.repo, attempt, self._sandbox_policy(attempt), request, environment)
         if contained is None and attempt.sandbox is not None and options.on_step is not None:
             options.on_step(f"not sandboxed: {attempt.sandbox.why}")
+        repohooks.fire(self, attempt, repohooks.HookEvent.SESSION_START, title=str(task.get("title", "")))
         cancel = options.cancel or threading.Event()
         watcher = attempts.CancelWatcher(run_dir, cancel)  # `speedrift cancel` from another process
         watcher.start()
@@ -399,7 +406,7 @@ class Pipeline(Landing, ExecutorSeam):
             limits=choosing.rlimit_plan(task),  # speedrift.agent.limits, as rlimits
         )
         try:
-            developed = self.executor.develop(work)
+            developed = resume.develop(self.executor, work, resuming, text)  # falls back to a fresh session
         finally:
             watcher.stop()
         outcome = developed.outcome

@@ -116,5 +116,32 @@ def build_prompt(
     return "\n".join(parts) + "\n"
 
 
+_RESUME_WHY = {
+    "transient_infra": "was cut off by a fault on the provider's or the machine's side (not yours)",
+    "usage_limit": "was paused by a usage or rate limit (not yours)",
+}
+
+
+def resume_prompt(*, why: str, from_attempt: int, fresh_worktree: bool, revision: str | None) -> str:
+    """The context appended to a resumed session (fleet/resume.py): why it continues, what of the
+    working tree is there, the review's findings when a revision round resumes. The task itself
+    is in the conversation already."""
+    if revision is not None:
+        parts = ["# A reviewer requested changes to your work", "", revision.strip(), ""]
+        parts += ["Address every finding in the same worktree, then write your report again."]
+        return "\n".join(parts) + "\n"
+    said = _RESUME_WHY.get(why, "ended unfinished")
+    parts = [f"# Continuing the task: your run in attempt {from_attempt} {said}", ""]
+    if fresh_worktree:
+        parts += [
+            "This is a new attempt in a FRESH worktree at the target branch's current tip: the files you "
+            "changed before are NOT here. Redo the changes you still need (the conversation above tells "
+            "you what you did and learnt), check the files before you edit them, and finish the task.",
+            "",
+        ]
+    parts += ["When you finish, write your report to $SPEEDRIFT_RESULT as before."]
+    return "\n".join(parts) + "\n"
+
+
 def dependencies_of(task: Task, tasks: dict[str, Task]) -> list[Task]:
     return [tasks[d] for d in after_of(task) if d in tasks]

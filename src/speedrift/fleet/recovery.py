@@ -99,6 +99,12 @@ POLICIES: dict[FailureClass, ClassPolicy] = {
     FailureClass.REVIEW_REJECTED: ClassPolicy(
         False, "escalate_human", why="the reviewer rejected the change: a human decides what comes next"
     ),
+    FailureClass.HOOK_REJECTED: ClassPolicy(
+        True,
+        "retry_with_diagnosis",
+        max_attempts=2,
+        why="the repo's task-completing hook vetoed landing: one retry told what it said, then a human",
+    ),
     FailureClass.IMPLEMENTATION_ERROR: ClassPolicy(
         True, "retry_with_diagnosis", why="syntax, lint, type or test failures: retry with the gate output"
     ),

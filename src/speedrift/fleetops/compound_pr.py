@@ -15,7 +15,9 @@ With ``create_prs = true`` in the repo's speedrift.toml (and write authority ove
 3. ``gh`` must be installed and ``gh auth status`` succeed — otherwise the report and the CLI say
    so plainly, and the branch stays local, unpushed;
 4. the branch is pushed to the repo's upstream remote (the target branch's ``branch.<t>.remote``,
-   else ``origin``, else the only remote) without force;
+   else ``origin``, else the only remote) through repo/forge.py, whose one authority check
+   refuses anything but a new ``speedrift/`` branch (never the target, never an existing name,
+   never forced);
 5. ``gh pr create --draft --title … --body-file … --head <branch> --base <target>`` opens it.
 
 Every step's outcome is a sentence in :attr:`PullRequest.said`; nothing here raises for a step
@@ -24,25 +26,19 @@ that failed (a review never fails over its pull request).
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from speedrift import fsutil, layout, procs
-from speedrift.errors import SpeedriftError
+from speedrift import fsutil, layout
+from speedrift.errors import Refused, SpeedriftError
 from speedrift.fleetops.compound_scan import REVIEW_TRAILER
-from speedrift.repo import git, worktrees
+from speedrift.repo import forge, git, worktrees
 from speedrift.textclip import clip
 
 DOCS_DIR = "docs/reviews"  # where the report is committed, relative to the repo
 BRANCH_PREFIX = "speedrift/review-"
-GH = "gh"
-GH_TIMEOUT_S = 120.0
-PUSH_TIMEOUT_S = 300.0
 MAX_BODY_CHARS = 60_000  # GitHub refuses a body past 65,536 characters
 BODY_SUFFIX = "pr-body.md"
 
@@ -127,24 +123,21 @@ def create(repo: Path, pr: PullRequest, body: str, tip: str, remote: str | None 
         return _not(
             pr, f"the repo has no remote to push to; the branch {pr.branch} is ready locally, unpushed"
         )
-    refspec = f"refs/heads/{pr.branch}:refs/heads/{pr.branch}"
-    pushed = git.run(["push", "--quiet", pr.remote, refspec], repo, check=False, timeout=PUSH_TIMEOUT_S)
-    if pushed.returncode != 0:
-        said = clip((pushed.stderr or pushed.stdout).strip(), 500)
-        return _not(pr, f"git push {pr.remote} {pr.branch} failed (not forced, nothing replaced): {said}")
+    try:
+        pushed = forge.push_new_branch(repo, pr.remote, pr.branch, [pr.base])
+    except Refused as refused:
+        return _not(pr, f"{refused.message}; the branch {pr.branch} is ready locally and was not pushed")
+    if not pushed.ok:
+        return _not(pr, pushed.said)
     pr.pushed = True
     body_file = _body_file(repo, pr, body)
-    argv = [GH, "pr", "create", "--draft", "--title", pr.title, "--body-file", str(body_file)]
-    argv += ["--head", pr.branch, "--base", pr.base]
-    try:
-        done = procs.run(argv, cwd=repo, timeout=GH_TIMEOUT_S, text=True, env=_gh_env())
-    except (OSError, procs.ProcessTimeout) as error:
-        return _not(pr, f"gh pr create could not run: {error}; the branch {pr.branch} is pushed")
-    if done.returncode != 0:
-        said = clip((done.stderr or done.stdout).strip(), 500)
-        return _not(pr, f"gh pr create failed: {said}; the branch {pr.branch} is pushed to {pr.remote}")
-    lines = done.stdout.strip().splitlines()
-    pr.url = lines[-1].strip() if lines else None
+    argv = forge.draft_argv(
+        forge.Forge.GITHUB, branch=pr.branch, base=pr.base, title=pr.title, body_file=body_file, body=body
+    )
+    opened = forge.open_draft(forge.Forge.GITHUB, argv, repo)
+    if not opened.ok:
+        return _not(pr, f"{opened.said}; the branch {pr.branch} is pushed to {pr.remote}")
+    pr.url = opened.url
     pr.state = PrState.CREATED
     pr.said = f"opened as a draft from {pr.branch} (pushed to {pr.remote}) onto {pr.base}"
     return pr
@@ -155,25 +148,9 @@ def _not(pr: PullRequest, said: str) -> PullRequest:
     return pr
 
 
-def _gh_env() -> dict[str, str]:
-    return {**os.environ, "GH_PROMPT_DISABLED": "1", "GH_NO_UPDATE_NOTIFIER": "1"}
-
-
 def gh_ready(repo: Path) -> str:
-    """ "" when ``gh`` is installed and authenticated, else what is wrong, plainly."""
-    if shutil.which(GH) is None:
-        return "gh (the GitHub CLI) is not installed, so no pull request was opened (https://cli.github.com)"
-    try:
-        done = procs.run([GH, "auth", "status"], cwd=repo, timeout=GH_TIMEOUT_S, text=True, env=_gh_env())
-    except (OSError, procs.ProcessTimeout) as error:
-        return f"`gh auth status` could not run ({error}), so no pull request was opened"
-    if done.returncode != 0:
-        said = clip((done.stderr or done.stdout).strip(), 300) or f"exit status {done.returncode}"
-        return (
-            f"gh is not authenticated (`gh auth status`: {said}), so no pull request was opened; "
-            "run `gh auth login`"
-        )
-    return ""
+    """ "" when ``gh`` is installed and authenticated, else what is wrong (repo/forge.py)."""
+    return forge.cli_ready(forge.Forge.GITHUB, repo)
 
 
 def upstream_remote(repo: Path, target: str) -> str | None:
@@ -192,7 +169,7 @@ def _commit_report(repo: Path, pr: PullRequest, body: str, tip: str) -> str:
     stem = pr.branch.removeprefix(BRANCH_PREFIX)
     checkout = layout.review_checkout_path(repo, stem)
     if checkout.exists():
-        _remove(repo, checkout)
+        worktrees.remove_checkout(repo, checkout)
     worktrees.add_checkout(repo, checkout, tip)
     try:
         target = checkout / docs_path(stem)
@@ -213,14 +190,7 @@ def _commit_report(repo: Path, pr: PullRequest, body: str, tip: str) -> str:
             raise SpeedriftError(f"no commit was made in {checkout}")
         return commit
     finally:
-        _remove(repo, checkout)
-
-
-def _remove(repo: Path, checkout: Path) -> None:
-    if worktrees.remove_worktree(repo, str(checkout), force=True) != 0:
-        shutil.rmtree(checkout, ignore_errors=True)
-        with contextlib.suppress(SpeedriftError):
-            git.run(["worktree", "prune"], repo, check=False)
+        worktrees.remove_checkout(repo, checkout)
 
 
 def _body_file(repo: Path, pr: PullRequest, body: str) -> Path:

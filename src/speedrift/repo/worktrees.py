@@ -15,6 +15,7 @@ it is: an attempt a crash cut off, which recovery (fleet/crash_recovery.py) sett
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -352,6 +353,14 @@ def remove_worktree(repo: Path, path: str, force: bool = False) -> int:
     """``git worktree remove`` (without ``force`` git refuses a worktree with changes), marked.
     Returns git's exit code."""
     return _remove_step(repo, path, force=force).returncode
+
+
+def remove_checkout(repo: Path, checkout: Path) -> None:
+    """Remove a throwaway checkout (:func:`add_checkout`) whatever state it is in; never raises."""
+    if remove_worktree(repo, str(checkout), force=True) != 0:
+        shutil.rmtree(checkout, ignore_errors=True)
+        with contextlib.suppress(SpeedriftError):
+            git.run(["worktree", "prune"], repo, check=False)
 
 
 def _remove_step(repo: Path, path: str, *, force: bool) -> subprocess.CompletedProcess[str]:

@@ -345,6 +345,32 @@ async def approve(request: Request) -> Response:
     return JSONResponse(result)
 
 
+async def upstream_list(request: Request) -> Response:
+    """The repo's upstream proposals (fleetops/upstream.py), newest first."""
+    path = _repo_path(request)
+    from speedrift.fleetops import upstream
+
+    found = await run_in_threadpool(lambda: upstream.listing(path))
+    keys = ("id", "state", "title", "branch", "upstream_ref", "upstream_slug", "said", "url", "stats")
+    return JSONResponse({"proposals": [{k: p.as_dict()[k] for k in keys} for p in found]})
+
+
+async def upstream_propose(request: Request) -> Response:
+    """The dashboard user's approval to propose upstream (as `speedrift upstream propose ID`): the
+    repo's opt-in and the forge's checks still apply; refused or not, it is in the ledger."""
+    ctx, path, proposal_id = api_context(request), _repo_path(request), request.path_params["proposal_id"]
+    from speedrift.control import upstream_ops
+
+    result = await run_in_threadpool(
+        lambda: upstream_ops.propose(
+            path, proposal_id, actor=ctx.actor, source="dashboard", ecosystem_path=ctx.ecosystem_path
+        )
+    )
+    if result["ok"]:
+        return JSONResponse(result)
+    return JSONResponse({**result, "error": result["said"], "hint": result["fix"]}, status_code=409)
+
+
 async def _signal_agent(request: Request, op: str) -> Response:
     ctx, path, task = api_context(request), _repo_path(request), request.path_params["task"]
     from speedrift.control import operator
@@ -435,6 +461,8 @@ def build_routes() -> list[BaseRoute]:
         Route("/api/repos/{name}/agents/{task}/resume", agent_resume, methods=["POST"]),
         Route("/api/repos/{name}/answer/{record_id}", answer, methods=["POST"]),
         Route("/api/repos/{name}/tasks/{task}/approve", approve_task, methods=["POST"]),
+        Route("/api/repos/{name}/upstream", upstream_list),
+        Route("/api/repos/{name}/upstream/{proposal_id}/propose", upstream_propose, methods=["POST"]),
         Route("/api/auth/check", auth_check, methods=["POST"]),
     ]
 

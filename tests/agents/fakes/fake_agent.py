@@ -7,7 +7,17 @@ order. The lines each step prints copy the shapes of the real CLIs' streams (cap
 
 Steps (`{"do": …}`): record, start, edit, finish, auth_failure, usage_limit, max_turns,
 tool_loop, garbage, reconnect, auth_retry, rejected, stderr, sleep, hold, spawn_grandchild,
-ignore_sigterm, result_file, signal, try_write, exit, kill_self.
+ignore_sigterm, result_file, signal, try_write, exit, kill_self, session_store, refuse_resume,
+server_error (claude).
+
+Sessions, as the real CLIs keep them: each run appends its prompt to its session file unless
+told not to keep it (claude `--no-session-persistence`, codex `--ephemeral`), and a run given a
+session to continue (claude `--resume ID`, codex `exec … resume ID -`, opencode `--session ID`)
+continues it — same id, the earlier prompts in `conversation` of the `record` step's file — or,
+when the session is not there (claude looks only in the folder of its working directory) or the
+scenario has a `refuse_resume` step, fails before any event as the CLI does (a line on stderr,
+exit 1). The sessions are kept beside the scenario (`<scenario>.sessions/`), or where the CLI
+itself keeps them under its HOME with a `{"do": "session_store", "where": "home"}` step.
 
 A scenario may also be an object, `{"roles": {"developer": [[steps of run 1], [run 2], …],
 "reviewer": [[…]], "*": [[…]]}}`: each run picks its role's list by $SPEEDRIFT_ROLE (no role: the
@@ -22,6 +32,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -33,6 +44,14 @@ from pathlib import Path
 from typing import Any
 
 SESSION = str(uuid.uuid4())
+_STDIN: list[str] = []
+
+
+def stdin_text() -> str:
+    """The prompt on stdin, read once (the record step and the session file both want it)."""
+    if not _STDIN:
+        _STDIN.append(sys.stdin.read() if not sys.stdin.isatty() else "")
+    return _STDIN[0]
 
 
 def emit(obj: dict[str, Any] | str) -> None:
@@ -129,7 +148,7 @@ class Codex:
         emit({"type": kind, "item": {"id": f"item_{self.items}"} | item})
 
     def start(self) -> None:
-        emit({"type": "thread.started", "thread_id": str(uuid.uuid4())})
+        emit({"type": "thread.started", "thread_id": SESSION})
         emit({"type": "turn.started"})
 
     def edit(self, path: str, content: str, n: int) -> None:
@@ -176,7 +195,7 @@ class Codex:
 
 class OpenCode:
     def __init__(self) -> None:
-        self.session = "ses_" + uuid.uuid4().hex[:20]
+        self.session = SESSION if SESSION.startswith("ses_") else "ses_" + uuid.uuid4().hex[:20]
 
     def line(self, kind: str, part: dict[str, Any] | None = None, **extra: Any) -> None:
         body: dict[str, Any] = {"type": kind, "timestamp": int(time.time() * 1000), "sessionID": self.session}
@@ -287,14 +306,99 @@ def _signal(step: dict[str, Any]) -> None:
         )
 
 
+def _option(name: str) -> str | None:
+    argv = sys.argv[1:]
+    return argv[argv.index(name) + 1] if name in argv[:-1] else None
+
+
+def _resumed(cli: str) -> str | None:
+    """The session this run was told to continue."""
+    if cli == "claude":
+        return _option("--resume")
+    if cli == "codex":
+        return _option("resume")
+    return _option("--session")
+
+
+def _session_file(cli: str, session: str, steps: list[dict[str, Any]]) -> Path:
+    """Where the CLI keeps ``session``: claude per working directory, the others by id."""
+    if any(s["do"] == "session_store" and s.get("where") == "home" for s in steps):
+        home = Path(os.environ["HOME"])
+        root = {
+            "claude": Path(os.environ.get("CLAUDE_CONFIG_DIR") or home / ".claude") / "projects",
+            "codex": Path(os.environ.get("CODEX_HOME") or home / ".codex") / "sessions",
+            "opencode": Path(os.environ.get("XDG_DATA_HOME") or home / ".local/share") / "opencode",
+        }[cli]
+    else:
+        root = Path(f"{os.environ['FAKE_AGENT_SCENARIO']}.sessions") / cli
+    if cli == "claude":
+        return root / re.sub(r"[^a-zA-Z0-9]", "-", os.getcwd()) / f"{session}.jsonl"
+    return root / f"{session}.jsonl"
+
+
+def _prompt(cli: str) -> str:
+    if cli == "opencode":
+        path = _option("--file")
+        return Path(path).read_text() if path else ""
+    return stdin_text()
+
+
+def _keeps_session(cli: str) -> bool:
+    flag = {"claude": "--no-session-persistence", "codex": "--ephemeral"}.get(cli)
+    return flag is None or flag not in sys.argv
+
+
+def _open_session(cli: str, steps: list[dict[str, Any]]) -> tuple[list[str], int | None]:
+    """The earlier prompts of the session this run continues (and its id made this run's), or
+    the exit code of a refused resume."""
+    global SESSION
+    resumed = _resumed(cli)
+    if resumed is None:
+        if cli == "opencode":
+            SESSION = "ses_" + uuid.uuid4().hex[:20]  # opencode's own id shape
+        return [], None
+    file = _session_file(cli, resumed, steps)
+    if not file.is_file() or any(s["do"] == "refuse_resume" for s in steps):
+        said = {
+            "claude": f"No conversation found with session ID: {resumed}",
+            "codex": f"Error: thread/resume: no rollout found for thread id {resumed}",
+            "opencode": f"Error: Session not found: {resumed}",
+        }[cli]
+        sys.stderr.write(said + "\n")
+        return [], 1
+    SESSION = resumed
+    return [json.loads(line)["prompt"] for line in file.read_text().splitlines() if line], None
+
+
+def _keep_session(cli: str, steps: list[dict[str, Any]]) -> None:
+    if not _keeps_session(cli):
+        return
+    file = _session_file(cli, SESSION, steps)
+    try:  # a sandboxed run may not write beside the scenario: then nothing is kept, as on a full disk
+        file.parent.mkdir(parents=True, exist_ok=True)
+        with file.open("a") as kept:
+            kept.write(json.dumps({"prompt": _prompt(cli)}) + "\n")
+    except OSError:
+        pass
+
+
 def main(cli: str) -> int:
     steps = _steps()
+    conversation, refused = _open_session(cli, steps)
+    if refused is not None:
+        return refused
+    _keep_session(cli, steps)
     agent: Any = {"claude": Claude, "codex": Codex, "opencode": OpenCode}[cli]()
     for n, step in enumerate(steps):
         do = step["do"]
         if do == "record":  # what the session handed us: argv, stdin, cwd, environment
-            stdin = sys.stdin.read() if not sys.stdin.isatty() else ""
-            seen = {"argv": sys.argv, "stdin": stdin, "cwd": os.getcwd(), "env": dict(os.environ)}
+            seen = {
+                "argv": sys.argv,
+                "stdin": stdin_text(),
+                "cwd": os.getcwd(),
+                "env": dict(os.environ),
+                "conversation": conversation,
+            }
             Path(step["path"]).write_text(json.dumps(seen))
         elif do == "start":
             agent.start()
@@ -311,6 +415,10 @@ def main(cli: str) -> int:
             else:
                 code = agent.auth_failure()
             return int(step.get("exit", code))
+        elif do == "server_error":  # claude: an HTTP 500 the CLI gave up on (a transient fault)
+            said = "API Error: 500 Internal server error. This is a server-side issue, usually temporary"
+            agent.result(said, is_error=True, api_error_status=500, num_turns=1)
+            return int(step.get("exit", 1))
         elif do == "tool_loop":
             for i in range(step["count"]):
                 agent.tool(i) if cli == "codex" else agent.tool("read", {"filePath": "README"})

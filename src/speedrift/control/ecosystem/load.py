@@ -3,11 +3,11 @@
 Compatible with the original hub's schema (top-level ``schema = 1``, ``suite``, ``orchestrator``,
 ``workspace_root``; one ``[repos.<name>]`` table per repo with ``path`` or ``url``, ``role``,
 ``tags``, ``lifecycle``, ``daemon_posture``, ``upstream_remote``, ``upstream_branch``, ``notes``,
-``service_port``, ``cli``, ``cli_install``), plus ``depends_on``, ``[policy]``, ``[register]``,
-``[discovery]``, ``[executor]`` (fleet/remote/config.py: where attempts develop) and the
-fleet-operations tables (opstables.py). Every problem is reported at once,
-each as ``file:line: key: problem`` with the fix; unknown keys are errors, so a typo never
-silently turns a setting off.
+``service_port``, ``cli``, ``cli_install``), plus ``upstream`` (the fork's parent project),
+``depends_on``, ``[policy]``, ``[register]``, ``[discovery]``, ``[executor]``
+(fleet/remote/config.py: where attempts develop) and the fleet-operations tables (opstables.py).
+Every problem is reported at once, each as ``file:line: key: problem`` with the fix; unknown keys
+are errors, so a typo never silently turns a setting off.
 """
 
 from __future__ import annotations
@@ -49,8 +49,12 @@ TOP_KEYS = (
     *OPS_KEYS,
 )
 STRING_KEYS = ("path", "url", "upstream_remote", "upstream_branch", "notes", "cli")
-# kept from the original schema: accepted, checked for type, carried on Ecosystem.repo_extras
-EXTRA_KEYS = ("service_port", "cli", "cli_install")
+# kept from the original schema: accepted, checked for type, carried on Ecosystem.repo_extras;
+# ``upstream``: the fork's parent project, "OWNER/REPO" or its URL (fleetops/upstream.py)
+EXTRA_KEYS = ("service_port", "cli", "cli_install", "upstream")
+UPSTREAM_RE = re.compile(
+    r"^([A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+|(https?|ssh)://[^\s]+|[A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+:[^\s]+)$"
+)
 REPO_KEYS = (
     "path",
     "url",
@@ -464,6 +468,13 @@ def _repos(
         if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536):
             problems.add(
                 (*where, "service_port"), "must be a port number 1-65535", "e.g. service_port = 8080"
+            )
+        declared = spec.get("upstream")
+        if declared is not None and not (isinstance(declared, str) and UPSTREAM_RE.match(declared)):
+            problems.add(
+                (*where, "upstream"),
+                'must be the parent project as "OWNER/REPO" or its URL',
+                'e.g. upstream = "acme/widgets" or upstream = "https://github.com/acme/widgets"',
             )
         install = spec.get("cli_install")
         if install is not None and not isinstance(install, str):

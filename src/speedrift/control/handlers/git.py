@@ -1,10 +1,11 @@
 """Handlers that read git (through :class:`HubGit` only): fetch from upstream, write an upstream
 contribution packet, and run the gates on the target branch in a detached scratch worktree.
 
-None of them touches the user's checkout or any branch: ``fetch`` writes remote-tracking refs
-only — with the hub's own refspec, never the repo's configured one, under a guard that makes git
-refuse anything else (control/authority.py ``HubGit.fetch``) — the packet and the scan results are
-files under ``.speedrift/``, and the scan's worktree is a detached one under
+The packet also stores an upstream proposal's record (fleetops/upstream.py) for a fork with an
+upstream; never its branch. None of them touches the user's checkout or any branch: ``fetch``
+writes remote-tracking refs only — with the hub's own refspec, never the repo's configured one,
+under a guard that makes git refuse anything else (control/authority.py ``HubGit.fetch``) — the
+packet and the scan results are files under ``.speedrift/``, and the scan's worktree is a detached one under
 ``.speedrift/hub-worktrees/``, removed afterwards.
 """
 
@@ -17,6 +18,7 @@ import orjson
 
 from speedrift import layout
 from speedrift.control.authority import HubGit, hub_refspec
+from speedrift.control.ecosystem.load import load_ecosystem
 from speedrift.control.handlers import upstream_packet
 from speedrift.control.handlers.base import (
     HandlerContext,
@@ -30,6 +32,7 @@ from speedrift.control.handlers.base import (
     tail,
 )
 from speedrift.errors import SpeedriftError
+from speedrift.fleetops import upstream as upstream_proposals
 from speedrift.fsutil import write_atomic
 from speedrift.register.actions import Action
 from speedrift.repo import gitlocks
@@ -170,11 +173,49 @@ def prepare_upstream_packet(action: Action, ctx: HandlerContext) -> HandlerResul
     path = fresh_path(folder, stamp(now), ".md")
     write_atomic(path, text.encode())
     prune(folder, "*.md", KEEP_FILES)
-    return HandlerResult(
-        "succeeded",
-        f"wrote a {category} packet for {branch} ({ahead} commit(s) ahead of {upstream}) to {path}",
-        {"path": str(path), "category": category, "ahead": ahead, "behind": behind, "branch": branch},
+    evidence: dict[str, Any] = {
+        "path": str(path), "category": category, "ahead": ahead, "behind": behind, "branch": branch,
+    }  # fmt: skip
+    detail = f"wrote a {category} packet for {branch} ({ahead} commit(s) ahead of {upstream}) to {path}"
+    proposal = _record_proposal(hub_git, ctx, branch)
+    if proposal is not None:
+        evidence["proposal"] = proposal
+        detail += f"; upstream proposal {proposal['id']} ({proposal['state']})"
+    return HandlerResult("succeeded", detail, evidence)
+
+
+def _record_proposal(hub_git: HubGit, ctx: HandlerContext, branch: str) -> dict[str, Any] | None:
+    """For a fork with an upstream (``upstream_remote`` in ecosystem.toml, or a remote named
+    ``upstream``), store the packet's commits as an upstream proposal (fleetops/upstream.py):
+    the record and the draft's body only — no branch (the hub never makes one; a person's
+    ``speedrift upstream prepare``/``propose`` does), nothing pushed. The commits are those ahead
+    of the upstream's base (which may differ from what the packet compared with, e.g. the fork's
+    origin); ``upstream = "OWNER/REPO"`` under ``[repos.NAME]`` names the parent project.
+    None: no upstream, or nothing to propose."""
+    declared = None
+    if ctx.ecosystem_path is not None:
+        with contextlib.suppress(SpeedriftError):
+            extras = load_ecosystem(ctx.ecosystem_path).repo_extras.get(ctx.entry.name, {})
+            declared = extras.get("upstream") if isinstance(extras.get("upstream"), str) else None
+
+    def read(argv: list[str]) -> str:
+        return hub_git.out(*argv)
+
+    target = upstream_proposals.find_upstream(
+        ctx.repo,
+        remote=ctx.entry.upstream_remote,
+        branch=ctx.entry.upstream_branch,
+        declared=declared,
+        read=read,
     )
+    if target is None:
+        return None
+    try:
+        fresh = upstream_proposals.gather(ctx.repo, ctx.entry.name, target, ctx.now(), branch, read=read)
+    except SpeedriftError:
+        return None
+    stored = upstream_proposals.record_draft(ctx.repo, fresh)
+    return {"id": stored.id, "state": stored.state.value, "branch": stored.branch, "title": stored.title}
 
 
 def _changed_files(hub_git: HubGit, span: str) -> list[upstream_packet.FileChange]:

@@ -124,6 +124,47 @@
     return el("button", { type: "button", "data-approve-task": task, "aria-label": "Approve " + (item.answer.checkpoint || "") + " of " + task, onclick: (e) => approveTask(item, task, e.currentTarget) }, "Approve");
   }
 
+  // an upstream candidate: the repo's upstream proposals (fleetops/upstream.py), each with a button
+  // that approves pushing its branch to the fork and opening a draft (the token is the authority;
+  // the repo's opt-in and the forge's checks still apply, and a refusal says what it would run)
+  const upstreamShown = new Map();
+
+  async function loadUpstream(item, button) {
+    if (button) button.disabled = true;
+    try {
+      const data = await api("/api/repos/" + encodeURIComponent(item.repo) + "/upstream");
+      upstreamShown.set(item.repo, data.proposals || []);
+      renderQueues();
+    } catch (error) {
+      toast("upstream proposals unavailable: " + error.message, true);
+      if (button) button.disabled = false;
+    }
+  }
+
+  async function proposeUpstream(item, proposal, button) {
+    if (!window.confirm("Push " + proposal.branch + " to your fork and open a draft pull request?")) return;
+    button.disabled = true;
+    try {
+      const result = await post("/api/repos/" + encodeURIComponent(item.repo) + "/upstream/" + encodeURIComponent(proposal.id) + "/propose");
+      toast(result.said);
+    } catch (error) {
+      toast("propose refused: " + error.message, true);
+    }
+    await loadUpstream(item, null);
+  }
+
+  function upstreamBlock(item) {
+    const proposals = upstreamShown.get(item.repo);
+    if (!proposals) return el("button", { type: "button", "data-upstream": item.repo, "aria-label": "Upstream proposals of " + item.repo, onclick: (e) => loadUpstream(item, e.currentTarget) }, "upstream proposals");
+    if (!proposals.length) return el("p", { class: "muted", text: "no upstream proposal yet (`speedrift upstream prepare`)" });
+    return el("ul", { class: "upstream-proposals" }, ...proposals.map((p) => el("li", { "data-proposal": p.id },
+      el("code", { text: p.id }), " ",
+      el("span", { text: p.state + " — " + p.title }), " ",
+      p.url && /^https?:\/\//.test(p.url) ? el("a", { href: p.url, rel: "noopener noreferrer", target: "_blank", text: "draft" }) : null,
+      p.state !== "proposed" ? el("button", { type: "button", "data-propose": p.id, "aria-label": "Propose " + p.id + " upstream", onclick: (e) => proposeUpstream(item, p, e.currentTarget) }, "propose") : null,
+      p.said ? el("div", { class: "muted", text: p.said }) : null)));
+  }
+
   // ------------------------------------------------------------------ an item's detail (dialog)
 
   function promptBlock(item, which) {
@@ -167,7 +208,7 @@
     }
   }
 
-  function queueItem(item) {
+  function queueItem(item, key) {
     const prio = item.priority >= 80 ? "prio-hi" : item.priority >= 50 ? "prio-mid" : "";
     const loaded = S.prompts.has(item.id);
     // a click anywhere on the item (not on its buttons, links or answer box) opens its detail
@@ -176,6 +217,7 @@
       el("button", { type: "button", class: "what open-item", "aria-haspopup": "dialog", title: "Open the whole item and its prompts", onclick: () => openQueueItem(item) }, ...SR.markdownInline(item.what || "")),
       el("div", { class: "why" }, SR.markdown(item.why || "")),
       answerBlock(item),
+      key === "upstream" && item.repo ? upstreamBlock(item) : null,
       el("div", { class: "meta" },
         el("span", { class: "prio " + prio, text: "priority " + item.priority }),
         el("span", { text: item.repo }),
@@ -204,7 +246,7 @@
         : null;
       return el("div", { class: "queue", "data-queue": key },
         el("h3", {}, queue.label + " ", el("span", { class: "muted", text: "(" + queue.total + ")" })),
-        items.length ? el("ol", {}, ...items.slice(0, limit).map(queueItem)) : el("p", { class: "muted", text: "nothing waiting" }),
+        items.length ? el("ol", {}, ...items.slice(0, limit).map((item) => queueItem(item, key))) : el("p", { class: "muted", text: "nothing waiting" }),
         more,
         queue.total > items.length ? el("p", { class: "muted", text: (queue.total - items.length) + " more in /api/queues" }) : null);
     })));
