@@ -28,12 +28,11 @@ from pathlib import Path
 
 from speedrift import layout, records
 from speedrift.records import AttemptState
-from speedrift.repo import git
+from speedrift.repo import git, gitlocks
 from speedrift.repo.worktrees import (
     Manifest,
     ManifestState,
     WorktreeStatus,
-    delete_branch,
     manifest_path,
     remove_worktree,
     write_manifest,
@@ -126,6 +125,15 @@ def _quarantined(
     when = format_time(due) if due is not None else "an unknown time"
     why = f"quarantined secret leak: scrubbed from {when} (quarantine_retention {retention_text})"
     return dataclasses.replace(status, verdict="keep", reason=why)
+
+
+def delete_branch(repo: Path, branch: str) -> bool:
+    """``git branch -D`` (its reflog goes with it), marked; False when there was none to delete.
+    Only a scrubbed quarantine's branch goes this way: it sits at its base since the withdrawal."""
+    if git.rev_parse(repo, f"refs/heads/{branch}") is None:
+        return False
+    locks = gitlocks.ref_locks(repo, branch)
+    return gitlocks.run_step(repo, "delete-branch", ["branch", "-D", branch], repo, locks).returncode == 0
 
 
 def scrub(repo: Path, status: WorktreeStatus, now: datetime) -> None:

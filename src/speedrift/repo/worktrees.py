@@ -375,14 +375,6 @@ def delete_merged_branch(repo: Path, branch: str) -> bool:
     return gitlocks.run_step(repo, "delete-branch", ["branch", "-d", branch], repo, locks).returncode == 0
 
 
-def delete_branch(repo: Path, branch: str) -> bool:
-    """``git branch -D`` (its reflog goes with it), marked; False when there was none to delete."""
-    if git.rev_parse(repo, f"refs/heads/{branch}") is None:
-        return False
-    locks = gitlocks.ref_locks(repo, branch)
-    return gitlocks.run_step(repo, "delete-branch", ["branch", "-D", branch], repo, locks).returncode == 0
-
-
 def remove_landed(repo: Path, manifest: Manifest) -> bool:
     """Right after landing: drop the worktree and its (now merged) branch. git refuses both if
     anything is left uncommitted or unmerged, in which case they stay for `worktrees gc`."""
