@@ -12,7 +12,7 @@ from speedrift.control.handlers.dispatch import execute
 from tests.cli.support import Cli
 from tests.control.test_authority import repo_state
 from tests.control.test_handlers import action, context, grant
-from tests.fleetops.test_upstream import forked
+from tests.fleetops.forge_support import forked
 from tests.gitrepo import commit_file, make_repo, sh_git
 
 

@@ -8,48 +8,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from speedrift.fleetops.compound_pr import PrState
+from tests.fleetops.forge_support import PR_URL, calls, fake_gh
 from tests.fleetops.test_compound_scan import QUIET, a_repo, review
 from tests.gitrepo import commit_file, sh_git
 
 OPTED_IN = QUIET + "create_prs = true\n"
-PR_URL = "https://github.example/acme/demo/pull/7"
-
-
-def fake_gh(folder: Path, log: Path, *, logged_in: bool = True) -> Path:
-    """A `gh` that appends its argv (and, for `pr create`, the body it was given) to ``log``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    script = folder / "gh"
-    script.write_text(
-        f"#!{sys.executable}\n"
-        "import json, sys\n"
-        "argv = sys.argv[1:]\n"
-        "entry = {'argv': argv}\n"
-        "if argv[:2] == ['pr', 'create']:\n"
-        "    entry['body'] = open(argv[argv.index('--body-file') + 1]).read()\n"
-        f"with open({str(log)!r}, 'a') as out:\n"
-        "    out.write(json.dumps(entry) + '\\n')\n"
-        "if argv[:2] == ['auth', 'status']:\n"
-        f"    if not {logged_in}:\n"
-        "        sys.stderr.write('You are not logged into any GitHub hosts. '\n"
-        "                         'To log in, run: gh auth login\\n')\n"
-        "        sys.exit(1)\n"
-        "    print('Logged in to github.com account tester')\n"
-        "elif argv[:2] == ['pr', 'create']:\n"
-        f"    print({PR_URL!r})\n"
-    )
-    script.chmod(0o755)
-    return folder
-
-
-def calls(log: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
 
 @pytest.fixture

@@ -18,38 +18,8 @@ from speedrift.errors import Refused
 from speedrift.fleet.config import ConfigError, load_config
 from speedrift.repo import forge
 from tests.cli.support import Cli
-from tests.fleetops.test_compound_pr import PR_URL, calls, fake_gh
-from tests.gitrepo import commit_file, make_repo, sh_git
-
-OPT_IN = '[upstream]\npropose = true\nforge = "github"\n'
-
-
-def forked(tmp_path: Path, config: str = OPT_IN) -> tuple[Path, Path, Path]:
-    """(clone, parent bare, fork bare); the clone is 2 commits ahead of the parent's main."""
-    seed = make_repo(tmp_path / "seed", graph=False)
-    parent = tmp_path / "acme" / "demo.git"
-    fork = tmp_path / "me" / "demo.git"
-    sh_git(tmp_path, "clone", "-q", "--bare", str(seed), str(parent))
-    sh_git(tmp_path, "clone", "-q", "--bare", str(parent), str(fork))
-    clone = tmp_path / "clone"
-    sh_git(tmp_path, "clone", "-q", str(fork), str(clone))
-    for key, value in (("user.name", "Fork Person"), ("user.email", "fork@example.invalid")):
-        sh_git(clone, "config", key, value)
-    sh_git(clone, "config", "commit.gpgsign", "false")
-    sh_git(clone, "remote", "add", "upstream", str(parent))
-    sh_git(clone, "fetch", "-q", "upstream")
-    if config:
-        (clone / "speedrift.toml").write_text(config)
-        sh_git(clone, "add", "speedrift.toml")
-        sh_git(clone, "commit", "-q", "-m", "chore: speedrift config")
-        sh_git(clone, "push", "-q", "origin", "main")
-    commit_file(clone, "src/app.py", "print('fixed')\n", "fix: the crash on empty input")
-    target = clone / "docs" / "usage.md"
-    target.parent.mkdir(parents=True)
-    target.write_text("# usage\n")
-    sh_git(clone, "add", "docs/usage.md")
-    sh_git(clone, "commit", "-q", "-m", "docs: usage\n\nSpeedrift-Task: write-usage")
-    return clone, parent, fork
+from tests.fleetops.forge_support import PR_URL, calls, fake_gh, forked
+from tests.gitrepo import sh_git
 
 
 def gh_on_path(tmp_path: Path) -> tuple[dict[str, str], Path]:

@@ -4,7 +4,6 @@ proposal branch to the local bare fork and opens the draft through a fake ``gh``
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,9 +13,7 @@ import pytest
 from speedrift import hubdir
 from speedrift.control.cycle import run_once
 from speedrift.web.server import start_in_thread
-from tests.cli.support import Cli
-from tests.fleetops.test_compound_pr import PR_URL, fake_gh
-from tests.fleetops.test_upstream import forked
+from tests.fleetops.forge_support import PR_URL, proposed_ecosystem
 from tests.gitrepo import sh_git
 
 pytestmark = pytest.mark.browser
@@ -25,14 +22,7 @@ TIMEOUT_MS = 30_000
 
 @pytest.fixture
 def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Path, Path, str]]:
-    clone, _parent, fork = forked(tmp_path)
-    folder = fake_gh(tmp_path / "bin", tmp_path / "gh.jsonl")
-    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
-    pid = Cli(clone).json("upstream", "prepare")["id"]
-    hub = tmp_path / "hub"
-    hub.mkdir()
-    eco = hub / "ecosystem.toml"
-    eco.write_text(f'schema = 1\n\n[repos.demo]\npath = "{clone}"\nupstream = "acme/demo"\n')
+    clone, _parent, fork, pid, eco = proposed_ecosystem(tmp_path, monkeypatch)
     run_once(eco, execute_actions=False)  # the cycle that queues the upstream candidate
     server, _state = start_in_thread(eco, "127.0.0.1", 0, watch_interval=0.05)
     token = hubdir.ensure_token(hubdir.hub_dir(eco))

@@ -5,7 +5,6 @@ with source "dashboard". The forge is a fake ``gh`` on PATH; pushes go to a loca
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -14,9 +13,7 @@ from starlette.testclient import TestClient
 from speedrift import hubdir
 from speedrift.register.ledger import Ledger
 from speedrift.web.server import wire
-from tests.cli.support import Cli
-from tests.fleetops.test_compound_pr import PR_URL, fake_gh
-from tests.fleetops.test_upstream import forked
+from tests.fleetops.forge_support import PR_URL, proposed_ecosystem
 from tests.gitrepo import sh_git
 from tests.web.support import BASE_URL, ORIGIN, app_for, bearer
 
@@ -24,14 +21,7 @@ from tests.web.support import BASE_URL, ORIGIN, app_for, bearer
 def test_the_dashboard_lists_proposals_and_proposes_one_with_the_token(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clone, parent, fork = forked(tmp_path)
-    folder = fake_gh(tmp_path / "bin", tmp_path / "gh.jsonl")
-    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
-    pid = Cli(clone).json("upstream", "prepare")["id"]
-    hub = tmp_path / "hub"
-    hub.mkdir()
-    eco = hub / "ecosystem.toml"
-    eco.write_text(f'schema = 1\n\n[repos.demo]\npath = "{clone}"\nupstream = "acme/demo"\n')
+    clone, parent, fork, pid, eco = proposed_ecosystem(tmp_path, monkeypatch)
     wiring = wire(eco, "127.0.0.1", 8777, state=None, standalone=False)
     app = app_for(wiring.state, ecosystem_path=eco, hub=wiring.hub)
     with TestClient(app, base_url=BASE_URL) as client:
@@ -57,12 +47,8 @@ def test_the_dashboard_lists_proposals_and_proposes_one_with_the_token(
 def test_a_refused_dashboard_propose_says_why_and_what_it_would_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clone, _, fork = forked(tmp_path, config='[upstream]\nforge = "github"\n')
-    folder = fake_gh(tmp_path / "bin", tmp_path / "gh.jsonl")
-    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
-    pid = Cli(clone).json("upstream", "prepare")["id"]
-    eco = tmp_path / "ecosystem.toml"
-    eco.write_text(f'schema = 1\n\n[repos.demo]\npath = "{clone}"\n')
+    config = '[upstream]\nforge = "github"\n'  # no opt-in
+    _clone, _, fork, pid, eco = proposed_ecosystem(tmp_path, monkeypatch, config, upstream=None)
     wiring = wire(eco, "127.0.0.1", 8777, state=None, standalone=False)
     app = app_for(wiring.state, ecosystem_path=eco, hub=wiring.hub)
     with TestClient(app, base_url=BASE_URL) as client:
