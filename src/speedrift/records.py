@@ -46,9 +46,10 @@ def _dict(value: Any) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def _write_run_record(path: Path, value: Mapping[str, Any]) -> None:
+def _write_run_record(path: Path, value: Mapping[str, Any], *, durable: bool = True) -> None:
     # run records never carry a credential: see speedrift/redact.py
-    fsutil.write_atomic(path, orjson.dumps(redact.redact_value(dict(value)), option=orjson.OPT_INDENT_2))
+    data = orjson.dumps(redact.redact_value(dict(value)), option=orjson.OPT_INDENT_2)
+    fsutil.write_atomic(path, data, durable=durable)
 
 
 # --- attempt.json -------------------------------------------------------------------------------------
@@ -126,12 +127,21 @@ def read_attempt(run_dir: Path) -> AttemptRecord | None:
     return None if raw is None else AttemptRecord(raw)
 
 
-def update_attempt(run_dir: Path, changes: Mapping[str, Any]) -> None:
+def update_attempt(run_dir: Path, changes: Mapping[str, Any], *, durable: bool | None = None) -> None:
     """Merge ``changes`` into the attempt's record and stamp ``updated``; a new record starts with
     this process's ``pid``, ``proc_start`` (its start time) and ``started``. A ``state`` outside
-    :class:`AttemptState` is a bug (ValueError) — nothing is written then."""
+    :class:`AttemptState` is a bug (ValueError) — nothing is written then.
+
+    ``durable`` (default: whether ``changes`` ends the attempt's run — a ``state`` other than
+    running): fsynced, so it survives a power loss. What an attempt records on its way (its
+    runtime, machine, sandbox, the hooks before it, its agent's process group) is atomic for every
+    reader but not fsynced: after a power loss the attempt is judged from the graph's claim and the
+    worktree manifest, which are, and a reader of a missing field fails closed (the hooks before
+    the attempt missing: no hook runs). Markers that must not repeat after a crash pass True."""
     if "state" in changes:
         AttemptState(changes["state"])
+    if durable is None:
+        durable = changes.get("state", AttemptState.RUNNING) != AttemptState.RUNNING
     path = layout.attempt_record_path(run_dir)
     current = layout.read_record(path) or {
         "pid": os.getpid(),
@@ -140,7 +150,7 @@ def update_attempt(run_dir: Path, changes: Mapping[str, Any]) -> None:
     }
     current.update(changes)
     current["updated"] = format_time(now_utc())
-    _write_run_record(path, current)
+    _write_run_record(path, current, durable=durable)
 
 
 # --- evidence.json ------------------------------------------------------------------------------------

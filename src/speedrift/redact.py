@@ -185,12 +185,35 @@ def redact_text(text: str, extra: Iterable[tuple[str, str]] = ()) -> str:
     return "".join(pieces)
 
 
+# redact_value's strings as redacted before, each with the known values it was redacted against:
+# a run record is rewritten several times in an attempt with mostly the same strings. An entry
+# counts only while those known values are still the current ones (:func:`remember` replaces
+# them), so a value remembered later is never missed. Short strings only, and a bounded number.
+_MEMO_MAX_CHARS = 2048
+_MEMO_MAX_ENTRIES = 4096
+_memo: dict[str, tuple[object, str]] = {}
+
+
+def _redact_memo(text: str) -> str:
+    if len(text) > _MEMO_MAX_CHARS:
+        return redact_text(text)
+    known = _known_match  # before redacting: a newer set makes the entry stale, never wrong
+    hit = _memo.get(text)
+    if hit is not None and hit[0] is known:
+        return hit[1]
+    redacted = redact_text(text)
+    if len(_memo) >= _MEMO_MAX_ENTRIES:
+        _memo.clear()
+    _memo[text] = (known, redacted)
+    return redacted
+
+
 def redact_value(value: Any) -> Any:
     """Every string inside a JSON-shaped value (dict keys included) redacted."""
     if isinstance(value, str):
-        return redact_text(value)
+        return _redact_memo(value)
     if isinstance(value, dict):
-        return {redact_value(k) if isinstance(k, str) else k: redact_value(v) for k, v in value.items()}
+        return {_redact_memo(k) if isinstance(k, str) else k: redact_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [redact_value(v) for v in value]
     return value

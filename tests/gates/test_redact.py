@@ -56,6 +56,19 @@ def test_values_too_short_to_be_safe_to_replace_are_not_remembered() -> None:
     assert redact.redact_text("ghp is a prefix") == "ghp is a prefix"
 
 
+def test_a_value_remembered_after_a_record_was_written_is_redacted_when_it_is_written_again() -> None:
+    # a run record is rewritten several times with the same strings; redaction remembers what it
+    # cleaned, but never past a newly remembered value
+    value = "hunter2-" + "zq8w4kd9p1x7"
+    record = {"reason": f"login failed with {value}", f"key {value}": ["also " + value]}
+    assert redact.redact_value(record) == record  # not known yet, not credential-shaped
+    redact.remember([("password", value)])
+    again = redact.redact_value(record)
+    assert value not in str(again)
+    assert again["reason"] == "login failed with [REDACTED:password]"
+    assert again["key [REDACTED:password]"] == ["also [REDACTED:password]"]
+
+
 def test_nested_json_values_and_keys_are_redacted() -> None:
     value = {"events": [{"text": f"using {AWS_KEY}"}], AWS_KEY: 3, "n": 1}
     cleaned = redact.redact_value(value)

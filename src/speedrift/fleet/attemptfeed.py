@@ -150,7 +150,7 @@ def _append_once(entry: AttemptEntry, run_dir: Path) -> None:
         if entry.status in done:
             return
         attemptlog.append(entry)
-        records.update_attempt(run_dir, {FED_KEY: [*done, entry.status]})
+        records.update_attempt(run_dir, {FED_KEY: [*done, entry.status]}, durable=True)
     except (OSError, ValueError) as error:
         what = f"attempt {entry.attempt} of {entry.task} ({entry.status})"
         sys.stderr.write(f"speedrift: warning: {what} is not in the attempt log (spend, budgets): {error}\n")

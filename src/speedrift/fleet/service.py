@@ -160,7 +160,7 @@ class ServiceLoop:
         with contextlib.suppress(SpeedriftError):  # resolved once here, handed to every worker
             self.pipeline.prepare()  # (a repo without a commit: the worker says so itself)
         try:
-            slot.hand_to(worker.start(), "service")  # the slot lives exactly as long as the worker
+            slot.hand_to(worker.start(), "service")  # the slot lives exactly as long as the attempt
             with self.lock:
                 self.workers[task_id] = worker
             ended = worker.wait(cancel)
