@@ -162,6 +162,35 @@ def test_a_process_identity_tells_a_live_process_from_a_reused_pid(tmp_path: Pat
     assert not procs.identity_alive(identity)
 
 
+def test_a_process_knows_its_own_identity_and_a_forked_child_its_own() -> None:
+    mine = procs.identity_of()
+    assert mine == procs.identity_of(os.getpid()) and mine.started is not None
+    assert procs.identity_alive(mine)
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its own pid and start time, never the parent's remembered one
+        child = procs.identity_of()
+        os.write(writer, f"{child.pid} {child.started}".encode())
+        os._exit(0)
+    os.close(writer)
+    said = os.read(reader, 100).decode().split()
+    os.close(reader)
+    os.waitpid(pid, 0)
+    assert int(said[0]) == pid and said[0] != str(mine.pid)
+    assert said[1] != "None" and int(said[1]) >= (mine.started or 0)
+    assert procs.identity_of() == mine
+
+
+def test_end_group_of_a_leader_that_exited_by_itself_reaps_it_with_its_own_status() -> None:
+    proc = procs.popen_group(["/bin/sh", "-c", "exit 3"], stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while _state(proc.pid) != "Z" and time.monotonic() < deadline:  # exited, not yet reaped
+        time.sleep(0.01)
+    procs.end_group(proc, grace_s=5)
+    assert proc.returncode == 3  # it ended on its own: reaped with its own status, not a signal
+    assert not procs.group_alive(proc.pid)
+
+
 def test_a_zombie_or_a_hostile_record_is_not_alive() -> None:
     child = subprocess.Popen(["true"])
     identity = procs.identity_of(child.pid)

@@ -42,6 +42,7 @@ from speedrift.errors import SpeedriftError
 
 _POLL_S = 0.05  # how often a group's liveness is looked at while it is being ended
 _REAP_S = 5.0  # after SIGKILL, how long to wait for the group to disappear
+_EXITING_S = 0.02  # end_group: how long a leader may take to exit on its own before it is signalled
 _IDLE_S = 1.0  # the watchdog thread lingers this long without work before it exits
 
 
@@ -133,9 +134,23 @@ def _stat(pid: int) -> tuple[str, int] | None:
         return None
 
 
+_own: ProcessIdentity | None = None  # this process's, once read (a fork reads its own anew)
+
+
 def identity_of(pid: int | None = None) -> ProcessIdentity:
-    """This process's identity (or ``pid``'s)."""
-    pid = os.getpid() if pid is None else pid
+    """This process's identity (or ``pid``'s). A process's start time never changes, so its own
+    is read from /proc once (every git step of an attempt names its owner: a dozen reads saved)."""
+    global _own
+    me = os.getpid()
+    if pid is None or pid == me:
+        known = _own
+        if known is not None and known.pid == me:
+            return known
+        found = _stat(me)
+        if found is None:
+            return ProcessIdentity(me, None)  # not kept: the next call reads again
+        _own = ProcessIdentity(me, found[1])
+        return _own
     found = _stat(pid)
     return ProcessIdentity(pid, found[1] if found else None)
 
@@ -260,7 +275,10 @@ def end_group(proc: subprocess.Popen[bytes], grace_s: float) -> None:
     as alive), and at the end in any case."""
     pgid = proc.pid  # a session leader's pid is its group id
     try:
-        proc.poll()
+        # a leader that closed its output is usually exiting: a moment for it to be gone, so the
+        # group is not searched in /proc (every process's stat read) nor signalled for nothing
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=_EXITING_S)
         if group_alive(pgid):
             _signal_quietly(pgid, signal.SIGTERM)
             _kill_after(proc, pgid, time.monotonic() + grace_s)

@@ -62,3 +62,33 @@ def test_a_linked_worktrees_common_dir_is_read_from_its_files(repo: Path, tmp_pa
     assert git._linked_common_dir(repo) is None  # the main checkout: git says
     answer = sh_git(tmp_path / "wt", "rev-parse", "--git-common-dir").strip()
     assert git._linked_common_dir(tmp_path / "wt") == (tmp_path / "wt" / answer).resolve()
+
+
+def _for_each_ref(repo: Path, prefix: str) -> set[str]:
+    args = ["git", "for-each-ref", "--format=%(refname)", prefix + "*"]
+    return set(subprocess.run(args, cwd=repo, capture_output=True, text=True, check=True).stdout.split())
+
+
+def test_branches_by_prefix_read_as_git_lists_them_loose_packed_and_mixed(repo: Path) -> None:
+    prefix = "refs/heads/speedrift/fix-login-a"
+    common = repo / ".git"
+    assert git.branches_from_files(common, prefix) == _for_each_ref(repo, prefix) == set()
+    for name in ("fix-login-a1", "fix-login-a2", "fix-logout-a1", "fix-login-b1"):
+        sh_git(repo, "branch", f"speedrift/{name}")
+    expected = {f"{prefix}1", f"{prefix}2"}
+    assert git.branches_from_files(common, prefix) == _for_each_ref(repo, prefix) == expected
+    sh_git(repo, "pack-refs", "--all")  # packed only
+    assert git.branches_from_files(common, prefix) == _for_each_ref(repo, prefix) == expected
+    sh_git(repo, "branch", "speedrift/fix-login-a3")  # loose beside packed
+    sh_git(repo, "branch", "-D", "speedrift/fix-login-a1")  # gone from packed-refs too
+    expected = {f"{prefix}2", f"{prefix}3"}
+    assert git.branches_from_files(common, prefix) == _for_each_ref(repo, prefix) == expected
+
+
+def test_branches_the_files_cannot_settle_are_left_to_git(repo: Path) -> None:
+    sh_git(repo, "branch", "speedrift/deep-a/x")  # a folder where an attempt's name would be
+    assert git.branches_from_files(repo / ".git", "refs/heads/speedrift/deep-a") is None
+    assert git.branches_from_files(repo / ".git", "refs/remotes/origin/x") is None
+    assert git.branches_from_files(repo / ".git", "refs/heads/../x") is None
+    (repo / ".git" / "reftable").mkdir()  # another ref backend: only git can tell
+    assert git.branches_from_files(repo / ".git", "refs/heads/speedrift/fix-a") is None

@@ -49,7 +49,7 @@ import sys
 import threading
 import time
 import types
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing.context import ForkServerContext
 from multiprocessing.process import BaseProcess
 from typing import Any, Literal
@@ -261,7 +261,7 @@ class _Process:
     process: BaseProcess
     conn: multiprocessing.connection.Connection
     identity: ProcessIdentity
-    idle_since: float = field(default=0.0)
+    idle_since: float = 0.0
 
 
 _pool_lock = threading.Lock()

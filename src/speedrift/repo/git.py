@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import subprocess
 import threading
 import time
@@ -128,6 +129,41 @@ def branch_from_files(common: Path, ref: str) -> str | None:
         return None
     except (OSError, UnicodeDecodeError):
         return _UNKNOWN
+
+
+def branches_from_files(common: Path, prefix: str) -> set[str] | None:
+    """The branches ``refs/heads/<...>`` whose names start with ``prefix`` (up to no further
+    ``/``, as ``git for-each-ref '<prefix>*'`` matches), read from the files backend alone: the
+    loose ref files, then ``packed-refs`` (in that order: ``git pack-refs`` writes the packed file
+    before it deletes the loose ones, so a branch being packed is seen in one or the other). None
+    when only git can tell (a reftable repository, a directory where a name would be, anything
+    unexpected)."""
+    try:
+        if (common / "reftable").exists() or not prefix.startswith("refs/heads/") or ".." in prefix:
+            return None
+        folder, _, start = prefix.rpartition("/")
+        found: set[str] = set()
+        try:
+            entries = list(os.scandir(common / folder))
+        except FileNotFoundError:
+            entries = []
+        for entry in entries:
+            if not entry.name.startswith(start) or entry.name.endswith(".lock"):
+                continue
+            if not entry.is_file(follow_symlinks=False):
+                return None
+            found.add(f"{folder}/{entry.name}")
+        try:
+            packed = (common / "packed-refs").read_text()
+        except FileNotFoundError:
+            packed = ""
+        for line in packed.splitlines():
+            _oid, _, name = line.partition(" ")
+            if name.startswith(prefix) and "/" not in name[len(prefix) :]:
+                found.add(name)
+        return found
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def current_branch(repo: Path) -> str | None:

@@ -234,10 +234,12 @@ def undo_interrupted_add(repo: Path, detail: dict[str, object]) -> str | None:
 
 
 def attempt_branches(repo: Path, task_id: str) -> set[str]:
-    """The attempt numbers (as written) that the task's existing attempt branches carry."""
+    """The attempt numbers (as written) the task's attempt branches carry (ref files, else git)."""
     prefix = f"refs/heads/{BRANCH_PREFIX}{safe_name(task_id)}-a"
-    listed = git.git(["for-each-ref", "--format=%(refname)", prefix + "*"], repo, check=False)
-    return {ref.removeprefix(prefix) for ref in listed.splitlines()}
+    refs = git.branches_from_files(git.common_dir(repo), prefix)
+    if refs is None:  # only git can tell
+        refs = set(git.git(["for-each-ref", "--format=%(refname)", prefix + "*"], repo, check=False).split())
+    return {ref.removeprefix(prefix) for ref in refs}
 
 
 def next_attempt(repo: Path, task_id: str, floor: int = 1, branches: set[str] | None = None) -> int:
