@@ -157,8 +157,9 @@ class WorkerReport:
 
 @dataclass(frozen=True)
 class WorkerExit:
-    """How a child ended: its report (None when it died without one), its exit status, and the
-    wall time from its start to its end as the supervisor saw it."""
+    """How an attempt ended: its report (None when its process died without one), the process's
+    exit status (None while it lives on for the next attempt), and the wall time from the
+    hand-over to the report or the exit, as the supervisor saw it."""
 
     pid: int
     report: WorkerReport | None
