@@ -1,6 +1,6 @@
-"""Refs read from the files, as git reads them (repo/git.py ``rev_parse`` for ``HEAD`` and
-``refs/heads/…``, and a linked worktree's common dir): always the answer git gives, in every
-state a ref can be in, and git itself asked whenever the files do not settle it."""
+"""Refs read from the files, as git reads them (repo/git.py ``rev_parse`` for ``HEAD``,
+``refs/heads/…`` and ``refs/speedrift/…``, and a linked worktree's common dir): always the answer
+git gives, in every state a ref can be in, and git itself asked whenever the files do not settle it."""
 
 from __future__ import annotations
 
@@ -39,6 +39,19 @@ def test_loose_and_packed_branches_and_head_read_as_git_reads_them(repo: Path, t
     for where, ref in cases:
         assert git._read_ref(where, ref) == _git_says(where, ref) is not None
     assert git._read_ref(repo, "refs/heads/absent") is None and _git_says(repo, "refs/heads/absent") is None
+
+
+def test_speedrifts_own_refs_read_from_the_files_and_a_tag_is_asked_of_git(repo: Path) -> None:
+    tip = _git_says(repo, "HEAD")
+    sh_git(repo, "update-ref", f"refs/speedrift/base/{tip}", "HEAD")
+    assert git._read_ref(repo, f"refs/speedrift/base/{tip}") == tip
+    sh_git(repo, "pack-refs", "--all")
+    assert git._read_ref(repo, f"refs/speedrift/base/{tip}") == tip
+    assert git._read_ref(repo, "refs/speedrift/base/absent") is None
+    # an annotated tag's ref names the tag object, not the commit: only git peels it
+    sh_git(repo, "tag", "-a", "-m", "v1", "v1")
+    assert git._read_ref(repo, "refs/tags/v1") == git._UNKNOWN
+    assert git.rev_parse(repo, "refs/tags/v1") == tip
 
 
 def test_a_detached_head_reads_as_its_commit(repo: Path) -> None:

@@ -28,6 +28,7 @@ from speedrift.agents.sandbox import Decision as SandboxDecision
 from speedrift.failure_class import FailureClass
 from speedrift.fleet.classify import Classification
 from speedrift.fleet.recovery import Decision
+from speedrift.fleet.remote.spec import ExecutorKind
 from speedrift.gates.verdict import GateVerdict
 from speedrift.repo import worktrees
 from speedrift.repo.landing import DiffStats
@@ -84,6 +85,12 @@ class Attempt:
     @property
     def worktree(self) -> Path:
         return Path(self.manifest.path)
+
+    @property
+    def developed_elsewhere(self) -> bool:
+        """Its development ran on a Dask worker, which committed the agent's work: the ingest
+        (fleet/remote/ingest.py) took exactly those commits onto the branch, in a clean worktree."""
+        return self.machine.get("executor") == ExecutorKind.DASK
 
     @property
     def base_commit(self) -> str:

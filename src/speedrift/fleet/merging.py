@@ -198,9 +198,13 @@ class Landing:
             )
 
         hooks = hookpolicy.landing_hooks(self.config, self.store, attempt)  # [git] hooks
+        committed: str | None = None
         try:
-            title = str(task.get("title", task_id))
-            committed = landing.commit_all(self.repo, worktree, task_id, title, hooks=hooks.directory)
+            # work developed on a Dask worker came committed; anything uncommitted here now is no
+            # agent's (none ran here), and is not taken as its work
+            if not attempt.developed_elsewhere:
+                title = str(task.get("title", task_id))
+                committed = landing.commit_all(self.repo, worktree, task_id, title, hooks=hooks.directory)
         except landing.CommitRejected as error:
             return fail(FailureKind.AGENT_ERROR, error.message)
         tip = committed or git.rev_parse(worktree, "HEAD")

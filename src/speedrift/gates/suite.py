@@ -70,6 +70,7 @@ def cache_dir(repo: Path) -> Path:
         # caches and bundles live in .speedrift/, which must never show up as the repo's changes
         with contextlib.suppress(gitcmd.GitError, OSError):
             git.exclude_locally(repo, layout.EXCLUDE_PATTERN)
+            folder.mkdir(parents=True, exist_ok=True)  # excluded once: the next suite asks git nothing
     return folder
 
 
@@ -78,6 +79,9 @@ class GateSuite:
     config: GatesConfig = field(default_factory=GatesConfig)
     store: GraphStore | None = None  # the repo's graph (other tasks' scope; the task log)
     target_branch: str | None = None  # default: the repo's default branch
+    # compare with the target branch's tip when it moved on between the base and the tip (False:
+    # always with the base — a Dask worker's cache repository, which holds no target branch)
+    follow_target: bool = True
     env: Mapping[str, str] | None = None  # environment for the gate tools (default: ours)
     gates: Sequence[Gate] = field(default_factory=default_gates)
     log_to_task: bool = True
@@ -113,6 +117,8 @@ class GateSuite:
         )
 
     def _comparison_base(self, repo: Path, worktree: Path, base: str, tip: str) -> str:
+        if not self.follow_target:
+            return base
         target = self.target_branch or git.default_branch(repo)
         target_tip = git.rev_parse(repo, target) if target else None
         if (

@@ -62,10 +62,11 @@ def toplevel(path: Path) -> Path | None:
 
 
 def rev_parse(repo: Path, ref: str) -> str | None:
-    """The commit ``ref`` names in ``repo`` (any checkout of it), or None. ``HEAD`` and full branch
-    names (``refs/heads/…``) are read from the ref files, as git itself reads them, with no git
-    process (an attempt asks several times); anything else, or anything unexpected on disk (a
-    reftable repository, a symbolic branch, a malformed file), is asked of git."""
+    """The commit ``ref`` names in ``repo`` (any checkout of it), or None. ``HEAD``, full branch
+    names (``refs/heads/…``) and speedrift's own refs (``refs/speedrift/…``, which only ever name
+    commits) are read from the ref files, as git itself reads them, with no git process (an attempt
+    asks several times); anything else, or anything unexpected on disk (a reftable repository, a
+    symbolic branch, a malformed file), is asked of git."""
     known = _read_ref(repo, ref)
     if known is not _UNKNOWN:
         return known
@@ -82,9 +83,9 @@ def _object_id(text: str) -> bool:
 
 
 def _read_ref(checkout: Path, ref: str) -> str | None:
-    """``HEAD`` or ``refs/heads/<name>`` from the files backend: a loose ref file, else its line in
-    ``packed-refs`` (git writes both by rename, so a read sees the old or the new value whole);
-    None when the branch does not exist, :data:`_UNKNOWN` when only git can tell."""
+    """``HEAD`` or a ref :func:`ref_from_files` reads, from the files backend: a loose ref file,
+    else its line in ``packed-refs`` (git writes both by rename, so a read sees the old or the new
+    value whole); None when the ref does not exist, :data:`_UNKNOWN` when only git can tell."""
     try:
         common = common_dir(checkout)
         if ref == "HEAD":
@@ -96,19 +97,24 @@ def _read_ref(checkout: Path, ref: str) -> str | None:
             if not head.startswith("ref: refs/heads/"):
                 return _UNKNOWN
             ref = head.removeprefix("ref: ")
-        return branch_from_files(common, ref)
+        return ref_from_files(common, ref)
     except (OSError, UnicodeDecodeError, gitcmd.GitError):
         return _UNKNOWN
 
 
-def branch_from_files(common: Path, ref: str) -> str | None:
-    """``refs/heads/<name>`` read from the repository's common directory alone, with no git
-    process: the loose ref file, else its line in ``packed-refs``; None when the branch does not
-    exist, :data:`_UNKNOWN` when only git can tell (a reftable repository, anything unexpected)."""
+# the refs read from files: branches, and speedrift's own (never a tag, which may name a tag object)
+FILE_REFS = ("refs/heads/", "refs/speedrift/")
+
+
+def ref_from_files(common: Path, ref: str) -> str | None:
+    """A ref under :data:`FILE_REFS` (``refs/heads/<name>``, ``refs/speedrift/…``) read from the
+    repository's common directory alone, with no git process: the loose ref file, else its line in
+    ``packed-refs``; None when the ref does not exist, :data:`_UNKNOWN` when only git can tell (a
+    reftable repository, another kind of ref, anything unexpected)."""
     try:
         if (common / "reftable").exists():
             return _UNKNOWN
-        if not ref.startswith("refs/heads/") or ".." in ref or ref.endswith(("/", ".lock")):
+        if not ref.startswith(FILE_REFS) or ".." in ref or ref.endswith(("/", ".lock")):
             return _UNKNOWN
         try:
             loose = (common / ref).read_text().strip()

@@ -71,6 +71,32 @@ def test_a_two_worker_local_cluster_lists_both_workers_with_the_resources_they_o
     assert found.to_json()["workers"][0]["resources"] == RESOURCES
 
 
+def _config_seen(key: str) -> object:
+    import dask
+
+    return dask.config.get(key)
+
+
+def test_the_workers_it_starts_skip_dasks_millisecond_housekeeping(local: cluster.LocalCluster) -> None:
+    client = cluster.connect(local.address, timeout=60)
+    try:
+        profiling = client.run(_config_seen, "distributed.worker.profile.enabled")
+        tick = client.run(_config_seen, "distributed.admin.tick.interval")
+        on_scheduler = client.run_on_scheduler(_config_seen, "distributed.admin.tick.interval")
+    finally:
+        client.close()
+    assert len(profiling) == 2 and set(profiling.values()) == {False}
+    assert set(tick.values()) == {"500ms"} and on_scheduler == "500ms"
+
+
+def test_a_dask_setting_the_environment_makes_itself_is_kept() -> None:
+    mine = {"DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL": "50ms", "PATH": "/bin"}
+    env = cluster.quiet_env(mine)
+    assert env["DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL"] == "50ms" and env["PATH"] == "/bin"
+    assert env["DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED"] == "False"
+    assert set(cluster.QUIET_DASK) <= set(env)
+
+
 def test_our_attempt_running_on_a_worker_is_named_by_repo_task_and_attempt_and_others_are_not(
     local: cluster.LocalCluster, tmp_path: Path
 ) -> None:

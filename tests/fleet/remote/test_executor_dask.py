@@ -58,6 +58,23 @@ def test_a_shell_task_developed_on_a_dask_worker_lands_once_and_its_tip_is_not_g
     assert worktrees.read_manifests(workshop.repo) == []
 
 
+def test_a_file_written_into_the_hubs_worktree_meanwhile_is_not_landed_as_the_workers_work(
+    workshop: Workshop, dask_cluster: DaskCluster
+) -> None:
+    workshop.add("remote-only", "echo remote > remote.txt")
+
+    def stray(message: str) -> None:
+        if message.startswith("agent finished"):  # the worker's commits are on the branch by now
+            (manifest,) = worktrees.read_manifests(workshop.repo)
+            Path(manifest.path, "stray.txt").write_text("not the agent's\n")
+
+    result = dask_pipeline(workshop, dask_cluster).run("remote-only", RunOptions(on_step=stray))
+    assert result.status == "done", result.reason
+    landed = sh_git(workshop.repo, "ls-tree", "-r", "--name-only", result.landed_commit or "")
+    assert "remote.txt" in landed.split() and "stray.txt" not in landed.split()
+    assert sh_git(workshop.repo, "log", "-1", "--format=%B", "main").startswith("remote-only: ")
+
+
 def test_a_failed_worker_verdict_is_not_trusted_the_hub_gates_the_tip_itself(
     workshop: Workshop, dask_cluster: DaskCluster
 ) -> None:

@@ -47,7 +47,7 @@ def test_a_job_from_a_bundle_brings_the_agents_commit_back_as_a_bundle_the_hub_f
     assert answer.outcome["result_file"] == "result.json" and b"wrote out.txt" in answer.files["result.json"]
     bundle = tmp_path / "result.bundle"
     bundle.write_bytes(answer.bundle)
-    sh_git(repo, "fetch", "-q", str(bundle), f"refs/heads/{spec.branch}:refs/remotes/worker/attempt")
+    sh_git(repo, "fetch", "-q", str(bundle), "HEAD:refs/remotes/worker/attempt")
     assert sh_git(repo, "rev-parse", "refs/remotes/worker/attempt") == answer.tip
     assert sh_git(repo, "show", f"{answer.tip}:out.txt") == "made-on-worker"
     assert sh_git(repo, "diff", "--name-only", spec.base_commit, answer.tip) == "out.txt"  # no report
@@ -82,7 +82,7 @@ def test_a_job_fetches_its_base_from_the_repos_remote_and_a_newer_base_fetches_a
     bundle = tmp_path / "second.bundle"
     assert second.bundle is not None
     bundle.write_bytes(second.bundle)
-    sh_git(repo, "fetch", "-q", str(bundle), f"refs/heads/{spec.branch}:refs/remotes/worker/c")
+    sh_git(repo, "fetch", "-q", str(bundle), "HEAD:refs/remotes/worker/c")
     assert sh_git(repo, "show", "refs/remotes/worker/c:c.txt") == "c"
 
 
@@ -104,7 +104,7 @@ def test_a_failing_command_comes_back_failed_with_its_output_and_its_partial_wor
     assert answer.bundle is not None and answer.tip != answer.base_commit
     bundle = tmp_path / "partial.bundle"
     bundle.write_bytes(answer.bundle)
-    sh_git(repo, "fetch", "-q", str(bundle), f"refs/heads/{spec.branch}:refs/remotes/worker/p")
+    sh_git(repo, "fetch", "-q", str(bundle), "HEAD:refs/remotes/worker/p")
     assert sh_git(repo, "show", "refs/remotes/worker/p:p.txt") == "partial"
 
 

@@ -16,7 +16,7 @@ from speedrift.procs import ProcessIdentity, identity_of
 
 
 def record(cache: Path, job: str, worker: ProcessIdentity, agent: ProcessIdentity | None) -> orphans.Running:
-    checkout = repocache.Checkout(cache / "repos" / "r.git", cache / "work" / job / "repo", "speedrift/t-a1")
+    checkout = repocache.Checkout(cache / "repos" / "r.git", cache / "work" / job / "repo")
     checkout.worktree.mkdir(parents=True)
     run_dir = repocache.run_dir(cache, job)
     run_dir.mkdir(parents=True)
@@ -55,7 +55,7 @@ def test_a_record_naming_paths_outside_the_cache_is_dropped_without_removing_the
     path.parent.mkdir(parents=True)
     path.write_text(
         '{"key": "k", "job": "hostile", "worker": {"pid": 999999999, "started": 1}, "repo_key": "r",'
-        f' "repo": "{cache}/repos/r.git", "worktree": "{outside}/x", "branch": "b", "run_dir": "{outside}"}}'
+        f' "repo": "{cache}/repos/r.git", "worktree": "{outside}/x", "run_dir": "{outside}"}}'
     )
 
     assert orphans.sweep(cache) == []

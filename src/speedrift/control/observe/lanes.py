@@ -36,7 +36,7 @@ def lanes_state(repo: Path, dirs: GitDirs) -> LaneStats:
         return LaneStats(policy_error=str(exc))
     target = _target(repo, dirs)
     # from the ref files only ("" when only git could tell: no run is planned on a guess)
-    tip = (git.branch_from_files(dirs.common_dir, f"refs/heads/{target}") or None) if target else None
+    tip = (git.ref_from_files(dirs.common_dir, f"refs/heads/{target}") or None) if target else None
     report = read_report(repo) or {}
     stored = report.get("lanes")
     results = {

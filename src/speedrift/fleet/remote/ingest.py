@@ -26,7 +26,7 @@ from typing import Any, NoReturn
 
 import orjson
 
-from speedrift import fsutil, gitcmd, layout, redact
+from speedrift import fsutil, layout, redact
 from speedrift.errors import Refused, SpeedriftError
 from speedrift.fleet.remote.spec import JobResult
 from speedrift.graph.model import IN_PROGRESS, speedrift_data
@@ -206,16 +206,16 @@ def fetch_result(worktree: Path, branch: str, start: str, result: JobResult, run
         incoming.unlink(missing_ok=True)
     if unbundled.returncode != 0:
         _refuse(f"git bundle unbundle failed: {(unbundled.stderr or unbundled.stdout).strip()[-500:]}")
-    ancestor = git.run(["merge-base", "--is-ancestor", start, result.tip], worktree, check=False)
-    if ancestor.returncode != 0:
-        _refuse(f"its tip {result.tip[:12]} does not descend from {start[:12]}")
-    try:
-        git.run(["merge", "--ff-only", "--quiet", result.tip], worktree)
-    except gitcmd.GitError as error:
-        _refuse(f"the fast-forward failed: {error.message}")
+    # --ff-only refuses a tip that does not descend from the branch, and leaves the branch where
+    # it is for one it already contains: either way the branch is not at the tip afterwards
+    merged = git.run(["merge", "--ff-only", "--quiet", result.tip], worktree, check=False)
     now = git.rev_parse(worktree, "HEAD")
-    if now != result.tip:
-        _refuse(f"the attempt's branch is at {now} after the fast-forward, not {result.tip}")
+    if merged.returncode != 0 or now != result.tip:
+        said = (merged.stderr or merged.stdout).strip()[-500:]
+        _refuse(
+            f"its tip {result.tip[:12]} does not descend from {start[:12]}, the attempt's branch"
+            + (f" (git: {said})" if said else "")
+        )
     return result.tip
 
 

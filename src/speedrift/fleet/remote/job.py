@@ -2,20 +2,21 @@
 
 Job: :func:`run_job` is what the hub submits (``client.submit(run_job, spec, key=spec.key,
 pure=False, …)``); :func:`develop` is its Dask-free core. For a :class:`~.spec.JobSpec` it obtains
-the repository at the base commit in the worker's cache (fleet/remote/repocache.py), makes the
-worktree on the attempt's branch, runs the agent runtime there as the hub's pipeline does
+the repository at the base commit in the worker's cache (fleet/remote/repocache.py), makes a
+worktree detached there, runs the agent runtime there as the hub's pipeline does
 (fleet/pipeline.py ``_run_agent``: the environment from the worker's own with the job's
 :class:`~.spec.EnvRecipe`, the worker's sandbox, the budgets and rlimits), commits what the agent
 left (repo/landing.py ``commit_all``, no hook), runs the repo's gate suite on that commit
-(fleet/lanegate.py ``suite_for``) and returns a :class:`~.spec.JobResult`: the result branch as a
-git bundle, the verdict, the run dir's files (redacted) and timings. Landing stays on the hub.
+(fleet/lanegate.py ``suite_for``) and returns a :class:`~.spec.JobResult`: the commits made as a
+git bundle (of ``HEAD``; the hub fast-forwards its attempt branch to the tip), the verdict, the run
+dir's files (redacted) and timings. Landing stays on the hub.
 
 Invariants:
 
 - A job never raises for an attempt's failure: whatever goes wrong after the job began (a fetch,
   the worktree, the agent, the gates) comes back as a failed ``crashed`` outcome naming the worker
   — only arguments that cannot be a job (a malformed key, commit or task) raise.
-- Whatever happens, the worktree, its branch, the run dir and the running record are removed
+- Whatever happens, the worktree, the run dir and the running record are removed
   before the job returns; the result bundle stays in the cache's ``results/`` (the newest 50).
 - The agent runs in its own process group (agents/session.py); a cancel — the hub's
   ``distributed.Event(CANCEL_PREFIX + key)``, or the hub's heartbeat (``HEARTBEAT_PREFIX + key``)
@@ -305,9 +306,7 @@ class _Job:
         # "fetch": the base commit was fetched; "cached": the cache held it already
         self.timings["fetch" if obtained.fetched else "cached"] = round(time.monotonic() - began, 3)
         repo = obtained.repo
-        checkout = repocache.Checkout(
-            repo, repocache.worktree_path(cache, self.job, spec.repo_name), spec.branch
-        )
+        checkout = repocache.Checkout(repo, repocache.worktree_path(cache, self.job, spec.repo_name))
         self.checkout = checkout
         self.record = orphans.Running(
             spec.key, self.job, identity_of(), spec.repo_key, checkout, self.run_dir
@@ -330,7 +329,7 @@ class _Job:
                 landing.commit_all(repo, checkout.worktree, self.task_id, title, hooks=None)
             except landing.CommitRejected as rejected:
                 problem = rejected.message
-            tip = git.rev_parse(repo, f"refs/heads/{spec.branch}")
+            tip = git.rev_parse(checkout.worktree, "HEAD")
         verdict: GateVerdict | None = None
         changed = tip is not None and tip != spec.base_commit
         if spec.run_gates and outcome.success and changed and problem is None and not self.cancel.is_set():
@@ -340,7 +339,7 @@ class _Job:
         bundle: bytes | None = None
         if changed:
             with self._timed("bundle"):
-                bundle = repocache.bundle(cache, repo, spec.branch, spec.base_commit, self.job)
+                bundle = repocache.bundle(cache, checkout.worktree, spec.base_commit, self.job)
         return self._answer(
             outcome, tip=tip, bundle=bundle, verdict=verdict, files=self._files(), commit_problem=problem
         )
@@ -428,7 +427,9 @@ class _Job:
         try:
             # the bare cache repository holds no graph and no drift policy: no lanes gate, and the
             # scope gate knows only this task's scope (NOT_JUDGED, in the evidence)
+            # nor a target branch: the tip is compared with the job's base, never a target's tip
             suite = lanegate.suite_for(repo, None, spec.config, log_to_task=False)
+            suite = replace(suite, follow_target=False)
             names = [gate.name for gate in suite.gates]
             verdict = suite.check(repo, worktree, spec.base_commit, tip, spec.task)
         except GateBlocked as blocked:
@@ -473,7 +474,7 @@ class _Job:
         return files
 
     def _clean(self) -> None:
-        """The worktree, its branch, the run dir and the running record go, whatever happened."""
+        """The worktree, the run dir and the running record go, whatever happened."""
         spec = self.spec
         if self.checkout is not None:
             with contextlib.suppress(Exception):

@@ -3,9 +3,9 @@
 Job: while a job (fleet/remote/job.py) runs, ``<cache>/running/<job>.json`` names the worker
 process running it (its :class:`~speedrift.procs.ProcessIdentity`), the agent's process group once
 it started (its leader's identity: pgid + start time), and the cache paths it uses (repository,
-worktree, branch, run dir). Dask does not end a job's subprocesses when the worker process dies:
+worktree, run dir). Dask does not end a job's subprocesses when the worker process dies:
 at every job's start :func:`sweep` looks at every record whose worker process is gone, SIGKILLs the
-agent's whole group when it still runs, removes the worktree, branch and run dir, and drops the
+agent's whole group when it still runs, removes the worktree and run dir, and drops the
 record.
 
 Invariants: a record whose worker process still runs is never touched (it may be another worker
@@ -51,7 +51,6 @@ class Running:
             "repo_key": self.repo_key,
             "repo": str(self.checkout.repo),
             "worktree": str(self.checkout.worktree),
-            "branch": self.checkout.branch,
             "run_dir": str(self.run_dir),
             "agent": self.agent.to_dict() if self.agent is not None else None,
         }
@@ -78,11 +77,11 @@ def read(cache: Path, path: Path) -> Running | None:
     if data is None:
         return None
     worker = ProcessIdentity.from_dict(data.get("worker"))
-    texts = [data.get(name) for name in ("key", "job", "repo_key", "repo", "worktree", "branch", "run_dir")]
+    texts = [data.get(name) for name in ("key", "job", "repo_key", "repo", "worktree", "run_dir")]
     if worker is None or not all(isinstance(text, str) and text for text in texts):
         return None
-    key, job, repo_key, repo, worktree, branch, run_dir = (str(text) for text in texts)
-    checkout = repocache.Checkout(Path(repo), Path(worktree), branch)
+    key, job, repo_key, repo, worktree, run_dir = (str(text) for text in texts)
+    checkout = repocache.Checkout(Path(repo), Path(worktree))
     inside = (
         (checkout.repo, cache / repocache.REPOS_DIR),
         (checkout.worktree.parent, cache / repocache.WORK_DIR),

@@ -5,11 +5,12 @@ attempt. Layout under the cache directory (:func:`speedrift.statehome.worker_cac
 
 - ``repos/<repo_key>.git`` — one bare repository per hub repository (``JobSpec.repo_key``), each
   base commit a job asked for kept reachable under ``refs/speedrift/base/<commit>`` (the newest
-  :data:`KEEP_BASES`);
+  :data:`KEEP_BASES`, pruned back to them whenever :data:`PRUNE_AT` are loose);
 - ``locks/<repo_key>.lock`` — the per-repository flock held while the cache repository is
   created, fetched into, or a worktree is added to or removed from it;
-- ``work/<job>/<repo name>`` — one attempt's worktree, on the attempt's branch; ``runs/<job>/`` its
-  run dir; ``tmp/`` — bundles received from the hub while they are fetched;
+- ``work/<job>/<repo name>`` — one attempt's worktree, detached at the base commit (the commits
+  made there travel back as a bundle of ``HEAD``; no branch is made, so none is left behind);
+  ``runs/<job>/`` its run dir; ``tmp/`` — bundles received from the hub while they are fetched;
 - ``results/<job>.bundle`` — the result bundles sent back (the newest :data:`KEEP_RESULTS`), so
   an attempt's work survives a hub that never received it.
 
@@ -43,6 +44,7 @@ TMP_DIR = "tmp"
 RESULTS_DIR = "results"
 BASE_REFS = "refs/speedrift/base/"
 KEEP_BASES = 20  # base refs kept per cache repository (older bases stay while a worktree uses them)
+PRUNE_AT = 2 * KEEP_BASES  # the loose base refs that make a fetch prune them back to KEEP_BASES
 KEEP_RESULTS = 50  # result bundles kept in results/
 FETCH_TIMEOUT_S = 1800.0  # a first fetch of a large repository over a slow link
 # as the hub's own fetch (control/authority.py): only the refspec given, no tags, no FETCH_HEAD,
@@ -107,21 +109,29 @@ class Obtained:
 def obtain(cache: Path, repo_key: str, source: RepoSource, base_commit: str, *, tag: str) -> Obtained:
     """The cache repository for ``repo_key`` holding ``base_commit`` (fetched from ``source`` only
     when missing). ``tag``: names the temporary bundle file (the job's safe name). Raises
-    :class:`CacheError` when the source cannot be fetched or does not hold the commit."""
+    :class:`CacheError` when the source cannot be fetched or does not hold the commit.
+
+    A base kept already (its ref) costs no git process; one the cache holds without its ref costs
+    one (and the ref); a fetch writes the base ref itself (its refspec)."""
     check_commit(base_commit)
     with locked(cache, repo_key):
         repo = _ensure(cache, repo_key)
+        if git.rev_parse(repo, BASE_REFS + base_commit) == base_commit:
+            return Obtained(repo, fetched=False)
         if git.rev_parse(repo, base_commit) is not None:
             _keep_base(repo, base_commit)
             return Obtained(repo, fetched=False)
         _fetch(cache, repo, source, base_commit, tag)
-        if git.rev_parse(repo, base_commit) is None:
-            where = "the bundle" if source.kind is SourceKind.BUNDLE else "the remote"
-            raise CacheError(
-                f"{where} ({source.ref or 'no ref'}) does not hold the base commit {base_commit}",
-                hint="the hub must ship a bundle or name a ref that contains the attempt's base",
-            )
-        _keep_base(repo, base_commit)
+        if git.rev_parse(repo, BASE_REFS + base_commit) != base_commit:
+            # the fetched ref is not the base itself (a remote's branch moved on): the base must be
+            # in its history, and gets its own ref
+            if git.rev_parse(repo, base_commit) is None:
+                where = "the bundle" if source.kind is SourceKind.BUNDLE else "the remote"
+                raise CacheError(
+                    f"{where} ({source.ref or 'no ref'}) does not hold the base commit {base_commit}",
+                    hint="the hub must ship a bundle or name a ref that contains the attempt's base",
+                )
+            _keep_base(repo, base_commit)
         _prune_bases(repo)
         return Obtained(repo, fetched=True)
 
@@ -170,6 +180,12 @@ def _keep_base(repo: Path, base_commit: str) -> None:
 
 
 def _prune_bases(repo: Path) -> None:
+    """Keep the newest :data:`KEEP_BASES` base refs, once the loose ones number :data:`PRUNE_AT`
+    (the refs of every base are listed then, packed ones included)."""
+    folder = repo / BASE_REFS
+    with contextlib.suppress(OSError):
+        if sum(1 for _ in folder.iterdir()) < PRUNE_AT:
+            return
     listed = git.git(["for-each-ref", "--sort=-committerdate", "--format=%(refname)", BASE_REFS], repo)
     for ref in listed.splitlines()[KEEP_BASES:]:
         git.run(["update-ref", "-d", ref], repo, check=False)
@@ -180,7 +196,6 @@ def _prune_bases(repo: Path) -> None:
 class Checkout:
     repo: Path
     worktree: Path
-    branch: str
 
 
 def worktree_path(cache: Path, job: str, repo_name: str) -> Path:
@@ -194,41 +209,35 @@ def run_dir(cache: Path, job: str) -> Path:
 
 
 def add_worktree(cache: Path, repo_key: str, checkout: Checkout, base_commit: str) -> None:
-    """The worktree at ``checkout.worktree`` on a fresh ``checkout.branch`` at ``base_commit``. A
-    leftover branch or worktree of that name in the cache is disposable (the hub dispatched the
-    attempt again): it is replaced."""
+    """The worktree at ``checkout.worktree``, detached at ``base_commit``: one git process. A
+    leftover at that path (the same job run again on this worker) is disposable: it is replaced."""
     with locked(cache, repo_key):
-        repo = checkout.repo
-        for entry in git.worktrees(repo):
-            if entry.branch == checkout.branch or entry.path == checkout.worktree:
-                _remove(repo, entry.path)
-        _remove(repo, checkout.worktree)
-        git.run(["branch", "-D", checkout.branch], repo, check=False)
         checkout.worktree.parent.mkdir(parents=True, exist_ok=True)
-        added = git.run(
-            ["worktree", "add", "--quiet", "-b", checkout.branch, str(checkout.worktree), base_commit],
-            repo,
-            check=False,
-        )
+        args = ["worktree", "add", "--quiet", "--detach", str(checkout.worktree), base_commit]
+        added = git.run(args, checkout.repo, check=False)
+        if added.returncode != 0:  # a leftover checkout, or git's record of one: clear and retry once
+            _remove(checkout.repo, checkout.worktree)
+            added = git.run(args, checkout.repo, check=False)
         if added.returncode != 0:
             said = (added.stderr or added.stdout).strip()[:1500]
-            raise CacheError(f"cannot create the worktree {checkout.worktree} on {checkout.branch}: {said}")
+            raise CacheError(f"cannot create the worktree {checkout.worktree} at {base_commit[:12]}: {said}")
 
 
 def discard_worktree(cache: Path, repo_key: str, checkout: Checkout) -> None:
-    """Remove the worktree and its branch (unless another worktree has that branch checked out:
-    the attempt was dispatched again meanwhile and that one is its)."""
+    """Remove the worktree (git's record of it too) and its job folder."""
     if not checkout.repo.is_dir():
         shutil.rmtree(checkout.worktree.parent, ignore_errors=True)
         return
     with locked(cache, repo_key):
-        _remove(checkout.repo, checkout.worktree)
+        args = ["worktree", "remove", "--force", "--force", str(checkout.worktree)]
+        if not checkout.worktree.exists() or git.run(args, checkout.repo, check=False).returncode != 0:
+            _remove(checkout.repo, checkout.worktree)
         shutil.rmtree(checkout.worktree.parent, ignore_errors=True)
-        if not any(entry.branch == checkout.branch for entry in git.worktrees(checkout.repo)):
-            git.run(["branch", "-D", checkout.branch], checkout.repo, check=False)
 
 
 def _remove(repo: Path, worktree: Path) -> None:
+    """Whatever is left of a checkout: the worktree's files, then every record git keeps of a
+    worktree that is gone."""
     if worktree.exists():
         git.run(["worktree", "remove", "--force", "--force", str(worktree)], repo, check=False)
         shutil.rmtree(worktree, ignore_errors=True)
@@ -243,19 +252,17 @@ def discard_repo(cache: Path, repo_key: str) -> None:
 
 
 # --- result bundles ------------------------------------------------------------------------------------
-def bundle(cache: Path, repo: Path, branch: str, base_commit: str, job: str) -> bytes:
-    """``git bundle`` of ``base_commit..branch`` (the branch's ref inside), kept in ``results/``."""
+def bundle(cache: Path, worktree: Path, base_commit: str, job: str) -> bytes:
+    """``git bundle`` of ``base_commit..HEAD`` in the job's ``worktree`` (``HEAD`` the ref inside:
+    ``git fetch <bundle> HEAD`` takes it), kept in ``results/``."""
     folder = cache / RESULTS_DIR
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{job}.bundle"
-    made = git.run(
-        ["bundle", "create", "--quiet", str(path), f"refs/heads/{branch}", f"^{base_commit}"],
-        repo,
-        check=False,
-    )
+    args = ["bundle", "create", "--quiet", str(path), "HEAD", f"^{base_commit}"]
+    made = git.run(args, worktree, check=False)
     if made.returncode != 0:
         said = (made.stderr or made.stdout).strip()[:1500]
-        raise gitcmd.GitError(f"git bundle create failed for {branch}: {said}")
+        raise gitcmd.GitError(f"git bundle create failed in {worktree}: {said}")
     data = path.read_bytes()
     _prune_results(folder)
     return data
