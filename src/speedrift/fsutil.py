@@ -140,6 +140,31 @@ def append_synced(path: Path, data: bytes, *, mode: int = DEFAULT_MODE) -> None:
         os.close(fd)
 
 
+def try_flock(lock_path: Path) -> int | None:
+    """An exclusive ``flock`` on ``lock_path`` (created, with its directory, if missing) if it is
+    free right now: the descriptor holding it (give it back with :func:`release_flock`); None when
+    another holder has it. Like every flock it is dropped if the process dies."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, DEFAULT_MODE)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def release_flock(fd: int) -> None:
+    """Give back a lock :func:`try_flock` took."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def flocked(lock_path: Path, *, shared: bool = False, create_dirs: bool = True) -> Iterator[None]:
     """Hold a ``flock`` on ``lock_path`` (created if missing) for the block: exclusive, or ``shared``.

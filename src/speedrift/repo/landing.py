@@ -27,7 +27,6 @@ fast-forward run them from there. Recovery finishing a landing a crash cut off r
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import signal
 import time
@@ -100,21 +99,14 @@ def merge_lock(repo: Path) -> contextlib.AbstractContextManager[None]:
 def try_merge_lock(repo: Path) -> Iterator[bool]:
     """The merge lock if it is free right now (True), else nothing (False): for a tick that must
     not wait behind a landing."""
-    path = merge_lock_path(repo)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = fsutil.try_flock(merge_lock_path(repo))
+    if fd is None:
+        yield False
+        return
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+        yield True
     finally:
-        os.close(fd)
+        fsutil.release_flock(fd)
 
 
 def commit_all(

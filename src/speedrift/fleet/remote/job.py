@@ -2,22 +2,24 @@
 
 Job: :func:`run_job` is what the hub submits (``client.submit(run_job, spec, key=spec.key,
 pure=False, …)``); :func:`develop` is its Dask-free core. For a :class:`~.spec.JobSpec` it obtains
-the repository at the base commit in the worker's cache (fleet/remote/repocache.py), makes a
-worktree detached there, runs the agent runtime there as the hub's pipeline does
-(fleet/pipeline.py ``_run_agent``: the environment from the worker's own with the job's
-:class:`~.spec.EnvRecipe`, the worker's sandbox, the budgets and rlimits), commits what the agent
-left (repo/landing.py ``commit_all``, no hook), runs the repo's gate suite on that commit
-(fleet/lanegate.py ``suite_for``) and returns a :class:`~.spec.JobResult`: the commits made as a
-git bundle (of ``HEAD``; the hub fast-forwards its attempt branch to the tip), the verdict, the run
-dir's files (redacted) and timings. Landing stays on the hub.
+the repository at the base commit in the worker's cache (fleet/remote/repocache.py), takes a
+checkout detached there (one kept from an earlier job and reset: fleet/remote/slots.py), runs the
+agent runtime there as the hub's pipeline does (fleet/pipeline.py ``_run_agent``: the environment
+from the worker's own with the job's :class:`~.spec.EnvRecipe`, the worker's sandbox, the budgets
+and rlimits), commits what the agent left (repo/landing.py ``commit_all``, no hook), runs the
+repo's gate suite on that commit (fleet/lanegate.py ``suite_for``) and returns a
+:class:`~.spec.JobResult`: the commits made as a git bundle (of ``HEAD``; the hub fast-forwards its
+attempt branch to the tip), the verdict, the run dir's files (redacted) and timings. Landing stays
+on the hub.
 
 Invariants:
 
 - A job never raises for an attempt's failure: whatever goes wrong after the job began (a fetch,
   the worktree, the agent, the gates) comes back as a failed ``crashed`` outcome naming the worker
   — only arguments that cannot be a job (a malformed key, commit or task) raise.
-- Whatever happens, the worktree, the run dir and the running record are removed
-  before the job returns; the result bundle stays in the cache's ``results/`` (the newest 50).
+- Whatever happens, a one-off worktree, the run dir and the running record are removed before the
+  job returns (a kept checkout stays for the next job, which resets it: fleet/remote/slots.py);
+  the result bundle stays in the cache's ``results/`` (the newest 50).
 - The agent runs in its own process group (agents/session.py); a cancel — the hub's
   ``distributed.Event(CANCEL_PREFIX + key)``, or the hub's heartbeat (``HEARTBEAT_PREFIX + key``)
   unchanged for ``max(3 × heartbeat_s, 60 s)`` — ends the whole group. A worker process that dies
@@ -53,7 +55,7 @@ from speedrift.errors import InvalidValue, SpeedriftError
 from speedrift.failure_class import FailureClass
 from speedrift.fleet import lanegate
 from speedrift.fleet.merging import outcome_record
-from speedrift.fleet.remote import orphans, repocache
+from speedrift.fleet.remote import orphans, repocache, slots
 from speedrift.fleet.remote.spec import (
     CANCEL_PREFIX,
     HEARTBEAT_PREFIX,
@@ -258,6 +260,7 @@ class _Job:
         self.run_dir = repocache.run_dir(cache, self.job)
         self.timings: dict[str, float] = {}
         self.checkout: repocache.Checkout | None = None
+        self.slot: slots.Slot | None = None  # the kept checkout this job holds
         self.record: orphans.Running | None = None
         self.result_kept = False  # the agent's report was copied into the run dir
         self.poisoned = False  # the agent changed the cache repository's git config or hooks
@@ -306,14 +309,30 @@ class _Job:
         # "fetch": the base commit was fetched; "cached": the cache held it already
         self.timings["fetch" if obtained.fetched else "cached"] = round(time.monotonic() - began, 3)
         repo = obtained.repo
-        checkout = repocache.Checkout(repo, repocache.worktree_path(cache, self.job, spec.repo_name))
+
+        # a checkout kept from an earlier job when a slot is free (fleet/remote/slots.py), else a
+        # one-off worktree
+        def busy(worktree: Path) -> bool:
+            return orphans.agent_left_in(cache, worktree)
+
+        self.slot = slots.take(cache, spec.repo_key, repo, spec.repo_name, busy=busy)
+        checkout = (
+            self.slot.checkout
+            if self.slot is not None
+            else repocache.Checkout(repo, repocache.worktree_path(cache, self.job, spec.repo_name))
+        )
         self.checkout = checkout
         self.record = orphans.Running(
             spec.key, self.job, identity_of(), spec.repo_key, checkout, self.run_dir
         )
-        orphans.write(cache, self.record)  # before the worktree exists: a sweep can always clean up
-        with self._timed("worktree"):
-            repocache.add_worktree(cache, spec.repo_key, checkout, spec.base_commit)
+        orphans.write(cache, self.record)  # before the checkout is touched: a sweep can always clean up
+        began = time.monotonic()
+        if self.slot is not None and slots.prepare(cache, spec.repo_key, checkout, spec.base_commit):
+            self.timings["checkout"] = round(time.monotonic() - began, 3)  # a kept one, reset
+        else:
+            if self.slot is None:
+                repocache.add_worktree(cache, spec.repo_key, checkout, spec.base_commit)
+            self.timings["worktree"] = round(time.monotonic() - began, 3)  # made afresh
         self.run_dir.mkdir(parents=True, exist_ok=True)
         with self._timed("agent"):
             outcome = self._agent(repo, checkout.worktree)
@@ -474,13 +493,18 @@ class _Job:
         return files
 
     def _clean(self) -> None:
-        """The worktree, the run dir and the running record go, whatever happened."""
+        """A one-off worktree, the run dir and the running record go, whatever happened; a kept
+        checkout's slot is given back last (the next job resets it)."""
         spec = self.spec
-        if self.checkout is not None:
-            with contextlib.suppress(Exception):
-                repocache.discard_worktree(self.cache, spec.repo_key, self.checkout)
-        shutil.rmtree(self.run_dir, ignore_errors=True)
-        if self.poisoned:
-            with contextlib.suppress(Exception):
-                repocache.discard_repo(self.cache, spec.repo_key)
-        orphans.drop(self.cache, self.job)
+        try:
+            if self.checkout is not None:
+                with contextlib.suppress(Exception):
+                    repocache.discard_worktree(self.cache, spec.repo_key, self.checkout)
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+            if self.poisoned:
+                with contextlib.suppress(Exception):
+                    repocache.discard_repo(self.cache, spec.repo_key)
+            orphans.drop(self.cache, self.job)
+        finally:
+            if self.slot is not None:
+                self.slot.release()

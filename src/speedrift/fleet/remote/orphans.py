@@ -5,7 +5,8 @@ process running it (its :class:`~speedrift.procs.ProcessIdentity`), the agent's 
 it started (its leader's identity: pgid + start time), and the cache paths it uses (repository,
 worktree, run dir). Dask does not end a job's subprocesses when the worker process dies:
 at every job's start :func:`sweep` looks at every record whose worker process is gone, SIGKILLs the
-agent's whole group when it still runs, removes the worktree and run dir, and drops the
+agent's whole group when it still runs, removes a one-off worktree (a kept checkout stays: the next
+job that takes its slot resets it, fleet/remote/slots.py) and the run dir, and drops the
 record.
 
 Invariants: a record whose worker process still runs is never touched (it may be another worker
@@ -26,7 +27,7 @@ from typing import Any
 import orjson
 
 from speedrift import fsutil, layout, procs, statehome
-from speedrift.fleet.remote import repocache
+from speedrift.fleet.remote import repocache, slots
 from speedrift.procs import ProcessIdentity
 
 RUNNING_DIR = "running"
@@ -51,6 +52,7 @@ class Running:
             "repo_key": self.repo_key,
             "repo": str(self.checkout.repo),
             "worktree": str(self.checkout.worktree),
+            "kept": self.checkout.kept,
             "run_dir": str(self.run_dir),
             "agent": self.agent.to_dict() if self.agent is not None else None,
         }
@@ -81,10 +83,11 @@ def read(cache: Path, path: Path) -> Running | None:
     if worker is None or not all(isinstance(text, str) and text for text in texts):
         return None
     key, job, repo_key, repo, worktree, run_dir = (str(text) for text in texts)
-    checkout = repocache.Checkout(Path(repo), Path(worktree))
+    kept = data.get("kept") is True
+    checkout = repocache.Checkout(Path(repo), Path(worktree), kept=kept)
     inside = (
         (checkout.repo, cache / repocache.REPOS_DIR),
-        (checkout.worktree.parent, cache / repocache.WORK_DIR),
+        (checkout.worktree.parent, cache / (slots.SLOTS_DIR if kept else repocache.WORK_DIR)),
         (Path(run_dir), cache / repocache.RUNS_DIR),
     )
     if not all(_strictly_under(path, folder) for path, folder in inside):
@@ -95,15 +98,30 @@ def read(cache: Path, path: Path) -> Running | None:
 
 def end_agent(agent: ProcessIdentity | None) -> bool:
     """SIGKILL the agent's whole group (see the module docstring for when); whether it was signalled."""
-    if agent is None or agent.pid <= 1:
-        return False
-    leader_alive = procs.identity_alive(agent)
-    orphaned_members = not procs.pid_alive(agent.pid) and procs.group_alive(agent.pid)
-    if not (leader_alive or orphaned_members):
+    if agent is None or not _agent_runs(agent):
         return False
     with contextlib.suppress(PermissionError):
         return procs.signal_group(agent.pid, signal.SIGKILL)
     return False
+
+
+def agent_left_in(cache: Path, worktree: Path) -> bool:
+    """An agent named by a running record still runs in ``worktree`` (its job's worker is gone and
+    no sweep has ended it yet): a slot with such a checkout is not taken (fleet/remote/slots.py)."""
+    folder = cache / RUNNING_DIR
+    if not folder.is_dir():
+        return False
+    for path in folder.glob("*.json"):
+        record = read(cache, path)
+        if record is not None and record.checkout.worktree == worktree and _agent_runs(record.agent):
+            return True
+    return False
+
+
+def _agent_runs(agent: ProcessIdentity | None) -> bool:
+    if agent is None or agent.pid <= 1:
+        return False
+    return procs.identity_alive(agent) or (not procs.pid_alive(agent.pid) and procs.group_alive(agent.pid))
 
 
 def sweep(cache: Path) -> list[str]:

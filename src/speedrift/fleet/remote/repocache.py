@@ -8,9 +8,11 @@ attempt. Layout under the cache directory (:func:`speedrift.statehome.worker_cac
   :data:`KEEP_BASES`, pruned back to them whenever :data:`PRUNE_AT` are loose);
 - ``locks/<repo_key>.lock`` — the per-repository flock held while the cache repository is
   created, fetched into, or a worktree is added to or removed from it;
-- ``work/<job>/<repo name>`` — one attempt's worktree, detached at the base commit (the commits
-  made there travel back as a bundle of ``HEAD``; no branch is made, so none is left behind);
-  ``runs/<job>/`` its run dir; ``tmp/`` — bundles received from the hub while they are fetched;
+- ``slots/<repo_key>/…`` — checkouts kept from job to job (fleet/remote/slots.py);
+- ``work/<job>/<repo name>`` — a one-off worktree when no slot is free; either kind is detached at
+  the base commit (the commits made there travel back as a bundle of ``HEAD``; no branch is made,
+  so none is left behind); ``runs/<job>/`` the job's run dir; ``tmp/`` — bundles received from
+  the hub while they are fetched;
 - ``results/<job>.bundle`` — the result bundles sent back (the newest :data:`KEEP_RESULTS`), so
   an attempt's work survives a hub that never received it.
 
@@ -194,14 +196,19 @@ def _prune_bases(repo: Path) -> None:
 # --- worktrees ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Checkout:
-    repo: Path
+    repo: Path  # the cache repository
     worktree: Path
+    kept: bool = False  # a warm checkout (fleet/remote/slots.py): it stays for the next job
+
+
+def checkout_name(repo_name: str) -> str:
+    """A checkout's directory name: the repository's, as the hub's worktree is named."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", repo_name).strip(".") or "repo"
 
 
 def worktree_path(cache: Path, job: str, repo_name: str) -> Path:
-    """Where job ``job`` (a :func:`safe_name`) works: named like the repository, as the hub's is."""
-    name = re.sub(r"[^A-Za-z0-9._-]", "_", repo_name).strip(".") or "repo"
-    return cache / WORK_DIR / job / name
+    """Where job ``job`` (a :func:`safe_name`) works in a one-off worktree."""
+    return cache / WORK_DIR / job / checkout_name(repo_name)
 
 
 def run_dir(cache: Path, job: str) -> Path:
@@ -224,7 +231,10 @@ def add_worktree(cache: Path, repo_key: str, checkout: Checkout, base_commit: st
 
 
 def discard_worktree(cache: Path, repo_key: str, checkout: Checkout) -> None:
-    """Remove the worktree (git's record of it too) and its job folder."""
+    """Remove a one-off worktree (git's record of it too) and its job folder; a kept checkout
+    stays (the next job that takes its slot resets it: fleet/remote/slots.py)."""
+    if checkout.kept:
+        return
     if not checkout.repo.is_dir():
         shutil.rmtree(checkout.worktree.parent, ignore_errors=True)
         return
