@@ -13,9 +13,11 @@ hub's worker process) and once with the dask executor on a 4-worker cluster star
 ``speedrift cluster up``'s code on 127.0.0.1 (each attempt's agent runs in a Dask worker, which
 obtains the repo from a bundle, commits, gates and ships a bundle back; the hub lands it). Gates
 are skipped on both sides (the comparison is of the transport), the sandbox as ``--sandbox`` says.
-Reported: throughput (tasks/min) and per-task time (the attempt's worker process from start to exit,
-as the service saw it, less the merge-queue and worktree-lock waits), and their dask/local ratios
-(target for the per-task ratio: <= 1.3x). Rounds are interleaved local/dask pairs; medians.
+Reported: throughput (tasks/min), per-task time (the attempt's worker process from start to exit,
+as the service saw it, less the merge-queue and worktree-lock waits) and the whole machine's busy
+CPU per task (/proc/stat: hub, scheduler, workers, git and agents together), and their dask/local
+ratios (target for the per-task ratio: <= 1.3x; with the machine's cores busy, the per-task time
+follows the CPU each task costs). Rounds are interleaved local/dask pairs; medians.
 
 ``register``: one hub cycle's register writes for ``--repos`` repos — the hub's leases taken on
 every repo, the cycle recorded (one cycles row, one repo_health row per repo), and ``--actions``
@@ -53,7 +55,7 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` and `tests` 
 
 from benchmarks.fleetgen import IN_USE, ensure_fleet
 from benchmarks.hub_bench import CHANGED_SHARE, Changes
-from benchmarks.pipeline_bench import make_repo, per_task_times
+from benchmarks.pipeline_bench import machine_cpu_s, make_repo, per_task_times
 from speedrift.fleet import workers
 from speedrift.fleet.config import RepoConfig
 from speedrift.fleet.pipeline import Pipeline
@@ -102,6 +104,7 @@ def run_tasks(root: Path, tasks: int, executor: Executor, sandbox: str) -> dict[
         }
     )
     loop = ServiceLoop(Pipeline(repo, store, config, executor=executor))
+    cpu_before = machine_cpu_s()
     started = time.perf_counter()
     thread = threading.Thread(target=loop.run)
     thread.start()
@@ -113,6 +116,7 @@ def run_tasks(root: Path, tasks: int, executor: Executor, sandbox: str) -> dict[
     loop.stop.set()
     thread.join()
     elapsed = time.perf_counter() - started
+    cpu = machine_cpu_s() - cpu_before
     graph = store.load()
     statuses = [t.get("status") for t in graph.tasks.values()]
     per_task = per_task_times(loop)
@@ -136,6 +140,8 @@ def run_tasks(root: Path, tasks: int, executor: Executor, sandbox: str) -> dict[
         "elapsed_s": elapsed,
         "tasks_per_minute": tasks / elapsed * 60,
         "per_task_s": statistics.mean(per_task) if per_task else float("nan"),
+        # the whole machine's busy CPU over the run, per task: hub, scheduler, workers, git, agents
+        "cpu_per_task_s": cpu / tasks,
         "done": statuses.count("done"),
         "failed": statuses.count("failed"),
         "retried": retried,  # task -> why its first attempt failed (a retry is not a double landing)
@@ -193,6 +199,7 @@ def pipeline(tasks: int, rounds: int, sandbox: str) -> dict[str, Any]:
         name: {
             "tasks_per_minute": median(name, "tasks_per_minute"),
             "per_task_s": median(name, "per_task_s"),
+            "cpu_per_task_s": median(name, "cpu_per_task_s"),
             "elapsed_s": median(name, "elapsed_s"),
             "done": min(r["done"] for r in runs[name]),
             "failed": sum(r["failed"] for r in runs[name]),
@@ -218,6 +225,7 @@ def pipeline(tasks: int, rounds: int, sandbox: str) -> dict[str, Any]:
         **sides,
         "per_task_ratio": sides["dask"]["per_task_s"] / sides["local"]["per_task_s"],
         "throughput_ratio": sides["dask"]["tasks_per_minute"] / sides["local"]["tasks_per_minute"],
+        "cpu_ratio": sides["dask"]["cpu_per_task_s"] / sides["local"]["cpu_per_task_s"],
         "round_ratios": [
             d["per_task_s"] / loc["per_task_s"] for loc, d in zip(runs["local"], runs["dask"], strict=True)
         ],
@@ -397,7 +405,8 @@ def render(report: dict[str, Any]) -> list[str]:
             side = row[name]
             lines.append(
                 f"  {name:5}  {side['tasks_per_minute']:7.1f} tasks/min ({side['elapsed_s']:.1f} s), "
-                f"{side['per_task_s'] * 1000:7.0f} ms per task; done {side['done']}, "
+                f"{side['per_task_s'] * 1000:7.0f} ms per task, machine CPU "
+                f"{side['cpu_per_task_s'] * 1000:.0f} ms per task; done {side['done']}, "
                 f"failed {side['failed']}, lost {side['lost']}, landed twice {side['landed_twice']}, "
                 f"retried {len(side['retried'])}, contents " + ("ok" if side["content_ok"] else "WRONG")
             )
@@ -405,8 +414,8 @@ def render(report: dict[str, Any]) -> list[str]:
                 lines.append(f"    retried {task_id}: its first attempt {why}")
         lines.append(
             f"  dask/local: per-task {row['per_task_ratio']:.2f}x (target <= {TARGET}x: {verdict}), "
-            f"throughput {row['throughput_ratio']:.2f}x; per round: "
-            + ", ".join(f"{r:.2f}x" for r in row["round_ratios"])
+            f"throughput {row['throughput_ratio']:.2f}x, machine CPU per task {row['cpu_ratio']:.2f}x; "
+            "per round: " + ", ".join(f"{r:.2f}x" for r in row["round_ratios"])
         )
     reg = report.get("register")
     if reg:
