@@ -190,12 +190,19 @@ class Offers:
     scheduler: str
     workers: dict[str, dict[str, float]]
 
+    def capable(self, needed: Mapping[str, float]) -> list[str]:
+        """The workers that offer ``needed`` (each resource at least in that amount)."""
+        return [
+            address
+            for address, offered in self.workers.items()
+            if all(offered.get(name, 0.0) >= amount for name, amount in needed.items())
+        ]
+
     def refusal(self, needed: Mapping[str, float]) -> str | None:
         """Why no worker can take a job needing ``needed`` (None: one can)."""
         if not self.workers:
             return f"the Dask scheduler {self.scheduler} has no workers"
-        for offered in self.workers.values():
-            if all(offered.get(name, 0.0) >= amount for name, amount in needed.items()):
-                return None
+        if self.capable(needed):
+            return None
         listed = "; ".join(f"{addr}: {_shown(offered)}" for addr, offered in sorted(self.workers.items()))
         return f"no Dask worker at {self.scheduler} offers {_shown(needed)} (the workers offer: {listed})"

@@ -7,13 +7,16 @@ files in the hub's run dir, the worker's commits fast-forwarded onto the attempt
 outcome rebuilt. Everything else — the claim, the worktree, the prompt, the boundary checks, the
 gates, the review and the merge queue — stays on the hub, whichever executor ran the agent.
 
-Invariants: ``distributed`` is imported only here (and only when a Dask executor is used): the
-default path never needs it. One client per process and scheduler, connected on first use; an
-executor holds only its config, so a pipeline carrying one pickles into a worker process. A job
-whose worker went away comes back as a TRANSIENT failure naming the worker (transient_infra: the
-recovery policy retries it as a new attempt, which Dask may place on any worker); a cancelled
-attempt's agent is ended on the worker (its process group, by the job) before the hub gives up on
-it. Every attempt records where it ran (``machine``: executor, worker, host) in ``attempt.json``.
+Invariants: ``distributed`` is imported only here and in fleet/remote/wait.py (the wait for a
+job), and only when a Dask executor is used: the default path never needs it. One client per
+process and scheduler, connected on first use; an executor holds only its config (and its last look
+at the workers), so a pipeline carrying one pickles into a worker process. A job whose worker went
+away comes back as a TRANSIENT failure naming the worker (transient_infra: the recovery policy
+retries it as a new attempt, which Dask may place on any worker); a cancelled attempt's agent is
+ended on the worker (its process group, by the job) before the hub gives up on it; a job whose thin
+bundle its worker could not take is sent once more with the whole history. Every attempt records
+where it ran and how its repository travelled (``machine``: executor, worker, host, source) in
+``attempt.json``.
 """
 
 from __future__ import annotations
@@ -30,7 +33,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import speedrift
-from speedrift import extras
 from speedrift.agents import sandbox, session
 from speedrift.agents.protocol import (
     CANCELLED,
@@ -46,19 +48,18 @@ from speedrift.errors import SpeedriftError, UsageError
 from speedrift.fleet import attempts, merging, supervisor
 from speedrift.fleet.attempt import Attempt
 from speedrift.fleet.config import RepoConfig
-from speedrift.fleet.remote import ingest
+from speedrift.fleet.remote import held, ingest
 from speedrift.fleet.remote.config import ExecutorConfig, Offers, resources_for
 from speedrift.fleet.remote.source import repo_source
 from speedrift.fleet.remote.spec import (
-    CANCEL_PREFIX,
-    HEARTBEAT_PREFIX,
-    STARTED_PREFIX,
     EnvRecipe,
     ExecutorKind,
     JobResult,
     JobSpec,
+    SourceKind,
     make_key,
 )
+from speedrift.fleet.remote.wait import Wait, distributed_module, gone, transient
 from speedrift.gates.verdict import GateVerdict
 from speedrift.graph.model import Task
 from speedrift.graph.store import GraphStore
@@ -68,7 +69,9 @@ if TYPE_CHECKING:
     from distributed import Client, Future
 
 CANCEL_WAIT_S = 30.0  # after a cancel, beyond the agent's kill grace, the wait for the job to end
-TICK_S = 0.2
+# how long one look at the cluster's workers serves for thin bundles: a worker that joined since
+# and takes the job says what it lacks, and the job goes again with the whole history
+OFFERS_TTL_S = 5.0
 
 
 def machine(executor: ExecutorKind, worker: str | None, host: str | None) -> dict[str, Any]:
@@ -176,10 +179,6 @@ class ClusterUnreachable(SpeedriftError):
     """The Dask scheduler did not answer."""
 
 
-def _distributed() -> Any:
-    return extras.require("distributed", "the dask executor")
-
-
 def client_for(config: ExecutorConfig) -> Client:
     """This process's client of ``config.scheduler``, connected on first use. Raises
     ClusterUnreachable when the scheduler does not answer within ``connect_timeout_s``."""
@@ -189,7 +188,7 @@ def client_for(config: ExecutorConfig) -> Client:
         known = _clients.get(key)
         if known is not None and known.status in ("running", "connecting"):
             return known
-        distributed = _distributed()
+        distributed = distributed_module()
         try:
             made: Client = distributed.Client(address, timeout=config.connect_timeout_s, set_as_default=False)
         except (OSError, TimeoutError) as error:
@@ -220,6 +219,7 @@ class DaskExecutor:
         if config.backend is not ExecutorKind.DASK or not config.scheduler:
             raise UsageError('a Dask executor needs [executor] backend = "dask" and a scheduler')
         self.config = config
+        self._seen: tuple[float, Offers] | None = None  # the workers, as last asked (_held)
 
     @property
     def scheduler(self) -> str:
@@ -249,32 +249,46 @@ class DaskExecutor:
         attempt = work.attempt
         worktree = attempt.worktree
         start = git.rev_parse(worktree, "HEAD") or attempt.base_commit  # a revision builds on the last round
-        key = make_key(work.repo.name, attempt.task_id, attempt.number, uuid.uuid4().hex[:12])
-        placed = machine(ExecutorKind.DASK, None, None) | {"scheduler": self.scheduler, "job": key}
-        attempts.write_attempt(attempt.run_dir, {"machine": placed})
-        try:
-            client = client_for(self.config)
-            spec = self._spec(work, key, start)
-        except ClusterUnreachable as error:
-            return Developed(_transient(error.message), placed)
-        except UsageError as error:  # how the worker would get the repository is misconfigured
-            said = f"{error.message}; fix: {error.hint}" if error.hint else error.message
-            return Developed(RunOutcome(success=False, failure=FailureKind.CONFIG, reason=said), placed)
-        expected = ingest.Expected(key, attempt.task_id, attempt.number, os.getpid())
-        resources = resources_for(attempt.runtime, work.task)
-        from speedrift.fleet.remote.job import run_job
+        thin = True  # the first job's bundle may start after what the workers hold (fleet/remote/held.py)
+        refused_thin: dict[str, Any] = {}  # a worker that lacked what the thin bundle started after
+        while True:
+            key = make_key(work.repo.name, attempt.task_id, attempt.number, uuid.uuid4().hex[:12])
+            placed = machine(ExecutorKind.DASK, None, None) | {"scheduler": self.scheduler, "job": key}
+            attempts.write_attempt(attempt.run_dir, {"machine": placed})
+            try:
+                client = client_for(self.config)
+                spec = self._spec(work, key, start, thin)
+            except ClusterUnreachable as error:
+                return Developed(transient(error.message), placed)
+            except UsageError as error:  # how the worker would get the repository is misconfigured
+                said = f"{error.message}; fix: {error.hint}" if error.hint else error.message
+                return Developed(RunOutcome(success=False, failure=FailureKind.CONFIG, reason=said), placed)
+            placed |= _shipped(spec) | refused_thin
+            attempts.write_attempt(attempt.run_dir, {"machine": placed})
+            expected = ingest.Expected(key, attempt.task_id, attempt.number, os.getpid())
+            resources = resources_for(attempt.runtime, work.task)
+            from speedrift.fleet.remote.job import run_job
 
-        try:
-            future: Future[JobResult] = client.submit(
-                run_job, spec, key=key, pure=False, resources=resources, retries=0
-            )
-        except (OSError, TimeoutError) as error:  # the scheduler went away since it was asked
-            return Developed(_transient(f"the Dask scheduler {self.scheduler} took no job: {error}"), placed)
-        waited = _Wait(client, future, key, self.config.heartbeat_s, attempt.run_dir, placed)
-        got = waited.until_done(work.cancel, work.request.budgets.kill_grace_s + CANCEL_WAIT_S)
-        if isinstance(got, RunOutcome):
-            return Developed(got, waited.placed)
-        return self._ingest(work, got, expected, start, waited.placed)
+            try:
+                future: Future[JobResult] = client.submit(
+                    run_job, spec, key=key, pure=False, resources=resources, retries=0
+                )
+            except (OSError, TimeoutError) as error:  # the scheduler went away since it was asked
+                said = f"the Dask scheduler {self.scheduler} took no job: {error}"
+                return Developed(transient(said), placed)
+            waited = Wait(client, future, key, self.config.heartbeat_s, attempt.run_dir, placed)
+            got = waited.until_done(work.cancel, work.request.budgets.kill_grace_s + CANCEL_WAIT_S)
+            if isinstance(got, RunOutcome):
+                return Developed(got, waited.placed)
+            if got.missing_base and spec.source.prerequisite is not None:
+                # the worker lacks what it was counted on to hold: nothing ran; the whole history now
+                ingest.ensure_current(got, expected, work.store, attempt.run_dir)  # or raises
+                held.forget(work.repo, self.scheduler, got.worker)
+                lacked = {"worker": got.worker, "commits": list(got.missing_base)}
+                refused_thin = {"thin_bundle_lacked": lacked}
+                thin = False
+                continue
+            return self._ingest(work, got, expected, start, waited.placed)
 
     def _ingest(
         self, work: Development, got: JobResult, expected: ingest.Expected, start: str, placed: dict[str, Any]
@@ -284,9 +298,15 @@ class DaskExecutor:
         if got.rerun_of:  # its first worker went away; another one answered that nothing ran again
             ran = placed | machine(ExecutorKind.DASK, got.rerun_of, None) | {"answered_by": got.worker}
             attempts.write_attempt(attempt.run_dir, {"machine": ran})
-            return Developed(_gone(got.rerun_of), ran)
+            return Developed(gone(got.rerun_of), ran)
         ran = placed | machine(ExecutorKind.DASK, got.worker or None, got.host or None)
         attempts.write_attempt(attempt.run_dir, {"machine": ran})
+        if got.missing_base:  # even the whole history did not do: this worker's cache is broken
+            said = ", ".join(commit[:12] for commit in got.missing_base)
+            reason = f"the Dask worker {got.worker} could not take the repository's history (it lacks {said})"
+            return Developed(transient(reason), ran)
+        if got.holds:  # what its cache holds now (the base, or newer: another job's there)
+            held.record(work.repo, self.scheduler, got.worker, got.holds)
         applied = ingest.apply(
             got,
             expected,
@@ -318,14 +338,34 @@ class DaskExecutor:
             verdict.evidence.setdefault("gated_on", got.worker)
         return Developed(outcome, ran, verdict, got.sandbox)
 
-    def _spec(self, work: Development, key: str, start: str) -> JobSpec:
+    def _held(self, work: Development) -> tuple[str, ...]:
+        """For each worker that can take the attempt, the newest base a job of its repository
+        obtained there (fleet/remote/held.py); empty when one of them is not known (or the
+        scheduler does not answer): the bundle then carries the whole history."""
+        known = held.read(work.repo, self.scheduler)
+        if not known:
+            return ()
+        now = time.monotonic()
+        if self._seen is None or now - self._seen[0] > OFFERS_TTL_S:
+            try:
+                self._seen = (now, self.offers())
+            except ClusterUnreachable:
+                return ()
+        return held.of_all(known, self._seen[1].capable(resources_for(work.attempt.runtime, work.task)))
+
+    def _spec(self, work: Development, key: str, start: str, thin: bool) -> JobSpec:
         attempt, request = work.attempt, work.request
+        mode = self.config.repo_source
+
+        def bases() -> tuple[str, ...]:
+            return self._held(work) if thin else ()
+
         return JobSpec(
             key=key,
             version=speedrift.__version__,
             repo_name=work.repo.name,
             repo_key=supervisor.repo_key(work.repo),
-            source=repo_source(work.repo, attempt.worktree, attempt.branch, start, self.config.repo_source),
+            source=repo_source(work.repo, attempt.worktree, attempt.branch, start, mode, bases),
             base_commit=start,
             branch=attempt.branch,
             target_branch=attempt.target_branch,
@@ -347,16 +387,17 @@ class DaskExecutor:
         )
 
 
-def _transient(reason: str) -> RunOutcome:
-    return RunOutcome(success=False, failure=FailureKind.TRANSIENT, reason=reason)
-
-
-def _gone(worker: str | None) -> RunOutcome:
-    where = worker or "(its address unknown)"
-    return _transient(
-        f"the Dask worker {where} running this attempt went away before it finished; nothing it did "
-        "was received, and the attempt is retried as a new one (on any worker)"
-    )
+def _shipped(spec: JobSpec) -> dict[str, Any]:
+    """How the job's repository travelled, for ``attempt.json``: from the remote, or a bundle of
+    the whole history or of what follows ``bundle_after``."""
+    source = spec.source
+    if source.kind is not SourceKind.BUNDLE:
+        return {"source": source.kind.value}
+    return {
+        "source": source.kind.value,
+        "bundle_after": source.prerequisite,
+        "bundle_bytes": len(source.bundle or b""),
+    }
 
 
 def rebuilt_outcome(raw: Mapping[str, Any]) -> RunOutcome:
@@ -370,121 +411,3 @@ def rebuilt_outcome(raw: Mapping[str, Any]) -> RunOutcome:
     if not success and failure is None:
         failure = FailureKind.AGENT_ERROR
     return replace(outcome, success=success, failure=failure, fault=fault, result_file=None)
-
-
-# --- waiting for a job ------------------------------------------------------------------------------------
-def _started_worker(raw: object) -> str | None:
-    """The worker address in a job's STARTED metadata (an address, or a record naming it)."""
-    if isinstance(raw, str) and raw:
-        return raw
-    if isinstance(raw, Mapping):
-        for name in ("worker", "address"):
-            value = raw.get(name)
-            if isinstance(value, str) and value:
-                return value
-    return None
-
-
-class _Wait:
-    """Waiting for one job: the hub's heartbeat while it waits, the worker it started on as soon as
-    the scheduler says, a cancel passed on to the job, and how the wait ended."""
-
-    def __init__(
-        self,
-        client: Client,
-        future: Future[JobResult],
-        key: str,
-        heartbeat_s: float,
-        run_dir: Path,
-        placed: dict[str, Any],
-    ) -> None:
-        # distributed is untyped: its client and future are used as Any here
-        self.client: Any = client
-        self.future: Any = future
-        self.key = key
-        self.heartbeat_s = heartbeat_s
-        self.run_dir = run_dir
-        self.placed = dict(placed)
-        self._done = threading.Event()
-
-    def _beat(self) -> None:
-        while True:
-            # the scheduler briefly away: the future says what happened
-            with contextlib.suppress(Exception):
-                self.client.set_metadata(HEARTBEAT_PREFIX + self.key, time.time())
-                if self.placed.get("worker") is None:
-                    self._learn_worker()
-            if self._done.wait(self.heartbeat_s):
-                return
-
-    def _learn_worker(self) -> str | None:
-        if self.placed.get("worker") is None:
-            try:
-                raw = self.client.get_metadata(STARTED_PREFIX + self.key, default=None)
-            except Exception:  # the scheduler is gone: the worker stays unknown
-                raw = None
-            found = _started_worker(raw)
-            if found is not None:
-                self.placed["worker"] = found
-                attempts.write_attempt(self.run_dir, {"machine": self.placed})
-        worker = self.placed.get("worker")
-        return worker if isinstance(worker, str) else None
-
-    def until_done(self, cancel: threading.Event, cancel_wait_s: float) -> JobResult | RunOutcome:
-        beat = threading.Thread(target=self._beat, name=f"heartbeat-{self.key}", daemon=True)
-        beat.start()
-        finished = threading.Event()  # set by Dask the moment the job's future is done
-        self.future.add_done_callback(lambda _future: finished.set())
-        try:
-            while not finished.wait(TICK_S):
-                if cancel.is_set():
-                    return self._cancelled(cancel_wait_s)
-            return self._result()
-        finally:
-            self._done.set()
-            beat.join(timeout=5)
-
-    def _cancelled(self, wait_s: float) -> JobResult | RunOutcome:
-        """Tell the job to end its agent (it kills the agent's process group), give it the kill
-        grace to report, then drop the future (Dask alone would leave the agent running)."""
-        distributed = _distributed()
-        with contextlib.suppress(Exception):  # the scheduler is gone: so is the job's way to report
-            distributed.Event(CANCEL_PREFIX + self.key, client=self.client).set()
-        deadline = time.monotonic() + wait_s
-        while not self.future.done() and time.monotonic() < deadline:
-            time.sleep(TICK_S)
-        if self.future.done():
-            got = self._result()
-            if isinstance(got, JobResult):
-                return got
-        with contextlib.suppress(Exception):  # already gone
-            self.client.cancel(self.future)
-        return RunOutcome(success=False, failure=FailureKind.CRASHED, reason=CANCELLED)
-
-    def _result(self) -> JobResult | RunOutcome:
-        distributed = _distributed()
-        from distributed.scheduler import KilledWorker
-
-        try:
-            got = self.future.result()
-        except KilledWorker as killed:
-            last = getattr(getattr(killed, "last_worker", None), "address", None)
-            return _gone(self._learn_worker() or (str(last) if last else None))
-        except (distributed.comm.CommClosedError, OSError, TimeoutError) as error:
-            worker = self._learn_worker()
-            return _transient(
-                f"the Dask cluster lost the job of this attempt ({type(error).__name__}: {error}) while "
-                f"worker {worker or '(unknown)'} ran it; it is retried as a new attempt"
-            )
-        except Exception as error:  # a cancelled future, or the job's own bug on the worker
-            worker = self._learn_worker()
-            said = str(error)[:500] or type(error).__name__
-            return RunOutcome(
-                success=False,
-                failure=FailureKind.CRASHED,
-                reason=f"the attempt's job failed on the Dask worker {worker or '(unknown)'}: "
-                f"{type(error).__name__}: {said}",
-            )
-        if not isinstance(got, JobResult):
-            return _transient(f"the Dask job returned {type(got).__name__}, not a JobResult")
-        return got

@@ -24,6 +24,8 @@ Invariants:
   ``distributed.Event(CANCEL_PREFIX + key)``, or the hub's heartbeat (``HEARTBEAT_PREFIX + key``)
   unchanged for ``max(3 × heartbeat_s, 60 s)`` — ends the whole group. A worker process that dies
   leaves a running record whose group the next job's sweep ends (fleet/remote/orphans.py).
+- A job whose thin bundle starts after commits this worker's cache lacks runs nothing and answers
+  ``missing_base``: the hub sends it again with the whole history.
 - A job Dask runs again after its first worker vanished (``STARTED_PREFIX + key`` names another
   worker) runs nothing and answers ``rerun_of``: the hub retries the attempt under a new key.
 - A worker of another speedrift version, without the runtime, or without the sandbox a
@@ -261,6 +263,7 @@ class _Job:
         self.timings: dict[str, float] = {}
         self.checkout: repocache.Checkout | None = None
         self.slot: slots.Slot | None = None  # the kept checkout this job holds
+        self.holds = ""  # the newest base the cache holds, once obtained
         self.record: orphans.Running | None = None
         self.result_kept = False  # the agent's report was copied into the run dir
         self.poisoned = False  # the agent changed the cache repository's git config or hooks
@@ -268,6 +271,8 @@ class _Job:
     def run(self) -> JobResult:
         try:
             return self._attempt()
+        except repocache.MissingBase as missing:  # nothing ran: the hub sends the whole history
+            return _answer(self.spec, self.worker, self.host, missing_base=missing.commits)
         except Exception as error:
             said = error.message if isinstance(error, SpeedriftError) else f"{type(error).__name__}: {error}"
             reason = redact.redact_text(f"the job failed on worker {self.worker} ({self.host}): {said}")
@@ -290,6 +295,7 @@ class _Job:
             outcome=record,
             sandbox=self.decision.evidence(),
             timings=dict(self.timings),
+            holds=self.holds,
             **fields,
         )
 
@@ -309,6 +315,7 @@ class _Job:
         # "fetch": the base commit was fetched; "cached": the cache held it already
         self.timings["fetch" if obtained.fetched else "cached"] = round(time.monotonic() - began, 3)
         repo = obtained.repo
+        self.holds = repocache.newest_base(repo, spec.base_commit)
 
         # a checkout kept from an earlier job when a slot is free (fleet/remote/slots.py), else a
         # one-off worktree

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -67,6 +68,18 @@ _COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 class CacheError(SpeedriftError):
     """The cache could not provide the base commit (fetch failed, the source lacks it)."""
+
+
+class MissingBase(CacheError):
+    """The hub's bundle starts after commits this cache does not hold (``commits``): the hub's
+    record of what this worker holds was wrong or old; it sends the whole history instead."""
+
+    def __init__(self, commits: tuple[str, ...]) -> None:
+        super().__init__(
+            f"the cache lacks {', '.join(c[:12] for c in commits)}, which the job's bundle starts after",
+            hint="the hub sends the job again with the whole history",
+        )
+        self.commits = commits
 
 
 def safe_name(key: str) -> str:
@@ -138,6 +151,21 @@ def obtain(cache: Path, repo_key: str, source: RepoSource, base_commit: str, *, 
         return Obtained(repo, fetched=True)
 
 
+def newest_base(repo: Path, fallback: str) -> str:
+    """The base commit this cache repository fetched or kept last (its newest loose base ref, by
+    when it was written; no git process), else ``fallback``: what a job tells the hub this worker
+    holds (fleet/remote/held.py) — on a machine whose workers share the cache, whatever any of them
+    fetched."""
+    newest: tuple[float, str] | None = None
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(repo / BASE_REFS):
+            if _COMMIT.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+                written = entry.stat(follow_symlinks=False).st_mtime
+                if newest is None or written > newest[0]:
+                    newest = (written, entry.name)
+    return newest[1] if newest is not None else fallback
+
+
 def _ensure(cache: Path, repo_key: str) -> Path:
     repo = repo_path(cache, repo_key)
     if (repo / "HEAD").is_file():
@@ -155,18 +183,52 @@ def _fetch(cache: Path, repo: Path, source: RepoSource, base_commit: str, tag: s
     refspec = f"+{wanted}:{BASE_REFS}{base_commit}"
     if source.kind is SourceKind.BUNDLE:
         if not source.bundle:
+            if source.prerequisite:  # the hub counted on this cache holding the base itself
+                raise MissingBase((source.prerequisite,))
             raise CacheError("the job's source is a bundle, but it carries none", hint="a hub bug: report it")
         incoming = cache / TMP_DIR / f"{tag}.bundle"
         incoming.parent.mkdir(parents=True, exist_ok=True)
         fsutil.write_atomic(incoming, source.bundle, durable=False)
         try:
             _run_fetch(repo, [*FETCH_FLAGS, str(incoming), refspec], "the hub's bundle")
+        except CacheError:
+            missing = lacking(repo, bundle_prerequisites(source.bundle))
+            if missing:
+                raise MissingBase(missing) from None
+            raise
         finally:
             incoming.unlink(missing_ok=True)
         return
     if not source.url:
         raise CacheError("the job's source is a remote, but it names no URL", hint="a hub bug: report it")
     _run_fetch(repo, [*FETCH_FLAGS, *REMOTE_ONLY_FLAGS, source.url, refspec], source.url)
+
+
+def bundle_prerequisites(data: bytes) -> tuple[str, ...]:
+    """The commits a git bundle (v2 or v3) starts after: the ``-<id>`` lines of its header."""
+    header, blank, _pack = data.partition(b"\n\n")
+    lines = header.split(b"\n")
+    if not blank or not lines[0].startswith(b"# v") or not lines[0].endswith(b" git bundle"):
+        return ()
+    found = []
+    for line in lines[1:]:
+        if line.startswith(b"-"):
+            oid = line[1:].split(b" ", 1)[0].decode("ascii", "replace")
+            if _COMMIT.fullmatch(oid):
+                found.append(oid)
+    return tuple(found)
+
+
+def lacking(repo: Path, commits: tuple[str, ...]) -> tuple[str, ...]:
+    """Those of ``commits`` the repository does not hold (one git process)."""
+    if not commits:
+        return ()
+    listed = "".join(f"{commit}\n" for commit in commits)
+    checked = git.run(["cat-file", "--batch-check=%(objectname)"], repo, check=False, input_text=listed)
+    if checked.returncode != 0:
+        return commits
+    held = {line for line in checked.stdout.splitlines() if " " not in line}  # absent: "<id> missing"
+    return tuple(commit for commit in commits if commit not in held)
 
 
 def _run_fetch(repo: Path, args: list[str], what: str) -> None:

@@ -76,8 +76,13 @@ class SourceKind(StrEnum):
 class RepoSource:
     kind: SourceKind
     url: str | None = None  # REMOTE: what the worker fetches from (never a local path of the hub)
-    bundle: bytes | None = None  # BUNDLE: `git bundle` of the base commit's history
+    # BUNDLE: `git bundle` of the base commit's history — all of it, or only what follows
+    # ``prerequisite`` (empty when the base is the prerequisite itself)
+    bundle: bytes | None = None
     ref: str = ""  # the ref inside the bundle / on the remote that holds the base commit
+    # BUNDLE: the commit the bundle starts after, which every worker that may take the job is
+    # known to hold (fleet/remote/held.py); None: the bundle carries the whole history
+    prerequisite: str | None = None
 
 
 @dataclass(frozen=True)
@@ -99,7 +104,7 @@ class JobSpec:
     repo_key: str  # the worker's cache directory for this repository (fleet/supervisor.repo_key)
     source: RepoSource
     base_commit: str
-    branch: str  # the attempt's branch name (the result bundle carries it)
+    branch: str  # the attempt's branch on the hub (the worker makes no branch: its bundle is of HEAD)
     target_branch: str
     task: dict[str, Any]  # the task as claimed
     attempt: int
@@ -138,3 +143,9 @@ class JobResult:
     rerun_of: str | None = None  # this job had started on that worker, which vanished: not run again
     refused: str | None = None  # the worker would not run it (version mismatch, no runtime, …)
     timings: dict[str, float] = field(default_factory=dict)
+    # the commits a thin bundle starts after that this worker's cache lacks: nothing ran, and the
+    # hub sends the job again with the whole history
+    missing_base: tuple[str, ...] = ()
+    # the newest base this worker's cache holds (fleet/remote/repocache.newest_base), for the
+    # hub's record of what it may ship thin (fleet/remote/held.py); "" when not known
+    holds: str = ""
