@@ -13,11 +13,13 @@ hub's worker process) and once with the dask executor on a 4-worker cluster star
 ``speedrift cluster up``'s code on 127.0.0.1 (each attempt's agent runs in a Dask worker, which
 obtains the repo from a bundle, commits, gates and ships a bundle back; the hub lands it). Gates
 are skipped on both sides (the comparison is of the transport), the sandbox as ``--sandbox`` says.
-Reported: throughput (tasks/min), per-task time (the attempt's worker process from start to exit,
-as the service saw it, less the merge-queue and worktree-lock waits) and the whole machine's busy
-CPU per task (/proc/stat: hub, scheduler, workers, git and agents together), and their dask/local
-ratios (target for the per-task ratio: <= 1.3x; with the machine's cores busy, the per-task time
-follows the CPU each task costs). Rounds are interleaved local/dask pairs; medians.
+Each side first runs ``--warmup`` tasks, not counted (first imports in the scheduler, the workers
+and the forkserver; each worker cache's first repository). Reported: throughput (tasks/min),
+per-task time (the attempt from hand-over to report, as the service saw it, less the merge-queue
+and worktree-lock waits) and the whole machine's busy CPU per task (/proc/stat: hub, scheduler,
+workers, git and agents together), and their dask/local ratios (target for the per-task ratio:
+<= 1.3x; with the machine's cores busy, the per-task time follows the CPU each task costs).
+Rounds are interleaved local/dask pairs; medians.
 
 ``register``: one hub cycle's register writes for ``--repos`` repos — the hub's leases taken on
 every repo, the cycle recorded (one cycles row, one repo_health row per repo), and ``--actions``
@@ -162,8 +164,10 @@ def _first_failure(repo: Path, task_id: str) -> str:
     return f"{record.get('failure')}: {str(record.get('reason'))[:200]}"
 
 
-def pipeline(tasks: int, rounds: int, sandbox: str) -> dict[str, Any]:
-    """Interleaved local/dask pairs on one 4-worker cluster; medians and ratios."""
+def pipeline(tasks: int, rounds: int, sandbox: str, warmup: int = 0) -> dict[str, Any]:
+    """Interleaved local/dask pairs on one 4-worker cluster; medians and ratios. ``warmup``: tasks
+    each side runs first, not counted (the scheduler's and workers' first imports of speedrift,
+    each worker cache's first repository, the forkserver's first children)."""
     work = Path(tempfile.mkdtemp(prefix="speedrift-cluster-bench-"))
     env = {**os.environ, "SPEEDRIFT_WORKER_CACHE": str(work / "worker-cache")}
     started = time.perf_counter()
@@ -177,6 +181,13 @@ def pipeline(tasks: int, rounds: int, sandbox: str) -> dict[str, Any]:
     workers.context(("distributed",))
     runs: dict[str, list[dict[str, Any]]] = {"local": [], "dask": []}
     try:
+        if warmup:
+            for name, executor in (("local", local), ("dask", dask)):
+                root = work / f"warmup-{name}"
+                root.mkdir()
+                done = run_tasks(root, warmup, executor, sandbox)["done"]
+                shutil.rmtree(root, ignore_errors=True)
+                log(f"warm-up {name}: {done}/{warmup} tasks done (not counted)")
         for number in range(rounds):
             for name, executor in (("local", local), ("dask", dask)):
                 root = work / f"{name}-{number}"
@@ -218,6 +229,7 @@ def pipeline(tasks: int, rounds: int, sandbox: str) -> dict[str, Any]:
     correct = correct and sides["dask"]["executors"] == ["dask"] and sides["local"]["executors"] == ["local"]
     return {
         "tasks": tasks,
+        "warmup": warmup,
         "in_flight": IN_FLIGHT,
         "rounds": rounds,
         "sandbox": sandbox,
@@ -397,7 +409,8 @@ def render(report: dict[str, Any]) -> list[str]:
         verdict = "PASS" if row["per_task_ratio"] <= TARGET else "FAIL"
         lines += [
             f"{row['tasks']} shell tasks, {row['in_flight']} in flight, gates skipped, "
-            f"sandbox {row['sandbox']}, {row['rounds']} round(s); "
+            f"sandbox {row['sandbox']}, {row['rounds']} round(s) after {row['warmup']} warm-up task(s) "
+            "per side; "
             f"a {row['in_flight']}-worker Dask cluster on 127.0.0.1 "
             f"(up in {row['cluster_startup_s']:.1f} s, not counted)",
         ]
@@ -450,6 +463,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", type=int, default=200, help="pipeline: shell tasks per side (default 200)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per section; medians")
     parser.add_argument(
+        "--warmup", type=int, default=8, help="pipeline: tasks per side run first, not counted (default 8)"
+    )
+    parser.add_argument(
         "--sections", default="pipeline,register,cycle", help="any of pipeline, register, cycle"
     )
     parser.add_argument("--repos", type=int, default=1000, help="register and cycle: repos (default 1000)")
@@ -467,7 +483,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {}
     ok = True
     if "pipeline" in sections:
-        report["pipeline"] = pipeline(args.tasks, args.rounds, args.sandbox)
+        report["pipeline"] = pipeline(args.tasks, args.rounds, args.sandbox, args.warmup)
         ok = report["pipeline"]["correct"]
     if sections & {"register", "cycle"}:
         from tests.pgserver import PgServer
