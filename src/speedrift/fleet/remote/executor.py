@@ -339,8 +339,8 @@ class DaskExecutor:
         return Developed(outcome, ran, verdict, got.sandbox)
 
     def _held(self, work: Development) -> tuple[str, ...]:
-        """For each worker that can take the attempt, the newest base a job of its repository
-        obtained there (fleet/remote/held.py); empty when one of them is not known (or the
+        """For each worker that can take the attempt, the newest base its cache was last seen to
+        hold of the repository (fleet/remote/held.py); empty when one of them is not known (or the
         scheduler does not answer): the bundle then carries the whole history."""
         known = held.read(work.repo, self.scheduler)
         if not known:

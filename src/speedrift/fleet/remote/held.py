@@ -1,5 +1,6 @@
-"""What the hub knows each Dask worker's cache holds of a repository: the base commit its newest job
-there obtained (fleet/remote/repocache.py keeps it, and so everything before it).
+"""What the hub knows each Dask worker's cache holds of a repository: the newest base commit its
+last job there reported (fleet/remote/repocache.py ``newest_base``: it keeps that commit, and so
+everything before it).
 
 Job: let the hub ship a *thin* bundle — only the history after a commit every worker that may take
 the job holds (fleet/remote/source.py) — instead of the branch's whole history with every job.
@@ -50,7 +51,7 @@ def _load(path: Path) -> dict[str, dict[str, str]]:
 
 
 def read(repo: Path, scheduler: str) -> dict[str, str]:
-    """Worker address -> the newest base commit a job of ``repo`` obtained there."""
+    """Worker address -> the newest base commit its cache was last seen to hold of ``repo``."""
     return _load(held_path(repo)).get(scheduler, {})
 
 
@@ -75,7 +76,7 @@ def _update(repo: Path, scheduler: str, worker: str, commit: str | None) -> None
 
 
 def record(repo: Path, scheduler: str, worker: str, commit: str) -> None:
-    """A job of ``repo`` on ``worker`` obtained ``commit``."""
+    """A job of ``repo`` on ``worker`` reported its cache holds ``commit``."""
     if worker and _COMMIT.fullmatch(commit):
         _update(repo, scheduler, worker, commit)
 
