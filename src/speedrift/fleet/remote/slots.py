@@ -104,9 +104,10 @@ def _own(checkout: Checkout) -> bool:
         text = dot_git.read_text().strip()
         if not text.startswith("gitdir: "):
             return False
-        record = Path(text.removeprefix("gitdir: "))
-        back = Path((record / "gitdir").read_text().strip())
-        return record.parent.resolve() == (checkout.repo / "worktrees").resolve() and back == dot_git
+        # git writes absolute paths, or relative ones (worktree.useRelativePaths): either resolves
+        record = (checkout.worktree / text.removeprefix("gitdir: ")).resolve()
+        back = (record / Path((record / "gitdir").read_text().strip())).resolve()
+        return record.parent == (checkout.repo / "worktrees").resolve() and back == dot_git.resolve()
     except (OSError, UnicodeDecodeError):
         return False
 
