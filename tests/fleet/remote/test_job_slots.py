@@ -51,9 +51,10 @@ def test_the_next_job_works_in_the_kept_checkout_reset_to_its_base_with_nothing_
         "echo changed > README.md && echo new > untracked.txt && mkdir -p build && echo x > build/out "
         "&& git init -q nested && echo n > nested/n.txt && exit 3"  # a failed run leaves it all behind
     )
-    first = run(make_spec(repo, messy), cache)
+    spec = make_spec(repo, messy)
+    first = run(spec, cache)
     assert first.outcome["success"] is False and "worktree" in first.timings  # made afresh
-    kept = slot_checkout(cache, make_spec(repo, "true"))
+    kept = slot_checkout(cache, spec)
     assert (kept / "build" / "out").is_file()  # the checkout stayed as the agent left it
 
     newer = commit_file(repo, "later.txt", "later\n")  # the next job starts from a newer base
@@ -69,12 +70,8 @@ def test_the_next_job_works_in_the_kept_checkout_reset_to_its_base_with_nothing_
     assert files - {"listing.txt"} == set(sh_git(repo, "ls-tree", "-r", "--name-only", newer).split())
     assert leftovers(cache) == []
     # one checkout for both jobs: git records exactly one worktree besides the bare repository
-    cache_repo = repocache.repo_path(cache, second_key(repo))
+    cache_repo = repocache.repo_path(cache, spec.repo_key)
     assert len(sh_git(cache_repo, "worktree", "list").splitlines()) == 2
-
-
-def second_key(repo: Path) -> str:
-    return make_spec(repo, "true").repo_key
 
 
 def test_a_slot_another_job_holds_is_passed_over_for_the_next(tmp_path: Path) -> None:
@@ -125,8 +122,9 @@ def test_a_slot_an_orphaned_agent_still_runs_in_waits_and_the_sweep_leaves_its_c
         dead_worker = ProcessIdentity(os.getpid(), started=1)
         job_dir = repocache.run_dir(cache, "dead")
         job_dir.mkdir(parents=True)
-        record = orphans.Running("key-dead", "dead", dead_worker, first.repo_key, checkout, job_dir, None)
-        orphans.write(cache, orphans.Running(**{**record.__dict__, "agent": identity_of(agent.pid)}))
+        left = identity_of(agent.pid)
+        record = orphans.Running("key-dead", "dead", dead_worker, first.repo_key, checkout, job_dir, left)
+        orphans.write(cache, record)
 
         assert orphans.agent_left_in(cache, kept) is True
         taken = slots.take(
