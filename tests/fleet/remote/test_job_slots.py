@@ -39,6 +39,16 @@ def slot_checkout(cache: Path, spec: JobSpec, number: int = 0) -> Path:
     return slots.slot_folder(cache, spec.repo_key) / str(number) / repocache.checkout_name(spec.repo_name)
 
 
+def one_job_ran(tmp_path: Path, command: str = "echo a > a.txt") -> tuple[Path, Path, JobSpec, Path]:
+    """A repository, a cache in which one job of it ran (``command``), its spec, and the checkout
+    that job left in slot 0."""
+    repo = user_repo(tmp_path / "repo")
+    cache = tmp_path / "cache"
+    spec = make_spec(repo, command)
+    run(spec, cache)
+    return repo, cache, spec, slot_checkout(cache, spec)
+
+
 def test_the_next_job_works_in_the_kept_checkout_reset_to_its_base_with_nothing_of_the_last_left(
     tmp_path: Path,
 ) -> None:
@@ -110,11 +120,7 @@ def test_every_slot_taken_gives_a_one_off_worktree_removed_after_the_job(tmp_pat
 def test_a_slot_an_orphaned_agent_still_runs_in_waits_and_the_sweep_leaves_its_checkout(
     tmp_path: Path,
 ) -> None:
-    repo = user_repo(tmp_path / "repo")
-    cache = tmp_path / "cache"
-    first = make_spec(repo, "echo a > a.txt")
-    assert run(first, cache).outcome["success"] is True
-    kept = slot_checkout(cache, first)
+    _repo, cache, first, kept = one_job_ran(tmp_path)
     agent = subprocess.Popen(["sh", "-c", "sleep 60"], start_new_session=True, cwd=kept)
     try:
         # the running record of a job whose worker process died while its agent ran in slot 0
@@ -149,11 +155,7 @@ def test_a_slot_an_orphaned_agent_still_runs_in_waits_and_the_sweep_leaves_its_c
 
 
 def test_a_checkout_whose_git_link_was_changed_is_made_afresh(tmp_path: Path) -> None:
-    repo = user_repo(tmp_path / "repo")
-    cache = tmp_path / "cache"
-    first = make_spec(repo, "echo a > a.txt")
-    assert run(first, cache).outcome["success"] is True
-    kept = slot_checkout(cache, first)
+    repo, cache, _first, kept = one_job_ran(tmp_path)
     elsewhere = tmp_path / "elsewhere"  # a repository that has the base too: git alone would use it
     subprocess.run(["git", "clone", "-q", str(repo), str(elsewhere)], check=True, capture_output=True)
     before = sh_git(elsewhere, "rev-parse", "HEAD")
@@ -170,12 +172,9 @@ def test_a_checkout_whose_git_link_was_changed_is_made_afresh(tmp_path: Path) ->
 
 
 def test_a_checkout_git_cannot_reset_is_set_aside_and_made_afresh(tmp_path: Path) -> None:
-    repo = user_repo(tmp_path / "repo")
-    cache = tmp_path / "cache"
     # an agent killed in the middle of a git command leaves the checkout's index locked
-    first = make_spec(repo, 'echo x > x.txt; touch "$(git rev-parse --git-dir)/index.lock"; exit 1')
-    assert run(first, cache).outcome["success"] is False
-    kept = slot_checkout(cache, first)
+    locking = 'echo x > x.txt; touch "$(git rev-parse --git-dir)/index.lock"; exit 1'
+    repo, cache, _first, kept = one_job_ran(tmp_path, locking)
     assert (kept / "x.txt").is_file()
 
     second = run(make_spec(repo, "echo b > b.txt", task_id="t-b"), cache)
