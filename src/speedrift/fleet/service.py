@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from speedrift import layout, pausestore, records
+from speedrift import fsutil, layout, pausestore, records
 from speedrift.agents.protocol import CANCELLED
 from speedrift.errors import SpeedriftError
 from speedrift.fleet import (
@@ -466,12 +466,9 @@ def serve(pipeline: Pipeline, log_path: Path, admission: Callable[[], tuple[bool
     ``admission`` (``--hub``) is asked before every claim; see :attr:`ServiceLoop.admission`."""
     folder = service_dir(pipeline.repo)
     folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(layout.service_lock_path(pipeline.repo), os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise SpeedriftError(f"a speedrift service is already running for {pipeline.repo}") from None
+    fd = fsutil.try_flock(layout.service_lock_path(pipeline.repo))
+    if fd is None:
+        raise SpeedriftError(f"a speedrift service is already running for {pipeline.repo}")
     pid_file = layout.service_pid_path(pipeline.repo)
     pid_file.write_text(str(os.getpid()))
     handle = open(log_path, "a", buffering=1)  # noqa: SIM115 - lives as long as the service
@@ -494,6 +491,5 @@ def serve(pipeline: Pipeline, log_path: Path, admission: Callable[[], tuple[bool
         log("service stopped")
         handle.close()
         pid_file.unlink(missing_ok=True)
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+        fsutil.release_flock(fd)
     return 0
