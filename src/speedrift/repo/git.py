@@ -78,7 +78,8 @@ _UNKNOWN = ""  # _read_ref: the files do not settle it, ask git
 _HEX = frozenset("0123456789abcdef")
 
 
-def _object_id(text: str) -> bool:
+def is_object_id(text: str) -> bool:
+    """``text`` is a full object id (SHA-1 or SHA-256, lower-case hex)."""
     return len(text) in (40, 64) and set(text) <= _HEX
 
 
@@ -92,7 +93,7 @@ def _read_ref(checkout: Path, ref: str) -> str | None:
             if (common / "reftable").exists():
                 return _UNKNOWN
             head = (git_dir(checkout) / "HEAD").read_text().strip()
-            if _object_id(head):
+            if is_object_id(head):
                 return head  # detached
             if not head.startswith("ref: refs/heads/"):
                 return _UNKNOWN
@@ -123,7 +124,7 @@ def ref_from_files(common: Path, ref: str) -> str | None:
         except IsADirectoryError:
             return _UNKNOWN
         if loose is not None:
-            return loose if _object_id(loose) else _UNKNOWN
+            return loose if is_object_id(loose) else _UNKNOWN
         try:
             packed = (common / "packed-refs").read_text()
         except FileNotFoundError:
@@ -131,7 +132,7 @@ def ref_from_files(common: Path, ref: str) -> str | None:
         for line in packed.splitlines():
             oid, _, name = line.partition(" ")
             if name == ref:
-                return oid if _object_id(oid) else _UNKNOWN
+                return oid if is_object_id(oid) else _UNKNOWN
         return None
     except (OSError, UnicodeDecodeError):
         return _UNKNOWN

@@ -16,16 +16,15 @@ so a wrong or stale entry costs one more round trip and never a wrong result. Re
 from __future__ import annotations
 
 import contextlib
-import re
 from pathlib import Path
 
 import orjson
 
 from speedrift import fsutil, layout
+from speedrift.repo import git
 
 HELD_FILE = "held.json"
 MAX_WORKERS = 1000  # entries kept per scheduler (workers come and go under new addresses)
-_COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 
 def held_path(repo: Path) -> Path:
@@ -45,7 +44,7 @@ def _load(path: Path) -> dict[str, dict[str, str]]:
             clean[scheduler] = {
                 str(worker): commit
                 for worker, commit in workers.items()
-                if isinstance(commit, str) and _COMMIT.fullmatch(commit)
+                if isinstance(commit, str) and git.is_object_id(commit)
             }
     return clean
 
@@ -77,7 +76,7 @@ def _update(repo: Path, scheduler: str, worker: str, commit: str | None) -> None
 
 def record(repo: Path, scheduler: str, worker: str, commit: str) -> None:
     """A job of ``repo`` on ``worker`` reported its cache holds ``commit``."""
-    if worker and _COMMIT.fullmatch(commit):
+    if worker and git.is_object_id(commit):
         _update(repo, scheduler, worker, commit)
 
 

@@ -187,7 +187,7 @@ def fetch_result(worktree: Path, branch: str, start: str, result: JobResult, run
         if result.tip not in (None, start):
             _refuse(f"it names tip {result.tip} but brings no bundle")
         return start
-    if not re.fullmatch(r"[0-9a-f]{40}([0-9a-f]{24})?", result.tip):
+    if not git.is_object_id(result.tip):
         _refuse(f"its tip {result.tip!r} is not a commit id")
     head = git.rev_parse(worktree, "HEAD")
     on = git.current_branch(worktree)

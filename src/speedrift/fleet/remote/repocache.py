@@ -63,7 +63,6 @@ FETCH_FLAGS = (
 )
 REMOTE_ONLY_FLAGS = ("--upload-pack=git-upload-pack",)
 _KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-_COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 
 class CacheError(SpeedriftError):
@@ -99,7 +98,7 @@ def check_repo_key(repo_key: str) -> str:
 
 
 def check_commit(commit: str) -> str:
-    if not _COMMIT.fullmatch(commit):
+    if not git.is_object_id(commit):
         raise InvalidValue(f"base_commit {commit!r} is not a full commit id", hint="pass the 40/64-hex id")
     return commit
 
@@ -159,7 +158,7 @@ def newest_base(repo: Path, fallback: str) -> str:
     newest: tuple[float, str] | None = None
     with contextlib.suppress(OSError):
         for entry in os.scandir(repo / BASE_REFS):
-            if _COMMIT.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+            if git.is_object_id(entry.name) and entry.is_file(follow_symlinks=False):
                 written = entry.stat(follow_symlinks=False).st_mtime
                 if newest is None or written > newest[0]:
                     newest = (written, entry.name)
@@ -214,7 +213,7 @@ def bundle_prerequisites(data: bytes) -> tuple[str, ...]:
     for line in lines[1:]:
         if line.startswith(b"-"):
             oid = line[1:].split(b" ", 1)[0].decode("ascii", "replace")
-            if _COMMIT.fullmatch(oid):
+            if git.is_object_id(oid):
                 found.append(oid)
     return tuple(found)
 
